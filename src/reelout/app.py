@@ -1,0 +1,113 @@
+"""create_app(settings) -> FastAPI: wires the runtime, error handling, CORS and every domain's router."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from reelout import __version__
+from reelout.auth import service as auth_service
+from reelout.auth.routes import router as keys_router
+from reelout.clock import Clock
+from reelout.config import Settings
+from reelout.db.migrate import upgrade
+from reelout.errors import ReeloutError
+from reelout.jobs.worker import EmbeddedWorker
+from reelout.media.routes import router as videos_router
+from reelout.runtime import Runtime
+from reelout.uploads import tus
+from reelout.uploads.order_routes import router as orders_router
+from reelout.uploads.routes import MethodOverrideMiddleware
+from reelout.uploads.routes import router as tus_router
+
+log = logging.getLogger("reelout")
+
+
+def prepare(rt: Runtime) -> None:
+    """Migrate the database and make sure an admin key exists (printing a new one once)."""
+    upgrade(rt.db)
+    settings = rt.settings
+    with rt.db.session() as session:
+        generated = auth_service.bootstrap_admin(
+            session,
+            rt.clock,
+            token=settings.admin_token,
+            key_file=settings.admin_key_file,
+            environments=settings.environments,
+        )
+    if generated:
+        print(
+            f"Created the first admin key (saved to {settings.admin_key_file}, mode 0600):\n"
+            f"  {generated}"
+        )
+
+
+async def _reelout_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ReeloutError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    body = {"code": codes.get(exc.status_code, "HTTP_ERROR"), "message": str(exc.detail)}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "")} for err in exc.errors()]
+    body = {
+        "code": "INVALID_REQUEST",
+        "message": "the request does not match the API",
+        "details": {"errors": errors},
+    }
+    return JSONResponse(body, status_code=422)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    rt = Runtime.from_settings(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        prepare(rt)
+        worker = EmbeddedWorker(rt) if settings.embedded_worker else None
+        if worker:
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                await worker.stop()
+            rt.db.dispose()
+
+    app = FastAPI(title="Reelout", version=__version__, lifespan=lifespan)
+    app.state.runtime = rt
+    app.add_exception_handler(ReeloutError, _reelout_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(MethodOverrideMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=list(tus.REQUEST_HEADERS),
+        expose_headers=list(tus.EXPOSE_HEADERS),
+        max_age=86400,
+    )
+    for router in (keys_router, videos_router, orders_router, tus_router):
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

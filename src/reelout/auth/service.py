@@ -1,0 +1,130 @@
+"""API key lifecycle: create, list, revoke, authenticate, and the first-start admin key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reelout.auth.models import ApiKey
+from reelout.auth.schemas import KeyCreated, KeyInfo, Scope
+from reelout.auth.tokens import hash_secret, new_id, new_secret
+from reelout.clock import Clock
+from reelout.errors import BadRequest, NotFound, Unauthorized
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key's identity and what it may do."""
+
+    key_id: str
+    name: str
+    scope: Scope
+    environment: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope is Scope.admin
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(
+        id=row.id,
+        name=row.name,
+        scope=Scope(row.scope),
+        environment=row.environment,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def create_key(
+    session: Session,
+    clock: Clock,
+    *,
+    scope: Scope,
+    name: str = "",
+    environment: str | None = None,
+    environments: list[str],
+    secret: str | None = None,
+) -> KeyCreated:
+    if scope is Scope.client and environment not in environments:
+        raise BadRequest(
+            f"a client key belongs to one environment; choose one of: {', '.join(environments)}",
+            code="INVALID_ENVIRONMENT",
+        )
+    if scope is Scope.admin and environment is not None:
+        raise BadRequest("admin keys are not tied to an environment", code="INVALID_ENVIRONMENT")
+    secret = secret or new_secret(scope.value)
+    row = ApiKey(
+        id=new_id(),
+        name=name or f"{scope.value}-{environment or 'all'}",
+        scope=scope.value,
+        environment=environment,
+        prefix=secret[:14],
+        key_hash=hash_secret(secret),
+        created_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    return KeyCreated(**_info(row).model_dump(), key=secret)
+
+
+def list_keys(session: Session, include_revoked: bool = False) -> list[KeyInfo]:
+    query = select(ApiKey).order_by(ApiKey.created_at)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return [_info(row) for row in session.scalars(query)]
+
+
+def revoke_key(session: Session, clock: Clock, key_id: str) -> KeyInfo:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"no API key with id {key_id!r}", code="KEY_NOT_FOUND")
+    if row.revoked_at is None:
+        row.revoked_at = clock.now()
+    return _info(row)
+
+
+def authenticate(session: Session, secret: str) -> Principal:
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("the API key is unknown or revoked", code="INVALID_KEY")
+    return Principal(row.id, row.name, Scope(row.scope), row.environment)
+
+
+def has_admin_key(session: Session) -> bool:
+    query = select(ApiKey.id).where(ApiKey.scope == "admin", ApiKey.revoked_at.is_(None))
+    return session.scalar(query.limit(1)) is not None
+
+
+def bootstrap_admin(
+    session: Session, clock: Clock, *, token: str | None, key_file: Path, environments: list[str]
+) -> str | None:
+    """On first start make an admin key; returns a newly generated secret (to print once)."""
+    if has_admin_key(session):
+        return None
+    if token:
+        create_key(
+            session,
+            clock,
+            scope=Scope.admin,
+            name="bootstrap",
+            secret=token,
+            environments=environments,
+        )
+        return None
+    created = create_key(
+        session, clock, scope=Scope.admin, name="bootstrap", environments=environments
+    )
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(created.key + "\n")
+    os.chmod(key_file, 0o600)
+    return created.key

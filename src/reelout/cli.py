@@ -1,0 +1,146 @@
+"""The `reelout` command line (Typer): thin wrappers over the same services the HTTP API uses."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reelout.auth import service as auth_service
+from reelout.auth.schemas import Scope
+from reelout.config import Settings
+from reelout.errors import ReeloutError
+from reelout.runtime import Runtime
+
+app = typer.Typer(
+    help="Reelout: self-hosted video platform with progressive delivery built in.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _runtime() -> Runtime:
+    from reelout.app import prepare
+
+    rt = Runtime.from_settings(Settings())
+    prepare(rt)
+    return rt
+
+
+def _fail(exc: ReeloutError) -> typer.Exit:
+    err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (REELOUT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (REELOUT_PORT).")] = None,
+) -> None:
+    """Serve the API, console and an embedded job worker."""
+    import uvicorn
+
+    from reelout.app import create_app
+
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done on every start)."""
+    rt = _runtime()
+    console.print(f"[green]database is up to date[/green] ({rt.db.engine.url.get_backend_name()})")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once.")] = None,
+) -> None:
+    """Run a standalone job worker (several may run against one PostgreSQL database)."""
+    from reelout.jobs.worker import run_worker
+
+    rt = _runtime()
+    run_worker(rt, concurrency or rt.settings.worker_concurrency)
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[Scope, typer.Option(help="admin, or client (for one environment).")],
+    env: Annotated[str | None, typer.Option("--env", help="Environment of a client key.")] = None,
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "",
+) -> None:
+    """Create an API key; the secret is printed once."""
+    rt = _runtime()
+    try:
+        with rt.db.session() as session:
+            created = auth_service.create_key(
+                session,
+                rt.clock,
+                scope=scope,
+                name=name,
+                environment=env,
+                environments=rt.settings.environments,
+            )
+    except ReeloutError as exc:
+        raise _fail(exc) from None
+    console.print(f"Created {created.scope} key [bold]{created.name}[/bold] (id {created.id}).")
+    console.print("The secret is shown once; store it now:")
+    typer.echo(created.key)
+
+
+@keys_app.command("list")
+def keys_list(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
+    """List API keys (never their secrets)."""
+    rt = _runtime()
+    with rt.db.session() as session:
+        keys = auth_service.list_keys(session, include_revoked=all_keys)
+    table = Table("id", "name", "scope", "environment", "prefix", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name,
+            key.scope,
+            key.environment or "-",
+            key.prefix + "…",
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Id from `reelout keys list`.")],
+) -> None:
+    """Revoke an API key; requests with it fail from now on."""
+    rt = _runtime()
+    try:
+        with rt.db.session() as session:
+            info = auth_service.revoke_key(session, rt.clock, key_id)
+    except ReeloutError as exc:
+        raise _fail(exc) from None
+    console.print(f"Revoked key {info.id} ({info.name}).")
+
+
+def _register_upload_command() -> None:
+    from reelout.client.cli_upload import upload
+
+    app.command(name="upload")(upload)
+
+
+_register_upload_command()

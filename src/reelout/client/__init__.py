@@ -1,0 +1,1 @@
+"""Python SDK: the resumable uploader (later: OpenFeature provider, telemetry, playback probe)."""

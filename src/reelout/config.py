@@ -1,0 +1,75 @@
+"""Settings: every REELOUT_* environment variable, with the embedded defaults."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; read from REELOUT_* variables (and a .env file if present)."""
+
+    model_config = SettingsConfigDict(env_prefix="REELOUT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_token: str | None = None
+    public_url: str | None = None
+    behind_proxy: bool = False
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    environments: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["development", "preview", "production"]
+    )
+
+    # tus
+    tus_max_size: int = Field(default=10 * GiB, ge=0)
+    tus_expiration_seconds: int = Field(default=24 * 3600, ge=1)
+    tus_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    tus_lock_timeout_seconds: float = Field(default=3.0, gt=0)
+    tus_metadata_max_bytes: int = Field(default=4096, ge=0)
+
+    # creator uploads, direct and legacy uploads
+    upload_token_ttl_seconds: int = Field(default=3600, ge=1)
+    direct_max_bytes: int | None = Field(default=None, ge=0)
+    legacy_max_bytes: int = Field(default=100 * MiB, ge=0)
+
+    # jobs
+    embedded_worker: bool = True
+    worker_concurrency: int = Field(default=2, ge=1)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_poll_seconds: float = Field(default=1.0, gt=0)
+    reaper_interval_seconds: int = Field(default=300, ge=1)
+
+    @field_validator("cors_origins", "environments", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'reelout.db').resolve()}"
+
+    @property
+    def direct_limit(self) -> int:
+        return self.direct_max_bytes if self.direct_max_bytes is not None else self.tus_max_size
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.data_dir / "admin.key"

@@ -1,0 +1,97 @@
+"""Which code runs for which job kind: handlers, periodic schedules and the context handed to them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reelout.config import Settings
+from reelout.jobs import service
+from reelout.runtime import Runtime
+
+
+class JobCancelled(Exception):
+    """Raise from a handler that saw `ctx.cancelled`: the job is given back untried, not failed."""
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: the runtime, the job, and a way to keep (or learn it lost) the lease."""
+
+    runtime: Runtime
+    job_id: int
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    lease_owner: str
+    lease_seconds: float
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def heartbeat(self) -> bool:
+        """Renew the lease now; on False the job belongs to someone else and `cancelled` is set."""
+        rt = self.runtime
+        alive = service.heartbeat(
+            rt.db, rt.clock, self.job_id, self.lease_owner, self.lease_seconds
+        )
+        if not alive:
+            self.cancelled.set()
+        return alive
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if the worker is stopping or the lease was lost."""
+        if self.cancelled.is_set():
+            raise JobCancelled(f"job {self.job_id} cancelled")
+
+
+Handler = Callable[[JobContext], None]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A schedule: enqueue a `kind` job every `interval(settings)` seconds, once per slot."""
+
+    name: str
+    kind: str
+    interval: Callable[[Settings], int]
+
+
+class Registry:
+    """Handlers by job kind plus the periodic schedules the workers keep in the database."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self._periodics: dict[str, Periodic] = {}
+
+    def add(self, kind: str, handler: Handler) -> None:
+        if kind in self._handlers:
+            raise ValueError(f"a handler for job kind {kind!r} is already registered")
+        self._handlers[kind] = handler
+
+    def handler(self, kind: str) -> Callable[[Handler], Handler]:
+        """Decorator: `@registry.handler("media.transcode")` on a `def f(ctx: JobContext)`."""
+
+        def register(fn: Handler) -> Handler:
+            self.add(kind, fn)
+            return fn
+
+        return register
+
+    def periodic(self, name: str, kind: str, interval: Callable[[Settings], int]) -> None:
+        """Run `kind` every `interval(settings)` seconds; exactly one worker fires each slot."""
+        if name in self._periodics:
+            raise ValueError(f"a schedule named {name!r} is already registered")
+        self._periodics[name] = Periodic(name, kind, interval)
+
+    def get(self, kind: str) -> Handler | None:
+        return self._handlers.get(kind)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    @property
+    def periodics(self) -> tuple[Periodic, ...]:
+        return tuple(self._periodics.values())

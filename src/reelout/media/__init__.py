@@ -1,0 +1,1 @@
+"""Videos: the video record and its files; later the HLS pipeline, delivery and playback API."""

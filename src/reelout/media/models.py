@@ -1,0 +1,33 @@
+"""Tables of the media domain: the video record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from reelout.db.base import Base, UTCDateTime
+
+
+class Video(Base):
+    __tablename__ = "videos"
+    __table_args__ = (Index("ix_videos_order_stage", "order_id", "stage"),)
+
+    uid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default="uploading", index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    order_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    original_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    upload_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    upload_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    upload_token_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

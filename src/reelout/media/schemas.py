@@ -1,0 +1,70 @@
+"""API shapes of the media domain: the video object (modelled on Cloudflare Stream's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class VideoState(StrEnum):
+    uploading = "uploading"
+    queued = "queued"
+    processing = "processing"
+    ready = "ready"
+    error = "error"
+
+
+class Stage(StrEnum):
+    inbound = "inbound"
+    work = "work"
+    outbound = "outbound"
+
+
+class VideoStatus(BaseModel):
+    state: VideoState
+    pct_complete: float | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+
+
+class VideoOut(BaseModel):
+    uid: str
+    created: datetime
+    modified: datetime
+    size: int | None
+    meta: dict[str, Any]
+    order_id: str | None
+    stage: Stage | None
+    source: str
+    status: VideoStatus
+    ready_to_stream: bool
+    original_sha256: str | None
+
+
+class VideoPage(BaseModel):
+    videos: list[VideoOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= to get the next page.")
+
+
+class CreatorUploadRequest(BaseModel):
+    upload: Literal["tus"] = "tus"
+    meta: dict[str, Any] = Field(default_factory=dict)
+    max_bytes: int | None = Field(default=None, ge=0, description="Largest upload accepted.")
+    expires_in: int | None = Field(
+        default=None, ge=60, le=7 * 86400, description="Seconds the upload link stays valid."
+    )
+
+
+class UploadLink(BaseModel):
+    url: str = Field(description="The tus endpoint to create the upload at.")
+    token: str = Field(description="Send as 'Authorization: Bearer <token>'; one upload only.")
+    expires_at: datetime
+    max_bytes: int
+
+
+class CreatorUpload(BaseModel):
+    uid: str
+    upload: UploadLink

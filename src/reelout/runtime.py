@@ -1,0 +1,33 @@
+"""The runtime: settings, database, clock and stores wired once and shared by app, CLI and worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reelout.clock import Clock, SystemClock
+from reelout.config import Settings
+from reelout.db.engine import Database
+from reelout.media.storage import FileMediaStore, MediaStore
+from reelout.uploads.locks import LocalLocker, Locker
+from reelout.uploads.store import FileUploadStore, UploadStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+    upload_store: UploadStore = field(init=False)
+    media_store: MediaStore = field(init=False)
+    locker: Locker = field(init=False)
+
+    def __post_init__(self) -> None:
+        data = self.settings.data_dir
+        self.upload_store = FileUploadStore(data / "uploads")
+        self.media_store = FileMediaStore(data / "media")
+        self.locker = LocalLocker()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(settings, Database(settings.resolved_database_url), clock or SystemClock())

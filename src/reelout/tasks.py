@@ -1,0 +1,27 @@
+"""Wires every domain's job handlers and periodic schedules into one Registry for the workers."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from reelout.jobs.registry import Registry
+
+log = logging.getLogger("reelout.jobs")
+
+# Each module exposes `register(registry: Registry) -> None`.
+DOMAIN_JOB_MODULES = ("reelout.uploads.jobs", "reelout.media.jobs")
+
+
+def build_registry() -> Registry:
+    registry = Registry()
+    for name in DOMAIN_JOB_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but something it imports is missing
+                raise
+            log.debug("no job module %s; skipped", name)
+            continue
+        module.register(registry)
+    return registry

@@ -1,0 +1,199 @@
+"""Direct and legacy uploads: stream a request body straight into a new video's original."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from starlette.concurrency import run_in_threadpool
+
+from reelout.errors import BadRequest, PayloadTooLarge
+from reelout.media import service as media
+from reelout.media.schemas import Stage, VideoOut
+from reelout.runtime import Runtime
+from reelout.uploads.legacy import LegacyBodyError, LegacyDecoder
+
+BATCH_BYTES = 1024 * 1024
+
+
+class OriginalSink:
+    """Writes a video's original as bytes arrive, hashing and enforcing a size limit."""
+
+    def __init__(self, rt: Runtime, uid: str, limit: int, limit_code: str) -> None:
+        self.rt, self.uid, self.limit, self.limit_code = rt, uid, limit, limit_code
+        self.size = 0
+        self._sha = hashlib.sha256()
+        self._file: BinaryIO = rt.media_store.write_original(uid)
+
+    def write(self, data: bytes) -> None:
+        if self.size + len(data) > self.limit:
+            raise PayloadTooLarge(
+                f"the video is larger than the limit of {self.limit} bytes",
+                code=self.limit_code,
+                details={"max_bytes": self.limit},
+                headers={"Connection": "close"},
+            )
+        self._file.write(data)
+        self._sha.update(data)
+        self.size += len(data)
+
+    def commit(self, meta: dict[str, Any]) -> VideoOut:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        if self.size == 0:
+            raise BadRequest("the upload is empty", code="EMPTY_UPLOAD")
+        with self.rt.db.session() as session:
+            if meta:
+                row = media.get_video(session, self.uid)
+                row.meta = {**row.meta, **meta}
+            video = media.original_received(
+                session, self.rt.clock, self.uid, size=self.size, sha256=self._sha.hexdigest()
+            )
+            return media.to_schema(video)
+
+    def abort(self) -> None:
+        self._file.close()
+        with self.rt.db.session() as session:
+            media.delete_video(session, self.rt.media_store, self.uid)
+
+
+def _new_video(rt: Runtime, source: str, order_id: str, stage: Stage, meta: dict[str, Any]) -> str:
+    with rt.db.session() as session:
+        return media.create_video(
+            session, rt.clock, source=source, meta=meta, order_id=order_id, stage=stage
+        ).uid
+
+
+@dataclass
+class Batcher:
+    """Groups small chunks into ~1 MiB writes done off the event loop."""
+
+    sink: OriginalSink
+    pending: bytearray
+
+    async def add(self, data: bytes) -> None:
+        self.pending += data
+        if len(self.pending) >= BATCH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending:
+            data, self.pending = bytes(self.pending), bytearray()
+            await run_in_threadpool(self.sink.write, data)
+
+
+async def receive(
+    rt: Runtime,
+    *,
+    source: str,
+    order_id: str,
+    stage: Stage,
+    meta: dict[str, Any],
+    limit: int,
+    limit_code: str,
+    feed: AsyncIterator[bytes],
+    late_meta: dict[str, Any] | None = None,
+) -> VideoOut:
+    """Create a video and stream `feed` into its original; on any failure nothing is kept."""
+    uid = await run_in_threadpool(_new_video, rt, source, order_id, stage, meta)
+    sink = await run_in_threadpool(OriginalSink, rt, uid, limit, limit_code)
+    batcher = Batcher(sink, bytearray())
+    try:
+        async for data in feed:
+            await batcher.add(data)
+        await batcher.flush()
+        return await run_in_threadpool(sink.commit, late_meta or {})
+    except BaseException:
+        await run_in_threadpool(sink.abort)
+        raise
+
+
+async def decode_legacy(chunks: AsyncIterator[bytes], into: dict[str, Any]) -> AsyncIterator[bytes]:
+    """Decode a legacy base64 JSON body as it streams; the other fields land in `into`."""
+    out: list[bytes] = []
+    decoder = LegacyDecoder(out.append)
+    try:
+        async for chunk in chunks:
+            decoder.feed(chunk)
+            if out:
+                yield b"".join(out)
+                out.clear()
+        into.update(decoder.finish())
+    except LegacyBodyError as exc:
+        raise BadRequest(exc.message, code=exc.code) from None
+    if out:
+        yield b"".join(out)
+
+
+async def multipart_file(
+    chunks: AsyncIterator[bytes],
+    boundary: bytes,
+    fields: dict[str, str],
+    max_field_bytes: int = 64 * 1024,
+) -> AsyncIterator[bytes]:
+    """Stream the bytes of the form's file part; small text fields are collected in `fields`."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    out: list[bytes] = []
+    part: dict[str, Any] = {}
+
+    def on_part_begin() -> None:
+        part.clear()
+        part.update(headers={}, name=None, is_file=False, text=bytearray(), header=b"", value=b"")
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        part["header"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        part["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        part["headers"][part["header"].lower()] = part["value"]
+        part["header"], part["value"] = b"", b""
+
+    def on_headers_finished() -> None:
+        _, options = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        part["name"] = options.get(b"name", b"").decode()
+        part["is_file"] = b"filename" in options
+        if part["is_file"]:
+            fields.setdefault("filename", options[b"filename"].decode(errors="replace"))
+            fields["_files"] = str(int(fields.get("_files", "0")) + 1)
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if part["is_file"]:
+            if fields["_files"] == "1":
+                out.append(data[start:end])
+            return
+        part["text"] += data[start:end]
+        if len(part["text"]) > max_field_bytes:
+            raise BadRequest(f"form field {part['name']!r} is too long", code="FIELD_TOO_LONG")
+
+    def on_part_end() -> None:
+        if not part["is_file"] and part["name"]:
+            fields[part["name"]] = part["text"].decode(errors="replace")
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    async for chunk in chunks:
+        parser.write(chunk)
+        if out:
+            yield b"".join(out)
+            out.clear()
+    parser.finalize()
+    if "_files" not in fields:
+        raise BadRequest("the form has no file part", code="MISSING_FILE")
+    fields.pop("_files")

@@ -1,0 +1,22 @@
+"""Background jobs of the uploads domain: the periodic reaper of expired uploads."""
+
+from __future__ import annotations
+
+import logging
+
+from reelout.jobs.registry import JobContext, Registry
+from reelout.uploads.service import TusService
+
+log = logging.getLogger(__name__)
+REAP_JOB = "uploads.reap"
+
+
+def reap_expired(ctx: JobContext) -> None:
+    removed = TusService(ctx.runtime).reap_expired()
+    if removed:
+        log.info("reaped %d expired uploads", removed)
+
+
+def register(registry: Registry) -> None:
+    registry.handler(REAP_JOB)(reap_expired)
+    registry.periodic("uploads-reaper", REAP_JOB, lambda s: s.reaper_interval_seconds)

@@ -1,0 +1,158 @@
+"""Order-stage routes: attach videos to an order stage (inbound, work, outbound) by any path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.errors import BadRequest, NotFound, UnsupportedMediaType
+from reelout.media import service as media
+from reelout.media.routes import start_creator_upload
+from reelout.media.schemas import CreatorUploadRequest, Stage, VideoPage
+from reelout.runtime import Runtime
+from reelout.uploads import direct
+
+router = APIRouter(prefix="/api/v1/orders/{order_id}/{stage}/videos", tags=["orders"])
+DEPRECATION = {
+    "Deprecation": "true",
+    "Link": '</api/v1/orders/{order}/{stage}/videos>; rel="successor-version"',
+}
+
+
+def _stage(value: str) -> Stage:
+    try:
+        return Stage(value)
+    except ValueError:
+        valid = [s.value for s in Stage]
+        raise NotFound(
+            f"unknown stage {value!r}; valid stages are {', '.join(valid)}",
+            code="UNKNOWN_STAGE",
+            details={"valid_stages": valid},
+        ) from None
+
+
+@router.get("")
+def list_stage_videos(
+    order_id: str,
+    stage: str,
+    rt: RuntimeDep,
+    _: AdminDep,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> VideoPage:
+    with rt.db.session() as session:
+        return media.list_videos(
+            session,
+            order_id=order_id,
+            stage=_stage(stage),
+            limit=min(max(limit, 1), 500),
+            cursor=cursor,
+        )
+
+
+@router.post("", status_code=201, response_model=None)
+async def add_stage_video(
+    order_id: str, stage: str, request: Request, rt: RuntimeDep, _: AdminDep
+) -> Response:
+    """JSON {"upload": "tus"} → tus link; multipart or video/* → direct; file_base64 → legacy."""
+    where = _stage(stage)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        return await _json_body(rt, request, order_id, where)
+    if content_type == "multipart/form-data":
+        return await _multipart(rt, request, order_id, where)
+    if content_type.startswith("video/") or content_type == "application/octet-stream":
+        video = await direct.receive(
+            rt,
+            source="direct",
+            order_id=order_id,
+            stage=where,
+            meta={"content_type": content_type, **_filename(request)},
+            limit=rt.settings.direct_limit,
+            limit_code="UPLOAD_TOO_LARGE",
+            feed=request.stream(),
+        )
+        return _created(video.model_dump(mode="json"), video.uid)
+    raise UnsupportedMediaType(
+        "send application/json (tus link or legacy base64), multipart/form-data, or a video/* body",
+        code="UNSUPPORTED_UPLOAD_TYPE",
+    )
+
+
+def _filename(request: Request) -> dict[str, str]:
+    name = request.headers.get("x-filename") or request.query_params.get("filename")
+    return {"filename": name} if name else {}
+
+
+def _created(body: dict[str, Any], uid: str, extra: dict[str, str] | None = None) -> Response:
+    headers = {"Location": f"/api/v1/videos/{uid}", **(extra or {})}
+    return JSONResponse(body, status_code=201, headers=headers)
+
+
+async def _json_body(rt: Runtime, request: Request, order_id: str, stage: Stage) -> Response:
+    head = bytearray()
+    chunks = request.stream()
+    async for chunk in chunks:
+        head += chunk
+        if len(head) >= 4096 or b"file_base64" in head:
+            break
+    if b'"file_base64"' in head:
+        return await _legacy(rt, bytes(head), chunks, order_id, stage)
+    async for chunk in chunks:
+        head += chunk
+        if len(head) > 64 * 1024:
+            raise BadRequest("the JSON body is too large", code="BODY_TOO_LARGE")
+    try:
+        body = CreatorUploadRequest.model_validate_json(bytes(head) or b"{}")
+    except ValueError as exc:
+        raise BadRequest(
+            f"the JSON body is not a valid upload request: {exc}", code="INVALID_JSON"
+        ) from None
+    link = start_creator_upload(rt, request, body, order_id=order_id, stage=stage)
+    return _created(link.model_dump(mode="json"), link.uid)
+
+
+async def _legacy(rt: Runtime, head: bytes, rest: Any, order_id: str, stage: Stage) -> Response:
+    async def chunks() -> Any:
+        yield head
+        async for chunk in rest:
+            yield chunk
+
+    fields: dict[str, Any] = {}
+    video = await direct.receive(
+        rt,
+        source="legacy",
+        order_id=order_id,
+        stage=stage,
+        meta={},
+        limit=rt.settings.legacy_max_bytes,
+        limit_code="LEGACY_UPLOAD_TOO_LARGE",
+        feed=direct.decode_legacy(chunks(), fields),
+        late_meta=fields,
+    )
+    return _created(video.model_dump(mode="json"), video.uid, DEPRECATION)
+
+
+async def _multipart(rt: Runtime, request: Request, order_id: str, stage: Stage) -> Response:
+    from python_multipart.multipart import parse_options_header
+
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("multipart/form-data needs a boundary", code="INVALID_MULTIPART")
+    fields: dict[str, str] = {}
+    video = await direct.receive(
+        rt,
+        source="direct",
+        order_id=order_id,
+        stage=stage,
+        meta={},
+        limit=rt.settings.direct_limit,
+        limit_code="UPLOAD_TOO_LARGE",
+        feed=direct.multipart_file(request.stream(), boundary, fields),
+        late_meta=fields,
+    )
+    return _created(video.model_dump(mode="json"), video.uid)

@@ -1,0 +1,562 @@
+"""The tus upload service: create, inspect, write, finish, terminate and expire uploads.
+
+HTTP-free: routes parse headers with `tus`, call `TusService`, and shape replies. Bytes go
+through the `UploadStore`; concurrent requests on one upload are serialised by the `Locker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from reelout.auth import service as auth
+from reelout.auth.tokens import KEY_PREFIXES
+from reelout.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    PayloadTooLarge,
+    ReeloutError,
+    Unauthorized,
+)
+from reelout.media import service as media
+from reelout.media.models import Video
+from reelout.runtime import Runtime
+from reelout.uploads import tus
+from reelout.uploads.locks import Lease
+from reelout.uploads.models import Upload
+from reelout.uploads.store import LocalFiles, Truncatable
+
+T = TypeVar("T")
+FLUSH_BYTES = 1024 * 1024
+TOKEN_PREFIX = KEY_PREFIXES["upload"]
+
+
+class ChecksumMismatch(ReeloutError):
+    status = 460
+    code = "CHECKSUM_MISMATCH"
+
+
+class UploadInterrupted(ReeloutError):
+    """The body stopped arriving (stalled, or a newer request took over); bytes so far are kept."""
+
+    status = 503
+    code = "UPLOAD_INTERRUPTED"
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """Who may touch uploads: an admin key, or a creator-upload token bound to one video."""
+
+    admin: bool
+    owner: str
+    token: str | None = None
+
+
+@dataclass
+class UploadState:
+    id: str
+    offset: int
+    length: int | None
+    metadata: tus.Metadata
+    expires_at: datetime
+    concat: str | None = None
+    concat_parts: list[str] = field(default_factory=list)
+    video_uid: str | None = None
+
+
+@dataclass
+class CreateRequest:
+    length: int | None
+    defer_length: bool
+    metadata: tus.Metadata
+    concat: tus.Concat | None
+
+
+@dataclass
+class Body:
+    """A request body as an async stream, with what the headers promised about it."""
+
+    chunks: AsyncIterator[bytes]
+    content_length: int | None
+    checksum: tus.Checksum | None = None
+
+
+@dataclass
+class _Received:
+    count: int = 0
+    sha256: str | None = None
+    digest: bytes | None = None
+    stopped: str | None = None
+    overflow: bool = False
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await run_in_threadpool(fn, *args)
+
+
+class TusService:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.settings = rt.settings
+        self.store = rt.upload_store
+
+    # -- identity -----------------------------------------------------------------------------
+    def identify(self, token: str | None) -> Uploader:
+        if not token:
+            raise Unauthorized(
+                "send an API key or an upload token as 'Authorization: Bearer …'",
+                code="MISSING_KEY",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        with self.rt.db.session() as session:
+            if token.startswith(TOKEN_PREFIX):
+                video = media.video_for_upload_token(session, token)
+                if video is None:
+                    raise Unauthorized("the upload token is unknown", code="INVALID_UPLOAD_TOKEN")
+                return Uploader(admin=False, owner=f"video:{video.uid}", token=token)
+            who = auth.authenticate(session, token)
+        if not who.is_admin:
+            raise Forbidden("uploads need an admin key or an upload token", code="ADMIN_REQUIRED")
+        return Uploader(admin=True, owner=f"key:{who.key_id}")
+
+    # -- reading state ------------------------------------------------------------------------
+    def _row(self, session: Session, upload_id: str, who: Uploader) -> Upload:
+        row = session.get(Upload, upload_id) if tus.is_upload_id(upload_id) else None
+        if row is None or not (who.admin or row.created_by == who.owner):
+            raise NotFound("no such upload", code="UPLOAD_NOT_FOUND")
+        if row.finished_at is None and row.expires_at <= self.rt.clock.now():
+            raise Gone("this upload expired; start a new one", code="UPLOAD_EXPIRED")
+        return row
+
+    def _offset(self, row: Upload) -> int:
+        if row.finished_at is not None:
+            return row.length or 0
+        if self.store.exists(row.id):
+            return self.store.size(row.id)
+        if row.video_uid and self.rt.media_store.has_original(row.video_uid):
+            return row.length or 0  # finished on disk; the record update did not land
+        raise NotFound("the upload's data is gone", code="UPLOAD_NOT_FOUND")
+
+    def _state(self, row: Upload) -> UploadState:
+        pairs: tus.Metadata = [(str(k), v) for k, v in row.metadata_pairs]
+        return UploadState(
+            row.id,
+            self._offset(row),
+            row.length,
+            pairs,
+            row.expires_at,
+            row.concat,
+            list(row.concat_parts),
+            row.video_uid,
+        )
+
+    def _load_state(self, upload_id: str, who: Uploader) -> UploadState:
+        with self.rt.db.session() as session:
+            return self._state(self._row(session, upload_id, who))
+
+    async def head(self, who: Uploader, upload_id: str) -> UploadState:
+        async with self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds):
+            state = await _in_thread(self._load_state, upload_id, who)
+            if state.length is not None and state.offset == state.length:
+                await _in_thread(self._finish, upload_id, None)
+            return state
+
+    # -- creation -----------------------------------------------------------------------------
+    def _check_create(self, req: CreateRequest) -> None:
+        if req.concat and not req.concat.partial:
+            if req.length is not None or req.defer_length:
+                raise BadRequest(
+                    "a final upload takes its length from its parts", code="INVALID_UPLOAD_LENGTH"
+                )
+            return
+        if req.length is not None and req.defer_length:
+            raise BadRequest(
+                "send Upload-Length or Upload-Defer-Length, not both", code="INVALID_UPLOAD_LENGTH"
+            )
+        if req.length is None and not req.defer_length:
+            raise BadRequest(
+                "Upload-Length (or Upload-Defer-Length: 1) is required",
+                code="MISSING_UPLOAD_LENGTH",
+            )
+        self._check_size(req.length)
+
+    def _check_size(self, length: int | None, max_bytes: int | None = None) -> None:
+        limit = self.settings.tus_max_size
+        if max_bytes is not None:
+            limit = min(limit, max_bytes)
+        if length is not None and length > limit:
+            raise PayloadTooLarge(
+                f"the upload is {length} bytes; the limit is {limit}",
+                code="UPLOAD_TOO_LARGE",
+                details={"max_bytes": limit},
+            )
+
+    def _new_row(self, who: Uploader, req: CreateRequest, length: int | None) -> Upload:
+        now = self.rt.clock.now()
+        return Upload(
+            id=secrets.token_hex(16),
+            length=length,
+            defer_length=length is None,
+            metadata_pairs=[list(p) for p in req.metadata],
+            concat=None if req.concat is None else ("partial" if req.concat.partial else "final"),
+            concat_parts=list(req.concat.parts) if req.concat else [],
+            created_by=who.owner,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self.settings.tus_expiration_seconds),
+        )
+
+    def _attach_video(
+        self, session: Session, who: Uploader, row: Upload, meta: dict[str, str]
+    ) -> None:
+        if who.token is not None:
+            video = media.claim_upload_token(session, self.rt.clock, who.token)
+            self._check_size(row.length, video.max_bytes)
+            if row.length is not None:
+                video.size = row.length
+        else:
+            video = media.create_video(
+                session, self.rt.clock, source="tus", size=row.length, meta=meta
+            )
+        row.video_uid = video.uid
+
+    def _create(self, who: Uploader, req: CreateRequest) -> UploadState:
+        self._check_create(req)
+        with self.rt.db.session() as session:
+            length = req.length
+            if req.concat and not req.concat.partial:
+                length = self._final_length(session, who, req.concat.parts)
+            row = self._new_row(who, req, length)
+            if not (req.concat and req.concat.partial):
+                self._attach_video(session, who, row, tus.decode_metadata(req.metadata))
+            session.add(row)
+            self.store.create(row.id)
+            return self._state(row)
+
+    def _final_length(self, session: Session, who: Uploader, parts: tuple[str, ...]) -> int:
+        total = 0
+        for part_id in parts:
+            part = session.get(Upload, part_id)
+            if part is None or not (who.admin or part.created_by == who.owner):
+                raise BadRequest(f"part {part_id} is not an upload of yours", code="INVALID_CONCAT")
+            if part.concat != "partial" or part.length is None or part.finished_at is None:
+                raise BadRequest(
+                    f"part {part_id} is not a finished partial upload",
+                    code="CONCAT_PART_UNFINISHED",
+                )
+            total += part.length
+        self._check_size(total)
+        return total
+
+    async def create(self, who: Uploader, req: CreateRequest, body: Body | None) -> UploadState:
+        state = await _in_thread(self._create, who, req)
+        if req.concat and not req.concat.partial:
+            await _in_thread(self._assemble, state)
+            state.offset = state.length or 0
+        elif body is not None:
+            state = await self.patch(who, state.id, 0, None, body)
+        elif state.length == 0:
+            await _in_thread(self._finish, state.id, hashlib.sha256().hexdigest())
+        return state
+
+    def _assemble(self, state: UploadState) -> None:
+        from reelout.uploads.store import Concatenatable
+
+        if not isinstance(self.store, Concatenatable):
+            raise BadRequest("this store cannot concatenate uploads", code="CONCAT_UNSUPPORTED")
+        self.store.concatenate(state.id, state.concat_parts)
+        self._finish(state.id, None)
+
+    # -- writing ------------------------------------------------------------------------------
+    def _prepare_patch(
+        self, upload_id: str, who: Uploader, offset: int, new_length: int | None
+    ) -> UploadState:
+        with self.rt.db.session() as session:
+            row = self._row(session, upload_id, who)
+            if row.concat == "final":
+                raise Forbidden(
+                    "a final concatenated upload cannot be patched", code="CONCAT_FINAL_PATCH"
+                )
+            state = self._state(row)
+            if offset != state.offset:
+                raise Conflict(
+                    f"Upload-Offset is {offset} but the upload is at {state.offset}",
+                    code="OFFSET_MISMATCH",
+                    headers={"Upload-Offset": str(state.offset)},
+                )
+            if new_length is not None:
+                self._set_length(session, row, state, new_length)
+            return state
+
+    def _set_length(self, session: Session, row: Upload, state: UploadState, length: int) -> None:
+        if row.length is not None:
+            if length != row.length:
+                raise BadRequest(
+                    "Upload-Length is already set and cannot change", code="UPLOAD_LENGTH_FIXED"
+                )
+            return
+        if length < state.offset:
+            raise BadRequest(
+                "Upload-Length is smaller than what was already uploaded",
+                code="INVALID_UPLOAD_LENGTH",
+            )
+        video = session.get(Video, row.video_uid) if row.video_uid else None
+        self._check_size(length, video.max_bytes if video else None)
+        row.length = state.length = length
+        if row.video_uid:
+            media.set_size(session, self.rt.clock, row.video_uid, length)
+
+    async def patch(
+        self, who: Uploader, upload_id: str, offset: int, new_length: int | None, body: Body
+    ) -> UploadState:
+        async with self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds) as lease:
+            state = await _in_thread(self._prepare_patch, upload_id, who, offset, new_length)
+            limit = state.length if state.length is not None else self.settings.tus_max_size
+            room = limit - state.offset
+            if body.content_length is not None and body.content_length > room:
+                raise PayloadTooLarge(
+                    f"the body would go {body.content_length - room} bytes "
+                    "past the upload's length",
+                    code="UPLOAD_OVERFLOW",
+                )
+            if room == 0 and state.length is not None:
+                await _in_thread(self._finish, state.id, None)
+                return state
+            got = await self._receive(state, body, room, lease)
+            return await self._settle(state, body, got)
+
+    async def _settle(self, state: UploadState, body: Body, got: _Received) -> UploadState:
+        start = state.offset
+        unverified = body.checksum is not None and (
+            got.stopped or got.digest != body.checksum.digest
+        )
+        if got.overflow or unverified:
+            await _in_thread(self._rollback, state.id, start)
+        if got.overflow:
+            raise PayloadTooLarge(
+                "the body went past the upload's length; nothing was kept", code="UPLOAD_OVERFLOW"
+            )
+        if unverified and not got.stopped:
+            raise ChecksumMismatch(
+                "the chunk does not match Upload-Checksum; it was discarded",
+                headers={"Upload-Offset": str(start)},
+            )
+        if not unverified:
+            state.offset = start + got.count
+        await _in_thread(self._touch, state)
+        if got.stopped:
+            raise UploadInterrupted(
+                f"the upload was interrupted ({got.stopped}); resume from offset {state.offset}",
+                headers={"Upload-Offset": str(state.offset), "Connection": "close"},
+            )
+        if state.length is not None and state.offset == state.length:
+            sha = got.sha256 if start == 0 else None
+            await _in_thread(self._finish, state.id, sha)
+        return state
+
+    def _rollback(self, upload_id: str, size: int) -> None:
+        if isinstance(self.store, Truncatable):
+            self.store.truncate(upload_id, size)
+
+    def _touch(self, state: UploadState) -> None:
+        """Slide the expiry forward on activity (written at most once a minute)."""
+        fresh = self.rt.clock.now() + timedelta(seconds=self.settings.tus_expiration_seconds)
+        if fresh - state.expires_at < timedelta(seconds=60):
+            return
+        with self.rt.db.session() as session:
+            session.execute(update(Upload).where(Upload.id == state.id).values(expires_at=fresh))
+        state.expires_at = fresh
+
+    async def _receive(self, state: UploadState, body: Body, room: int, lease: Lease) -> _Received:
+        writer = await _in_thread(self.store.open_append, state.id)
+        hashers = [hashlib.sha256()] if state.offset == 0 else []
+        if body.checksum is not None:
+            hashers.append(hashlib.new(body.checksum.algorithm))
+        got = _Received()
+        try:
+            await self._pump(body.chunks, writer.write, hashers, room, lease, got)
+            await _in_thread(writer.sync)
+        finally:
+            await _in_thread(writer.close)
+        if state.offset == 0:
+            got.sha256 = hashers[0].hexdigest()
+        if body.checksum is not None:
+            got.digest = hashers[-1].digest()
+        return got
+
+    async def _pump(
+        self,
+        chunks: AsyncIterator[bytes],
+        write: Callable[[bytes], None],
+        hashers: list[Any],
+        room: int,
+        lease: Lease,
+        got: _Received,
+    ) -> None:
+        """Copy the body to the store in ~1 MiB batches, writing and hashing off the loop."""
+
+        def flush(data: bytes) -> None:
+            write(data)
+            for hasher in hashers:
+                hasher.update(data)
+
+        pending: list[bytes] = []
+        pending_size = 0
+        timeout = self.settings.tus_read_timeout_seconds
+        deadline: list[asyncio.Timeout] = []
+        lease.on_stop(lambda: deadline[0].reschedule(-1.0) if deadline else None)
+        while not lease.stop_requested:
+            chunk = await self._next_chunk(chunks, timeout, deadline, lease, got)
+            if chunk is None:
+                break
+            if got.count + len(chunk) > room:
+                got.overflow = True
+                break
+            got.count += len(chunk)
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= FLUSH_BYTES:
+                await _in_thread(flush, b"".join(pending))
+                pending, pending_size = [], 0
+        lease.on_stop(None)
+        if lease.stop_requested and got.stopped is None:
+            got.stopped = "a newer request took over"
+        if pending and not got.overflow:
+            await _in_thread(flush, b"".join(pending))
+
+    @staticmethod
+    async def _next_chunk(
+        chunks: AsyncIterator[bytes],
+        timeout: float,
+        deadline: list[asyncio.Timeout],
+        lease: Lease,
+        got: _Received,
+    ) -> bytes | None:
+        from starlette.requests import ClientDisconnect
+
+        try:
+            async with asyncio.timeout(timeout) as cm:
+                deadline[:] = [cm]
+                return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            got.stopped = "a newer request took over" if lease.stop_requested else "read timeout"
+            return None
+        except ClientDisconnect:
+            got.stopped = "client disconnected"
+            return None
+        finally:
+            deadline.clear()
+
+    # -- finishing ----------------------------------------------------------------------------
+    def _finish(self, upload_id: str, sha256: str | None) -> None:
+        """Runs once per upload: hand the bytes to the video and queue its processing."""
+        with self.rt.db.session() as session:
+            row = session.get(Upload, upload_id)
+            if row is None or row.finished_at is not None:
+                return
+            if row.video_uid is not None:
+                self._deliver(session, row, sha256)
+            row.finished_at = self.rt.clock.now()
+
+    def _deliver(self, session: Session, row: Upload, sha256: str | None) -> None:
+        assert row.video_uid is not None
+        media_store = self.rt.media_store
+        if self.store.exists(row.id):
+            sha256 = sha256 or _sha256_of(self.store, row.id)
+            if isinstance(self.store, LocalFiles):
+                media_store.adopt_original(row.video_uid, self.store.local_path(row.id))
+            else:
+                with (
+                    self.store.open_read(row.id) as src,
+                    media_store.write_original(row.video_uid) as dst,
+                ):
+                    _copy(src, dst)
+                self.store.delete(row.id)
+        elif sha256 is None:
+            with media_store.open_original(row.video_uid) as src:
+                sha256 = _hash_stream(src)
+        media.original_received(
+            session, self.rt.clock, row.video_uid, size=row.length or 0, sha256=sha256
+        )
+
+    # -- termination and expiry ---------------------------------------------------------------
+    def _terminate(self, upload_id: str, who: Uploader) -> None:
+        with self.rt.db.session() as session:
+            row = self._row(session, upload_id, who)
+            if row.video_uid:
+                media.mark_error(
+                    session,
+                    self.rt.clock,
+                    row.video_uid,
+                    "ERR_UPLOAD_TERMINATED",
+                    "the upload was terminated before it finished",
+                )
+            session.delete(row)
+        self.store.delete(upload_id)
+
+    async def terminate(self, who: Uploader, upload_id: str) -> None:
+        async with self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds):
+            await _in_thread(self._terminate, upload_id, who)
+
+    def reap_expired(self) -> int:
+        """Remove uploads past their expiry: their bytes and records (the periodic reaper)."""
+        now = self.rt.clock.now()
+        with self.rt.db.session() as session:
+            expired = list(session.scalars(select(Upload).where(Upload.expires_at <= now)))
+        removed = 0
+        for row in expired:
+            with self.rt.db.session() as session:
+                result = session.execute(
+                    delete(Upload).where(Upload.id == row.id, Upload.expires_at <= now)
+                )
+                gone = bool(getattr(result, "rowcount", 0))
+                if gone and row.finished_at is None and row.video_uid:
+                    media.mark_error(
+                        session,
+                        self.rt.clock,
+                        row.video_uid,
+                        "ERR_UPLOAD_EXPIRED",
+                        "the upload expired before it finished",
+                    )
+            if gone:
+                self.store.delete(row.id)
+                removed += 1
+        return removed
+
+    # -- downloads ----------------------------------------------------------------------------
+    def finished_video_uid(self, who: Uploader, upload_id: str) -> str:
+        with self.rt.db.session() as session:
+            row = self._row(session, upload_id, who)
+            if row.finished_at is None or row.video_uid is None:
+                raise Conflict("the upload has not finished", code="UPLOAD_NOT_FINISHED")
+            return row.video_uid
+
+
+def _copy(src: Any, dst: Any) -> None:
+    while block := src.read(4 * 1024 * 1024):
+        dst.write(block)
+
+
+def _hash_stream(src: Any) -> str:
+    digest = hashlib.sha256()
+    while block := src.read(4 * 1024 * 1024):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _sha256_of(store: Any, upload_id: str) -> str:
+    with store.open_read(upload_id) as src:
+        return _hash_stream(src)

@@ -1,0 +1,115 @@
+"""Where upload bytes live while an upload is in progress, behind a small store interface.
+
+The protocol code talks only to `UploadStore`; optional capabilities (`Truncatable`,
+`Concatenatable`, `LocalFiles`) are discovered with isinstance checks, as tusd does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+
+class UploadWriter(Protocol):
+    """Appends to one upload; `sync()` makes what was written durable."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class UploadStore(Protocol):
+    def create(self, upload_id: str) -> None: ...
+
+    def exists(self, upload_id: str) -> bool: ...
+
+    def size(self, upload_id: str) -> int:
+        """Bytes durably stored: this is the upload's offset."""
+        ...
+
+    def open_append(self, upload_id: str) -> UploadWriter: ...
+
+    def open_read(self, upload_id: str) -> BinaryIO: ...
+
+    def delete(self, upload_id: str) -> None: ...
+
+
+@runtime_checkable
+class Truncatable(Protocol):
+    def truncate(self, upload_id: str, size: int) -> None: ...
+
+
+@runtime_checkable
+class Concatenatable(Protocol):
+    def concatenate(self, upload_id: str, part_ids: list[str]) -> None: ...
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    def local_path(self, upload_id: str) -> Path: ...
+
+
+class _FileWriter:
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def sync(self) -> None:
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class FileUploadStore:
+    """One file per upload under a folder; the file size is the offset."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def local_path(self, upload_id: str) -> Path:
+        return self.root / upload_id
+
+    def create(self, upload_id: str) -> None:
+        fd = os.open(self.local_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        os.close(fd)
+
+    def exists(self, upload_id: str) -> bool:
+        return self.local_path(upload_id).exists()
+
+    def size(self, upload_id: str) -> int:
+        return self.local_path(upload_id).stat().st_size
+
+    def open_append(self, upload_id: str) -> UploadWriter:
+        return _FileWriter(self.local_path(upload_id))
+
+    def open_read(self, upload_id: str) -> BinaryIO:
+        return self.local_path(upload_id).open("rb")
+
+    def delete(self, upload_id: str) -> None:
+        self.local_path(upload_id).unlink(missing_ok=True)
+
+    def truncate(self, upload_id: str, size: int) -> None:
+        os.truncate(self.local_path(upload_id), size)
+
+    def concatenate(self, upload_id: str, part_ids: list[str]) -> None:
+        with self.local_path(upload_id).open("ab") as out:
+            for part in part_ids:
+                with self.open_read(part) as src:
+                    shutil.copyfileobj(src, out, 4 * 1024 * 1024)
+            out.flush()
+            os.fdatasync(out.fileno())
+
+    def ids(self) -> Iterator[str]:
+        return (p.name for p in self.root.iterdir() if p.is_file())

@@ -1,0 +1,31 @@
+"""The public base URL of this server, honouring Forwarded / X-Forwarded-* only when configured."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from reelout.config import Settings
+from reelout.uploads.tus import parse_forwarded, strip_default_port
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    """Scheme, host and mount prefix that clients should use to reach us, no trailing slash."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    root_path = request.scope.get("root_path", "").rstrip("/")
+    scheme, host = request.url.scheme, request.headers.get("host", request.url.netloc)
+    if settings.behind_proxy:
+        scheme, host, prefix = _proxied(request, scheme, host)
+        root_path = prefix + root_path
+    return f"{scheme}://{strip_default_port(scheme, host)}{root_path}"
+
+
+def _proxied(request: Request, scheme: str, host: str) -> tuple[str, str, str]:
+    headers = request.headers
+    prefix = headers.get("x-forwarded-prefix", "").rstrip("/")
+    if forwarded := headers.get("forwarded"):
+        fields = parse_forwarded(forwarded)
+        return fields.get("proto", scheme), fields.get("host", host), prefix
+    scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
+    host = headers.get("x-forwarded-host", host).split(",")[0].strip()
+    return scheme, host, prefix
