@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -104,21 +105,22 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List API keys (never their secrets)."""
     rt = _runtime()
     with rt.db.session() as session:
         keys = auth_service.list_keys(session, include_revoked=all_keys)
-    table = Table("id", "name", "scope", "environment", "prefix", "created", "revoked")
+    if as_json:
+        typer.echo(json.dumps([key.model_dump(mode="json") for key in keys], indent=2))
+        return
+    table = Table("name", "scope", "environment", "prefix", "created", "revoked")
+    table.add_column("id", no_wrap=True, min_width=16)
     for key in keys:
         table.add_row(
-            key.id,
-            key.name,
-            key.scope,
-            key.environment or "-",
-            key.prefix + "…",
+            key.name, key.scope, key.environment or "-", key.prefix + "…",
             f"{key.created_at:%Y-%m-%d %H:%M}",
-            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-", key.id,
         )
     console.print(table)
 

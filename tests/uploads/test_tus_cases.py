@@ -19,6 +19,14 @@ CT = {"Content-Type": "application/offset+octet-stream"}
 
 
 @pytest.fixture
+def live_server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
+    """Every case runs on SQLite and on PostgreSQL."""
+    server = serve_in_thread(make_settings(tmp_path, database_url=database_url))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def tus(live_server: LiveServer) -> Iterator[httpx.Client]:
     with live_server.client() as client:
         yield client

@@ -346,14 +346,9 @@ def schedule_dedupe_key(name: str, slot: datetime) -> str:
 
 
 def _tick_one(db: Database, clock: Clock, schedule: ScheduleInfo, now: datetime) -> int:
-    """Move one schedule to its next slot; only the worker whose UPDATE matched enqueues."""
+    """Move a due schedule to its next slot; only the worker whose UPDATE matched enqueues."""
     step = timedelta(seconds=schedule.interval_seconds)
     new_next = next_slot_after(schedule.next_run_at, step, now)
-    due = schedule.next_run_at <= now
-    if not due and new_next == schedule.next_run_at:
-        return 0
-    # not due but new_next is earlier: the wall clock went back by more than one interval, so
-    # realign to the grid after the new "now" (fires nothing now, keeps the cadence).
     with db.session() as session:
         moved = _rowcount(
             session,
@@ -364,8 +359,8 @@ def _tick_one(db: Database, clock: Clock, schedule: ScheduleInfo, now: datetime)
             )
             .values(next_run_at=new_next),
         )
-        if moved != 1 or not due:
-            return 0
+        if moved != 1:
+            return 0  # another worker took this tick
         slot = new_next - step  # the latest slot at or before now: one job however late we are
         enqueue(
             session,
@@ -378,8 +373,14 @@ def _tick_one(db: Database, clock: Clock, schedule: ScheduleInfo, now: datetime)
 
 
 def tick_schedules(db: Database, clock: Clock) -> int:
-    """Enqueue one job for every schedule that came due; returns how many this call enqueued."""
+    """Enqueue one job for every schedule that came due; returns how many this call enqueued.
+
+    next_run_at only ever moves forward, to the first slot strictly after now: a clock jump
+    forward fires once (not once per missed slot), and after a jump backwards nothing fires until
+    the clock reaches next_run_at again, so no slot ever runs twice.
+    """
     now = clock.now()
     with db.session() as session:
-        schedules = list_schedules(session)
+        rows = session.scalars(select(Schedule).where(Schedule.next_run_at <= now))
+        schedules = [ScheduleInfo(s.name, s.kind, s.interval_seconds, s.next_run_at) for s in rows]
     return sum(_tick_one(db, clock, schedule, now) for schedule in schedules)

@@ -1,0 +1,65 @@
+"""The video API: creator uploads, reading, filtering, pagination and deletion."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import LiveServer
+
+
+def direct(api: httpx.Client, order: str, stage: str, data: bytes = b"video") -> str:
+    reply = api.post(
+        f"/api/v1/orders/{order}/{stage}/videos",
+        content=data,
+        headers={"Content-Type": "video/mp4"},
+    )
+    assert reply.status_code == 201
+    uid: str = reply.json()["uid"]
+    return uid
+
+
+def test_creator_upload_link(live_server: LiveServer) -> None:
+    with live_server.client() as api:
+        reply = api.post("/api/v1/videos", json={"meta": {"title": "x"}, "expires_in": 600})
+        assert reply.status_code == 201
+        body = reply.json()
+        assert body["upload"]["token"].startswith("rlo_upload_")
+        assert body["upload"]["max_bytes"] == live_server.runtime.settings.tus_max_size
+        video = api.get(f"/api/v1/videos/{body['uid']}").json()
+        assert video["status"]["state"] == "uploading"
+        assert video["meta"] == {"title": "x"}
+        assert api.post("/api/v1/videos", json={"expires_in": 5}).status_code == 422
+
+
+def test_list_filters_and_pages(live_server: LiveServer) -> None:
+    with live_server.client() as api:
+        uids = [direct(api, "P-1", "work") for _ in range(5)]
+        direct(api, "P-2", "inbound")
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, str | int] = {"order_id": "P-1", "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
+            page = api.get("/api/v1/videos", params=params).json()
+            seen += [v["uid"] for v in page["videos"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert sorted(seen) == sorted(uids) and len(seen) == 5
+        assert len(api.get("/api/v1/videos", params={"stage": "inbound"}).json()["videos"]) == 1
+        assert api.get("/api/v1/videos", params={"cursor": "garbage!"}).json()["code"] == (
+            "INVALID_CURSOR"
+        )
+        assert api.get("/api/v1/videos", params={"state": "nope"}).status_code == 422
+
+
+def test_delete_removes_every_file(live_server: LiveServer) -> None:
+    with live_server.client() as api:
+        uid = direct(api, "D-1", "outbound")
+        store = live_server.runtime.media_store
+        assert store.has_original(uid)
+        assert api.delete(f"/api/v1/videos/{uid}").status_code == 204
+        assert not store.has_original(uid)
+        assert api.get(f"/api/v1/videos/{uid}").status_code == 404
+        assert api.delete(f"/api/v1/videos/{uid}").json()["code"] == "VIDEO_NOT_FOUND"

@@ -1,0 +1,163 @@
+"""The three order-stage upload paths (tus link, direct binary, legacy base64) and stage listing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, make_settings, serve_in_thread
+
+T = {"Tus-Resumable": "1.0.0"}
+
+
+@pytest.fixture
+def api(live_server: LiveServer) -> Iterator[httpx.Client]:
+    with live_server.client() as client:
+        yield client
+
+
+def stored(server: LiveServer, uid: str) -> bytes:
+    with server.runtime.media_store.open_original(uid) as src:
+        return src.read()
+
+
+def test_tus_link_for_an_order_stage(live_server: LiveServer, api: httpx.Client) -> None:
+    reply = api.post(
+        "/api/v1/orders/A-17/inbound/videos",
+        json={"upload": "tus", "meta": {"name": "dock"}, "max_bytes": 100},
+    )
+    assert reply.status_code == 201
+    link = reply.json()
+    assert link["upload"]["url"] == live_server.url + "/files/"
+    with live_server.client(token=link["upload"]["token"]) as phone:
+        too_big = phone.post("/files/", headers={**T, "Upload-Length": "101"})
+        assert too_big.status_code == 413
+        created = phone.post("/files/", headers={**T, "Upload-Length": "5"})
+        assert created.headers["Reelout-Video-Id"] == link["uid"]
+        done = phone.patch(
+            created.headers["Location"],
+            content=b"hello",
+            headers={**T, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+        )
+        assert done.status_code == 204
+        again = phone.post("/files/", headers={**T, "Upload-Length": "5"})
+        assert again.status_code == 401
+        assert again.json()["code"] == "UPLOAD_TOKEN_USED"
+        assert phone.get(f"/api/v1/videos/{link['uid']}").status_code == 401
+    video = api.get(f"/api/v1/videos/{link['uid']}").json()
+    assert (video["order_id"], video["stage"], video["meta"]) == (
+        "A-17",
+        "inbound",
+        {"name": "dock"},
+    )
+    assert video["status"]["state"] == "queued"
+
+
+def test_direct_binary_upload_streams_to_the_original(
+    live_server: LiveServer, api: httpx.Client
+) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)
+
+    def body() -> Iterator[bytes]:
+        for start in range(0, len(data), 65536):
+            yield data[start : start + 65536]
+
+    reply = api.post(
+        "/api/v1/orders/A-17/work/videos?filename=clip.mp4",
+        content=body(),
+        headers={"Content-Type": "video/mp4"},
+    )
+    assert reply.status_code == 201, reply.text
+    video = reply.json()
+    assert video["original_sha256"] == hashlib.sha256(data).hexdigest()
+    assert video["meta"]["filename"] == "clip.mp4"
+    assert reply.headers["Location"] == f"/api/v1/videos/{video['uid']}"
+    assert stored(live_server, video["uid"]) == data
+
+
+def test_multipart_upload(live_server: LiveServer, api: httpx.Client) -> None:
+    data = os.urandom(200_000)
+    reply = api.post(
+        "/api/v1/orders/B-2/outbound/videos",
+        files={"file": ("out.mp4", data, "video/mp4")},
+        data={"note": "left dock"},
+    )
+    assert reply.status_code == 201, reply.text
+    video = reply.json()
+    assert video["meta"] == {"filename": "out.mp4", "note": "left dock"}
+    assert stored(live_server, video["uid"]) == data
+    empty = api.post(
+        "/api/v1/orders/B-2/outbound/videos",
+        data={"note": "no file"},
+        files={"other": ("", b"", "text/plain")},
+    )
+    assert empty.status_code == 400
+
+
+def test_legacy_base64_still_works_and_is_deprecated(
+    live_server: LiveServer, api: httpx.Client
+) -> None:
+    data = os.urandom(100_000)
+    reply = api.post(
+        "/api/v1/orders/A-17/inbound/videos",
+        json={"filename": "old.mp4", "file_base64": base64.b64encode(data).decode()},
+    )
+    assert reply.status_code == 201, reply.text
+    assert reply.headers["Deprecation"] == "true"
+    video = reply.json()
+    assert video["source"] == "legacy"
+    assert video["meta"]["filename"] == "old.mp4"
+    assert stored(live_server, video["uid"]) == data
+
+
+def test_limits_refuse_and_keep_nothing(tmp_path: Path) -> None:
+    server = serve_in_thread(make_settings(tmp_path, direct_max_bytes=1000, legacy_max_bytes=600))
+    try:
+        with server.client() as api:
+            url = "/api/v1/orders/A/inbound/videos"
+            at_limit = api.post(url, content=b"x" * 1000, headers={"Content-Type": "video/mp4"})
+            assert at_limit.status_code == 201
+            over = api.post(url, content=b"x" * 1001, headers={"Content-Type": "video/mp4"})
+            assert (over.status_code, over.json()["code"]) == (413, "UPLOAD_TOO_LARGE")
+            legacy_ok = api.post(url, json={"file_base64": base64.b64encode(b"y" * 600).decode()})
+            assert legacy_ok.status_code == 201
+            legacy_over = api.post(url, json={"file_base64": base64.b64encode(b"y" * 601).decode()})
+            assert (legacy_over.status_code, legacy_over.json()["code"]) == (
+                413,
+                "LEGACY_UPLOAD_TOO_LARGE",
+            )
+            truncated = api.post(
+                url, content=b'{"file_base64": "QUJ"}', headers={"Content-Type": "application/json"}
+            )
+            assert (truncated.status_code, truncated.json()["code"]) == (400, "INVALID_BASE64")
+            listed = api.get(url).json()["videos"]
+            assert len(listed) == 2, "refused uploads leave nothing behind"
+            on_disk = [p.name for p in (server.runtime.settings.data_dir / "media").iterdir()]
+            assert sorted(on_disk) == sorted(v["uid"] for v in listed)
+    finally:
+        server.stop()
+
+
+def test_stage_listing_and_unknown_stage(api: httpx.Client) -> None:
+    for stage in ("inbound", "work", "work"):
+        api.post(
+            f"/api/v1/orders/C-9/{stage}/videos",
+            content=b"v",
+            headers={"Content-Type": "video/mp4"},
+        )
+    work = api.get("/api/v1/orders/C-9/work/videos").json()["videos"]
+    assert [v["stage"] for v in work] == ["work", "work"]
+    assert all(v["status"]["state"] == "queued" for v in work)
+    unknown = api.get("/api/v1/orders/C-9/shipping/videos")
+    assert unknown.status_code == 404
+    assert unknown.json()["details"]["valid_stages"] == ["inbound", "work", "outbound"]
+    wrong_type = api.post(
+        "/api/v1/orders/C-9/work/videos", content=b"x", headers={"Content-Type": "text/plain"}
+    )
+    assert wrong_type.status_code == 415
