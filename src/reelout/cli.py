@@ -118,9 +118,13 @@ def keys_list(
     table.add_column("id", no_wrap=True, min_width=16)
     for key in keys:
         table.add_row(
-            key.name, key.scope, key.environment or "-", key.prefix + "…",
+            key.name,
+            key.scope,
+            key.environment or "-",
+            key.prefix + "…",
             f"{key.created_at:%Y-%m-%d %H:%M}",
-            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-", key.id,
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-",
+            key.id,
         )
     console.print(table)
 

@@ -27,7 +27,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 def _lookup(rt: Runtime, token: str) -> Principal:
-    with rt.db.session() as session:
+    with rt.db.read() as session:
         return service.authenticate(session, token)
 
 

@@ -26,8 +26,19 @@ from rich.table import Table
 from reelout.client.uploader import DEFAULT_CHUNK_SIZE, Progress, UploadResult
 from reelout.client.uploader import upload as upload_files
 
-UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2,
-         "mb": 1000**2, "g": 1024**3, "gib": 1024**3, "gb": 1000**3}
+UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+}
 NO_KEY = "no key: pass --key, set REELOUT_KEY, or run where data/admin.key is (REELOUT_DATA_DIR)"
 
 
@@ -42,8 +53,9 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = match[2].lower() if match else ""
     if match is None or unit not in UNITS or float(match[1]) * UNITS[unit] < 1:
-        raise typer.BadParameter(f"{text!r} is not a size; try 8MiB, 512KiB or 1048576",
-                                 param_hint="--chunk-size")
+        raise typer.BadParameter(
+            f"{text!r} is not a size; try 8MiB, 512KiB or 1048576", param_hint="--chunk-size"
+        )
     return int(float(match[1]) * UNITS[unit])
 
 
@@ -58,21 +70,36 @@ def resolve_key(key: str | None) -> str:
 
 
 def upload(
-    files: Annotated[list[Path], typer.Argument(
-        help="Video files to upload.", exists=True, dir_okay=False, readable=True,
-        show_default=False)],
-    server: Annotated[str, typer.Option(
-        envvar="REELOUT_URL", help="Reelout base URL.")] = "http://127.0.0.1:8000",
-    key: Annotated[str | None, typer.Option(
-        envvar="REELOUT_KEY", show_default=False,
-        help="Admin API key (else ./data/admin.key when present).")] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Video files to upload.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default=False,
+        ),
+    ],
+    server: Annotated[
+        str, typer.Option(envvar="REELOUT_URL", help="Reelout base URL.")
+    ] = "http://127.0.0.1:8000",
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="REELOUT_KEY",
+            show_default=False,
+            help="Admin API key (else ./data/admin.key when present).",
+        ),
+    ] = None,
     order: Annotated[str | None, typer.Option(help="Attach to this order (with --stage).")] = None,
     stage: Annotated[StageName | None, typer.Option(help="Order stage (with --order).")] = None,
-    chunk_size: Annotated[str, typer.Option(
-        help="Bytes per PATCH, e.g. 8MiB, 512KiB (held in memory per file).")] = "8MiB",
+    chunk_size: Annotated[
+        str, typer.Option(help="Bytes per PATCH, e.g. 8MiB, 512KiB (held in memory per file).")
+    ] = "8MiB",
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Files uploaded at once.")] = 1,
-    retries: Annotated[int, typer.Option(
-        min=0, help="Retries per request on network errors and 5xx/409/423.")] = 5,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Retries per request on network errors and 5xx/409/423.")
+    ] = 5,
 ) -> None:
     """Upload video files over tus: resumable (run again to resume), retried, checksummed."""
     if (order is None) != (stage is None):
@@ -83,9 +110,17 @@ def upload(
     with Bars(*_columns(), console=err) as bars:
         board = _Board(bars, files)
         try:
-            results = upload_files(files, server=server, key=api_key, order=order,
-                                   stage=stage.value if stage else None, chunk_size=size,
-                                   parallel=parallel, retries=retries, progress=board.update)
+            results = upload_files(
+                files,
+                server=server,
+                key=api_key,
+                order=order,
+                stage=stage.value if stage else None,
+                chunk_size=size,
+                parallel=parallel,
+                retries=retries,
+                progress=board.update,
+            )
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]: run the same command again to resume")
             raise typer.Exit(130) from None
@@ -95,8 +130,14 @@ def upload(
 
 
 def _columns() -> tuple[ProgressColumn, ...]:
-    return (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
+    return (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
 
 
 class _Board:
@@ -120,13 +161,27 @@ class _Board:
 
 
 def _summary(console: Console, results: list[UploadResult]) -> None:
-    table = Table("file", "video uid", "size", "time", "rate", "resumed", "status",
-                  title="Upload summary", title_justify="left")
+    table = Table(
+        "file",
+        "video uid",
+        "size",
+        "time",
+        "rate",
+        "resumed",
+        "status",
+        title="Upload summary",
+        title_justify="left",
+    )
     for res in results:
-        table.add_row(res.path.name, res.video_uid or "-", decimal(res.size),
-                      f"{res.seconds:.1f} s", f"{decimal(int(res.rate))}/s" if res.ok else "-",
-                      f"from {decimal(res.resumed_from)}" if res.resumed_from else "no",
-                      _status(res))
+        table.add_row(
+            res.path.name,
+            res.video_uid or "-",
+            decimal(res.size),
+            f"{res.seconds:.1f} s",
+            f"{decimal(int(res.rate))}/s" if res.ok else "-",
+            f"from {decimal(res.resumed_from)}" if res.resumed_from else "no",
+            _status(res),
+        )
     console.print(table)
     for res in results:
         if not res.ok:

@@ -92,9 +92,12 @@ class WireRequest(TusRequest):
         self._wire.on_sent(0)
         with network_errors():
             resp = self._wire.http.patch(
-                self._url, data=ChunkBody(chunk, self._wire.on_sent),
-                headers=self._request_headers, timeout=self._wire.timeout,
-                verify=self.verify_tls_cert, cert=self.client_cert,
+                self._url,
+                data=ChunkBody(chunk, self._wire.on_sent),
+                headers=self._request_headers,
+                timeout=self._wire.timeout,
+                verify=self.verify_tls_cert,
+                cert=self.client_cert,
             )
         self.status_code = resp.status_code
         self.response_content = resp.content
@@ -113,8 +116,11 @@ class TusUploader(Uploader):
     def get_offset(self) -> int:
         with network_errors():
             resp = self.wire.http.head(
-                str(self.url), headers=self.get_headers(), timeout=self.wire.timeout,
-                verify=self.verify_tls_cert, cert=self.client_cert,
+                str(self.url),
+                headers=self.get_headers(),
+                timeout=self.wire.timeout,
+                verify=self.verify_tls_cert,
+                cert=self.client_cert,
             )
         offset = resp.headers.get("upload-offset")
         if resp.status_code >= 300 or offset is None:
@@ -127,8 +133,11 @@ class TusUploader(Uploader):
         endpoint: str = self.client.url
         with network_errors():
             resp = self.wire.http.post(
-                endpoint, headers=self.get_url_creation_headers(), timeout=self.wire.timeout,
-                verify=self.verify_tls_cert, cert=self.client_cert,
+                endpoint,
+                headers=self.get_url_creation_headers(),
+                timeout=self.wire.timeout,
+                verify=self.verify_tls_cert,
+                cert=self.client_cert,
             )
         location = resp.headers.get("location")
         if resp.status_code >= 300 or location is None:

@@ -162,15 +162,26 @@ def upload(
         raise ValueError(f"give order and stage together; stage is one of {', '.join(STAGES)}")
     if chunk_size < 1 or parallel < 1:
         raise ValueError("chunk_size and parallel must be at least 1")
-    opts = _Options(server.rstrip("/"), key, order, stage, chunk_size,
-                    RetryPolicy(retries, retry_delay), (min(timeout, 30.0), timeout), verify,
-                    dict(metadata or {}), progress)
+    opts = _Options(
+        server.rstrip("/"),
+        key,
+        order,
+        stage,
+        chunk_size,
+        RetryPolicy(retries, retry_delay),
+        (min(timeout, 30.0), timeout),
+        verify,
+        dict(metadata or {}),
+        progress,
+    )
     store = UrlStore(Path(state_path) if state_path else default_state_path())
     many = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     return _run_all([Path(p) for p in many], opts, store, parallel)
 
 
-def _run_all(files: list[Path], opts: _Options, store: UrlStore, parallel: int) -> list[UploadResult]:
+def _run_all(
+    files: list[Path], opts: _Options, store: UrlStore, parallel: int
+) -> list[UploadResult]:
     if parallel == 1 or len(files) < 2:
         return [_upload_one(path, opts, store) for path in files]
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="reelout-upload")
@@ -208,8 +219,9 @@ class _Reporter:
         offset = self.total if result.ok else self.offset
         self._emit(state="done" if result.ok else "failed", note=result.error or "", offset=offset)
 
-    def _emit(self, sent: int = 0, state: str = "uploading", note: str = "",
-              offset: int | None = None) -> None:
+    def _emit(
+        self, sent: int = 0, state: str = "uploading", note: str = "", offset: int | None = None
+    ) -> None:
         if self.callback is not None:
             at = self.offset if offset is None else offset
             self.callback(Progress(self.path, self.total, at, sent, state, note))
@@ -297,10 +309,15 @@ def _open(job: _Job) -> TusUploader:
 
     def make() -> TusUploader:
         return TusUploader(
-            job.wire, file_path=str(job.path), client=TusClient(_tus_url(job.opts),
-                                                                job.opts.auth()),
-            chunk_size=job.opts.chunk_size, metadata=job.metadata, store_url=True,
-            url_storage=job.store, fingerprinter=job.fingerprint, upload_checksum=True,
+            job.wire,
+            file_path=str(job.path),
+            client=TusClient(_tus_url(job.opts), job.opts.auth()),
+            chunk_size=job.opts.chunk_size,
+            metadata=job.metadata,
+            store_url=True,
+            url_storage=job.store,
+            fingerprinter=job.fingerprint,
+            upload_checksum=True,
         )
 
     try:
@@ -349,7 +366,9 @@ def _retrying(job: _Job, action: Callable[[], T], what: str) -> T:
             pause = policy.pause(attempt)
             attempt += 1
             job.result.retries += 1
-            job.reporter.retrying(f"{_reason(exc)}; retry {attempt}/{policy.retries} in {pause:.1f}s")
+            job.reporter.retrying(
+                f"{_reason(exc)}; retry {attempt}/{policy.retries} in {pause:.1f}s"
+            )
             if job.opts.cancel.wait(pause):
                 raise UploadError("cancelled", hint="run the same command again to resume") from exc
 
@@ -395,8 +414,10 @@ def _verify(job: _Job) -> None:
         return
     job.result.verified = theirs == job.result.sha256
     if not job.result.verified:
-        raise UploadError(f"the server stored different bytes (sha256 {theirs}, "
-                          f"local {job.result.sha256})", hint="run again to upload afresh")
+        raise UploadError(
+            f"the server stored different bytes (sha256 {theirs}, local {job.result.sha256})",
+            hint="run again to upload afresh",
+        )
 
 
 def _sha256(path: Path) -> str:

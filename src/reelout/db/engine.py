@@ -29,9 +29,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock at BEGIN so read-then-write transactions never deadlock-upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the write lock at BEGIN, so read-then-write never fails to upgrade;
+    # read-only units of work use a plain (deferred) BEGIN and never wait for writers.
+    readonly = conn.get_execution_options().get(READONLY, False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+READONLY = "reelout_readonly"
 
 
 class Database:
@@ -43,6 +48,9 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.engine: Engine = self._create_engine(parsed.database)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(**{READONLY: True}), expire_on_commit=False
+        )
 
     def _create_engine(self, database: str | None) -> Engine:
         if not self.is_sqlite:
@@ -53,12 +61,18 @@ class Database:
             self.url, connect_args={"check_same_thread": False, "isolation_level": None}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads: on SQLite it never waits for the write lock."""
+        with self._readers() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

@@ -252,7 +252,9 @@ def fail(
         )
         if job is None:
             return None
-        job.last_error = error[:MAX_ERROR_CHARS]
+        job.last_error = error.replace("\x00", "\\0")[
+            :MAX_ERROR_CHARS
+        ]  # PostgreSQL text has no NUL
         job.lease_owner = None
         job.lease_expires_at = None
         if job.attempts >= job.max_attempts:

@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 
@@ -25,6 +25,7 @@ log = logging.getLogger("reelout.jobs")
 
 STOP_GRACE_SECONDS = 10.0
 _TRACEBACK_CHARS = 6000
+_WORKER_ID_MAX = 90  # lease owners are "<worker_id>/<slot>" in a 100-character column
 
 
 def default_worker_id() -> str:
@@ -90,6 +91,8 @@ class Worker:
         self.runtime = runtime
         self.registry = registry
         self.worker_id = worker_id or default_worker_id()
+        if len(self.worker_id) > _WORKER_ID_MAX:
+            raise ValueError(f"worker_id is longer than {_WORKER_ID_MAX} characters")
         self.concurrency = concurrency or settings.worker_concurrency
         self.lease_seconds = lease_seconds or settings.job_lease_seconds
         self.poll_seconds = poll_seconds or settings.job_poll_seconds
@@ -216,20 +219,27 @@ class Worker:
         for thread in threads:
             thread.start()
         log.info("worker %s started (%s threads)", self.worker_id, self.concurrency)
-        while not stop.wait(0.5):  # a timed wait lets signal handlers run in the main thread
-            pass
+        # This thread keeps the schedules ticking even while every job thread is busy; its timed
+        # wait also lets signal handlers run when it is the main thread.
+        while not stop.is_set():
+            self._guarded(self.tick, "schedule tick")
+            stop.wait(self.poll_seconds)
         self._shutdown(threads)
         log.info("worker %s stopped", self.worker_id)
 
     def _loop(self, stop: threading.Event, slot: int) -> None:
         while not stop.is_set():
-            try:
-                ran = self.run_once(slot=slot, tick=slot == 0)
-            except Exception:
-                log.exception("worker %s: poll failed", self.lease_owner(slot))
-                ran = False
+            ran = self._guarded(lambda: self.run_once(slot=slot, tick=False), "poll")
             if not ran:
                 stop.wait(self.poll_seconds)
+
+    def _guarded(self, step: Callable[[], object], what: str) -> object:
+        """Run one step; a failure (database down, ...) is logged and retried on the next poll."""
+        try:
+            return step()
+        except Exception:
+            log.exception("worker %s: %s failed", self.worker_id, what)
+            return None
 
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         self._stopping.set()

@@ -112,13 +112,22 @@ def _body(request: Request, required: bool) -> Body | None:
     return Body(request.stream(), length, checksum)
 
 
-def _state_headers(state: UploadState, location: str | None = None) -> dict[str, str]:
+def _upload_url(request: Request, upload_id: str) -> str:
+    rt: Runtime = request.app.state.runtime
+    return f"{base_url(request, rt.settings)}{PREFIX}/{upload_id}"
+
+
+def _state_headers(request: Request, state: UploadState) -> dict[str, str]:
+    """Headers every reply about an upload carries (offset, expiry, concat, video id)."""
     headers = {
         "Upload-Offset": str(state.offset),
         "Upload-Expires": tus.http_date(state.expires_at),
     }
-    if location:
-        headers["Location"] = location
+    if state.concat == "partial":
+        headers["Upload-Concat"] = "partial"
+    elif state.concat == "final":
+        urls = (_upload_url(request, part) for part in state.concat_parts)
+        headers["Upload-Concat"] = "final;" + " ".join(urls)
     if state.video_uid:
         headers[tus.VIDEO_ID_HEADER] = state.video_uid
     return headers
@@ -157,14 +166,14 @@ async def create(request: Request, svc: ServiceDep, who: UploaderDep) -> Respons
     if body and concat and not concat.partial:
         raise BadRequest("a final upload takes no body", code="INVALID_CONCAT")
     state = await svc.create(who, req, body)
-    location = f"{base_url(request, settings)}{PREFIX}/{state.id}"
-    return Response(status_code=201, headers=_state_headers(state, location))
+    headers = {**_state_headers(request, state), "Location": _upload_url(request, state.id)}
+    return Response(status_code=201, headers=headers)
 
 
 @router.head(PREFIX + "/{upload_id}", summary="Offset and length of an upload")
-async def head(upload_id: str, svc: ServiceDep, who: UploaderDep) -> Response:
+async def head(upload_id: str, request: Request, svc: ServiceDep, who: UploaderDep) -> Response:
     state = await svc.head(who, upload_id)
-    headers = _state_headers(state)
+    headers = _state_headers(request, state)
     headers["Cache-Control"] = "no-store"
     if state.length is None:
         headers["Upload-Defer-Length"] = "1"
@@ -172,12 +181,6 @@ async def head(upload_id: str, svc: ServiceDep, who: UploaderDep) -> Response:
         headers["Upload-Length"] = str(state.length)
     if state.metadata:
         headers["Upload-Metadata"] = tus.format_metadata(state.metadata)
-    if state.concat == "partial":
-        headers["Upload-Concat"] = "partial"
-    elif state.concat == "final":
-        headers["Upload-Concat"] = "final;" + " ".join(
-            f"{PREFIX}/{part}" for part in state.concat_parts
-        )
     return Response(status_code=200, headers=headers)
 
 
@@ -193,7 +196,7 @@ async def patch(upload_id: str, request: Request, svc: ServiceDep, who: Uploader
     except PayloadTooLarge as exc:
         exc.headers.setdefault("Connection", "close")
         raise
-    return Response(status_code=204, headers=_state_headers(state))
+    return Response(status_code=204, headers=_state_headers(request, state))
 
 
 @router.delete(PREFIX + "/{upload_id}", status_code=204, summary="Terminate an upload")

@@ -120,7 +120,7 @@ class TusService:
                 code="MISSING_KEY",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        with self.rt.db.session() as session:
+        with self.rt.db.read() as session:
             if token.startswith(TOKEN_PREFIX):
                 video = media.video_for_upload_token(session, token)
                 if video is None:
@@ -163,7 +163,7 @@ class TusService:
         )
 
     def _load_state(self, upload_id: str, who: Uploader) -> UploadState:
-        with self.rt.db.session() as session:
+        with self.rt.db.read() as session:
             return self._state(self._row(session, upload_id, who))
 
     async def head(self, who: Uploader, upload_id: str) -> UploadState:
@@ -282,7 +282,8 @@ class TusService:
     def _prepare_patch(
         self, upload_id: str, who: Uploader, offset: int, new_length: int | None
     ) -> UploadState:
-        with self.rt.db.session() as session:
+        unit = self.rt.db.read() if new_length is None else self.rt.db.session()
+        with unit as session:
             row = self._row(session, upload_id, who)
             if row.concat == "final":
                 raise Forbidden(
