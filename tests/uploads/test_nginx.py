@@ -1,0 +1,100 @@
+"""The shipped nginx example (deploy/nginx/reelout.conf) in front of a real server, with tus through it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings, serve_in_thread
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "reelout.conf"
+T = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {ADMIN_TOKEN}"}
+MiB = 1024 * 1024
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if not found:
+        pytest.fail("nginx is missing: `.ci/run` installs it (apt-get install nginx-light)")
+    return found
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
+    server = serve_in_thread(make_settings(tmp_path, behind_proxy=True))
+    port = free_port()
+    site = EXAMPLE.read_text().replace("127.0.0.1:8000", server.url.removeprefix("http://"))
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    prefix = tmp_path / "nginx"
+    (prefix / "logs").mkdir(parents=True)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(
+        f"{user}worker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\n"
+        "events { worker_connections 256; }\n"
+        f"http {{\n access_log off;\n client_body_temp_path {prefix}/body;\n"
+        f" proxy_temp_path {prefix}/proxy;\n{site}\n}}\n"
+    )
+    process = subprocess.Popen(
+        [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if time.monotonic() > deadline or process.poll() is not None:
+            pytest.fail(f"nginx did not start: {process.stderr.read() if process.stderr else ''}")
+        time.sleep(0.05)
+    yield server, f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
+    server.stop()
+
+
+def test_tus_through_the_nginx_example_streams_bodies(proxied: tuple[LiveServer, str]) -> None:
+    server, proxy_url = proxied
+    data = os.urandom(6 * MiB)
+    seen_while_streaming: list[int] = []
+    with httpx.Client(base_url=proxy_url, headers=T, timeout=60) as client:
+        created = client.post("/files/", headers={"Upload-Length": str(len(data))})
+        assert created.status_code == 201
+        location = created.headers["Location"]
+        assert location.startswith(proxy_url + "/files/"), (
+            "Location names the proxy, not the backend"
+        )
+        upload_id = location.rsplit("/", 1)[-1]
+
+        def body() -> Iterator[bytes]:
+            yield data[: 3 * MiB]
+            deadline = time.monotonic() + 5
+            while (
+                server.runtime.upload_store.size(upload_id) < 2 * MiB
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+            seen_while_streaming.append(server.runtime.upload_store.size(upload_id))
+            yield data[3 * MiB :]
+
+        reply = client.patch(
+            location,
+            content=body(),
+            headers={"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+        )
+        assert reply.status_code == 204, reply.text
+        assert seen_while_streaming[0] >= 2 * MiB, "nginx must not buffer the request body"
+        assert client.get(location).content == data
+        uid = reply.headers["Reelout-Video-Id"]
+        video = client.get(f"/api/v1/videos/{uid}").json()
+        assert video["original_sha256"] == hashlib.sha256(data).hexdigest()
