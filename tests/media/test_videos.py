@@ -63,3 +63,33 @@ def test_delete_removes_every_file(live_server: LiveServer) -> None:
         assert not store.has_original(uid)
         assert api.get(f"/api/v1/videos/{uid}").status_code == 404
         assert api.delete(f"/api/v1/videos/{uid}").json()["code"] == "VIDEO_NOT_FOUND"
+
+
+def test_creator_token_uploads_in_parallel_parts_once(live_server: LiveServer) -> None:
+    tus = {"Tus-Resumable": "1.0.0"}
+    octets = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    with live_server.client() as api:
+        link = api.post("/api/v1/videos", json={}).json()
+    with live_server.client(token=link["upload"]["token"]) as phone:
+        parts = []
+        for text in (b"first ", b"second"):
+            made = phone.post(
+                "/files/",
+                headers={**tus, "Upload-Concat": "partial", "Upload-Length": str(len(text))},
+            )
+            assert made.status_code == 201
+            assert (
+                phone.patch(made.headers["Location"], content=text, headers=octets).status_code
+                == 204
+            )
+            parts.append(made.headers["Location"])
+        final = phone.post("/files/", headers={**tus, "Upload-Concat": "final;" + " ".join(parts)})
+        assert final.headers["Reelout-Video-Id"] == link["uid"]
+        late = phone.post(
+            "/files/", headers={**tus, "Upload-Concat": "partial", "Upload-Length": "1"}
+        )
+        assert (late.status_code, late.json()["code"]) == (401, "UPLOAD_TOKEN_USED")
+    with live_server.client() as api:
+        video = api.get(f"/api/v1/videos/{link['uid']}").json()
+        assert video["size"] == 12
+        assert video["status"]["state"] == "queued"

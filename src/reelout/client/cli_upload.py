@@ -6,7 +6,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,8 +23,8 @@ from rich.progress import (
 from rich.progress import Progress as Bars
 from rich.table import Table
 
-from reelout.client.uploader import DEFAULT_CHUNK_SIZE, Progress, UploadResult
-from reelout.client.uploader import upload as upload_files
+if TYPE_CHECKING:
+    from reelout.client.uploader import Progress, UploadResult
 
 UNITS = {
     "": 1,
@@ -102,9 +102,11 @@ def upload(
     ] = 5,
 ) -> None:
     """Upload video files over tus: resumable (run again to resume), retried, checksummed."""
+    from reelout.client.uploader import upload as upload_files  # tuspy loads only when needed
+
     if (order is None) != (stage is None):
         raise typer.BadParameter("--order and --stage go together", param_hint="--order/--stage")
-    size = parse_size(chunk_size) if chunk_size else DEFAULT_CHUNK_SIZE
+    size = parse_size(chunk_size)
     api_key = resolve_key(key)
     out, err = Console(), Console(stderr=True)
     with Bars(*_columns(), console=err) as bars:

@@ -15,6 +15,7 @@ delay, so it is switched off (`retries=0`) and `reelout.client.uploader` retries
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -57,23 +58,25 @@ def network_errors() -> Iterator[None]:
 
 
 class ChunkBody:
-    """A chunk as a file-like body: requests sends it with Content-Length and we count reads."""
+    """A chunk as a file-like body: requests sends it with Content-Length and we count reads.
+
+    Reads hand out at least `REPORT_EVERY` bytes (urllib3 asks for 16 KiB and sends whatever it
+    gets), so a chunk goes out in few system calls and each read is one progress report.
+    """
 
     def __init__(self, data: bytes, on_sent: Callable[[int], None]) -> None:
         self._view = memoryview(data)
         self._pos = 0
-        self._reported = 0
         self._on_sent = on_sent
 
     def __len__(self) -> int:
         return len(self._view) - self._pos
 
     def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else self._pos + size
-        block = bytes(self._view[self._pos : end])
+        step = len(self._view) if size is None or size < 0 else max(size, REPORT_EVERY)
+        block = self._view[self._pos : self._pos + step].tobytes()
         self._pos += len(block)
-        if self._pos - self._reported >= REPORT_EVERY or self._pos == len(self._view):
-            self._reported = self._pos
+        if block:
             self._on_sent(self._pos)
         return block
 
@@ -112,6 +115,10 @@ class TusUploader(Uploader):
         self.wire = wire
         self.stale = False
         super().__init__(retries=0, **kwargs)
+
+    def get_file_size(self) -> int:
+        """The size without leaving a file handle open (tuspy's version never closes it)."""
+        return os.path.getsize(str(self.file_path))
 
     def get_offset(self) -> int:
         with network_errors():

@@ -390,13 +390,15 @@ def _as_error(exc: TusCommunicationError, what: str, *, retried: bool) -> Upload
     else:
         message = f"{what} failed: HTTP {status}" + _server_says(exc.response_content)
     hint = HINTS.get(status, RETRY_HINT if retried or _retryable(status) else "")
+    if status == 401 and "UPLOAD_TOKEN" in message:
+        hint = "the one-time upload link was used or expired; run again to get a new one"
     return UploadError(message, status=status, hint=hint)
 
 
-def _server_says(content: object) -> str:
+def _server_says(content: bytes | str | None) -> str:
     """The server's `{code, message}` error body as ' (CODE: message)', or ''."""
     try:
-        body = json.loads(content)  # type: ignore[arg-type]
+        body = json.loads(content or "")
         return f" ({body['code']}: {body['message']})"
     except (TypeError, ValueError, KeyError):
         return ""
@@ -404,12 +406,14 @@ def _server_says(content: object) -> str:
 
 def _verify(job: _Job) -> None:
     """Compare the server's sha256 of the stored original with ours (when the key may read it)."""
+    if job.result.video_uid is None:
+        return
     url = f"{job.opts.server}/api/v1/videos/{job.result.video_uid}"
     try:
         resp = job.wire.http.get(url, headers=job.opts.auth(), timeout=job.wire.timeout)
-    except requests.RequestException:
+        theirs = resp.json().get("original_sha256") if resp.status_code == 200 else None
+    except (requests.RequestException, ValueError, AttributeError):
         return
-    theirs = resp.json().get("original_sha256") if resp.status_code == 200 else None
     if theirs is None:
         return
     job.result.verified = theirs == job.result.sha256

@@ -70,8 +70,12 @@ def video_for_upload_token(session: Session, token: str) -> Video | None:
     return session.scalar(select(Video).where(Video.upload_token_hash == hash_secret(token)))
 
 
-def claim_upload_token(session: Session, clock: Clock, token: str) -> Video:
-    """Use a creator-upload token to start the upload; it works once, before it expires."""
+def claim_upload_token(
+    session: Session, clock: Clock, token: str, *, consume: bool = True
+) -> Video:
+    """Use a creator-upload token to start the upload; it works once, before it expires.
+
+    With `consume=False` the token is only checked (the parts of a parallel upload)."""
     video = video_for_upload_token(session, token)
     if video is None or video.upload_token_expires_at is None:
         raise Unauthorized("the upload token is unknown", code="INVALID_UPLOAD_TOKEN")
@@ -81,7 +85,8 @@ def claim_upload_token(session: Session, clock: Clock, token: str) -> Video:
         raise Unauthorized(
             "the upload token has expired; ask for a new upload link", code="UPLOAD_TOKEN_EXPIRED"
         )
-    video.upload_token_used_at = clock.now()
+    if consume:
+        video.upload_token_used_at = clock.now()
     return video
 
 

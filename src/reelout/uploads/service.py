@@ -240,6 +240,8 @@ class TusService:
             row = self._new_row(who, req, length)
             if not (req.concat and req.concat.partial):
                 self._attach_video(session, who, row, tus.decode_metadata(req.metadata))
+            elif who.token is not None:
+                media.claim_upload_token(session, self.rt.clock, who.token, consume=False)
             session.add(row)
             self.store.create(row.id)
             return self._state(row)
