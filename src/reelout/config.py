@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     tus_read_timeout_seconds: float = Field(default=30.0, gt=0)
     tus_lock_timeout_seconds: float = Field(default=3.0, gt=0)
     tus_metadata_max_bytes: int = Field(default=4096, ge=0)
+    tus_fsync: Literal["patch", "finish"] = "finish"
 
     # creator uploads, direct and legacy uploads
     upload_token_ttl_seconds: int = Field(default=3600, ge=1)

@@ -34,9 +34,10 @@ from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.runtime import Runtime
 from reelout.uploads import tus
+from reelout.uploads.digests import RunningDigests
 from reelout.uploads.locks import Lease
 from reelout.uploads.models import Upload
-from reelout.uploads.store import LocalFiles, Truncatable
+from reelout.uploads.store import LocalFiles, Truncatable, UploadStore
 
 T = TypeVar("T")
 FLUSH_BYTES = 1024 * 1024
@@ -96,7 +97,7 @@ class Body:
 @dataclass
 class _Received:
     count: int = 0
-    sha256: str | None = None
+    running: Any = None
     digest: bytes | None = None
     stopped: str | None = None
     overflow: bool = False
@@ -111,6 +112,7 @@ class TusService:
         self.rt = rt
         self.settings = rt.settings
         self.store = rt.upload_store
+        self.digests = RunningDigests()
 
     # -- identity -----------------------------------------------------------------------------
     def identify(self, token: str | None) -> Uploader:
@@ -357,6 +359,8 @@ class TusService:
             )
         if not unverified:
             state.offset = start + got.count
+            if got.running is not None:
+                self.digests.keep(state.id, state.offset, got.running)
         await _in_thread(self._touch, state)
         if got.stopped:
             raise UploadInterrupted(
@@ -364,8 +368,7 @@ class TusService:
                 headers={"Upload-Offset": str(state.offset), "Connection": "close"},
             )
         if state.length is not None and state.offset == state.length:
-            sha = got.sha256 if start == 0 else None
-            await _in_thread(self._finish, state.id, sha)
+            await _in_thread(self._finish, state.id, None)
         return state
 
     def _rollback(self, upload_id: str, size: int) -> None:
@@ -383,17 +386,16 @@ class TusService:
 
     async def _receive(self, state: UploadState, body: Body, room: int, lease: Lease) -> _Received:
         writer = await _in_thread(self.store.open_append, state.id)
-        hashers = [hashlib.sha256()] if state.offset == 0 else []
+        got = _Received(running=self.digests.resume(state.id, state.offset))
+        hashers = [got.running] if got.running is not None else []
         if body.checksum is not None:
             hashers.append(hashlib.new(body.checksum.algorithm))
-        got = _Received()
         try:
             await self._pump(body.chunks, writer.write, hashers, room, lease, got)
-            await _in_thread(writer.sync)
+            if self.settings.tus_fsync == "patch":
+                await _in_thread(writer.sync)
         finally:
             await _in_thread(writer.close)
-        if state.offset == 0:
-            got.sha256 = hashers[0].hexdigest()
         if body.checksum is not None:
             got.digest = hashers[-1].digest()
         return got
@@ -478,6 +480,8 @@ class TusService:
         assert row.video_uid is not None
         media_store = self.rt.media_store
         if self.store.exists(row.id):
+            _sync(self.store, row.id)
+            sha256 = sha256 or self.digests.take(row.id, row.length or 0)
             sha256 = sha256 or _sha256_of(self.store, row.id)
             if isinstance(self.store, LocalFiles):
                 media_store.adopt_original(row.video_uid, self.store.local_path(row.id))
@@ -546,6 +550,14 @@ class TusService:
             if row.finished_at is None or row.video_uid is None:
                 raise Conflict("the upload has not finished", code="UPLOAD_NOT_FINISHED")
             return row.video_uid
+
+
+def _sync(store: UploadStore, upload_id: str) -> None:
+    writer = store.open_append(upload_id)
+    try:
+        writer.sync()
+    finally:
+        writer.close()
 
 
 def _copy(src: Any, dst: Any) -> None:
