@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated
 
 import typer
@@ -24,6 +25,13 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _configure_logging(level: str) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
+    logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", handlers=[handler])
 
 
 def _runtime() -> Runtime:
@@ -50,6 +58,7 @@ def serve(
     from reelout.app import create_app
 
     settings = Settings()
+    _configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -74,6 +83,7 @@ def worker(
     from reelout.jobs.worker import run_worker
 
     rt = _runtime()
+    _configure_logging(rt.settings.log_level)
     run_worker(rt, concurrency or rt.settings.worker_concurrency)
 
 

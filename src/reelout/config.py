@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     admin_token: str | None = None
     public_url: str | None = None
     behind_proxy: bool = False
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_poll_seconds: float = Field(default=1.0, gt=0)
     reaper_interval_seconds: int = Field(default=300, ge=1)
+    job_retention_days: float = Field(default=7.0, gt=0)
 
     @field_validator("cors_origins", "environments", mode="before")
     @classmethod

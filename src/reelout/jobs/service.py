@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, or_, select, update
+from sqlalchemy import CursorResult, Select, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -386,3 +386,11 @@ def tick_schedules(db: Database, clock: Clock) -> int:
         rows = session.scalars(select(Schedule).where(Schedule.next_run_at <= now))
         schedules = [ScheduleInfo(s.name, s.kind, s.interval_seconds, s.next_run_at) for s in rows]
     return sum(_tick_one(db, clock, schedule, now) for schedule in schedules)
+
+
+def prune_finished(db: Database, clock: Clock, older_than_seconds: float) -> int:
+    """Delete done and dead jobs that finished longer ago than the retention period."""
+    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    stmt = delete(Job).where(Job.state.in_((DONE, DEAD)), Job.finished_at < cutoff)
+    with db.session() as session:
+        return int(getattr(session.execute(stmt), "rowcount", 0) or 0)

@@ -1,0 +1,52 @@
+"""Periodic housekeeping through a real embedded worker: the upload reaper and the job pruner."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from reelout.clock import ManualClock
+from reelout.jobs import service
+from reelout.jobs.models import Job
+from tests.conftest import make_settings, serve_in_thread, start_runtime
+
+T = {"Tus-Resumable": "1.0.0"}
+
+
+def test_serve_reaps_expired_uploads_on_its_own(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        embedded_worker=True,
+        reaper_interval_seconds=1,
+        tus_expiration_seconds=1,
+        job_poll_seconds=0.1,
+    )
+    server = serve_in_thread(settings)
+    try:
+        with server.client() as client:
+            url = client.post("/files/", headers={**T, "Upload-Length": "10"}).headers["Location"]
+            upload_id = url.rsplit("/", 1)[-1]
+            deadline = time.monotonic() + 15
+            while server.runtime.upload_store.exists(upload_id) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not server.runtime.upload_store.exists(upload_id), "the reaper never ran"
+            assert client.head(url, headers=T).status_code == 404
+    finally:
+        server.stop()
+
+
+def test_finished_jobs_are_pruned_after_the_retention(tmp_path: Path, database_url: str) -> None:
+    clock = ManualClock()
+    rt = start_runtime(make_settings(tmp_path, database_url=database_url), clock)
+    with rt.db.session() as session:
+        old = service.enqueue(session, clock, "x", {})
+        queued = service.enqueue(session, clock, "y", {})
+    claimed = service.claim(rt.db, clock, "w", 60, kinds=["x"])
+    assert claimed is not None
+    assert service.complete(rt.db, clock, old, "w")
+    clock.advance(3 * 86400)
+    assert service.prune_finished(rt.db, clock, 7 * 86400) == 0
+    clock.advance(5 * 86400)
+    assert service.prune_finished(rt.db, clock, 7 * 86400) == 1
+    with rt.db.read() as session:
+        assert [job.id for job in session.query(Job)] == [queued]
