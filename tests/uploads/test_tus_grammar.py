@@ -16,7 +16,9 @@ keys = st.text(
     min_size=1,
     max_size=12,
 )
-values = st.one_of(st.none(), st.binary(min_size=1, max_size=40).map(lambda b: base64.b64encode(b).decode()))
+values = st.one_of(
+    st.none(), st.binary(min_size=1, max_size=40).map(lambda b: base64.b64encode(b).decode())
+)
 
 
 @given(st.dictionaries(keys, values, max_size=8))
