@@ -161,3 +161,22 @@ def test_stage_listing_and_unknown_stage(api: httpx.Client) -> None:
         "/api/v1/orders/C-9/work/videos", content=b"x", headers={"Content-Type": "text/plain"}
     )
     assert wrong_type.status_code == 415
+
+
+def test_admin_tus_upload_names_its_order_stage_in_metadata(api: httpx.Client) -> None:
+    def meta(**pairs: str) -> str:
+        return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+    made = api.post(
+        "/files/",
+        headers={**T, "Upload-Length": "1", "Upload-Metadata": meta(order_id="Z-1", stage="work")},
+    )
+    video = api.get(f"/api/v1/videos/{made.headers['Reelout-Video-Id']}").json()
+    assert (video["order_id"], video["stage"]) == ("Z-1", "work")
+    assert "order_id" not in video["meta"]
+    bad = api.post(
+        "/files/",
+        headers={**T, "Upload-Length": "1", "Upload-Metadata": meta(order_id="Z-1", stage="dock")},
+    )
+    assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_ORDER_STAGE")
+    assert len(api.get("/api/v1/orders/Z-1/work/videos").json()["videos"]) == 1

@@ -374,3 +374,13 @@ def test_auth_is_required(live_server: LiveServer) -> None:
     with live_server.client(token="nope") as bad:
         assert bad.post("/files/", headers={**T, "Upload-Length": "1"}).status_code == 401
     assert ADMIN_TOKEN
+
+
+def test_download_supports_ranges(tus: httpx.Client) -> None:
+    reply = tus.post("/files/", content=b"hello world", headers={**T, **CT, "Upload-Length": "11"})
+    url = reply.headers["Location"]
+    part = tus.get(url, headers={"Range": "bytes=6-10"})
+    assert (part.status_code, part.content) == (206, b"world")
+    assert tus.get(url).content == b"hello world"
+    unfinished = create(tus, 5)
+    assert tus.get(unfinished).json()["code"] == "UPLOAD_NOT_FINISHED"

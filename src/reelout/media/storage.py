@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 class MediaStore(Protocol):
@@ -24,6 +24,13 @@ class MediaStore(Protocol):
     def original_size(self, uid: str) -> int: ...
 
     def delete_video(self, uid: str) -> None: ...
+
+
+@runtime_checkable
+class LocalOriginals(Protocol):
+    """Optional capability: the original is a local file (served with sendfile and Range)."""
+
+    def original_path(self, uid: str) -> Path: ...
 
 
 class FileMediaStore:

@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelout.auth.deps import bearer_token
 from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError, UnsupportedMediaType
+from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
 from reelout.uploads import tus
 from reelout.uploads.service import Body, CreateRequest, TusService, Uploader, UploadState
@@ -206,11 +207,17 @@ async def terminate(upload_id: str, svc: ServiceDep, who: UploaderDep) -> Respon
 
 
 @router.get(PREFIX + "/{upload_id}", summary="Download a finished upload")
-async def download(upload_id: str, svc: ServiceDep, who: UploaderDep) -> StreamingResponse:
+async def download(upload_id: str, svc: ServiceDep, who: UploaderDep) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     uid = await run_in_threadpool(svc.finished_video_uid, who, upload_id)
     store = svc.rt.media_store
+    if isinstance(store, LocalOriginals):  # Range requests, sendfile
+        return FileResponse(
+            store.original_path(uid),
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "no-store"},
+        )
     size = await run_in_threadpool(store.original_size, uid)
 
     def chunks() -> Iterator[bytes]:

@@ -32,6 +32,7 @@ from reelout.errors import (
 )
 from reelout.media import service as media
 from reelout.media.models import Video
+from reelout.media.schemas import Stage
 from reelout.runtime import Runtime
 from reelout.uploads import tus
 from reelout.uploads.digests import RunningDigests
@@ -228,8 +229,15 @@ class TusService:
             if row.length is not None:
                 video.size = row.length
         else:
+            order_id, stage = _order_stage(meta)
             video = media.create_video(
-                session, self.rt.clock, source="tus", size=row.length, meta=meta
+                session,
+                self.rt.clock,
+                source="tus",
+                size=row.length,
+                meta=meta,
+                order_id=order_id,
+                stage=stage,
             )
         row.video_uid = video.uid
 
@@ -550,6 +558,21 @@ class TusService:
             if row.finished_at is None or row.video_uid is None:
                 raise Conflict("the upload has not finished", code="UPLOAD_NOT_FINISHED")
             return row.video_uid
+
+
+def _order_stage(meta: dict[str, str]) -> tuple[str | None, Stage | None]:
+    """`order_id` and `stage` metadata attach an admin's tus upload to an order stage."""
+    order_id, stage = meta.pop("order_id", None), meta.pop("stage", None)
+    if order_id is None and stage is None:
+        return None, None
+    valid = [s.value for s in Stage]
+    if not order_id or stage not in valid:
+        raise BadRequest(
+            "metadata order_id and stage go together; stage is one of " + ", ".join(valid),
+            code="INVALID_ORDER_STAGE",
+            details={"valid_stages": valid},
+        )
+    return order_id, Stage(stage)
 
 
 def _sync(store: UploadStore, upload_id: str) -> None:
