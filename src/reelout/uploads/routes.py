@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelout.auth.deps import bearer_token
-from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError, UnsupportedMediaType
+from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
 from reelout.uploads import tus
@@ -81,17 +81,7 @@ UploaderDep = Annotated[Uploader, Depends(uploader)]
 
 
 def _header_int(request: Request, name: str) -> int | None:
-    try:
-        return tus.parse_non_negative(name, request.headers.get(name))
-    except tus.TusHeaderError as exc:
-        raise BadRequest(exc.message, code=exc.code) from None
-
-
-def _parse(fn: object, *args: object) -> object:
-    try:
-        return fn(*args)  # type: ignore[operator]
-    except tus.TusHeaderError as exc:
-        raise BadRequest(exc.message, code=exc.code) from None
+    return tus.parse_non_negative(name, request.headers.get(name))
 
 
 def _body(request: Request, required: bool) -> Body | None:
@@ -108,8 +98,7 @@ def _body(request: Request, required: bool) -> Body | None:
         return None
     if not (has_body or required):
         return None
-    checksum = _parse(tus.parse_checksum, request.headers.get("upload-checksum"))
-    assert checksum is None or isinstance(checksum, tus.Checksum)
+    checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
     return Body(request.stream(), length, checksum)
 
 
@@ -157,18 +146,17 @@ async def create(request: Request, svc: ServiceDep, who: UploaderDep) -> Respons
     defer = request.headers.get("upload-defer-length")
     if defer is not None and defer.strip() != "1":
         raise BadRequest("Upload-Defer-Length must be 1", code="INVALID_UPLOAD_DEFER_LENGTH")
-    concat = _parse(tus.parse_concat, request.headers.get("upload-concat"))
-    metadata = _parse(
-        tus.parse_metadata, request.headers.get("upload-metadata"), settings.tus_metadata_max_bytes
-    )
-    assert concat is None or isinstance(concat, tus.Concat)
-    req = CreateRequest(_header_int(request, "Upload-Length"), defer is not None, metadata, concat)  # type: ignore[arg-type]
+    headers = request.headers
+    concat = tus.parse_concat(headers.get("upload-concat"))
+    metadata = tus.parse_metadata(headers.get("upload-metadata"), settings.tus_metadata_max_bytes)
+    length = _header_int(request, "Upload-Length")
+    req = CreateRequest(length, defer is not None, metadata, concat)
     body = _body(request, required=False)
     if body and concat and not concat.partial:
         raise BadRequest("a final upload takes no body", code="INVALID_CONCAT")
     state = await svc.create(who, req, body)
-    headers = {**_state_headers(request, state), "Location": _upload_url(request, state.id)}
-    return Response(status_code=201, headers=headers)
+    reply = {**_state_headers(request, state), "Location": _upload_url(request, state.id)}
+    return Response(status_code=201, headers=reply)
 
 
 @router.head(PREFIX + "/{upload_id}", summary="Offset and length of an upload")
@@ -230,6 +218,3 @@ async def download(upload_id: str, svc: ServiceDep, who: UploaderDep) -> Respons
         media_type="application/octet-stream",
         headers={"Content-Length": str(size), "Cache-Control": "no-store"},
     )
-
-
-__all__ = ["MethodOverrideMiddleware", "ReeloutError", "router"]

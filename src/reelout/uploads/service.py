@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from reelout.auth import service as auth
 from reelout.auth.tokens import KEY_PREFIXES
@@ -38,7 +39,7 @@ from reelout.uploads import tus
 from reelout.uploads.digests import RunningDigests
 from reelout.uploads.locks import Lease
 from reelout.uploads.models import Upload
-from reelout.uploads.store import LocalFiles, Truncatable, UploadStore
+from reelout.uploads.store import Concatenatable, LocalFiles, Truncatable, UploadStore
 
 T = TypeVar("T")
 FLUSH_BYTES = 1024 * 1024
@@ -283,8 +284,6 @@ class TusService:
         return state
 
     def _assemble(self, state: UploadState) -> None:
-        from reelout.uploads.store import Concatenatable
-
         if not isinstance(self.store, Concatenatable):
             raise BadRequest("this store cannot concatenate uploads", code="CONCAT_UNSUPPORTED")
         self.store.concatenate(state.id, state.concat_parts)
@@ -456,8 +455,6 @@ class TusService:
         lease: Lease,
         got: _Received,
     ) -> bytes | None:
-        from starlette.requests import ClientDisconnect
-
         try:
             async with asyncio.timeout(timeout) as cm:
                 deadline[:] = [cm]

@@ -14,6 +14,8 @@ from datetime import datetime
 from email.utils import format_datetime
 from urllib.parse import urlsplit
 
+from reelout.errors import BadRequest
+
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 EXTENSIONS = (
@@ -56,13 +58,11 @@ _METADATA_KEY = re.compile(r"^[^\s,]+$")
 _INTEGER = re.compile(r"^[0-9]{1,19}$")
 
 
-class TusHeaderError(ValueError):
-    """A tus header is malformed; `code` is the stable error code for the reply."""
+class TusHeaderError(BadRequest):
+    """A tus header is malformed (400); `code` names which rule it broke."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 def parse_non_negative(name: str, value: str | None) -> int | None:
