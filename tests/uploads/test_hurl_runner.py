@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.conftest import free_port
 from tests.uploads.hurl_runner import (
     SUITE_DIR,
     FileResult,
@@ -315,12 +315,6 @@ def fake_app(seen: list[Seen]) -> Starlette:
 
     methods = ["POST", "PATCH", "HEAD", "OPTIONS", "DELETE"]
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

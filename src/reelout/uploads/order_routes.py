@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -65,17 +66,8 @@ async def add_stage_video(
     if content_type == "multipart/form-data":
         return await _multipart(rt, request, order_id, where)
     if content_type.startswith("video/") or content_type == "application/octet-stream":
-        video = await direct.receive(
-            rt,
-            source="direct",
-            order_id=order_id,
-            stage=where,
-            meta={"content_type": content_type, **_filename(request)},
-            limit=rt.settings.direct_limit,
-            limit_code="UPLOAD_TOO_LARGE",
-            feed=request.stream(),
-        )
-        return _created(video.model_dump(mode="json"), video.uid)
+        meta = {"content_type": content_type, **_filename(request)}
+        return await _store(rt, order_id, where, request.stream(), meta=meta)
     raise UnsupportedMediaType(
         "send application/json (tus link or legacy base64), multipart/form-data, or a video/* body",
         code="UNSUPPORTED_UPLOAD_TYPE",
@@ -115,6 +107,36 @@ async def _json_body(rt: Runtime, request: Request, order_id: str, stage: Stage)
     return _created(link.model_dump(mode="json"), link.uid)
 
 
+async def _store(
+    rt: Runtime,
+    order_id: str,
+    stage: Stage,
+    feed: AsyncIterator[bytes],
+    *,
+    meta: dict[str, Any] | None = None,
+    late_meta: dict[str, Any] | None = None,
+    legacy: bool = False,
+) -> Response:
+    """Stream one upload into a new video of this order stage; 201 with the video."""
+    limit, code = (
+        (rt.settings.legacy_max_bytes, "LEGACY_UPLOAD_TOO_LARGE")
+        if legacy
+        else (rt.settings.direct_limit, "UPLOAD_TOO_LARGE")
+    )
+    video = await direct.receive(
+        rt,
+        source="legacy" if legacy else "direct",
+        order_id=order_id,
+        stage=stage,
+        meta=meta or {},
+        limit=limit,
+        limit_code=code,
+        feed=feed,
+        late_meta=late_meta,
+    )
+    return _created(video.model_dump(mode="json"), video.uid, DEPRECATION if legacy else None)
+
+
 async def _legacy(rt: Runtime, head: bytes, rest: Any, order_id: str, stage: Stage) -> Response:
     async def chunks() -> Any:
         yield head
@@ -122,18 +144,8 @@ async def _legacy(rt: Runtime, head: bytes, rest: Any, order_id: str, stage: Sta
             yield chunk
 
     fields: dict[str, Any] = {}
-    video = await direct.receive(
-        rt,
-        source="legacy",
-        order_id=order_id,
-        stage=stage,
-        meta={},
-        limit=rt.settings.legacy_max_bytes,
-        limit_code="LEGACY_UPLOAD_TOO_LARGE",
-        feed=direct.decode_legacy(chunks(), fields),
-        late_meta=fields,
-    )
-    return _created(video.model_dump(mode="json"), video.uid, DEPRECATION)
+    feed = direct.decode_legacy(chunks(), fields)
+    return await _store(rt, order_id, stage, feed, late_meta=fields, legacy=True)
 
 
 async def _multipart(rt: Runtime, request: Request, order_id: str, stage: Stage) -> Response:
@@ -143,16 +155,6 @@ async def _multipart(rt: Runtime, request: Request, order_id: str, stage: Stage)
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("multipart/form-data needs a boundary", code="INVALID_MULTIPART")
-    fields: dict[str, str] = {}
-    video = await direct.receive(
-        rt,
-        source="direct",
-        order_id=order_id,
-        stage=stage,
-        meta={},
-        limit=rt.settings.direct_limit,
-        limit_code="UPLOAD_TOO_LARGE",
-        feed=direct.multipart_file(request.stream(), boundary, fields),
-        late_meta=fields,
-    )
-    return _created(video.model_dump(mode="json"), video.uid)
+    fields: dict[str, Any] = {}
+    feed = direct.multipart_file(request.stream(), boundary, fields)
+    return await _store(rt, order_id, stage, feed, late_meta=fields)
