@@ -32,6 +32,7 @@ def _configure_logging(level: str) -> None:
 
     handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
     logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", handlers=[handler])
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _runtime() -> Runtime:
@@ -59,10 +60,19 @@ def serve(
 
     settings = Settings()
     _configure_logging(settings.log_level)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    logging.getLogger("reelout").info(
+        "serving on http://%s:%d (data: %s, database: %s)",
+        bind_host,
+        bind_port,
+        settings.data_dir.resolve(),
+        settings.resolved_database_url.split(":", 1)[0],
+    )
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=bind_host,
+        port=bind_port,
+        log_config=None,
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
