@@ -384,3 +384,37 @@ def test_download_supports_ranges(tus: httpx.Client) -> None:
     assert tus.get(url).content == b"hello world"
     unfinished = create(tus, 5)
     assert tus.get(unfinished).json()["code"] == "UPLOAD_NOT_FINISHED"
+
+
+def test_a_stranger_cannot_interrupt_a_busy_upload(
+    live_server: LiveServer, tus: httpx.Client
+) -> None:
+    import threading
+    import time
+
+    url = create(tus, 10)
+    release = threading.Event()
+    result: dict[str, int] = {}
+
+    def body() -> Iterator[bytes]:
+        yield b"hello"
+        release.wait(10)
+        yield b"world"
+
+    def writer() -> None:
+        with live_server.client() as own:
+            result["status"] = patch(own, url, 0, body()).status_code  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    upload_id = url.rsplit("/", 1)[-1]
+    deadline = time.monotonic() + 5
+    while not live_server.runtime.locker.is_held(upload_id) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with live_server.client(token="rlo_admin_not-a-key") as stranger:
+        assert stranger.head(url, headers=T).status_code == 401
+    assert live_server.runtime.locker.is_held(upload_id), "the writer was not disturbed"
+    release.set()
+    thread.join(10)
+    assert result["status"] == 204
+    assert offset_of(tus, url) == 10

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 from starlette.concurrency import run_in_threadpool
 
 from reelout.errors import BadRequest, PayloadTooLarge
+from reelout.iothreads import run_io
 from reelout.media import service as media
 from reelout.media.schemas import Stage, VideoOut
 from reelout.runtime import Runtime
@@ -83,7 +84,7 @@ class Batcher:
     async def flush(self) -> None:
         if self.pending:
             data, self.pending = bytes(self.pending), bytearray()
-            await run_in_threadpool(self.sink.write, data)
+            await run_io(self.sink.write, data)
 
 
 async def receive(

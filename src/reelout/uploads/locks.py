@@ -40,12 +40,17 @@ class Locker(Protocol):
         self, upload_id: str, timeout: float
     ) -> contextlib.AbstractAsyncContextManager[Lease]: ...
 
+    def is_held(self, upload_id: str) -> bool: ...
+
 
 class LocalLocker:
     """In-process locker: enough for one API process (several replicas need a shared locker)."""
 
     def __init__(self) -> None:
         self._holders: dict[str, Lease] = {}
+
+    def is_held(self, upload_id: str) -> bool:
+        return upload_id in self._holders
 
     @contextlib.asynccontextmanager
     async def hold(self, upload_id: str, timeout: float) -> AsyncIterator[Lease]:

@@ -14,7 +14,7 @@ from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
 from reelout.uploads import tus
-from reelout.uploads.service import Body, CreateRequest, TusService, Uploader, UploadState
+from reelout.uploads.service import Body, CreateRequest, Credential, TusService, UploadState
 from reelout.urls import base_url
 
 PREFIX = "/files"
@@ -71,13 +71,11 @@ def service(request: Request) -> TusService:
 ServiceDep = Annotated[TusService, Depends(service)]
 
 
-async def uploader(request: Request, svc: ServiceDep) -> Uploader:
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(svc.identify, bearer_token(request))
+def credential(request: Request) -> Credential:
+    return Credential(bearer_token(request))
 
 
-UploaderDep = Annotated[Uploader, Depends(uploader)]
+CallerDep = Annotated[Credential, Depends(credential)]
 
 
 def _header_int(request: Request, name: str) -> int | None:
@@ -141,7 +139,7 @@ def options(request: Request) -> Response:
 
 @router.post(PREFIX, status_code=201, include_in_schema=False)
 @router.post(PREFIX + "/", status_code=201, summary="Create a tus upload")
-async def create(request: Request, svc: ServiceDep, who: UploaderDep) -> Response:
+async def create(request: Request, svc: ServiceDep, who: CallerDep) -> Response:
     settings = svc.settings
     defer = request.headers.get("upload-defer-length")
     if defer is not None and defer.strip() != "1":
@@ -160,7 +158,7 @@ async def create(request: Request, svc: ServiceDep, who: UploaderDep) -> Respons
 
 
 @router.head(PREFIX + "/{upload_id}", summary="Offset and length of an upload")
-async def head(upload_id: str, request: Request, svc: ServiceDep, who: UploaderDep) -> Response:
+async def head(upload_id: str, request: Request, svc: ServiceDep, who: CallerDep) -> Response:
     state = await svc.head(who, upload_id)
     headers = _state_headers(request, state)
     headers["Cache-Control"] = "no-store"
@@ -174,7 +172,7 @@ async def head(upload_id: str, request: Request, svc: ServiceDep, who: UploaderD
 
 
 @router.patch(PREFIX + "/{upload_id}", status_code=204, summary="Append bytes to an upload")
-async def patch(upload_id: str, request: Request, svc: ServiceDep, who: UploaderDep) -> Response:
+async def patch(upload_id: str, request: Request, svc: ServiceDep, who: CallerDep) -> Response:
     offset = _header_int(request, "Upload-Offset")
     body = _body(request, required=True)
     if offset is None:
@@ -189,13 +187,13 @@ async def patch(upload_id: str, request: Request, svc: ServiceDep, who: Uploader
 
 
 @router.delete(PREFIX + "/{upload_id}", status_code=204, summary="Terminate an upload")
-async def terminate(upload_id: str, svc: ServiceDep, who: UploaderDep) -> Response:
+async def terminate(upload_id: str, svc: ServiceDep, who: CallerDep) -> Response:
     await svc.terminate(who, upload_id)
     return Response(status_code=204)
 
 
 @router.get(PREFIX + "/{upload_id}", summary="Download a finished upload")
-async def download(upload_id: str, svc: ServiceDep, who: UploaderDep) -> Response:
+async def download(upload_id: str, svc: ServiceDep, who: CallerDep) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     uid = await run_in_threadpool(svc.finished_video_uid, who, upload_id)

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from reelout.errors import (
     ReeloutError,
     Unauthorized,
 )
+from reelout.iothreads import run_io
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import Stage
@@ -65,6 +67,16 @@ class Uploader:
     admin: bool
     owner: str
     token: str | None = None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The bearer token of a request, resolved to an Uploader by the service."""
+
+    token: str | None
+
+
+Caller = Uploader | Credential
 
 
 @dataclass
@@ -117,26 +129,31 @@ class TusService:
         self.digests = RunningDigests()
 
     # -- identity -----------------------------------------------------------------------------
-    def identify(self, token: str | None) -> Uploader:
+    @staticmethod
+    def _identify(session: Session, who: Caller) -> Uploader:
+        """Resolve a credential inside the request's own unit of work (no extra round trip)."""
+        if isinstance(who, Uploader):
+            return who
+        token = who.token
         if not token:
             raise Unauthorized(
                 "send an API key or an upload token as 'Authorization: Bearer …'",
                 code="MISSING_KEY",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        with self.rt.db.read() as session:
-            if token.startswith(TOKEN_PREFIX):
-                video = media.video_for_upload_token(session, token)
-                if video is None:
-                    raise Unauthorized("the upload token is unknown", code="INVALID_UPLOAD_TOKEN")
-                return Uploader(admin=False, owner=f"video:{video.uid}", token=token)
-            who = auth.authenticate(session, token)
-        if not who.is_admin:
+        if token.startswith(TOKEN_PREFIX):
+            video = media.video_for_upload_token(session, token)
+            if video is None:
+                raise Unauthorized("the upload token is unknown", code="INVALID_UPLOAD_TOKEN")
+            return Uploader(admin=False, owner=f"video:{video.uid}", token=token)
+        principal = auth.authenticate(session, token)
+        if not principal.is_admin:
             raise Forbidden("uploads need an admin key or an upload token", code="ADMIN_REQUIRED")
-        return Uploader(admin=True, owner=f"key:{who.key_id}")
+        return Uploader(admin=True, owner=f"key:{principal.key_id}")
 
     # -- reading state ------------------------------------------------------------------------
-    def _row(self, session: Session, upload_id: str, who: Uploader) -> Upload:
+    def _row(self, session: Session, upload_id: str, caller: Caller) -> Upload:
+        who = self._identify(session, caller)
         row = session.get(Upload, upload_id) if tus.is_upload_id(upload_id) else None
         if row is None or not (who.admin or row.created_by == who.owner):
             raise NotFound("no such upload", code="UPLOAD_NOT_FOUND")
@@ -166,12 +183,25 @@ class TusService:
             row.video_uid,
         )
 
-    def _load_state(self, upload_id: str, who: Uploader) -> UploadState:
+    def _load_state(self, upload_id: str, who: Caller) -> UploadState:
         with self.rt.db.read() as session:
             return self._state(self._row(session, upload_id, who))
 
-    async def head(self, who: Uploader, upload_id: str) -> UploadState:
-        async with self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds):
+    async def _lock(self, who: Caller, upload_id: str) -> tuple[Caller, AsyncContextManager[Lease]]:
+        """The upload's lock. Taking it interrupts a busy upload's writer, so on a busy upload
+        the caller first proves it owns the upload (otherwise that check rides along later)."""
+        if isinstance(who, Credential) and self.rt.locker.is_held(upload_id):
+            who = await _in_thread(self._resolve, who)
+            await _in_thread(self._load_state, upload_id, who)
+        return who, self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds)
+
+    def _resolve(self, who: Caller) -> Uploader:
+        with self.rt.db.read() as session:
+            return self._identify(session, who)
+
+    async def head(self, who: Caller, upload_id: str) -> UploadState:
+        who, lock = await self._lock(who, upload_id)
+        async with lock:
             state = await _in_thread(self._load_state, upload_id, who)
             if state.length is not None and state.offset == state.length:
                 await _in_thread(self._finish, upload_id, None)
@@ -242,9 +272,10 @@ class TusService:
             )
         row.video_uid = video.uid
 
-    def _create(self, who: Uploader, req: CreateRequest) -> UploadState:
+    def _create(self, caller: Caller, req: CreateRequest) -> tuple[Uploader, UploadState]:
         self._check_create(req)
         with self.rt.db.session() as session:
+            who = self._identify(session, caller)
             length = req.length
             if req.concat and not req.concat.partial:
                 length = self._final_length(session, who, req.concat.parts)
@@ -255,7 +286,7 @@ class TusService:
                 media.claim_upload_token(session, self.rt.clock, who.token, consume=False)
             session.add(row)
             self.store.create(row.id)
-            return self._state(row)
+            return who, self._state(row)
 
     def _final_length(self, session: Session, who: Uploader, parts: tuple[str, ...]) -> int:
         total = 0
@@ -272,8 +303,8 @@ class TusService:
         self._check_size(total)
         return total
 
-    async def create(self, who: Uploader, req: CreateRequest, body: Body | None) -> UploadState:
-        state = await _in_thread(self._create, who, req)
+    async def create(self, caller: Caller, req: CreateRequest, body: Body | None) -> UploadState:
+        who, state = await _in_thread(self._create, caller, req)
         if req.concat and not req.concat.partial:
             await _in_thread(self._assemble, state)
             state.offset = state.length or 0
@@ -291,7 +322,7 @@ class TusService:
 
     # -- writing ------------------------------------------------------------------------------
     def _prepare_patch(
-        self, upload_id: str, who: Uploader, offset: int, new_length: int | None
+        self, upload_id: str, who: Caller, offset: int, new_length: int | None
     ) -> UploadState:
         unit = self.rt.db.read() if new_length is None else self.rt.db.session()
         with unit as session:
@@ -330,9 +361,10 @@ class TusService:
             media.set_size(session, self.rt.clock, row.video_uid, length)
 
     async def patch(
-        self, who: Uploader, upload_id: str, offset: int, new_length: int | None, body: Body
+        self, who: Caller, upload_id: str, offset: int, new_length: int | None, body: Body
     ) -> UploadState:
-        async with self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds) as lease:
+        who, lock = await self._lock(who, upload_id)
+        async with lock as lease:
             state = await _in_thread(self._prepare_patch, upload_id, who, offset, new_length)
             limit = state.length if state.length is not None else self.settings.tus_max_size
             room = limit - state.offset
@@ -392,7 +424,7 @@ class TusService:
         state.expires_at = fresh
 
     async def _receive(self, state: UploadState, body: Body, room: int, lease: Lease) -> _Received:
-        writer = await _in_thread(self.store.open_append, state.id)
+        writer = await run_io(self.store.open_append, state.id)
         got = _Received(running=self.digests.resume(state.id, state.offset))
         hashers = [got.running] if got.running is not None else []
         if body.checksum is not None:
@@ -400,9 +432,9 @@ class TusService:
         try:
             await self._pump(body.chunks, writer.write, hashers, room, lease, got)
             if self.settings.tus_fsync == "patch":
-                await _in_thread(writer.sync)
+                await run_io(writer.sync)
         finally:
-            await _in_thread(writer.close)
+            await run_io(writer.close)
         if body.checksum is not None:
             got.digest = hashers[-1].digest()
         return got
@@ -418,7 +450,10 @@ class TusService:
     ) -> None:
         """Copy the body to the store in ~1 MiB batches, writing and hashing off the loop."""
 
-        def flush(data: bytes) -> None:
+        def flush(batch: list[bytes]) -> None:
+            # In the I/O pool: one join, one write and one hash per batch, so the thread
+            # lets go of the GIL a few times per MiB instead of a few times per 64 KiB.
+            data = b"".join(batch)
             write(data)
             for hasher in hashers:
                 hasher.update(data)
@@ -439,13 +474,13 @@ class TusService:
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size >= FLUSH_BYTES:
-                await _in_thread(flush, b"".join(pending))
+                await run_io(flush, pending)
                 pending, pending_size = [], 0
         lease.on_stop(None)
         if lease.stop_requested and got.stopped is None:
             got.stopped = "a newer request took over"
         if pending and not got.overflow:
-            await _in_thread(flush, b"".join(pending))
+            await run_io(flush, pending)
 
     @staticmethod
     async def _next_chunk(
@@ -505,7 +540,7 @@ class TusService:
         )
 
     # -- termination and expiry ---------------------------------------------------------------
-    def _terminate(self, upload_id: str, who: Uploader) -> None:
+    def _terminate(self, upload_id: str, who: Caller) -> None:
         with self.rt.db.session() as session:
             row = self._row(session, upload_id, who)
             if row.video_uid:
@@ -519,8 +554,9 @@ class TusService:
             session.delete(row)
         self.store.delete(upload_id)
 
-    async def terminate(self, who: Uploader, upload_id: str) -> None:
-        async with self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds):
+    async def terminate(self, who: Caller, upload_id: str) -> None:
+        who, lock = await self._lock(who, upload_id)
+        async with lock:
             await _in_thread(self._terminate, upload_id, who)
 
     def reap_expired(self) -> int:
@@ -549,7 +585,7 @@ class TusService:
         return removed
 
     # -- downloads ----------------------------------------------------------------------------
-    def finished_video_uid(self, who: Uploader, upload_id: str) -> str:
+    def finished_video_uid(self, who: Caller, upload_id: str) -> str:
         with self.rt.db.session() as session:
             row = self._row(session, upload_id, who)
             if row.finished_at is None or row.video_uid is None:
