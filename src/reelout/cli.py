@@ -30,7 +30,7 @@ err_console = Console(stderr=True)
 def _configure_logging(level: str) -> None:
     from rich.logging import RichHandler
 
-    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
+    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
     logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

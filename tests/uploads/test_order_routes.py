@@ -180,3 +180,27 @@ def test_admin_tus_upload_names_its_order_stage_in_metadata(api: httpx.Client) -
     )
     assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_ORDER_STAGE")
     assert len(api.get("/api/v1/orders/Z-1/work/videos").json()["videos"]) == 1
+
+
+def test_a_dropped_direct_upload_leaves_nothing(live_server: LiveServer, api: httpx.Client) -> None:
+    import socket
+    import time
+
+    host, port = live_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /api/v1/orders/X-1/inbound/videos HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + live_server_token(api) + b"\r\n"
+            b"Content-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n" + b"v" * 300_000
+        )
+        time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    media = live_server.runtime.settings.data_dir / "media"
+    while any(media.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(media.iterdir()), "the half-received original was removed"
+    assert api.get("/api/v1/orders/X-1/inbound/videos").json()["videos"] == []
+
+
+def live_server_token(api: httpx.Client) -> bytes:
+    return api.headers["Authorization"].removeprefix("Bearer ").encode()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from reelout.errors import BadRequest, PayloadTooLarge
 from reelout.iothreads import run_io
@@ -108,6 +109,12 @@ async def receive(
             await batcher.add(data)
         await batcher.flush()
         return await run_in_threadpool(sink.commit, late_meta or {})
+    except ClientDisconnect:
+        await run_in_threadpool(sink.abort)
+        raise BadRequest(
+            "the client went away before the upload finished; nothing was kept",
+            code="CLIENT_DISCONNECTED",
+        ) from None
     except BaseException:
         await run_in_threadpool(sink.abort)
         raise

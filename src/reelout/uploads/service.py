@@ -41,7 +41,13 @@ from reelout.uploads import tus
 from reelout.uploads.digests import RunningDigests
 from reelout.uploads.locks import Lease
 from reelout.uploads.models import Upload
-from reelout.uploads.store import Concatenatable, LocalFiles, Truncatable, UploadStore
+from reelout.uploads.store import (
+    Concatenatable,
+    LocalFiles,
+    Truncatable,
+    UploadStore,
+    UploadWriter,
+)
 
 T = TypeVar("T")
 FLUSH_BYTES = 1024 * 1024
@@ -106,6 +112,41 @@ class Body:
     chunks: AsyncIterator[bytes]
     content_length: int | None
     checksum: tus.Checksum | None = None
+
+
+@dataclass
+class _BatchWriter:
+    """Writes batches of body chunks to one upload from the I/O pool: opened on first use,
+    one join, one write and one hash per batch (so the pool thread lets go of the GIL a few
+    times per MiB, not per 64 KiB), and closed (optionally synced) with the last batch."""
+
+    def __init__(self, store: UploadStore, upload_id: str, hashers: list[Any], sync: bool) -> None:
+        self.store, self.upload_id, self.hashers, self.sync = store, upload_id, hashers, sync
+        self._writer: UploadWriter | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    def write(self, batch: list[bytes]) -> None:
+        if not batch:
+            return
+        if self._writer is None:
+            self._writer = self.store.open_append(self.upload_id)
+        data = b"".join(batch)
+        self._writer.write(data)
+        for hasher in self.hashers:
+            hasher.update(data)
+
+    def close(self, batch: list[bytes]) -> None:
+        try:
+            self.write(batch)
+            if self._writer is not None and self.sync:
+                self._writer.sync()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
 
 @dataclass
@@ -400,7 +441,8 @@ class TusService:
             state.offset = start + got.count
             if got.running is not None:
                 self.digests.keep(state.id, state.offset, got.running)
-        await _in_thread(self._touch, state)
+        if self._expiry_due(state):
+            await _in_thread(self._touch, state)
         if got.stopped:
             raise UploadInterrupted(
                 f"the upload was interrupted ({got.stopped}); resume from offset {state.offset}",
@@ -414,27 +456,30 @@ class TusService:
         if isinstance(self.store, Truncatable):
             self.store.truncate(upload_id, size)
 
+    def _fresh_expiry(self) -> datetime:
+        return self.rt.clock.now() + timedelta(seconds=self.settings.tus_expiration_seconds)
+
+    def _expiry_due(self, state: UploadState) -> bool:
+        """Expiry slides forward on activity, written at most once a minute."""
+        return self._fresh_expiry() - state.expires_at >= timedelta(seconds=60)
+
     def _touch(self, state: UploadState) -> None:
-        """Slide the expiry forward on activity (written at most once a minute)."""
-        fresh = self.rt.clock.now() + timedelta(seconds=self.settings.tus_expiration_seconds)
-        if fresh - state.expires_at < timedelta(seconds=60):
-            return
+        fresh = self._fresh_expiry()
         with self.rt.db.session() as session:
             session.execute(update(Upload).where(Upload.id == state.id).values(expires_at=fresh))
         state.expires_at = fresh
 
     async def _receive(self, state: UploadState, body: Body, room: int, lease: Lease) -> _Received:
-        writer = await run_io(self.store.open_append, state.id)
         got = _Received(running=self.digests.resume(state.id, state.offset))
         hashers = [got.running] if got.running is not None else []
         if body.checksum is not None:
             hashers.append(hashlib.new(body.checksum.algorithm))
+        sink = _BatchWriter(self.store, state.id, hashers, self.settings.tus_fsync == "patch")
         try:
-            await self._pump(body.chunks, writer.write, hashers, room, lease, got)
-            if self.settings.tus_fsync == "patch":
-                await run_io(writer.sync)
+            await self._pump(body.chunks, sink, room, lease, got)
         finally:
-            await run_io(writer.close)
+            if sink.is_open:
+                await run_io(sink.close, [])
         if body.checksum is not None:
             got.digest = hashers[-1].digest()
         return got
@@ -442,22 +487,12 @@ class TusService:
     async def _pump(
         self,
         chunks: AsyncIterator[bytes],
-        write: Callable[[bytes], None],
-        hashers: list[Any],
+        sink: _BatchWriter,
         room: int,
         lease: Lease,
         got: _Received,
     ) -> None:
         """Copy the body to the store in ~1 MiB batches, writing and hashing off the loop."""
-
-        def flush(batch: list[bytes]) -> None:
-            # In the I/O pool: one join, one write and one hash per batch, so the thread
-            # lets go of the GIL a few times per MiB instead of a few times per 64 KiB.
-            data = b"".join(batch)
-            write(data)
-            for hasher in hashers:
-                hasher.update(data)
-
         pending: list[bytes] = []
         pending_size = 0
         timeout = self.settings.tus_read_timeout_seconds
@@ -474,13 +509,12 @@ class TusService:
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size >= FLUSH_BYTES:
-                await run_io(flush, pending)
+                await run_io(sink.write, pending)
                 pending, pending_size = [], 0
         lease.on_stop(None)
         if lease.stop_requested and got.stopped is None:
             got.stopped = "a newer request took over"
-        if pending and not got.overflow:
-            await run_io(flush, pending)
+        await run_io(sink.close, [] if got.overflow else pending)
 
     @staticmethod
     async def _next_chunk(
@@ -507,37 +541,49 @@ class TusService:
 
     # -- finishing ----------------------------------------------------------------------------
     def _finish(self, upload_id: str, sha256: str | None) -> None:
-        """Runs once per upload: hand the bytes to the video and queue its processing."""
-        with self.rt.db.session() as session:
+        """Runs once per upload: hand the bytes to the video and queue its processing.
+
+        The file work (sync, hash, move) happens before the write transaction, so a large
+        upload never holds the database's write lock; it is idempotent if a crash repeats it."""
+        with self.rt.db.read() as session:
             row = session.get(Upload, upload_id)
             if row is None or row.finished_at is not None:
                 return
-            if row.video_uid is not None:
-                self._deliver(session, row, sha256)
-            row.finished_at = self.rt.clock.now()
+            video_uid, length = row.video_uid, row.length or 0
+        if video_uid is not None:
+            sha256 = self._deliver(upload_id, video_uid, length, sha256)
+        with self.rt.db.session() as session:
+            done = session.execute(
+                update(Upload)
+                .where(Upload.id == upload_id, Upload.finished_at.is_(None))
+                .values(finished_at=self.rt.clock.now())
+            )
+            if getattr(done, "rowcount", 0) and video_uid is not None:
+                assert sha256 is not None
+                media.original_received(
+                    session, self.rt.clock, video_uid, size=length, sha256=sha256
+                )
 
-    def _deliver(self, session: Session, row: Upload, sha256: str | None) -> None:
-        assert row.video_uid is not None
+    def _deliver(self, upload_id: str, video_uid: str, length: int, sha256: str | None) -> str:
+        """Move the finished bytes in as the video's original; returns their SHA-256."""
         media_store = self.rt.media_store
-        if self.store.exists(row.id):
-            _sync(self.store, row.id)
-            sha256 = sha256 or self.digests.take(row.id, row.length or 0)
-            sha256 = sha256 or _sha256_of(self.store, row.id)
+        if self.store.exists(upload_id):
+            _sync(self.store, upload_id)
+            sha256 = sha256 or self.digests.take(upload_id, length)
+            sha256 = sha256 or _sha256_of(self.store, upload_id)
             if isinstance(self.store, LocalFiles):
-                media_store.adopt_original(row.video_uid, self.store.local_path(row.id))
+                media_store.adopt_original(video_uid, self.store.local_path(upload_id))
             else:
                 with (
-                    self.store.open_read(row.id) as src,
-                    media_store.write_original(row.video_uid) as dst,
+                    self.store.open_read(upload_id) as src,
+                    media_store.write_original(video_uid) as dst,
                 ):
                     _copy(src, dst)
-                self.store.delete(row.id)
+                self.store.delete(upload_id)
         elif sha256 is None:
-            with media_store.open_original(row.video_uid) as src:
+            with media_store.open_original(video_uid) as src:
                 sha256 = _hash_stream(src)
-        media.original_received(
-            session, self.rt.clock, row.video_uid, size=row.length or 0, sha256=sha256
-        )
+        return sha256
 
     # -- termination and expiry ---------------------------------------------------------------
     def _terminate(self, upload_id: str, who: Caller) -> None:
