@@ -1,0 +1,329 @@
+"""Shared bench helpers: start the servers, sample their CPU and RSS, and a lean tus client."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+import psutil
+
+MB = 1000 * 1000
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+WORK_DIR = BENCH_DIR / ".work"
+JS_DIR = BENCH_DIR / "js"
+TOKEN = "bench-admin-token"
+TUS = {"Tus-Resumable": "1.0.0"}
+BLOCK = MiB
+
+
+def parse_size(text: str) -> int:
+    """'1GiB', '64MiB', '100MB', '5M' (binary), or plain bytes."""
+    units = {"gib": GiB, "mib": MiB, "kib": 1024, "gb": 1000 * MB, "mb": MB, "kb": 1000}
+    units |= {"g": GiB, "m": MiB, "k": 1024}
+    lowered = text.strip().lower()
+    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if lowered.endswith(suffix):
+            return int(float(lowered[: -len(suffix)]) * factor)
+    return int(lowered)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def work_dir(prefix: str) -> Iterator[Path]:
+    """A scratch folder under bench/.work (same disk as the project), removed afterwards."""
+    WORK_DIR.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=WORK_DIR))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server under test, running as a subprocess on loopback."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: IO[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+    blob_dirs: list[Path] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def connect(self, timeout: float = 120.0) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def purge(self, min_bytes: int = MiB) -> None:
+        """Delete the finished uploads' bytes under blob_dirs (never a database), freeing their
+        page cache so that every run starts with the same free memory."""
+        for path in (p for folder in self.blob_dirs for p in folder.rglob("*")):
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_size >= min_bytes:
+                    path.unlink()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def _wait_up(server: Server, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited early; see {server.log.name}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = server.connect(timeout=2)
+            conn.request("OPTIONS", "/files/", headers=TUS)
+            status = conn.getresponse().status
+            conn.close()
+            if status < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{server.name} did not come up within {timeout:.0f} s")
+
+
+def reelout_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        REELOUT_DATA_DIR=str(data_dir),
+        REELOUT_ADMIN_TOKEN=TOKEN,
+        REELOUT_EMBEDDED_WORKER="false",
+        REELOUT_TUS_MAX_SIZE=str(64 * GiB),
+    )
+    env.update(extra)
+    return env
+
+
+def start_reelout(data_dir: Path, **extra_env: str) -> Server:
+    """`reelout serve` with its own data folder; extra_env adds REELOUT_* settings."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = (data_dir.parent / f"reelout-{port}.log").open("wb")
+    cmd = [str(ROOT / ".venv/bin/reelout"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, env=reelout_env(data_dir, **extra_env), stdout=log, stderr=log, cwd=data_dir
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    server = Server("reelout", proc, port, log, auth, [data_dir / "media"])
+    _wait_up(server)
+    return server
+
+
+def ensure_node_modules() -> None:
+    if not (JS_DIR / "node_modules/@tus/server").exists():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
+
+
+def start_peer(data_dir: Path) -> Server:
+    """@tus/server with a FileStore (bench/js/tus_peer.mjs)."""
+    ensure_node_modules()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = (data_dir.parent / f"tus-peer-{port}.log").open("wb")
+    cmd = ["node", str(JS_DIR / "tus_peer.mjs"), str(port), str(data_dir), str(64 * GiB)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=JS_DIR)
+    server = Server("@tus/server", proc, port, log, blob_dirs=[data_dir])
+    _wait_up(server)
+    return server
+
+
+# -- resource usage -----------------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    """CPU seconds used and RSS (baseline before, peak during) of a server over one phase."""
+
+    cpu_seconds: float
+    rss_baseline: int
+    rss_peak: int
+
+    @property
+    def rss_growth(self) -> int:
+        return max(0, self.rss_peak - self.rss_baseline)
+
+
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        return [proc, *proc.children(recursive=True)]
+    return [proc]
+
+
+def _cpu(proc: psutil.Process) -> float:
+    total = 0.0
+    for p in _tree(proc):
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in _tree(proc):
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+class UsageSampler:
+    """Samples the server's RSS every 50 ms in a thread; CPU is read at start and stop."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._cpu0 = 0.0
+        self.baseline = 0
+        self.peak = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, _rss(self.proc))
+
+    def __enter__(self) -> UsageSampler:
+        self._cpu0 = _cpu(self.proc)
+        self.baseline = self.peak = _rss(self.proc)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss(self.proc))
+        self.usage = Usage(_cpu(self.proc) - self._cpu0, self.baseline, self.peak)
+
+
+# -- a lean tus client ----------------------------------------------------------------------------
+# Not tuspy: it reads each chunk into memory from a file stream; this client streams a repeated
+# in-memory block through http.client, so the client costs little CPU next to the server.
+
+
+class Payload:
+    """Deterministic bytes of any size made by repeating one random block (no big buffers)."""
+
+    def __init__(self, block: bytes | None = None) -> None:
+        self.block = block or os.urandom(BLOCK)
+
+    def chunks(self, start: int, count: int) -> Iterator[memoryview]:
+        view = memoryview(self.block)
+        size = len(self.block)
+        pos, end = start, start + count
+        while pos < end:
+            at = pos % size
+            step = min(size - at, end - pos)
+            yield view[at : at + step]
+            pos += step
+
+
+class TusError(RuntimeError):
+    """A tus request got an unexpected status."""
+
+    def __init__(self, what: str, status: int, body: bytes) -> None:
+        super().__init__(f"{what}: HTTP {status} {body[:300]!r}")
+        self.status = status
+
+
+def _path(location: str) -> str:
+    return urlsplit(location).path
+
+
+def tus_create(
+    conn: http.client.HTTPConnection, headers: dict[str, str], length: int, name: str = "bench.mp4"
+) -> str:
+    """POST /files/ → the upload's path."""
+    import base64
+
+    meta = "filename " + base64.b64encode(name.encode()).decode()
+    hdrs = {**TUS, **headers, "Upload-Length": str(length), "Upload-Metadata": meta}
+    conn.request("POST", "/files/", headers=hdrs)
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status != 201:
+        raise TusError("POST /files/", resp.status, body)
+    return _path(resp.headers["Location"])
+
+
+def tus_head(conn: http.client.HTTPConnection, headers: dict[str, str], path: str) -> int:
+    conn.request("HEAD", path, headers={**TUS, **headers})
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status not in (200, 204):
+        raise TusError(f"HEAD {path}", resp.status, body)
+    return int(resp.headers["Upload-Offset"])
+
+
+def send_request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: Iterator[memoryview | bytes],
+) -> http.client.HTTPResponse:
+    """Stream `body` (Content-Length must be in headers) and return the response."""
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for key, value in headers.items():
+        conn.putheader(key, value)
+    conn.endheaders()
+    for chunk in body:
+        conn.send(chunk)
+    return conn.getresponse()
+
+
+def tus_patch(
+    conn: http.client.HTTPConnection,
+    headers: dict[str, str],
+    path: str,
+    offset: int,
+    body: Iterator[memoryview | bytes],
+    count: int,
+) -> int:
+    """PATCH `count` bytes at `offset`; returns the new offset."""
+    hdrs = {
+        **TUS,
+        **headers,
+        "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream",
+        "Content-Length": str(count),
+    }
+    resp = send_request(conn, "PATCH", path, hdrs, body)
+    data = resp.read()
+    if resp.status != 204:
+        raise TusError(f"PATCH {path} @ {offset}", resp.status, data)
+    return int(resp.headers["Upload-Offset"])
