@@ -93,3 +93,21 @@ def test_creator_token_uploads_in_parallel_parts_once(live_server: LiveServer) -
         video = api.get(f"/api/v1/videos/{link['uid']}").json()
         assert video["size"] == 12
         assert video["status"]["state"] == "queued"
+
+
+def test_deleting_a_video_mid_upload_keeps_nothing(live_server: LiveServer) -> None:
+    tus = {"Tus-Resumable": "1.0.0"}
+    octets = {**tus, "Content-Type": "application/offset+octet-stream"}
+    with live_server.client() as api:
+        made = api.post("/files/", headers={**tus, "Upload-Length": "10"})
+        url, uid = made.headers["Location"], made.headers["Reelout-Video-Id"]
+        assert (
+            api.patch(url, content=b"hello", headers={**octets, "Upload-Offset": "0"}).status_code
+            == 204
+        )
+        assert api.delete(f"/api/v1/videos/{uid}").status_code == 204
+        done = api.patch(url, content=b"world", headers={**octets, "Upload-Offset": "5"})
+        assert done.status_code == 204
+        assert not live_server.runtime.media_store.has_original(uid)
+        assert not live_server.runtime.upload_store.exists(url.rsplit("/", 1)[-1])
+        assert api.get(f"/api/v1/videos/{uid}").status_code == 404

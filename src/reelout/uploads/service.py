@@ -550,8 +550,12 @@ class TusService:
             if row is None or row.finished_at is not None:
                 return
             video_uid, length = row.video_uid, row.length or 0
+            if video_uid is not None and session.get(Video, video_uid) is None:
+                video_uid = None  # the video was deleted mid-upload: keep nothing
         if video_uid is not None:
             sha256 = self._deliver(upload_id, video_uid, length, sha256)
+        elif row.concat != "partial":
+            self.store.delete(upload_id)
         with self.rt.db.session() as session:
             done = session.execute(
                 update(Upload)
