@@ -32,7 +32,7 @@ from reelout.errors import (
     ReeloutError,
     Unauthorized,
 )
-from reelout.iothreads import run_io
+from reelout.iothreads import HASH_POOL, run_io
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import Stage
@@ -134,9 +134,10 @@ class _BatchWriter:
         if self._writer is None:
             self._writer = self.store.open_append(self.upload_id)
         data = b"".join(batch)
+        hashing = HASH_POOL.submit(_update_all, self.hashers, data) if self.hashers else None
         self._writer.write(data)
-        for hasher in self.hashers:
-            hasher.update(data)
+        if hashing is not None:
+            hashing.result()
 
     def close(self, batch: list[bytes]) -> None:
         try:
@@ -492,26 +493,35 @@ class TusService:
         lease: Lease,
         got: _Received,
     ) -> None:
-        """Copy the body to the store in ~1 MiB batches, writing and hashing off the loop."""
+        """Copy the body to the store in ~1 MiB batches, writing and hashing off the loop.
+
+        Double-buffered: while one batch is written, the next one is received."""
         pending: list[bytes] = []
         pending_size = 0
         timeout = self.settings.tus_read_timeout_seconds
         deadline: list[asyncio.Timeout] = []
+        in_flight: asyncio.Future[None] | None = None
         lease.on_stop(lambda: deadline[0].reschedule(-1.0) if deadline else None)
-        while not lease.stop_requested:
-            chunk = await self._next_chunk(chunks, timeout, deadline, lease, got)
-            if chunk is None:
-                break
-            if got.count + len(chunk) > room:
-                got.overflow = True
-                break
-            got.count += len(chunk)
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= FLUSH_BYTES:
-                await run_io(sink.write, pending)
-                pending, pending_size = [], 0
-        lease.on_stop(None)
+        try:
+            while not lease.stop_requested:
+                chunk = await self._next_chunk(chunks, timeout, deadline, lease, got)
+                if chunk is None:
+                    break
+                if got.count + len(chunk) > room:
+                    got.overflow = True
+                    break
+                got.count += len(chunk)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= FLUSH_BYTES:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(run_io(sink.write, pending))
+                    pending, pending_size = [], 0
+        finally:
+            lease.on_stop(None)
+            if in_flight is not None:
+                await in_flight
         if lease.stop_requested and got.stopped is None:
             got.stopped = "a newer request took over"
         await run_io(sink.close, [] if got.overflow else pending)
@@ -656,6 +666,11 @@ def _order_stage(meta: dict[str, str]) -> tuple[str | None, Stage | None]:
             details={"valid_stages": valid},
         )
     return order_id, Stage(stage)
+
+
+def _update_all(hashers: list[Any], data: bytes) -> None:
+    for hasher in hashers:
+        hasher.update(data)
 
 
 def _sync(store: UploadStore, upload_id: str) -> None:
