@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from reelout.app import create_app
 from reelout.clock import Clock, ManualClock
@@ -110,8 +111,8 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def serve_in_thread(settings: Settings, clock: Clock | None = None) -> LiveServer:
-    app = create_app(settings, clock=clock)
+def start_uvicorn(app: ASGIApp) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Run an ASGI app on a free loopback port in a thread; returns once it accepts requests."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -122,6 +123,12 @@ def serve_in_thread(settings: Settings, clock: Clock | None = None) -> LiveServe
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
+    return server, thread, port
+
+
+def serve_in_thread(settings: Settings, clock: Clock | None = None) -> LiveServer:
+    app = create_app(settings, clock=clock)
+    server, thread, port = start_uvicorn(app)
     return LiveServer(f"http://127.0.0.1:{port}", app.state.runtime, server, thread)
 
 

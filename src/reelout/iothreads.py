@@ -15,9 +15,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reelout-io")
-# Hashing runs beside the write of the same batch (both release the GIL), so a batch costs
-# max(write, hash) rather than their sum. Its tasks never wait on anything: no deadlock.
-HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reelout-hash")
 
 
 async def run_io(fn: Callable[..., T], *args: Any) -> T:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +10,12 @@ from textwrap import dedent
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.conftest import free_port, start_uvicorn
 from tests.uploads.hurl_runner import (
     SUITE_DIR,
     FileResult,
@@ -320,16 +317,7 @@ def fake_app(seen: list[Seen]) -> Starlette:
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[FakeServer]:
     fake = FakeServer("")
-    port = free_port()
-    config = uvicorn.Config(fake_app(fake.seen), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the fake server did not start")
-        time.sleep(0.02)
+    server, thread, port = start_uvicorn(fake_app(fake.seen))
     fake.url = f"http://127.0.0.1:{port}"
     yield fake
     server.should_exit = True

@@ -32,7 +32,7 @@ from reelout.errors import (
     ReeloutError,
     Unauthorized,
 )
-from reelout.iothreads import HASH_POOL, run_io
+from reelout.iothreads import run_io
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import Stage
@@ -134,10 +134,8 @@ class _BatchWriter:
         if self._writer is None:
             self._writer = self.store.open_append(self.upload_id)
         data = b"".join(batch)
-        hashing = HASH_POOL.submit(_update_all, self.hashers, data) if self.hashers else None
         self._writer.write(data)
-        if hashing is not None:
-            hashing.result()
+        _update_all(self.hashers, data)
 
     def close(self, batch: list[bytes]) -> None:
         try:
