@@ -14,7 +14,8 @@ from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
 from reelout.uploads import tus
-from reelout.uploads.service import Body, CreateRequest, Credential, TusService, UploadState
+from reelout.uploads.receiving import Body
+from reelout.uploads.service import CreateRequest, Credential, TusService, UploadState
 from reelout.urls import base_url
 
 PREFIX = "/files"

@@ -6,10 +6,9 @@ through the `UploadStore`; concurrent requests on one upload are serialised by t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +17,6 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from reelout.auth import service as auth
 from reelout.auth.tokens import KEY_PREFIXES
@@ -32,25 +30,23 @@ from reelout.errors import (
     ReeloutError,
     Unauthorized,
 )
-from reelout.iothreads import run_io
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import Stage
 from reelout.runtime import Runtime
-from reelout.uploads import tus
+from reelout.uploads import receiving, tus
 from reelout.uploads.digests import RunningDigests
 from reelout.uploads.locks import Lease
 from reelout.uploads.models import Upload
+from reelout.uploads.receiving import Body, Received
 from reelout.uploads.store import (
     Concatenatable,
     LocalFiles,
     Truncatable,
     UploadStore,
-    UploadWriter,
 )
 
 T = TypeVar("T")
-FLUSH_BYTES = 1024 * 1024
 TOKEN_PREFIX = KEY_PREFIXES["upload"]
 
 
@@ -103,58 +99,6 @@ class CreateRequest:
     defer_length: bool
     metadata: tus.Metadata
     concat: tus.Concat | None
-
-
-@dataclass
-class Body:
-    """A request body as an async stream, with what the headers promised about it."""
-
-    chunks: AsyncIterator[bytes]
-    content_length: int | None
-    checksum: tus.Checksum | None = None
-
-
-@dataclass
-class _BatchWriter:
-    """Writes batches of body chunks to one upload from the I/O pool: opened on first use,
-    one join, one write and one hash per batch (so the pool thread lets go of the GIL a few
-    times per MiB, not per 64 KiB), and closed (optionally synced) with the last batch."""
-
-    def __init__(self, store: UploadStore, upload_id: str, hashers: list[Any], sync: bool) -> None:
-        self.store, self.upload_id, self.hashers, self.sync = store, upload_id, hashers, sync
-        self._writer: UploadWriter | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self._writer is not None
-
-    def write(self, batch: list[bytes]) -> None:
-        if not batch:
-            return
-        if self._writer is None:
-            self._writer = self.store.open_append(self.upload_id)
-        data = b"".join(batch)
-        self._writer.write(data)
-        _update_all(self.hashers, data)
-
-    def close(self, batch: list[bytes]) -> None:
-        try:
-            self.write(batch)
-            if self._writer is not None and self.sync:
-                self._writer.sync()
-        finally:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-
-
-@dataclass
-class _Received:
-    count: int = 0
-    running: Any = None
-    digest: bytes | None = None
-    stopped: str | None = None
-    overflow: bool = False
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -420,7 +364,7 @@ class TusService:
             got = await self._receive(state, body, room, lease)
             return await self._settle(state, body, got)
 
-    async def _settle(self, state: UploadState, body: Body, got: _Received) -> UploadState:
+    async def _settle(self, state: UploadState, body: Body, got: Received) -> UploadState:
         start = state.offset
         unverified = body.checksum is not None and (
             got.stopped or got.digest != body.checksum.digest
@@ -468,84 +412,17 @@ class TusService:
             session.execute(update(Upload).where(Upload.id == state.id).values(expires_at=fresh))
         state.expires_at = fresh
 
-    async def _receive(self, state: UploadState, body: Body, room: int, lease: Lease) -> _Received:
-        got = _Received(running=self.digests.resume(state.id, state.offset))
-        hashers = [got.running] if got.running is not None else []
-        if body.checksum is not None:
-            hashers.append(hashlib.new(body.checksum.algorithm))
-        sink = _BatchWriter(self.store, state.id, hashers, self.settings.tus_fsync == "patch")
-        try:
-            await self._pump(body.chunks, sink, room, lease, got)
-        finally:
-            if sink.is_open:
-                await run_io(sink.close, [])
-        if body.checksum is not None:
-            got.digest = hashers[-1].digest()
-        return got
-
-    async def _pump(
-        self,
-        chunks: AsyncIterator[bytes],
-        sink: _BatchWriter,
-        room: int,
-        lease: Lease,
-        got: _Received,
-    ) -> None:
-        """Copy the body to the store in ~1 MiB batches, writing and hashing off the loop.
-
-        Double-buffered: while one batch is written, the next one is received."""
-        pending: list[bytes] = []
-        pending_size = 0
-        timeout = self.settings.tus_read_timeout_seconds
-        deadline: list[asyncio.Timeout] = []
-        in_flight: asyncio.Future[None] | None = None
-        lease.on_stop(lambda: deadline[0].reschedule(-1.0) if deadline else None)
-        try:
-            while not lease.stop_requested:
-                chunk = await self._next_chunk(chunks, timeout, deadline, lease, got)
-                if chunk is None:
-                    break
-                if got.count + len(chunk) > room:
-                    got.overflow = True
-                    break
-                got.count += len(chunk)
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= FLUSH_BYTES:
-                    if in_flight is not None:
-                        await in_flight
-                    in_flight = asyncio.ensure_future(run_io(sink.write, pending))
-                    pending, pending_size = [], 0
-        finally:
-            lease.on_stop(None)
-            if in_flight is not None:
-                await in_flight
-        if lease.stop_requested and got.stopped is None:
-            got.stopped = "a newer request took over"
-        await run_io(sink.close, [] if got.overflow else pending)
-
-    @staticmethod
-    async def _next_chunk(
-        chunks: AsyncIterator[bytes],
-        timeout: float,
-        deadline: list[asyncio.Timeout],
-        lease: Lease,
-        got: _Received,
-    ) -> bytes | None:
-        try:
-            async with asyncio.timeout(timeout) as cm:
-                deadline[:] = [cm]
-                return await anext(chunks)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:
-            got.stopped = "a newer request took over" if lease.stop_requested else "read timeout"
-            return None
-        except ClientDisconnect:
-            got.stopped = "client disconnected"
-            return None
-        finally:
-            deadline.clear()
+    async def _receive(self, state: UploadState, body: Body, room: int, lease: Lease) -> Received:
+        return await receiving.receive(
+            self.store,
+            state.id,
+            body,
+            running=self.digests.resume(state.id, state.offset),
+            room=room,
+            lease=lease,
+            read_timeout=self.settings.tus_read_timeout_seconds,
+            sync=self.settings.tus_fsync == "patch",
+        )
 
     # -- finishing ----------------------------------------------------------------------------
     def _finish(self, upload_id: str, sha256: str | None) -> None:
@@ -664,11 +541,6 @@ def _order_stage(meta: dict[str, str]) -> tuple[str | None, Stage | None]:
             details={"valid_stages": valid},
         )
     return order_id, Stage(stage)
-
-
-def _update_all(hashers: list[Any], data: bytes) -> None:
-    for hasher in hashers:
-        hasher.update(data)
 
 
 def _sync(store: UploadStore, upload_id: str) -> None:
