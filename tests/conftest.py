@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -137,3 +140,53 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     server = serve_in_thread(settings)
     yield server
     server.stop()
+
+
+class ServerProcess:
+    """`reelout serve` in a child process on a data folder, so the test can SIGKILL it."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "REELOUT_DATA_DIR": str(data_dir),
+            "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
+            "REELOUT_EMBEDDED_WORKER": "false",
+        }
+        env.pop("REELOUT_DATABASE_URL", None)
+        command = [str(Path(sys.executable).parent / "reelout"), "serve", "--port", str(self.port)]
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command, env=env, cwd=data_dir.parent, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.log = log
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"reelout serve exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        pytest.fail(f"reelout serve did not start within 20 s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server_processes() -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.kill()

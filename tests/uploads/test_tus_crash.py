@@ -5,11 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings, serve_in_thread
+from tests.conftest import ADMIN_TOKEN, LiveServer, ServerProcess, make_settings, serve_in_thread
 
 MiB = 1024 * 1024
 T = {"Tus-Resumable": "1.0.0"}
@@ -314,56 +311,6 @@ def test_t34_stalled_body_ends_at_the_read_timeout_keeping_its_bytes(tmp_path: P
 
 
 # -- T40 ---------------------------------------------------------------------------------------
-class ServerProcess:
-    """`reelout serve` in a child process on a data folder, so the test can SIGKILL it."""
-
-    def __init__(self, data_dir: Path, log: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "REELOUT_DATA_DIR": str(data_dir),
-            "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
-            "REELOUT_EMBEDDED_WORKER": "false",
-        }
-        env.pop("REELOUT_DATABASE_URL", None)
-        command = [str(Path(sys.executable).parent / "reelout"), "serve", "--port", str(self.port)]
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                command, env=env, cwd=data_dir.parent, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.log = log
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"reelout serve exited early:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        pytest.fail(f"reelout serve did not start within 20 s:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def server_processes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.kill()
-
-
 @pytest.mark.slow
 def test_t40_server_killed_mid_patch_resumes_from_the_bytes_on_disk(
     tmp_path: Path, server_processes: list[ServerProcess]
