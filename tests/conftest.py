@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -145,7 +146,7 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 class ServerProcess:
     """`reelout serve` in a child process on a data folder, so the test can SIGKILL it."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, *args: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -156,10 +157,21 @@ class ServerProcess:
             "REELOUT_EMBEDDED_WORKER": "false",
         }
         env.pop("REELOUT_DATABASE_URL", None)
-        command = [str(Path(sys.executable).parent / "reelout"), "serve", "--port", str(self.port)]
+        command = [
+            str(Path(sys.executable).parent / "reelout"),
+            "serve",
+            "--port",
+            str(self.port),
+            *args,
+        ]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                command, env=env, cwd=data_dir.parent, stdout=out, stderr=subprocess.STDOUT
+                command,
+                env=env,
+                cwd=data_dir.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill() takes every worker too
             )
         self.log = log
         self._wait_ready()
@@ -179,8 +191,9 @@ class ServerProcess:
         pytest.fail(f"reelout serve did not start within 20 s:\n{self.log.read_text()}")
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL the server and every process it started (uvicorn workers)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -52,24 +53,35 @@ def _fail(exc: ReeloutError) -> typer.Exit:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (REELOUT_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (REELOUT_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="API processes (REELOUT_WORKERS).")
+    ] = None,
 ) -> None:
     """Serve the API, console and an embedded job worker."""
     import uvicorn
 
-    from reelout.app import create_app
+    from reelout.app import create_app, prepare
 
+    if workers is not None:  # worker processes read their settings from the environment
+        os.environ["REELOUT_WORKERS"] = str(workers)
     settings = Settings()
     _configure_logging(settings.log_level)
     bind_host, bind_port = host or settings.host, port or settings.port
     logging.getLogger("reelout").info(
-        "serving on http://%s:%d (data: %s, database: %s)",
+        "serving on http://%s:%d (data: %s, database: %s, %d process%s)",
         bind_host,
         bind_port,
         settings.data_dir.resolve(),
         settings.resolved_database_url.split(":", 1)[0],
+        settings.workers,
+        "" if settings.workers == 1 else "es",
     )
+    if settings.workers > 1:
+        prepare(Runtime.from_settings(settings))  # migrate once, before the processes start
     uvicorn.run(
-        create_app(settings),
+        create_app(settings) if settings.workers == 1 else "reelout.app:create_app",
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=bind_host,
         port=bind_port,
         log_config=None,

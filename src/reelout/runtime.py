@@ -8,7 +8,7 @@ from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
 from reelout.db.engine import Database
 from reelout.media.storage import FileMediaStore, MediaStore
-from reelout.uploads.locks import LocalLocker, Locker
+from reelout.uploads.locks import FileLocker, LocalLocker, Locker
 from reelout.uploads.store import FileUploadStore, UploadStore
 
 
@@ -25,7 +25,7 @@ class Runtime:
         data = self.settings.data_dir
         self.upload_store = FileUploadStore(data / "uploads")
         self.media_store = FileMediaStore(data / "media")
-        self.locker = LocalLocker()
+        self.locker = FileLocker(data / "locks") if self.settings.workers > 1 else LocalLocker()
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

@@ -343,3 +343,34 @@ def test_t40_server_killed_mid_patch_resumes_from_the_bytes_on_disk(
         assert file.read_bytes() == data[:on_disk]
         finish_from(http, path, data)
         assert_stored(http, path, data)
+
+
+# -- several processes on one data folder (REELOUT_WORKERS) --------------------------------------
+@pytest.mark.slow
+def test_a_head_in_another_process_stops_the_stalled_writer(
+    tmp_path: Path, server_processes: list[ServerProcess]
+) -> None:
+    """T32 across processes: the file locker asks a writer in another process to stop."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    first = ServerProcess(data_dir, tmp_path / "a.log", "--workers", "2")
+    server_processes.append(first)
+    second = ServerProcess(data_dir, tmp_path / "b.log", "--workers", "2")
+    server_processes.append(second)
+    data = os.urandom(6 * MiB)
+    with (
+        httpx.Client(base_url=first.url, headers=AUTH, timeout=30) as via_first,
+        httpx.Client(base_url=second.url, headers=AUTH, timeout=30) as via_second,
+    ):
+        path = create_upload(via_first, len(data))
+        stalled = raw_patch(first.url, path, 0, len(data))
+        stalled.send(data[: 2 * MiB + 777])
+        time.sleep(0.5)
+        started = time.monotonic()
+        offset = head_offset(via_second, path)
+        assert time.monotonic() - started < 3.0
+        assert offset == stalled.sent
+        assert_told_to_stop(stalled.response(timeout=5), stalled.sent)
+        stalled.close()
+        finish_from(via_second, path, data)
+        assert_stored(via_first, path, data)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Protocol
 
 from reelout.errors import Locked
@@ -42,6 +45,8 @@ class Locker(Protocol):
 
     def is_held(self, upload_id: str) -> bool: ...
 
+    def forget(self, upload_id: str) -> None: ...
+
 
 class LocalLocker:
     """In-process locker: enough for one API process (several replicas need a shared locker)."""
@@ -51,6 +56,9 @@ class LocalLocker:
 
     def is_held(self, upload_id: str) -> bool:
         return upload_id in self._holders
+
+    def forget(self, upload_id: str) -> None:
+        """Nothing to clean up: in-process locks vanish with their holder."""
 
     @contextlib.asynccontextmanager
     async def hold(self, upload_id: str, timeout: float) -> AsyncIterator[Lease]:
@@ -74,3 +82,82 @@ class LocalLocker:
             if self._holders.get(upload_id) is lease:
                 del self._holders[upload_id]
             lease._released.set()
+
+
+class FileLocker:
+    """Per-upload locks shared by several processes on one data folder (`REELOUT_WORKERS`).
+
+    Inside a process, `LocalLocker` orders requests as before. Across processes the holder
+    takes `flock` on `<root>/<id>.lock` (polled without blocking, so the loop never waits in
+    a syscall); a newcomer asks the holder in another process to stop by creating
+    `<id>.stop`, which the holder's watcher notices within `poll` seconds.
+    """
+
+    def __init__(self, root: Path, poll: float = 0.05) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.poll = poll
+        self.local = LocalLocker()
+
+    def _path(self, upload_id: str, suffix: str) -> Path:
+        return self.root / f"{upload_id}.{suffix}"
+
+    def is_held(self, upload_id: str) -> bool:
+        if self.local.is_held(upload_id):
+            return True
+        fd = os.open(self._path(upload_id, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock we may have taken
+        return False
+
+    @contextlib.asynccontextmanager
+    async def hold(self, upload_id: str, timeout: float) -> AsyncIterator[Lease]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self.local.hold(upload_id, timeout) as lease:
+            fd = os.open(self._path(upload_id, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                await self._acquire(fd, upload_id, deadline)
+                self._path(upload_id, "stop").unlink(missing_ok=True)
+                watcher = asyncio.create_task(self._watch(upload_id, lease))
+                try:
+                    yield lease
+                finally:
+                    watcher.cancel()
+            finally:
+                os.close(fd)
+
+    async def _acquire(self, fd: int, upload_id: str, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        asked = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            if not asked:
+                self._path(upload_id, "stop").touch()
+                asked = True
+            if loop.time() >= deadline:
+                raise Locked(
+                    "another request is still writing to this upload; retry shortly",
+                    code="UPLOAD_LOCKED",
+                )
+            await asyncio.sleep(min(self.poll, max(deadline - loop.time(), 0.0)))
+
+    async def _watch(self, upload_id: str, lease: Lease) -> None:
+        stop = self._path(upload_id, "stop")
+        while not lease.stop_requested:
+            await asyncio.sleep(self.poll)
+            if stop.exists():
+                lease.request_stop()
+
+    def forget(self, upload_id: str) -> None:
+        """Remove an upload's lock files once the upload is gone for good."""
+        for suffix in ("lock", "stop"):
+            self._path(upload_id, suffix).unlink(missing_ok=True)

@@ -493,6 +493,7 @@ class TusService:
         who, lock = await self._lock(who, upload_id)
         async with lock:
             await _in_thread(self._terminate, upload_id, who)
+        self.rt.locker.forget(upload_id)
 
     def reap_expired(self) -> int:
         """Remove uploads past their expiry: their bytes and records (the periodic reaper)."""
@@ -516,6 +517,7 @@ class TusService:
                     )
             if gone:
                 self.store.delete(row.id)
+                self.rt.locker.forget(row.id)
                 removed += 1
         return removed
 
