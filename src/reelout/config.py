@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     tus_read_timeout_seconds: float = Field(default=30.0, gt=0)
     tus_lock_timeout_seconds: float = Field(default=3.0, gt=0)
     tus_metadata_max_bytes: int = Field(default=4096, ge=0)
-    tus_fsync: Literal["patch", "finish"] = "finish"
+    tus_fsync: Literal["patch", "background"] = "background"
 
     # creator uploads, direct and legacy uploads
     upload_token_ttl_seconds: int = Field(default=3600, ge=1)

@@ -23,6 +23,10 @@ class MediaStore(Protocol):
 
     def original_size(self, uid: str) -> int: ...
 
+    def sync_original(self, uid: str) -> None:
+        """Force the original's bytes to stable storage."""
+        ...
+
     def delete_video(self, uid: str) -> None: ...
 
 
@@ -62,6 +66,13 @@ class FileMediaStore:
 
     def original_size(self, uid: str) -> int:
         return self.original_path(uid).stat().st_size
+
+    def sync_original(self, uid: str) -> None:
+        fd = os.open(self.original_path(uid), os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def delete_video(self, uid: str) -> None:
         shutil.rmtree(self._dir(uid), ignore_errors=True)

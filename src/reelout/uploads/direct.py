@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -43,9 +42,7 @@ class OriginalSink:
         self.size += len(data)
 
     def commit(self, meta: dict[str, Any]) -> VideoOut:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._file.close()  # forced to disk by the processing job (media.secure_original)
         if self.size == 0:
             raise BadRequest("the upload is empty", code="EMPTY_UPLOAD")
         with self.rt.db.session() as session:

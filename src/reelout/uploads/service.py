@@ -43,7 +43,6 @@ from reelout.uploads.store import (
     Concatenatable,
     LocalFiles,
     Truncatable,
-    UploadStore,
 )
 
 T = TypeVar("T")
@@ -457,7 +456,6 @@ class TusService:
         """Move the finished bytes in as the video's original; returns their SHA-256."""
         media_store = self.rt.media_store
         if self.store.exists(upload_id):
-            _sync(self.store, upload_id)
             sha256 = sha256 or self.digests.take(upload_id, length)
             sha256 = sha256 or _sha256_of(self.store, upload_id)
             if isinstance(self.store, LocalFiles):
@@ -543,14 +541,6 @@ def _order_stage(meta: dict[str, str]) -> tuple[str | None, Stage | None]:
             details={"valid_stages": valid},
         )
     return order_id, Stage(stage)
-
-
-def _sync(store: UploadStore, upload_id: str) -> None:
-    writer = store.open_append(upload_id)
-    try:
-        writer.sync()
-    finally:
-        writer.close()
 
 
 def _copy(src: Any, dst: Any) -> None:

@@ -1,0 +1,47 @@
+"""The processing job first makes the original durable and checks it against the upload."""
+
+from __future__ import annotations
+
+import httpx
+
+from reelout.jobs.worker import Worker
+from reelout.tasks import build_registry
+from tests.conftest import LiveServer
+
+
+def upload(api: httpx.Client, data: bytes) -> str:
+    reply = api.post(
+        "/api/v1/orders/S-1/inbound/videos", content=data, headers={"Content-Type": "video/mp4"}
+    )
+    assert reply.status_code == 201
+    uid: str = reply.json()["uid"]
+    return uid
+
+
+def run_jobs(server: LiveServer) -> None:
+    worker = Worker(server.runtime, build_registry(), worker_id="test")
+    while worker.run_once(tick=False):
+        pass
+
+
+def test_an_intact_original_stays_queued(live_server: LiveServer) -> None:
+    with live_server.client() as api:
+        uid = upload(api, b"a" * 5000)
+        run_jobs(live_server)
+        video = api.get(f"/api/v1/videos/{uid}").json()
+    assert video["status"]["state"] == "queued"
+    assert video["status"]["error_code"] is None
+
+
+def test_an_original_damaged_before_it_reached_the_disk_fails_clearly(
+    live_server: LiveServer,
+) -> None:
+    with live_server.client() as api:
+        uid = upload(api, b"a" * 5000)
+        path = live_server.runtime.settings.data_dir / "media" / uid / "original"
+        path.write_bytes(b"a" * 4096)  # what a power loss can leave behind
+        run_jobs(live_server)
+        video = api.get(f"/api/v1/videos/{uid}").json()
+    assert video["status"]["state"] == "error"
+    assert video["status"]["error_code"] == "ERR_MALFORMED"
+    assert "upload the video again" in video["status"]["error_text"]
