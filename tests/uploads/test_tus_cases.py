@@ -418,3 +418,16 @@ def test_a_stranger_cannot_interrupt_a_busy_upload(
     thread.join(10)
     assert result["status"] == 204
     assert offset_of(tus, url) == 10
+
+
+def test_malformed_ids_never_reach_the_lock_files(tmp_path: Path) -> None:
+    server = serve_in_thread(make_settings(tmp_path, workers=2))  # the file locker
+    try:
+        with server.client() as client:
+            for upload_id in ("a%00b", "x" * 300, "..", "0" * 32):
+                assert client.head(f"/files/{upload_id}", headers=T).status_code == 404
+                assert patch(client, f"/files/{upload_id}", 0, b"x").status_code == 404
+        locks = server.runtime.settings.data_dir / "locks"
+        assert {p.name for p in locks.iterdir()} <= {"0" * 32 + ".lock"}
+    finally:
+        server.stop()

@@ -173,6 +173,8 @@ class TusService:
     async def _lock(self, who: Caller, upload_id: str) -> tuple[Caller, AsyncContextManager[Lease]]:
         """The upload's lock. Taking it interrupts a busy upload's writer, so on a busy upload
         the caller first proves it owns the upload (otherwise that check rides along later)."""
+        if not tus.is_upload_id(upload_id):  # never let a malformed id near the lock files
+            raise NotFound("no such upload", code="UPLOAD_NOT_FOUND")
         if isinstance(who, Credential) and self.rt.locker.is_held(upload_id):
             who = await _in_thread(self._resolve, who)
             await _in_thread(self._load_state, upload_id, who)
