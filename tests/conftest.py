@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,9 +197,23 @@ class ServerProcess:
         self.proc.wait(timeout=10)
 
 
+StartServer = Callable[..., ServerProcess]
+
+
 @pytest.fixture
-def server_processes() -> Iterator[list[ServerProcess]]:
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Starts `reelout serve` processes on one data folder (tmp_path/data); all killed at the end.
+
+    `start_server(*serve_args, log="server.log")`."""
     started: list[ServerProcess] = []
-    yield started
+
+    def start(*args: str, log: str = "server.log") -> ServerProcess:
+        data_dir = tmp_path / "data"
+        data_dir.mkdir(exist_ok=True)
+        server = ServerProcess(data_dir, tmp_path / log, *args)
+        started.append(server)
+        return server
+
+    yield start
     for server in started:
         server.kill()

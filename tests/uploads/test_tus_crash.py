@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, ServerProcess, make_settings, serve_in_thread
+from tests.conftest import ADMIN_TOKEN, LiveServer, StartServer, make_settings, serve_in_thread
 
 MiB = 1024 * 1024
 T = {"Tus-Resumable": "1.0.0"}
@@ -313,13 +313,10 @@ def test_t34_stalled_body_ends_at_the_read_timeout_keeping_its_bytes(tmp_path: P
 # -- T40 ---------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_t40_server_killed_mid_patch_resumes_from_the_bytes_on_disk(
-    tmp_path: Path, server_processes: list[ServerProcess]
+    tmp_path: Path, start_server: StartServer
 ) -> None:
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    log = tmp_path / "server.log"
-    first = ServerProcess(data_dir, log)
-    server_processes.append(first)
+    first = start_server()
     data = os.urandom(16 * MiB)
     with httpx.Client(base_url=first.url, headers=AUTH, timeout=30) as http:
         path = create_upload(http, len(data))
@@ -336,8 +333,7 @@ def test_t40_server_killed_mid_patch_resumes_from_the_bytes_on_disk(
 
     on_disk = file.stat().st_size
     assert 4 * MiB <= on_disk <= upload.sent
-    second = ServerProcess(data_dir, log)
-    server_processes.append(second)
+    second = start_server()
     with httpx.Client(base_url=second.url, headers=AUTH, timeout=30) as http:
         assert head_offset(http, path) == on_disk
         assert file.read_bytes() == data[:on_disk]
@@ -348,15 +344,11 @@ def test_t40_server_killed_mid_patch_resumes_from_the_bytes_on_disk(
 # -- several processes on one data folder (REELOUT_WORKERS) --------------------------------------
 @pytest.mark.slow
 def test_a_head_in_another_process_stops_the_stalled_writer(
-    tmp_path: Path, server_processes: list[ServerProcess]
+    start_server: StartServer,
 ) -> None:
     """T32 across processes: the file locker asks a writer in another process to stop."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    first = ServerProcess(data_dir, tmp_path / "a.log", "--workers", "2")
-    server_processes.append(first)
-    second = ServerProcess(data_dir, tmp_path / "b.log", "--workers", "2")
-    server_processes.append(second)
+    first = start_server("--workers", "2", log="a.log")
+    second = start_server("--workers", "2", log="b.log")
     data = os.urandom(6 * MiB)
     with (
         httpx.Client(base_url=first.url, headers=AUTH, timeout=30) as via_first,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, ServerProcess
+from tests.conftest import ADMIN_TOKEN, StartServer
 
 MiB = 1024 * 1024
 BODY = 512 * MiB
@@ -41,12 +40,9 @@ class PeakRss:
 
 @pytest.mark.slow
 def test_t38_a_half_gigabyte_patch_does_not_grow_the_server(
-    tmp_path: Path, server_processes: list[ServerProcess]
+    start_server: StartServer,
 ) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    server = ServerProcess(data_dir, tmp_path / "server.log")
-    server_processes.append(server)
+    server = start_server()
     block = bytes(range(256)) * 4096  # 1 MiB
 
     def body() -> Iterator[bytes]:
