@@ -146,17 +146,20 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 class ServerProcess:
     """`reelout serve` in a child process on a data folder, so the test can SIGKILL it."""
 
-    def __init__(self, data_dir: Path, log: Path, *args: str) -> None:
+    def __init__(
+        self, data_dir: Path, log: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {
+        child_env = {
             **os.environ,
             "REELOUT_DATA_DIR": str(data_dir),
             "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
             "REELOUT_EMBEDDED_WORKER": "false",
         }
-        env.pop("REELOUT_DATABASE_URL", None)
+        child_env.pop("REELOUT_DATABASE_URL", None)
+        child_env.update(env or {})
         command = [
             str(Path(sys.executable).parent / "reelout"),
             "serve",
@@ -167,7 +170,7 @@ class ServerProcess:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 command,
-                env=env,
+                env=child_env,
                 cwd=data_dir.parent,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -204,13 +207,15 @@ StartServer = Callable[..., ServerProcess]
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Starts `reelout serve` processes on one data folder (tmp_path/data); all killed at the end.
 
-    `start_server(*serve_args, log="server.log")`."""
+    `start_server(*serve_args, log="server.log", env={"REELOUT_…": "…"})`."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, log: str = "server.log") -> ServerProcess:
+    def start(
+        *args: str, log: str = "server.log", env: dict[str, str] | None = None
+    ) -> ServerProcess:
         data_dir = tmp_path / "data"
         data_dir.mkdir(exist_ok=True)
-        server = ServerProcess(data_dir, tmp_path / log, *args)
+        server = ServerProcess(data_dir, tmp_path / log, *args, env=env)
         started.append(server)
         return server
 

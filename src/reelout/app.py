@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from reelout import __version__
+from reelout import __version__, logs
 from reelout.auth import service as auth_service
 from reelout.auth.routes import router as keys_router
 from reelout.clock import Clock
@@ -70,6 +70,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         "details": {"errors": errors},
     }
     return JSONResponse(body, status_code=422)
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one of `serve --workers N`'s processes, which start with logging unset."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

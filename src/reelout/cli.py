@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from reelout import logs
 from reelout.auth import service as auth_service
 from reelout.auth.schemas import Scope
 from reelout.config import Settings
@@ -26,14 +27,6 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console()
 err_console = Console(stderr=True)
-
-
-def _configure_logging(level: str) -> None:
-    from rich.logging import RichHandler
-
-    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
-    logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", handlers=[handler])
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _runtime() -> Runtime:
@@ -65,7 +58,7 @@ def serve(
     if workers is not None:  # worker processes read their settings from the environment
         os.environ["REELOUT_WORKERS"] = str(workers)
     settings = Settings()
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     bind_host, bind_port = host or settings.host, port or settings.port
     logging.getLogger("reelout").info(
         "serving on http://%s:%d (data: %s, database: %s, %d process%s)",
@@ -79,12 +72,13 @@ def serve(
     if settings.workers > 1:
         prepare(Runtime.from_settings(settings))  # migrate once, before the processes start
     uvicorn.run(
-        create_app(settings) if settings.workers == 1 else "reelout.app:create_app",
+        create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app",
         factory=settings.workers > 1,
         workers=settings.workers,
         host=bind_host,
         port=bind_port,
         log_config=None,
+        access_log=settings.access_log,
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
@@ -105,7 +99,7 @@ def worker(
     from reelout.jobs.worker import run_worker
 
     rt = _runtime()
-    _configure_logging(rt.settings.log_level)
+    logs.configure(rt.settings.log_level, rt.settings.log_format)
     run_worker(rt, concurrency or rt.settings.worker_concurrency)
 
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "rich", "plain"] = "auto"
+    access_log: bool = True
     admin_token: str | None = None
     public_url: str | None = None
     behind_proxy: bool = False

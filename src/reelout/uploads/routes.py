@@ -61,7 +61,7 @@ def _version_mismatch(got: str | None) -> Response:
     )
 
 
-def service(request: Request) -> TusService:
+async def service(request: Request) -> TusService:
     svc: TusService | None = getattr(request.app.state, "tus", None)
     if svc is None:
         rt: Runtime = request.app.state.runtime
@@ -72,7 +72,7 @@ def service(request: Request) -> TusService:
 ServiceDep = Annotated[TusService, Depends(service)]
 
 
-def credential(request: Request) -> Credential:
+async def credential(request: Request) -> Credential:
     return Credential(bearer_token(request))
 
 
@@ -125,7 +125,7 @@ def _state_headers(request: Request, state: UploadState) -> dict[str, str]:
 @router.options(PREFIX, include_in_schema=False)
 @router.options(PREFIX + "/", include_in_schema=False)
 @router.options(PREFIX + "/{upload_id}", include_in_schema=False)
-def options(request: Request) -> Response:
+async def options(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     return Response(
         status_code=200,

@@ -1,0 +1,70 @@
+"""What `reelout serve` writes to its log: plain lines off a terminal, access lines on demand."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import httpx
+import pytest
+from rich.logging import RichHandler
+
+from reelout import logs
+from tests.conftest import ServerProcess, StartServer
+
+PLAIN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR|DEBUG) +\S+: ")
+ACCESS = '"GET /healthz?probe=1 HTTP/1.1" 200'
+
+
+def probe_log(server: ServerProcess, probes: int = 4) -> str:
+    """Send a few recognisable requests, then return the log once they are in it (or not)."""
+    for _ in range(probes):
+        assert httpx.get(server.url + "/healthz?probe=1").status_code == 200
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and ACCESS not in server.log.read_text():
+        time.sleep(0.05)
+    return server.log.read_text()
+
+
+def test_off_a_terminal_every_line_is_plain_and_requests_are_logged(
+    start_server: StartServer,
+) -> None:
+    text = probe_log(start_server())
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert any("serving on http://" in line for line in lines)
+    assert any("uvicorn.access" in line and ACCESS in line for line in lines)
+    assert all(PLAIN_LINE.match(line) for line in lines), text
+    assert "│" not in text and "\x1b[" not in text, "no Rich tables or colours in a file"
+
+
+def test_the_access_log_can_be_turned_off(start_server: StartServer) -> None:
+    text = probe_log(start_server(env={"REELOUT_ACCESS_LOG": "false"}))
+    assert "serving on http://" in text
+    assert ACCESS not in text and "uvicorn.access" not in text
+
+
+def test_each_worker_process_logs_in_the_same_format(start_server: StartServer) -> None:
+    text = probe_log(start_server("--workers", "2"), probes=8)
+    access = [line for line in text.splitlines() if ACCESS in line]
+    assert access, text
+    assert all(PLAIN_LINE.match(line) for line in access)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "handler_type"),
+    [("rich", RichHandler), ("plain", logging.StreamHandler), ("auto", logging.StreamHandler)],
+)
+def test_the_format_setting_picks_the_handler(
+    fmt: logs.LogFormat, handler_type: type[logging.Handler]
+) -> None:
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    try:
+        logs.configure("warning", fmt)  # pytest's stderr is not a terminal: auto means plain
+        (handler,) = root.handlers
+        assert type(handler) is handler_type
+        assert root.level == logging.WARNING
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
