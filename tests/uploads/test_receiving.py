@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from reelout.uploads import receiving, tus
 from reelout.uploads.locks import LocalLocker
 from reelout.uploads.receiving import Body
-from reelout.uploads.store import FileUploadStore
+from reelout.uploads.store import FileUploadStore, UploadWriter
 
 
 async def chunks(*parts: bytes, stall_after: int | None = None) -> AsyncIterator[bytes]:
@@ -85,3 +86,60 @@ def test_a_stop_request_interrupts_a_stalled_body_at_once(tmp_path: Path) -> Non
     )
     assert (got.count, got.stopped) == (5, "a newer request took over")
     assert store.size("u") == 5
+
+
+class RecordingStore(FileUploadStore):
+    """The file store, noting the size of every write; each write takes `delay` seconds."""
+
+    def __init__(self, root: Path, delay: float) -> None:
+        super().__init__(root)
+        self.delay, self.writes = delay, list[int]()
+
+    def open_append(self, upload_id: str) -> UploadWriter:
+        store, writer = self, super().open_append(upload_id)
+
+        class Noting:
+            def write(self, data: bytes) -> None:
+                store.writes.append(len(data))
+                time.sleep(store.delay)
+                writer.write(data)
+
+            def sync(self) -> None:
+                writer.sync()
+
+            def close(self) -> None:
+                writer.close()
+
+        return Noting()
+
+
+def test_batches_leave_small_while_the_writer_is_idle_and_grow_while_it_is_busy(
+    tmp_path: Path,
+) -> None:
+    store = RecordingStore(tmp_path, delay=0.05)
+    store.create("u")
+    part = 64 * 1024
+    data = bytes(range(256)) * (4 * 1024 * 1024 // 256)
+    parts = [data[i : i + part] for i in range(0, len(data), part)]
+    got = run(store, Body(chunks(*parts), len(data)))
+    assert got.count == len(data) == sum(store.writes)
+    assert store.local_path("u").read_bytes() == data
+    assert store.writes[0] == receiving.MIN_BATCH_BYTES, "an idle writer gets the first bytes soon"
+    assert max(store.writes) == receiving.BATCH_BYTES, "a busy writer lets batches grow"
+    assert len(store.writes) < len(parts) // 4
+
+
+def test_a_writer_that_keeps_up_leaves_little_for_the_end(tmp_path: Path) -> None:
+    store = RecordingStore(tmp_path, delay=0.0)
+    store.create("u")
+    part = 64 * 1024
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for n in range(32):
+            await asyncio.sleep(0.01)  # the body arrives slower than the writer writes
+            yield bytes([n]) * part
+
+    got = run(store, Body(trickle(), 32 * part))
+    assert got.count == 32 * part
+    assert store.writes[0] == receiving.MIN_BATCH_BYTES
+    assert max(store.writes) <= receiving.BATCH_BYTES // 2, "no batch waits for a full MiB"

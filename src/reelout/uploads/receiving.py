@@ -20,6 +20,7 @@ from reelout.uploads.locks import Lease
 from reelout.uploads.store import UploadStore, UploadWriter
 
 BATCH_BYTES = 1024 * 1024
+MIN_BATCH_BYTES = 128 * 1024
 
 
 @dataclass
@@ -111,8 +112,12 @@ async def _pump(
     read_timeout: float,
     got: Received,
 ) -> None:
-    """Copy the body in ~1 MiB batches; double-buffered: one batch is written while the next
-    one arrives. A stop request fires the read deadline at once, so a stalled body lets go."""
+    """Copy the body in adaptive batches: one batch is written while the next one arrives.
+
+    A batch leaves as soon as the writer is idle and MIN_BATCH_BYTES have arrived, and grows up
+    to BATCH_BYTES while a write is in flight; so little is left to write when the body ends
+    (a short PATCH pays little latency) and a fast body still costs few thread hand-offs.
+    A stop request fires the read deadline at once, so a stalled body lets go."""
     pending: list[bytes] = []
     pending_size = 0
     deadline: list[asyncio.Timeout] = []
@@ -129,7 +134,8 @@ async def _pump(
             got.count += len(chunk)
             pending.append(chunk)
             pending_size += len(chunk)
-            if pending_size >= BATCH_BYTES:
+            writer_idle = in_flight is None or in_flight.done()
+            if pending_size >= BATCH_BYTES or (writer_idle and pending_size >= MIN_BATCH_BYTES):
                 if in_flight is not None:
                     await in_flight
                 in_flight = asyncio.ensure_future(run_io(sink.write, pending))
