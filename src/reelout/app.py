@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from reelout import __version__, logs
 from reelout.auth import service as auth_service
@@ -20,6 +21,8 @@ from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
 from reelout.jobs.worker import EmbeddedWorker
+from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
+from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
 from reelout.runtime import Runtime
 from reelout.uploads import tus
@@ -72,6 +75,16 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
+class ApiCorsMiddleware(CORSMiddleware):
+    """CORS from REELOUT_CORS_ORIGINS for the API; published media answer CORS per video."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(MEDIA_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_worker_app() -> FastAPI:
     """The app of one of `serve --workers N`'s processes, which start with logging unset."""
     settings = Settings()
@@ -103,14 +116,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(MethodOverrideMiddleware)
     app.add_middleware(
-        CORSMiddleware,
+        ApiCorsMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
         allow_headers=list(tus.REQUEST_HEADERS),
         expose_headers=list(tus.EXPOSE_HEADERS),
         max_age=86400,
     )
-    for router in (keys_router, videos_router, orders_router, tus_router):
+    routers = (keys_router, videos_router, orders_router, tus_router, playback_router)
+    for router in routers:
         app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)

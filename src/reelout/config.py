@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     direct_max_bytes: int | None = Field(default=None, ge=0)
     legacy_max_bytes: int = Field(default=100 * MiB, ge=0)
 
+    # media processing
+    ffmpeg: str | None = None  # path; default: ffmpeg on PATH, else the imageio-ffmpeg build
+    ffprobe: str | None = None  # path; default: ffprobe on PATH, else PyAV
+    media_max_duration_seconds: float = Field(default=4 * 3600, gt=0)
+    media_max_pixels: int = Field(default=8192 * 4320, gt=0)
+    media_ffmpeg_nice: int = Field(default=10, ge=0, le=19)
+    media_timeout_min_seconds: float = Field(default=600, gt=0)
+    media_timeout_factor: float = Field(default=5.0, gt=0)
+    media_version_grace_seconds: float = Field(default=3600, ge=0)
+
     # jobs
     embedded_worker: bool = True
     worker_concurrency: int = Field(default=2, ge=1)

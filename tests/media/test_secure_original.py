@@ -24,13 +24,13 @@ def run_jobs(server: LiveServer) -> None:
         pass
 
 
-def test_an_intact_original_stays_queued(live_server: LiveServer) -> None:
+def test_an_intact_original_goes_on_to_be_probed(live_server: LiveServer) -> None:
     with live_server.client() as api:
         uid = upload(api, b"a" * 5000)
         run_jobs(live_server)
         video = api.get(f"/api/v1/videos/{uid}").json()
-    assert video["status"]["state"] == "queued"
-    assert video["status"]["error_code"] is None
+    assert video["status"]["state"] == "error"
+    assert video["status"]["error_code"] == "ERR_NON_VIDEO", "secured, then found not a video"
 
 
 def test_an_original_damaged_before_it_reached_the_disk_fails_clearly(

@@ -47,6 +47,7 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], None]
+DeadHandler = Callable[[Runtime, service.DeadJob], None]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._dead_handlers: dict[str, DeadHandler] = {}
         self._periodics: dict[str, Periodic] = {}
 
     def add(self, kind: str, handler: Handler) -> None:
@@ -78,6 +80,19 @@ class Registry:
             return fn
 
         return register
+
+    def on_dead(self, kind: str) -> Callable[[DeadHandler], DeadHandler]:
+        """Decorator: run `f(runtime, dead_job)` once a `kind` job has failed for the last time
+        (its handler raised on the last attempt, or its worker died during it)."""
+
+        def register(fn: DeadHandler) -> DeadHandler:
+            self._dead_handlers[kind] = fn
+            return fn
+
+        return register
+
+    def dead_handler(self, kind: str) -> DeadHandler | None:
+        return self._dead_handlers.get(kind)
 
     def periodic(self, name: str, kind: str, interval: Callable[[Settings], int]) -> None:
         """Run `kind` every `interval(settings)` seconds; exactly one worker fires each slot."""

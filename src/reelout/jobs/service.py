@@ -11,7 +11,7 @@ so a worker that lost its lease (paused, presumed dead) changes nothing.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -156,30 +156,53 @@ def _bury_lost(job: Job, now: datetime) -> None:
     )
 
 
+@dataclass(frozen=True)
+class DeadJob:
+    """A job that will never run again, for the kind's on-dead hook."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    error: str
+
+
+BuriedFn = Callable[[DeadJob], None]
+
+
 def claim(
     db: Database,
     clock: Clock,
     worker_id: str,
     lease_seconds: float,
     kinds: Collection[str] | None = None,
+    on_buried: BuriedFn | None = None,
 ) -> ClaimedJob | None:
-    """Take the oldest due job (queued, or running with an expired lease) and lease it."""
+    """Take the oldest due job (queued, or running with an expired lease) and lease it.
+
+    A running job whose lease expired on its last attempt is buried (dead) on the way, and
+    reported to `on_buried` once the claim has committed."""
     _check_name("worker_id", worker_id)
     if kinds is not None and not kinds:
         return None
-    now = clock.now()
+    now, buried = clock.now(), list[DeadJob]()
+    claimed: ClaimedJob | None = None
     with db.session() as session:
         while (job := session.scalar(_claimable(now, kinds))) is not None:
             if job.state == RUNNING and job.attempts >= job.max_attempts:
                 _bury_lost(job, now)  # its last try died with its worker
+                buried.append(DeadJob(job.id, job.kind, dict(job.payload), job.last_error or ""))
                 session.flush()
                 continue
             job.state = RUNNING
             job.attempts += 1
             job.lease_owner = worker_id
             job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            return ClaimedJob(job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
-    return None
+            claimed = ClaimedJob(job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
+            break
+    if on_buried is not None:
+        for dead in buried:
+            on_buried(dead)
+    return claimed
 
 
 def _rowcount(session: Session, stmt: Update) -> int:

@@ -128,7 +128,7 @@ class Worker:
         if tick:
             self.tick()
         rt, owner = self.runtime, self.lease_owner(slot)
-        job = service.claim(rt.db, rt.clock, owner, self.lease_seconds)
+        job = service.claim(rt.db, rt.clock, owner, self.lease_seconds, on_buried=self._dead)
         if job is None:
             return False
         if self._stopping.is_set():
@@ -182,10 +182,17 @@ class Worker:
         elif not service.complete(rt.db, rt.clock, ctx.job_id, ctx.lease_owner):
             log.warning("job %s finished after its lease was lost; result not recorded", ctx.job_id)
 
+    def _dead(self, job: service.DeadJob) -> None:
+        """A job failed for the last time: let its kind clean up (e.g. mark its video failed)."""
+        hook = self.registry.dead_handler(job.kind)
+        if hook is not None:
+            self._guarded(lambda: hook(self.runtime, job), f"on-dead hook of job {job.id}")
+
     def _fail(self, ctx: JobContext, error: str) -> None:
         rt = self.runtime
         state = service.fail(rt.db, rt.clock, ctx.job_id, ctx.lease_owner, error)
         if state == service.DEAD:
+            self._dead(service.DeadJob(ctx.job_id, ctx.kind, ctx.payload, error))
             log.error(
                 "job %s (%s) is dead after %s attempts: %s",
                 ctx.job_id,

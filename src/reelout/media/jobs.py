@@ -1,25 +1,68 @@
-"""Background jobs of the media domain (processing arrives with the media pipeline issue)."""
+"""Background jobs of the media domain: processing a video (`media.process`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from reelout.jobs.registry import JobContext, Registry
+from reelout.jobs.registry import JobCancelled, JobContext, Registry
+from reelout.jobs.service import DeadJob
 from reelout.media import service as media
-from reelout.media.service import PROCESS_JOB
+from reelout.media.ffmpeg import FfmpegCancelled, Tools, find_tools
+from reelout.media.pipeline import Job
+from reelout.media.service import PROCESS_ATTEMPTS, PROCESS_JOB, PURGE_JOB
+from reelout.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
+@functools.cache
+def tools(ffmpeg: str | None, ffprobe: str | None) -> Tools:
+    """The encoder binaries, found once per process (and logged, so an operator sees which)."""
+    found = find_tools(ffmpeg, ffprobe)
+    log.info(
+        "media: ffmpeg %s from %s (%s); probing with %s",
+        found.version,
+        found.origin,
+        found.ffmpeg,
+        found.ffprobe or "PyAV",
+    )
+    return found
+
+
 def process_video(ctx: JobContext) -> None:
-    """Secure the original on disk; the HLS pipeline (next issue) continues from here."""
+    """Turn the video's original into a published HLS ladder, MP4 fallback and poster."""
     rt, uid = ctx.runtime, str(ctx.payload["uid"])
+    job = Job(rt, tools(rt.settings.ffmpeg, rt.settings.ffprobe), uid, ctx.cancelled)
+    try:
+        job.run(job_key=str(ctx.job_id))
+    except FfmpegCancelled as exc:
+        raise JobCancelled(str(exc)) from exc
+
+
+def purge_version(ctx: JobContext) -> None:
+    """Remove a version a re-encode replaced, once its grace period is over."""
+    rt = ctx.runtime
+    uid, version = str(ctx.payload["uid"]), str(ctx.payload["version"])
+    with rt.db.read() as session:
+        if media.retire_version(session, rt.media_store, uid, version):
+            log.info("video %s: replaced version %s removed", uid, version)
+
+
+def processing_gave_up(rt: Runtime, job: DeadJob) -> None:
+    """The last attempt failed unexpectedly (or its worker died): say so on the video."""
+    first_line = job.error.strip().splitlines()[0] if job.error.strip() else "no detail"
     with rt.db.session() as session:
-        if not media.secure_original(session, rt.clock, rt.media_store, uid):
-            log.warning("video %s: the stored original does not match the upload", uid)
-            return
-    log.info("media.process for %s: original secured; pipeline not installed yet", uid)
+        media.mark_failed(
+            session,
+            rt.clock,
+            str(job.payload["uid"]),
+            "ERR_UNKNOWN",
+            f"processing failed {PROCESS_ATTEMPTS} times; the last error: {first_line}",
+        )
 
 
 def register(registry: Registry) -> None:
     registry.handler(PROCESS_JOB)(process_video)
+    registry.handler(PURGE_JOB)(purge_version)
+    registry.on_dead(PROCESS_JOB)(processing_gave_up)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelout.db.base import Base, UTCDateTime
@@ -31,3 +31,12 @@ class Video(Base):
     upload_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     upload_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     upload_token_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # processing and delivery
+    pct_complete: Mapped[float | None] = mapped_column(Float, nullable=True)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    input_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    input_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[str | None] = mapped_column(String(40), nullable=True)  # published folder
+    renditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    require_signed_urls: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -16,6 +16,7 @@ from reelout.media.schemas import (
     VideoOut,
     VideoPage,
     VideoState,
+    VideoUpdate,
 )
 from reelout.runtime import Runtime
 from reelout.urls import base_url
@@ -62,6 +63,7 @@ def create_video(
 
 @router.get("")
 def list_videos(
+    request: Request,
     rt: RuntimeDep,
     _: AdminDep,
     state: VideoState | None = None,
@@ -72,14 +74,39 @@ def list_videos(
 ) -> VideoPage:
     with rt.db.session() as session:
         return service.list_videos(
-            session, state=state, order_id=order_id, stage=stage, limit=limit, cursor=cursor
+            session,
+            state=state,
+            order_id=order_id,
+            stage=stage,
+            limit=limit,
+            cursor=cursor,
+            base_url=base_url(request, rt.settings),
         )
 
 
 @router.get("/{uid}")
-def get_video(uid: str, rt: RuntimeDep, _: AdminDep) -> VideoOut:
+def get_video(uid: str, request: Request, rt: RuntimeDep, _: AdminDep) -> VideoOut:
+    with rt.db.read() as session:
+        video = service.get_video(session, uid)
+        return service.to_schema(video, base_url(request, rt.settings))
+
+
+@router.patch("/{uid}")
+def update_video(
+    uid: str, change: VideoUpdate, request: Request, rt: RuntimeDep, _: AdminDep
+) -> VideoOut:
+    """Change a video's meta, allowed origins or signed-URL requirement."""
     with rt.db.session() as session:
-        return service.to_schema(service.get_video(session, uid))
+        video = service.update_video(session, rt.clock, uid, change)
+        return service.to_schema(video, base_url(request, rt.settings))
+
+
+@router.post("/{uid}/reprocess", status_code=status.HTTP_202_ACCEPTED)
+def reprocess_video(uid: str, request: Request, rt: RuntimeDep, _: AdminDep) -> VideoOut:
+    """Encode the original again into a new version; the current one plays until it is out."""
+    with rt.db.session() as session:
+        video = service.reprocess(session, rt.clock, rt.media_store, uid)
+        return service.to_schema(video, base_url(request, rt.settings))
 
 
 @router.delete("/{uid}", status_code=status.HTTP_204_NO_CONTENT)

@@ -30,18 +30,51 @@ class VideoStatus(BaseModel):
     error_text: str | None = None
 
 
+class InputSize(BaseModel):
+    width: int = Field(description="Display width of the source (rotation and SAR applied).")
+    height: int
+
+
+class Playback(BaseModel):
+    hls: str = Field(description="HLS master playlist; add ?max_height=N to cap the ladder.")
+    mp4: str = Field(description="Progressive MP4 (the top rendition) for players without HLS.")
+
+
+class Rendition(BaseModel):
+    name: str
+    width: int
+    height: int
+    bandwidth: int = Field(description="Peak bits/s over the rendition's segments, audio included.")
+    average_bandwidth: int
+    codecs: str
+    frame_rate: float
+
+
 class VideoOut(BaseModel):
     uid: str
     created: datetime
     modified: datetime
     size: int | None
+    duration: float | None = Field(description="Seconds; known once processing has probed it.")
+    input: InputSize | None
     meta: dict[str, Any]
     order_id: str | None
     stage: Stage | None
     source: str
     status: VideoStatus
     ready_to_stream: bool
+    playback: Playback | None
+    thumbnail: str | None = Field(description="Poster JPEG.")
+    renditions: list[Rendition]
+    allowed_origins: list[str] = Field(description="Origins allowed to play; empty: any.")
+    require_signed_urls: bool
     original_sha256: str | None
+
+
+class VideoUpdate(BaseModel):
+    meta: dict[str, Any] | None = None
+    allowed_origins: list[str] | None = Field(default=None, max_length=100)
+    require_signed_urls: bool | None = None
 
 
 class VideoPage(BaseModel):

@@ -8,19 +8,32 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelout.auth.tokens import hash_secret, new_secret
 from reelout.clock import Clock
-from reelout.errors import BadRequest, NotFound, Unauthorized
+from reelout.errors import BadRequest, Conflict, NotFound, Unauthorized
 from reelout.jobs import service as jobs
 from reelout.media.models import Video
-from reelout.media.schemas import Stage, VideoOut, VideoPage, VideoState, VideoStatus
+from reelout.media.schemas import (
+    InputSize,
+    Playback,
+    Rendition,
+    Stage,
+    VideoOut,
+    VideoPage,
+    VideoState,
+    VideoStatus,
+    VideoUpdate,
+)
 from reelout.media.storage import MediaStore
 
 PROCESS_JOB = "media.process"
+PROCESS_ATTEMPTS = 3  # an unexpected failure is retried; the third one ends in error
+PURGE_JOB = "media.purge"
 
 
 def new_uid() -> str:
@@ -111,45 +124,145 @@ def original_received(session: Session, clock: Clock, uid: str, *, size: int, sh
     video.original_sha256 = sha256
     video.state = VideoState.queued.value
     video.modified_at = clock.now()
-    jobs.enqueue(session, clock, PROCESS_JOB, {"uid": uid}, dedupe_key=f"{PROCESS_JOB}:{uid}")
+    _enqueue_processing(session, clock, uid)
     return video
 
 
-def mark_error(session: Session, clock: Clock, uid: str, code: str, text: str) -> None:
+def upload_failed(session: Session, clock: Clock, uid: str, code: str, text: str) -> None:
+    """The upload ended before all its bytes arrived (terminated, expired)."""
     video = session.get(Video, uid)
-    if video is None or video.state != VideoState.uploading.value:
-        return
-    video.state = VideoState.error.value
+    if video is not None and video.state == VideoState.uploading.value:
+        _set_error(video, clock, VideoState.error, code, text)
+
+
+def _set_error(video: Video, clock: Clock, state: VideoState, code: str, text: str) -> None:
+    video.state = state.value
     video.error_code, video.error_text = code, text
     video.modified_at = clock.now()
 
 
-def secure_original(session: Session, clock: Clock, store: MediaStore, uid: str) -> bool:
-    """Force a received original to disk and check it is what was received.
+def original_fault(store: MediaStore, uid: str, size: int | None, sha256: str | None) -> str | None:
+    """Force a received original to disk and check it is what was received; None if it is.
 
     Uploads answer before their bytes are synced (a sync per upload on the request path costs
     ~0.5 s per GiB); this is where durability is made sure, before any processing. A crash in
-    between shows up as a size or SHA-256 mismatch, and the video fails with a clear error."""
-    video = session.get(Video, uid)
-    if video is None or not store.has_original(uid):
-        return False  # deleted since: nothing to secure
+    between shows up as a size or SHA-256 mismatch. File work only: no transaction is open."""
     store.sync_original(uid)
     with store.open_original(uid) as src:
-        digest, size = hashlib.sha256(), 0
+        digest, got = hashlib.sha256(), 0
         while block := src.read(4 * 1024 * 1024):
             digest.update(block)
-            size += len(block)
-    if size == video.size and digest.hexdigest() == video.original_sha256:
-        return True
-    video.state = VideoState.error.value
-    video.error_code = "ERR_MALFORMED"
-    video.error_text = (
-        f"the stored original ({size} bytes) is not what was uploaded ({video.size} bytes, "
+            got += len(block)
+    if got == size and digest.hexdigest() == sha256:
+        return None
+    return (
+        f"the stored original ({got} bytes) is not what was uploaded ({size} bytes, "
         "sha256 recorded at upload); the server probably lost power before it reached the "
         "disk — upload the video again"
     )
+
+
+def start_processing(session: Session, clock: Clock, uid: str) -> Video | None:
+    """queued → processing at 0 %; None when the video is gone or not waiting for processing."""
+    video = session.get(Video, uid)
+    if video is None or video.state not in (VideoState.queued.value, VideoState.processing.value):
+        return None
+    video.state, video.pct_complete = VideoState.processing.value, 0.0
+    video.error_code = video.error_text = None
     video.modified_at = clock.now()
-    return False
+    return video
+
+
+def set_progress(session: Session, clock: Clock, uid: str, pct: float) -> None:
+    video = session.get(Video, uid)
+    if video is not None and video.state == VideoState.processing.value:
+        video.pct_complete = max(video.pct_complete or 0.0, round(pct, 1))
+        video.modified_at = clock.now()
+
+
+def mark_failed(session: Session, clock: Clock, uid: str, code: str, text: str) -> None:
+    """Processing could not make the video playable: state error with a code and a reason.
+    A failed re-encode keeps the published version playing: the state goes back to ready and
+    the error stays on the status for the operator to read."""
+    video = session.get(Video, uid)
+    if video is None:
+        return
+    playable = video.version is not None
+    _set_error(video, clock, VideoState.ready if playable else VideoState.error, code, text)
+    if playable:
+        video.pct_complete = 100.0
+
+
+def retire_version(session: Session, store: MediaStore, uid: str, version: str) -> bool:
+    """Delete a replaced version's files, unless the video plays from it again."""
+    video = session.get(Video, uid)
+    if video is not None and video.version == version:
+        return False
+    return store.delete_version(uid, version)
+
+
+def reprocess(session: Session, clock: Clock, store: MediaStore, uid: str) -> Video:
+    """Queue a new encode of the original; the current version plays until the new one is out."""
+    video = get_video(session, uid)
+    if video.state in (
+        VideoState.uploading.value,
+        VideoState.queued.value,
+        VideoState.processing.value,
+    ):
+        raise Conflict(
+            f"the video is {video.state}; re-encode it once that has finished",
+            code="VIDEO_BUSY",
+        )
+    if not store.has_original(uid):
+        raise Conflict("the video's original is gone; upload it again", code="ORIGINAL_MISSING")
+    video.state, video.pct_complete = VideoState.queued.value, None
+    video.error_code = video.error_text = None
+    video.modified_at = clock.now()
+    _enqueue_processing(session, clock, uid)
+    return video
+
+
+def _enqueue_processing(session: Session, clock: Clock, uid: str) -> None:
+    jobs.enqueue(
+        session,
+        clock,
+        PROCESS_JOB,
+        {"uid": uid},
+        dedupe_key=f"{PROCESS_JOB}:{uid}",
+        max_attempts=PROCESS_ATTEMPTS,
+    )
+
+
+def mark_ready(
+    session: Session,
+    clock: Clock,
+    uid: str,
+    *,
+    version: str,
+    duration: float,
+    width: int,
+    height: int,
+    renditions: list[dict[str, Any]],
+    purge_grace: float,
+) -> bool:
+    """A version is published: the video plays from it. False when the video is gone."""
+    video = session.get(Video, uid)
+    if video is None:
+        return False
+    if video.version is not None:  # a re-encode: the old version plays on for a grace period
+        jobs.enqueue(
+            session,
+            clock,
+            PURGE_JOB,
+            {"uid": uid, "version": video.version},
+            run_at=clock.now() + timedelta(seconds=purge_grace),
+        )
+    video.state, video.pct_complete, video.version = VideoState.ready.value, 100.0, version
+    video.duration, video.input_width, video.input_height = duration, width, height
+    video.renditions = renditions
+    video.error_code = video.error_text = None
+    video.modified_at = clock.now()
+    return True
 
 
 def _cursor(video: Video) -> str:
@@ -175,6 +288,7 @@ def list_videos(
     stage: Stage | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    base_url: str = "",
 ) -> VideoPage:
     """Newest first, keyset-paginated so pages stay stable while videos arrive."""
     query = select(Video).order_by(Video.created_at.desc(), Video.uid.desc())
@@ -193,7 +307,7 @@ def list_videos(
     more = len(rows) > limit
     rows = rows[:limit]
     return VideoPage(
-        videos=[to_schema(v) for v in rows],
+        videos=[to_schema(v, base_url) for v in rows],
         next_cursor=_cursor(rows[-1]) if more and rows else None,
     )
 
@@ -205,19 +319,67 @@ def delete_video(session: Session, store: MediaStore, uid: str) -> None:
     store.delete_video(uid)
 
 
-def to_schema(video: Video) -> VideoOut:
+def media_base(base_url: str, video: Video) -> str:
+    """Where a ready video's published files are served from."""
+    return f"{base_url}/media/{video.uid}/{video.version}"
+
+
+def to_schema(video: Video, base_url: str = "") -> VideoOut:
+    """The API shape; `base_url` (scheme://host[/prefix]) makes playback URLs absolute."""
+    ready = video.version is not None  # a published version plays, even while re-encoding
+    files = media_base(base_url, video) if ready else None
     return VideoOut(
         uid=video.uid,
         created=video.created_at,
         modified=video.modified_at,
         size=video.size,
+        duration=video.duration,
+        input=InputSize(width=video.input_width, height=video.input_height)
+        if video.input_width and video.input_height
+        else None,
         meta=video.meta,
         order_id=video.order_id,
         stage=Stage(video.stage) if video.stage else None,
         source=video.source,
         status=VideoStatus(
-            state=VideoState(video.state), error_code=video.error_code, error_text=video.error_text
+            state=VideoState(video.state),
+            pct_complete=video.pct_complete,
+            error_code=video.error_code,
+            error_text=video.error_text,
         ),
-        ready_to_stream=video.state == VideoState.ready.value,
+        ready_to_stream=ready,
+        playback=Playback(hls=f"{files}/master.m3u8", mp4=f"{files}/video.mp4") if files else None,
+        thumbnail=f"{files}/poster.jpg" if files else None,
+        renditions=[Rendition.model_validate(r) for r in video.renditions or []],
+        allowed_origins=list(video.allowed_origins or []),
+        require_signed_urls=bool(video.require_signed_urls),
         original_sha256=video.original_sha256,
     )
+
+
+def update_video(session: Session, clock: Clock, uid: str, change: VideoUpdate) -> Video:
+    video = get_video(session, uid)
+    if change.meta is not None:
+        video.meta = change.meta
+    if change.allowed_origins is not None:
+        video.allowed_origins = _origins(change.allowed_origins)
+    if change.require_signed_urls is not None:
+        video.require_signed_urls = change.require_signed_urls
+    video.modified_at = clock.now()
+    return video
+
+
+def _origins(values: list[str]) -> list[str]:
+    """Origins as browsers send them: scheme://host[:port], no path; `*` allows any."""
+    out = []
+    for value in values:
+        origin = value.strip().rstrip("/")
+        parsed = urlsplit(origin)
+        valid = origin == "*" or (parsed.scheme in ("http", "https") and parsed.netloc)
+        if not valid or (origin != "*" and (parsed.path or parsed.query)):
+            raise BadRequest(
+                f"{value!r} is not an origin; write it as https://app.example.com",
+                code="INVALID_ORIGIN",
+            )
+        out.append(origin)
+    return out

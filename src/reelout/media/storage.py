@@ -1,8 +1,13 @@
-"""Where a video's files live (original now; renditions later), behind a small store interface."""
+"""Where a video's files live (original, published versions), behind a small store interface.
+
+Processing works in a local scratch folder (ffmpeg needs files) and hands the finished folder to
+`publish`, which makes it a new version atomically; readers only ever see whole versions.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -29,6 +34,20 @@ class MediaStore(Protocol):
 
     def delete_video(self, uid: str) -> None: ...
 
+    def scratch(self, uid: str, job: str) -> Path:
+        """An empty local folder for processing one video (gone after publish or discard)."""
+        ...
+
+    def discard(self, folder: Path) -> None: ...
+
+    def publish(self, uid: str, folder: Path) -> str:
+        """Make a finished scratch folder a new version of the video; returns its name."""
+        ...
+
+    def delete_version(self, uid: str, version: str) -> bool:
+        """Remove one published version; False if it was not there."""
+        ...
+
 
 @runtime_checkable
 class LocalOriginals(Protocol):
@@ -37,8 +56,19 @@ class LocalOriginals(Protocol):
     def original_path(self, uid: str) -> Path: ...
 
 
+@runtime_checkable
+class LocalVersions(Protocol):
+    """Optional capability: published files are local (served with sendfile and Range)."""
+
+    def version_file(self, uid: str, version: str, name: str) -> Path | None: ...
+
+
+VERSION_PREFIX = "v-"
+
+
 class FileMediaStore:
-    """Videos under `<root>/<uid>/`; the original is `<root>/<uid>/original`."""
+    """Videos under `<root>/<uid>/`: `original`, published versions `v-<random>/`, and scratch
+    folders `work-<job>/` while processing runs."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -76,3 +106,61 @@ class FileMediaStore:
 
     def delete_video(self, uid: str) -> None:
         shutil.rmtree(self._dir(uid), ignore_errors=True)
+
+    def scratch(self, uid: str, job: str) -> Path:
+        folder = self._dir(uid) / f"work-{job}"
+        shutil.rmtree(folder, ignore_errors=True)  # left over by a crashed attempt
+        folder.mkdir(parents=True)
+        return folder
+
+    def discard(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def publish(self, uid: str, folder: Path) -> str:
+        version = VERSION_PREFIX + secrets.token_hex(8)
+        _sync_tree(folder)
+        os.replace(folder, self._dir(uid) / version)
+        _sync_dir(self._dir(uid))
+        return version
+
+    def delete_version(self, uid: str, version: str) -> bool:
+        folder = self._version_dir(uid, version)
+        if folder is None or not folder.is_dir():
+            return False
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+
+    def version_file(self, uid: str, version: str, name: str) -> Path | None:
+        """The file `name` (e.g. `720p/seg_00001.m4s`) of a published version, if it exists."""
+        folder = self._version_dir(uid, version)
+        if folder is None or ".." in name.split("/"):
+            return None
+        path = folder / name
+        return path if path.is_file() else None
+
+    def _version_dir(self, uid: str, version: str) -> Path | None:
+        if not (uid.isalnum() and version.startswith(VERSION_PREFIX) and "/" not in version):
+            return None
+        return self._dir(uid) / version
+
+
+def _sync_tree(folder: Path) -> None:
+    """fdatasync every file and folder under `folder`, so a published version survives a crash."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        else:
+            _sync_dir(path)
+    _sync_dir(folder)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

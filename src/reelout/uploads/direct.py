@@ -42,7 +42,7 @@ class OriginalSink:
         self.size += len(data)
 
     def commit(self, meta: dict[str, Any]) -> VideoOut:
-        self._file.close()  # forced to disk by the processing job (media.secure_original)
+        self._file.close()  # forced to disk by the processing job (media.original_fault)
         if self.size == 0:
             raise BadRequest("the upload is empty", code="EMPTY_UPLOAD")
         with self.rt.db.session() as session:

@@ -15,6 +15,7 @@ from reelout.media.routes import start_creator_upload
 from reelout.media.schemas import CreatorUploadRequest, Stage, VideoPage
 from reelout.runtime import Runtime
 from reelout.uploads import direct
+from reelout.urls import base_url
 
 router = APIRouter(prefix="/api/v1/orders/{order_id}/{stage}/videos", tags=["orders"])
 DEPRECATION = {
@@ -39,6 +40,7 @@ def _stage(value: str) -> Stage:
 def list_stage_videos(
     order_id: str,
     stage: str,
+    request: Request,
     rt: RuntimeDep,
     _: AdminDep,
     limit: int = 50,
@@ -51,6 +53,7 @@ def list_stage_videos(
             stage=_stage(stage),
             limit=min(max(limit, 1), 500),
             cursor=cursor,
+            base_url=base_url(request, rt.settings),
         )
 
 

@@ -479,7 +479,7 @@ class TusService:
         with self.rt.db.session() as session:
             row = self._row(session, upload_id, who)
             if row.video_uid:
-                media.mark_error(
+                media.upload_failed(
                     session,
                     self.rt.clock,
                     row.video_uid,
@@ -508,7 +508,7 @@ class TusService:
                 )
                 gone = bool(getattr(result, "rowcount", 0))
                 if gone and row.finished_at is None and row.video_uid:
-                    media.mark_error(
+                    media.upload_failed(
                         session,
                         self.rt.clock,
                         row.video_uid,

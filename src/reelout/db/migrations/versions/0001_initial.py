@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:02:11.121130
+Create Date: 2026-11-27 01:28:04.178200
 """
 
 from collections.abc import Sequence
@@ -106,6 +106,14 @@ def upgrade() -> None:
         sa.Column(
             "upload_token_used_at", reelout.db.base.UTCDateTime(timezone=True), nullable=True
         ),
+        sa.Column("pct_complete", sa.Float(), nullable=True),
+        sa.Column("duration", sa.Float(), nullable=True),
+        sa.Column("input_width", sa.Integer(), nullable=True),
+        sa.Column("input_height", sa.Integer(), nullable=True),
+        sa.Column("version", sa.String(length=40), nullable=True),
+        sa.Column("renditions", sa.JSON(), nullable=False),
+        sa.Column("allowed_origins", sa.JSON(), nullable=False),
+        sa.Column("require_signed_urls", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("uid", name=op.f("pk_videos")),
         sa.UniqueConstraint("upload_token_hash", name=op.f("uq_videos_upload_token_hash")),
     )

@@ -1,0 +1,162 @@
+"""Finding ffmpeg and running it: own process group, niced, progress, timeout, cancel, errors.
+
+Which binaries: REELOUT_FFMPEG / REELOUT_FFPROBE if set, else the ones on PATH (Debian's), else
+the build that the `imageio-ffmpeg` wheel ships (no ffprobe: probing then goes through PyAV).
+Hand-written because no maintained library both streams `-progress` and kills a whole
+process group on timeout or cancel; `subprocess` does the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+
+class FfmpegError(Exception):
+    """ffmpeg failed; `code` is a video error code (ERR_DECODE, ERR_TIMEOUT)."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+class FfmpegCancelled(Exception):
+    """The run was stopped from outside (worker shutdown, lost lease); nothing is wrong with
+    the video."""
+
+
+@dataclass(frozen=True)
+class Tools:
+    ffmpeg: str
+    ffprobe: str | None  # None: probe with PyAV
+    origin: str  # where they came from, for the start-up log line
+    version: str
+
+
+def _version(ffmpeg: str) -> str:
+    try:
+        out = subprocess.run(
+            [ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    first = out.splitlines()[0] if out else ""
+    return first.split(" ")[2] if first.startswith("ffmpeg version ") else "unknown"
+
+
+def find_tools(ffmpeg: str | None = None, ffprobe: str | None = None) -> Tools:
+    """The ffmpeg (and ffprobe) to use; explicit paths win, then PATH, then imageio-ffmpeg."""
+    if ffmpeg:
+        return Tools(ffmpeg, ffprobe or shutil.which("ffprobe"), "configured", _version(ffmpeg))
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return Tools(on_path, ffprobe or shutil.which("ffprobe"), "PATH", _version(on_path))
+    import imageio_ffmpeg
+
+    bundled = imageio_ffmpeg.get_ffmpeg_exe()
+    return Tools(bundled, ffprobe, "imageio-ffmpeg", _version(bundled))
+
+
+@dataclass
+class RunLimits:
+    timeout: float  # seconds of wall time before the run is killed (ERR_TIMEOUT)
+    nice: int = 10  # added niceness, so encoding never starves the API
+    cancelled: threading.Event | None = None
+
+
+ProgressFn = Callable[[float], None]
+POLL_SECONDS = 0.5  # how often a run checks for cancel and timeout and reports progress  # seconds of output written so far
+
+
+class _Progress:
+    """Reads ffmpeg's `-progress pipe:1` key=value lines and keeps the latest out_time."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            key, _, value = line.strip().partition("=")
+            if key == "out_time_us" and value.lstrip("-").isdigit():
+                self.seconds = max(self.seconds, int(value) / 1_000_000)
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+
+
+class _Tail:
+    """Keeps the last lines of ffmpeg's stderr for the error message."""
+
+    def __init__(self, stream: IO[str], lines: int = 20) -> None:
+        self.lines: deque[str] = deque(maxlen=lines)
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            if line.strip():
+                self.lines.append(line.rstrip())
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return "\n".join(self.lines)
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _start(args: list[str], nice: int) -> subprocess.Popen[str]:
+    niced = ["nice", "-n", str(nice), *args] if nice and shutil.which("nice") else args
+    return subprocess.Popen(
+        niced,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: a kill takes every child with it
+    )
+
+
+def run(args: list[str], limits: RunLimits, on_progress: ProgressFn | None = None) -> None:
+    """Run one ffmpeg command to the end; raise FfmpegError or FfmpegCancelled otherwise."""
+    proc = _start(args, limits.nice)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    progress, tail = _Progress(proc.stdout), _Tail(proc.stderr)
+    deadline = time.monotonic() + limits.timeout
+    try:
+        while proc.poll() is None:
+            if limits.cancelled is not None and limits.cancelled.is_set():
+                raise FfmpegCancelled("stopped while ffmpeg ran")
+            if time.monotonic() > deadline:
+                raise FfmpegError(
+                    "ERR_TIMEOUT",
+                    f"encoding took longer than {limits.timeout:.0f} s and was stopped",
+                )
+            if on_progress is not None:
+                on_progress(progress.seconds)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=min(POLL_SECONDS, max(deadline - time.monotonic(), 0.001)))
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+        progress.join()
+    if proc.returncode != 0:
+        detail = tail.text() or f"exit status {proc.returncode}"
+        raise FfmpegError("ERR_DECODE", f"ffmpeg could not process the video: {detail}")
+    if on_progress is not None:
+        on_progress(progress.seconds)

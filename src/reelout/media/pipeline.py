@@ -1,0 +1,231 @@
+"""The processing of one video, step by step: secure the original, probe, plan, encode once,
+measure, write the master, MP4 fallback, poster, publish, ready.
+
+Each step's failure becomes a video error code (ERR_NON_VIDEO, ERR_MALFORMED, ERR_DURATION_LIMIT,
+ERR_RESOLUTION_LIMIT, ERR_DECODE, ERR_TIMEOUT); anything unexpected propagates so the job is
+retried. Database writes are short units of work; file work runs outside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reelout.media import encode, ffmpeg, playlists
+from reelout.media import service as media
+from reelout.media.ffmpeg import FfmpegError, RunLimits, Tools
+from reelout.media.ladder import Limits, Plan, PlanError, Rung, plan_ladder
+from reelout.media.probe import ProbeError, SourceInfo, probe
+from reelout.media.storage import LocalOriginals
+from reelout.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ENCODE_SHARE = 90.0  # % of progress the encode covers; the rest is measuring and publishing
+PROGRESS_EVERY = 1.0  # seconds between progress writes
+MP4_NAME, POSTER_NAME = "video.mp4", "poster.jpg"
+
+
+class VideoFailed(Exception):
+    """The video cannot be made playable; `code` and `text` go to its status."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+@dataclass(frozen=True)
+class Published:
+    version: str
+    duration: float
+    width: int
+    height: int
+    renditions: list[dict[str, Any]]
+
+
+class Job:
+    """One run of the pipeline for one video."""
+
+    def __init__(self, rt: Runtime, tools: Tools, uid: str, cancelled: threading.Event) -> None:
+        self.rt, self.tools, self.uid, self.cancelled = rt, tools, uid, cancelled
+        self._last_progress = 0.0
+
+    # -- database steps -------------------------------------------------------------------------
+    def _begin(self) -> tuple[int | None, str | None] | None:
+        with self.rt.db.session() as session:
+            video = media.start_processing(session, self.rt.clock, self.uid)
+            return None if video is None else (video.size, video.original_sha256)
+
+    def _progress(self, pct: float, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        with self.rt.db.session() as session:
+            media.set_progress(session, self.rt.clock, self.uid, pct)
+
+    def _fail(self, code: str, text: str) -> None:
+        log.warning("video %s failed: %s %s", self.uid, code, text.splitlines()[0])
+        with self.rt.db.session() as session:
+            media.mark_failed(session, self.rt.clock, self.uid, code, text)
+
+    def _ready(self, done: Published) -> bool:
+        with self.rt.db.session() as session:
+            return media.mark_ready(
+                session,
+                self.rt.clock,
+                self.uid,
+                version=done.version,
+                duration=done.duration,
+                width=done.width,
+                height=done.height,
+                renditions=done.renditions,
+                purge_grace=self.rt.settings.media_version_grace_seconds,
+            )
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self, job_key: str) -> None:
+        """Process the video; a no-op when it is gone or not waiting to be processed."""
+        begun = self._begin()
+        if begun is None:
+            return
+        store = self.rt.media_store
+        folder = store.scratch(self.uid, job_key)
+        try:
+            fault = media.original_fault(store, self.uid, *begun)
+            if fault is not None:
+                raise VideoFailed("ERR_MALFORMED", fault)
+            done = self._produce(folder)
+        except (VideoFailed, ProbeError, PlanError, FfmpegError) as exc:
+            self._fail(exc.code, exc.text)
+            return
+        finally:
+            store.discard(folder)
+        if not self._ready(done):  # deleted meanwhile
+            store.delete_video(self.uid)
+
+    def _source(self) -> Path:
+        store = self.rt.media_store
+        if not isinstance(store, LocalOriginals):
+            raise RuntimeError("processing needs a media store with local originals")
+        return store.original_path(self.uid)
+
+    def _produce(self, folder: Path) -> Published:
+        source = self._source()
+        src = probe(source, self.tools.ffprobe)
+        plan = plan_ladder(src, self._limits())
+        self._encode(plan, src, source, folder)
+        renditions = self._write_master(plan, folder)
+        self._fallback_and_poster(plan, src, folder)
+        self._progress(99.0, force=True)
+        version = self.rt.media_store.publish(self.uid, folder)
+        width, height = src.video.display_size if src.video else (0, 0)
+        return Published(version, src.duration, width, height, renditions)
+
+    def _limits(self) -> Limits:
+        s = self.rt.settings
+        return Limits(
+            max_duration_seconds=s.media_max_duration_seconds, max_pixels=s.media_max_pixels
+        )
+
+    def _run_limits(self, duration: float) -> RunLimits:
+        s = self.rt.settings
+        timeout = max(s.media_timeout_min_seconds, s.media_timeout_factor * duration)
+        return RunLimits(timeout=timeout, nice=s.media_ffmpeg_nice, cancelled=self.cancelled)
+
+    def _encode(self, plan: Plan, src: SourceInfo, source: Path, folder: Path) -> None:
+        args = encode.hls_command(self.tools.ffmpeg, plan, src, source, folder)
+        duration = max(src.duration, 0.001)
+
+        def on_progress(seconds: float) -> None:
+            self._progress(min(seconds / duration, 1.0) * ENCODE_SHARE)
+
+        ffmpeg.run(args, self._run_limits(src.duration), on_progress)
+
+    def _write_master(self, plan: Plan, folder: Path) -> list[dict[str, Any]]:
+        variants = [_measure(folder, rung, plan) for rung in plan.rungs]
+        text = playlists.build_master(variants)
+        temp = folder / (encode.HLS_MASTER + ".tmp")
+        temp.write_text(text)
+        os.replace(temp, folder / encode.HLS_MASTER)
+        return [_rendition(rung, v) for rung, v in zip(plan.rungs, variants, strict=True)]
+
+    def _fallback_and_poster(self, plan: Plan, src: SourceInfo, folder: Path) -> None:
+        top = folder / plan.top.name
+        fragmented = folder / "top.frag.mp4"
+        with fragmented.open("wb") as out:
+            for part in _rung_files(top):
+                out.write(part.read_bytes())
+        limits = self._run_limits(src.duration)
+        ffmpeg.run(encode.mp4_command(self.tools.ffmpeg, fragmented, folder / MP4_NAME), limits)
+        fragmented.unlink()
+        poster = encode.poster_command(
+            self.tools.ffmpeg, folder / MP4_NAME, src.duration, folder / POSTER_NAME
+        )
+        ffmpeg.run(poster, limits)
+
+
+def _rung_files(folder: Path) -> list[Path]:
+    """The rung's init segment, then its media segments in order."""
+    parsed = _media_playlist(folder)
+    return [folder / _init_uri(parsed)] + [folder / s.uri for s in parsed.segments]
+
+
+def _media_playlist(folder: Path) -> playlists.MediaPlaylist:
+    return playlists.parse_media_playlist(
+        (folder / encode.MEDIA_PLAYLIST).read_text(), _sizes(folder)
+    )
+
+
+def _init_uri(parsed: playlists.MediaPlaylist) -> str:
+    if parsed.init_uri is None:
+        raise VideoFailed("ERR_DECODE", "the encoder wrote a playlist without an init segment")
+    return parsed.init_uri
+
+
+def _sizes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
+
+
+def avc_codec(init: bytes) -> str:
+    """RFC 6381 `avc1.PPCCLL` from the avcC box of an init segment: profile, constraint flags
+    and level exactly as the encoder wrote them."""
+    at = init.find(b"avcC")
+    if at < 0 or len(init) < at + 8:
+        raise VideoFailed("ERR_DECODE", "the encoder wrote no H.264 configuration")
+    return "avc1." + init[at + 5 : at + 8].hex()
+
+
+def _measure(folder: Path, rung: Rung, plan: Plan) -> playlists.Variant:
+    rung_dir = folder / rung.name
+    parsed = _media_playlist(rung_dir)
+    if not parsed.segments:
+        raise VideoFailed("ERR_DECODE", f"the encoder wrote no segments for {rung.name}")
+    init = (rung_dir / _init_uri(parsed)).read_bytes()
+    codecs = avc_codec(init) + (",mp4a.40.2" if plan.audio is not None else "")
+    return playlists.Variant(
+        uri=f"{rung.name}/{encode.MEDIA_PLAYLIST}",
+        width=rung.width,
+        height=rung.height,
+        frame_rate=float(plan.frame_rate),
+        codecs=codecs,
+        segments=tuple(parsed.segments),
+        init_size=len(init),
+    )
+
+
+def _rendition(rung: Rung, variant: playlists.Variant) -> dict[str, Any]:
+    return {
+        "name": rung.name,
+        "width": rung.width,
+        "height": rung.height,
+        "bandwidth": variant.peak_bandwidth,
+        "average_bandwidth": variant.average_bandwidth,
+        "codecs": variant.codecs,
+        "frame_rate": variant.frame_rate,
+    }
