@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
@@ -21,6 +22,7 @@ from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
 from reelout.jobs.worker import EmbeddedWorker
+from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
@@ -29,6 +31,7 @@ from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import MethodOverrideMiddleware
 from reelout.uploads.routes import router as tus_router
+from reelout.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger("reelout")
 
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         prepare(rt)
         worker = EmbeddedWorker(rt) if settings.embedded_worker else None
         if worker:
+            await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
             await worker.start()
         try:
             yield
@@ -123,7 +127,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         expose_headers=list(tus.EXPOSE_HEADERS),
         max_age=86400,
     )
-    routers = (keys_router, videos_router, orders_router, tus_router, playback_router)
+    routers = (
+        keys_router,
+        videos_router,
+        orders_router,
+        tus_router,
+        playback_router,
+        webhooks_router,
+    )
     for router in routers:
         app.include_router(router)
 

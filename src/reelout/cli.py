@@ -97,9 +97,11 @@ def worker(
 ) -> None:
     """Run a standalone job worker (several may run against one PostgreSQL database)."""
     from reelout.jobs.worker import run_worker
+    from reelout.media.jobs import tools as media_tools
 
     rt = _runtime()
     logs.configure(rt.settings.log_level, rt.settings.log_format)
+    media_tools(rt.settings.ffmpeg, rt.settings.ffprobe)  # finds and logs the encoder once
     run_worker(rt, concurrency or rt.settings.worker_concurrency)
 
 

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     media_timeout_min_seconds: float = Field(default=600, gt=0)
     media_timeout_factor: float = Field(default=5.0, gt=0)
     media_version_grace_seconds: float = Field(default=3600, ge=0)
+    # e.g. "/_reelout_media": published files are handed to nginx (X-Accel-Redirect) to send
+    media_accel_redirect: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_./-]*[^/]$")
+
+    # console (the web pages under /console)
+    secret_key: str | None = None  # signs console sessions; default: data_dir/secret.key
+    console_session_seconds: int = Field(default=12 * 3600, ge=60)
 
     # jobs
     embedded_worker: bool = True
@@ -70,6 +76,12 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, gt=0)
     reaper_interval_seconds: int = Field(default=300, ge=1)
     job_retention_days: float = Field(default=7.0, gt=0)
+
+    # webhooks
+    webhook_max_endpoints: int = Field(default=20, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    webhook_retry_hours: float = Field(default=24.0, gt=0, le=168)  # 168: webhooks MAX_RETRY_HOURS
+    webhook_retention_days: float = Field(default=30.0, gt=0)
 
     @field_validator("cors_origins", "environments", mode="before")
     @classmethod
@@ -89,3 +101,7 @@ class Settings(BaseSettings):
     @property
     def admin_key_file(self) -> Path:
         return self.data_dir / "admin.key"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"

@@ -178,3 +178,40 @@ def test_a_reencode_publishes_a_new_version_while_the_old_one_plays(
         run_jobs(server)  # the purge job is due now
     assert httpx.get(old).status_code == 404
     assert httpx.get(new["playback"]["hls"]).status_code == 200
+
+
+def test_the_playback_api_gives_a_player_everything_to_start(
+    server: LiveServer, clips: Clips
+) -> None:
+    video = ready_video(server, clips("p720"))
+    with server.client() as admin:
+        app_key = admin.post(
+            "/api/v1/keys", json={"scope": "client", "environment": "production", "name": "app"}
+        ).json()["key"]
+    with server.client(token=app_key) as app:
+        reply = app.get(f"/api/v1/videos/{video['uid']}/playback", params={"network": "slow"})
+        assert reply.status_code == 200
+        info = reply.json()
+        assert info["recommended_max_height"] == 360
+        assert info["hls_capped"] == info["hls"] + "?max_height=360"
+        assert (info["mp4"], info["poster"]) == (video["playback"]["mp4"], video["thumbnail"])  # type: ignore[index]
+        assert [r["name"] for r in info["renditions"]] == ["240p", "360p", "480p", "720p"]
+        capped = m3u8.loads(httpx.get(info["hls_capped"]).text)
+        assert max(p.stream_info.resolution[1] for p in capped.playlists) == 360
+        fast = app.get(
+            f"/api/v1/videos/{video['uid']}/playback",
+            params={"network": "wifi", "downlink_kbps": 50_000},
+        ).json()
+        assert fast["recommended_max_height"] == 720
+        bad = app.get(f"/api/v1/videos/{video['uid']}/playback", params={"network": "5g"})
+        assert bad.status_code == 422
+
+
+def test_playback_before_ready_says_so(server: LiveServer, clips: Clips) -> None:
+    with server.client() as api:
+        uid = upload(api, clips("tiny"))
+        reply = api.get(f"/api/v1/videos/{uid}/playback")
+    assert reply.status_code == 409
+    assert reply.json()["code"] == "VIDEO_NOT_READY"
+    assert reply.json()["details"] == {"state": "queued"}
+    assert httpx.get(f"{server.url}/api/v1/videos/{uid}/playback").status_code == 401

@@ -513,3 +513,21 @@ def test_a_job_whose_workers_keep_dying_ends_in_error(tmp_path: Path, clips: Cli
         live.stop()
     assert (status["state"], status["error_code"]) == ("error", "ERR_UNKNOWN")
     assert "lost the lease" in status["error_text"]
+
+
+def test_a_well_formed_file_whose_pictures_are_garbage_fails_to_decode(
+    tmp_path: Path, clips: Clips, server: LiveServer
+) -> None:
+    data = bytearray(clips("tiny").read_bytes())
+    at = data.find(b"mdat")
+    end = at - 4 + int.from_bytes(data[at - 4 : at], "big")
+    data[at + 4 : end] = bytes(end - at - 4)  # boxes intact, every frame zeroed
+    zeroed = tmp_path / "zeroed.mp4"
+    zeroed.write_bytes(bytes(data))
+    with server.client() as api:
+        uid = upload(api, zeroed)
+        run_jobs(server)
+        status = api.get(f"/api/v1/videos/{uid}").json()["status"]
+    assert (status["state"], status["error_code"]) == ("error", "ERR_DECODE")
+    assert status["error_text"].startswith("the video could not be decoded; ffmpeg said: ")
+    assert len(status["error_text"]) < 600

@@ -15,10 +15,13 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings, serve_in_thread
+from tests.media.clips import Clips
+from tests.media.test_pipeline import run_jobs, upload
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "reelout.conf"
 T = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {ADMIN_TOKEN}"}
 MiB = 1024 * 1024
+ACCEL = "/_reelout_media"
 
 
 def nginx_binary() -> str:
@@ -32,9 +35,11 @@ def nginx_binary() -> str:
 
 @pytest.fixture
 def proxied(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
-    server = serve_in_thread(make_settings(tmp_path, behind_proxy=True))
+    settings = make_settings(tmp_path, behind_proxy=True, media_accel_redirect=ACCEL)
+    server = serve_in_thread(settings)
     port = free_port()
     site = EXAMPLE.read_text().replace("127.0.0.1:8000", server.url.removeprefix("http://"))
+    site = site.replace("/var/lib/reelout/media/", f"{settings.data_dir.resolve()}/media/")
     site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
     prefix = tmp_path / "nginx"
     (prefix / "logs").mkdir(parents=True)
@@ -98,3 +103,37 @@ def test_tus_through_the_nginx_example_streams_bodies(proxied: tuple[LiveServer,
         uid = reply.headers["Reelout-Video-Id"]
         video = client.get(f"/api/v1/videos/{uid}").json()
         assert video["original_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_nginx_sends_published_media_that_reelout_vouched_for(
+    proxied: tuple[LiveServer, str], clips: Clips
+) -> None:
+    server, proxy_url = proxied
+    app = "https://app.example.com"
+    with httpx.Client(base_url=proxy_url, headers=T, timeout=60) as client:
+        uid = upload(client, clips("tiny"))
+        run_jobs(server)
+        client.patch(f"/api/v1/videos/{uid}", json={"allowed_origins": [app]})
+        video = client.get(f"/api/v1/videos/{uid}").json()
+    mp4_url = video["playback"]["mp4"]
+    assert mp4_url.startswith(proxy_url + "/media/")
+    on_disk = (server.runtime.settings.data_dir / "media" / uid).glob("v-*/video.mp4")
+    data = next(on_disk).read_bytes()
+    with httpx.Client(timeout=30) as http:
+        whole = http.get(mp4_url, headers={"Origin": app})
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["server"].startswith("nginx")
+        assert whole.headers["content-type"] == "video/mp4"
+        assert whole.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert whole.headers["access-control-allow-origin"] == app
+        assert "x-accel-redirect" not in whole.headers
+        part = http.get(mp4_url, headers={"Range": "bytes=10-19"})
+        assert (part.status_code, part.content) == (206, data[10:20])
+        again = http.get(mp4_url, headers={"If-None-Match": whole.headers["etag"]})
+        assert again.status_code == 304
+        refused = http.get(mp4_url, headers={"Origin": "https://elsewhere.example"})
+        assert not refused.headers.get("access-control-allow-origin")
+        assert http.get(f"{proxy_url}{ACCEL}/{uid}/x/video.mp4").status_code == 404, "internal"
+        master = http.get(video["playback"]["hls"])
+        assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
+        assert master.text.startswith("#EXTM3U")

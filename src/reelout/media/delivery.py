@@ -41,8 +41,9 @@ def kind_of(name: str) -> Kind | None:
 
 
 def entity_tag(stat: os.stat_result) -> str:
-    """A strong ETag from size and modification time: published files never change in place."""
-    return f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+    """A strong ETag from modification time and size (published files never change in place),
+    in nginx's own format, so tags agree when nginx serves the files (X-Accel-Redirect)."""
+    return f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'
 
 
 def not_modified(if_none_match: str | None, etag: str) -> bool:

@@ -108,9 +108,16 @@ class _Tail:
             if line.strip():
                 self.lines.append(line.rstrip())
 
-    def text(self) -> str:
+    def last(self, count: int) -> str:
+        """The last `count` distinct lines, oldest first (ffmpeg repeats itself per frame)."""
         self._thread.join(timeout=5)
-        return "\n".join(self.lines)
+        distinct: list[str] = []
+        for line in reversed(self.lines):
+            if line not in distinct:
+                distinct.append(line)
+            if len(distinct) == count:
+                break
+        return " / ".join(reversed(distinct))
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -156,7 +163,7 @@ def run(args: list[str], limits: RunLimits, on_progress: ProgressFn | None = Non
             _kill(proc)
         progress.join()
     if proc.returncode != 0:
-        detail = tail.text() or f"exit status {proc.returncode}"
-        raise FfmpegError("ERR_DECODE", f"ffmpeg could not process the video: {detail}")
+        detail = tail.last(3) or f"exit status {proc.returncode}"
+        raise FfmpegError("ERR_DECODE", f"the video could not be decoded; ffmpeg said: {detail}")
     if on_progress is not None:
         on_progress(progress.seconds)

@@ -65,6 +65,10 @@ async def media_file(
         assert max_height is not None
         text = playlists.cap_master(path.read_text(), max_height)
         return Response(text, media_type=kind.media_type, headers=headers)
+    accel = rt.settings.media_accel_redirect
+    if accel:  # nginx sends the file (sendfile, ranges); we only decided who may have it
+        headers["X-Accel-Redirect"] = f"{accel}/{uid}/{version}/{name}"
+        return Response(media_type=kind.media_type, headers=headers)
     return FileResponse(path, media_type=kind.media_type, headers=headers, stat_result=stat)
 
 

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.auth.deps import AdminDep, PrincipalDep, RuntimeDep
 from reelout.media import service
+from reelout.media.recommend import Network
 from reelout.media.schemas import (
     CreatorUpload,
     CreatorUploadRequest,
+    PlaybackInfo,
     Stage,
     UploadLink,
     VideoOut,
@@ -99,6 +101,21 @@ def update_video(
     with rt.db.session() as session:
         video = service.update_video(session, rt.clock, uid, change)
         return service.to_schema(video, base_url(request, rt.settings))
+
+
+@router.get("/{uid}/playback")
+def playback(
+    uid: str,
+    request: Request,
+    rt: RuntimeDep,
+    _: PrincipalDep,
+    network: Network | None = None,
+    downlink_kbps: Annotated[float | None, Query(gt=0, le=10_000_000)] = None,
+) -> PlaybackInfo:
+    """What a player needs to start fast (any API key: admin or an app's client key)."""
+    with rt.db.read() as session:
+        video = service.get_video(session, uid)
+        return service.playback_info(video, base_url(request, rt.settings), network, downlink_kbps)
 
 
 @router.post("/{uid}/reprocess", status_code=status.HTTP_202_ACCEPTED)

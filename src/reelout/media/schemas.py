@@ -101,3 +101,17 @@ class UploadLink(BaseModel):
 class CreatorUpload(BaseModel):
     uid: str
     upload: UploadLink
+
+
+class PlaybackInfo(BaseModel):
+    """Everything a player needs to start: what to play, how to cap it, what to fall back to."""
+
+    hls: str
+    hls_capped: str = Field(description="The master capped at recommended_max_height.")
+    mp4: str
+    poster: str
+    duration: float | None
+    renditions: list[Rendition]
+    recommended_max_height: int | None = Field(
+        description="Short side to cap a non-adaptive player (media_kit) at."
+    )

@@ -18,9 +18,11 @@ from reelout.clock import Clock
 from reelout.errors import BadRequest, Conflict, NotFound, Unauthorized
 from reelout.jobs import service as jobs
 from reelout.media.models import Video
+from reelout.media.recommend import Network, Option, recommended_max_height
 from reelout.media.schemas import (
     InputSize,
     Playback,
+    PlaybackInfo,
     Rendition,
     Stage,
     VideoOut,
@@ -383,3 +385,28 @@ def _origins(values: list[str]) -> list[str]:
             )
         out.append(origin)
     return out
+
+
+def playback_info(
+    video: Video, base_url: str, network: Network | None, downlink_kbps: float | None
+) -> PlaybackInfo:
+    """The playback answer for a ready video; 409 VIDEO_NOT_READY before that."""
+    out = to_schema(video, base_url)
+    if out.playback is None or out.thumbnail is None:
+        raise Conflict(
+            f"the video is {video.state}; it can be played once it is ready",
+            code="VIDEO_NOT_READY",
+            details={"state": video.state},
+        )
+    options = [Option(min(r.width, r.height), r.bandwidth) for r in out.renditions]
+    cap = recommended_max_height(options, network, downlink_kbps)
+    capped = f"{out.playback.hls}?max_height={cap}" if cap is not None else out.playback.hls
+    return PlaybackInfo(
+        hls=out.playback.hls,
+        hls_capped=capped,
+        mp4=out.playback.mp4,
+        poster=out.thumbnail,
+        duration=video.duration,
+        renditions=out.renditions,
+        recommended_max_height=cap,
+    )
