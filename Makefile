@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 NODE_STAMP = tests/js/node_modules/.installed
+WEB_VENDOR = src/reelout/web/static/vendor
+WEB_STAMP  = $(WEB_VENDOR)/.installed
 
-.PHONY: run test lint typecheck check install node clean
+.PHONY: run test lint typecheck check install node web clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +24,23 @@ $(NODE_STAMP): tests/js/package.json
 
 node: $(NODE_STAMP)
 
-run: $(STAMP)
+# The console's browser libraries: npm installs them in web/, their browser builds are copied
+# into the package's static folder (git-ignored). Without npm the console says what is missing.
+$(WEB_STAMP): web/package.json $(wildcard web/package-lock.json)
+	@if command -v npm >/dev/null; then \
+	  (cd web && npm install --silent --no-audit --no-fund) && mkdir -p $(WEB_VENDOR) && \
+	  cp web/node_modules/tus-js-client/dist/tus.min.js web/node_modules/hls.js/dist/hls.min.js $(WEB_VENDOR)/ && \
+	  cp web/node_modules/tus-js-client/LICENSE $(WEB_VENDOR)/tus-js-client.LICENSE && \
+	  cp web/node_modules/hls.js/LICENSE $(WEB_VENDOR)/hls.js.LICENSE && \
+	  touch $(WEB_STAMP); \
+	else echo "npm not found: the console works without its uploader and player libraries (install npm, then make web)"; fi
+
+web: $(WEB_STAMP)
+
+run: $(STAMP) web
 	$(BIN)/reelout serve
 
-test: $(STAMP) node
+test: $(STAMP) node web
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
@@ -38,4 +53,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/js/node_modules web/node_modules $(WEB_VENDOR) .pytest_cache .mypy_cache .ruff_cache

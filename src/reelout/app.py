@@ -31,6 +31,7 @@ from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import MethodOverrideMiddleware
 from reelout.uploads.routes import router as tus_router
+from reelout.web.routes import install as install_console
 from reelout.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger("reelout")
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     for router in routers:
         app.include_router(router)
+    install_console(app, rt)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -62,11 +62,13 @@ class Settings(BaseSettings):
     media_timeout_min_seconds: float = Field(default=600, gt=0)
     media_timeout_factor: float = Field(default=5.0, gt=0)
     media_version_grace_seconds: float = Field(default=3600, ge=0)
+    playback_token_ttl_seconds: int = Field(default=3600, ge=60)
+    playback_token_max_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     # e.g. "/_reelout_media": published files are handed to nginx (X-Accel-Redirect) to send
     media_accel_redirect: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_./-]*[^/]$")
 
     # console (the web pages under /console)
-    secret_key: str | None = None  # signs console sessions; default: data_dir/secret.key
+    secret_key: str | None = None  # console sessions, signed URLs; default: data_dir/secret.key
     console_session_seconds: int = Field(default=12 * 3600, ge=60)
 
     # jobs

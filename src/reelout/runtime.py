@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from reelout.auth.secret import secret_key
 from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
 from reelout.db.engine import Database
@@ -26,6 +29,11 @@ class Runtime:
         self.upload_store = FileUploadStore(data / "uploads")
         self.media_store = FileMediaStore(data / "media")
         self.locker = FileLocker(data / "locks") if self.settings.workers > 1 else LocalLocker()
+
+    @cached_property
+    def playback_key(self) -> bytes:
+        """The key signed playback URLs are made with, derived from the server's secret."""
+        return hashlib.sha256(b"reelout.playback\0" + secret_key(self.settings).encode()).digest()
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

@@ -10,7 +10,12 @@ from reelout.jobs.registry import Registry
 log = logging.getLogger("reelout.jobs")
 
 # Each module exposes `register(registry: Registry) -> None`.
-DOMAIN_JOB_MODULES = ("reelout.jobs.maintenance", "reelout.uploads.jobs", "reelout.media.jobs")
+DOMAIN_JOB_MODULES = (
+    "reelout.jobs.maintenance",
+    "reelout.uploads.jobs",
+    "reelout.media.jobs",
+    "reelout.webhooks.jobs",
+)
 
 
 def build_registry() -> Registry:

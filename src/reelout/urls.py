@@ -29,3 +29,12 @@ def _proxied(request: Request, scheme: str, host: str) -> tuple[str, str, str]:
     scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
     host = headers.get("x-forwarded-host", host).split(",")[0].strip()
     return scheme, host, prefix
+
+
+def configured_base_url(settings: Settings) -> str:
+    """The base URL for links made outside a request (webhooks): REELOUT_PUBLIC_URL, else the
+    address `serve` listens on."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    return f"http://{host}:{settings.port}"

@@ -215,3 +215,41 @@ def test_playback_before_ready_says_so(server: LiveServer, clips: Clips) -> None
     assert reply.json()["code"] == "VIDEO_NOT_READY"
     assert reply.json()["details"] == {"state": "queued"}
     assert httpx.get(f"{server.url}/api/v1/videos/{uid}/playback").status_code == 401
+
+
+def test_a_video_that_requires_signed_urls_plays_only_with_a_token(
+    server: LiveServer, clips: Clips, clock: ManualClock
+) -> None:
+    video = ready_video(server, clips("tiny"))
+    uid, master = video["uid"], urls(video)["master"]
+    with server.client() as api:
+        api.patch(f"/api/v1/videos/{uid}", json={"require_signed_urls": True})
+        signed = api.post(f"/api/v1/videos/{uid}/token").json()
+        too_long = api.post(f"/api/v1/videos/{uid}/token", json={"expires_in": 10**6})
+        assert (too_long.status_code, too_long.json()["code"]) == (400, "TOKEN_TTL_TOO_LONG")
+        via_api = api.get(f"/api/v1/videos/{uid}/playback").json()
+    token = signed["token"]
+    assert signed["hls"] == f"{master}?token={token}"
+    assert via_api["hls"].endswith(f"?token={token}"), "same bucket: the same token"
+    with httpx.Client() as http:
+        refused = http.get(master)
+        assert (refused.status_code, refused.json()["code"]) == (401, "TOKEN_REQUIRED")
+        forged = http.get(master, params={"token": token[:-1] + ("1" if token.endswith("0") else "0")})
+        assert (forged.status_code, forged.json()["code"]) == (403, "INVALID_TOKEN")
+        top = m3u8.loads(http.get(signed["hls"]).text, uri=signed["hls"])
+        media_url = top.playlists[0].absolute_uri
+        assert media_url.endswith(f"?token={token}")
+        media_reply = http.get(media_url)
+        media = m3u8.loads(media_reply.text, uri=media_url)
+        uris = [media.segment_map[0].absolute_uri] + [s.absolute_uri for s in media.segments]
+        assert all(uri.endswith(f"?token={token}") for uri in uris)
+        segment = http.get(uris[1])
+        assert segment.status_code == 200
+        assert http.get(uris[1].split("?")[0]).status_code == 401
+        ages = [
+            int(r.headers["cache-control"].split("max-age=")[1]) for r in (segment, media_reply)
+        ]
+        assert all(0 < age <= 3600 + 300 for age in ages), "cached copies die with the token"
+        clock.advance(3600 + 300)
+        expired = http.get(signed["hls"])
+        assert (expired.status_code, expired.json()["code"]) == (403, "TOKEN_EXPIRED")

@@ -21,8 +21,10 @@ from reelout.jobs import service as jobs
 from reelout.jobs.worker import Worker
 from reelout.media import playlists
 from reelout.tasks import build_registry
+from reelout.webhooks import signing
 from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.media.clips import Clips, ffmpeg, picture, tone
+from tests.webhooks.receiver import Receiver
 
 FFPROBE = "ffprobe"
 LADDER_1080 = [(426, 240), (640, 360), (854, 480), (1280, 720), (1920, 1080)]
@@ -531,3 +533,33 @@ def test_a_well_formed_file_whose_pictures_are_garbage_fails_to_decode(
     assert (status["state"], status["error_code"]) == ("error", "ERR_DECODE")
     assert status["error_text"].startswith("the video could not be decoded; ffmpeg said: ")
     assert len(status["error_text"]) < 600
+
+
+def test_webhooks_announce_ready_and_error_with_verifiable_signatures(
+    tmp_path: Path, clips: Clips
+) -> None:
+    clock = ManualClock()
+    receiver = Receiver(clock)
+    live = serve_in_thread(make_settings(tmp_path, public_url="https://media.example.com"), clock)
+    try:
+        with live.client() as api:
+            hook = api.post("/api/v1/webhooks", json={"url": receiver.url()}).json()
+            good, bad = upload(api, clips("tiny")), upload(api, clips("text"))
+            run_jobs(live)  # processing, then the deliveries it queued
+            run_jobs(live)
+    finally:
+        live.stop()
+        receiver.close()
+    events = {}
+    for request in receiver.requests:
+        now = int(clock.now().timestamp())
+        assert signing.verify(hook["secret"], request.signature, request.body, now)
+        body = json.loads(request.body)
+        assert body["id"] == request.event_id
+        events[body["data"]["video"]["uid"]] = body
+    ready, error = events[good], events[bad]
+    assert ready["type"] == "video.ready"
+    assert ready["data"]["video"]["status"]["state"] == "ready"
+    assert ready["data"]["video"]["playback"]["hls"].startswith("https://media.example.com/media/")
+    assert error["type"] == "video.error"
+    assert error["data"]["video"]["status"]["error_code"] == "ERR_NON_VIDEO"

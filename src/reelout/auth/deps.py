@@ -1,4 +1,4 @@
-"""FastAPI dependencies that turn `Authorization: Bearer <key>` into a Principal."""
+"""FastAPI dependencies that turn a Bearer key, or a console session, into a Principal."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth import service
+from reelout.auth.models import ApiKey
+from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
 from reelout.errors import Forbidden, Unauthorized
 from reelout.runtime import Runtime
+from reelout.web.session import COOKIE, CSRF_HEADER, SessionCodec
 
 
 def runtime(request: Request) -> Runtime:
@@ -31,15 +34,40 @@ def _lookup(rt: Runtime, token: str) -> Principal:
         return service.authenticate(session, token)
 
 
-async def principal(request: Request) -> Principal:
-    token = bearer_token(request)
-    if token is None:
+def session_principal(rt: Runtime, key_id: str) -> Principal:
+    """The admin key a console session was opened with, unless it has been revoked since."""
+    with rt.db.read() as session:
+        row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None or row.scope != Scope.admin:
         raise Unauthorized(
-            "send an API key as 'Authorization: Bearer <key>'",
-            code="MISSING_KEY",
-            headers={"WWW-Authenticate": "Bearer"},
+            "the key this console session was opened with is revoked; log in again",
+            code="SESSION_REVOKED",
         )
-    return await run_in_threadpool(_lookup, runtime(request), token)
+    return Principal(row.id, row.name, Scope(row.scope), row.environment)
+
+
+def console_key_id(request: Request) -> str | None:
+    """The key id of a console session cookie (CSRF header checked), or None without a cookie."""
+    codec: SessionCodec | None = getattr(request.app.state, "console_sessions", None)
+    cookie = request.cookies.get(COOKIE)
+    if codec is None or cookie is None:
+        return None
+    return codec.authorize(cookie, request.headers.get(CSRF_HEADER))
+
+
+async def principal(request: Request) -> Principal:
+    """A Bearer key; else the console session cookie together with its X-CSRF-Token header."""
+    token = bearer_token(request)
+    if token is not None:
+        return await run_in_threadpool(_lookup, runtime(request), token)
+    key_id = console_key_id(request)
+    if key_id is not None:
+        return await run_in_threadpool(session_principal, runtime(request), key_id)
+    raise Unauthorized(
+        "send an API key as 'Authorization: Bearer <key>'",
+        code="MISSING_KEY",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:

@@ -50,4 +50,5 @@ def all_models() -> None:
     import reelout.auth.models
     import reelout.jobs.models
     import reelout.media.models
-    import reelout.uploads.models  # noqa: F401
+    import reelout.uploads.models
+    import reelout.webhooks.models  # noqa: F401

@@ -40,6 +40,15 @@ def kind_of(name: str) -> Kind | None:
     return None
 
 
+def bounded_cache(cache_control: str, seconds_left: int) -> str:
+    """The same caching, but never for longer than `seconds_left` (a signed URL's life)."""
+    parts = [p.strip() for p in cache_control.split(",")]
+    ages = [int(p.removeprefix("max-age=")) for p in parts if p.startswith("max-age=")]
+    age = min([seconds_left, *ages])
+    kept = [p for p in parts if not p.startswith("max-age=")]
+    return ", ".join([*kept, f"max-age={max(age, 0)}"])
+
+
 def entity_tag(stat: os.stat_result) -> str:
     """A strong ETag from modification time and size (published files never change in place),
     in nginx's own format, so tags agree when nginx serves the files (X-Accel-Redirect)."""

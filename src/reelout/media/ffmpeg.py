@@ -20,13 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
+from reelout.media.errors import VideoFailed
 
-class FfmpegError(Exception):
+
+class FfmpegError(VideoFailed):
     """ffmpeg failed; `code` is a video error code (ERR_DECODE, ERR_TIMEOUT)."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code, self.text = code, text
 
 
 class FfmpegCancelled(Exception):

@@ -12,6 +12,7 @@ from reelout.media.ffmpeg import FfmpegCancelled, Tools, find_tools
 from reelout.media.pipeline import Job
 from reelout.media.service import PROCESS_ATTEMPTS, PROCESS_JOB, PURGE_JOB
 from reelout.runtime import Runtime
+from reelout.urls import configured_base_url
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def processing_gave_up(rt: Runtime, job: DeadJob) -> None:
             str(job.payload["uid"]),
             "ERR_UNKNOWN",
             f"processing failed {PROCESS_ATTEMPTS} times; the last error: {first_line}",
+            base_url=configured_base_url(rt.settings),
         )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from reelout.media.errors import VideoFailed
 from reelout.media.probe import SourceInfo, VideoStream
 
 STANDARD_SHORT_SIDES = (240, 360, 480, 720, 1080)
@@ -107,12 +108,8 @@ class Limits:
     min_short_side: int = 16  # display pixels; smaller is not a picture worth encoding
 
 
-class PlanError(Exception):
+class PlanError(VideoFailed):
     """The source is outside the limits; `code` is a video error code (ERR_DURATION_LIMIT, ...)."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code, self.text = code, text
 
 
 def plan_ladder(src: SourceInfo, limits: Limits) -> Plan:

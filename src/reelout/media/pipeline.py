@@ -18,25 +18,19 @@ from typing import Any
 
 from reelout.media import encode, ffmpeg, playlists
 from reelout.media import service as media
-from reelout.media.ffmpeg import FfmpegError, RunLimits, Tools
-from reelout.media.ladder import Limits, Plan, PlanError, Rung, plan_ladder
-from reelout.media.probe import ProbeError, SourceInfo, probe
+from reelout.media.errors import VideoFailed
+from reelout.media.ffmpeg import RunLimits, Tools
+from reelout.media.ladder import Limits, Plan, Rung, plan_ladder
+from reelout.media.probe import SourceInfo, probe
 from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
+from reelout.urls import configured_base_url
 
 log = logging.getLogger(__name__)
 
 ENCODE_SHARE = 90.0  # % of progress the encode covers; the rest is measuring and publishing
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 MP4_NAME, POSTER_NAME = "video.mp4", "poster.jpg"
-
-
-class VideoFailed(Exception):
-    """The video cannot be made playable; `code` and `text` go to its status."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code, self.text = code, text
 
 
 @dataclass(frozen=True)
@@ -55,6 +49,10 @@ class Job:
         self.rt, self.tools, self.uid, self.cancelled = rt, tools, uid, cancelled
         self._last_progress = 0.0
 
+    @property
+    def _base_url(self) -> str:
+        return configured_base_url(self.rt.settings)
+
     # -- database steps -------------------------------------------------------------------------
     def _begin(self) -> tuple[int | None, str | None] | None:
         with self.rt.db.session() as session:
@@ -72,7 +70,7 @@ class Job:
     def _fail(self, code: str, text: str) -> None:
         log.warning("video %s failed: %s %s", self.uid, code, text.splitlines()[0])
         with self.rt.db.session() as session:
-            media.mark_failed(session, self.rt.clock, self.uid, code, text)
+            media.mark_failed(session, self.rt.clock, self.uid, code, text, base_url=self._base_url)
 
     def _ready(self, done: Published) -> bool:
         with self.rt.db.session() as session:
@@ -86,6 +84,7 @@ class Job:
                 height=done.height,
                 renditions=done.renditions,
                 purge_grace=self.rt.settings.media_version_grace_seconds,
+                base_url=self._base_url,
             )
 
     # -- the run --------------------------------------------------------------------------------
@@ -101,7 +100,7 @@ class Job:
             if fault is not None:
                 raise VideoFailed("ERR_MALFORMED", fault)
             done = self._produce(folder)
-        except (VideoFailed, ProbeError, PlanError, FfmpegError) as exc:
+        except VideoFailed as exc:
             self._fail(exc.code, exc.text)
             return
         finally:

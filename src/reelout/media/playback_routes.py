@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -9,8 +13,8 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import RuntimeDep
-from reelout.errors import NotFound
-from reelout.media import delivery, encode, playlists
+from reelout.errors import Forbidden, NotFound, Unauthorized
+from reelout.media import delivery, encode, playlists, signing
 from reelout.media.models import Video
 from reelout.media.storage import LocalVersions
 from reelout.runtime import Runtime
@@ -19,21 +23,43 @@ PREFIX = "/media"
 router = APIRouter(tags=["playback"])
 
 
-def _allowed_origins(rt: Runtime, uid: str) -> list[str]:
+@dataclass(frozen=True)
+class Policy:
+    """What a video allows: which origins may read it, and whether a token is needed."""
+
+    origins: list[str]
+    signed: bool
+
+
+def _policy(rt: Runtime, uid: str) -> Policy:
     with rt.db.read() as session:
         video = session.get(Video, uid)
         if video is None or video.version is None:
             raise NotFound("no such video, or it is not ready", code="VIDEO_NOT_FOUND")
-        return list(video.allowed_origins or [])
+        return Policy(list(video.allowed_origins or []), bool(video.require_signed_urls))
 
 
-async def _located(
-    rt: Runtime, uid: str, version: str, name: str
-) -> tuple[delivery.Kind, list[str]]:
+async def _located(rt: Runtime, uid: str, name: str) -> tuple[delivery.Kind, Policy]:
     kind = delivery.kind_of(name)
     if kind is None:
         raise NotFound("no such media file", code="MEDIA_NOT_FOUND")
-    return kind, await run_in_threadpool(_allowed_origins, rt, uid)
+    return kind, await run_in_threadpool(_policy, rt, uid)
+
+
+def _checked_token(rt: Runtime, uid: str, token: str | None) -> int:
+    """Seconds of life left in a valid token; 401/403 with a code otherwise."""
+    verdict = signing.check(rt.playback_key, uid, token, int(rt.clock.now().timestamp()))
+    if verdict.problem is signing.TokenProblem.missing:
+        raise Unauthorized(
+            "this video needs a signed URL: get a token from POST /api/v1/videos/{uid}/token",
+            code=verdict.problem.value,
+        )
+    if verdict.problem is not None:
+        raise Forbidden(
+            "the playback token is not valid for this video, or it has expired; get a new one",
+            code=verdict.problem.value,
+        )
+    return verdict.seconds_left
 
 
 @router.api_route(
@@ -46,24 +72,26 @@ async def media_file(
     request: Request,
     rt: RuntimeDep,
     max_height: Annotated[int | None, Query(ge=1, le=10000)] = None,
+    token: str | None = None,
 ) -> Response:
-    kind, origins = await _located(rt, uid, version, name)
+    kind, policy = await _located(rt, uid, name)
     store = rt.media_store
     path = store.version_file(uid, version, name) if isinstance(store, LocalVersions) else None
     if path is None:
         raise NotFound("no such media file", code="MEDIA_NOT_FOUND")
+    cache = kind.cache_control
+    if policy.signed:  # cached copies must not outlive the token
+        left = _checked_token(rt, uid, token)
+        cache = delivery.bounded_cache(cache, left)
     stat = path.stat()
-    etag = delivery.entity_tag(stat)
-    capped = max_height is not None and name == encode.HLS_MASTER
-    if capped:
-        etag = f'{etag[:-1]}-h{max_height}"'
-    headers = {"Cache-Control": kind.cache_control, "ETag": etag}
-    headers |= delivery.cors_headers(request.headers.get("origin"), origins)
+    rewrite = _rewrite(name, max_height, token if policy.signed else None)
+    etag = delivery.entity_tag(stat) if rewrite is None else _variant_tag(stat, rewrite)
+    headers = {"Cache-Control": cache, "ETag": etag}
+    headers |= delivery.cors_headers(request.headers.get("origin"), policy.origins)
     if delivery.not_modified(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    if capped:
-        assert max_height is not None
-        text = playlists.cap_master(path.read_text(), max_height)
+    if rewrite is not None:
+        text = _rewritten(path, rewrite)
         return Response(text, media_type=kind.media_type, headers=headers)
     accel = rt.settings.media_accel_redirect
     if accel:  # nginx sends the file (sendfile, ranges); we only decided who may have it
@@ -72,12 +100,44 @@ async def media_file(
     return FileResponse(path, media_type=kind.media_type, headers=headers, stat_result=stat)
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """How a playlist is served differently from its file: capped, and/or carrying a token."""
+
+    max_height: int | None
+    token: str | None
+
+
+def _rewrite(name: str, max_height: int | None, token: str | None) -> Rewrite | None:
+    is_master = name == encode.HLS_MASTER
+    is_playlist = is_master or name.endswith("/" + encode.MEDIA_PLAYLIST)
+    cap = max_height if is_master else None
+    if not is_playlist or (cap is None and token is None):
+        return None
+    return Rewrite(cap, token)
+
+
+def _rewritten(path: Path, rewrite: Rewrite) -> str:
+    text = path.read_text()
+    if rewrite.max_height is not None:
+        text = playlists.cap_master(text, rewrite.max_height)
+    if rewrite.token is not None:
+        text = playlists.rewrite_media_playlist(text, f"token={rewrite.token}")
+    return text
+
+
+def _variant_tag(stat: os.stat_result, rewrite: Rewrite) -> str:
+    base = delivery.entity_tag(stat)
+    extra = hashlib.sha256(f"{rewrite.max_height}|{rewrite.token}".encode()).hexdigest()[:12]
+    return f'{base[:-1]}-{extra}"'
+
+
 @router.options(PREFIX + "/{uid}/{version}/{name:path}", include_in_schema=False)
 async def media_preflight(
     uid: str, version: str, name: str, request: Request, rt: RuntimeDep
 ) -> Response:
-    _, origins = await _located(rt, uid, version, name)
-    headers = delivery.cors_headers(request.headers.get("origin"), origins)
+    _, policy = await _located(rt, uid, name)
+    headers = delivery.cors_headers(request.headers.get("origin"), policy.origins)
     headers |= {
         "Access-Control-Allow-Methods": "GET, HEAD",
         "Access-Control-Allow-Headers": "Range",

@@ -36,6 +36,8 @@ from typing import Any
 import av
 from av.video.reformatter import ColorPrimaries, ColorTrc
 
+from reelout.media.errors import VideoFailed
+
 PROBE_TIMEOUT_SECONDS = 60.0
 VFR_TOLERANCE = Fraction(1, 100)  # r_frame_rate vs avg_frame_rate
 TRUNCATION_MARGIN = 1.1  # the index may describe up to 10 % more bytes than the file holds
@@ -44,12 +46,8 @@ STILL_IMAGE_FORMATS = ("image2", "_pipe")  # ffprobe's demuxers for single pictu
 COLOR_MATRICES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc", 10: "bt2020c"}
 
 
-class ProbeError(Exception):
+class ProbeError(VideoFailed):
     """The source cannot be used; `code` is one of the video error codes (ERR_NON_VIDEO, ...)."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code, self.text = code, text
 
 
 MAX_BASE_RATE = 240

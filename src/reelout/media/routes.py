@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from reelout.auth.deps import AdminDep, PrincipalDep, RuntimeDep
+from reelout.errors import BadRequest
 from reelout.media import service
 from reelout.media.recommend import Network
 from reelout.media.schemas import (
     CreatorUpload,
     CreatorUploadRequest,
     PlaybackInfo,
+    PlaybackToken,
     Stage,
+    TokenRequest,
     UploadLink,
     VideoOut,
     VideoPage,
@@ -113,9 +116,40 @@ def playback(
     downlink_kbps: Annotated[float | None, Query(gt=0, le=10_000_000)] = None,
 ) -> PlaybackInfo:
     """What a player needs to start fast (any API key: admin or an app's client key)."""
+    base = base_url(request, rt.settings)
     with rt.db.read() as session:
         video = service.get_video(session, uid)
-        return service.playback_info(video, base_url(request, rt.settings), network, downlink_kbps)
+        token = None
+        if video.require_signed_urls:
+            ttl = rt.settings.playback_token_ttl_seconds
+            signed = service.playback_token(video, base, rt.playback_key, rt.clock.now(), ttl)
+            token = signed.token
+        return service.playback_info(video, base, network, downlink_kbps, token)
+
+
+@router.post("/{uid}/token")
+def playback_token(
+    uid: str,
+    request: Request,
+    rt: RuntimeDep,
+    _: PrincipalDep,
+    body: TokenRequest | None = None,
+) -> PlaybackToken:
+    """A signed-URL token for a video that requires one (any API key)."""
+    settings = rt.settings
+    ttl = (body.expires_in if body else None) or settings.playback_token_ttl_seconds
+    if ttl > settings.playback_token_max_ttl_seconds:
+        raise BadRequest(
+            f"expires_in is {ttl} s; the longest a token may last is "
+            f"{settings.playback_token_max_ttl_seconds} s (REELOUT_PLAYBACK_TOKEN_MAX_TTL_SECONDS)",
+            code="TOKEN_TTL_TOO_LONG",
+            details={"max_seconds": settings.playback_token_max_ttl_seconds},
+        )
+    with rt.db.read() as session:
+        video = service.get_video(session, uid)
+        return service.playback_token(
+            video, base_url(request, settings), rt.playback_key, rt.clock.now(), ttl
+        )
 
 
 @router.post("/{uid}/reprocess", status_code=status.HTTP_202_ACCEPTED)

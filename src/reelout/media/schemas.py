@@ -115,3 +115,17 @@ class PlaybackInfo(BaseModel):
     recommended_max_height: int | None = Field(
         description="Short side to cap a non-adaptive player (media_kit) at."
     )
+
+
+class TokenRequest(BaseModel):
+    expires_in: int | None = Field(
+        default=None, ge=60, description="Seconds the token lasts (rounded up to 5 minutes)."
+    )
+
+
+class PlaybackToken(BaseModel):
+    token: str = Field(description="Add as ?token= to the master; it is carried on from there.")
+    expires_at: datetime
+    hls: str
+    mp4: str
+    poster: str

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,12 +17,14 @@ from reelout.auth.tokens import hash_secret, new_secret
 from reelout.clock import Clock
 from reelout.errors import BadRequest, Conflict, NotFound, Unauthorized
 from reelout.jobs import service as jobs
+from reelout.media import signing
 from reelout.media.models import Video
 from reelout.media.recommend import Network, Option, recommended_max_height
 from reelout.media.schemas import (
     InputSize,
     Playback,
     PlaybackInfo,
+    PlaybackToken,
     Rendition,
     Stage,
     VideoOut,
@@ -32,6 +34,7 @@ from reelout.media.schemas import (
     VideoUpdate,
 )
 from reelout.media.storage import MediaStore
+from reelout.webhooks import service as webhooks
 
 PROCESS_JOB = "media.process"
 PROCESS_ATTEMPTS = 3  # an unexpected failure is retried; the third one ends in error
@@ -130,11 +133,20 @@ def original_received(session: Session, clock: Clock, uid: str, *, size: int, sh
     return video
 
 
-def upload_failed(session: Session, clock: Clock, uid: str, code: str, text: str) -> None:
+def upload_failed(
+    session: Session, clock: Clock, uid: str, code: str, text: str, *, base_url: str
+) -> None:
     """The upload ended before all its bytes arrived (terminated, expired)."""
     video = session.get(Video, uid)
     if video is not None and video.state == VideoState.uploading.value:
         _set_error(video, clock, VideoState.error, code, text)
+        _announce(session, clock, "video.error", video, base_url)
+
+
+def _announce(session: Session, clock: Clock, event: str, video: Video, base_url: str) -> None:
+    """Tell the webhook endpoints, in the same transaction as the change they hear about."""
+    session.flush()
+    webhooks.emit(session, clock, event, {"video": to_schema(video, base_url)})
 
 
 def _set_error(video: Video, clock: Clock, state: VideoState, code: str, text: str) -> None:
@@ -182,7 +194,9 @@ def set_progress(session: Session, clock: Clock, uid: str, pct: float) -> None:
         video.modified_at = clock.now()
 
 
-def mark_failed(session: Session, clock: Clock, uid: str, code: str, text: str) -> None:
+def mark_failed(
+    session: Session, clock: Clock, uid: str, code: str, text: str, *, base_url: str
+) -> None:
     """Processing could not make the video playable: state error with a code and a reason.
     A failed re-encode keeps the published version playing: the state goes back to ready and
     the error stays on the status for the operator to read."""
@@ -193,6 +207,8 @@ def mark_failed(session: Session, clock: Clock, uid: str, code: str, text: str) 
     _set_error(video, clock, VideoState.ready if playable else VideoState.error, code, text)
     if playable:
         video.pct_complete = 100.0
+    else:
+        _announce(session, clock, "video.error", video, base_url)
 
 
 def retire_version(session: Session, store: MediaStore, uid: str, version: str) -> bool:
@@ -246,6 +262,7 @@ def mark_ready(
     height: int,
     renditions: list[dict[str, Any]],
     purge_grace: float,
+    base_url: str,
 ) -> bool:
     """A version is published: the video plays from it. False when the video is gone."""
     video = session.get(Video, uid)
@@ -264,6 +281,7 @@ def mark_ready(
     video.renditions = renditions
     video.error_code = video.error_text = None
     video.modified_at = clock.now()
+    _announce(session, clock, "video.ready", video, base_url)
     return True
 
 
@@ -387,10 +405,8 @@ def _origins(values: list[str]) -> list[str]:
     return out
 
 
-def playback_info(
-    video: Video, base_url: str, network: Network | None, downlink_kbps: float | None
-) -> PlaybackInfo:
-    """The playback answer for a ready video; 409 VIDEO_NOT_READY before that."""
+def _ready(video: Video, base_url: str) -> tuple[VideoOut, Playback, str]:
+    """The video's API shape, its playback URLs and poster; 409 before it is ready."""
     out = to_schema(video, base_url)
     if out.playback is None or out.thumbnail is None:
         raise Conflict(
@@ -398,14 +414,48 @@ def playback_info(
             code="VIDEO_NOT_READY",
             details={"state": video.state},
         )
+    return out, out.playback, out.thumbnail
+
+
+def _with_token(url: str, token: str | None) -> str:
+    if token is None:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}token={token}"
+
+
+def playback_token(
+    video: Video, base_url: str, key: bytes, now: datetime, ttl_seconds: int
+) -> PlaybackToken:
+    """A signed-URL token for a ready video, with the URLs that carry it."""
+    _, playback, poster = _ready(video, base_url)
+    token, expires = signing.issue(key, video.uid, int(now.timestamp()), ttl_seconds)
+    return PlaybackToken(
+        token=token,
+        expires_at=datetime.fromtimestamp(expires, tz=UTC),
+        hls=_with_token(playback.hls, token),
+        mp4=_with_token(playback.mp4, token),
+        poster=_with_token(poster, token),
+    )
+
+
+def playback_info(
+    video: Video,
+    base_url: str,
+    network: Network | None,
+    downlink_kbps: float | None,
+    token: str | None = None,
+) -> PlaybackInfo:
+    """The playback answer for a ready video (409 VIDEO_NOT_READY before that); `token` is
+    added to every URL of a video that requires signed URLs."""
+    out, playback, poster = _ready(video, base_url)
     options = [Option(min(r.width, r.height), r.bandwidth) for r in out.renditions]
     cap = recommended_max_height(options, network, downlink_kbps)
-    capped = f"{out.playback.hls}?max_height={cap}" if cap is not None else out.playback.hls
+    capped = f"{playback.hls}?max_height={cap}" if cap is not None else playback.hls
     return PlaybackInfo(
-        hls=out.playback.hls,
-        hls_capped=capped,
-        mp4=out.playback.mp4,
-        poster=out.thumbnail,
+        hls=_with_token(playback.hls, token),
+        hls_capped=_with_token(capped, token),
+        mp4=_with_token(playback.mp4, token),
+        poster=_with_token(poster, token),
         duration=video.duration,
         renditions=out.renditions,
         recommended_max_height=cap,

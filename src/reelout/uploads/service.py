@@ -44,6 +44,7 @@ from reelout.uploads.store import (
     LocalFiles,
     Truncatable,
 )
+from reelout.urls import configured_base_url
 
 T = TypeVar("T")
 TOKEN_PREFIX = KEY_PREFIXES["upload"]
@@ -485,6 +486,7 @@ class TusService:
                     row.video_uid,
                     "ERR_UPLOAD_TERMINATED",
                     "the upload was terminated before it finished",
+                    base_url=configured_base_url(self.settings),
                 )
             session.delete(row)
         self.store.delete(upload_id)
@@ -514,6 +516,7 @@ class TusService:
                         row.video_uid,
                         "ERR_UPLOAD_EXPIRED",
                         "the upload expired before it finished",
+                        base_url=configured_base_url(self.settings),
                     )
             if gone:
                 self.store.delete(row.id)

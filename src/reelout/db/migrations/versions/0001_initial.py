@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 01:28:04.178200
+Create Date: 2026-11-27 01:57:54.723875
 """
 
 from collections.abc import Sequence
@@ -122,11 +122,117 @@ def upgrade() -> None:
         batch_op.create_index("ix_videos_order_stage", ["order_id", "stage"], unique=False)
         batch_op.create_index(batch_op.f("ix_videos_state"), ["state"], unique=False)
 
+    op.create_table(
+        "webhook_endpoints",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("previous_secret", sa.String(length=100), nullable=True),
+        sa.Column(
+            "previous_secret_expires_at", reelout.db.base.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("created_at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", reelout.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+    )
+    op.create_table(
+        "webhook_events",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("created_at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
+    )
+    with op.batch_alter_table("webhook_events", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webhook_events_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_webhook_events_type"), ["type"], unique=False)
+
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("event_id", sa.String(length=40), nullable=False),
+        sa.Column("endpoint_id", sa.String(length=40), nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_duration_ms", sa.Integer(), nullable=True),
+        sa.Column("last_attempt_at", reelout.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("job_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", reelout.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoints.id"],
+            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["webhook_events.id"],
+            name=op.f("fk_webhook_deliveries_event_id_webhook_events"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webhook_deliveries_endpoint_id"), ["endpoint_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_webhook_deliveries_event_id"), ["event_id"], unique=False
+        )
+        batch_op.create_index("ix_webhook_deliveries_page", ["created_at", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_webhook_deliveries_state"), ["state"], unique=False)
+
+    op.create_table(
+        "webhook_attempts",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("delivery_id", sa.String(length=40), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("started_at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("response_excerpt", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_deliveries.id"],
+            name=op.f("fk_webhook_attempts_delivery_id_webhook_deliveries"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
+    )
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webhook_attempts_delivery_id"), ["delivery_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_attempts_delivery_id"))
+
+    op.drop_table("webhook_attempts")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_state"))
+        batch_op.drop_index("ix_webhook_deliveries_page")
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_event_id"))
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_endpoint_id"))
+
+    op.drop_table("webhook_deliveries")
+    with op.batch_alter_table("webhook_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_events_type"))
+        batch_op.drop_index(batch_op.f("ix_webhook_events_created_at"))
+
+    op.drop_table("webhook_events")
+    op.drop_table("webhook_endpoints")
     with op.batch_alter_table("videos", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_videos_state"))
         batch_op.drop_index("ix_videos_order_stage")

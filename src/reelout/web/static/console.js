@@ -1,0 +1,451 @@
+// Reelout console: upload a video to an order stage (tus, direct binary or legacy base64),
+// follow its state until it is ready, then play it with hls.js (rendition selector, poster),
+// natively, or as the MP4 fallback. Plain script, no build step; tus-js-client and hls.js are
+// the UMD builds that `make web` copies into static/vendor (the globals `tus` and `Hls`).
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+  const POLL_MS = 1000;
+  const RETRY_DELAYS = [0, 1000, 2000, 3000, 5000, 8000, 13000, 21000, 30000];
+  const PATH_MESSAGES = {
+    tus: "Using TUS Protocol",
+    direct: "Using direct binary upload",
+    legacy: "Using legacy base64 upload (deprecated)",
+  };
+
+  // What the page is doing, for a person in DevTools and for the end-to-end tests.
+  const state = {
+    path: null, uid: null, video: null, upload: null, hls: null, playerMode: null, hlsErrors: [],
+  };
+  window.reelout = state;
+
+  // ---- status, progress, buttons -------------------------------------------------------
+
+  function say(text, isError = false) {
+    const line = $("status");
+    line.textContent = text;
+    line.classList.toggle("error", isError);
+    (isError ? console.error : console.log)(`[reelout] ${text}`);
+  }
+
+  function bytes(n) {
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let i = 0;
+    while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  }
+
+  const meter = { since: 0, from: 0, sent: 0 };
+
+  function startMeter() {
+    meter.since = performance.now();
+    meter.from = meter.sent;
+  }
+
+  function showProgress(sent, total) {
+    meter.sent = sent;
+    const pct = total ? (100 * sent) / total : 0;
+    const seconds = (performance.now() - meter.since) / 1000;
+    const speed = seconds > 0.05 ? (sent - meter.from) / seconds : 0;
+    $("progress").value = pct;
+    $("progress").dataset.sent = String(sent);
+    $("progress-text").textContent =
+      `${bytes(sent)} of ${bytes(total)} · ${pct.toFixed(1)} % · ${bytes(speed)}/s`;
+  }
+
+  function setButtons({ busy = false, pause = false, resume = false, cancel = false }) {
+    $("start").disabled = busy;
+    $("pause").disabled = !pause;
+    $("resume").disabled = !resume;
+    $("cancel").disabled = !cancel;
+  }
+
+  // ---- the JSON API, with the console session --------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super(body && body.message ? `${body.message} (${body.code})` : `HTTP ${status}`);
+      this.status = status;
+      this.code = body ? body.code : null;
+    }
+  }
+
+  async function api(method, url, json) {
+    const headers = { Accept: "application/json", "X-CSRF-Token": CSRF };
+    const init = { method, headers, credentials: "same-origin" };
+    if (json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(json);
+    }
+    const reply = await fetch(url, init);
+    const body = await reply.json().catch(() => null);
+    if (!reply.ok) throw new ApiError(reply.status, body);
+    return body;
+  }
+
+  function where() {
+    return { order: $("order").value.trim(), stage: $("stage").value };
+  }
+
+  function stageUrl({ order, stage }) {
+    return `/api/v1/orders/${encodeURIComponent(order)}/${encodeURIComponent(stage)}/videos`;
+  }
+
+  // ---- choosing the upload path ------------------------------------------------------------
+
+  // The one place that decides how a file is uploaded. Today the page's select decides; once
+  // the use_tus_upload / use_direct_file_upload flags exist, pass the logged-in user's flags.
+  function choosePath(choice, flags = null) {
+    if (flags) {
+      if (flags.use_tus_upload) return "tus";
+      return flags.use_direct_file_upload ? "direct" : "legacy";
+    }
+    if (choice === "tus" && !window.tus) return "direct";
+    return PATH_MESSAGES[choice] ? choice : "tus";
+  }
+
+  // ---- tus ----------------------------------------------------------------------------------
+
+  function tusProblem(err) {
+    const res = err.originalResponse;
+    if (res) {
+      try {
+        const body = JSON.parse(res.getBody());
+        if (body && body.message) return `${body.message} (${body.code})`;
+      } catch (_) { /* not JSON */ }
+      return `HTTP ${res.getStatus()}`;
+    }
+    return err.message;
+  }
+
+  async function uploadTus(file, target) {
+    const link = await api("POST", stageUrl(target), { upload: "tus", meta: { filename: file.name } });
+    showUid(link.uid);
+    return new Promise((resolve, reject) => {
+      let paused = false;
+      let onOnline = null;
+      const resume = () => {
+        paused = false;
+        startMeter();
+        setButtons({ busy: true, pause: true, cancel: true });
+        upload.start();
+      };
+      const waitForNetwork = () => {
+        say("The network is gone: the upload resumes by itself when it is back");
+        onOnline = () => {
+          onOnline = null;
+          if (!paused) { say("Back online: resuming with TUS Protocol"); resume(); }
+        };
+        window.addEventListener("online", onOnline, { once: true });
+        setButtons({ busy: true, pause: true, cancel: true });
+      };
+      const upload = new tus.Upload(file, {
+        endpoint: link.upload.url,
+        headers: { Authorization: `Bearer ${link.upload.token}` },
+        metadata: { filename: file.name, filetype: file.type || "application/octet-stream" },
+        retryDelays: RETRY_DELAYS,
+        storeFingerprintForResuming: false,
+        onProgress: showProgress,
+        onSuccess: () => resolve(link.uid),
+        onError: (err) => {
+          if (!navigator.onLine) { waitForNetwork(); return; }
+          say(`Upload stopped: ${tusProblem(err)}. Resume continues from the server's offset.`, true);
+          setButtons({ busy: true, resume: true, cancel: true });
+        },
+      });
+      state.upload = {
+        pause() {
+          paused = true;
+          if (onOnline) window.removeEventListener("online", onOnline);
+          upload.abort();
+          say(`Paused at ${bytes(meter.sent)} (the server keeps every byte it received)`);
+          setButtons({ busy: true, resume: true, cancel: true });
+        },
+        resume() {
+          say("Resuming with TUS Protocol");
+          resume();
+        },
+        cancel() {
+          paused = true;
+          upload.abort(true).catch(() => {}).finally(() => reject(new Error("cancelled")));
+        },
+      };
+      resume();
+    });
+  }
+
+  // ---- direct binary and legacy base64 ----------------------------------------------------
+
+  function post(url, body, contentType) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.setRequestHeader("Content-Type", contentType);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-CSRF-Token", CSRF);
+      xhr.upload.onprogress = (event) => showProgress(event.loaded, event.total);
+      xhr.onload = () => {
+        let data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+        if (xhr.status === 201) resolve(data); else reject(new ApiError(xhr.status, data));
+      };
+      xhr.onerror = () => reject(new Error("the network failed (this path cannot resume: upload again)"));
+      xhr.onabort = () => reject(new Error("cancelled"));
+      state.upload = { cancel: () => xhr.abort() };
+      setButtons({ busy: true, cancel: true });
+      startMeter();
+      xhr.send(body);
+    });
+  }
+
+  async function uploadDirect(file, target) {
+    const type = file.type.startsWith("video/") ? file.type : "application/octet-stream";
+    const url = `${stageUrl(target)}?filename=${encodeURIComponent(file.name)}`;
+    const video = await post(url, file, type);
+    return video.uid;
+  }
+
+  function readAsDataUrl(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(file);
+    });
+  }
+
+  async function uploadLegacy(file, target) {
+    const encoded = await readAsDataUrl(file);  // "data:video/mp4;base64,…" is accepted as is
+    const body = JSON.stringify({ filename: file.name, file_base64: encoded });
+    const video = await post(stageUrl(target), body, "application/json");
+    return video.uid;
+  }
+
+  const UPLOADERS = { tus: uploadTus, direct: uploadDirect, legacy: uploadLegacy };
+
+  async function onUpload(event) {
+    event.preventDefault();
+    const file = $("file").files[0];
+    const target = where();
+    if (!file || !target.order) { say("Choose an order and a video first.", true); return; }
+    const path = choosePath($("path").value);
+    state.path = path;
+    meter.sent = 0;
+    showProgress(0, file.size);
+    resetVideo();
+    say(PATH_MESSAGES[path]);
+    setButtons({ busy: true });
+    try {
+      const uid = await UPLOADERS[path](file, target);
+      say(`Uploaded ${file.name} (${PATH_MESSAGES[path]}); waiting for processing`);
+      watch(uid);
+    } catch (err) {
+      say(err.message === "cancelled" ? "Upload cancelled" : `Upload failed: ${err.message}`, err.message !== "cancelled");
+    } finally {
+      state.upload = null;
+      setButtons({});
+      loadRecent();
+    }
+  }
+
+  // ---- following the video's state -----------------------------------------------------------
+
+  let pollTimer = null;
+
+  function showUid(uid) {
+    state.uid = uid;
+    $("video-uid").textContent = uid || "";
+  }
+
+  function resetVideo() {
+    clearTimeout(pollTimer);
+    stopPlayer();
+    showUid(null);
+    $("video-state").textContent = "–";
+    $("video-state").dataset.state = "";
+    $("video-pct").textContent = "";
+    $("video-error").hidden = true;
+  }
+
+  function showVideo(video) {
+    const { status } = video;
+    $("video-state").textContent = status.state;
+    $("video-state").dataset.state = status.state;
+    $("video-pct").textContent = status.pct_complete == null ? "" : `${Math.round(status.pct_complete)} %`;
+    const failed = status.state === "error";
+    $("video-error").hidden = !failed;
+    $("video-error").textContent = failed ? `${status.error_code}: ${status.error_text}` : "";
+  }
+
+  function watch(uid) {
+    resetVideo();
+    showUid(uid);
+    const tick = async () => {
+      let video;
+      try {
+        video = await api("GET", `/api/v1/videos/${encodeURIComponent(uid)}`);
+      } catch (err) {
+        say(`Cannot read video ${uid}: ${err.message}`, true);
+        if (err.status !== 401 && err.status !== 403 && err.status !== 404) pollTimer = setTimeout(tick, POLL_MS);
+        return;
+      }
+      if (state.uid !== uid) return;  // another video was chosen meanwhile
+      showVideo(video);
+      const { state: now } = video.status;
+      if (now === "ready" || now === "error") loadRecent();
+      if (now === "ready") play(video);
+      else if (now === "error") say(`Processing failed: ${video.status.error_code}`, true);
+      else pollTimer = setTimeout(tick, POLL_MS);
+    };
+    tick();
+  }
+
+  // ---- playback -----------------------------------------------------------------------------
+
+  function stopPlayer() {
+    if (state.hls) { state.hls.destroy(); state.hls = null; }
+    const player = $("player");
+    player.onerror = null;
+    player.removeAttribute("src");
+    player.removeAttribute("poster");
+    player.load();
+    state.playerMode = null;
+    $("player-mode").textContent = "–";
+    const select = $("rendition");
+    select.replaceChildren(new Option("Auto", "-1"));
+    select.disabled = true;
+  }
+
+  function setMode(mode, text) {
+    state.playerMode = mode;
+    $("player-mode").textContent = text;
+    say(`Playing: ${text}`);
+  }
+
+  function play(video) {
+    stopPlayer();
+    state.video = video;
+    const player = $("player");
+    if (video.thumbnail) player.poster = video.thumbnail;
+    if (window.Hls && Hls.isSupported()) playHlsJs(player, video);
+    else if (player.canPlayType("application/vnd.apple.mpegurl")) playSource(player, video.playback.hls, "native", "HLS (native)");
+    else playMp4(player, video, window.Hls ? "this browser has no Media Source Extensions" : "hls.js is not installed");
+  }
+
+  function playSource(player, url, mode, text) {
+    player.onerror = mode === "native"
+      ? () => playMp4(player, state.video, "the browser's own HLS player failed")
+      : null;
+    player.src = url;
+    setMode(mode, text);
+    player.play().catch(() => { /* autoplay refused: the controls still work */ });
+  }
+
+  function playMp4(player, video, reason) {
+    if (state.hls) { state.hls.destroy(); state.hls = null; }
+    playSource(player, video.playback.mp4, "mp4", `MP4 fallback (${reason})`);
+  }
+
+  function playHlsJs(player, video) {
+    const hls = new Hls();
+    state.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      fillRenditions(hls);
+      player.play().catch(() => { /* autoplay refused: the controls still work */ });
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
+      const level = hls.levels[data.level];
+      if (level) $("player-mode").textContent = `HLS with hls.js · ${level.height}p now`;
+    });
+    hls.on(Hls.Events.ERROR, (_, data) => {
+      state.hlsErrors.push({ type: data.type, details: data.details, fatal: data.fatal });
+      console.warn(`[reelout] hls.js ${data.fatal ? "fatal " : ""}error: ${data.details}`);
+      if (data.fatal) playMp4(player, video, `hls.js failed: ${data.details}`);
+    });
+    hls.loadSource(video.playback.hls);
+    hls.attachMedia(player);
+    setMode("hls.js", "HLS with hls.js");
+  }
+
+  function fillRenditions(hls) {
+    const select = $("rendition");
+    const options = hls.levels.map((level, index) =>
+      new Option(`${level.height}p · ${Math.round(level.bitrate / 1000)} kbit/s`, String(index)));
+    select.replaceChildren(new Option("Auto", "-1"), ...options);
+    select.disabled = false;
+    select.onchange = () => {
+      hls.currentLevel = Number(select.value);
+      say(`Rendition: ${select.selectedOptions[0].textContent}`);
+    };
+  }
+
+  // ---- recent videos of the order stage -----------------------------------------------------
+
+  function cell(text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  }
+
+  async function loadRecent() {
+    const target = where();
+    const body = $("recent").tBodies[0];
+    if (!target.order) return;
+    let page;
+    try {
+      page = await api("GET", `${stageUrl(target)}?limit=20`);
+    } catch (err) {
+      body.replaceChildren(row([cell(`Cannot list videos: ${err.message}`)]));
+      return;
+    }
+    if (!page.videos.length) {
+      body.replaceChildren(row([cell("No videos yet.")]));
+      return;
+    }
+    body.replaceChildren(...page.videos.map((video) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Watch";
+      button.onclick = () => watch(video.uid);
+      const action = document.createElement("td");
+      action.append(button);
+      return row([
+        cell(video.uid.slice(0, 8)), cell(video.meta.filename || ""), cell(video.source),
+        cell(video.status.state), cell(new Date(video.created).toLocaleString()), action,
+      ]);
+    }));
+  }
+
+  function row(cells) {
+    const tr = document.createElement("tr");
+    tr.append(...cells);
+    return tr;
+  }
+
+  // ---- wiring ---------------------------------------------------------------------------------
+
+  function init() {
+    if (!window.tus) {
+      const option = $("path").querySelector('option[value="tus"]');
+      option.disabled = true;
+      option.textContent += " — tus-js-client is not installed";
+      $("path").value = "direct";
+      console.warn("[reelout] tus-js-client is not installed: run `make web`");
+    }
+    if (!window.Hls) console.warn("[reelout] hls.js is not installed: run `make web`");
+    $("upload-form").addEventListener("submit", onUpload);
+    $("pause").addEventListener("click", () => state.upload && state.upload.pause());
+    $("resume").addEventListener("click", () => state.upload && state.upload.resume());
+    $("cancel").addEventListener("click", () => state.upload && state.upload.cancel());
+    let typing = null;
+    $("order").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(loadRecent, 300); });
+    $("stage").addEventListener("change", loadRecent);
+    const match = /^#watch=([\w-]+)$/.exec(location.hash);
+    if (match) watch(match[1]);
+    document.body.dataset.ready = "true";
+  }
+
+  init();
+})();

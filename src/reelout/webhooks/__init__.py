@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints, signed event deliveries retried through the jobs table, their log."""

@@ -1,0 +1,92 @@
+"""HTTP routes for webhooks: endpoints (create, list, get, delete, rotate) and the delivery log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.webhooks import service
+from reelout.webhooks.schemas import (
+    DeliveryDetail,
+    DeliveryOut,
+    DeliveryPage,
+    DeliveryState,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+    SecretRotation,
+)
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_endpoint(body: EndpointCreate, rt: RuntimeDep, _: AdminDep) -> EndpointCreated:
+    with rt.db.session() as session:
+        return service.create_endpoint(
+            session,
+            rt.clock,
+            url=body.url,
+            events=body.events,
+            description=body.description,
+            max_endpoints=rt.settings.webhook_max_endpoints,
+        )
+
+
+@router.get("")
+def list_endpoints(rt: RuntimeDep, _: AdminDep) -> list[EndpointOut]:
+    with rt.db.read() as session:
+        return service.list_endpoints(session)
+
+
+@router.get("/deliveries")
+def list_deliveries(
+    rt: RuntimeDep,
+    _: AdminDep,
+    event_type: str | None = None,
+    endpoint_id: str | None = None,
+    state: DeliveryState | None = None,
+    event_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> DeliveryPage:
+    where = service.DeliveryFilter(event_type, endpoint_id, state, event_id)
+    with rt.db.read() as session:
+        return service.list_deliveries(session, where, limit=limit, cursor=cursor)
+
+
+@router.get("/deliveries/{delivery_id}")
+def get_delivery(delivery_id: str, rt: RuntimeDep, _: AdminDep) -> DeliveryDetail:
+    with rt.db.read() as session:
+        return service.get_delivery(session, delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/resend", status_code=status.HTTP_202_ACCEPTED)
+def resend(delivery_id: str, rt: RuntimeDep, _: AdminDep) -> DeliveryOut:
+    with rt.db.session() as session:
+        return service.resend(session, rt.clock, delivery_id)
+
+
+@router.get("/{endpoint_id}")
+def get_endpoint(endpoint_id: str, rt: RuntimeDep, _: AdminDep) -> EndpointOut:
+    with rt.db.read() as session:
+        return service.get_endpoint(session, endpoint_id)
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_endpoint(endpoint_id: str, rt: RuntimeDep, _: AdminDep) -> None:
+    with rt.db.session() as session:
+        service.delete_endpoint(session, rt.clock, endpoint_id)
+
+
+@router.post("/{endpoint_id}/rotate-secret")
+def rotate_secret(
+    endpoint_id: str, rt: RuntimeDep, _: AdminDep, body: SecretRotation | None = None
+) -> EndpointCreated:
+    rotation = body or SecretRotation()
+    with rt.db.session() as session:
+        return service.rotate_secret(
+            session, rt.clock, endpoint_id, rotation.expire_previous_in_seconds
+        )

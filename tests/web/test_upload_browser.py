@@ -1,0 +1,259 @@
+"""The console in headless Chromium: upload by each path, pause and resume, survive a network drop.
+
+Uploads are slowed with DevTools network emulation so that a pause or a drop lands mid-body;
+the server's offsets are read with HEAD only while the browser is not sending.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser
+
+from reelout.app import create_app
+from tests.conftest import LiveServer, make_settings, start_uvicorn
+from tests.web.conftest import (
+    Clips,
+    Console,
+    open_console,
+    sha256,
+    tus_offset,
+    video,
+)
+from tests.web.link import Link
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]
+
+
+def still(read: Callable[[], int], seconds: float = 1.0) -> int:
+    """Assert that `read()` keeps one value for `seconds` (a pause must hold), and return it.
+
+    Showing that nothing moves needs a window of time; every read inside it is checked."""
+    first = read()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert read() == first, "the paused upload moved"
+        time.sleep(0.1)
+    return first
+
+
+def settled(read: Callable[[], int], quiet: float = 0.3, seconds: float = 10.0) -> int:
+    """Wait until `read()` stops changing (bytes in flight when a pause hits still land)."""
+    value, since = read(), time.monotonic()
+    deadline = since + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return value
+    raise AssertionError("the server's offset kept moving")
+
+
+def patch_offsets(console: Console) -> list[int]:
+    return [int(h["upload-offset"]) for m, _, h in console.requests if m == "PATCH"]
+
+
+def test_the_page_defaults_to_tus(console: Console) -> None:
+    assert console.page.input_value("#path") == "tus"
+    assert console.page.input_value("#stage") == "inbound"
+    assert console.page.is_disabled("#pause") and console.page.is_disabled("#resume")
+
+
+def test_tus_upload_pauses_resumes_and_plays_to_the_end(
+    console: Console, server: LiveServer, clips: Clips, tmp_path: Path
+) -> None:
+    clip = clips("tiny")
+    size = clip.stat().st_size
+    console.choose("T-1", "work", "tus", clip)
+    console.throttle_uploads(30_000)
+    console.page.click("#start")
+    console.wait("$('status').textContent.includes('Using TUS Protocol')")
+    console.wait("Number($('progress').dataset.sent) > 25000")
+    assert console.page.is_enabled("#pause")
+
+    console.page.click("#pause")
+    console.wait("$('status').textContent.startsWith('Paused')")
+    assert console.page.is_enabled("#resume")
+    assert console.upload_urls, "the page never created a tus upload"
+    upload_url = console.upload_urls[-1]
+    held = settled(lambda: tus_offset(upload_url))
+    assert 0 < held < size
+    assert still(lambda: tus_offset(upload_url)) == held
+    sent = console.sent()
+    assert still(console.sent) == sent
+
+    console.page.click("#resume")
+    console.wait_state("ready")
+    assert patch_offsets(console) == [0, held], "the resumed PATCH must start at the server offset"
+    assert video(server, console.uid())["original_sha256"] == sha256(clip)
+
+    console.wait("$('player').ended")
+    assert console.page.evaluate("() => window.reelout.playerMode") == "hls.js"
+    assert console.page.evaluate("() => window.reelout.hlsErrors.filter(e => e.fatal)") == []
+    body = video(server, console.uid())
+    assert console.page.get_attribute("#player", "poster") == body["thumbnail"]
+    renditions = console.page.locator("#rendition option").all_text_contents()
+    assert renditions[0] == "Auto"
+    assert len(renditions) == 1 + len(body["renditions"])
+    assert "[reelout] Using TUS Protocol" in console.logs
+    assert not [line for line in console.logs if line.startswith("PAGE ERROR")]
+
+    shot = tmp_path / "console.png"
+    console.page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("direct", "Using direct binary upload"),
+        ("legacy", "Using legacy base64 upload (deprecated)"),
+    ],
+)
+def test_direct_and_legacy_uploads_reach_ready(
+    console: Console, server: LiveServer, clips: Clips, path: str, message: str
+) -> None:
+    clip = clips("tiny")
+    console.choose(f"P-{path}", "outbound", path, clip)
+    console.page.click("#start")
+    console.wait_state("ready")
+    body = video(server, console.uid())
+    assert body["source"] == path
+    assert (body["order_id"], body["stage"]) == (f"P-{path}", "outbound")
+    assert body["original_sha256"] == sha256(clip)
+    assert f"[reelout] {message}" in console.logs
+    assert not [m for m, url, _ in console.requests if url.endswith("/files/")], "tus was used"
+    console.wait("$('recent').textContent.includes('ready')")
+
+
+def test_a_processing_error_shows_its_code_and_text(console: Console, clips: Clips) -> None:
+    console.choose("E-1", "work", "direct", clips("text"))
+    console.page.click("#start")
+    console.wait("$('video-state').dataset.state === 'error'", timeout=60_000)
+    shown = console.text("#video-error")
+    assert shown.startswith("ERR_NON_VIDEO: ") and len(shown) > len("ERR_NON_VIDEO: ")
+    assert console.page.is_visible("#video-error")
+    assert "Processing failed: ERR_NON_VIDEO" in console.text("#status")
+
+
+def test_direct_upload_can_only_be_cancelled_and_leaves_nothing(
+    console: Console, server: LiveServer, clips: Clips
+) -> None:
+    console.choose("C-1", "inbound", "direct", clips("no_audio"))
+    console.throttle_uploads(40_000)
+    console.page.click("#start")
+    console.wait("Number($('progress').dataset.sent) > 40000")
+    assert not console.page.is_enabled("#pause")
+    assert not console.page.is_enabled("#resume")
+    console.page.click("#cancel")
+    console.wait("$('status').textContent === 'Upload cancelled'")
+    deadline = time.monotonic() + 10
+    while True:  # the server notices the dropped body and throws away what it had
+        with server.client() as api:
+            listed = api.get("/api/v1/orders/C-1/inbound/videos").json()["videos"]
+        if not listed or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert listed == []
+
+
+@pytest.fixture
+def link(server: LiveServer) -> Iterator[Link]:
+    port = urlsplit(server.url).port
+    assert port is not None
+    through = Link(port)
+    yield through
+    through.close()
+
+
+@pytest.fixture
+def linked_console(browser: Browser, link: Link) -> Iterator[Console]:
+    page = open_console(browser, link.url)
+    yield page
+    page.context.close()
+
+
+def test_tus_resumes_by_itself_when_the_network_comes_back(
+    linked_console: Console, server: LiveServer, link: Link, clips: Clips
+) -> None:
+    console, clip = linked_console, clips("no_audio")
+    console.choose("N-1", "inbound", "tus", clip)
+    cdp = console.throttle_uploads(60_000)
+    console.page.click("#start")
+    console.wait("Number($('progress').dataset.sent) > 60000")
+
+    link.cut()  # the PATCH dies mid-body; then the browser learns it is offline
+    assert link.reset_connections >= 1
+    conditions = {"latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {"offline": True, **conditions})
+    console.wait("$('status').textContent.includes('network is gone')")
+    assert console.page.evaluate("() => navigator.onLine") is False
+
+    link.restore()
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, **conditions})
+    console.wait("$('status').textContent.startsWith('Uploaded')")
+    offsets = patch_offsets(console)
+    assert offsets[0] == 0 and offsets[-1] > 0, (
+        f"the upload restarted instead of resuming: {offsets}"
+    )
+    assert any("Back online: resuming" in line for line in console.logs)
+    assert video(server, console.uid())["original_sha256"] == sha256(clip)
+
+
+def test_tus_retries_through_a_connection_reset(
+    linked_console: Console, server: LiveServer, link: Link, clips: Clips
+) -> None:
+    console, clip = linked_console, clips("no_audio")
+    console.choose("N-2", "inbound", "tus", clip)
+    console.throttle_uploads(60_000)
+    console.page.click("#start")
+    console.wait("Number($('progress').dataset.sent) > 60000")
+    heads_before = sum(1 for m, _, _ in console.requests if m == "HEAD")
+
+    link.cut()
+    assert link.reset_connections >= 1
+    deadline = time.monotonic() + 15
+    while sum(1 for m, _, _ in console.requests if m == "HEAD") == heads_before:
+        assert time.monotonic() < deadline, "tus-js-client did not retry"
+        console.page.wait_for_timeout(50)
+    link.restore()  # a later retry gets through and resumes from the server's offset
+
+    console.wait("$('status').textContent.startsWith('Uploaded')")
+    offsets = patch_offsets(console)
+    assert offsets[0] == 0 and offsets[-1] > 0, (
+        f"the upload restarted instead of resuming: {offsets}"
+    )
+    assert not any("Upload stopped" in line for line in console.logs)
+    assert video(server, console.uid())["original_sha256"] == sha256(clip)
+
+
+def test_page_without_the_npm_libraries_says_so_and_still_uploads(
+    browser: Browser, tmp_path: Path, clips: Clips
+) -> None:
+    app = create_app(make_settings(tmp_path, embedded_worker=True, job_poll_seconds=0.2))
+    app.state.console_vendor_dir = tmp_path / "no-vendor"
+    uvicorn_server, thread, port = start_uvicorn(app)
+    console = open_console(browser, f"http://127.0.0.1:{port}")
+    try:
+        banner = console.text("#libs-missing")
+        assert "tus-js-client" in banner and "hls.js" in banner and "make web" in banner
+        assert console.page.is_disabled("#path option[value=tus]")
+        assert console.page.input_value("#path") == "direct"
+        console.page.fill("#order", "L-1")
+        console.page.set_input_files("#file", str(clips("tiny")))
+        console.page.click("#start")
+        console.wait_state("ready")
+        console.wait("$('player').ended")
+        assert console.page.evaluate("() => window.reelout.playerMode") in ("native", "mp4")
+        assert "[reelout] Using direct binary upload" in console.logs
+        assert not [line for line in console.logs if line.startswith("PAGE ERROR")]
+    finally:
+        console.context.close()
+        uvicorn_server.should_exit = True
+        thread.join(10)

@@ -1,0 +1,79 @@
+"""Fixtures for the webhook tests: a live Reelout on a manual clock, a receiver, a job runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reelout.clock import ManualClock
+from reelout.jobs.worker import Worker
+from reelout.runtime import Runtime
+from reelout.tasks import build_registry
+from reelout.webhooks import service
+from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.webhooks.receiver import Receiver
+
+StartLive = Callable[..., LiveServer]
+
+
+@pytest.fixture
+def receiver(clock: ManualClock) -> Iterator[Receiver]:
+    rec = Receiver(clock)
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def start_live(tmp_path: Path, clock: ManualClock) -> Iterator[StartLive]:
+    """`start_live(**settings)`: a live server on the test's ManualClock; stopped at the end."""
+    servers: list[LiveServer] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        server = serve_in_thread(make_settings(tmp_path, **overrides), clock)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_live: StartLive) -> LiveServer:
+    return start_live()
+
+
+def run_jobs(rt: Runtime) -> int:
+    """Run every job that is due now, one after another; returns how many ran."""
+    worker = Worker(rt, build_registry(), worker_id="test")
+    ran = 0
+    while worker.run_once(tick=False):
+        ran += 1
+    return ran
+
+
+def emit(rt: Runtime, event_type: str = "video.ready", **data: Any) -> str:
+    """Emit an event the way another domain does: inside its own unit of work."""
+    with rt.db.session() as session:
+        return service.emit(session, rt.clock, event_type, data or {"uid": "v1"})
+
+
+def subscribe(api: httpx.Client, url: str, events: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"url": url}
+    if events is not None:
+        body["events"] = events
+    reply = api.post("/api/v1/webhooks", json=body)
+    assert reply.status_code == 201, reply.text
+    created: dict[str, Any] = reply.json()
+    return created
+
+
+def deliveries(api: httpx.Client, **query: str) -> list[dict[str, Any]]:
+    reply = api.get("/api/v1/webhooks/deliveries", params=query)
+    assert reply.status_code == 200, reply.text
+    items: list[dict[str, Any]] = reply.json()["deliveries"]
+    return items
