@@ -563,3 +563,37 @@ def test_webhooks_announce_ready_and_error_with_verifiable_signatures(
     assert ready["data"]["video"]["playback"]["hls"].startswith("https://media.example.com/media/")
     assert error["type"] == "video.error"
     assert error["data"]["video"]["status"]["error_code"] == "ERR_NON_VIDEO"
+
+
+def test_stopping_the_worker_kills_the_encode_and_gives_the_job_back(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    import psutil
+
+    clip = tmp_path / "longer.mp4"  # long enough that the encode is surely running
+    ffmpeg(*picture(640, 360, seconds=20), *tone(20), "-c:v", "libx264", "-preset",
+           "ultrafast", "-c:a", "aac", str(clip))  # fmt: skip
+    rt = server.runtime
+    with server.client() as api:
+        uid = upload(api, clip)
+        worker = Worker(rt, build_registry(), worker_id="stopping", concurrency=1, poll_seconds=0.1)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run_forever, args=(stop,))
+        thread.start()
+        deadline = time.monotonic() + 30
+        while api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] != "processing":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stop.set()
+        thread.join(30)
+        assert not thread.is_alive()
+        mine = psutil.Process().children(recursive=True)
+        assert [p for p in mine if p.name() == "ffmpeg"] == []
+        with rt.db.read() as session:
+            (job,) = jobs.list_jobs(session, kind="media.process")
+        assert job.state == "queued", "given back untried, not failed"
+        run_jobs(server)  # another worker picks it up and finishes it
+        assert api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "ready"

@@ -150,7 +150,7 @@ def run(args: list[str], limits: RunLimits, on_progress: ProgressFn | None = Non
             if time.monotonic() > deadline:
                 raise FfmpegError(
                     "ERR_TIMEOUT",
-                    f"encoding took longer than {limits.timeout:.0f} s and was stopped",
+                    f"encoding took longer than {limits.timeout:g} s and was stopped",
                 )
             if on_progress is not None:
                 on_progress(progress.seconds)
