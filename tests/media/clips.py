@@ -58,9 +58,10 @@ def video_only(out: Path, width: int, height: int, *options: str) -> None:
 
 
 def make_multi_audio(out: Path) -> None:
-    """Two audio tracks; the second (index 2) is the default one."""
+    """Two audio tracks: a silent one first, then the default one (index 2), a tone."""
+    silence = ["-f", "lavfi", "-t", "1", "-i", "anullsrc=channel_layout=stereo:sample_rate=48000"]
     ffmpeg(
-        *picture(640, 360), *tone(), *tone(),
+        *picture(640, 360), *silence, *tone(),
         "-map", "0:v", "-map", "1:a", "-map", "2:a", *X264, *AAC, "-ac", "2",
         "-disposition:a:0", "0", "-disposition:a:1", "default", str(out),
     )  # fmt: skip
@@ -70,7 +71,14 @@ def make_vfr(out: Path) -> None:
     """2 s at 30 fps, of which the second second keeps only every third frame; 2 s of tone."""
     keep = "select='lt(n\\,30)+not(mod(n\\,3))'"
     ffmpeg(
-        *picture(640, 360, seconds=2), *tone(2), "-vf", keep, "-fps_mode", "vfr", *X264, *AAC,
+        *picture(640, 360, seconds=2),
+        *tone(2),
+        "-vf",
+        keep,
+        "-fps_mode",
+        "vfr",
+        *X264,
+        *AAC,
         str(out),
     )
 

@@ -27,6 +27,7 @@ from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.webhooks.receiver import Receiver
 
 FFPROBE = "ffprobe"
+FFMPEG_BIN = "ffmpeg"
 LADDER_1080 = [(426, 240), (640, 360), (854, 480), (1280, 720), (1920, 1080)]
 
 
@@ -334,6 +335,32 @@ def test_audio_always_comes_out_as_one_stereo_track(
     (audio,) = audio_streams(clip, tmp_path)
     assert (audio["channels"], audio["sample_rate"], audio["codec_name"]) == (2, "48000", "aac")
     assert all(r["codecs"].endswith(",mp4a.40.2") for r in clip.video["renditions"])
+    assert clip.folder is not None
+    joined = rung_file(clip.folder, clip.video["renditions"][-1]["name"], tmp_path)
+    assert mean_volume(joined) > -40, "the default track (a tone), not the silent first one"
+
+
+def mean_volume(path: Path) -> float:
+    report = subprocess.run(
+        [
+            FFMPEG_BIN,
+            "-nostdin",
+            "-i",
+            str(path),
+            "-map",
+            "0:a",
+            "-af",
+            "volumedetect",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    line = next(x for x in report.splitlines() if "mean_volume:" in x)
+    return float(line.split("mean_volume:")[1].split("dB")[0])
 
 
 def test_hdr_is_tone_mapped_to_8_bit_bt709(
