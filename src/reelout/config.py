@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -56,6 +57,8 @@ class Settings(BaseSettings):
     # media processing
     ffmpeg: str | None = None  # path; default: ffmpeg on PATH, else the imageio-ffmpeg build
     ffprobe: str | None = None  # path; default: ffprobe on PATH, else PyAV
+    # encodes one worker process runs at once; default one per two cores (the recipe's rule)
+    media_concurrency: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     media_max_duration_seconds: float = Field(default=4 * 3600, gt=0)
     media_max_pixels: int = Field(default=8192 * 4320, gt=0)
     media_ffmpeg_nice: int = Field(default=10, ge=0, le=19)

@@ -355,3 +355,43 @@ def test_the_real_registry_builds() -> None:
     assert isinstance(registry, Registry)
     for periodic in registry.periodics:
         assert registry.get(periodic.kind) is not None, f"{periodic.name} has no handler"
+
+
+def test_a_limited_kind_runs_one_at_a_time_while_other_kinds_keep_flowing(rt: Runtime) -> None:
+    registry = Registry()
+    running: list[str] = []
+    release = threading.Event()
+    lock = threading.Lock()
+    most_at_once = [0]
+
+    @registry.handler("test.encode")
+    def encode(ctx: JobContext) -> None:
+        with lock:
+            running.append("encode")
+            most_at_once[0] = max(most_at_once[0], running.count("encode"))
+        release.wait(10)
+        with lock:
+            running.remove("encode")
+
+    @registry.handler("test.quick")
+    def quick(ctx: JobContext) -> None:
+        pass
+
+    registry.limit("test.encode", lambda settings: 1)
+    encodes = [add_job(rt, "test.encode", {"n": n}) for n in range(2)]
+    worker = Worker(rt, registry, worker_id="limited", concurrency=3, poll_seconds=0.02)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,))
+    thread.start()
+    try:
+        wait_until(lambda: running.count("encode") == 1, what="the first encode")
+        quick_id = add_job(rt, "test.quick")
+        wait_until(lambda: job(rt, quick_id).state == "done", what="a quick job beside it")
+        assert [job(rt, j).state for j in encodes].count("queued") == 1, "the second one waits"
+        release.set()
+        wait_until(lambda: all(job(rt, j).state == "done" for j in encodes), what="both encodes")
+    finally:
+        release.set()
+        stop.set()
+        thread.join(10)
+    assert most_at_once[0] == 1

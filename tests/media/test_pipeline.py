@@ -620,7 +620,8 @@ def test_stopping_the_worker_kills_the_encode_and_gives_the_job_back(
         mine = psutil.Process().children(recursive=True)
         assert [p for p in mine if p.name() == "ffmpeg"] == []
         with rt.db.read() as session:
-            (job,) = jobs.list_jobs(session, kind="media.process")
+            listed = jobs.list_jobs(session, kind="media.process")
+        (job,) = [j for j in listed if j.payload == {"uid": uid}]
         assert job.state == "queued", "given back untried, not failed"
         run_jobs(server)  # another worker picks it up and finishes it
         assert api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "ready"

@@ -65,6 +65,7 @@ class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._dead_handlers: dict[str, DeadHandler] = {}
+        self._limits: dict[str, Callable[[Settings], int]] = {}
         self._periodics: dict[str, Periodic] = {}
 
     def add(self, kind: str, handler: Handler) -> None:
@@ -93,6 +94,14 @@ class Registry:
 
     def dead_handler(self, kind: str) -> DeadHandler | None:
         return self._dead_handlers.get(kind)
+
+    def limit(self, kind: str, most: Callable[[Settings], int]) -> None:
+        """Run at most `most(settings)` jobs of `kind` at once in one worker process (e.g. one
+        encode per two cores); the worker's other threads keep taking other kinds meanwhile."""
+        self._limits[kind] = most
+
+    def limits(self, settings: Settings) -> dict[str, int]:
+        return {kind: max(1, most(settings)) for kind, most in self._limits.items()}
 
     def periodic(self, name: str, kind: str, interval: Callable[[Settings], int]) -> None:
         """Run `kind` every `interval(settings)` seconds; exactly one worker fires each slot."""

@@ -72,6 +72,54 @@ class _Heartbeat:
                 return
 
 
+class _Reservation:
+    """The kind slots one claim holds while it looks for a job."""
+
+    def __init__(self, held: set[str], full: set[str]) -> None:
+        self.held, self.full = held, full
+        self.kept: str | None = None
+
+    def claimable(self, known: frozenset[str]) -> frozenset[str] | None:
+        """Kinds this claim may take; None (any) unless a limited kind is at its limit."""
+        return known - self.full if self.full else None
+
+    def keep(self, kind: str) -> None:
+        self.kept = kind
+
+
+class KindSlots:
+    """Per-kind concurrency limits inside one worker process (Registry.limit).
+
+    Before claiming, a thread reserves a slot of every limited kind that has one free and claims
+    only kinds it holds a slot for (or that have no limit); afterwards it gives back the slots
+    of the kinds it did not get. So two threads never both start the last free slot's kind."""
+
+    def __init__(self, limits: dict[str, int]) -> None:
+        self._free = dict(limits)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def reserve(self) -> Iterator[_Reservation]:
+        with self._lock:
+            held = {kind for kind, free in self._free.items() if free > 0}
+            for kind in held:
+                self._free[kind] -= 1
+            full = set(self._free) - held
+        reservation = _Reservation(held, full)
+        try:
+            yield reservation
+        finally:
+            with self._lock:
+                for kind in held - {reservation.kept}:
+                    self._free[kind] += 1
+
+    def done(self, kind: str) -> None:
+        """A job of `kind` that had a slot has ended."""
+        with self._lock:
+            if kind in self._free:
+                self._free[kind] += 1
+
+
 class Worker:
     """Runs jobs from the database with `concurrency` threads; any number may share one database."""
 
@@ -102,6 +150,7 @@ class Worker:
         self._active: dict[int, JobContext] = {}
         self._lock = threading.Lock()
         self._schedules_ready = False
+        self._kind_slots = KindSlots(registry.limits(settings))
 
     def lease_owner(self, slot: int) -> str:
         """Each thread leases under its own name, so a stalled thread never speaks for another."""
@@ -128,14 +177,26 @@ class Worker:
         if tick:
             self.tick()
         rt, owner = self.runtime, self.lease_owner(slot)
-        job = service.claim(rt.db, rt.clock, owner, self.lease_seconds, on_buried=self._dead)
-        if job is None:
-            return False
-        if self._stopping.is_set():
-            service.release(rt.db, rt.clock, job.id, owner)
-            return False
-        self._execute(job, owner)
-        return True
+        with self._kind_slots.reserve() as reserved:
+            job = service.claim(
+                rt.db,
+                rt.clock,
+                owner,
+                self.lease_seconds,
+                kinds=reserved.claimable(self.registry.kinds),
+                on_buried=self._dead,
+            )
+            if job is None:
+                return False
+            reserved.keep(job.kind)
+        try:
+            if self._stopping.is_set():
+                service.release(rt.db, rt.clock, job.id, owner)
+                return False
+            self._execute(job, owner)
+            return True
+        finally:
+            self._kind_slots.done(job.kind)
 
     def _execute(self, job: service.ClaimedJob, owner: str) -> None:
         ctx = JobContext(

@@ -66,5 +66,6 @@ def processing_gave_up(rt: Runtime, job: DeadJob) -> None:
 
 def register(registry: Registry) -> None:
     registry.handler(PROCESS_JOB)(process_video)
+    registry.limit(PROCESS_JOB, lambda settings: settings.media_concurrency)
     registry.handler(PURGE_JOB)(purge_version)
     registry.on_dead(PROCESS_JOB)(processing_gave_up)
