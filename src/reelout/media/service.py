@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -15,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from reelout.auth.tokens import hash_secret, new_secret
 from reelout.clock import Clock
+from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, Unauthorized
 from reelout.jobs import service as jobs
 from reelout.media import signing
@@ -285,21 +284,6 @@ def mark_ready(
     return True
 
 
-def _cursor(video: Video) -> str:
-    raw = f"{video.created_at.isoformat()}|{video.uid}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, uid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), uid
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest(
-            "the cursor is not one this server gave out", code="INVALID_CURSOR"
-        ) from None
-
-
 def list_videos(
     session: Session,
     *,
@@ -319,7 +303,7 @@ def list_videos(
     if stage:
         query = query.where(Video.stage == stage.value)
     if cursor:
-        created, uid = _decode_cursor(cursor)
+        created, uid = decode_cursor(cursor)
         query = query.where(
             (Video.created_at < created) | ((Video.created_at == created) & (Video.uid < uid))
         )
@@ -328,7 +312,7 @@ def list_videos(
     rows = rows[:limit]
     return VideoPage(
         videos=[to_schema(v, base_url) for v in rows],
-        next_cursor=_cursor(rows[-1]) if more and rows else None,
+        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].uid) if more and rows else None,
     )
 
 

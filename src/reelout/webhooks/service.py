@@ -3,8 +3,6 @@ the attempt bookkeeping of the delivery job, the delivery log, resends and pruni
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from reelout import __version__
 from reelout.clock import Clock
+from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound
 from reelout.jobs import service as jobs
 from reelout.webhooks import policy, signing
@@ -341,19 +340,8 @@ def abandon(session: Session, delivery_id: str, reason: str) -> None:
 # ---- the delivery log --------------------------------------------------------------------------
 
 
-def _cursor(delivery: WebhookDelivery) -> str:
-    raw = f"{delivery.created_at.isoformat()}|{delivery.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, delivery_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), delivery_id
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest(
-            "the cursor is not one this server gave out", code="INVALID_CURSOR"
-        ) from None
+def _next_cursor(delivery: WebhookDelivery) -> str:
+    return encode_cursor(delivery.created_at, delivery.id)
 
 
 def _next_attempt_at(session: Session, delivery: WebhookDelivery) -> datetime | None:
@@ -421,7 +409,7 @@ def list_deliveries(
     if where.event_id is not None:
         query = query.where(WebhookDelivery.event_id == where.event_id)
     if cursor:
-        created, delivery_id = _decode_cursor(cursor)
+        created, delivery_id = decode_cursor(cursor)
         query = query.where(
             (WebhookDelivery.created_at < created)
             | ((WebhookDelivery.created_at == created) & (WebhookDelivery.id < delivery_id))
@@ -430,7 +418,7 @@ def list_deliveries(
     more, rows = len(rows) > limit, rows[:limit]
     return DeliveryPage(
         deliveries=[_delivery_out(session, delivery, kind) for delivery, kind in rows],
-        next_cursor=_cursor(rows[-1][0]) if more and rows else None,
+        next_cursor=_next_cursor(rows[-1][0]) if more and rows else None,
     )
 
 
