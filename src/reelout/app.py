@@ -21,6 +21,7 @@ from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
+from reelout.flags.routes import router as flags_router
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         tus_router,
         playback_router,
         webhooks_router,
+        flags_router,
     )
     for router in routers:
         app.include_router(router)

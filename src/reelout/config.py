@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(default=24.0, gt=0, le=168)  # 168: webhooks MAX_RETRY_HOURS
     webhook_retention_days: float = Field(default=30.0, gt=0)
 
+    # feature flags
+    flag_set_max_bytes: int = Field(default=MiB, ge=1024)
+
     @field_validator("cors_origins", "environments", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:

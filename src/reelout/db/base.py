@@ -48,6 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 def all_models() -> None:
     """Import every domain's models so Base.metadata knows every table."""
     import reelout.auth.models
+    import reelout.flags.models
     import reelout.jobs.models
     import reelout.media.models
     import reelout.uploads.models

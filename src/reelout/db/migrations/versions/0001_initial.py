@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 01:57:54.723875
+Create Date: 2026-11-27 02:57:32.447461
 """
 
 from collections.abc import Sequence
@@ -36,6 +36,37 @@ def upgrade() -> None:
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_keys_key_hash"), ["key_hash"], unique=True)
 
+    op.create_table(
+        "flag_audit",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("environment", sa.String(length=64), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("actor_key_id", sa.String(length=32), nullable=False),
+        sa.Column("at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("flag_key", sa.String(length=255), nullable=True),
+        sa.Column("diff", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("source_environment", sa.String(length=64), nullable=True),
+        sa.Column("source_revision", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_flag_audit")),
+    )
+    with op.batch_alter_table("flag_audit", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_flag_audit_action"), ["action"], unique=False)
+        batch_op.create_index(batch_op.f("ix_flag_audit_actor"), ["actor"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_flag_audit_environment"), ["environment"], unique=False
+        )
+        batch_op.create_index("ix_flag_audit_page", ["at", "id"], unique=False)
+
+    op.create_table(
+        "flag_environments",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("updated_at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_flag_environments")),
+    )
     op.create_table(
         "job_schedules",
         sa.Column("name", sa.String(length=100), nullable=False),
@@ -152,6 +183,38 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_webhook_events_type"), ["type"], unique=False)
 
     op.create_table(
+        "flag_audit_keys",
+        sa.Column("audit_id", sa.Integer(), nullable=False),
+        sa.Column("flag_key", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["audit_id"], ["flag_audit.id"], name=op.f("fk_flag_audit_keys_audit_id_flag_audit")
+        ),
+        sa.PrimaryKeyConstraint("audit_id", "flag_key", name=op.f("pk_flag_audit_keys")),
+    )
+    with op.batch_alter_table("flag_audit_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_flag_audit_keys_flag_key"), ["flag_key"], unique=False)
+
+    op.create_table(
+        "flag_set_revisions",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("environment", sa.String(length=64), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
+        sa.Column("created_at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("author_key_id", sa.String(length=32), nullable=False),
+        sa.Column("author_name", sa.String(length=200), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["environment"],
+            ["flag_environments.name"],
+            name=op.f("fk_flag_set_revisions_environment_flag_environments"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_flag_set_revisions")),
+        sa.UniqueConstraint(
+            "environment", "revision", name=op.f("uq_flag_set_revisions_environment")
+        ),
+    )
+    op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("event_id", sa.String(length=40), nullable=False),
@@ -227,6 +290,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_endpoint_id"))
 
     op.drop_table("webhook_deliveries")
+    op.drop_table("flag_set_revisions")
+    with op.batch_alter_table("flag_audit_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_flag_audit_keys_flag_key"))
+
+    op.drop_table("flag_audit_keys")
     with op.batch_alter_table("webhook_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_events_type"))
         batch_op.drop_index(batch_op.f("ix_webhook_events_created_at"))
@@ -249,6 +317,14 @@ def downgrade() -> None:
 
     op.drop_table("jobs")
     op.drop_table("job_schedules")
+    op.drop_table("flag_environments")
+    with op.batch_alter_table("flag_audit", schema=None) as batch_op:
+        batch_op.drop_index("ix_flag_audit_page")
+        batch_op.drop_index(batch_op.f("ix_flag_audit_environment"))
+        batch_op.drop_index(batch_op.f("ix_flag_audit_actor"))
+        batch_op.drop_index(batch_op.f("ix_flag_audit_action"))
+
+    op.drop_table("flag_audit")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_key_hash"))
 

@@ -1,0 +1,583 @@
+"""Flag-set admin logic: revisions per environment, per-flag edits, kill, promote, revert, audit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jsonpatch
+from sqlalchemy import Select, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from reelout.auth.service import Principal
+from reelout.clock import Clock
+from reelout.db.paging import decode_cursor, encode_cursor
+from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from reelout.flags import templates, validation
+from reelout.flags.models import FlagAuditEntry, FlagAuditKey, FlagEnvironment, FlagSetRevision
+from reelout.flags.schemas import (
+    AuditAction,
+    AuditEntryOut,
+    AuditPage,
+    DiffSummary,
+    EnvironmentOut,
+    InitEnvironment,
+    InitOut,
+    PromotionOut,
+    RevisionOut,
+    RevisionPage,
+    WriteOut,
+)
+
+MAX_REASON_CHARS = 2000
+
+
+# ---- documents ---------------------------------------------------------------------------------
+
+
+def render(document: dict[str, Any]) -> str:
+    """How a flag set edited by the server is stored: two-space indented JSON, keys in order."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+EMPTY = render({"flags": {}})
+
+
+def etag(environment: str, revision: int) -> str:
+    return f'"{environment}-r{revision}"'
+
+
+@dataclass(frozen=True)
+class StoredFlagSet:
+    """An environment's current flag set: the stored text and its revision (0: none yet)."""
+
+    environment: str
+    revision: int
+    text: str
+    updated_at: datetime | None = None
+
+    @property
+    def etag(self) -> str:
+        return etag(self.environment, self.revision)
+
+    def document(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.text)
+        return parsed
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Who makes a change, why, and the ETag (If-Match) it was based on, if given."""
+
+    who: Principal
+    reason: str | None = None
+    if_match: str | None = None
+
+
+class UnknownEnvironment(NotFound):
+    code = "UNKNOWN_ENVIRONMENT"
+
+    def __init__(self, environment: str, environments: list[str]) -> None:
+        super().__init__(
+            f"no environment {environment!r}; the environments are {', '.join(environments)}",
+            details={"environments": environments},
+        )
+
+
+def check_environment(environment: str, environments: list[str]) -> str:
+    if environment not in environments:
+        raise UnknownEnvironment(environment, environments)
+    return environment
+
+
+def check_reason(reason: str | None) -> str | None:
+    if reason is None or not reason.strip():
+        return None
+    if len(reason) > MAX_REASON_CHARS:
+        raise BadRequest(
+            f"the change reason is {len(reason)} characters; at most {MAX_REASON_CHARS}",
+            code="REASON_TOO_LONG",
+        )
+    return reason.strip()
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+def _latest(session: Session, environment: str) -> FlagSetRevision | None:
+    query = (
+        select(FlagSetRevision)
+        .where(FlagSetRevision.environment == environment)
+        .order_by(FlagSetRevision.revision.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def current(session: Session, environment: str) -> StoredFlagSet:
+    row = _latest(session, environment)
+    if row is None:
+        return StoredFlagSet(environment, 0, EMPTY)
+    return StoredFlagSet(environment, row.revision, row.document, row.created_at)
+
+
+def environments(session: Session, names: list[str]) -> list[EnvironmentOut]:
+    out = []
+    for name in names:
+        flag_set = current(session, name)
+        out.append(
+            EnvironmentOut(
+                name=name,
+                revision=flag_set.revision,
+                etag=flag_set.etag,
+                flags=len(flag_set.document().get("flags", {})),
+                updated_at=flag_set.updated_at,
+            )
+        )
+    return out
+
+
+def get_flag(session: Session, environment: str, key: str) -> tuple[StoredFlagSet, dict[str, Any]]:
+    flag_set = current(session, environment)
+    return flag_set, _flag(flag_set.document(), environment, key)
+
+
+def _flag(document: dict[str, Any], environment: str, key: str) -> dict[str, Any]:
+    flag = document.get("flags", {}).get(key)
+    if not isinstance(flag, dict):
+        raise NotFound(f"no flag {key!r} in {environment}", code="FLAG_NOT_FOUND")
+    return flag
+
+
+def list_revisions(session: Session, environment: str, limit: int = 50) -> RevisionPage:
+    query = (
+        select(FlagSetRevision)
+        .where(FlagSetRevision.environment == environment)
+        .order_by(FlagSetRevision.revision.desc())
+        .limit(limit)
+    )
+    return RevisionPage(revisions=[_revision_out(row) for row in session.scalars(query)])
+
+
+def _revision_out(row: FlagSetRevision) -> RevisionOut:
+    return RevisionOut(
+        environment=row.environment,
+        revision=row.revision,
+        created_at=row.created_at,
+        author=row.author_name,
+        author_key_id=row.author_key_id,
+        reason=row.reason,
+    )
+
+
+def get_revision(session: Session, environment: str, revision: int) -> FlagSetRevision:
+    query = select(FlagSetRevision).where(
+        FlagSetRevision.environment == environment, FlagSetRevision.revision == revision
+    )
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFound(f"{environment} has no revision {revision}", code="REVISION_NOT_FOUND")
+    return row
+
+
+# ---- writing -----------------------------------------------------------------------------------
+
+
+def _head(session: Session, clock: Clock, environment: str) -> FlagEnvironment:
+    """The environment's head row, locked: writers to one environment go one at a time."""
+    head = session.get(FlagEnvironment, environment, with_for_update=True)
+    if head is not None:
+        return head
+    try:
+        with session.begin_nested():
+            session.add(FlagEnvironment(name=environment, revision=0, updated_at=clock.now()))
+    except IntegrityError:
+        pass  # another writer created it first
+    head = session.get(FlagEnvironment, environment, with_for_update=True, populate_existing=True)
+    assert head is not None
+    return head
+
+
+def matches(if_match: str, current_etag: str) -> bool:
+    """Whether an If-Match / If-None-Match header names the current ETag (or is `*`)."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
+    return "*" in tags or current_etag in tags
+
+
+def _begin(session: Session, clock: Clock, environment: str, edit: Edit) -> StoredFlagSet:
+    _head(session, clock, environment)
+    flag_set = current(session, environment)
+    if edit.if_match is not None and not matches(edit.if_match, flag_set.etag):
+        raise PreconditionFailed(
+            f"the flag set of {environment} changed since you read it (it is now "
+            f"{flag_set.etag}); read it again and re-apply your change",
+            code="STALE_FLAG_SET",
+            headers={"ETag": flag_set.etag},
+            details={"etag": flag_set.etag, "if_match": edit.if_match},
+        )
+    return flag_set
+
+
+def _touched(patch: list[dict[str, Any]], old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys: set[str] = set()
+    for op in patch:
+        parts = op["path"].split("/")
+        if parts[1:2] == ["flags"] and len(parts) > 2:
+            keys.add(parts[2].replace("~1", "/").replace("~0", "~"))
+        elif parts[1:2] in (["flags"], [""]):
+            keys |= set(old.get("flags", {})) | set(new.get("flags", {}))
+    return sorted(keys)
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """RFC 6902 JSON Patch that turns `old` into `new`."""
+    patch: list[dict[str, Any]] = jsonpatch.make_patch(old, new).patch
+    return patch
+
+
+@dataclass(frozen=True)
+class Record:
+    """What one write stores in the audit log besides who and why."""
+
+    action: AuditAction
+    flag_key: str | None = None
+    source_environment: str | None = None
+    source_revision: int | None = None
+
+
+def _unchanged(before: StoredFlagSet) -> WriteOut:
+    return WriteOut(
+        environment=before.environment, revision=before.revision, etag=before.etag, changed=False
+    )
+
+
+def _audit(
+    session: Session, edit: Edit, record: Record, revision: FlagSetRevision, patch: list[Any]
+) -> FlagAuditEntry:
+    entry = FlagAuditEntry(
+        environment=revision.environment,
+        revision=revision.revision,
+        actor=edit.who.name,
+        actor_key_id=edit.who.key_id,
+        at=revision.created_at,
+        action=record.action.value,
+        flag_key=record.flag_key,
+        diff=json.dumps(patch, ensure_ascii=False),
+        reason=edit.reason,
+        source_environment=record.source_environment,
+        source_revision=record.source_revision,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _store(
+    session: Session, clock: Clock, before: StoredFlagSet, text: str, edit: Edit, record: Record
+) -> WriteOut:
+    """A new revision with `text` (unless it is the current one) and its audit entry."""
+    if text == before.text:
+        return _unchanged(before)
+    old, new = before.document(), json.loads(text)
+    head = session.get(FlagEnvironment, before.environment)  # locked by _begin
+    assert head is not None
+    head.revision, head.updated_at = before.revision + 1, clock.now()
+    revision = FlagSetRevision(
+        environment=before.environment,
+        revision=head.revision,
+        document=text,
+        created_at=head.updated_at,
+        author_key_id=edit.who.key_id,
+        author_name=edit.who.name,
+        reason=edit.reason,
+    )
+    session.add(revision)
+    patch = diff(old, new)
+    entry = _audit(session, edit, record, revision, patch)
+    for key in _touched(patch, old, new):
+        session.add(FlagAuditKey(audit_id=entry.id, flag_key=key))
+    return WriteOut(
+        environment=before.environment,
+        revision=head.revision,
+        etag=etag(before.environment, head.revision),
+        changed=True,
+    )
+
+
+def put_flag_set(
+    session: Session, clock: Clock, environment: str, body: bytes, edit: Edit
+) -> WriteOut:
+    """Replace the whole set with `body`, stored byte for byte once it is valid."""
+    validation.check(validation.parse(body))
+    text = body.decode("utf-8")
+    before = _begin(session, clock, environment, edit)
+    return _store(session, clock, before, text, edit, Record(AuditAction.put))
+
+
+Change = Callable[[dict[str, Any]], None]
+
+
+def _edit_flags(
+    session: Session, clock: Clock, environment: str, edit: Edit, record: Record, change: Change
+) -> tuple[WriteOut, dict[str, Any]]:
+    """Apply `change(document)` in place, validate the result and store it."""
+    before = _begin(session, clock, environment, edit)
+    document = before.document()
+    change(document)
+    if document == before.document():  # e.g. killing a disabled flag: no new revision
+        return _unchanged(before), document
+    validation.check(document)
+    return _store(session, clock, before, render(document), edit, record), document
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    value = validation.parse(body)
+    if not isinstance(value, dict):
+        raise BadRequest("the body must be a JSON object", code="INVALID_JSON")
+    return value
+
+
+def put_flag(
+    session: Session, clock: Clock, environment: str, key: str, body: bytes, edit: Edit
+) -> tuple[WriteOut, dict[str, Any]]:
+    """Create or replace one flag."""
+    flag = _object(body)
+
+    def change(document: dict[str, Any]) -> None:
+        document.setdefault("flags", {})[key] = flag
+
+    written, _ = _edit_flags(
+        session, clock, environment, edit, Record(AuditAction.put, key), change
+    )
+    return written, flag
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: members of `patch` replace, null removes, objects merge."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = merge_patch(out.get(name), value)
+    return out
+
+
+def patch_flag(
+    session: Session, clock: Clock, environment: str, key: str, body: bytes, edit: Edit
+) -> tuple[WriteOut, dict[str, Any]]:
+    """Merge-patch one existing flag, e.g. `{"state": "DISABLED"}` or `{"defaultVariant": "on"}`."""
+    patch = _object(body)
+
+    def change(document: dict[str, Any]) -> None:
+        document["flags"][key] = merge_patch(_flag(document, environment, key), patch)
+
+    record = Record(AuditAction.patch, key)
+    written, document = _edit_flags(session, clock, environment, edit, record, change)
+    return written, document["flags"][key]
+
+
+def delete_flag(session: Session, clock: Clock, environment: str, key: str, edit: Edit) -> WriteOut:
+    def change(document: dict[str, Any]) -> None:
+        _flag(document, environment, key)
+        del document["flags"][key]
+
+    record = Record(AuditAction.delete, key)
+    return _edit_flags(session, clock, environment, edit, record, change)[0]
+
+
+def kill(
+    session: Session, clock: Clock, environment: str, key: str, edit: Edit
+) -> tuple[WriteOut, dict[str, Any]]:
+    """The kill switch: the flag's state becomes DISABLED (a no-op when it already is)."""
+
+    def change(document: dict[str, Any]) -> None:
+        _flag(document, environment, key)["state"] = "DISABLED"
+
+    record = Record(AuditAction.kill, key)
+    written, document = _edit_flags(session, clock, environment, edit, record, change)
+    return written, document["flags"][key]
+
+
+def summary(old: dict[str, Any], new: dict[str, Any]) -> DiffSummary:
+    """Which flags a change adds, removes and changes."""
+    before, after = old.get("flags", {}), new.get("flags", {})
+    return DiffSummary(
+        added=sorted(set(after) - set(before)),
+        removed=sorted(set(before) - set(after)),
+        changed=sorted(key for key in set(before) & set(after) if before[key] != after[key]),
+    )
+
+
+def promote(
+    session: Session,
+    clock: Clock,
+    source: str,
+    target: str,
+    edit: Edit,
+    *,
+    dry_run: bool,
+) -> PromotionOut:
+    """Make the target's set equal to the source's; a dry run only shows the difference."""
+    if source == target:
+        raise BadRequest("promote from one environment to another", code="SAME_ENVIRONMENT")
+    origin = current(session, source)
+    before = _begin(session, clock, target, edit) if not dry_run else current(session, target)
+    old, new = before.document(), origin.document()
+    out = PromotionOut(
+        source=source,
+        target=target,
+        source_revision=origin.revision,
+        target_revision=before.revision,
+        applied=False,
+        patch=diff(old, new),
+        summary=summary(old, new),
+    )
+    if dry_run:
+        return out
+    record = Record(AuditAction.promote, None, source, origin.revision)
+    written = _store(session, clock, before, origin.text, edit, record)
+    return out.model_copy(update={"target_revision": written.revision, "applied": written.changed})
+
+
+def revert(session: Session, clock: Clock, environment: str, revision: int, edit: Edit) -> WriteOut:
+    """A new revision equal to an earlier one."""
+    old = get_revision(session, environment, revision)
+    before = _begin(session, clock, environment, edit)
+    record = Record(AuditAction.revert, None, environment, revision)
+    return _store(session, clock, before, old.document, edit, record)
+
+
+def init_template(
+    session: Session,
+    clock: Clock,
+    name: str,
+    environments: list[str],
+    edit: Edit,
+    *,
+    force: bool = False,
+) -> InitOut:
+    """Write a template's flag set in every environment; refuses where flags exist unless forced."""
+    if name not in templates.TEMPLATES:
+        raise NotFound(
+            f"no template {name!r}; the templates are {', '.join(templates.TEMPLATES)}",
+            code="UNKNOWN_TEMPLATE",
+            details={"templates": list(templates.TEMPLATES)},
+        )
+    occupied = [env for env in environments if current(session, env).document().get("flags")]
+    if occupied and not force:
+        raise Conflict(
+            f"{', '.join(occupied)} already ha{'s' if len(occupied) == 1 else 've'} flags; "
+            "pass force=true to replace them (the old sets stay as revisions)",
+            code="FLAGS_EXIST",
+            details={"environments": occupied},
+        )
+    done = []
+    for env in environments:
+        document = templates.template(name, env)
+        assert document is not None
+        before = _begin(session, clock, env, edit)
+        written = _store(session, clock, before, render(document), edit, Record(AuditAction.init))
+        done.append(
+            InitEnvironment(environment=env, revision=written.revision, changed=written.changed)
+        )
+    return InitOut(template=name, environments=done)
+
+
+# ---- the audit log -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What `list_audit` narrows to; None means any."""
+
+    environment: str | None = None
+    flag: str | None = None
+    actor: str | None = None
+    action: AuditAction | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _audit_out(row: FlagAuditEntry, flags: list[str]) -> AuditEntryOut:
+    return AuditEntryOut(
+        id=row.id,
+        environment=row.environment,
+        revision=row.revision,
+        actor=row.actor,
+        actor_key_id=row.actor_key_id,
+        at=row.at,
+        action=AuditAction(row.action),
+        flag=row.flag_key,
+        flags=flags,
+        diff=json.loads(row.diff),
+        reason=row.reason,
+        source_environment=row.source_environment,
+        source_revision=row.source_revision,
+    )
+
+
+def _audit_query(where: AuditFilter) -> Select[FlagAuditEntry]:
+    query = select(FlagAuditEntry).order_by(FlagAuditEntry.at.desc(), FlagAuditEntry.id.desc())
+    if where.environment is not None:
+        query = query.where(FlagAuditEntry.environment == where.environment)
+    if where.flag is not None:
+        touched = exists().where(
+            FlagAuditKey.audit_id == FlagAuditEntry.id, FlagAuditKey.flag_key == where.flag
+        )
+        query = query.where((FlagAuditEntry.flag_key == where.flag) | touched)
+    if where.actor is not None:
+        query = query.where(FlagAuditEntry.actor == where.actor)
+    if where.action is not None:
+        query = query.where(FlagAuditEntry.action == where.action.value)
+    if where.since is not None:
+        query = query.where(FlagAuditEntry.at >= where.since)
+    if where.until is not None:
+        query = query.where(FlagAuditEntry.at < where.until)
+    return query
+
+
+def _after(query: Select[FlagAuditEntry], cursor: str) -> Select[FlagAuditEntry]:
+    at, key = decode_cursor(cursor)
+    if not key.isdigit():
+        raise BadRequest("the cursor is not one this server gave out", code="INVALID_CURSOR")
+    entry_id = int(key)
+    return query.where(
+        (FlagAuditEntry.at < at) | ((FlagAuditEntry.at == at) & (FlagAuditEntry.id < entry_id))
+    )
+
+
+def _flags_of(session: Session, ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {entry_id: [] for entry_id in ids}
+    query = (
+        select(FlagAuditKey).where(FlagAuditKey.audit_id.in_(ids)).order_by(FlagAuditKey.flag_key)
+    )
+    for row in session.scalars(query):
+        out[row.audit_id].append(row.flag_key)
+    return out
+
+
+def list_audit(
+    session: Session,
+    where: AuditFilter = AuditFilter(),
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> AuditPage:
+    """Newest first, keyset-paginated so pages stay stable while changes arrive."""
+    query = _audit_query(where)
+    if cursor:
+        query = _after(query, cursor)
+    rows: list[FlagAuditEntry] = list(session.scalars(query.limit(limit + 1)))
+    more, rows = len(rows) > limit, rows[:limit]
+    flags = _flags_of(session, [row.id for row in rows])
+    return AuditPage(
+        entries=[_audit_out(row, flags[row.id]) for row in rows],
+        next_cursor=encode_cursor(rows[-1].at, str(rows[-1].id)) if more and rows else None,
+    )

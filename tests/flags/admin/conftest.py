@@ -1,0 +1,69 @@
+"""Fixtures for the flag admin tests: a live Reelout (SQLite and PostgreSQL) and small helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reelout.flags.validation import schema_text
+from tests.conftest import LiveServer, make_settings, serve_in_thread
+
+FLAG_SET = """{
+  "$schema": "https://flagd.dev/schema/v0/flags.json",
+  "flags": {
+    "use_tus_upload": {
+      "state": "ENABLED",
+      "variants": {"on": true, "off": false},
+      "defaultVariant": "off",
+      "targeting": {"if": [{"$ref": "is_beta"}, "on", "off"]}
+    },
+    "player": {"state": "ENABLED", "variants": {"a": "media_kit", "b": "video_player"},
+               "defaultVariant": "a"}
+  },
+  "$evaluators": {"is_beta": {"in": [{"var": "cohort"}, ["beta"]]}},
+  "metadata": {"flagSetId": "test"}
+}
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
+    """A live server on SQLite and on PostgreSQL."""
+    live = serve_in_thread(make_settings(tmp_path, database_url=database_url))
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def put_set(api: httpx.Client, env: str, text: str = FLAG_SET, **headers: str) -> httpx.Response:
+    return api.put(f"/api/v1/environments/{env}/flagset", content=text.encode(), headers=headers)
+
+
+def audit(api: httpx.Client, **query: Any) -> list[dict[str, Any]]:
+    reply = api.get("/api/v1/audit", params=query)
+    assert reply.status_code == 200, reply.text
+    entries: list[dict[str, Any]] = reply.json()["entries"]
+    return entries
+
+
+def validate_with_schema(document: Any) -> None:
+    """Validate against the published flagd schema (a second, independent registry)."""
+    from jsonschema import Draft7Validator
+    from referencing import Registry, Resource
+
+    schemas = [json.loads(schema_text(name)) for name in ("flags.json", "targeting.json")]
+    registry: Registry[Any] = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in schemas
+    )
+    validator = Draft7Validator({"$ref": schemas[0]["$id"]}, registry=registry)
+    validator.validate(document)
