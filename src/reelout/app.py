@@ -21,6 +21,7 @@ from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
+from reelout.flags.ofrep_routes import router as ofrep_router
 from reelout.flags.routes import router as flags_router
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.media.jobs import tools as media_tools
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     routers = (
         keys_router,
+        ofrep_router,
         videos_router,
         orders_router,
         tus_router,

@@ -118,6 +118,12 @@ def _latest(session: Session, environment: str) -> FlagSetRevision | None:
     return session.scalars(query).first()
 
 
+def head_revision(session: Session, environment: str) -> int:
+    """The environment's latest revision number (0: none yet), read without the flag set."""
+    head = session.get(FlagEnvironment, environment)
+    return head.revision if head is not None else 0
+
+
 def current(session: Session, environment: str) -> StoredFlagSet:
     row = _latest(session, environment)
     if row is None:

@@ -1,0 +1,104 @@
+"""OFREP endpoints for apps: `POST /ofrep/v1/evaluate/flags[/{key}]` with a client key, which
+names the environment whose flags it reads."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from reelout.auth import service as auth
+from reelout.auth.deps import bearer_token
+from reelout.auth.schemas import Scope
+from reelout.errors import Forbidden, Unauthorized
+from reelout.flags import ofrep
+from reelout.flags.evaluator import resolve
+from reelout.flags.serving import CompiledSets, Served
+from reelout.runtime import Runtime
+
+router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
+
+
+def _compiled(request: Request) -> CompiledSets:
+    sets: CompiledSets | None = getattr(request.app.state, "compiled_flag_sets", None)
+    if sets is None:
+        sets = request.app.state.compiled_flag_sets = CompiledSets()
+    return sets
+
+
+def _environment(rt: Runtime, request: Request) -> str:
+    """The client key's environment (Bearer or X-API-Key); 401 without a valid key, 403 for
+    other kinds of key."""
+    token = bearer_token(request) or request.headers.get("x-api-key")
+    if not token:
+        raise Unauthorized(
+            "send a client key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            code="MISSING_KEY",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    with rt.db.read() as session:
+        who = auth.authenticate(session, token)
+    if who.scope is not Scope.client or who.environment is None:
+        raise Forbidden(
+            "flag evaluation takes a client key: it names the environment to read",
+            code="CLIENT_KEY_REQUIRED",
+        )
+    return who.environment
+
+
+def _served(rt: Runtime, request: Request) -> Served:
+    return _compiled(request).get(rt, _environment(rt, request))
+
+
+async def _context(request: Request) -> dict[str, Any] | None:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None
+    context = ofrep.context_of(body)
+    return dict(context) if context is not None else None
+
+
+def _invalid_context(key: str | None = None) -> JSONResponse:
+    failure: dict[str, Any] = {
+        "errorCode": "INVALID_CONTEXT",
+        "errorDetails": 'the body must be JSON like {"context": {"targetingKey": "user-1", ...}}',
+    }
+    return JSONResponse(failure | ({"key": key} if key else {}), status_code=400)
+
+
+@router.post("/evaluate/flags/{key}", summary="Evaluate one flag (OFREP)")
+async def evaluate_flag(key: str, request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    served = await run_in_threadpool(_served, rt, request)
+    context = await _context(request)
+    if context is None:
+        return _invalid_context(key)
+    resolution = resolve(served.flags, key, context, time.time())
+    body = ofrep.result(key, resolution)
+    if ofrep.is_not_found(resolution):
+        return JSONResponse(body, status_code=404)
+    return JSONResponse(body, status_code=400 if "errorCode" in body else 200)
+
+
+@router.post("/evaluate/flags", summary="Evaluate every flag (OFREP bulk)")
+async def evaluate_flags(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    served = await run_in_threadpool(_served, rt, request)
+    context = await _context(request)
+    if context is None:
+        return _invalid_context()
+    etag = ofrep.bulk_etag(served.environment, served.revision, context)
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    now = time.time()
+    flags = [
+        ofrep.result(key, resolve(served.flags, key, context, now)) for key in served.flags.flags
+    ]
+    body = {"flags": flags, "metadata": dict(served.flags.metadata)}
+    return JSONResponse(body, headers={"ETag": etag, "Cache-Control": "no-cache"})

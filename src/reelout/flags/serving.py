@@ -1,0 +1,40 @@
+"""The compiled flag set of each environment, kept per process and recompiled when its revision
+changes (one cheap revision read per request; the flag set itself is read only after a change)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from reelout.flags import service
+from reelout.flags.evaluator import FlagSet, parse_flag_set
+from reelout.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Served:
+    environment: str
+    revision: int
+    flags: FlagSet
+
+
+class CompiledSets:
+    """environment -> the compiled flag set of its latest revision."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, Served] = {}
+        self._lock = threading.Lock()
+
+    def get(self, rt: Runtime, environment: str) -> Served:
+        with rt.db.read() as session:
+            revision = service.head_revision(session, environment)
+            cached = self._sets.get(environment)
+            if cached is not None and cached.revision == revision:
+                return cached
+            stored = service.current(session, environment)
+        served = Served(environment, stored.revision, parse_flag_set(stored.text))
+        with self._lock:
+            known = self._sets.get(environment)
+            if known is None or known.revision < served.revision:
+                self._sets[environment] = served
+        return served

@@ -1,0 +1,138 @@
+"""OFREP for apps: one flag, all flags, entity tags, and the errors the protocol defines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, make_settings, serve_in_thread
+
+FLAGS = {
+    "flags": {
+        "use_tus_upload": {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "off",
+            "targeting": {"if": [{"in": [{"var": "cohort"}, ["beta"]]}, "on", "off"]},
+        },
+        "player": {
+            "state": "ENABLED",
+            "variants": {"a": "media_kit", "b": "video_player"},
+            "defaultVariant": "a",
+        },
+        "rollout": {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "off",
+            "targeting": {"fractional": [["on", 50], ["off", 50]]},
+        },
+        "old_player": {
+            "state": "DISABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "off",
+        },
+    },
+    "metadata": {"flagSetId": "app"},
+}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = serve_in_thread(make_settings(tmp_path))
+    with live.client() as admin:
+        reply = admin.put("/api/v1/environments/production/flagset", json=FLAGS)
+        assert reply.status_code in (200, 201), reply.text
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def app(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as admin:
+        key = admin.post(
+            "/api/v1/keys", json={"scope": "client", "environment": "production", "name": "app"}
+        ).json()["key"]
+    with server.client(token=key) as client:
+        yield client
+
+
+def one(app: httpx.Client, key: str, **context: object) -> httpx.Response:
+    return app.post(f"/ofrep/v1/evaluate/flags/{key}", json={"context": context})
+
+
+def test_one_flag_follows_its_targeting(app: httpx.Client) -> None:
+    beta = one(app, "use_tus_upload", targetingKey="u1", cohort="beta")
+    assert beta.status_code == 200
+    assert beta.json() == {
+        "key": "use_tus_upload", "reason": "TARGETING_MATCH", "variant": "on", "value": True,
+        "metadata": {"flagSetId": "app"},
+    }  # fmt: skip
+    control = one(app, "use_tus_upload", targetingKey="u1", cohort="control").json()
+    assert (control["value"], control["variant"]) == (False, "off")
+    static = one(app, "player", targetingKey="u1").json()
+    assert (static["value"], static["reason"]) == ("media_kit", "STATIC")
+
+
+def test_a_split_puts_about_half_the_users_on(app: httpx.Client) -> None:
+    answers = [one(app, "rollout", targetingKey=f"user-{n}").json() for n in range(200)]
+    assert {a["reason"] for a in answers} == {"SPLIT"}
+    on = sum(a["value"] for a in answers)
+    assert 70 < on < 130
+    again = [one(app, "rollout", targetingKey=f"user-{n}").json()["value"] for n in range(200)]
+    assert again == [a["value"] for a in answers], "the same user always gets the same answer"
+
+
+def test_a_disabled_flag_answers_disabled_with_no_value(app: httpx.Client) -> None:
+    reply = one(app, "old_player", targetingKey="u1")
+    assert reply.status_code == 200
+    assert reply.json() == {
+        "key": "old_player",
+        "reason": "DISABLED",
+        "metadata": {"flagSetId": "app"},
+    }
+
+
+def test_errors_are_shaped_as_ofrep_says(app: httpx.Client, server: LiveServer) -> None:
+    missing = one(app, "nope", targetingKey="u1")
+    assert missing.status_code == 404
+    assert missing.json()["errorCode"] == "FLAG_NOT_FOUND" and missing.json()["key"] == "nope"
+    bad = app.post("/ofrep/v1/evaluate/flags/player", content=b"[1, 2]")
+    assert (bad.status_code, bad.json()["errorCode"]) == (400, "INVALID_CONTEXT")
+    assert httpx.post(f"{server.url}/ofrep/v1/evaluate/flags/player", json={}).status_code == 401
+    with server.client() as admin:
+        refused = admin.post("/ofrep/v1/evaluate/flags/player", json={"context": {}})
+    assert (refused.status_code, refused.json()["code"]) == (403, "CLIENT_KEY_REQUIRED")
+    key = app.headers["Authorization"].split()[1]
+    via_header = httpx.post(
+        f"{server.url}/ofrep/v1/evaluate/flags/player", json={"context": {}},
+        headers={"X-API-Key": key},
+    )  # fmt: skip
+    assert via_header.status_code == 200
+
+
+def test_bulk_answers_every_flag_and_revalidates_until_something_changes(
+    app: httpx.Client, server: LiveServer
+) -> None:
+    context = {"context": {"targetingKey": "u1", "cohort": "beta"}}
+    first = app.post("/ofrep/v1/evaluate/flags", json=context)
+    assert first.status_code == 200
+    flags = {f["key"]: f for f in first.json()["flags"]}
+    assert set(flags) == set(FLAGS["flags"])
+    assert flags["use_tus_upload"]["value"] is True and flags["old_player"]["reason"] == "DISABLED"
+    etag = first.headers["etag"]
+    same = app.post("/ofrep/v1/evaluate/flags", json=context, headers={"If-None-Match": etag})
+    assert (same.status_code, same.content) == (304, b"")
+    other = app.post("/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": "u2"}},
+                     headers={"If-None-Match": etag})  # fmt: skip
+    assert other.status_code == 200, "another context is another answer"
+    with server.client() as admin:
+        assert admin.post("/api/v1/environments/production/flags/use_tus_upload/kill").is_success
+    killed = app.post("/ofrep/v1/evaluate/flags", json=context, headers={"If-None-Match": etag})
+    assert killed.status_code == 200 and killed.headers["etag"] != etag
+    after = {f["key"]: f for f in killed.json()["flags"]}
+    assert (
+        after["use_tus_upload"]["reason"] == "DISABLED" and "value" not in after["use_tus_upload"]
+    )
