@@ -136,3 +136,33 @@ def test_bulk_answers_every_flag_and_revalidates_until_something_changes(
     assert (
         after["use_tus_upload"]["reason"] == "DISABLED" and "value" not in after["use_tus_upload"]
     )
+
+
+def test_the_python_openfeature_ofrep_provider_reads_our_flags(
+    app: httpx.Client, server: LiveServer
+) -> None:
+    from openfeature import api
+    from openfeature.contrib.provider.ofrep import OFREPProvider
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.flag_evaluation import Reason
+
+    key = app.headers["Authorization"].split()[1]
+    api.set_provider(
+        OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {key}"}),
+        "reelout-test",
+    )
+    client = api.get_client("reelout-test")
+    beta = EvaluationContext("user-1", {"cohort": "beta"})
+    assert client.get_boolean_value("use_tus_upload", False, beta) is True
+    assert client.get_boolean_value("use_tus_upload", False, EvaluationContext("user-1")) is False
+    assert client.get_string_value("player", "fallback") == "media_kit"
+    killed = client.get_boolean_details("old_player", True)
+    assert killed.value is True, "a disabled flag gives the app its code default"
+    # openfeature-provider-ofrep 0.3.0 reads data["variant"] unconditionally; OFREP (and flagd's
+    # disabled-flag ADR) omit it for DISABLED, so this provider reports ERROR instead of DISABLED.
+    assert killed.reason in (Reason.DISABLED, Reason.ERROR)
+    missing = client.get_boolean_details("nope", True)
+    assert missing.value is True and missing.error_code is not None
+    assert missing.error_code.value == "FLAG_NOT_FOUND"
+    mismatch = client.get_integer_details("player", 7)
+    assert mismatch.value == 7 and mismatch.error_code is not None
