@@ -30,9 +30,29 @@ SHAPES: dict[str, Any] = {
     "in_list_null": flag({"if": [{"in": [{"var": "country"}, ["de"]]}, "on"]}),
     "follows": flag({"if": [{"var": "$flags.in_list"}, "on", "off"]}),
     "follows_strict": flag({"if": [{"===": [{"var": "$flags.split"}, True]}, "on", None]}),
+    "in_list_then_split": flag(
+        {
+            "if": [
+                {"in": [{"var": "country"}, ["de", "fr"]]},
+                {"fractional": [["on", 25], ["off", 75]]},
+                "off",
+            ]
+        }
+    ),
+    "follows_then_split": flag(
+        {
+            "if": [
+                {"var": "$flags.in_list"},
+                "off",
+                {"fractional": [{"var": "user.id"}, ["on", 1], ["off", 1]]},
+            ]
+        }
+    ),
 }
 FAST = {
     "split",
+    "in_list_then_split",
+    "follows_then_split",
     "split_by_user",
     "split_zero",
     "in_list",

@@ -453,22 +453,36 @@ def _literal_bucket(bucket: Any) -> tuple[str | None, int] | None:
     return None if weight is None else (variant, weight)
 
 
-def _branches(targeting: Any) -> tuple[Any, Any, Any] | None:
-    """(condition, then, else) of an `if` whose outcomes are literal variant names or null."""
+Branch = Callable[[Mapping[str, Any], "Scope"], Any]
+
+
+def _branch(key: str, branch: Any, generation: frac.Generation) -> Branch | None:
+    """An `if` outcome as a fast rule: a literal variant name (or null), or a fractional split
+    (e.g. "country in [DE, FR] → 25 % rollout, else off"); None when it needs the interpreter."""
+    if _is_outcome(branch):
+        return lambda context, scope: branch
+    return _fractional_rule(key, branch, generation)
+
+
+def _branches(
+    key: str, targeting: Any, generation: frac.Generation
+) -> tuple[Any, Branch, Branch] | None:
+    """(condition, then, else) of an `if` whose outcomes compile to fast rules."""
     if not isinstance(targeting, Mapping) or list(targeting) != ["if"]:
         return None
     args = targeting["if"]
     if not isinstance(args, list) or len(args) not in (2, 3):
         return None
-    then, otherwise = args[1], args[2] if len(args) == 3 else None
-    if not (_is_outcome(then) and _is_outcome(otherwise)):
+    then = _branch(key, args[1], generation)
+    otherwise = _branch(key, args[2] if len(args) == 3 else None, generation)
+    if then is None or otherwise is None:
         return None
     return args[0], then, otherwise
 
 
 def _membership_rule(key: str, targeting: Any, generation: frac.Generation) -> Rule | None:
     """Fast path: `{"if": [{"in": [{"var": path}, [literals]]}, then, else]}`."""
-    branches = _branches(targeting)
+    branches = _branches(key, targeting, generation)
     if branches is None:
         return None
     condition, then, otherwise = branches
@@ -489,14 +503,14 @@ def _membership_rule(key: str, targeting: Any, generation: frac.Generation) -> R
             hit = (json_type(value), value) in allowed
         except TypeError:  # an unhashable list or object is in no list of scalars
             hit = False
-        return then if hit else otherwise
+        return then(context, scope) if hit else otherwise(context, scope)
 
     return run
 
 
 def _prerequisite_rule(key: str, targeting: Any, generation: frac.Generation) -> Rule | None:
     """Fast path: `{"if": [{"var": "$flags.K"} or {"===": [that, literal]}, then, else]}`."""
-    branches = _branches(targeting)
+    branches = _branches(key, targeting, generation)
     if branches is None:
         return None
     condition, then, otherwise = branches
@@ -518,7 +532,7 @@ def _prerequisite_rule(key: str, targeting: Any, generation: frac.Generation) ->
     def run(context: Mapping[str, Any], scope: Scope) -> Any:
         value = prerequisite_value(scope, other, context)
         hit = truthy(value) if expected is _NO_LITERAL else strict_equal(value, expected)
-        return then if hit else otherwise
+        return then(context, scope) if hit else otherwise(context, scope)
 
     return run
 
