@@ -114,6 +114,7 @@ class Run:
     default: Any = None
     context: dict[str, Any] = field(default_factory=dict)
     result: Resolution | None = None
+    backend: Backend | None = None  # None: the pure evaluator in this process
 
     @property
     def resolution(self) -> Resolution:
@@ -122,6 +123,7 @@ class Run:
 
 
 Step = Callable[[Run, re.Match[str], Any], None]
+Backend = Callable[[Run], Resolution]
 STEPS: list[tuple[re.Pattern[str], Step]] = []
 
 
@@ -169,6 +171,9 @@ def _nested(run: Run, match: re.Match[str], argument: Any) -> None:
 
 @step(r"the flag was evaluated with details")
 def _evaluate(run: Run, match: re.Match[str], argument: Any) -> None:
+    if run.backend is not None:
+        run.result = run.backend(run)
+        return
     run.result = evaluate(
         flag_set(run.flag_set_name),
         run.key,
@@ -214,9 +219,11 @@ def _no_metadata(run: Run, match: re.Match[str], argument: Any) -> None:
     assert dict(run.resolution.flag_metadata) == {}, run.resolution
 
 
-def run_case(case: Case) -> None:
-    """Play every step of a case; an unknown step fails the case."""
+def run_case(case: Case, backend: Backend | None = None) -> None:
+    """Play every step of a case; an unknown step fails the case. `backend` evaluates instead
+    of the in-process evaluator (e.g. over OFREP)."""
     run = Run(flag_set_name="evaluator" if case.suite == "evaluator" else "provider")
+    run.backend = backend
     for text, argument in case.steps:
         for pattern, function in STEPS:
             match = pattern.match(text)

@@ -4,7 +4,6 @@ names the environment whose flags it reads."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -79,7 +78,7 @@ async def evaluate_flag(key: str, request: Request) -> Response:
     context = await _context(request)
     if context is None:
         return _invalid_context(key)
-    resolution = resolve(served.flags, key, context, time.time())
+    resolution = resolve(served.flags, key, context, rt.clock.now().timestamp())
     body = ofrep.result(key, resolution)
     if ofrep.is_not_found(resolution):
         return JSONResponse(body, status_code=404)
@@ -96,7 +95,7 @@ async def evaluate_flags(request: Request) -> Response:
     etag = ofrep.bulk_etag(served.environment, served.revision, context)
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
-    now = time.time()
+    now = rt.clock.now().timestamp()
     flags = [
         ofrep.result(key, resolve(served.flags, key, context, now)) for key in served.flags.flags
     ]
