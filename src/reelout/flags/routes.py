@@ -6,13 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
-from reelout.auth.service import Principal
 from reelout.errors import PayloadTooLarge
 from reelout.flags import service
 from reelout.flags.schemas import (
@@ -44,9 +43,18 @@ def _env(rt: Runtime, env: str) -> str:
 
 
 def _edit(
-    who: Principal, header: str | None, query: str | None, if_match: str | None = None
+    who: AdminDep,
+    if_match: IfMatch = None,
+    reason_header: ReasonHeader = None,
+    reason: Annotated[
+        str | None, Query(description="Why (or the Reelout-Change-Reason header).")
+    ] = None,
 ) -> service.Edit:
-    return service.Edit(who, service.check_reason(header or query), if_match)
+    """Who makes a change, why (header or query), and the ETag it was based on (If-Match)."""
+    return service.Edit(who, service.check_reason(reason_header or reason), if_match)
+
+
+EditDep = Annotated[service.Edit, Depends(_edit)]
 
 
 def _tagged(written: WriteOut, body: Any, status_code: int = 200) -> JSONResponse:
@@ -105,12 +113,8 @@ async def put_flag_set(
     env: str,
     request: Request,
     rt: RuntimeDep,
-    who: AdminDep,
-    if_match: IfMatch = None,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
+    edit: EditDep,
 ) -> JSONResponse:
-    edit = _edit(who, reason_header, reason, if_match)
     environment, body = _env(rt, env), await _body(request, rt)
     written = await _write(rt, lambda s: service.put_flag_set(s, rt.clock, environment, body, edit))
     return _tagged(written, written.model_dump())
@@ -136,11 +140,8 @@ def revert(
     env: str,
     revision: int,
     rt: RuntimeDep,
-    who: AdminDep,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
+    edit: EditDep,
 ) -> WriteOut:
-    edit = _edit(who, reason_header, reason)
     with rt.db.session() as session:
         return service.revert(session, rt.clock, _env(rt, env), revision, edit)
 
@@ -158,12 +159,8 @@ async def put_flag(
     key: str,
     request: Request,
     rt: RuntimeDep,
-    who: AdminDep,
-    if_match: IfMatch = None,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
+    edit: EditDep,
 ) -> JSONResponse:
-    edit = _edit(who, reason_header, reason, if_match)
     environment, body = _env(rt, env), await _body(request, rt)
     written, flag = await _write(
         rt, lambda s: service.put_flag(s, rt.clock, environment, key, body, edit)
@@ -177,12 +174,8 @@ async def patch_flag(
     key: str,
     request: Request,
     rt: RuntimeDep,
-    who: AdminDep,
-    if_match: IfMatch = None,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
+    edit: EditDep,
 ) -> JSONResponse:
-    edit = _edit(who, reason_header, reason, if_match)
     environment, body = _env(rt, env), await _body(request, rt)
     written, flag = await _write(
         rt, lambda s: service.patch_flag(s, rt.clock, environment, key, body, edit)
@@ -195,12 +188,8 @@ def delete_flag(
     env: str,
     key: str,
     rt: RuntimeDep,
-    who: AdminDep,
-    if_match: IfMatch = None,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
+    edit: EditDep,
 ) -> Response:
-    edit = _edit(who, reason_header, reason, if_match)
     with rt.db.session() as session:
         written = service.delete_flag(session, rt.clock, _env(rt, env), key, edit)
     return Response(status_code=204, headers={"ETag": written.etag})
@@ -211,11 +200,8 @@ def kill(
     env: str,
     key: str,
     rt: RuntimeDep,
-    who: AdminDep,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
+    edit: EditDep,
 ) -> JSONResponse:
-    edit = _edit(who, reason_header, reason)
     with rt.db.session() as session:
         written, flag = service.kill(session, rt.clock, _env(rt, env), key, edit)
     return _tagged(written, flag)
@@ -226,13 +212,9 @@ def promote(
     src: str,
     dst: str,
     rt: RuntimeDep,
-    who: AdminDep,
+    edit: EditDep,
     dry_run: bool = False,
-    if_match: IfMatch = None,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
 ) -> PromotionOut:
-    edit = _edit(who, reason_header, reason, if_match)
     source, target = _env(rt, src), _env(rt, dst)
     with rt.db.session() as session:
         return service.promote(session, rt.clock, source, target, edit, dry_run=dry_run)
@@ -261,13 +243,10 @@ def list_audit(
 @router.post("/flags/init")
 def init_template(
     rt: RuntimeDep,
-    who: AdminDep,
+    edit: EditDep,
     template: str,
     force: bool = False,
-    reason_header: ReasonHeader = None,
-    reason: str | None = None,
 ) -> InitOut:
-    edit = _edit(who, reason_header, reason)
     with rt.db.session() as session:
         return service.init_template(
             session, rt.clock, template, rt.settings.environments, edit, force=force
