@@ -81,6 +81,18 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
+# Beyond tus: conditional requests (flag sets, OFREP bulk), OFREP's X-API-Key, change reasons,
+# the console's CSRF header; and the headers browsers must be allowed to read back.
+API_REQUEST_HEADERS = (
+    "If-Match",
+    "If-None-Match",
+    "X-API-Key",
+    "Reelout-Change-Reason",
+    "X-CSRF-Token",
+)
+API_EXPOSE_HEADERS = ("ETag", "Retry-After", "Deprecation")
+
+
 class ApiCorsMiddleware(CORSMiddleware):
     """CORS from REELOUT_CORS_ORIGINS for the API; published media answer CORS per video."""
 
@@ -126,8 +138,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         ApiCorsMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=list(tus.REQUEST_HEADERS),
-        expose_headers=list(tus.EXPOSE_HEADERS),
+        allow_headers=[*tus.REQUEST_HEADERS, *API_REQUEST_HEADERS],
+        expose_headers=[*tus.EXPOSE_HEADERS, *API_EXPOSE_HEADERS],
         max_age=86400,
     )
     routers = (

@@ -203,3 +203,20 @@ def test_the_javascript_openfeature_ofrep_provider_reads_our_flags(
     # reports them as an error; the app still gets its code default, which is what matters.
     assert killed["reason"] in ("DISABLED", "ERROR")
     assert (missing["value"], missing["errorCode"]) == (True, "FLAG_NOT_FOUND")
+
+
+def test_a_browser_app_may_call_ofrep_across_origins(app: httpx.Client, server: LiveServer) -> None:
+    origin = "https://shop.example.com"
+    preflight = httpx.options(
+        f"{server.url}/ofrep/v1/evaluate/flags",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, if-none-match, x-api-key",
+        },
+    )
+    assert preflight.status_code == 200
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert all(h in allowed for h in ("authorization", "if-none-match", "x-api-key"))
+    reply = app.post("/ofrep/v1/evaluate/flags", json={"context": {}}, headers={"Origin": origin})
+    assert "etag" in reply.headers["access-control-expose-headers"].lower()
