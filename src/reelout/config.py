@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     secret_key: str | None = None  # console sessions, signed URLs; default: data_dir/secret.key
     console_session_seconds: int = Field(default=12 * 3600, ge=60)
 
+    # OFREP: requests per second per client key, and the burst saved up (0: no limit)
+    ofrep_rate_per_second: float = Field(default=200.0, ge=0)
+    ofrep_burst: int = Field(default=400, ge=1)
+
     # jobs
     embedded_worker: bool = True
     worker_concurrency: int = Field(default=2, ge=1)

@@ -86,6 +86,11 @@ class Locked(ReeloutError):
     code = "LOCKED"
 
 
+class TooManyRequests(ReeloutError):
+    status = 429
+    code = "RATE_LIMITED"
+
+
 class ServiceUnavailable(ReeloutError):
     status = 503
     code = "UNAVAILABLE"

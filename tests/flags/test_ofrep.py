@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reelout.clock import ManualClock
 from tests.conftest import LiveServer, make_settings, serve_in_thread
 
 FLAGS = {
@@ -220,3 +221,24 @@ def test_a_browser_app_may_call_ofrep_across_origins(app: httpx.Client, server: 
     assert all(h in allowed for h in ("authorization", "if-none-match", "x-api-key"))
     reply = app.post("/ofrep/v1/evaluate/flags", json={"context": {}}, headers={"Origin": origin})
     assert "etag" in reply.headers["access-control-expose-headers"].lower()
+
+
+def test_a_key_past_its_rate_waits_as_retry_after_says(tmp_path: Path) -> None:
+    clock = ManualClock()
+    live = serve_in_thread(make_settings(tmp_path, ofrep_rate_per_second=1, ofrep_burst=3), clock)
+    try:
+        with live.client() as admin:
+            admin.put("/api/v1/environments/production/flagset", json=FLAGS)
+            body = {"scope": "client", "environment": "production", "name": "app"}
+            key = admin.post("/api/v1/keys", json=body).json()["key"]
+        with live.client(token=key) as app:
+            statuses = [one(app, "player").status_code for _ in range(3)]
+            limited = one(app, "player")
+            clock.advance(1.0)
+            again = one(app, "player")
+    finally:
+        live.stop()
+    assert statuses == [200, 200, 200], "the burst"
+    assert (limited.status_code, limited.headers["retry-after"]) == (429, "1")
+    assert limited.json()["code"] == "RATE_LIMITED"
+    assert again.status_code == 200, "a second later one token is back"

@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from reelout.auth import service as auth
 from reelout.auth.deps import bearer_token
 from reelout.auth.schemas import Scope
-from reelout.errors import Forbidden, Unauthorized
+from reelout.errors import Forbidden, TooManyRequests, Unauthorized
 from reelout.flags import ofrep
 from reelout.flags.evaluator import resolve
+from reelout.flags.ratelimit import TokenBuckets
 from reelout.flags.serving import CompiledSets, Served
 from reelout.runtime import Runtime
 
@@ -29,7 +30,7 @@ def _compiled(request: Request) -> CompiledSets:
     return sets
 
 
-def _environment(rt: Runtime, request: Request) -> str:
+def _environment(rt: Runtime, request: Request) -> tuple[str, str]:
     """The client key's environment (Bearer or X-API-Key); 401 without a valid key, 403 for
     other kinds of key."""
     token = bearer_token(request) or request.headers.get("x-api-key")
@@ -46,11 +47,32 @@ def _environment(rt: Runtime, request: Request) -> str:
             "flag evaluation takes a client key: it names the environment to read",
             code="CLIENT_KEY_REQUIRED",
         )
-    return who.environment
+    return who.environment, who.key_id
+
+
+def _limited(rt: Runtime, request: Request, key_id: str) -> None:
+    """429 with Retry-After once the key has spent its burst (REELOUT_OFREP_RATE_PER_SECOND)."""
+    settings = rt.settings
+    if settings.ofrep_rate_per_second <= 0:
+        return
+    buckets: TokenBuckets | None = getattr(request.app.state, "ofrep_buckets", None)
+    if buckets is None:
+        buckets = TokenBuckets(settings.ofrep_rate_per_second, settings.ofrep_burst)
+        request.app.state.ofrep_buckets = buckets
+    wait = buckets.take(key_id, rt.clock.monotonic())
+    if wait is not None:
+        raise TooManyRequests(
+            f"this key made more than {settings.ofrep_rate_per_second:g} evaluations a second; "
+            f"retry in {wait} s, or evaluate in bulk and cache by ETag",
+            code="RATE_LIMITED",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 def _served(rt: Runtime, request: Request) -> Served:
-    return _compiled(request).get(rt, _environment(rt, request))
+    environment, key_id = _environment(rt, request)
+    _limited(rt, request, key_id)
+    return _compiled(request).get(rt, environment)
 
 
 async def _context(request: Request) -> dict[str, Any] | None:
