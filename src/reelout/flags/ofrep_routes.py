@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth import service as auth
@@ -30,9 +31,9 @@ def _compiled(request: Request) -> CompiledSets:
     return sets
 
 
-def _environment(rt: Runtime, request: Request) -> tuple[str, str]:
-    """The client key's environment (Bearer or X-API-Key); 401 without a valid key, 403 for
-    other kinds of key."""
+def _environment(session: Session, request: Request) -> tuple[str, str]:
+    """The client key's environment and id (Bearer or X-API-Key); 401 without a valid key, 403
+    for other kinds of key."""
     token = bearer_token(request) or request.headers.get("x-api-key")
     if not token:
         raise Unauthorized(
@@ -40,8 +41,7 @@ def _environment(rt: Runtime, request: Request) -> tuple[str, str]:
             code="MISSING_KEY",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    with rt.db.read() as session:
-        who = auth.authenticate(session, token)
+    who = auth.authenticate(session, token)
     if who.scope is not Scope.client or who.environment is None:
         raise Forbidden(
             "flag evaluation takes a client key: it names the environment to read",
@@ -70,9 +70,11 @@ def _limited(rt: Runtime, request: Request, key_id: str) -> None:
 
 
 def _served(rt: Runtime, request: Request) -> Served:
-    environment, key_id = _environment(rt, request)
-    _limited(rt, request, key_id)
-    return _compiled(request).get(rt, environment)
+    """The caller's environment's compiled flags: key, limit and revision in one read."""
+    with rt.db.read() as session:
+        environment, key_id = _environment(session, request)
+        _limited(rt, request, key_id)
+        return _compiled(request).get(session, environment)
 
 
 async def _context(request: Request) -> dict[str, Any] | None:

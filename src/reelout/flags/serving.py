@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from reelout.flags import service
 from reelout.flags.evaluator import FlagSet, parse_flag_set
-from reelout.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,13 @@ class CompiledSets:
         self._sets: dict[str, Served] = {}
         self._lock = threading.Lock()
 
-    def get(self, rt: Runtime, environment: str) -> Served:
-        with rt.db.read() as session:
-            revision = service.head_revision(session, environment)
-            cached = self._sets.get(environment)
-            if cached is not None and cached.revision == revision:
-                return cached
-            stored = service.current(session, environment)
+    def get(self, session: Session, environment: str) -> Served:
+        """Inside the caller's read: a revision lookup, and the set only after a change."""
+        revision = service.head_revision(session, environment)
+        cached = self._sets.get(environment)
+        if cached is not None and cached.revision == revision:
+            return cached
+        stored = service.current(session, environment)
         served = Served(environment, stored.revision, parse_flag_set(stored.text))
         with self._lock:
             known = self._sets.get(environment)
