@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,8 +23,14 @@ from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
+from reelout.flags import service as flags_service
+from reelout.flags.changes import ChangeFeed, Head
+from reelout.flags.exposure_routes import router as exposures_router
+from reelout.flags.exposures import ExposureRecorder
 from reelout.flags.ofrep_routes import router as ofrep_router
 from reelout.flags.routes import router as flags_router
+from reelout.flags.schedule_routes import router as flag_governance_router
+from reelout.flags.sync_routes import router as sync_router
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
@@ -56,6 +64,12 @@ def prepare(rt: Runtime) -> None:
             f"Created the first admin key (saved to {settings.admin_key_file}, mode 0600):\n"
             f"  {generated}"
         )
+
+
+def read_flag_heads(rt: Runtime) -> list[Head]:
+    """What the flag change feed polls: every environment's head revision."""
+    with rt.db.read() as session:
+        return flags_service.heads(session)
 
 
 async def _reelout_error(_: Request, exc: Exception) -> JSONResponse:
@@ -121,15 +135,25 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
             await worker.start()
+        feed = app.state.change_feed
+        watcher = asyncio.create_task(
+            feed.watch(partial(read_flag_heads, rt), settings.flag_change_poll_seconds)
+        )
+        await app.state.exposures.start()
         try:
             yield
         finally:
+            await app.state.exposures.stop()  # writes what is still queued
+            feed.close()
+            watcher.cancel()
             if worker:
                 await worker.stop()
             rt.db.dispose()
 
     app = FastAPI(title="Reelout", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
+    app.state.exposures = ExposureRecorder(rt.db, rt.clock, settings)
+    app.state.change_feed = ChangeFeed()
     app.add_exception_handler(ReeloutError, _reelout_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -145,12 +169,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     routers = (
         keys_router,
         ofrep_router,
+        sync_router,
         videos_router,
         orders_router,
         tus_router,
         playback_router,
         webhooks_router,
+        flag_governance_router,  # before flags_router: /flags/stale is not a flag key
         flags_router,
+        exposures_router,
     )
     for router in routers:
         app.include_router(router)

@@ -8,14 +8,18 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from reelout import logs
 from reelout.auth import service as auth_service
 from reelout.auth.schemas import Scope
+from reelout.cli_common import console
+from reelout.cli_common import fail as _fail
+from reelout.cli_common import runtime as _runtime
 from reelout.config import Settings
 from reelout.errors import ReeloutError
+from reelout.flags import cli_schedules
+from reelout.flags.cli import flags_app
 from reelout.runtime import Runtime
 
 app = typer.Typer(
@@ -25,21 +29,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _runtime() -> Runtime:
-    from reelout.app import prepare
-
-    rt = Runtime.from_settings(Settings())
-    prepare(rt)
-    return rt
-
-
-def _fail(exc: ReeloutError) -> typer.Exit:
-    err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-    return typer.Exit(code=1)
+cli_schedules.register(flags_app)
+app.add_typer(flags_app, name="flags")
 
 
 @app.command()

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -73,10 +73,18 @@ class Settings(BaseSettings):
     # console (the web pages under /console)
     secret_key: str | None = None  # console sessions, signed URLs; default: data_dir/secret.key
     console_session_seconds: int = Field(default=12 * 3600, ge=60)
+    # the environment whose flags pick the console's upload path (evaluated per admin key)
+    console_flags_environment: str = "development"
 
     # OFREP: requests per second per client key, and the burst saved up (0: no limit)
     ofrep_rate_per_second: float = Field(default=200.0, ge=0)
     ofrep_burst: int = Field(default=400, ge=1)
+    # change notifications: OFREP event streams (SSE) and the revision watch behind them
+    ofrep_streams: bool = True
+    ofrep_max_streams: int = Field(default=10_000, ge=0)  # open event streams per process
+    ofrep_stream_ping_seconds: float = Field(default=15.0, gt=0)
+    ofrep_stream_inactivity_seconds: int = Field(default=120, ge=1)
+    flag_change_poll_seconds: float = Field(default=0.25, gt=0)
 
     # jobs
     embedded_worker: bool = True
@@ -94,11 +102,35 @@ class Settings(BaseSettings):
 
     # feature flags
     flag_set_max_bytes: int = Field(default=MiB, ge=1024)
+    flag_max_pending_schedules: int = Field(default=1000, ge=0)  # per environment
+    flag_stale_days: int = Field(default=30, ge=1)  # the stale report's default `days`
+
+    # the exposure log: which targeting key saw which variant of a flag, per UTC day
+    exposure_log: bool = True
+    exposure_flush_seconds: float = Field(default=1.0, gt=0)
+    exposure_max_pending: int = Field(default=100_000, ge=0)
+    exposure_dedup_max: int = Field(default=200_000, ge=0)
+    exposure_retention_days: int = Field(default=90, ge=1)
+    exposure_max_batch: int = Field(default=1000, ge=1)
 
     @field_validator("cors_origins", "environments", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _console_flags_environment_is_known(self) -> Settings:
+        """Unset and no `development`: the first environment; set to an unknown one: refused."""
+        if self.console_flags_environment not in self.environments:
+            if "console_flags_environment" not in self.model_fields_set and self.environments:
+                self.console_flags_environment = self.environments[0]
+                return self
+            known = ", ".join(self.environments)
+            raise ValueError(
+                f"REELOUT_CONSOLE_FLAGS_ENVIRONMENT={self.console_flags_environment!r} is not "
+                f"one of REELOUT_ENVIRONMENTS ({known}): name one of those"
+            )
+        return self
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -61,7 +61,7 @@ def test_the_page_loads_the_installed_libraries_and_its_own_script(
         assert f"/console/static/vendor/{lib.file}?v=" in page.text
     assert "/console/static/console.js?v=" in page.text
     assert 'id="libs-missing"' not in page.text
-    for path in ("tus", "direct", "legacy"):
+    for path in ("flags", "tus", "direct", "legacy"):
         assert f'<option value="{path}">' in page.text
     for stage in ("inbound", "work", "outbound"):
         assert f'<option value="{stage}">' in page.text

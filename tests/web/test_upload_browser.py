@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import Browser
 
 from reelout.app import create_app
-from tests.conftest import LiveServer, make_settings, start_uvicorn
+from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, start_uvicorn
 from tests.web.conftest import (
     Clips,
     Console,
@@ -27,6 +28,8 @@ from tests.web.conftest import (
 from tests.web.link import Link
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+DEVELOPMENT = "/api/v1/environments/development"
 
 
 def still(read: Callable[[], int], seconds: float = 1.0) -> int:
@@ -59,8 +62,14 @@ def patch_offsets(console: Console) -> list[int]:
     return [int(h["upload-offset"]) for m, _, h in console.requests if m == "PATCH"]
 
 
-def test_the_page_defaults_to_tus(console: Console) -> None:
-    assert console.page.input_value("#path") == "tus"
+def test_the_page_lets_the_flags_decide_and_without_flags_uses_the_old_path(
+    console: Console,
+) -> None:
+    assert console.page.input_value("#path") == "flags"
+    assert console.page.get_attribute("#flags", "data-path") == "legacy"
+    assert "use_tus_upload: off (ERROR FLAG_NOT_FOUND, code default, control)" in console.text(
+        "#flags"
+    )
     assert console.page.input_value("#stage") == "inbound"
     assert console.page.is_disabled("#pause") and console.page.is_disabled("#resume")
 
@@ -244,7 +253,11 @@ def test_page_without_the_npm_libraries_says_so_and_still_uploads(
         banner = console.text("#libs-missing")
         assert "tus-js-client" in banner and "hls.js" in banner and "make web" in banner
         assert console.page.is_disabled("#path option[value=tus]")
-        assert console.page.input_value("#path") == "direct"
+        assert console.page.input_value("#path") == "flags"
+        tus_for_everyone = {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"}
+        with httpx.Client(base_url=console.base_url, headers=ADMIN, timeout=10) as api:
+            reply = api.put(f"{DEVELOPMENT}/flags/use_tus_upload", json=tus_for_everyone)
+        assert reply.status_code == 200, reply.text
         console.page.fill("#order", "L-1")
         console.page.set_input_files("#file", str(clips("tiny")))
         console.page.click("#start")
@@ -252,6 +265,7 @@ def test_page_without_the_npm_libraries_says_so_and_still_uploads(
         console.wait("$('player').ended")
         assert console.page.evaluate("() => window.reelout.playerMode") in ("native", "mp4")
         assert "[reelout] Using direct binary upload" in console.logs
+        assert "tus-js-client is not installed" in console.text("#flags")
         assert not [line for line in console.logs if line.startswith("PAGE ERROR")]
     finally:
         console.context.close()

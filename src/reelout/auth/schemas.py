@@ -9,8 +9,12 @@ from pydantic import BaseModel, Field
 
 
 class Scope(StrEnum):
+    """admin: everything. client: evaluate one environment's flags (safe to ship in an app).
+    server: a client key that may also read the environment's whole flag set (in-process SDKs)."""
+
     admin = "admin"
     client = "client"
+    server = "server"
 
 
 class KeyCreate(BaseModel):

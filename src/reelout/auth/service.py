@@ -53,9 +53,10 @@ def create_key(
     environments: list[str],
     secret: str | None = None,
 ) -> KeyCreated:
-    if scope is Scope.client and environment not in environments:
+    if scope is not Scope.admin and environment not in environments:
         raise BadRequest(
-            f"a client key belongs to one environment; choose one of: {', '.join(environments)}",
+            f"a {scope.value} key belongs to one environment; choose one of: "
+            f"{', '.join(environments)}",
             code="INVALID_ENVIRONMENT",
         )
     if scope is Scope.admin and environment is not None:
@@ -93,6 +94,15 @@ def revoke_key(session: Session, clock: Clock, key_id: str) -> KeyInfo:
 
 def authenticate(session: Session, secret: str) -> Principal:
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+    return _live(row)
+
+
+def principal_by_id(session: Session, key_id: str) -> Principal:
+    """The key a signed token names (the token proved it; the key must still be live)."""
+    return _live(session.get(ApiKey, key_id))
+
+
+def _live(row: ApiKey | None) -> Principal:
     if row is None or row.revoked_at is not None:
         raise Unauthorized("the API key is unknown or revoked", code="INVALID_KEY")
     return Principal(row.id, row.name, Scope(row.scope), row.environment)

@@ -6,7 +6,12 @@ import hashlib
 import hmac
 import secrets
 
-KEY_PREFIXES = {"admin": "rlo_admin_", "client": "rlo_client_", "upload": "rlo_upload_"}
+KEY_PREFIXES = {
+    "admin": "rlo_admin_",
+    "client": "rlo_client_",
+    "server": "rlo_server_",
+    "upload": "rlo_upload_",
+}
 
 
 def new_secret(kind: str) -> str:

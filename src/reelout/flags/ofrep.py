@@ -20,19 +20,25 @@ def is_not_found(resolution: Resolution) -> bool:
 
 def result(key: str, resolution: Resolution) -> dict[str, Any]:
     """One flag's OFREP answer: evaluationSuccess, evaluationFailure or flagNotFound."""
-    metadata = dict(resolution.flag_metadata)
     if resolution.error_code is not None:
-        code = resolution.error_code.value
-        failure: dict[str, Any] = {
-            "key": key,
-            "errorCode": code if code in FAILURE_CODES or is_not_found(resolution) else "GENERAL",
-            "errorDetails": resolution.error_message or code,
-        }
-        return failure | ({"metadata": metadata} if metadata else {})
-    success: dict[str, Any] = {"key": key, "reason": resolution.reason.value}
-    if resolution.variant is not None:  # no variant: the client's code default applies
-        success |= {"variant": resolution.variant, "value": resolution.value}
-    return success | ({"metadata": metadata} if metadata else {})
+        answer = _failure(key, resolution.error_code, resolution)
+    else:  # built in place: a bulk answer makes one per flag
+        answer = {"key": key, "reason": resolution.reason.value}
+        if resolution.variant is not None:  # no variant: the client's code default applies
+            answer["variant"] = resolution.variant
+            answer["value"] = resolution.value
+    if resolution.flag_metadata:
+        answer["metadata"] = dict(resolution.flag_metadata)
+    return answer
+
+
+def _failure(key: str, error: ErrorCode, resolution: Resolution) -> dict[str, Any]:
+    code = error.value
+    return {
+        "key": key,
+        "errorCode": code if code in FAILURE_CODES or is_not_found(resolution) else "GENERAL",
+        "errorDetails": resolution.error_message or code,
+    }
 
 
 def context_of(body: Any) -> Mapping[str, Any] | None:

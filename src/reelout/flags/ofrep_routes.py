@@ -11,14 +11,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from reelout.auth import service as auth
-from reelout.auth.deps import bearer_token
-from reelout.auth.schemas import Scope
-from reelout.errors import Forbidden, TooManyRequests, Unauthorized
-from reelout.flags import ofrep
+from reelout.errors import TooManyRequests
+from reelout.flags import exposures, ofrep
+from reelout.flags.deps import environment_key
 from reelout.flags.evaluator import resolve
 from reelout.flags.ratelimit import TokenBuckets
 from reelout.flags.serving import CompiledSets, Served
+from reelout.flags.streams import event_streams
 from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
@@ -31,22 +30,15 @@ def _compiled(request: Request) -> CompiledSets:
     return sets
 
 
+def compiled_sets(request: Request) -> CompiledSets:
+    """The process's compiled flag sets, shared with the console (one cache, one revision check)."""
+    return _compiled(request)
+
+
 def _environment(session: Session, request: Request) -> tuple[str, str]:
-    """The client key's environment and id (Bearer or X-API-Key); 401 without a valid key, 403
-    for other kinds of key."""
-    token = bearer_token(request) or request.headers.get("x-api-key")
-    if not token:
-        raise Unauthorized(
-            "send a client key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            code="MISSING_KEY",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    who = auth.authenticate(session, token)
-    if who.scope is not Scope.client or who.environment is None:
-        raise Forbidden(
-            "flag evaluation takes a client key: it names the environment to read",
-            code="CLIENT_KEY_REQUIRED",
-        )
+    """The client or server key's environment and id."""
+    who = environment_key(session, request)
+    assert who.environment is not None
     return who.environment, who.key_id
 
 
@@ -69,12 +61,13 @@ def _limited(rt: Runtime, request: Request, key_id: str) -> None:
         )
 
 
-def _served(rt: Runtime, request: Request) -> Served:
-    """The caller's environment's compiled flags: key, limit and revision in one read."""
+def _served(rt: Runtime, request: Request) -> tuple[Served, str]:
+    """The caller's environment's compiled flags and key id: key, limit and revision in one
+    read."""
     with rt.db.read() as session:
         environment, key_id = _environment(session, request)
         _limited(rt, request, key_id)
-        return _compiled(request).get(session, environment)
+        return _compiled(request).get(session, environment), key_id
 
 
 async def _context(request: Request) -> dict[str, Any] | None:
@@ -98,11 +91,12 @@ def _invalid_context(key: str | None = None) -> JSONResponse:
 @router.post("/evaluate/flags/{key}", summary="Evaluate one flag (OFREP)")
 async def evaluate_flag(key: str, request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
-    served = await run_in_threadpool(_served, rt, request)
+    served, _ = await run_in_threadpool(_served, rt, request)
     context = await _context(request)
     if context is None:
         return _invalid_context(key)
     resolution = resolve(served.flags, key, context, rt.clock.now().timestamp())
+    exposures.recorder(request.app.state).served(served.environment, context, [(key, resolution)])
     body = ofrep.result(key, resolution)
     if ofrep.is_not_found(resolution):
         return JSONResponse(body, status_code=404)
@@ -112,7 +106,7 @@ async def evaluate_flag(key: str, request: Request) -> Response:
 @router.post("/evaluate/flags", summary="Evaluate every flag (OFREP bulk)")
 async def evaluate_flags(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
-    served = await run_in_threadpool(_served, rt, request)
+    served, key_id = await run_in_threadpool(_served, rt, request)
     context = await _context(request)
     if context is None:
         return _invalid_context()
@@ -120,8 +114,11 @@ async def evaluate_flags(request: Request) -> Response:
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     now = rt.clock.now().timestamp()
-    flags = [
-        ofrep.result(key, resolve(served.flags, key, context, now)) for key in served.flags.flags
-    ]
-    body = {"flags": flags, "metadata": dict(served.flags.metadata)}
+    resolved = [(key, resolve(served.flags, key, context, now)) for key in served.flags.flags]
+    exposures.recorder(request.app.state).served(served.environment, context, resolved)
+    flags = [ofrep.result(key, resolution) for key, resolution in resolved]
+    body: dict[str, Any] = {"flags": flags, "metadata": dict(served.flags.metadata)}
+    streams = event_streams(rt, request, key_id, served.revision)
+    if streams:
+        body["eventStreams"] = streams
     return JSONResponse(body, headers={"ETag": etag, "Cache-Control": "no-cache"})

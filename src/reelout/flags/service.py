@@ -18,6 +18,7 @@ from reelout.clock import Clock
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from reelout.flags import templates, validation
+from reelout.flags.changes import Head
 from reelout.flags.models import FlagAuditEntry, FlagAuditKey, FlagEnvironment, FlagSetRevision
 from reelout.flags.schemas import (
     AuditAction,
@@ -124,6 +125,14 @@ def head_revision(session: Session, environment: str) -> int:
     return head.revision if head is not None else 0
 
 
+def heads(session: Session) -> list[Head]:
+    """Every written environment's head revision: what the change feed watches."""
+    rows = session.execute(
+        select(FlagEnvironment.name, FlagEnvironment.revision, FlagEnvironment.updated_at)
+    )
+    return [Head(name, revision, changed_at) for name, revision, changed_at in rows]
+
+
 def current(session: Session, environment: str) -> StoredFlagSet:
     row = _latest(session, environment)
     if row is None:
@@ -206,6 +215,11 @@ def _head(session: Session, clock: Clock, environment: str) -> FlagEnvironment:
     head = session.get(FlagEnvironment, environment, with_for_update=True, populate_existing=True)
     assert head is not None
     return head
+
+
+def lock_environment(session: Session, clock: Clock, environment: str) -> None:
+    """Hold the environment's head row until the transaction ends: its writers wait behind it."""
+    _head(session, clock, environment)
 
 
 def matches(if_match: str, current_etag: str) -> bool:

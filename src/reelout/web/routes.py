@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -19,16 +19,19 @@ from reelout.auth.secret import secret_key
 from reelout.auth.service import Principal
 from reelout.config import Settings
 from reelout.errors import Forbidden, Unauthorized
+from reelout.flags.ofrep_routes import compiled_sets
 from reelout.media.schemas import Stage
 from reelout.runtime import Runtime
 from reelout.urls import base_url
-from reelout.web.session import COOKIE, ConsoleSession, SessionCodec, csrf_matches
+from reelout.web.flags import upload_flags
+from reelout.web.session import COOKIE, CSRF_HEADER, ConsoleSession, SessionCodec, csrf_matches
 
 PREFIX = "/console"
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 UPLOAD_PATHS = {
+    "flags": "As the flags say",
     "tus": "tus (resumable)",
     "direct": "direct binary",
     "legacy": "legacy base64 (deprecated)",
@@ -215,3 +218,25 @@ def logout(request: Request, rt: RuntimeDep, csrf: Annotated[str, Form()] = "") 
     response = RedirectResponse(PREFIX + "/login?out=1", status_code=303)
     _clear_cookie(response, request, rt.settings)
     return response
+
+
+def _api_key_id(request: Request, rt: Runtime) -> str:
+    """The admin key id of a console API call: session cookie plus its X-CSRF-Token header."""
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        raise Unauthorized(
+            "this call takes the console session: log in at /console/login first",
+            code="SESSION_REQUIRED",
+        )
+    key_id = _codec(request).authorize(cookie, request.headers.get(CSRF_HEADER))
+    return session_principal(rt, key_id).key_id
+
+
+@router.get("/api/flags")
+def console_flags(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """The signed-in admin's upload flags in REELOUT_CONSOLE_FLAGS_ENVIRONMENT (read per upload)."""
+    key_id = _api_key_id(request, rt)
+    with rt.db.read() as session:
+        served = compiled_sets(request).get(session, rt.settings.console_flags_environment)
+    body = upload_flags(served, key_id, rt.clock.now().timestamp())
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

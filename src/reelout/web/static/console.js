@@ -1,6 +1,7 @@
 // Reelout console: upload a video to an order stage (tus, direct binary or legacy base64),
 // follow its state until it is ready, then play it with hls.js (rendition selector, poster),
-// natively, or as the MP4 fallback. Plain script, no build step; tus-js-client and hls.js are
+// natively, or as the MP4 fallback. The user's feature flags pick the upload path unless the
+// page's select overrides them. Plain script, no build step; tus-js-client and hls.js are
 // the UMD builds that `make web` copies into static/vendor (the globals `tus` and `Hls`).
 "use strict";
 
@@ -18,6 +19,7 @@
   // What the page is doing, for a person in DevTools and for the end-to-end tests.
   const state = {
     path: null, uid: null, video: null, upload: null, hls: null, playerMode: null, hlsErrors: [],
+    flags: null, flagsProblem: null,
   };
   window.reelout = state;
 
@@ -95,15 +97,64 @@
 
   // ---- choosing the upload path ------------------------------------------------------------
 
-  // The one place that decides how a file is uploaded. Today the page's select decides; once
-  // the use_tus_upload / use_direct_file_upload flags exist, pass the logged-in user's flags.
+  // The flags' code defaults, used when the flags cannot be read at all: all off, so the
+  // page does what it did before the rollout (the legacy path). The server applies the same
+  // defaults to a flag that is missing, killed or broken (src/reelout/web/flags.py).
+  const CODE_DEFAULTS = { use_tus_upload: false, use_direct_file_upload: false, beta_mode: false };
+
+  function flagValue(flags, key) {
+    const flag = flags && flags.flags && flags.flags[key];
+    return flag ? flag.value === true : CODE_DEFAULTS[key];
+  }
+
+  // The one place that decides how a file is uploaded: the user's flags (`choice` "flags", the
+  // default), or the path the page's select names (an override, for testing).
   function choosePath(choice, flags = null) {
-    if (flags) {
-      if (flags.use_tus_upload) return "tus";
-      return flags.use_direct_file_upload ? "direct" : "legacy";
+    if (choice === "flags") {
+      if (flagValue(flags, "use_tus_upload") && window.tus) return "tus";
+      if (flagValue(flags, "use_tus_upload")) return "direct";  // tus-js-client is missing
+      return flagValue(flags, "use_direct_file_upload") ? "direct" : "legacy";
     }
     if (choice === "tus" && !window.tus) return "direct";
     return PATH_MESSAGES[choice] ? choice : "tus";
+  }
+
+  // Why the flags chose `path`, e.g. "use_tus_upload: on (TARGETING_MATCH, beta)".
+  function explain(path, flags) {
+    if (!flags) return `flags unavailable (${state.flagsProblem || "not read yet"}): code defaults`;
+    const shown = (key) => {
+      const flag = flags.flags[key];
+      const why = flag.error_code ? `${flag.reason} ${flag.error_code}` : flag.reason;
+      const source = flag.code_default ? ", code default" : "";
+      return `${key}: ${flag.value ? "on" : "off"} (${why}${source}, ${flags.cohort})`;
+    };
+    if (flagValue(flags, "use_tus_upload")) {
+      return shown("use_tus_upload") + (path === "tus" ? "" : " · tus-js-client is not installed");
+    }
+    return `${shown("use_tus_upload")} · ${shown("use_direct_file_upload")}`;
+  }
+
+  function showFlags() {
+    const path = choosePath("flags", state.flags);
+    const where = state.flags ? ` in ${state.flags.environment}` : "";
+    const line = $("flags");
+    line.textContent = `${path}${where} — ${explain(path, state.flags)}`;
+    line.dataset.path = path;
+    line.title = state.flags ? `your targetingKey: ${state.flags.context.targetingKey}` : "";
+  }
+
+  // Reads the user's flags; on any error the code defaults apply (state.flags = null).
+  async function readFlags() {
+    try {
+      state.flags = await api("GET", "/console/api/flags");
+      state.flagsProblem = null;
+    } catch (err) {
+      state.flags = null;
+      state.flagsProblem = err.message;
+      console.warn(`[reelout] cannot read the flags, using the code defaults: ${err.message}`);
+    }
+    showFlags();
+    return state.flags;
   }
 
   // ---- tus ----------------------------------------------------------------------------------
@@ -230,7 +281,11 @@
     const file = $("file").files[0];
     const target = where();
     if (!file || !target.order) { say("Choose an order and a video first.", true); return; }
-    const path = choosePath($("path").value);
+    const choice = $("path").value;
+    setButtons({ busy: true });
+    if (choice === "flags") say("Reading your flags…");
+    const flags = choice === "flags" ? await readFlags() : null;
+    const path = choosePath(choice, flags);
     state.path = path;
     meter.sent = 0;
     showProgress(0, file.size);
@@ -431,9 +486,9 @@
       const option = $("path").querySelector('option[value="tus"]');
       option.disabled = true;
       option.textContent += " — tus-js-client is not installed";
-      $("path").value = "direct";
       console.warn("[reelout] tus-js-client is not installed: run `make web`");
     }
+    $("path").value = "flags";
     if (!window.Hls) console.warn("[reelout] hls.js is not installed: run `make web`");
     $("upload-form").addEventListener("submit", onUpload);
     $("pause").addEventListener("click", () => state.upload && state.upload.pause());
@@ -444,7 +499,7 @@
     $("stage").addEventListener("change", loadRecent);
     const match = /^#watch=([\w-]+)$/.exec(location.hash);
     if (match) watch(match[1]);
-    document.body.dataset.ready = "true";
+    readFlags().finally(() => { document.body.dataset.ready = "true"; });
   }
 
   init();

@@ -1,0 +1,129 @@
+"""HTTP routes of the exposure log: distinct users per variant per day (admin), and the batches
+of exposures that in-process SDKs report (client key)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError
+from reelout.flags import exposures, service
+from reelout.flags.deps import environment_key
+from reelout.flags.exposures import MAX_KEY_CHARS
+from reelout.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["flags"])
+DEFAULT_DAYS = 30  # the counts' range when `since` is not given: the 30 days up to `until`
+BYTES_PER_EXPOSURE = 1024  # a batch body may take this much per allowed exposure
+
+
+class ExposureIn(BaseModel):
+    """One exposure an SDK reports: a targeting key saw this variant of this flag."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    flag: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    variant: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    targeting_key: str = Field(alias="targetingKey", min_length=1, max_length=MAX_KEY_CHARS)
+
+
+class ExposureBatch(BaseModel):
+    exposures: list[ExposureIn]
+
+
+class InvalidExposures(ReeloutError):
+    status = 422
+    code = "INVALID_EXPOSURES"
+
+
+@router.get("/environments/{env}/exposures", summary="Distinct users per variant per day")
+def exposure_counts(
+    env: str,
+    rt: RuntimeDep,
+    _: AdminDep,
+    flag: Annotated[str, Query(min_length=1, description="The flag's key.")],
+    since: Annotated[
+        date | None, Query(description="First UTC day (default: 30 days back).")
+    ] = None,
+    until: Annotated[date | None, Query(description="Last UTC day (default: today).")] = None,
+) -> dict[str, Any]:
+    environment = service.check_environment(env, rt.settings.environments)
+    last = until or exposures.utc_day(rt.clock.now())
+    first = since or last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise BadRequest(
+            f"since ({first}) is after until ({last}): give since <= until", code="INVALID_RANGE"
+        )
+    with rt.db.read() as session:
+        days = exposures.variant_counts(session, environment, flag, first, last)
+    return {
+        "environment": environment,
+        "flag": flag,
+        "since": first.isoformat(),
+        "until": last.isoformat(),
+        "days": [{"day": d.day.isoformat(), "variants": d.variants} for d in days],
+    }
+
+
+def _reporter_environment(rt: Runtime, request: Request) -> str:
+    with rt.db.read() as session:
+        environment = environment_key(session, request).environment
+    assert environment is not None  # an environment key names one
+    return service.check_environment(environment, rt.settings.environments)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"the body is over {limit} bytes; send at most "
+                f"{limit // BYTES_PER_EXPOSURE} exposures a batch (REELOUT_EXPOSURE_MAX_BATCH)",
+                code="EXPOSURE_BATCH_TOO_LARGE",
+            )
+    return bytes(body)
+
+
+def _batch(raw: bytes, max_batch: int) -> list[ExposureIn]:
+    """The exposures of a body: 400 for no JSON, 413 past the batch size, 422 for a bad shape."""
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(
+            f'the body is not JSON ({exc}); send {{"exposures": [...]}}', code="INVALID_JSON"
+        ) from exc
+    items = document.get("exposures") if isinstance(document, dict) else None
+    if isinstance(items, list) and len(items) > max_batch:
+        raise PayloadTooLarge(
+            f"the batch has {len(items)} exposures; send at most {max_batch} a batch "
+            "(REELOUT_EXPOSURE_MAX_BATCH)",
+            code="EXPOSURE_BATCH_TOO_LARGE",
+        )
+    try:
+        return ExposureBatch.model_validate(document).exposures
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise InvalidExposures(
+            'the body must be {"exposures": [{"flag": "...", "variant": "...", '
+            f'"targetingKey": "..."}}, ...]}} (each at most {MAX_KEY_CHARS} characters)',
+            details={"errors": errors},
+        ) from exc
+
+
+@router.post("/exposures", status_code=202, summary="Report exposures (in-process SDKs)")
+async def report_exposures(request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.runtime
+    environment = await run_in_threadpool(_reporter_environment, rt, request)
+    max_batch = rt.settings.exposure_max_batch
+    batch = _batch(await _bounded_body(request, max_batch * BYTES_PER_EXPOSURE), max_batch)
+    seen = [(e.flag, e.targeting_key, e.variant) for e in batch]
+    dropped = exposures.recorder(request.app.state).record(environment, seen)
+    return JSONResponse({"received": len(batch), "dropped": dropped}, status_code=202)

@@ -1,0 +1,99 @@
+"""HTTP routes of flag governance: scheduled changes and the stale-flag report (admin key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.errors import PayloadTooLarge
+from reelout.flags import schedules, service, stale_report
+from reelout.flags.schemas import (
+    ScheduleIn,
+    ScheduleOut,
+    SchedulePage,
+    ScheduleStatus,
+    StaleReport,
+)
+from reelout.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/environments/{env}", tags=["flags"])
+SCHEDULE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ScheduleIn.model_json_schema()}},
+    }
+}
+
+
+def _env(rt: Runtime, env: str) -> str:
+    return service.check_environment(env, rt.settings.environments)
+
+
+async def _schedule_in(request: Request, rt: Runtime) -> ScheduleIn:
+    """The body, at most REELOUT_FLAG_SET_MAX_BYTES (it may carry a whole flag definition)."""
+    limit, body = rt.settings.flag_set_max_bytes, await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"the body is {len(body)} bytes; at most {limit} (REELOUT_FLAG_SET_MAX_BYTES)",
+            code="FLAG_SET_TOO_LARGE",
+        )
+    try:
+        return ScheduleIn.model_validate_json(body or b"null")
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+@router.post("/schedules", status_code=201, openapi_extra=SCHEDULE_BODY)
+async def create_schedule(env: str, request: Request, rt: RuntimeDep, who: AdminDep) -> ScheduleOut:
+    environment, body = _env(rt, env), await _schedule_in(request, rt)
+    most = rt.settings.flag_max_pending_schedules
+
+    def run() -> ScheduleOut:
+        with rt.db.session() as session:
+            return schedules.create(session, rt.clock, environment, body, who, max_pending=most)
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/schedules")
+def list_schedules(
+    env: str,
+    rt: RuntimeDep,
+    _: AdminDep,
+    status: ScheduleStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> SchedulePage:
+    with rt.db.read() as session:
+        return schedules.list_schedules(session, _env(rt, env), status, limit)
+
+
+@router.get("/schedules/{schedule_id}")
+def get_schedule(env: str, schedule_id: int, rt: RuntimeDep, _: AdminDep) -> ScheduleOut:
+    with rt.db.read() as session:
+        return schedules.get(session, _env(rt, env), schedule_id)
+
+
+@router.delete("/schedules/{schedule_id}")
+def cancel_schedule(env: str, schedule_id: int, rt: RuntimeDep, _: AdminDep) -> ScheduleOut:
+    with rt.db.session() as session:
+        return schedules.cancel(session, rt.clock, _env(rt, env), schedule_id)
+
+
+@router.get("/flags/stale")
+def stale_flags(
+    env: str,
+    rt: RuntimeDep,
+    _: AdminDep,
+    days: Annotated[
+        int | None, Query(ge=1, le=36500, description="Default: REELOUT_FLAG_STALE_DAYS.")
+    ] = None,
+) -> StaleReport:
+    with rt.db.read() as session:
+        return stale_report.report(
+            session, rt.clock, _env(rt, env), days or rt.settings.flag_stale_days
+        )

@@ -1,0 +1,134 @@
+"""What keeps apps and SDKs current: OFREP change events (`GET /ofrep/v1/events`, SSE per
+ofrep-event-streams.yaml) and the sync endpoint (`GET /api/v1/sync/flagset`) in-process SDKs
+read whole flag sets from."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from reelout.auth.schemas import Scope
+from reelout.errors import ReeloutError, ServiceUnavailable
+from reelout.flags import service
+from reelout.flags.changes import ChangeFeed, FeedClosed
+from reelout.flags.deps import environment_key, presented_key
+from reelout.flags.streams import EVENTS_PATH, change_event, key_of_token, seen_revision
+from reelout.runtime import Runtime
+
+router = APIRouter(tags=["ofrep"])
+
+RECONNECT_MS = 1000  # the `retry:` a dropped client waits before it reconnects
+
+
+# ---- the change events --------------------------------------------------------------------------
+
+
+def _feed(request: Request) -> ChangeFeed:
+    feed: ChangeFeed = request.app.state.change_feed
+    return feed
+
+
+class _Streams:
+    """Open event streams in this process, against REELOUT_OFREP_MAX_STREAMS."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+
+def _streams(request: Request) -> _Streams:
+    streams: _Streams | None = getattr(request.app.state, "ofrep_streams", None)
+    if streams is None:
+        streams = request.app.state.ofrep_streams = _Streams()
+    return streams
+
+
+async def _changes(
+    feed: ChangeFeed, streams: _Streams, environment: str, seen: int
+) -> AsyncIterator[ServerSentEvent]:
+    streams.open += 1
+    try:
+        yield ServerSentEvent(comment="reelout flag changes", retry=RECONNECT_MS)
+        while True:
+            head = await feed.newer_than(environment, seen)
+            seen = head.revision
+            yield change_event(head)
+    except FeedClosed:
+        return  # shutting down: the client reconnects, to another replica if there is one
+    finally:
+        streams.open -= 1
+
+
+def _stream_reader(rt: Runtime, request: Request, token: str | None) -> tuple[str, int]:
+    with rt.db.read() as session:
+        if token and not presented_key(request):
+            who = key_of_token(rt, session, token)
+        else:
+            who = environment_key(session, request)
+        assert who.environment is not None
+        return who.environment, service.head_revision(session, who.environment)
+
+
+@router.get(EVENTS_PATH, summary="Flag change events (OFREP SSE)")
+async def flag_events(
+    request: Request,
+    since: Annotated[int | None, Query(ge=0, description="The revision the client has.")] = None,
+    token: Annotated[str | None, Query(description="From the bulk answer's eventStreams.")] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    rt: Runtime = request.app.state.runtime
+    settings = rt.settings
+    if not settings.ofrep_streams:
+        raise _streams_off()
+    environment, head = await run_in_threadpool(_stream_reader, rt, request, token)
+    streams = _streams(request)
+    if streams.open >= settings.ofrep_max_streams:
+        raise ServiceUnavailable(
+            f"this server holds {streams.open} event streams, its limit "
+            "(REELOUT_OFREP_MAX_STREAMS); retry later, or poll the bulk evaluation by ETag",
+            code="STREAMS_FULL",
+            headers={"Retry-After": "5"},
+        )
+    seen = seen_revision(environment, since, last_event_id, head)
+    if seen > head:  # the client knows a revision the database no longer has (a restore)
+        seen = -1
+    return EventSourceResponse(
+        _changes(_feed(request), streams, environment, seen),
+        ping=settings.ofrep_stream_ping_seconds,
+        headers={"X-Accel-Buffering": "no"},
+    )
+
+
+def _streams_off() -> ReeloutError:
+    return ServiceUnavailable(
+        "event streams are off on this server (REELOUT_OFREP_STREAMS=false); poll instead",
+        code="STREAMS_OFF",
+    )
+
+
+# ---- sync: whole flag sets for in-process SDKs -----------------------------------------------------
+
+
+def _flag_set(rt: Runtime, request: Request) -> service.StoredFlagSet:
+    with rt.db.read() as session:
+        who = environment_key(session, request, allowed=frozenset({Scope.server}))
+        assert who.environment is not None
+        return service.current(session, who.environment)
+
+
+@router.get("/api/v1/sync/flagset", summary="The server key's whole flag set (in-process SDKs)")
+async def sync_flag_set(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    stored = await run_in_threadpool(_flag_set, rt, request)
+    headers = {
+        "ETag": stored.etag,
+        "Cache-Control": "no-cache",
+        "Reelout-Revision": str(stored.revision),
+        "Reelout-Environment": stored.environment,
+    }
+    if request.headers.get("if-none-match") == stored.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(stored.text, media_type="application/json", headers=headers)

@@ -1,0 +1,273 @@
+"""Change events for apps (OFREP event streams) and whole flag sets for in-process SDKs (sync)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.flags.sse import EventStream
+
+FLAGS = {
+    "flags": {
+        "use_tus_upload": {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "on",
+        },
+        "player": {
+            "state": "ENABLED",
+            "variants": {"a": "media_kit", "b": "video_player"},
+            "defaultVariant": "a",
+        },
+    }
+}
+
+
+def start(tmp_path: Path, database_url: str | None = None, **settings: Any) -> LiveServer:
+    if database_url:
+        settings["database_url"] = database_url
+    live = serve_in_thread(make_settings(tmp_path, flag_change_poll_seconds=0.05, **settings))
+    return live
+
+
+def new_key(live: LiveServer, scope: str = "client", name: str = "app") -> str:
+    with live.client() as admin:
+        body = {"scope": scope, "environment": "production", "name": name}
+        reply = admin.post("/api/v1/keys", json=body)
+        assert reply.status_code == 201, reply.text
+        key: str = reply.json()["key"]
+        return key
+
+
+def revoke(live: LiveServer, name: str) -> None:
+    with live.client() as admin:
+        (key,) = [k for k in admin.get("/api/v1/keys").json() if k["name"] == name]
+        assert admin.delete(f"/api/v1/keys/{key['id']}").status_code == 200
+
+
+def put_flags(live: LiveServer, flags: dict[str, Any] = FLAGS) -> None:
+    with live.client() as admin:
+        reply = admin.put("/api/v1/environments/production/flagset", json=flags)
+        assert reply.status_code in (200, 201), reply.text
+
+
+def kill(live: LiveServer, key: str = "use_tus_upload") -> int:
+    with live.client() as admin:
+        reply = admin.post(f"/api/v1/environments/production/flags/{key}/kill")
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["state"] == "DISABLED"
+        return int(reply.headers["etag"].strip('"').rsplit("-r", 1)[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
+    live = start(tmp_path, database_url)
+    put_flags(live)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def app(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client(token=new_key(server)) as client:
+        yield client
+
+
+def bulk(app: httpx.Client, **headers: str) -> httpx.Response:
+    return app.post(
+        "/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": "u1"}}, headers=headers
+    )
+
+
+def by_key(answer: httpx.Response) -> dict[str, dict[str, Any]]:
+    return {flag["key"]: flag for flag in answer.json()["flags"]}
+
+
+def stream_url(answer: httpx.Response) -> str:
+    (stream,) = answer.json()["eventStreams"]
+    assert stream["type"] == "sse" and stream["inactivityDelaySec"] == 120
+    uri: str = stream["endpoint"]["requestUri"]
+    assert uri.startswith("/ofrep/v1/events?since=")
+    return uri
+
+
+def test_a_kill_reaches_a_connected_app_as_a_refetch_event(
+    app: httpx.Client, server: LiveServer
+) -> None:
+    first = bulk(app)
+    assert by_key(first)["use_tus_upload"]["value"] is True
+    with EventStream(httpx.Client(base_url=str(app.base_url)), stream_url(first)) as events:
+        assert events.status == 200
+        assert events.response.headers["content-type"].startswith("text/event-stream")
+        greeting = events.next()
+        assert greeting.retry == 1000 and not greeting.data
+        revision = kill(server)
+        change = events.next_change()
+    assert change.json()["type"] == "refetchEvaluation"
+    assert change.json()["etag"] == change.id == f"production-r{revision}"
+    assert isinstance(change.json()["lastModified"], int)
+    again = bulk(app, **{"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 200, "the flag set moved on, so the old ETag no longer matches"
+    assert by_key(again)["use_tus_upload"] == {"key": "use_tus_upload", "reason": "DISABLED"}
+
+
+def test_a_client_that_was_behind_is_told_at_once(app: httpx.Client, server: LiveServer) -> None:
+    stale = stream_url(bulk(app))
+    kill(server)
+    with EventStream(httpx.Client(base_url=server.url), stale) as events:
+        assert events.next_change().json()["type"] == "refetchEvaluation"
+
+
+def test_a_reconnect_resumes_from_last_event_id(app: httpx.Client, server: LiveServer) -> None:
+    url = stream_url(bulk(app))
+    head = kill(server)
+    client = httpx.Client(base_url=server.url)
+    with EventStream(client, url, {"Last-Event-ID": f"production-r{head}"}) as events:
+        assert events.quiet_for(0.5), "nothing newer than the client's last event"
+    with EventStream(client, url, {"Last-Event-ID": f"production-r{head - 1}"}) as events:
+        assert events.next_change().id == f"production-r{head}"
+
+
+def test_an_up_to_date_client_hears_nothing_until_a_change(
+    app: httpx.Client, server: LiveServer
+) -> None:
+    with EventStream(httpx.Client(base_url=server.url), stream_url(bulk(app))) as events:
+        assert events.quiet_for(0.5)
+        with server.client() as admin:  # another environment's change is not this app's
+            admin.put("/api/v1/environments/preview/flagset", json=FLAGS)
+        assert events.quiet_for(0.5)
+
+
+def test_stream_keys_and_tokens(app: httpx.Client, server: LiveServer) -> None:
+    url = stream_url(bulk(app))
+    plain = httpx.Client(base_url=server.url)
+    forged = url.rsplit(".", 1)[0] + ".AAAA"
+    reply = plain.get(forged)
+    assert (reply.status_code, reply.json()["code"]) == (401, "INVALID_STREAM_TOKEN")
+    assert plain.get("/ofrep/v1/events").status_code == 401
+    with server.client() as admin:
+        assert admin.get("/ofrep/v1/events").json()["code"] == "CLIENT_KEY_REQUIRED"
+    with EventStream(plain, "/ofrep/v1/events", {"X-API-Key": new_key(server, name="tv")}) as ok:
+        assert ok.status == 200, "apps that can send headers may use their key"
+    revoke(server, "app")
+    revoked = plain.get(url)
+    assert (revoked.status_code, revoked.json()["code"]) == (401, "INVALID_KEY")
+
+
+def test_the_stream_limit_both_sides(tmp_path: Path) -> None:
+    live = start(tmp_path, ofrep_max_streams=1)
+    put_flags(live)
+    headers = {"X-API-Key": new_key(live)}
+    plain = httpx.Client(base_url=live.url)
+    try:
+        with EventStream(plain, "/ofrep/v1/events", headers) as first:
+            assert first.status == 200
+            first.next()
+            full = plain.get("/ofrep/v1/events", headers=headers)
+            assert (full.status_code, full.json()["code"]) == (503, "STREAMS_FULL")
+            assert full.headers["retry-after"] == "5"
+        with EventStream(plain, "/ofrep/v1/events", headers) as again:
+            again.next()  # the closed stream gave its place back
+            assert again.status == 200
+    finally:
+        live.stop()
+
+
+def test_streams_can_be_switched_off(tmp_path: Path) -> None:
+    live = start(tmp_path, ofrep_streams=False)
+    put_flags(live)
+    try:
+        with live.client(token=new_key(live)) as app:
+            assert "eventStreams" not in bulk(app).json(), "clients fall back to polling"
+            off = app.get("/ofrep/v1/events")
+            assert (off.status_code, off.json()["code"]) == (503, "STREAMS_OFF")
+    finally:
+        live.stop()
+
+
+@pytest.mark.postgres
+def test_a_change_written_through_one_replica_reaches_streams_on_another(
+    tmp_path: Path, pg_server_url: str
+) -> None:
+    from tests.conftest import reset_pg
+
+    reset_pg(pg_server_url)
+    one = start(tmp_path / "a", pg_server_url)
+    two = start(tmp_path / "b", pg_server_url)
+    try:
+        put_flags(one)
+        with two.client(token=new_key(one)) as app:
+            url = stream_url(bulk(app))
+            with EventStream(httpx.Client(base_url=two.url), url) as events:
+                events.next()
+                revision = kill(one)
+                assert events.next_change().id == f"production-r{revision}"
+    finally:
+        one.stop()
+        two.stop()
+
+
+# ---- sync: whole flag sets for in-process SDKs -------------------------------------------------
+
+
+def test_a_server_key_reads_the_stored_flag_set_with_an_etag(server: LiveServer) -> None:
+    with server.client() as admin:
+        stored = admin.get("/api/v1/environments/production/flagset")
+    with server.client(token=new_key(server, "server")) as sdk:
+        reply = sdk.get("/api/v1/sync/flagset")
+        assert reply.status_code == 200
+        assert reply.content == stored.content, "byte for byte what the admin API stores"
+        assert reply.headers["etag"] == stored.headers["etag"]
+        assert reply.headers["reelout-revision"] == "1"
+        assert json.loads(reply.content)["flags"]["player"]["defaultVariant"] == "a"
+        same = sdk.get("/api/v1/sync/flagset", headers={"If-None-Match": reply.headers["etag"]})
+        assert (same.status_code, same.content) == (304, b"")
+        kill(server)
+        moved = sdk.get("/api/v1/sync/flagset", headers={"If-None-Match": reply.headers["etag"]})
+        assert moved.status_code == 200 and moved.headers["reelout-revision"] == "2"
+        evaluates = sdk.post("/ofrep/v1/evaluate/flags", json={"context": {}})
+        assert evaluates.status_code == 200, "a server key evaluates like a client key"
+
+
+def test_sync_takes_a_server_key(server: LiveServer, app: httpx.Client) -> None:
+    refused = app.get("/api/v1/sync/flagset")
+    assert (refused.status_code, refused.json()["code"]) == (403, "SERVER_KEY_REQUIRED")
+    assert "--scope server" in refused.json()["message"]
+    assert httpx.get(f"{server.url}/api/v1/sync/flagset").status_code == 401
+    with server.client() as admin:
+        assert admin.get("/api/v1/sync/flagset").json()["code"] == "SERVER_KEY_REQUIRED"
+
+
+# ---- a real browser-side client: @openfeature/ofrep-web-provider ----------------------------
+
+
+def test_the_ofrep_web_provider_follows_a_kill_switch_live(server: LiveServer) -> None:
+    """The JavaScript web provider reads `eventStreams`, connects, and re-fetches on the event."""
+    js = Path(__file__).parents[1] / "js"
+    node = shutil.which("node")
+    if node is None or not (js / "node_modules/@openfeature/ofrep-web-provider").exists():
+        pytest.fail("run `make node` (Node 20 with tests/js's npm packages)")
+    options = {"baseUrl": server.url, "key": new_key(server), "flag": "use_tus_upload",
+               "targetingKey": "u1"}  # fmt: skip
+    app = subprocess.Popen(
+        [node, str(js / "ofrep_web_client.mjs"), json.dumps(options)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert app.stdout is not None
+        ready = json.loads(app.stdout.readline())
+        assert ready == {"event": "ready", "value": True, "reason": "STATIC"}
+        kill(server)
+        changed = json.loads(app.stdout.readline())
+        assert changed["event"] == "changed" and changed["value"] is False, changed
+    finally:
+        app.kill()
+        app.wait(timeout=10)

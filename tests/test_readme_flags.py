@@ -1,0 +1,138 @@
+"""README's "Flags in 5 minutes": its commands, run against a live server on a fresh data folder,
+give exactly the answers the README shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BEGIN, END = "<!-- flags-in-5-minutes:begin -->", "<!-- flags-in-5-minutes:end -->"
+DOCUMENTED_URL = "http://127.0.0.1:8000"
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+STEP_DONE = "@@ readme step done @@"
+MORE = "…"  # a list ending in "…" or a "…": "…" member: the real answer has more
+
+
+@dataclass
+class Step:
+    """One command block of the section, and the answer block after it (if any)."""
+
+    language: str
+    code: str
+    answer_language: str | None = None
+    answer: str | None = None
+
+
+def steps() -> list[Step]:
+    text = README.read_text(encoding="utf-8")
+    assert BEGIN in text and END in text, f"README.md lost its {BEGIN} / {END} markers"
+    found: list[Step] = []
+    for language, code in BLOCK.findall(text.split(BEGIN, 1)[1].split(END, 1)[0]):
+        if language in ("sh", "python"):
+            found.append(Step(language, code))
+        else:
+            assert language in ("json", "text"), f"unexpected ```{language} block"
+            assert found and found[-1].answer is None, "an answer block must follow a command"
+            found[-1].answer_language, found[-1].answer = language, code
+    return found
+
+
+def script(all_steps: list[Step], base_url: str) -> str:
+    """One bash script (variables carry from step to step), marking the end of each step."""
+    parts = ["set -euo pipefail"]
+    for step in all_steps:
+        code = step.code.replace(DOCUMENTED_URL, base_url)
+        if step.language == "python":
+            code = f"\"$PYTHON\" - <<'PYTHON_STEP'\n{code}PYTHON_STEP\n"
+        parts += [code, f"echo '{STEP_DONE}'"]
+    return "\n".join(parts)
+
+
+def matches(documented: Any, actual: Any) -> bool:
+    """Equal JSON, except where the README marks "…" for "and more"."""
+    if isinstance(documented, dict):
+        keys = set(documented) - {MORE}
+        more = documented.get(MORE) == MORE
+        if not isinstance(actual, dict) or not keys <= set(actual):
+            return False
+        return (more or set(actual) == keys) and all(
+            matches(documented[k], actual[k]) for k in keys
+        )
+    if isinstance(documented, list):
+        more = bool(documented) and documented[-1] == MORE
+        head = documented[:-1] if more else documented
+        if not isinstance(actual, list) or len(actual) < len(head):
+            return False
+        return (more or len(actual) == len(head)) and all(map(matches, head, actual))
+    return type(documented) is type(actual) and documented == actual
+
+
+def check_answer(step: Step, output: str) -> None:
+    assert step.answer is not None
+    shown, got = step.answer.strip(), output.strip()
+    if step.answer_language == "text" or "\n" not in shown:  # compact JSON: exactly as sent
+        assert got == shown, (
+            f"README shows\n{shown}\nafter\n{step.code}\nbut the server said\n{got}"
+        )
+        return
+    assert matches(json.loads(shown), json.loads(got)), (
+        f"README shows\n{shown}\nafter\n{step.code}\nbut the server said\n{got}"
+    )
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = serve_in_thread(make_settings(tmp_path))
+    yield live
+    live.stop()
+
+
+def test_the_section_is_commands_each_followed_by_its_answer() -> None:
+    found = steps()
+    assert [s.language for s in found].count("python") == 1
+    assert sum(s.answer is not None for s in found) >= 8
+    assert all(DOCUMENTED_URL in s.code for s in found)
+
+
+def test_the_answer_check_tells_a_wrong_answer_from_an_abridged_one() -> None:
+    shown = {"flags": [{"key": "a", "value": True}, MORE], "metadata": {}, MORE: MORE}
+    assert matches(shown, {"flags": [{"key": "a", "value": True}, {"key": "b"}], "metadata": {},
+                           "eventStreams": []})  # fmt: skip
+    assert not matches(shown, {"flags": [{"key": "a", "value": 1}], "metadata": {}})
+    assert not matches(shown, {"flags": [{"key": "a", "value": True, "x": 1}], "metadata": {}})
+    assert not matches({"flags": []}, {"flags": [], "metadata": {}})
+    assert not matches([1, MORE], [])
+
+
+def test_flags_in_5_minutes_gives_the_answers_shown(fresh_server: LiveServer) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed (apt-get install -y curl)")
+    all_steps = steps()
+    env = {**os.environ, "ADMIN_KEY": ADMIN_TOKEN, "PYTHON": sys.executable}
+    env.pop("CLIENT_KEY", None)
+    done = subprocess.run(
+        ["bash", "-c", script(all_steps, fresh_server.url)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    outputs = done.stdout.split(STEP_DONE + "\n")
+    assert len(outputs) == len(all_steps) + 1 and outputs[-1] == ""
+    for step, output in zip(all_steps, outputs, strict=False):
+        if step.answer is not None:
+            check_answer(step, output)
