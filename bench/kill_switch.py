@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, TOKEN, free_port, start_reelout, work_dir  # noqa: E402
+from common import ROOT, TOKEN, free_port, start_reelout, work_dir
 
 GOAL_P99 = 1.0
 FLAG = "use_tus_upload"
@@ -210,7 +209,7 @@ def report(args: argparse.Namespace, ours: list[Round], bare: list[Round]) -> bo
     expected = args.clients * args.rounds
     complete = all(row[3] == expected for row in rows.values())
     passed = complete and p99 <= GOAL_P99
-    console.print(f"p99 reelout ÷ limit: {p99 / limit:.1f}× ({p99 - limit:+.3f} s: the watch "
+    console.print(f"p99 reelout ÷ limit: {p99 / limit:.1f}x ({p99 - limit:+.3f} s: the watch "
                   f"interval {args.poll} s, the database read and the re-fetch)")  # fmt: skip
     console.print(f"goal p99 ≤ {GOAL_P99} s with every client reached: "
                   f"{'PASS' if passed else 'FAIL'}")  # fmt: skip

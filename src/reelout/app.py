@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -30,6 +31,7 @@ from reelout.flags.exposures import ExposureRecorder
 from reelout.flags.ofrep_routes import router as ofrep_router
 from reelout.flags.routes import router as flags_router
 from reelout.flags.schedule_routes import router as flag_governance_router
+from reelout.flags.serving import ServingCache
 from reelout.flags.sync_routes import router as sync_router
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.media.jobs import tools as media_tools
@@ -66,10 +68,15 @@ def prepare(rt: Runtime) -> None:
         )
 
 
-def read_flag_heads(rt: Runtime) -> list[Head]:
-    """What the flag change feed polls: every environment's head revision."""
+def read_flag_heads(rt: Runtime, serving: ServingCache) -> list[Head]:
+    """What the flag change feed polls: every environment's head revision, and the revocations
+    of keys; the OFREP serving cache takes them in before any stream hears of a change."""
+    read_at = time.monotonic()
     with rt.db.read() as session:
-        return flags_service.heads(session)
+        heads = flags_service.heads(session)
+        revocations = auth_service.revocations(session)
+    serving.confirm(heads, revocations, read_at)
+    return heads
 
 
 async def _reelout_error(_: Request, exc: Exception) -> JSONResponse:
@@ -137,7 +144,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await worker.start()
         feed = app.state.change_feed
         watcher = asyncio.create_task(
-            feed.watch(partial(read_flag_heads, rt), settings.flag_change_poll_seconds)
+            feed.watch(
+                partial(read_flag_heads, rt, app.state.serving), settings.flag_change_poll_seconds
+            )
         )
         await app.state.exposures.start()
         try:
@@ -153,6 +162,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app = FastAPI(title="Reelout", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
     app.state.exposures = ExposureRecorder(rt.db, rt.clock, settings)
+    app.state.serving = ServingCache(settings.flag_change_poll_seconds)
     app.state.change_feed = ChangeFeed()
     app.add_exception_handler(ReeloutError, _reelout_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -31,9 +31,14 @@ class Runtime:
         self.locker = FileLocker(data / "locks") if self.settings.workers > 1 else LocalLocker()
 
     @cached_property
+    def secret(self) -> str:
+        """The server's secret (REELOUT_SECRET_KEY or data/secret.key), read once."""
+        return secret_key(self.settings)
+
+    @cached_property
     def playback_key(self) -> bytes:
         """The key signed playback URLs are made with, derived from the server's secret."""
-        return hashlib.sha256(b"reelout.playback\0" + secret_key(self.settings).encode()).digest()
+        return hashlib.sha256(b"reelout.playback\0" + self.secret.encode()).digest()
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

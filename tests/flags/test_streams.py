@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,9 @@ FLAGS = {
 def start(tmp_path: Path, database_url: str | None = None, **settings: Any) -> LiveServer:
     if database_url:
         settings["database_url"] = database_url
-    live = serve_in_thread(make_settings(tmp_path, flag_change_poll_seconds=0.05, **settings))
+    live = serve_in_thread(
+        make_settings(tmp_path, **{"flag_change_poll_seconds": 0.05, **settings})
+    )
     return live
 
 
@@ -271,3 +276,47 @@ def test_the_ofrep_web_provider_follows_a_kill_switch_live(server: LiveServer) -
     finally:
         app.kill()
         app.wait(timeout=10)
+
+
+# ---- answers from memory: how a change and a revocation reach every process --------------------
+
+
+def test_a_refetch_naming_a_newer_revision_is_answered_from_the_database(tmp_path: Path) -> None:
+    """The server's watch is slow here (60 s) and the kill comes from another process (the
+    CLI), yet an app told of the new revision gets its answers."""
+    reader = start(tmp_path, flag_change_poll_seconds=60)
+    try:
+        put_flags(reader)
+        with reader.client(token=new_key(reader)) as app:
+            assert by_key(bulk(app))["use_tus_upload"]["value"] is True
+            cli = Path(sys.executable).parent / "reelout"
+            env = {**os.environ, "REELOUT_DATA_DIR": str(reader.runtime.settings.data_dir)}
+            env.pop("REELOUT_DATABASE_URL", None)
+            killed = subprocess.run(
+                [str(cli), "flags", "kill", "use_tus_upload", "--env", "production"],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert killed.returncode == 0, killed.stderr
+            stale = by_key(bulk(app))["use_tus_upload"]
+            assert stale["value"] is True, "answered from memory until the watch comes round"
+            fresh = app.post(
+                "/ofrep/v1/evaluate/flags?flagConfigEtag=production-r2",
+                json={"context": {"targetingKey": "u1"}},
+            )
+            assert by_key(fresh)["use_tus_upload"]["reason"] == "DISABLED"
+            assert by_key(bulk(app))["use_tus_upload"]["reason"] == "DISABLED", "and keeps it"
+    finally:
+        reader.stop()
+
+
+def test_a_revoked_key_stops_evaluating_within_one_poll(
+    app: httpx.Client, server: LiveServer
+) -> None:
+    assert bulk(app).status_code == 200
+    revoke(server, "app")
+    for _ in range(300):  # the watch polls every 0.05 s here; this only bounds a hang
+        refused = bulk(app)
+        if refused.status_code != 200:
+            break
+        time.sleep(0.01)
+    assert (refused.status_code, refused.json()["code"]) == (401, "INVALID_KEY")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reelout.auth.models import ApiKey
@@ -95,6 +96,14 @@ def revoke_key(session: Session, clock: Clock, key_id: str) -> KeyInfo:
 def authenticate(session: Session, secret: str) -> Principal:
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
     return _live(row)
+
+
+def revocations(session: Session) -> tuple[int, datetime | None]:
+    """How many keys are revoked and the latest revocation: changes whenever a key is revoked,
+    so caches of keys know when to forget them."""
+    query = select(func.count(), func.max(ApiKey.revoked_at)).where(ApiKey.revoked_at.is_not(None))
+    count, latest = session.execute(query).one()
+    return int(count), latest
 
 
 def principal_by_id(session: Session, key_id: str) -> Principal:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -17,11 +14,17 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from reelout.auth.schemas import Scope
-from reelout.auth.service import Principal
-from reelout.cli_common import console, err_console, fail, runtime
-from reelout.errors import BadRequest, PayloadTooLarge, PreconditionFailed, ReeloutError
+from reelout.cli_common import console, err_console
+from reelout.errors import BadRequest, PayloadTooLarge, PreconditionFailed
 from reelout.flags import service, templates, validation
+from reelout.flags.cli_base import (
+    DEFAULT_ENV,
+    AsJson,
+    Env,
+    admin_runtime,
+    checked_environment,
+    cli_principal,
+)
 from reelout.flags.schemas import AuditEntryOut, DiffSummary, PromotionOut, WriteOut
 from reelout.runtime import Runtime
 
@@ -29,27 +32,12 @@ flags_app = typer.Typer(
     help="Manage feature flags: one flagd flag set per environment.", no_args_is_help=True
 )
 
-DEFAULT_ENV = "development"
-CLI_ACTOR = "cli:"
-HINTS = {
-    "INVALID_FLAG_SET": "Nothing was changed; fix the definition and run the command again.",
-    "INVALID_JSON": "Nothing was changed; fix the JSON and run the command again.",
-    "STALE_FLAG_SET": "Nothing was changed; export the set again (`reelout flags export`), "
-    "re-apply your change and pass the new ETag as --if-match.",
-    "FLAGS_EXIST": "Run again with --force to replace them (the old sets stay as revisions).",
-    "UNKNOWN_ENVIRONMENT": "Choose one of them with --env/-e.",
-    "FLAG_NOT_FOUND": "See the environment's flags with `reelout flags list --env ENV`.",
-    "REVISION_NOT_FOUND": "See the revisions with `reelout flags history --env ENV`.",
-    "FLAG_SET_TOO_LARGE": "Raise REELOUT_FLAG_SET_MAX_BYTES if the set really needs to be larger.",
-}
 
-Env = Annotated[str, typer.Option("--env", "-e", help="The environment (REELOUT_ENVIRONMENTS).")]
 Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why; kept in the audit log.")]
 IfMatch = Annotated[
     str | None,
     typer.Option("--if-match", help="Only if the set is still at this ETag (e.g. production-r3)."),
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 FlagKey = Annotated[str, typer.Argument(help="The flag's key, e.g. use_tus_upload.")]
 
@@ -60,44 +48,6 @@ class FlagState(StrEnum):
 
 
 # ---- plumbing ----------------------------------------------------------------------------------
-
-
-def cli_principal() -> Principal:
-    """Who a change from the command line is recorded as: `cli:<OS user name>`."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no user name in the environment nor in the password database
-        user = "unknown"
-    name = CLI_ACTOR + user
-    return Principal(key_id=name[:32], name=name[:200], scope=Scope.admin, environment=None)
-
-
-def _error(exc: ReeloutError) -> typer.Exit:
-    """The error line, each fault of an invalid flag set by JSON Pointer, and what to do next."""
-    exit_ = fail(exc)
-    for fault in exc.details.get("errors", []):
-        err_console.print(f"  {escape(fault['pointer'] or '/')}: {escape(fault['message'])}")
-    if exc.code in HINTS:
-        err_console.print(escape(HINTS[exc.code]))
-    return exit_
-
-
-@contextmanager
-def _admin() -> Iterator[Runtime]:
-    """The runtime for one command; a ReeloutError ends it (exit status 1) with nothing written."""
-    try:
-        with redirect_stdout(sys.stderr):  # a first start's admin-key notice never mixes into JSON
-            rt = runtime()
-        try:
-            yield rt
-        finally:
-            rt.db.dispose()
-    except ReeloutError as exc:
-        raise _error(exc) from None
-
-
-def _env(rt: Runtime, name: str) -> str:
-    return service.check_environment(name, rt.settings.environments)
 
 
 def _etag(tag: str | None) -> str | None:
@@ -212,8 +162,8 @@ def _flags_table(flag_set: service.StoredFlagSet, rows: list[dict[str, Any]]) ->
 @flags_app.command("list")
 def list_flags(env: Env = DEFAULT_ENV, as_json: AsJson = False) -> None:
     """The environment's flags: state, default variant, variants, whether a rule targets users."""
-    with _admin() as rt, rt.db.read() as session:
-        flag_set = service.current(session, _env(rt, env))
+    with admin_runtime() as rt, rt.db.read() as session:
+        flag_set = service.current(session, checked_environment(rt, env))
     rows = [_flag_row(key, flag) for key, flag in flag_set.document().get("flags", {}).items()]
     if as_json:
         updated = flag_set.updated_at.isoformat() if flag_set.updated_at else None
@@ -227,8 +177,8 @@ def list_flags(env: Env = DEFAULT_ENV, as_json: AsJson = False) -> None:
 @flags_app.command("get")
 def get_flag(key: FlagKey, env: Env = DEFAULT_ENV) -> None:
     """One flag's flagd definition, as JSON."""
-    with _admin() as rt, rt.db.read() as session:
-        _, flag = service.get_flag(session, _env(rt, env), key)
+    with admin_runtime() as rt, rt.db.read() as session:
+        _, flag = service.get_flag(session, checked_environment(rt, env), key)
     typer.echo(_pretty(flag))
 
 
@@ -243,8 +193,8 @@ def export(
     ] = None,
 ) -> None:
     """The stored flag set, byte for byte (flagd JSON: keep it in git, run it in flagd)."""
-    with _admin() as rt, rt.db.read() as session:
-        environment = _env(rt, env)
+    with admin_runtime() as rt, rt.db.read() as session:
+        environment = checked_environment(rt, env)
         if revision is None:
             stored = service.current(session, environment)
             text, revision = stored.text, stored.revision
@@ -284,8 +234,8 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """The environment's audit log, newest first: who changed which flags, when and why."""
-    with _admin() as rt, rt.db.read() as session:
-        environment = _env(rt, env)
+    with admin_runtime() as rt, rt.db.read() as session:
+        environment = checked_environment(rt, env)
         page = service.list_audit(session, service.AuditFilter(environment, flag), limit=limit)
     if as_json:
         typer.echo(_pretty(page.model_dump(mode="json")))
@@ -350,9 +300,9 @@ def set_flag(
 ) -> None:
     """Create or replace a flag (definition from --file, --json or stdin), or change its state or
     default variant with --state / --default."""
-    with _admin() as rt:
+    with admin_runtime() as rt:
         environment, edit, patch = (
-            _env(rt, env),
+            checked_environment(rt, env),
             _edit(reason, if_match),
             _shortcuts(state, default),
         )
@@ -375,8 +325,8 @@ def kill(
     """The kill switch: the flag becomes DISABLED and apps fall back to their code defaults.
 
     Switch it back on with `reelout flags set KEY --state ENABLED`."""
-    with _admin() as rt:
-        environment, edit = _env(rt, env), _edit(reason, if_match)
+    with admin_runtime() as rt:
+        environment, edit = checked_environment(rt, env), _edit(reason, if_match)
         with rt.db.session() as session:
             written, _ = service.kill(session, rt.clock, environment, key, edit)
     _written(written, f"kill {key}")
@@ -391,8 +341,8 @@ def delete(
     yes: Yes = False,
 ) -> None:
     """Remove a flag from the environment (the old set stays as a revision)."""
-    with _admin() as rt:
-        environment, edit = _env(rt, env), _edit(reason, if_match)
+    with admin_runtime() as rt:
+        environment, edit = checked_environment(rt, env), _edit(reason, if_match)
         if not yes:
             typer.confirm(f"Delete {key} from {environment}?", abort=True, err=True)
         with rt.db.session() as session:
@@ -417,8 +367,8 @@ def import_flags(
     dry_run: Annotated[bool, typer.Option(help="Validate and show the difference only.")] = False,
 ) -> None:
     """Replace the environment's flag set with FILE, stored byte for byte once it is valid."""
-    with _admin() as rt:
-        environment, edit = _env(rt, env), _edit(reason, if_match)
+    with admin_runtime() as rt:
+        environment, edit = checked_environment(rt, env), _edit(reason, if_match)
         body = _sized(rt, _read(file))
         if dry_run:
             _import_preview(rt, environment, file, body)
@@ -465,8 +415,12 @@ def promote(
     as_json: AsJson = False,
 ) -> None:
     """Make TARGET's flag set equal to SOURCE's, after showing the difference."""
-    with _admin() as rt:
-        src, dst, edit = _env(rt, source), _env(rt, target), _edit(reason, if_match)
+    with admin_runtime() as rt:
+        src, dst, edit = (
+            checked_environment(rt, source),
+            checked_environment(rt, target),
+            _edit(reason, if_match),
+        )
         with rt.db.read() as session:
             preview = service.promote(session, rt.clock, src, dst, edit, dry_run=True)
         _still(edit.if_match, preview)
@@ -496,8 +450,8 @@ def revert(
     if_match: IfMatch = None,
 ) -> None:
     """Make an earlier revision current again (stored as a new revision)."""
-    with _admin() as rt:
-        environment, edit = _env(rt, env), _edit(reason, if_match)
+    with admin_runtime() as rt:
+        environment, edit = checked_environment(rt, env), _edit(reason, if_match)
         with rt.db.session() as session:
             written = service.revert(session, rt.clock, environment, revision, edit)
     _written(written, f"revert to revision {revision}")
@@ -512,7 +466,7 @@ def init(
     reason: Reason = None,
 ) -> None:
     """Create a template's flags in every environment (refused where flags exist, unless --force)."""
-    with _admin() as rt:
+    with admin_runtime() as rt:
         edit, environments = _edit(reason), rt.settings.environments
         with rt.db.session() as session:
             out = service.init_template(

@@ -3,11 +3,8 @@ stale-flag report on the command line, calling the same services as the HTTP API
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,18 +14,18 @@ from pydantic import BaseModel, ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from reelout.auth.schemas import Scope
-from reelout.auth.service import Principal
-from reelout.cli_common import console, err_console, fail, runtime
-from reelout.errors import BadRequest, ReeloutError
-from reelout.flags import schedules, service, stale_report, validation
+from reelout.cli_common import console
+from reelout.errors import BadRequest
+from reelout.flags import schedules, stale_report, validation
+from reelout.flags.cli_base import (
+    DEFAULT_ENV,
+    AsJson,
+    Env,
+    admin_runtime,
+    checked_environment,
+    cli_principal,
+)
 from reelout.flags.schemas import ScheduleAction, ScheduleIn, ScheduleOut, ScheduleStatus
-from reelout.runtime import Runtime
-
-DEFAULT_ENV = "development"
-
-Env = Annotated[str, typer.Option("--env", "-e", help="The environment (REELOUT_ENVIRONMENTS).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def register(flags_app: typer.Typer) -> None:
@@ -44,37 +41,6 @@ def register(flags_app: typer.Typer) -> None:
 
 
 # ---- plumbing ----------------------------------------------------------------------------------
-
-
-def _principal() -> Principal:
-    """Who a change from the command line is recorded as: `cli:<OS user name>`."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    name = f"cli:{user}"
-    return Principal(key_id=name[:32], name=name[:200], scope=Scope.admin, environment=None)
-
-
-@contextmanager
-def _admin() -> Iterator[Runtime]:
-    """The runtime for one command; a ReeloutError ends it with exit status 1."""
-    try:
-        with redirect_stdout(sys.stderr):  # a first start's admin-key notice never mixes into JSON
-            rt = runtime()
-        try:
-            yield rt
-        finally:
-            rt.db.dispose()
-    except ReeloutError as exc:
-        exit_ = fail(exc)
-        for fault in exc.details.get("errors", []):
-            err_console.print(f"  {escape(fault['pointer'] or '/')}: {escape(fault['message'])}")
-        raise exit_ from None
-
-
-def _env(rt: Runtime, name: str) -> str:
-    return service.check_environment(name, rt.settings.environments)
 
 
 def _print_json(value: BaseModel | list[Any]) -> None:
@@ -141,7 +107,7 @@ def schedule_add(
     as_json: AsJson = False,
 ) -> None:
     """Schedule a flag change; it is checked now against the current flag set."""
-    with _admin() as rt:
+    with admin_runtime() as rt:
         body = _schedule_in(
             flag=flag,
             action=action,
@@ -153,7 +119,12 @@ def schedule_add(
         most = rt.settings.flag_max_pending_schedules
         with rt.db.session() as session:
             made = schedules.create(
-                session, rt.clock, _env(rt, env), body, _principal(), max_pending=most
+                session,
+                rt.clock,
+                checked_environment(rt, env),
+                body,
+                cli_principal(),
+                max_pending=most,
             )
     if as_json:
         _print_json(made)
@@ -177,8 +148,8 @@ def schedule_list(
     as_json: AsJson = False,
 ) -> None:
     """List scheduled changes, soonest first."""
-    with _admin() as rt, rt.db.read() as session:
-        page = schedules.list_schedules(session, _env(rt, env), status, limit)
+    with admin_runtime() as rt, rt.db.read() as session:
+        page = schedules.list_schedules(session, checked_environment(rt, env), status, limit)
     if as_json:
         _print_json(page)
         return
@@ -203,8 +174,8 @@ def schedule_cancel(
     as_json: AsJson = False,
 ) -> None:
     """Cancel a pending scheduled change."""
-    with _admin() as rt, rt.db.session() as session:
-        canceled = schedules.cancel(session, rt.clock, _env(rt, env), schedule_id)
+    with admin_runtime() as rt, rt.db.session() as session:
+        canceled = schedules.cancel(session, rt.clock, checked_environment(rt, env), schedule_id)
     if as_json:
         _print_json(canceled)
         return
@@ -224,9 +195,9 @@ def stale(
     as_json: AsJson = False,
 ) -> None:
     """Flags serving one variant to everyone for N days: ready to remove from the code."""
-    with _admin() as rt, rt.db.read() as session:
+    with admin_runtime() as rt, rt.db.read() as session:
         report = stale_report.report(
-            session, rt.clock, _env(rt, env), days or rt.settings.flag_stale_days
+            session, rt.clock, checked_environment(rt, env), days or rt.settings.flag_stale_days
         )
     if as_json:
         _print_json(report)

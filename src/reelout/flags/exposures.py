@@ -220,8 +220,9 @@ def store(session: Session, batch: Sequence[Pending]) -> None:
         }
         for (environment, day, flag, targeting_key, variant), at in batch
     ]
+    statement = _insert(session)  # one cached statement, the rows as executemany parameters
     for start in range(0, len(rows), INSERT_ROWS):
-        session.execute(_insert(session).values(rows[start : start + INSERT_ROWS]))
+        session.execute(statement, rows[start : start + INSERT_ROWS])
 
 
 def purge(session: Session, before: date) -> int:

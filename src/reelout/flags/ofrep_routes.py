@@ -8,38 +8,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from reelout.auth.service import Principal
 from reelout.errors import TooManyRequests
 from reelout.flags import exposures, ofrep
-from reelout.flags.deps import environment_key
+from reelout.flags.deps import environment_key, presented_key
 from reelout.flags.evaluator import resolve
 from reelout.flags.ratelimit import TokenBuckets
-from reelout.flags.serving import CompiledSets, Served
+from reelout.flags.serving import Served, ServingCache, serving_cache
 from reelout.flags.streams import event_streams
 from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
-
-
-def _compiled(request: Request) -> CompiledSets:
-    sets: CompiledSets | None = getattr(request.app.state, "compiled_flag_sets", None)
-    if sets is None:
-        sets = request.app.state.compiled_flag_sets = CompiledSets()
-    return sets
-
-
-def compiled_sets(request: Request) -> CompiledSets:
-    """The process's compiled flag sets, shared with the console (one cache, one revision check)."""
-    return _compiled(request)
-
-
-def _environment(session: Session, request: Request) -> tuple[str, str]:
-    """The client or server key's environment and id."""
-    who = environment_key(session, request)
-    assert who.environment is not None
-    return who.environment, who.key_id
 
 
 def _limited(rt: Runtime, request: Request, key_id: str) -> None:
@@ -61,13 +42,39 @@ def _limited(rt: Runtime, request: Request, key_id: str) -> None:
         )
 
 
-def _served(rt: Runtime, request: Request) -> tuple[Served, str]:
-    """The caller's environment's compiled flags and key id: key, limit and revision in one
-    read."""
+async def _served(rt: Runtime, request: Request) -> tuple[Served, str]:
+    """The caller's environment's compiled flags and key id: from memory when both were checked
+    within REELOUT_FLAG_CHANGE_POLL_SECONDS and the client knows of no newer revision, else read
+    (key and revision in one unit of work) in a thread."""
+    cache = serving_cache(request.app.state)
+    secret = presented_key(request)
+    hit = cache.fresh(secret) if secret else None
+    if hit is None or _behind(request, hit[0]):
+        hit = await run_in_threadpool(_load, rt, request, cache, secret)
+    served, who = hit
+    _limited(rt, request, who.key_id)
+    return served, who.key_id
+
+
+def _load(
+    rt: Runtime, request: Request, cache: ServingCache, secret: str | None
+) -> tuple[Served, Principal]:
     with rt.db.read() as session:
-        environment, key_id = _environment(session, request)
-        _limited(rt, request, key_id)
-        return _compiled(request).get(session, environment), key_id
+        who = environment_key(session, request)
+        assert secret is not None
+        assert who.environment is not None
+        cache.remember(secret, who)
+        return cache.load(session, who.environment), who
+
+
+def _behind(request: Request, served: Served) -> bool:
+    """Whether the client names a newer flag configuration (OFREP's `flagConfigEtag`, sent on
+    the re-fetch a change event asks for) than this process has in memory."""
+    tag = request.query_params.get("flagConfigEtag", "")
+    environment, _, revision = tag.rpartition("-r")
+    return (
+        environment == served.environment and revision.isdigit() and int(revision) > served.revision
+    )
 
 
 async def _context(request: Request) -> dict[str, Any] | None:
@@ -91,7 +98,7 @@ def _invalid_context(key: str | None = None) -> JSONResponse:
 @router.post("/evaluate/flags/{key}", summary="Evaluate one flag (OFREP)")
 async def evaluate_flag(key: str, request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
-    served, _ = await run_in_threadpool(_served, rt, request)
+    served, _ = await _served(rt, request)
     context = await _context(request)
     if context is None:
         return _invalid_context(key)
@@ -106,7 +113,7 @@ async def evaluate_flag(key: str, request: Request) -> Response:
 @router.post("/evaluate/flags", summary="Evaluate every flag (OFREP bulk)")
 async def evaluate_flags(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
-    served, key_id = await run_in_threadpool(_served, rt, request)
+    served, key_id = await _served(rt, request)
     context = await _context(request)
     if context is None:
         return _invalid_context()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonpatch
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, event, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -296,6 +296,19 @@ def _audit(
     return entry
 
 
+WRITE_LISTENERS: list[Callable[[str], None]] = []
+"""Called in this process with an environment once a transaction that wrote its flag set has
+committed (the OFREP serving cache forgets it)."""
+
+
+def _announce_on_commit(session: Session, environment: str) -> None:
+    def announce(_: Session) -> None:
+        for listener in WRITE_LISTENERS:
+            listener(environment)
+
+    event.listen(session, "after_commit", announce, once=True)
+
+
 def _store(
     session: Session, clock: Clock, before: StoredFlagSet, text: str, edit: Edit, record: Record
 ) -> WriteOut:
@@ -316,6 +329,7 @@ def _store(
         reason=edit.reason,
     )
     session.add(revision)
+    _announce_on_commit(session, before.environment)
     patch = diff(old, new)
     entry = _audit(session, edit, record, revision, patch)
     for key in _touched(patch, old, new):

@@ -1,19 +1,35 @@
-"""The compiled flag set of each environment, kept per process and recompiled when its revision
-changes (one cheap revision read per request; the flag set itself is read only after a change)."""
+"""What OFREP answers from: each environment's compiled flag set and the client keys, kept in
+the process and re-checked against the database at most every REELOUT_FLAG_CHANGE_POLL_SECONDS.
+
+An evaluation normally touches no database and no thread: the change watch (one query per poll,
+whatever the traffic) confirms every cached set and key, drops a set whose environment moved on
+and drops every key when one is revoked. A flag-set write in this process forgets that
+environment's entry as soon as its transaction commits, so a change is answered by the next
+request here and within one poll by every other process; a revoked key stops evaluating within
+one poll. A process sends change events only after its cache has taken the new revision in, and
+a re-fetch naming a newer revision (`flagConfigEtag`) is read from the database.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from dataclasses import dataclass
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from reelout.auth.service import Principal
 from reelout.flags import service
+from reelout.flags.changes import Head
 from reelout.flags.evaluator import FlagSet, parse_flag_set
 from reelout.flags.models import FlagEnvironment
 
-# The head revision as one column, not an ORM object: a third cheaper on every OFREP request.
+# The head revision as one column, not an ORM object: a third cheaper than loading the row.
 _HEAD_REVISION = select(FlagEnvironment.revision).where(
     FlagEnvironment.name == bindparam("environment")
 )
@@ -26,23 +42,98 @@ class Served:
     flags: FlagSet
 
 
-class CompiledSets:
-    """environment -> the compiled flag set of its latest revision."""
+@dataclass(frozen=True)
+class _Checked:
+    """A value and when (monotonic seconds) it was last read from the database."""
 
-    def __init__(self) -> None:
-        self._sets: dict[str, Served] = {}
+    served: Served | None = None
+    who: Principal | None = None
+    at: float = 0.0
+
+
+class ServingCache:
+    """Keys (by the SHA-256 of the secret) and compiled flag sets, confirmed by the change watch
+    on every poll; an entry the watch has not confirmed for `trust` seconds is read again."""
+
+    def __init__(self, poll_seconds: float) -> None:
+        self.trust = max(20 * poll_seconds, 5.0)
+        self._keys: dict[str, _Checked] = {}
+        self._sets: dict[str, _Checked] = {}
+        self._revocations: object = None
         self._lock = threading.Lock()
+        _caches.add(self)
 
-    def get(self, session: Session, environment: str) -> Served:
+    def fresh(self, secret: str) -> tuple[Served, Principal] | None:
+        """The key's environment's flags from memory, or None: then `load` in a thread."""
+        now = time.monotonic()
+        key = self._keys.get(_digest(secret))
+        if key is None or key.who is None or now - key.at > self.trust:
+            return None
+        entry = self._sets.get(key.who.environment or "")
+        if entry is None or entry.served is None or now - entry.at > self.trust:
+            return None
+        return entry.served, key.who
+
+    def remember(self, secret: str, who: Principal) -> None:
+        self._keys[_digest(secret)] = _Checked(who=who, at=time.monotonic())
+
+    def load(self, session: Session, environment: str) -> Served:
         """Inside the caller's read: a revision lookup, and the set only after a change."""
+        checked_at = time.monotonic()
         revision = session.scalar(_HEAD_REVISION, {"environment": environment}) or 0
         cached = self._sets.get(environment)
-        if cached is not None and cached.revision == revision:
-            return cached
-        stored = service.current(session, environment)
-        served = Served(environment, stored.revision, parse_flag_set(stored.text))
+        if cached is not None and cached.served is not None and cached.served.revision == revision:
+            served = cached.served
+        else:
+            stored = service.current(session, environment)
+            served = Served(environment, stored.revision, parse_flag_set(stored.text))
         with self._lock:
             known = self._sets.get(environment)
-            if known is None or known.revision < served.revision:
-                self._sets[environment] = served
+            if known is None or known.served is None or known.served.revision <= served.revision:
+                self._sets[environment] = _Checked(served=served, at=checked_at)
         return served
+
+    def confirm(self, heads: Iterable[Head], revocations: object, read_at: float) -> None:
+        """The watch's reading (taken at monotonic `read_at`): sets still at their environment's
+        head revision stay trusted, others are dropped; any new revocation drops every key."""
+        revisions = {head.environment: head.revision for head in heads}
+        with self._lock:
+            for environment, entry in list(self._sets.items()):
+                if entry.served is not None and entry.served.revision == revisions.get(
+                    environment, 0
+                ):
+                    self._sets[environment] = replace(entry, at=max(entry.at, read_at))
+                else:
+                    del self._sets[environment]
+            if revocations != self._revocations:
+                self._keys.clear()
+                self._revocations = revocations
+            else:
+                for digest, key in list(self._keys.items()):
+                    self._keys[digest] = replace(key, at=max(key.at, read_at))
+
+    def forget(self, environment: str) -> None:
+        """A write to the environment committed in this process: read it again next time."""
+        with self._lock:
+            self._sets.pop(environment, None)
+
+
+def serving_cache(state: Any) -> ServingCache:
+    """The app's cache (`app.state.serving`, made by create_app)."""
+    cache: ServingCache = state.serving
+    return cache
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+_caches: weakref.WeakSet[ServingCache] = weakref.WeakSet()
+
+
+def _written(environment: str) -> None:
+    for cache in list(_caches):
+        cache.forget(environment)
+
+
+service.WRITE_LISTENERS.append(_written)

@@ -3,6 +3,7 @@ send headers, so the URL carries a token naming the key) and the events sent on 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -12,7 +13,6 @@ from sqlalchemy.orm import Session
 from sse_starlette import ServerSentEvent
 
 from reelout.auth import service as auth
-from reelout.auth.secret import secret_key
 from reelout.auth.service import Principal
 from reelout.errors import Unauthorized
 from reelout.flags.changes import Head
@@ -23,7 +23,12 @@ EVENTS_PATH = "/ofrep/v1/events"
 
 
 def _signer(rt: Runtime) -> Signer:
-    return Signer(secret_key(rt.settings), salt="reelout.ofrep.events")
+    return _signer_for(rt.secret)
+
+
+@functools.lru_cache(maxsize=8)
+def _signer_for(secret: str) -> Signer:
+    return Signer(secret, salt="reelout.ofrep.events")
 
 
 def stream_token(rt: Runtime, key_id: str) -> str:

@@ -19,7 +19,7 @@ from reelout.auth.secret import secret_key
 from reelout.auth.service import Principal
 from reelout.config import Settings
 from reelout.errors import Forbidden, Unauthorized
-from reelout.flags.ofrep_routes import compiled_sets
+from reelout.flags.serving import serving_cache
 from reelout.media.schemas import Stage
 from reelout.runtime import Runtime
 from reelout.urls import base_url
@@ -237,6 +237,8 @@ def console_flags(request: Request, rt: RuntimeDep) -> JSONResponse:
     """The signed-in admin's upload flags in REELOUT_CONSOLE_FLAGS_ENVIRONMENT (read per upload)."""
     key_id = _api_key_id(request, rt)
     with rt.db.read() as session:
-        served = compiled_sets(request).get(session, rt.settings.console_flags_environment)
+        served = serving_cache(request.app.state).load(
+            session, rt.settings.console_flags_environment
+        )
     body = upload_flags(served, key_id, rt.clock.now().timestamp())
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
