@@ -488,7 +488,9 @@ def write_scripts(
         "ours 304": (ours, "conditional", lua_script("304", loaded.key, loaded.etag)),
         "limit": (limit, "limit", lua_script("varying", loaded.key)),
     }
-    pace = LUA_PACED % {"ms": connections * 1000 / GOAL_RPS}
+    # connections / (delay + latency) = the rate: a delay for 30 % more than the goal leaves room
+    # for a few ms of latency, so the paced runs land at about the goal's rate (their req/s shows)
+    pace = LUA_PACED % {"ms": connections * 1000 / (GOAL_RPS * 1.3)}
     texts["ours 200 @3k"] = (ours, "varying-paced", texts["ours 200"][2] + pace)
     texts["ours 304 @3k"] = (ours, "conditional-paced", texts["ours 304"][2] + pace)
     scripts = {}
@@ -636,9 +638,12 @@ def goals(runs: list[Run]) -> list[tuple[str, str, bool]]:
         for path in ("ours 200", "ours 304"):
             each, paced = _of(runs, config, path), _of(runs, config, path + " @3k")
             rps, p99 = _median(each).rps, max(r.p99_ms for r in paced)
+            paced_rps = min(r.rps for r in paced)
             errors = any(r.errors for r in each + paced)
-            ok = rps >= GOAL_RPS and p99 < GOAL_P99_MS and not errors
-            measured = f"{rps:,.0f} req/s saturated; p99 {p99:.1f} ms at 3,000 req/s offered"
+            ok = rps >= GOAL_RPS and paced_rps >= GOAL_RPS and p99 < GOAL_P99_MS and not errors
+            measured = (
+                f"{rps:,.0f} req/s saturated; p99 {p99:.1f} ms at {paced_rps:,.0f} req/s paced"
+            )
             out.append((f"{config}, {path}: >= 3,000 req/s, p99 < 25 ms", measured, ok))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -74,8 +75,7 @@ def read_flag_heads(rt: Runtime, serving: ServingCache) -> list[Head]:
     read_at = time.monotonic()
     with rt.db.read() as session:
         heads = flags_service.heads(session)
-        revocations = auth_service.revocations(session)
-    serving.confirm(heads, revocations, read_at)
+        serving.refresh(session, heads, auth_service.revocations(session), read_at)
     return heads
 
 
@@ -142,7 +142,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
             await worker.start()
+        gc.freeze()  # start-up's objects (app, models, schemas) are never scanned by full GCs
         feed = app.state.change_feed
+        flags_service.WRITE_LISTENERS.append(feed.poke)  # this process's writes: read at once
         watcher = asyncio.create_task(
             feed.watch(
                 partial(read_flag_heads, rt, app.state.serving), settings.flag_change_poll_seconds
@@ -153,6 +155,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             yield
         finally:
             await app.state.exposures.stop()  # writes what is still queued
+            flags_service.WRITE_LISTENERS.remove(feed.poke)
             feed.close()
             watcher.cancel()
             if worker:

@@ -13,6 +13,7 @@ libraries add a broker protocol we don't need when the database already orders t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,6 +47,15 @@ class ChangeFeed:
         self._heads: dict[str, Head] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._closed = False
+        self._poked: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def poke(self, _environment: str = "") -> None:
+        """Read again now rather than at the next interval (a write committed in this process);
+        safe to call from any thread."""
+        loop, poked = self._loop, self._poked
+        if loop is not None and poked is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(poked.set)
 
     def latest(self, environment: str) -> Head | None:
         return self._heads.get(environment)
@@ -84,6 +94,7 @@ class ChangeFeed:
         """Poll the heads every `interval` seconds until closed; a failing read is logged once
         per outage and retried, and streams keep their last known state meanwhile."""
         failing = False
+        self._loop, self._poked = asyncio.get_running_loop(), asyncio.Event()
         while not self._closed:
             try:
                 heads = await asyncio.to_thread(read_heads)
@@ -96,4 +107,6 @@ class ChangeFeed:
                     log.info("flag change watch: reading revisions again")
                 failing = False
                 self.publish(heads)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), interval)
+            self._poked.clear()

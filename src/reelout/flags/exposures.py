@@ -65,7 +65,9 @@ class ExposureRecorder:
         self._lock = threading.Lock()  # the day, the seen set, the queue, the drop counters
         self._flushing = threading.Lock()  # one flush at a time
         self._day: date | None = None
-        self._seen: OrderedDict[tuple[str, Seen], None] = OrderedDict()  # today's, per environment
+        # today's, as "environment\x1fflag\x1fkey\x1fvariant": strings are never scanned by the
+        # garbage collector, where 200 000 tuples would lengthen every full collection
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._pending: list[Pending] = []
         self._dropped_since_flush = 0
         self._purged_on: date | None = None
@@ -105,12 +107,13 @@ class ExposureRecorder:
         with self._lock:
             self._start_day(day)
             for exposure in exposures:
-                if (environment, exposure) in self._seen or not _fits(*exposure):
+                seen = "\x1f".join((environment, *exposure))
+                if seen in self._seen or not _fits(*exposure):
                     continue
                 if len(self._pending) >= self._settings.exposure_max_pending:
                     dropped += 1
                     continue
-                self._remember((environment, exposure))
+                self._remember(seen)
                 flag, targeting_key, variant = exposure
                 self._pending.append(((environment, day, flag, targeting_key, variant), now))
             self.dropped += dropped
@@ -122,7 +125,7 @@ class ExposureRecorder:
             self._day = day
             self._seen.clear()
 
-    def _remember(self, key: tuple[str, Seen]) -> None:
+    def _remember(self, key: str) -> None:
         """Keep at most REELOUT_EXPOSURE_DEDUP_MAX of today's, forgetting the oldest first."""
         limit = self._settings.exposure_dedup_max
         if limit == 0:

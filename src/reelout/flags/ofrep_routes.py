@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from reelout.auth.service import Principal
 from reelout.errors import TooManyRequests
@@ -78,7 +79,10 @@ def _behind(request: Request, served: Served) -> bool:
 
 
 async def _context(request: Request) -> dict[str, Any] | None:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # the app went away mid-request: nobody to answer, nothing to log
+        return None
     try:
         body = json.loads(raw) if raw.strip() else None
     except ValueError:

@@ -13,6 +13,7 @@ a re-fetch naming a newer revision (`flagConfigEtag`) is read from the database.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 import weakref
@@ -61,6 +62,7 @@ class ServingCache:
         self._sets: dict[str, _Checked] = {}
         self._revocations: object = None
         self._lock = threading.Lock()
+        self._loading = threading.Lock()
         _caches.add(self)
 
     def fresh(self, secret: str) -> tuple[Served, Principal] | None:
@@ -78,33 +80,35 @@ class ServingCache:
         self._keys[_digest(secret)] = _Checked(who=who, at=time.monotonic())
 
     def load(self, session: Session, environment: str) -> Served:
-        """Inside the caller's read: a revision lookup, and the set only after a change."""
-        checked_at = time.monotonic()
-        revision = session.scalar(_HEAD_REVISION, {"environment": environment}) or 0
-        cached = self._sets.get(environment)
-        if cached is not None and cached.served is not None and cached.served.revision == revision:
-            served = cached.served
-        else:
-            stored = service.current(session, environment)
-            served = Served(environment, stored.revision, parse_flag_set(stored.text))
-        with self._lock:
-            known = self._sets.get(environment)
-            if known is None or known.served is None or known.served.revision <= served.revision:
+        """Inside the caller's read: a revision lookup, and the set only after a change. Loads
+        go one at a time, so a crowd arriving after a change compiles the new set once."""
+        with self._loading:
+            checked_at = time.monotonic()
+            revision = session.scalar(_HEAD_REVISION, {"environment": environment}) or 0
+            cached = self._sets.get(environment)
+            if cached is not None and cached.served and cached.served.revision == revision:
+                served = cached.served
+            else:
+                stored = service.current(session, environment)
+                served = Served(environment, stored.revision, parse_flag_set(stored.text))
+            with self._lock:
                 self._sets[environment] = _Checked(served=served, at=checked_at)
-        return served
+            return served
 
-    def confirm(self, heads: Iterable[Head], revocations: object, read_at: float) -> None:
-        """The watch's reading (taken at monotonic `read_at`): sets still at their environment's
-        head revision stay trusted, others are dropped; any new revocation drops every key."""
+    def refresh(
+        self, session: Session, heads: Iterable[Head], revocations: object, read_at: float
+    ) -> None:
+        """The watch's reading (taken at monotonic `read_at`, in its session): a set still at
+        its environment's head stays trusted, a set that moved on is compiled again here, before
+        any app hears of the change; any new revocation drops every key."""
         revisions = {head.environment: head.revision for head in heads}
-        with self._lock:
-            for environment, entry in list(self._sets.items()):
-                if entry.served is not None and entry.served.revision == revisions.get(
-                    environment, 0
-                ):
+        for environment, entry in list(self._sets.items()):
+            if entry.served is not None and entry.served.revision == revisions.get(environment, 0):
+                with self._lock:
                     self._sets[environment] = replace(entry, at=max(entry.at, read_at))
-                else:
-                    del self._sets[environment]
+            else:
+                self.load(session, environment)
+        with self._lock:
             if revocations != self._revocations:
                 self._keys.clear()
                 self._revocations = revocations
@@ -113,9 +117,12 @@ class ServingCache:
                     self._keys[digest] = replace(key, at=max(key.at, read_at))
 
     def forget(self, environment: str) -> None:
-        """A write to the environment committed in this process: read it again next time."""
+        """A write to the environment committed in this process: read it again next time (the
+        compiled set is kept, for reuse if the revision turns out not to have moved)."""
         with self._lock:
-            self._sets.pop(environment, None)
+            entry = self._sets.get(environment)
+            if entry is not None:
+                self._sets[environment] = replace(entry, at=-math.inf)
 
 
 def serving_cache(state: Any) -> ServingCache:
