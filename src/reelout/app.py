@@ -26,7 +26,7 @@ from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
 from reelout.flags import service as flags_service
-from reelout.flags.changes import ChangeFeed, Head
+from reelout.flags.changes import ChangeFeed, Reading
 from reelout.flags.exposure_routes import router as exposures_router
 from reelout.flags.exposures import ExposureRecorder
 from reelout.flags.ofrep_routes import router as ofrep_router
@@ -69,14 +69,15 @@ def prepare(rt: Runtime) -> None:
         )
 
 
-def read_flag_heads(rt: Runtime, serving: ServingCache) -> list[Head]:
-    """What the flag change feed polls: every environment's head revision, and the revocations
-    of keys; the OFREP serving cache takes them in before any stream hears of a change."""
+def read_flag_heads(rt: Runtime, serving: ServingCache) -> Reading:
+    """What the flag change feed polls: every environment's head revision and the keys revoked
+    since the last poll; the OFREP serving cache takes them in before any stream hears of it."""
     read_at = time.monotonic()
     with rt.db.read() as session:
         heads = flags_service.heads(session)
-        serving.refresh(session, heads, auth_service.revocations(session), read_at)
-    return heads
+        revocations = auth_service.revocations(session)
+        revoked = serving.refresh(session, heads, revocations, read_at)
+    return Reading(heads, revoked)
 
 
 async def _reelout_error(_: Request, exc: Exception) -> JSONResponse:

@@ -50,6 +50,15 @@ class EventStream:
             if event.data:
                 return event
 
+    def ends(self, wait: float = WAIT) -> bool:
+        """True once the server ends the stream (pings and greetings skipped)."""
+        while True:
+            event = self._events.get(timeout=wait)
+            if event is None:
+                return True
+            if event.data:
+                return False
+
     def quiet_for(self, seconds: float) -> bool:
         """True when no data event arrives within `seconds` (pings don't count)."""
         try:

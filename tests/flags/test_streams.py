@@ -320,3 +320,21 @@ def test_a_revoked_key_stops_evaluating_within_one_poll(
             break
         time.sleep(0.01)
     assert (refused.status_code, refused.json()["code"]) == (401, "INVALID_KEY")
+
+
+def test_revoking_a_key_ends_its_open_streams(app: httpx.Client, server: LiveServer) -> None:
+    url = stream_url(bulk(app))
+    plain = httpx.Client(base_url=server.url)
+    with EventStream(plain, url) as events, EventStream(plain, url) as other:
+        events.next()
+        other.next()
+        with EventStream(
+            plain, "/ofrep/v1/events", {"X-API-Key": new_key(server, name="tv")}
+        ) as tv:
+            tv.next()
+            revoke(server, "app")
+            assert events.ends() and other.ends(), "both streams of the revoked key end"
+            kill(server)
+            assert tv.next_change().json()["type"] == "refetchEvaluation", "other keys go on"
+    again = plain.get(url)
+    assert (again.status_code, again.json()["code"]) == (401, "INVALID_KEY")

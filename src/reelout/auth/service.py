@@ -106,6 +106,14 @@ def revocations(session: Session) -> tuple[int, datetime | None]:
     return int(count), latest
 
 
+def revoked_after(session: Session, when: datetime | None) -> frozenset[str]:
+    """The ids of keys revoked at or after `when` (all revoked keys for None)."""
+    query = select(ApiKey.id).where(ApiKey.revoked_at.is_not(None))
+    if when is not None:
+        query = query.where(ApiKey.revoked_at >= when)
+    return frozenset(session.scalars(query))
+
+
 def principal_by_id(session: Session, key_id: str) -> Principal:
     """The key a signed token names (the token proved it; the key must still be live)."""
     return _live(session.get(ApiKey, key_id))

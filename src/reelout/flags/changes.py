@@ -40,6 +40,18 @@ class FeedClosed(Exception):
     """The process is shutting down: streams end so their clients reconnect elsewhere."""
 
 
+class KeyRevoked(Exception):
+    """The stream's key was revoked: the stream ends, and its reconnect is refused."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One poll of the database: every environment's head, and keys revoked since the last."""
+
+    heads: list[Head]
+    revoked: frozenset[str] = frozenset()
+
+
 class ChangeFeed:
     """environment -> its head revision, with waiters woken when it moves."""
 
@@ -47,6 +59,7 @@ class ChangeFeed:
         self._heads: dict[str, Head] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._closed = False
+        self._revoked: set[str] = set()
         self._poked: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -60,8 +73,13 @@ class ChangeFeed:
     def latest(self, environment: str) -> Head | None:
         return self._heads.get(environment)
 
-    def publish(self, heads: Iterable[Head]) -> None:
-        """Record the heads read from the database; wake the waiters of each that moved."""
+    def publish(self, heads: Iterable[Head], revoked: frozenset[str] = frozenset()) -> None:
+        """Record the heads read from the database; wake the waiters of each that moved, and
+        every waiter when keys were revoked (each checks its own)."""
+        if revoked - self._revoked:
+            self._revoked |= revoked
+            for environment in list(self._changed):
+                self._wake(environment)
         for head in heads:
             known = self._heads.get(head.environment)
             if known is not None and known.revision >= head.revision:
@@ -69,11 +87,14 @@ class ChangeFeed:
             self._heads[head.environment] = head
             self._wake(head.environment)
 
-    async def newer_than(self, environment: str, revision: int) -> Head:
-        """The environment's head once it is past `revision` (at once if it already is)."""
+    async def newer_than(self, environment: str, revision: int, key_id: str = "") -> Head:
+        """The environment's head once it is past `revision` (at once if it already is);
+        KeyRevoked once the waiter's key is."""
         while True:
             if self._closed:
                 raise FeedClosed
+            if key_id in self._revoked:
+                raise KeyRevoked
             head = self._heads.get(environment)
             if head is not None and head.revision > revision:
                 return head
@@ -90,14 +111,14 @@ class ChangeFeed:
         if changed is not None:
             changed.set()
 
-    async def watch(self, read_heads: Callable[[], list[Head]], interval: float) -> None:
+    async def watch(self, read: Callable[[], Reading], interval: float) -> None:
         """Poll the heads every `interval` seconds until closed; a failing read is logged once
         per outage and retried, and streams keep their last known state meanwhile."""
         failing = False
         self._loop, self._poked = asyncio.get_running_loop(), asyncio.Event()
         while not self._closed:
             try:
-                heads = await asyncio.to_thread(read_heads)
+                reading = await asyncio.to_thread(read)
             except Exception as exc:  # the database is away: keep serving what we know
                 if not failing:
                     log.warning("flag change watch: cannot read revisions (%s); retrying", exc)
@@ -106,7 +127,7 @@ class ChangeFeed:
                 if failing:
                     log.info("flag change watch: reading revisions again")
                 failing = False
-                self.publish(heads)
+                self.publish(reading.heads, reading.revoked)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), interval)
             self._poked.clear()

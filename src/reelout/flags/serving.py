@@ -19,11 +19,13 @@ import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from reelout.auth import service as auth
 from reelout.auth.service import Principal
 from reelout.flags import service
 from reelout.flags.changes import Head
@@ -60,7 +62,7 @@ class ServingCache:
         self.trust = max(20 * poll_seconds, 5.0)
         self._keys: dict[str, _Checked] = {}
         self._sets: dict[str, _Checked] = {}
-        self._revocations: object = None
+        self._revocations: tuple[int, datetime | None] | None = None
         self._lock = threading.Lock()
         self._loading = threading.Lock()
         _caches.add(self)
@@ -96,11 +98,16 @@ class ServingCache:
             return served
 
     def refresh(
-        self, session: Session, heads: Iterable[Head], revocations: object, read_at: float
-    ) -> None:
+        self,
+        session: Session,
+        heads: Iterable[Head],
+        revocations: tuple[int, datetime | None],
+        read_at: float,
+    ) -> frozenset[str]:
         """The watch's reading (taken at monotonic `read_at`, in its session): a set still at
         its environment's head stays trusted, a set that moved on is compiled again here, before
-        any app hears of the change; any new revocation drops every key."""
+        any app hears of the change; any new revocation drops every key. Returns the ids of keys revoked since the last reading
+        (whose open event streams must end)."""
         revisions = {head.environment: head.revision for head in heads}
         for environment, entry in list(self._sets.items()):
             if entry.served is not None and entry.served.revision == revisions.get(environment, 0):
@@ -108,6 +115,9 @@ class ServingCache:
                     self._sets[environment] = replace(entry, at=max(entry.at, read_at))
             else:
                 self.load(session, environment)
+        revoked: frozenset[str] = frozenset()
+        if self._revocations is not None and revocations != self._revocations:
+            revoked = auth.revoked_after(session, self._revocations[1])
         with self._lock:
             if revocations != self._revocations:
                 self._keys.clear()
@@ -115,6 +125,7 @@ class ServingCache:
             else:
                 for digest, key in list(self._keys.items()):
                     self._keys[digest] = replace(key, at=max(key.at, read_at))
+        return revoked
 
     def forget(self, environment: str) -> None:
         """A write to the environment committed in this process: read it again next time (the

@@ -12,9 +12,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.schemas import Scope
+from reelout.auth.service import Principal
 from reelout.errors import ReeloutError, ServiceUnavailable
 from reelout.flags import service
-from reelout.flags.changes import ChangeFeed, FeedClosed
+from reelout.flags.changes import ChangeFeed, FeedClosed, KeyRevoked
 from reelout.flags.deps import environment_key, presented_key
 from reelout.flags.streams import EVENTS_PATH, change_event, key_of_token, seen_revision
 from reelout.runtime import Runtime
@@ -47,29 +48,32 @@ def _streams(request: Request) -> _Streams:
 
 
 async def _changes(
-    feed: ChangeFeed, streams: _Streams, environment: str, seen: int
+    feed: ChangeFeed, streams: _Streams, who: Principal, seen: int
 ) -> AsyncIterator[ServerSentEvent]:
     streams.open += 1
+    environment = who.environment or ""
     try:
         yield ServerSentEvent(comment="reelout flag changes", retry=RECONNECT_MS)
         while True:
-            head = await feed.newer_than(environment, seen)
+            head = await feed.newer_than(environment, seen, who.key_id)
             seen = head.revision
             yield change_event(head)
     except FeedClosed:
         return  # shutting down: the client reconnects, to another replica if there is one
+    except KeyRevoked:
+        return  # the reconnect is refused with 401 INVALID_KEY, and EventSource gives up
     finally:
         streams.open -= 1
 
 
-def _stream_reader(rt: Runtime, request: Request, token: str | None) -> tuple[str, int]:
+def _stream_reader(rt: Runtime, request: Request, token: str | None) -> tuple[Principal, int]:
     with rt.db.read() as session:
         if token and not presented_key(request):
             who = key_of_token(rt, session, token)
         else:
             who = environment_key(session, request)
         assert who.environment is not None
-        return who.environment, service.head_revision(session, who.environment)
+        return who, service.head_revision(session, who.environment)
 
 
 @router.get(EVENTS_PATH, summary="Flag change events (OFREP SSE)")
@@ -83,7 +87,8 @@ async def flag_events(
     settings = rt.settings
     if not settings.ofrep_streams:
         raise _streams_off()
-    environment, head = await run_in_threadpool(_stream_reader, rt, request, token)
+    who, head = await run_in_threadpool(_stream_reader, rt, request, token)
+    environment = who.environment or ""
     streams = _streams(request)
     if streams.open >= settings.ofrep_max_streams:
         raise ServiceUnavailable(
@@ -96,7 +101,7 @@ async def flag_events(
     if seen > head:  # the client knows a revision the database no longer has (a restore)
         seen = -1
     return EventSourceResponse(
-        _changes(_feed(request), streams, environment, seen),
+        _changes(_feed(request), streams, who, seen),
         ping=settings.ofrep_stream_ping_seconds,
         headers={"X-Accel-Buffering": "no"},
     )
