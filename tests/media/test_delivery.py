@@ -234,7 +234,9 @@ def test_a_video_that_requires_signed_urls_plays_only_with_a_token(
     with httpx.Client() as http:
         refused = http.get(master)
         assert (refused.status_code, refused.json()["code"]) == (401, "TOKEN_REQUIRED")
-        forged = http.get(master, params={"token": token[:-1] + ("1" if token.endswith("0") else "0")})
+        forged = http.get(
+            master, params={"token": token[:-1] + ("1" if token.endswith("0") else "0")}
+        )
         assert (forged.status_code, forged.json()["code"]) == (403, "INVALID_TOKEN")
         top = m3u8.loads(http.get(signed["hls"]).text, uri=signed["hls"])
         media_url = top.playlists[0].absolute_uri

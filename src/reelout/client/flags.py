@@ -317,7 +317,6 @@ class ReeloutProvider(AbstractProvider):
         return min(self._poll_interval, backoff) * random.uniform(0.8, 1.2)
 
 
-
 def hang_up(response: httpx.Response) -> None:
     """End a stream another thread is blocked reading: shut its socket down (closing the
     response from here would wait for that thread)."""

@@ -197,7 +197,9 @@ def claim(
             job.attempts += 1
             job.lease_owner = worker_id
             job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            claimed = ClaimedJob(job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
+            claimed = ClaimedJob(
+                job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts
+            )
             break
     if on_buried is not None:
         for dead in buried:
