@@ -98,7 +98,12 @@ def worker(
 
 @keys_app.command("create")
 def keys_create(
-    scope: Annotated[Scope, typer.Option(help="admin, or client (for one environment).")],
+    scope: Annotated[
+        Scope,
+        typer.Option(
+            help="admin; client (evaluates one environment's flags); server (also reads its flag set)."
+        ),
+    ],
     env: Annotated[str | None, typer.Option("--env", help="Environment of a client key.")] = None,
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "",
 ) -> None:

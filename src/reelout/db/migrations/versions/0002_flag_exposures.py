@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("variant", sa.String(length=255), nullable=False),
         sa.Column("first_seen_at", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint(
-            "environment",
             "day",
+            "environment",
             "flag_key",
             "targeting_key",
             "variant",
@@ -42,11 +42,9 @@ def upgrade() -> None:
             ["environment", "flag_key", "day", "variant", "targeting_key"],
             unique=False,
         )
-        batch_op.create_index("ix_flag_exposures_day", ["day"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("flag_exposures", schema=None) as batch_op:
-        batch_op.drop_index("ix_flag_exposures_day")
         batch_op.drop_index("ix_flag_exposures_counts")
     op.drop_table("flag_exposures")
