@@ -143,7 +143,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
             await worker.start()
-        gc.freeze()  # start-up's objects (app, models, schemas) are never scanned by full GCs
+        # Start-up's objects (app, models, schemas) are moved out of the collector's reach, so
+        # a full collection under load scans only what requests made (~10 ms, not ~100 ms).
+        gc.collect()
+        gc.freeze()
         feed = app.state.change_feed
         flags_service.WRITE_LISTENERS.append(feed.poke)  # this process's writes: read at once
         watcher = asyncio.create_task(
