@@ -69,7 +69,7 @@ def prepare(rt: Runtime) -> None:
         )
 
 
-def read_flag_heads(rt: Runtime, serving: ServingCache) -> Reading:
+def read_flag_changes(rt: Runtime, serving: ServingCache) -> Reading:
     """What the flag change feed polls: every environment's head revision and the keys revoked
     since the last poll; the OFREP serving cache takes them in before any stream hears of it."""
     read_at = time.monotonic()
@@ -148,10 +148,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         gc.collect()
         gc.freeze()
         feed = app.state.change_feed
-        flags_service.WRITE_LISTENERS.append(feed.poke)  # this process's writes: read at once
+        # a write committed in this process: its answers and its streams move at once
+        listeners = (app.state.serving.forget, feed.poke)
+        flags_service.WRITE_LISTENERS.extend(listeners)
         watcher = asyncio.create_task(
             feed.watch(
-                partial(read_flag_heads, rt, app.state.serving), settings.flag_change_poll_seconds
+                partial(read_flag_changes, rt, app.state.serving), settings.flag_change_poll_seconds
             )
         )
         await app.state.exposures.start()
@@ -159,7 +161,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             yield
         finally:
             await app.state.exposures.stop()  # writes what is still queued
-            flags_service.WRITE_LISTENERS.remove(feed.poke)
+            for listener in listeners:
+                flags_service.WRITE_LISTENERS.remove(listener)
             feed.close()
             watcher.cancel()
             if worker:

@@ -70,9 +70,6 @@ class ChangeFeed:
         if loop is not None and poked is not None and not loop.is_closed():
             loop.call_soon_threadsafe(poked.set)
 
-    def latest(self, environment: str) -> Head | None:
-        return self._heads.get(environment)
-
     def publish(self, heads: Iterable[Head], revoked: frozenset[str] = frozenset()) -> None:
         """Record the heads read from the database; wake the waiters of each that moved, and
         every waiter when keys were revoked (each checks its own)."""

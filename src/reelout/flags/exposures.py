@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -203,13 +203,6 @@ def recorder(app_state: Any) -> ExposureRecorder:
     return found
 
 
-def _insert(session: Session) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING in the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    return insert(FlagExposure).on_conflict_do_nothing()
-
-
 def store(session: Session, batch: Sequence[Pending]) -> None:
     """Insert exposures; those already in the database (from any process) are left as they are."""
     if session.get_bind().dialect.name == "postgresql":
@@ -226,7 +219,7 @@ def store(session: Session, batch: Sequence[Pending]) -> None:
         }
         for (environment, day, flag, targeting_key, variant), at in batch
     ]
-    statement = _insert(session)  # one cached statement, the rows as executemany parameters
+    statement = sqlite.insert(FlagExposure).on_conflict_do_nothing()  # executemany, one statement
     for start in range(0, len(rows), INSERT_ROWS):
         session.execute(statement, rows[start : start + INSERT_ROWS])
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonpatch
-from sqlalchemy import Select, event, exists, select
+from sqlalchemy import Select, bindparam, event, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,10 +119,15 @@ def _latest(session: Session, environment: str) -> FlagSetRevision | None:
     return session.scalars(query).first()
 
 
+# The head revision as one column, not an ORM row: read on every slow-path OFREP request.
+_HEAD_REVISION = select(FlagEnvironment.revision).where(
+    FlagEnvironment.name == bindparam("environment")
+)
+
+
 def head_revision(session: Session, environment: str) -> int:
     """The environment's latest revision number (0: none yet), read without the flag set."""
-    head = session.get(FlagEnvironment, environment)
-    return head.revision if head is not None else 0
+    return session.scalar(_HEAD_REVISION, {"environment": environment}) or 0
 
 
 def heads(session: Session) -> list[Head]:

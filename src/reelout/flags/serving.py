@@ -16,13 +16,11 @@ import hashlib
 import math
 import threading
 import time
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from reelout.auth import service as auth
@@ -30,12 +28,6 @@ from reelout.auth.service import Principal
 from reelout.flags import service
 from reelout.flags.changes import Head
 from reelout.flags.evaluator import FlagSet, parse_flag_set
-from reelout.flags.models import FlagEnvironment
-
-# The head revision as one column, not an ORM object: a third cheaper than loading the row.
-_HEAD_REVISION = select(FlagEnvironment.revision).where(
-    FlagEnvironment.name == bindparam("environment")
-)
 
 
 @dataclass(frozen=True)
@@ -65,7 +57,6 @@ class ServingCache:
         self._revocations: tuple[int, datetime | None] | None = None
         self._lock = threading.Lock()
         self._loading = threading.Lock()
-        _caches.add(self)
 
     def fresh(self, secret: str) -> tuple[Served, Principal] | None:
         """The key's environment's flags from memory, or None: then `load` in a thread."""
@@ -86,7 +77,7 @@ class ServingCache:
         go one at a time, so a crowd arriving after a change compiles the new set once."""
         with self._loading:
             checked_at = time.monotonic()
-            revision = session.scalar(_HEAD_REVISION, {"environment": environment}) or 0
+            revision = service.head_revision(session, environment)
             cached = self._sets.get(environment)
             if cached is not None and cached.served and cached.served.revision == revision:
                 served = cached.served
@@ -144,14 +135,3 @@ def serving_cache(state: Any) -> ServingCache:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-_caches: weakref.WeakSet[ServingCache] = weakref.WeakSet()
-
-
-def _written(environment: str) -> None:
-    for cache in list(_caches):
-        cache.forget(environment)
-
-
-service.WRITE_LISTENERS.append(_written)

@@ -22,24 +22,25 @@ from reelout.runtime import Runtime
 EVENTS_PATH = "/ofrep/v1/events"
 
 
-def _signer(rt: Runtime) -> Signer:
-    return _signer_for(rt.secret)
-
-
 @functools.lru_cache(maxsize=8)
-def _signer_for(secret: str) -> Signer:
+def _signer(secret: str) -> Signer:
     return Signer(secret, salt="reelout.ofrep.events")
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed(secret: str, key_id: str) -> str:
+    return _signer(secret).sign(key_id).decode()
 
 
 def stream_token(rt: Runtime, key_id: str) -> str:
     """Names the key (by id, never its secret) and is checked against it on every connect, so
-    revoking the key closes the door; it does not expire on its own."""
-    return _signer(rt).sign(key_id).decode()
+    revoking the key closes the door; it does not expire on its own (so it is made once a key)."""
+    return _signed(rt.secret, key_id)
 
 
 def key_of_token(rt: Runtime, session: Session, token: str) -> Principal:
     try:
-        key_id = _signer(rt).unsign(token).decode()
+        key_id = _signer(rt.secret).unsign(token).decode()
     except BadSignature:
         raise Unauthorized(
             "the event stream token is not valid; fetch the flags again for a fresh stream URL",

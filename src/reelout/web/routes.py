@@ -15,7 +15,6 @@ from fastapi.templating import Jinja2Templates
 from reelout import __version__
 from reelout.auth import service as auth_service
 from reelout.auth.deps import RuntimeDep, session_principal
-from reelout.auth.secret import secret_key
 from reelout.auth.service import Principal
 from reelout.config import Settings
 from reelout.errors import Forbidden, Unauthorized
@@ -59,9 +58,7 @@ LIBRARIES = (
 def install(app: FastAPI, rt: Runtime) -> None:
     """Mount the console: its pages, its static files and the session codec the API reads."""
     settings = rt.settings
-    app.state.console_sessions = SessionCodec(
-        secret_key(settings), rt.clock, settings.console_session_seconds
-    )
+    app.state.console_sessions = SessionCodec(rt.secret, rt.clock, settings.console_session_seconds)
     app.state.console_vendor_dir = VENDOR_DIR
     app.include_router(router)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="console-static")
