@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -47,7 +48,9 @@ class Receiver:
     With `tls` (a server SSLContext) it speaks HTTPS; `connections` counts accepted connections,
     so a test can tell that nothing even connected."""
 
-    def __init__(self, clock: Clock, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, clock: Clock, tls: ssl.SSLContext | None = None, address: str = "127.0.0.1"
+    ) -> None:
         self.clock = clock
         self.scheme = "https" if tls else "http"
         self.connections = 0
@@ -55,7 +58,8 @@ class Receiver:
         self._script: list[Reply] = []
         self.default = Reply()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        server_class = _IPv6Server if ":" in address else ThreadingHTTPServer
+        self._server = server_class((address, 0), self._handler_class())
         self._server.daemon_threads = True
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
@@ -70,7 +74,10 @@ class Receiver:
 
     def url(self, path: str = "/hook", host: str | None = None) -> str:
         """The URL of `path`, by default at the receiver's IP address, else at `host`."""
-        return f"{self.scheme}://{host or self._server.server_address[0]!s}:{self.port}{path}"
+        if host is None:
+            address = str(self._server.server_address[0])
+            host = f"[{address}]" if ":" in address else address
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, then with `default`."""
@@ -115,3 +122,7 @@ class Receiver:
                 pass
 
         return Handler
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6

@@ -117,3 +117,16 @@ def test_a_certificate_for_another_name_is_refused_at_the_pinned_address(
     assert result.error_code == "WEBHOOK_CONNECT_FAILED"
     assert result.error is not None and "certificate" in result.error.lower()
     assert tls_receiver.requests == []
+
+
+def test_an_ipv6_literal_is_checked_and_named_in_brackets(clock: ManualClock) -> None:
+    receiver = Receiver(clock, address="::1")
+    try:
+        refused = send(receiver.url(), Guard(), clock)
+        allowed = send(receiver.url(), Guard(LOOPBACK), clock)
+    finally:
+        receiver.close()
+    assert refused.error_code == "WEBHOOK_ADDRESS_NOT_ALLOWED"
+    assert allowed.ok, allowed.error
+    [got] = receiver.requests
+    assert got.headers["host"] == f"[::1]:{receiver.port}"

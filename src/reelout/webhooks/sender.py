@@ -138,11 +138,13 @@ def _failure(exc: Exception, timeout: float) -> tuple[str, str, bool]:
     return f"{type(exc).__name__}: {exc}", TRANSPORT_ERROR, False
 
 
-def _target(url: str) -> httpcore.URL:
-    parsed = httpx.URL(url)  # httpx's parser: IDNA host names, IPv6 literals, normalised path
-    return httpcore.URL(
+def _target(url: str) -> tuple[httpcore.URL, bytes]:
+    """The URL for httpcore and its Host header (httpx's parser: IDNA names, `[v6]` literals)."""
+    parsed = httpx.URL(url)
+    target = httpcore.URL(
         scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
     )
+    return target, parsed.netloc
 
 
 def post(
@@ -161,6 +163,7 @@ def post(
     status: int | None = None
     answer, code, permanent = Answer(), None, False
     try:
+        target, host = _target(request.url)
         with (
             httpcore.ConnectionPool(
                 ssl_context=ssl_context or httpx.create_ssl_context(),
@@ -169,8 +172,8 @@ def post(
             ) as pool,
             pool.stream(
                 "POST",
-                _target(request.url),
-                headers=list(request.headers.items()),
+                target,
+                headers=[(b"Host", host), *request.headers.items()],
                 content=request.body,
                 extensions={"timeout": limits},
             ) as response,
