@@ -77,15 +77,15 @@ def test_an_allowlisted_network_may_be_subscribed_and_no_other(start_live: Start
 
 
 def subscribe_then_lose_the_allowlist(
-    start_live: StartLive, url: str, allow: str = "127.0.0.0/8"
+    start_live: StartLive, url: str, allow: str = "127.0.0.0/8", **settings: object
 ) -> LiveServer:
     """An endpoint made while `allow` was set (or before this check existed), then the server
     restarted on default settings: only the check at connect time stands in the way."""
-    first = start_live(webhook_allow_networks=allow)
+    first = start_live(webhook_allow_networks=allow, **settings)
     with first.client() as api:
         subscribe(api, url)
     first.stop()
-    return start_live(webhook_allow_networks=[])
+    return start_live(webhook_allow_networks=[], **settings)
 
 
 def delivery_detail(server: LiveServer) -> dict[str, Any]:
@@ -96,9 +96,10 @@ def delivery_detail(server: LiveServer) -> dict[str, Any]:
 
 
 def test_a_delivery_to_an_internal_address_is_refused_and_never_connects(
-    start_live: StartLive, internal_service: Receiver, clock: ManualClock
+    start_live: StartLive, internal_service: Receiver, clock: ManualClock, database_url: str
 ) -> None:
-    server = subscribe_then_lose_the_allowlist(start_live, internal_service.url("/internal-admin"))
+    url = internal_service.url("/internal-admin")
+    server = subscribe_then_lose_the_allowlist(start_live, url, database_url=database_url)
     emit(server.runtime)
     run_jobs(server.runtime)
     clock.advance(HOUR)

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from reelout.clock import ManualClock
 from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
 from reelout.tasks import build_registry
@@ -68,48 +67,37 @@ def test_a_box_opens_only_what_the_same_server_secret_sealed() -> None:
         SecretBox(NEW_SERVER_SECRET).open(sealed)
 
 
-def test_a_clear_secret_from_before_is_sealed_on_its_first_use(
+def test_a_clear_secret_from_before_still_signs_until_the_worker_seals_it(
     server: LiveServer, receiver: Receiver
 ) -> None:
-    clear = "whsec_" + "c" * 43
+    rt, clear = server.runtime, "whsec_" + "c" * 43
     with server.client() as api:
         created = subscribe(api, receiver.url())
-    store_in_clear(server.runtime, created["id"], clear)
-    emit(server.runtime)
-    run_jobs(server.runtime)
+        other = subscribe(api, "https://hooks.example.com/other")
+    store_in_clear(rt, created["id"], clear)
+    store_in_clear(rt, other["id"], "whsec_" + "d" * 43)
+    emit(rt)
+    run_jobs(rt)  # deliveries only: no periodic tick
     [got] = receiver.requests
     assert verify(clear, got.signature, got.body, now=got.at)
-    assert stored(server.runtime, created["id"]).secret.startswith("fernet:")
-
-
-def test_clear_secrets_are_sealed_by_the_hourly_job(server: LiveServer) -> None:
-    rt = server.runtime
-    with server.client() as api:
-        created = [subscribe(api, f"https://hooks.example.com/{n}") for n in range(2)]
-    store_in_clear(rt, created[0]["id"], "whsec_" + "d" * 43)
-    store_in_clear(rt, created[1]["id"], "whsec_" + "e" * 43)
+    assert stored(rt, created["id"]).secret == clear
     worker = Worker(rt, build_registry(), worker_id="test")
-    while worker.run_once(tick=True):  # the hourly sealer is due on a fresh database
+    while worker.run_once(tick=True):  # the hourly sealer is due at a worker's first tick
         pass
     box = SecretBox(rt.secret)
-    for endpoint, letter in zip(created, "de", strict=True):
+    for endpoint, secret in ((created, clear), (other, "whsec_" + "d" * 43)):
         row = stored(rt, endpoint["id"])
-        assert row.secret.startswith("fernet:")
-        assert box.open(row.secret) == "whsec_" + letter * 43
-
-
-def restart_with(start_live: StartLive, old: LiveServer, secret_key: str) -> LiveServer:
-    old.stop()
-    return start_live(secret_key=secret_key)
+        assert row.secret.startswith("fernet:") and box.open(row.secret) == secret
 
 
 def test_a_changed_server_secret_fails_deliveries_until_the_secret_is_rotated(
-    start_live: StartLive, receiver: Receiver, clock: ManualClock
+    start_live: StartLive, receiver: Receiver, database_url: str
 ) -> None:
-    before = start_live(secret_key=OLD_SERVER_SECRET)
+    before = start_live(secret_key=OLD_SERVER_SECRET, database_url=database_url)
     with before.client() as api:
         created = subscribe(api, receiver.url())
-    server = restart_with(start_live, before, NEW_SERVER_SECRET)
+    before.stop()
+    server = start_live(secret_key=NEW_SERVER_SECRET, database_url=database_url)
     emit(server.runtime)
     run_jobs(server.runtime)
     with server.client() as api:
@@ -119,9 +107,9 @@ def test_a_changed_server_secret_fails_deliveries_until_the_secret_is_rotated(
             f"/api/v1/webhooks/{created['id']}/rotate-secret",
             json={"expire_previous_in_seconds": 3600},
         ).json()
-        emit(server.runtime)
+        second = emit(server.runtime)
         run_jobs(server.runtime)
-        after = deliveries(api)[0]
+        [after] = deliveries(api, event_id=second)
     assert hint is None
     assert failed["state"] == "failed" and failed["last_error_code"] == UNREADABLE
     assert "rotate" in failed["last_error"] and failed["failure_reason"].startswith(UNREADABLE)

@@ -2,7 +2,7 @@
 
 A signing secret must be read back to sign, so it is encrypted, not hashed. Stored values start
 with `fernet:`; a value without it is a secret from before encryption (a `whsec_…` in clear),
-still usable and sealed on its first use or by the hourly sealing job. If the server's secret
+still usable, and sealed by the hourly `webhooks.seal_secrets` job (due at a worker's first tick). If the server's secret
 changes, stored secrets no longer open: deliveries then fail with `WEBHOOK_SECRET_UNREADABLE`
 until the endpoint's secret is rotated.
 """

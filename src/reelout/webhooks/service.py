@@ -78,26 +78,19 @@ def _hint(row: WebhookEndpoint, box: SecretBox) -> str | None:
         return None
 
 
-def _endpoint_out(row: WebhookEndpoint, box: SecretBox) -> EndpointOut:
+def _endpoint_out(row: WebhookEndpoint, hint: str | None) -> EndpointOut:
     return EndpointOut(
         id=row.id,
         url=row.url,
         events=list(row.events),
         description=row.description,
         created=row.created_at,
-        secret_hint=_hint(row, box),
+        secret_hint=hint,
     )
 
 
 def _created(row: WebhookEndpoint, secret: str) -> EndpointCreated:
-    out = EndpointOut(
-        id=row.id,
-        url=row.url,
-        events=list(row.events),
-        description=row.description,
-        created=row.created_at,
-        secret_hint=secret_hint(secret),
-    )
+    out = _endpoint_out(row, secret_hint(secret))
     return EndpointCreated(**out.model_dump(), secret=secret)
 
 
@@ -186,7 +179,7 @@ def create_endpoint(
 
 
 def list_endpoints(session: Session, box: SecretBox) -> list[EndpointOut]:
-    return [_endpoint_out(row, box) for row in _active_endpoints(session)]
+    return [_endpoint_out(row, _hint(row, box)) for row in _active_endpoints(session)]
 
 
 def _endpoint(session: Session, endpoint_id: str, *, lock: bool = True) -> WebhookEndpoint:
@@ -197,7 +190,8 @@ def _endpoint(session: Session, endpoint_id: str, *, lock: bool = True) -> Webho
 
 
 def get_endpoint(session: Session, endpoint_id: str, box: SecretBox) -> EndpointOut:
-    return _endpoint_out(_endpoint(session, endpoint_id, lock=False), box)
+    row = _endpoint(session, endpoint_id, lock=False)
+    return _endpoint_out(row, _hint(row, box))
 
 
 def delete_endpoint(session: Session, clock: Clock, endpoint_id: str) -> None:
@@ -241,20 +235,16 @@ def rotate_secret(
 
 
 def seal_clear_secrets(session: Session, box: SecretBox) -> int:
-    """Encrypt the secrets still stored in clear (from before encryption); returns how many."""
-    sealed = 0
-    for row in session.scalars(select(WebhookEndpoint).with_for_update()):
-        sealed += _seal_row(row, box)
-    return sealed
+    """Encrypt the secrets still stored in clear (from before encryption); returns how many.
 
-
-def _seal_row(row: WebhookEndpoint, box: SecretBox) -> int:
-    """Seal a row's clear secrets in place; how many were clear."""
+    Only here, with the endpoints locked (never while a delivery is locked too, so no lock is
+    ever taken in the opposite order); until then a clear secret still signs as it is."""
     count = 0
-    if not is_sealed(row.secret):
-        row.secret, count = box.seal(row.secret), count + 1
-    if row.previous_secret is not None and not is_sealed(row.previous_secret):
-        row.previous_secret, count = box.seal(row.previous_secret), count + 1
+    for row in session.scalars(select(WebhookEndpoint).with_for_update()):
+        if not is_sealed(row.secret):
+            row.secret, count = box.seal(row.secret), count + 1
+        if row.previous_secret is not None and not is_sealed(row.previous_secret):
+            row.previous_secret, count = box.seal(row.previous_secret), count + 1
     return count
 
 
@@ -315,8 +305,7 @@ def _enqueue(session: Session, clock: Clock, delivery_id: str) -> int:
 def _signing_secrets(
     endpoint: WebhookEndpoint, now: datetime, box: SecretBox
 ) -> tuple[str, list[str]]:
-    """The secrets to sign with now (raises SecretUnreadable); clear ones are sealed on the way."""
-    _seal_row(endpoint, box)
+    """The secrets to sign with now (raises SecretUnreadable when they cannot be read)."""
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and expires > now:
         return box.open(endpoint.secret), [box.open(endpoint.previous_secret)]
@@ -357,7 +346,7 @@ def start_attempt(
     delivery = _locked_delivery(session, delivery_id)
     if delivery is None or delivery.state != PENDING:
         return None
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None or endpoint.deleted_at is not None:
         _give_up(delivery, "the endpoint was deleted")
         return None

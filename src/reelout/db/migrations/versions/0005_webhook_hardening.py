@@ -5,7 +5,8 @@ Revises: 0003
 Create Date: 2026-12-02 13:00:00
 
 Existing clear-text secrets are not touched here (a migration has no server secret): they are
-sealed on first use and by the hourly `webhooks.seal_secrets` job.
+sealed by the hourly `webhooks.seal_secrets` job (due at a worker's first tick); until then
+they still sign.
 """
 
 from collections.abc import Sequence
