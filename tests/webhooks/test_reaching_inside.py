@@ -50,6 +50,7 @@ def default_server(start_live: StartLive) -> LiveServer:
         "http://[::ffff:127.0.0.1]/hook",
         "http://2130706433/hook",
         "http://0x7f.1/hook",
+        "http://hooks.example.com@127.0.0.1/hook",
     ],
 )
 def test_an_endpoint_at_an_internal_address_is_refused(
@@ -166,7 +167,7 @@ def test_an_answer_without_a_length_is_counted_and_its_odd_media_type_dropped(
     server: LiveServer, receiver: Receiver
 ) -> None:
     odd_type = {"Content-Type": "x<script>/y; q=leak"}
-    receiver.script(Reply(500, headers=odd_type, body=b"no!", content_length=False))
+    receiver.script(Reply(599, headers=odd_type, body=b"no!", content_length=False))
     with server.client() as api:
         subscribe(api, receiver.url())
     emit(server.runtime)
@@ -174,7 +175,8 @@ def test_an_answer_without_a_length_is_counted_and_its_odd_media_type_dropped(
     [attempt] = delivery_detail(server)["attempt_log"]
     assert attempt["response_content_type"] is None
     assert attempt["response_bytes"] == 3
-    assert attempt["error_code"] == "WEBHOOK_HTTP_STATUS" and attempt["status_code"] == 500
+    assert attempt["error_code"] == "WEBHOOK_HTTP_STATUS" and attempt["status_code"] == 599
+    assert attempt["error"] == "HTTP 599"
 
 
 def test_an_operator_may_keep_a_short_excerpt_for_receivers_they_trust(

@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 
 import httpcore
 import httpx
@@ -113,12 +114,18 @@ def _answer(response: httpcore.Response, excerpt_bytes: int) -> Answer:
     return Answer(_media_type(_header(response, b"content-type")), length, excerpt or None)
 
 
+def _standard_reason(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
+
+
 def _status_error(response: httpcore.Response) -> tuple[str | None, str | None]:
     code = response.status
     if 200 <= code < 300:
         return None, None
-    reason = response.extensions.get("reason_phrase", b"").decode("latin-1", "replace")
-    status = f"HTTP {code} {reason}".rstrip()
+    status = f"HTTP {code} {_standard_reason(code)}".rstrip()  # not the receiver's own words
     if 300 <= code < 400:
         where = (_header(response, b"location") or "nowhere")[:MAX_LOCATION_CHARS]
         return f"{status}: redirect to {where} not followed (give the final URL)", REDIRECT
