@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     webhook_retry_hours: float = Field(default=24.0, gt=0, le=168)  # 168: webhooks MAX_RETRY_HOURS
     webhook_retention_days: float = Field(default=30.0, gt=0)
+    # networks webhooks may reach though not public (CIDRs, e.g. "10.0.0.0/8"); default: none
+    webhook_allow_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    # bytes of a receiver's answer kept in the delivery log (0: none; 4096: MAX_EXCERPT_BYTES)
+    webhook_response_excerpt_bytes: int = Field(default=0, ge=0, le=4096)
 
     # feature flags
     flag_set_max_bytes: int = Field(default=MiB, ge=1024)
@@ -113,7 +117,7 @@ class Settings(BaseSettings):
     exposure_retention_days: int = Field(default=90, ge=1)
     exposure_max_batch: int = Field(default=1000, ge=1)
 
-    @field_validator("cors_origins", "environments", mode="before")
+    @field_validator("cors_origins", "environments", "webhook_allow_networks", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -567,7 +567,12 @@ def test_webhooks_announce_ready_and_error_with_verifiable_signatures(
 ) -> None:
     clock = ManualClock()
     receiver = Receiver(clock)
-    live = serve_in_thread(make_settings(tmp_path, public_url="https://media.example.com"), clock)
+    live = serve_in_thread(
+        make_settings(
+            tmp_path, public_url="https://media.example.com", webhook_allow_networks="127.0.0.0/8"
+        ),
+        clock,
+    )
     try:
         with live.client() as api:
             hook = api.post("/api/v1/webhooks", json={"url": receiver.url()}).json()

@@ -18,6 +18,7 @@ from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.webhooks.receiver import Receiver
 
 StartLive = Callable[..., LiveServer]
+LOOPBACK = "127.0.0.0/8"  # REELOUT_WEBHOOK_ALLOW_NETWORKS for receivers on this machine
 
 
 @pytest.fixture
@@ -29,11 +30,15 @@ def receiver(clock: ManualClock) -> Iterator[Receiver]:
 
 @pytest.fixture
 def start_live(tmp_path: Path, clock: ManualClock) -> Iterator[StartLive]:
-    """`start_live(**settings)`: a live server on the test's ManualClock; stopped at the end."""
+    """`start_live(**settings)`: a live server on the test's ManualClock; stopped at the end.
+
+    The receivers listen on 127.0.0.1, a loopback address webhooks may not reach by default:
+    these servers allowlist 127.0.0.0/8 unless a test passes its own `webhook_allow_networks`."""
     servers: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
-        server = serve_in_thread(make_settings(tmp_path, **overrides), clock)
+        settings = {"webhook_allow_networks": LOOPBACK, **overrides}
+        server = serve_in_thread(make_settings(tmp_path, **settings), clock)
         servers.append(server)
         return server
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ class Reply:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
+    content_length: bool = True  # False: no Content-Length, the body ends when the socket closes
 
 
 @dataclass(frozen=True)
@@ -40,24 +43,41 @@ class Received:
 
 
 class Receiver:
-    """`Receiver(clock)`: `url(path)` to subscribe, `script(...)` replies, `requests` to check."""
+    """`Receiver(clock)`: `url(path)` to subscribe, `script(...)` replies, `requests` to check.
 
-    def __init__(self, clock: Clock) -> None:
+    With `tls` (a server SSLContext) it speaks HTTPS; `connections` counts accepted connections,
+    so a test can tell that nothing even connected."""
+
+    def __init__(
+        self, clock: Clock, tls: ssl.SSLContext | None = None, address: str = "127.0.0.1"
+    ) -> None:
         self.clock = clock
+        self.scheme = "https" if tls else "http"
+        self.connections = 0
         self.requests: list[Received] = []
         self._script: list[Reply] = []
         self.default = Reply()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        server_class = _IPv6Server if ":" in address else ThreadingHTTPServer
+        self._server = server_class((address, 0), self._handler_class())
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
         self._thread.start()
 
-    def url(self, path: str = "/hook") -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, path: str = "/hook", host: str | None = None) -> str:
+        """The URL of `path`, by default at the receiver's IP address, else at `host`."""
+        if host is None:
+            address = str(self._server.server_address[0])
+            host = f"[{address}]" if ":" in address else address
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, then with `default`."""
@@ -78,6 +98,11 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def setup(self) -> None:
+                with receiver._lock:
+                    receiver.connections += 1
+                super().setup()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -88,7 +113,8 @@ class Receiver:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(reply.body)))
+                    if reply.content_length:
+                        self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
                     self.wfile.write(reply.body)
 
@@ -96,3 +122,7 @@ class Receiver:
                 pass
 
         return Handler
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6

@@ -20,7 +20,7 @@ from reelout.webhooks import service
 from reelout.webhooks.models import WebhookAttempt, WebhookEvent
 from reelout.webhooks.signing import verify
 from tests.conftest import LiveServer, free_port, make_settings, serve_in_thread
-from tests.webhooks.conftest import StartLive, deliveries, emit, run_jobs, subscribe
+from tests.webhooks.conftest import LOOPBACK, StartLive, deliveries, emit, run_jobs, subscribe
 from tests.webhooks.receiver import Receiver, Reply
 
 HOUR = 3600
@@ -57,7 +57,8 @@ def test_a_delivery_is_signed_and_carries_the_stored_body(
 def test_a_retried_delivery_sends_the_same_event_and_body_signed_anew(
     tmp_path: Path, clock: ManualClock, receiver: Receiver, database_url: str
 ) -> None:
-    server = serve_in_thread(make_settings(tmp_path, database_url=database_url), clock)
+    settings = make_settings(tmp_path, database_url=database_url, webhook_allow_networks=LOOPBACK)
+    server = serve_in_thread(settings, clock)
     try:
         receiver.script(Reply(500), Reply(503))
         with server.client() as api:
@@ -114,7 +115,8 @@ def test_a_receiver_that_never_succeeds_is_given_up_after_24_hours(
     last = receiver.requests[-1].at - int(start.timestamp())
     before_last = receiver.requests[-2].at - int(start.timestamp())
     assert before_last < 24 * HOUR <= last
-    assert detail["attempt_log"][-1]["response_excerpt"] == "boom"
+    last_attempt = detail["attempt_log"][-1]
+    assert last_attempt["response_bytes"] == 4 and last_attempt["response_excerpt"] is None
     with server.runtime.db.read() as session:
         [job] = jobs.list_jobs(session, kind="webhooks.deliver")
     assert job.state == jobs.DONE, "the window ended it, not the attempt count"

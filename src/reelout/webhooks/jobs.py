@@ -9,10 +9,13 @@ from reelout.jobs.registry import JobContext, Registry
 from reelout.jobs.service import DeadJob
 from reelout.runtime import Runtime
 from reelout.webhooks import sender, service
+from reelout.webhooks.pinning import Guard
 from reelout.webhooks.schemas import DeliveryState
+from reelout.webhooks.secretbox import box_for
 
 log = logging.getLogger(__name__)
 PRUNE_JOB = "webhooks.prune"
+SEAL_JOB = "webhooks.seal_secrets"
 
 
 class DeliveryAttemptFailed(ReeloutError):
@@ -26,11 +29,17 @@ def deliver(ctx: JobContext) -> None:
     """POST the delivery's stored body once; raise (to be retried with backoff) if it failed."""
     rt, delivery_id = ctx.runtime, str(ctx.payload["delivery_id"])
     with rt.db.session() as session:
-        request = service.start_attempt(session, rt.clock, delivery_id)
+        request = service.start_attempt(session, rt.clock, delivery_id, box_for(rt.secret))
     if request is None:
         return
-    timeout = rt.settings.webhook_timeout_seconds
-    result = sender.post(request, timeout=timeout, clock=rt.clock)
+    settings = rt.settings
+    result = sender.post(
+        request,
+        timeout=settings.webhook_timeout_seconds,
+        clock=rt.clock,
+        guard=Guard(allow=tuple(settings.webhook_allow_networks)),
+        excerpt_bytes=settings.webhook_response_excerpt_bytes,
+    )
     with rt.db.session() as session:
         state = service.finish_attempt(
             session,
@@ -67,8 +76,20 @@ def prune(ctx: JobContext) -> None:
         log.info("pruned %d old webhook deliveries", removed)
 
 
+def seal_secrets(ctx: JobContext) -> None:
+    """Encrypt signing secrets stored in clear before encryption existed (a migration cannot:
+    it has no server secret); hourly, so an upgraded server seals them on its first tick."""
+    rt = ctx.runtime
+    with rt.db.session() as session:
+        sealed = service.seal_clear_secrets(session, box_for(rt.secret))
+    if sealed:
+        log.info("encrypted %d webhook signing secrets stored in clear", sealed)
+
+
 def register(registry: Registry) -> None:
     registry.handler(service.DELIVER_JOB)(deliver)
     registry.on_dead(service.DELIVER_JOB)(delivery_gave_up)
     registry.handler(PRUNE_JOB)(prune)
     registry.periodic("webhooks-pruner", PRUNE_JOB, lambda _settings: 3600)
+    registry.handler(SEAL_JOB)(seal_secrets)
+    registry.periodic("webhooks-secret-sealer", SEAL_JOB, lambda _settings: 3600)

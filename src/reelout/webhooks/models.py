@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelout.db.base import Base, UTCDateTime
@@ -17,8 +17,9 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str] = mapped_column(String(500), default="")
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
-    secret: Mapped[str] = mapped_column(String(100))  # kept in clear: HMAC needs the key itself
-    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # sealed (webhooks.secretbox): HMAC needs the key itself, so it is encrypted, not hashed
+    secret: Mapped[str] = mapped_column(String(255))
+    previous_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime(), nullable=True
     )
@@ -47,6 +48,7 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -65,4 +67,8 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    response_content_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    response_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # only with REELOUT_WEBHOOK_RESPONSE_EXCERPT_BYTES > 0: the receiver's words are not echoed
     response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -18,6 +18,7 @@ from reelout.webhooks.schemas import (
     EndpointOut,
     SecretRotation,
 )
+from reelout.webhooks.secretbox import box_for
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -32,13 +33,15 @@ def create_endpoint(body: EndpointCreate, rt: RuntimeDep, _: AdminDep) -> Endpoi
             events=body.events,
             description=body.description,
             max_endpoints=rt.settings.webhook_max_endpoints,
+            box=box_for(rt.secret),
+            allow_networks=rt.settings.webhook_allow_networks,
         )
 
 
 @router.get("")
 def list_endpoints(rt: RuntimeDep, _: AdminDep) -> list[EndpointOut]:
     with rt.db.read() as session:
-        return service.list_endpoints(session)
+        return service.list_endpoints(session, box_for(rt.secret))
 
 
 @router.get("/deliveries")
@@ -72,7 +75,7 @@ def resend(delivery_id: str, rt: RuntimeDep, _: AdminDep) -> DeliveryOut:
 @router.get("/{endpoint_id}")
 def get_endpoint(endpoint_id: str, rt: RuntimeDep, _: AdminDep) -> EndpointOut:
     with rt.db.read() as session:
-        return service.get_endpoint(session, endpoint_id)
+        return service.get_endpoint(session, endpoint_id, box_for(rt.secret))
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -88,5 +91,5 @@ def rotate_secret(
     rotation = body or SecretRotation()
     with rt.db.session() as session:
         return service.rotate_secret(
-            session, rt.clock, endpoint_id, rotation.expire_previous_in_seconds
+            session, rt.clock, endpoint_id, rotation.expire_previous_in_seconds, box_for(rt.secret)
         )

@@ -34,6 +34,10 @@ class EndpointOut(BaseModel):
     events: list[str]
     description: str
     created: datetime
+    secret_hint: str | None = Field(
+        description="The secret's prefix and first 4 characters (`whsec_AbCd…`), to tell which "
+        "one a receiver has; null when it cannot be read (the server secret changed: rotate it)."
+    )
 
 
 class EndpointCreated(EndpointOut):
@@ -59,6 +63,7 @@ class DeliveryOut(BaseModel):
     attempts: int
     last_status: int | None = Field(description="HTTP status of the last attempt, if one came.")
     last_error: str | None = Field(description="Why the last attempt failed, if it did.")
+    last_error_code: str | None = Field(description="A stable code for `last_error`.")
     last_duration_ms: int | None
     last_attempt_at: datetime | None
     failure_reason: str | None = Field(description="Why a failed delivery was given up.")
@@ -73,7 +78,15 @@ class AttemptOut(BaseModel):
     duration_ms: int
     status_code: int | None
     error: str | None
-    response_excerpt: str | None = Field(description="The first KiB of the receiver's answer.")
+    error_code: str | None = Field(description="A stable code for `error`.")
+    response_content_type: str | None = Field(description="The answer's media type.")
+    response_bytes: int | None = Field(
+        description="The answer body's length (declared, or counted up to 64 KiB), if known."
+    )
+    response_excerpt: str | None = Field(
+        description="The start of the answer's body: only kept with "
+        "REELOUT_WEBHOOK_RESPONSE_EXCERPT_BYTES > 0, for receivers the operator trusts."
+    )
 
 
 class DeliveryDetail(DeliveryOut):

@@ -4,10 +4,11 @@ the attempt bookkeeping of the delivery job, the delivery log, resends and pruni
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic_core
 from sqlalchemy import delete, func, select
@@ -18,7 +19,8 @@ from reelout.clock import Clock
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound
 from reelout.jobs import service as jobs
-from reelout.webhooks import policy, signing
+from reelout.webhooks import addresses, policy, signing
+from reelout.webhooks.addresses import IPNetwork
 from reelout.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from reelout.webhooks.schemas import (
     AttemptOut,
@@ -29,11 +31,14 @@ from reelout.webhooks.schemas import (
     EndpointCreated,
     EndpointOut,
 )
+from reelout.webhooks.secretbox import SecretBox, SecretUnreadable, is_sealed
 from reelout.webhooks.sender import AttemptResult, Request
 
 DELIVER_JOB = "webhooks.deliver"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"  # DeliveryState values
 USER_AGENT = f"Reelout-Webhooks/{__version__}"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the type prefix, not a secret)
+ADDRESS_NOT_ALLOWED = "WEBHOOK_ADDRESS_NOT_ALLOWED"  # also pinning.AddressRefused.code
 
 
 # ---- ids, secrets, bodies ----------------------------------------------------------------------
@@ -45,7 +50,7 @@ def _new_id(prefix: str) -> str:
 
 def new_secret() -> str:
     """A signing secret: `whsec_` and 256 random bits, URL-safe base64."""
-    return "whsec_" + secrets.token_urlsafe(32)
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def _iso(when: datetime) -> str:
@@ -61,24 +66,55 @@ def event_body(event_id: str, event_type: str, created: datetime, data: Mapping[
 # ---- endpoints ---------------------------------------------------------------------------------
 
 
-def _endpoint_out(row: WebhookEndpoint) -> EndpointOut:
+def secret_hint(secret: str) -> str:
+    """What is shown of a secret after its creation: its type prefix and 4 characters."""
+    return f"{SECRET_PREFIX}{secret.removeprefix(SECRET_PREFIX)[:4]}…"
+
+
+def _hint(row: WebhookEndpoint, box: SecretBox) -> str | None:
+    try:
+        return secret_hint(box.open(row.secret))
+    except SecretUnreadable:
+        return None
+
+
+def _endpoint_out(row: WebhookEndpoint, hint: str | None) -> EndpointOut:
     return EndpointOut(
         id=row.id,
         url=row.url,
         events=list(row.events),
         description=row.description,
         created=row.created_at,
+        secret_hint=hint,
     )
 
 
-def _created(row: WebhookEndpoint) -> EndpointCreated:
-    return EndpointCreated(**_endpoint_out(row).model_dump(), secret=row.secret)
+def _created(row: WebhookEndpoint, secret: str) -> EndpointCreated:
+    out = _endpoint_out(row, secret_hint(secret))
+    return EndpointCreated(**out.model_dump(), secret=secret)
 
 
-def _checked_url(url: str) -> str:
+def _check_address(url: str, allow: Iterable[IPNetwork]) -> None:
+    """Refuse a URL whose host names an address webhooks may not reach (no lookup is made: a
+    host name is judged at every connect, see pinning)."""
+    host = urlsplit(url).hostname or ""
+    address = addresses.literal(host)
+    why = None if address is None else addresses.refusal(address, allow)
+    if address is not None and why is not None:
+        raise BadRequest(
+            f"{url!r} points at {address}, which is not allowed: {why}. Webhooks only go to "
+            "public addresses; an operator can allow a network with "
+            "REELOUT_WEBHOOK_ALLOW_NETWORKS (e.g. 10.0.0.0/8)",
+            code=ADDRESS_NOT_ALLOWED,
+            details={"address": str(address), "reason": why},
+        )
+
+
+def _checked_url(url: str, allow: Iterable[IPNetwork]) -> str:
     problem = policy.url_problem(url.strip())
     if problem is not None:
         raise BadRequest(f"{problem}; got {url!r}", code="INVALID_WEBHOOK_URL")
+    _check_address(url.strip(), allow)
     return url.strip()
 
 
@@ -122,24 +158,28 @@ def create_endpoint(
     events: list[str] | None = None,
     description: str = "",
     max_endpoints: int,
+    box: SecretBox,
+    allow_networks: Iterable[IPNetwork] = (),
 ) -> EndpointCreated:
-    """Add an endpoint; the reply carries its signing secret, which is never shown again."""
+    """Add an endpoint; the reply carries its signing secret, which is never shown again (it is
+    stored sealed, and only a hint of it is listed)."""
+    secret = new_secret()
     row = WebhookEndpoint(
         id=_new_id("we_"),
-        url=_checked_url(url),
+        url=_checked_url(url, allow_networks),
         events=_checked_events(events),
         description=description,
-        secret=new_secret(),
+        secret=box.seal(secret),
         created_at=clock.now(),
     )
     _check_room(session, max_endpoints)
     session.add(row)
     session.flush()
-    return _created(row)
+    return _created(row, secret)
 
 
-def list_endpoints(session: Session) -> list[EndpointOut]:
-    return [_endpoint_out(row) for row in _active_endpoints(session)]
+def list_endpoints(session: Session, box: SecretBox) -> list[EndpointOut]:
+    return [_endpoint_out(row, _hint(row, box)) for row in _active_endpoints(session)]
 
 
 def _endpoint(session: Session, endpoint_id: str, *, lock: bool = True) -> WebhookEndpoint:
@@ -149,8 +189,9 @@ def _endpoint(session: Session, endpoint_id: str, *, lock: bool = True) -> Webho
     return row
 
 
-def get_endpoint(session: Session, endpoint_id: str) -> EndpointOut:
-    return _endpoint_out(_endpoint(session, endpoint_id, lock=False))
+def get_endpoint(session: Session, endpoint_id: str, box: SecretBox) -> EndpointOut:
+    row = _endpoint(session, endpoint_id, lock=False)
+    return _endpoint_out(row, _hint(row, box))
 
 
 def delete_endpoint(session: Session, clock: Clock, endpoint_id: str) -> None:
@@ -165,19 +206,46 @@ def delete_endpoint(session: Session, clock: Clock, endpoint_id: str) -> None:
         _give_up(delivery, f"the endpoint was deleted at {_iso(now)}")
 
 
+def _readable(stored: str, box: SecretBox) -> bool:
+    try:
+        box.open(stored)
+    except SecretUnreadable:
+        return False
+    return True
+
+
 def rotate_secret(
-    session: Session, clock: Clock, endpoint_id: str, expire_previous_in_seconds: int
+    session: Session,
+    clock: Clock,
+    endpoint_id: str,
+    expire_previous_in_seconds: int,
+    box: SecretBox,
 ) -> EndpointCreated:
-    """A new signing secret; the old one keeps signing too (a second `v1=`) for a while."""
+    """A new signing secret; the old one keeps signing too (a second `v1=`) for a while, unless
+    it can no longer be read (the server secret changed), which is what rotation then repairs."""
     row = _endpoint(session, endpoint_id)
-    row.previous_secret = row.secret if expire_previous_in_seconds > 0 else None
+    keep = expire_previous_in_seconds > 0 and _readable(row.secret, box)
+    row.previous_secret = box.seal(box.open(row.secret)) if keep else None
     row.previous_secret_expires_at = (
-        clock.now() + timedelta(seconds=expire_previous_in_seconds)
-        if expire_previous_in_seconds > 0
-        else None
+        clock.now() + timedelta(seconds=expire_previous_in_seconds) if keep else None
     )
-    row.secret = new_secret()
-    return _created(row)
+    secret = new_secret()
+    row.secret = box.seal(secret)
+    return _created(row, secret)
+
+
+def seal_clear_secrets(session: Session, box: SecretBox) -> int:
+    """Encrypt the secrets still stored in clear (from before encryption); returns how many.
+
+    Only here, with the endpoints locked (never while a delivery is locked too, so no lock is
+    ever taken in the opposite order); until then a clear secret still signs as it is."""
+    count = 0
+    for row in session.scalars(select(WebhookEndpoint).with_for_update()):
+        if not is_sealed(row.secret):
+            row.secret, count = box.seal(row.secret), count + 1
+        if row.previous_secret is not None and not is_sealed(row.previous_secret):
+            row.previous_secret, count = box.seal(row.previous_secret), count + 1
+    return count
 
 
 # ---- emit --------------------------------------------------------------------------------------
@@ -234,16 +302,21 @@ def _enqueue(session: Session, clock: Clock, delivery_id: str) -> int:
 # ---- the delivery job's bookkeeping ------------------------------------------------------------
 
 
-def _signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> tuple[str, list[str]]:
+def _signing_secrets(
+    endpoint: WebhookEndpoint, now: datetime, box: SecretBox
+) -> tuple[str, list[str]]:
+    """The secrets to sign with now (raises SecretUnreadable when they cannot be read)."""
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and expires > now:
-        return endpoint.secret, [endpoint.previous_secret]
-    return endpoint.secret, []
+        return box.open(endpoint.secret), [box.open(endpoint.previous_secret)]
+    return box.open(endpoint.secret), []
 
 
-def _request(event: WebhookEvent, endpoint: WebhookEndpoint, now: datetime) -> Request:
+def _request(
+    event: WebhookEvent, endpoint: WebhookEndpoint, now: datetime, box: SecretBox
+) -> Request:
     body = event.body.encode("utf-8")
-    secret, previous = _signing_secrets(endpoint, now)
+    secret, previous = _signing_secrets(endpoint, now, box)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -263,8 +336,13 @@ def _give_up(delivery: WebhookDelivery, reason: str) -> None:
     delivery.failure_reason = reason
 
 
-def start_attempt(session: Session, clock: Clock, delivery_id: str) -> Request | None:
-    """What to send now (the stored body, signed at this moment), or None: nothing to do."""
+def start_attempt(
+    session: Session, clock: Clock, delivery_id: str, box: SecretBox
+) -> Request | None:
+    """What to send now (the stored body, signed at this moment), or None: nothing to do.
+
+    A secret that cannot be read (the server secret changed) fails the delivery here, with a
+    logged attempt saying to rotate it: no retry can succeed before that."""
     delivery = _locked_delivery(session, delivery_id)
     if delivery is None or delivery.state != PENDING:
         return None
@@ -274,7 +352,13 @@ def start_attempt(session: Session, clock: Clock, delivery_id: str) -> Request |
         return None
     event = session.get(WebhookEvent, delivery.event_id)
     assert event is not None  # a delivery's event is only pruned together with it
-    return _request(event, endpoint, clock.now())
+    try:
+        return _request(event, endpoint, clock.now(), box)
+    except SecretUnreadable as exc:
+        failed = AttemptResult(clock.now(), 0, None, str(exc), exc.code, permanent=True)
+        _record(session, delivery, endpoint.url, failed)
+        _give_up(delivery, f"{exc.code}: {exc}")
+        return None
 
 
 def _record(session: Session, delivery: WebhookDelivery, url: str, result: AttemptResult) -> None:
@@ -282,6 +366,7 @@ def _record(session: Session, delivery: WebhookDelivery, url: str, result: Attem
     delivery.url = url
     delivery.last_status = result.status_code
     delivery.last_error = result.error
+    delivery.last_error_code = result.error_code
     delivery.last_duration_ms = result.duration_ms
     delivery.last_attempt_at = result.started_at
     session.add(
@@ -292,7 +377,10 @@ def _record(session: Session, delivery: WebhookDelivery, url: str, result: Attem
             duration_ms=result.duration_ms,
             status_code=result.status_code,
             error=result.error,
-            response_excerpt=result.response_excerpt,
+            error_code=result.error_code,
+            response_content_type=result.answer.content_type,
+            response_bytes=result.answer.length,
+            response_excerpt=result.answer.excerpt,
         )
     )
 
@@ -306,10 +394,12 @@ def finish_attempt(
     *,
     retry_window_seconds: float,
 ) -> DeliveryState:
-    """Log the attempt and decide: delivered, pending (try again later) or failed (window over).
+    """Log the attempt and decide: delivered, pending (try again later) or failed.
 
     Every delivery is attempted at least once; after a failed attempt it is tried again only
-    while less than the retry window has passed since its event was emitted."""
+    while less than the retry window has passed since its event was emitted. A permanent failure
+    (an address that is not allowed) fails it at once: retrying would knock on the same door
+    every backoff for a day. DNS can change, so such a delivery can be resent by hand."""
     delivery = _locked_delivery(session, delivery_id)
     if delivery is None:
         return DeliveryState.failed
@@ -317,6 +407,12 @@ def finish_attempt(
     now = clock.now()
     if result.ok:
         delivery.state, delivery.delivered_at, delivery.failure_reason = DELIVERED, now, None
+    elif result.permanent and delivery.state == PENDING:
+        _give_up(
+            delivery,
+            f"{result.error_code}: {result.error} (not retried; resend it once "
+            "the address or REELOUT_WEBHOOK_ALLOW_NETWORKS is fixed)",
+        )
     elif delivery.state == PENDING:
         event = session.get(WebhookEvent, delivery.event_id)
         assert event is not None
@@ -362,6 +458,7 @@ def _delivery_out(session: Session, delivery: WebhookDelivery, event_type: str) 
         attempts=delivery.attempts,
         last_status=delivery.last_status,
         last_error=delivery.last_error,
+        last_error_code=delivery.last_error_code,
         last_duration_ms=delivery.last_duration_ms,
         last_attempt_at=delivery.last_attempt_at,
         failure_reason=delivery.failure_reason,
