@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from reelout.auth.models import ApiKey
 from reelout.auth.schemas import KeyCreated, KeyInfo, Scope
-from reelout.auth.tokens import hash_secret, new_id, new_secret
+from reelout.auth.tokens import hash_secret, new_id, new_secret, shown_prefix
 from reelout.clock import Clock
 from reelout.errors import BadRequest, NotFound, Unauthorized
 
@@ -68,7 +68,7 @@ def create_key(
         name=name or f"{scope.value}-{environment or 'all'}",
         scope=scope.value,
         environment=environment,
-        prefix=secret[:14],
+        prefix=shown_prefix(secret),
         key_hash=hash_secret(secret),
         created_at=clock.now(),
     )
