@@ -76,6 +76,11 @@ async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+async def playback_signer(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    return service.require_playback_signer(who)
+
+
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 AdminDep = Annotated[Principal, Depends(admin)]
 PrincipalDep = Annotated[Principal, Depends(principal)]
+PlaybackSignerDep = Annotated[Principal, Depends(playback_signer)]
