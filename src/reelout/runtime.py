@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from reelout import datafolder
 from reelout.auth.secret import check_admin_token, secret_key
 from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
@@ -43,5 +44,5 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         check_admin_token(settings)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        datafolder.secure(settings)
         return cls(settings, Database(settings.resolved_database_url), clock or SystemClock())

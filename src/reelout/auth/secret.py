@@ -23,7 +23,7 @@ class AdminTokenError(ReeloutError):
 
 def check_admin_token(settings: Settings) -> None:
     """Refuse to start with a REELOUT_ADMIN_TOKEN a person could guess."""
-    if settings.admin_token is None:
+    if not settings.admin_token:  # unset or empty: a random admin key is made
         return
     problem = refusal(settings.admin_token, settings.min_secret_chars, "REELOUT_ADMIN_TOKEN")
     if problem is not None:
