@@ -6,14 +6,19 @@ import os
 import secrets
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from reelout.app import create_app
+from reelout.auth.models import ApiKey
 from reelout.auth.secret import AdminTokenError, SecretKeyError
 from reelout.auth.strength import HOW_TO_MAKE_ONE, weakness
 from reelout.auth.tokens import new_secret, shown_prefix
+from reelout.db.migrate import upgrade
+from reelout.runtime import Runtime
 from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings
 
 STRONG_32 = "Vq7cN2xLr9TzKm4WbYp8HdJs6FgEa3Uu"  # 32 random characters
@@ -114,3 +119,27 @@ def test_listings_show_the_type_prefix_and_at_most_four_characters(
 )
 def test_what_a_listing_shows_of_a_key(secret: str, shown: str) -> None:
     assert shown_prefix(secret) == shown
+
+
+def test_the_upgrade_cuts_the_prefixes_stored_before(tmp_path: Path, database_url: str) -> None:
+    rt = Runtime.from_settings(make_settings(tmp_path, database_url=database_url))
+    upgrade(rt.db, "0003")
+    before = {"a": "mysecretpasswo", "b": "rlo_client_Abc", "c": "rlo_admin_Abcd", "d": "abc"}
+    rows = [
+        {
+            "id": key_id,
+            "name": key_id,
+            "scope": "admin",
+            "prefix": prefix,
+            "key_hash": key_id * 64,
+            "created_at": datetime.now(UTC),
+        }
+        for key_id, prefix in before.items()
+    ]
+    with rt.db.engine.begin() as conn:
+        conn.execute(ApiKey.__table__.insert(), rows)
+    upgrade(rt.db)
+    with rt.db.read() as session:
+        after = {row.id: row.prefix for row in session.execute(select(ApiKey.id, ApiKey.prefix))}
+    assert after == {"a": "myse", "b": "rlo_client_Abc", "c": "rlo_admin_Abcd", "d": "abc"}
+    rt.db.dispose()
