@@ -27,7 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / ".work"
 JS_DIR = BENCH_DIR / "js"
-TOKEN = "bench-admin-token"
+TOKEN = "rlo_admin_pQN1m2BRIIWbAXyyYF6N_ItbcjDW284crqAKx_5Dghw"  # strong enough to start with
 TUS = {"Tus-Resumable": "1.0.0"}
 BLOCK = MiB
 

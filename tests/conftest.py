@@ -28,7 +28,7 @@ from reelout.db.migrate import upgrade
 from reelout.runtime import Runtime
 
 PG_ADMIN_URL = os.environ.get("REELOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-ADMIN_TOKEN = "rlo_admin_test-" + "x" * 32
+ADMIN_TOKEN = "rlo_admin_f4T9cUmpwEG2BeHCs3xf8oGEMI4uowUhl9-6B3z3UBA"  # strong: passes start-up
 
 
 def free_port() -> int:

@@ -68,3 +68,52 @@ def test_the_format_setting_picks_the_handler(
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+
+
+SECRET = "s3cr3t-Vq7cN2xLr9TzKm4W"
+
+
+@pytest.mark.parametrize("args", [(), ("--workers", "2")])
+def test_secrets_in_logged_urls_are_redacted(
+    start_server: StartServer, args: tuple[str, ...]
+) -> None:
+    server = start_server(*args)
+    asked = [
+        f"/healthz?probe=2&token={SECRET}",
+        f"/media/nope/v-1/master.m3u8?max_height=360&token={SECRET}",
+        f"/ofrep/v1/events?since=7&token={SECRET}",
+        f"/healthz?probe=3&api_key={SECRET}&X-Amz-Signature={SECRET}&sig={SECRET}",
+    ]
+    for path in asked:
+        httpx.get(server.url + path)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and "probe=3" not in server.log.read_text():
+        time.sleep(0.05)
+    text = server.log.read_text()
+    assert "GET /healthz?probe=2&token=REDACTED HTTP/1.1" in text
+    assert "/media/nope/v-1/master.m3u8?max_height=360&token=REDACTED" in text
+    assert "/ofrep/v1/events?since=7&token=REDACTED" in text
+    assert "probe=3&api_key=REDACTED&X-Amz-Signature=REDACTED&sig=REDACTED" in text
+    assert SECRET not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("/a?token=x", "/a?token=REDACTED"),
+        ("/a?TOKEN=x&b=1", "/a?TOKEN=REDACTED&b=1"),
+        ("/a?access_token=x&refresh-token=y", "/a?access_token=REDACTED&refresh-token=REDACTED"),
+        ("/a?key=x&keys=y&monkey=z", "/a?key=REDACTED&keys=REDACTED&monkey=z"),
+        (
+            "/a?secret=x&password=y&signature=z",
+            "/a?secret=REDACTED&password=REDACTED&signature=REDACTED",
+        ),
+        ("/a?to%6Ben=x", "/a?to%6Ben=REDACTED"),  # an encoded name is still a token
+        ("/a?q=token%3Dx&since=7", "/a?q=token%3Dx&since=7"),  # a value is not a name
+        ("/a?token", "/a?token"),  # no value, nothing to hide
+        ("/a?max_height=720&b=%20+", "/a?max_height=720&b=%20+"),  # the rest as sent
+        ("/a/token=x", "/a/token=x"),
+    ],
+)
+def test_what_redaction_keeps_and_hides(url: str, logged: str) -> None:
+    assert logs.redact_url(url) == logged

@@ -60,10 +60,14 @@ def serve(
         settings.workers,
         "" if settings.workers == 1 else "es",
     )
-    if settings.workers > 1:
-        prepare(Runtime.from_settings(settings))  # migrate once, before the processes start
+    try:  # a weak chosen secret, say, is refused here with its message, not a traceback
+        if settings.workers > 1:
+            prepare(Runtime.from_settings(settings))  # migrate once, before the processes start
+        target = create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app"
+    except ReeloutError as exc:
+        raise _fail(exc) from None
     uvicorn.run(
-        create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app",
+        target,
         factory=settings.workers > 1,
         workers=settings.workers,
         host=bind_host,

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
 
     # console (the web pages under /console)
     secret_key: str | None = None  # console sessions, signed URLs; default: data_dir/secret.key
+    # characters a chosen secret (admin token, secret key) has beyond its rlo_ prefix, at least
+    min_secret_chars: int = Field(default=32, ge=28)
     console_session_seconds: int = Field(default=12 * 3600, ge=60)
     # the environment whose flags pick the console's upload path (evaluated per admin key)
     console_flags_environment: str = "development"

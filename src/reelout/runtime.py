@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from reelout.auth.secret import secret_key
+from reelout import datafolder
+from reelout.auth.secret import check_admin_token, secret_key
 from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
 from reelout.db.engine import Database
@@ -42,5 +43,6 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        check_admin_token(settings)
+        datafolder.secure(settings)
         return cls(settings, Database(settings.resolved_database_url), clock or SystemClock())

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from reelout.app import prepare
-from tests.conftest import LiveServer, make_settings, start_runtime
+from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, start_runtime
 
 
 def test_create_list_revoke(live_server: LiveServer) -> None:
@@ -80,7 +80,7 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "REELOUT_DATA_DIR": str(tmp_path / "data"),
-        "REELOUT_ADMIN_TOKEN": "rlo_admin_cli-test",
+        "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     exe = Path(sys.executable).parent / "reelout"
     return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=60)

@@ -18,6 +18,8 @@ from reelout.web.session import COOKIE
 from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
 
 ORDERS = "/api/v1/orders/CS-1/inbound/videos"
+SECRET_S = "Zr4kV9pWq2NcX7bLm3TfHy8JdGs6Ea5U"
+SECRET_T = "Pw8bT3nKz6QrY2mVx9LcJf4HgDs7Ua5E"
 
 
 @pytest.fixture(scope="module")
@@ -276,10 +278,103 @@ def test_the_secret_is_made_once_with_mode_0600_and_survives_a_restart(tmp_path:
 
 
 def test_reelout_secret_key_is_used_instead_of_a_file(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, secret_key="s" * 40)
+    settings = make_settings(tmp_path, secret_key=SECRET_S)
     cookie = login_cookie(settings)
     assert not settings.secret_key_file.exists()
     assert console_status(settings, cookie) == 200
-    assert console_status(make_settings(tmp_path, secret_key="t" * 40), cookie) == 303
-    with pytest.raises(SecretKeyError, match="shorter than 16"):
+    assert console_status(make_settings(tmp_path, secret_key=SECRET_T), cookie) == 303
+    with pytest.raises(SecretKeyError, match="too weak"):
         create_app(make_settings(tmp_path, secret_key="short"))
+
+
+def test_logout_ends_the_session_for_good(web: httpx.Client) -> None:
+    cookie, csrf = login(web)
+    assert web.post("/console/logout", data={"csrf": csrf}, headers=cookie).status_code == 303
+    replayed = web.get(ORDERS, headers={**cookie, "X-CSRF-Token": csrf})
+    assert replayed.status_code == 401
+    assert replayed.json()["code"] == "SESSION_EXPIRED"
+    assert "logged out" in replayed.json()["message"]
+    page = web.get("/console", headers=cookie)
+    assert (page.status_code, page.headers["location"]) == (303, "/console/login")
+    again = web.post("/console/logout", data={"csrf": csrf}, headers=cookie)
+    assert again.status_code == 303, "logging out twice is harmless"
+
+
+def test_logging_out_ends_only_that_session(web: httpx.Client) -> None:
+    """Several people share an admin key: one logging out leaves the others signed in."""
+    mine, my_csrf = login(web)
+    theirs, their_csrf = login(web)
+    assert web.post("/console/logout", data={"csrf": my_csrf}, headers=mine).status_code == 303
+    assert web.get(ORDERS, headers={**theirs, "X-CSRF-Token": their_csrf}).status_code == 200
+    assert web.get(ORDERS, headers={**mine, "X-CSRF-Token": my_csrf}).status_code == 401
+
+
+def test_a_logout_holds_in_every_process_on_the_database(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url=database_url)
+    first, second = serve_in_thread(settings), serve_in_thread(settings)
+    try:
+        with (
+            httpx.Client(base_url=first.url, timeout=10) as one,
+            httpx.Client(base_url=second.url, timeout=10) as two,
+        ):
+            cookie, csrf = login(one)
+            api = {**cookie, "X-CSRF-Token": csrf}
+            assert two.get(ORDERS, headers=api).status_code == 200
+            assert two.post("/console/logout", data={"csrf": csrf}, headers=cookie).is_redirect
+            assert one.get(ORDERS, headers=api).json()["code"] == "SESSION_EXPIRED"
+            assert one.get("/console", headers=cookie).headers["location"] == "/console/login"
+    finally:
+        first.stop()
+        second.stop()
+
+
+def cookie_attributes(reply: httpx.Response) -> list[str]:
+    assert reply.status_code == 303, reply.text
+    return [part.strip().lower() for part in reply.headers["set-cookie"].split(";")]
+
+
+@pytest.mark.parametrize(
+    ("host", "secure"),
+    [
+        ("127.0.0.1:8000", False),
+        ("localhost:8000", False),
+        ("[::1]:8000", False),
+        ("127.0.0.2", False),
+        ("console.example:8000", True),
+        ("10.0.0.5:8000", True),
+        ("localhost.example.com", True),
+    ],
+)
+def test_the_cookie_is_secure_unless_the_console_is_on_loopback(
+    web: httpx.Client, host: str, secure: bool
+) -> None:
+    reply = web.post("/console/login", data={"key": ADMIN_TOKEN}, headers={"Host": host})
+    assert ("secure" in cookie_attributes(reply)) is secure
+    cookie = {"Cookie": f"{COOKIE}={session_cookie(reply)}", "Host": host}
+    csrf = csrf_of(web.get("/console", headers=cookie).text)
+    out = web.post("/console/logout", data={"csrf": csrf}, headers=cookie)
+    assert ("secure" in cookie_attributes(out)) is secure, "cleared the way it was set"
+
+
+@pytest.mark.parametrize(
+    ("public_url", "secure"),
+    [("http://127.0.0.1:8000", False), ("https://videos.example", True)],
+)
+def test_reelout_public_url_decides_the_cookie(
+    tmp_path: Path, public_url: str, secure: bool
+) -> None:
+    live = serve_in_thread(make_settings(tmp_path, public_url=public_url))
+    try:
+        headers = {"Origin": public_url}
+        reply = httpx.post(live.url + "/console/login", data={"key": ADMIN_TOKEN}, headers=headers)
+    finally:
+        live.stop()
+    assert ("secure" in cookie_attributes(reply)) is secure
+
+
+@pytest.mark.parametrize(("host", "warned"), [("console.example", True), ("127.0.0.1", False)])
+def test_the_login_form_says_when_only_https_can_keep_the_login(
+    web: httpx.Client, host: str, warned: bool
+) -> None:
+    form = web.get("/console/login", headers={"Host": host})
+    assert ('id="needs-https"' in form.text) is warned

@@ -9,11 +9,12 @@ from typing import Protocol
 import httpx
 import pytest
 
-from reelout.app import create_app
+from reelout.app import create_app, prepare
+from reelout.auth.service import authenticate
 from reelout.clock import ManualClock
 from reelout.web.routes import LIBRARIES, VENDOR_DIR, libraries
 from reelout.web.session import SessionCodec, csrf_matches
-from tests.conftest import ADMIN_TOKEN, make_settings, start_uvicorn
+from tests.conftest import ADMIN_TOKEN, make_settings, start_runtime, start_uvicorn
 
 
 class Serve(Protocol):
@@ -100,18 +101,23 @@ def test_libraries_splits_installed_from_missing(tmp_path: Path) -> None:
     assert libraries(tmp_path) == ([LIBRARIES[1]], [LIBRARIES[0]])
 
 
-def test_session_cookies_round_trip_and_resist_tampering() -> None:
-    codec = SessionCodec("k" * 40, ManualClock(), max_age=60)
-    value, session = codec.issue("key-1")
+def test_session_cookies_round_trip_and_resist_tampering(tmp_path: Path) -> None:
+    rt = start_runtime(make_settings(tmp_path))
+    prepare(rt)
+    with rt.db.read() as db:
+        key_id = authenticate(db, ADMIN_TOKEN).key_id
+    codec = SessionCodec("k" * 40, ManualClock(), 60, rt.db)
+    value, session = codec.issue(key_id)
     assert codec.read(value) == session
     # a character inside the signature: the last one carries padding bits, where a change can
     # decode to the same bytes
     flipped = "A" if value[-5] != "A" else "B"
     assert codec.read(value[:-5] + flipped + value[-4:]) is None
     assert codec.read("") is None and codec.read(None) is None
-    assert SessionCodec("other" * 8, ManualClock(), 60).read(value) is None
+    assert SessionCodec("other" * 8, ManualClock(), 60, rt.db).read(value) is None
     assert csrf_matches(session, session.csrf)
     assert not csrf_matches(session, "")
     assert not csrf_matches(session, None)
-    other, _ = codec.issue("key-1")
-    assert codec.read(other) != session  # every login gets its own CSRF token
+    other, _ = codec.issue(key_id)
+    assert codec.read(other) != session  # every login gets its own secret and CSRF token
+    rt.db.dispose()

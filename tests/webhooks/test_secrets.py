@@ -20,8 +20,8 @@ from tests.webhooks.conftest import StartLive, deliveries, emit, run_jobs, subsc
 from tests.webhooks.receiver import Receiver
 
 UNREADABLE = "WEBHOOK_SECRET_UNREADABLE"
-OLD_SERVER_SECRET = "old-server-secret-" + "a" * 32
-NEW_SERVER_SECRET = "new-server-secret-" + "b" * 32
+OLD_SERVER_SECRET = "4XM5Zp7JtSz-1GNvHBMoUf8PR77s-Fe-0SzWBZrk8-o"
+NEW_SERVER_SECRET = "oFgk8LohPMeO7cZRlj-fvFOO1rIRESMC2t31SVQQQMU"
 
 
 def stored(rt: Runtime, endpoint_id: str) -> WebhookEndpoint:

@@ -7,13 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from reelout.auth import service
-from reelout.auth.models import ApiKey
-from reelout.auth.schemas import Scope
+from reelout.auth import service, sessions
 from reelout.auth.service import Principal
 from reelout.errors import Forbidden, Unauthorized
 from reelout.runtime import Runtime
-from reelout.web.session import COOKIE, CSRF_HEADER, SessionCodec
+from reelout.web.session import COOKIE, CSRF_HEADER, ConsoleSession, SessionCodec
 
 
 def runtime(request: Request) -> Runtime:
@@ -34,20 +32,15 @@ def _lookup(rt: Runtime, token: str) -> Principal:
         return service.authenticate(session, token)
 
 
-def session_principal(rt: Runtime, key_id: str) -> Principal:
-    """The admin key a console session was opened with, unless it has been revoked since."""
+def session_principal(rt: Runtime, console: ConsoleSession) -> Principal:
+    """The admin key of a console session, unless it has been logged out, has expired or its
+    key has been revoked since."""
     with rt.db.read() as session:
-        row = session.get(ApiKey, key_id)
-    if row is None or row.revoked_at is not None or row.scope != Scope.admin:
-        raise Unauthorized(
-            "the key this console session was opened with is revoked; log in again",
-            code="SESSION_REVOKED",
-        )
-    return Principal(row.id, row.name, Scope(row.scope), row.environment)
+        return sessions.session_owner(session, console.secret, rt.clock.now())
 
 
-def console_key_id(request: Request) -> str | None:
-    """The key id of a console session cookie (CSRF header checked), or None without a cookie."""
+def console_session(request: Request) -> ConsoleSession | None:
+    """The session of a console cookie (CSRF header checked), or None without a cookie."""
     codec: SessionCodec | None = getattr(request.app.state, "console_sessions", None)
     cookie = request.cookies.get(COOKIE)
     if codec is None or cookie is None:
@@ -60,9 +53,9 @@ async def principal(request: Request) -> Principal:
     token = bearer_token(request)
     if token is not None:
         return await run_in_threadpool(_lookup, runtime(request), token)
-    key_id = console_key_id(request)
-    if key_id is not None:
-        return await run_in_threadpool(session_principal, runtime(request), key_id)
+    console = console_session(request)
+    if console is not None:
+        return await run_in_threadpool(session_principal, runtime(request), console)
     raise Unauthorized(
         "send an API key as 'Authorization: Bearer <key>'",
         code="MISSING_KEY",
@@ -76,6 +69,11 @@ async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+async def playback_signer(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    return service.require_playback_signer(who)
+
+
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 AdminDep = Annotated[Principal, Depends(admin)]
 PrincipalDep = Annotated[Principal, Depends(principal)]
+PlaybackSignerDep = Annotated[Principal, Depends(playback_signer)]

@@ -1,5 +1,6 @@
 """The server's own secret (signs console sessions and playback URLs): REELOUT_SECRET_KEY, else a
-random one kept in the data folder (mode 0600), made on first use."""
+random one kept in the data folder (mode 0600), made on first use; and the strength check of
+every secret an operator chooses (that one and REELOUT_ADMIN_TOKEN), made at start-up."""
 
 from __future__ import annotations
 
@@ -7,32 +8,47 @@ import os
 import secrets
 from pathlib import Path
 
+from reelout.auth.strength import refusal
 from reelout.config import Settings
 from reelout.errors import ReeloutError
-
-MIN_SECRET_CHARS = 16
 
 
 class SecretKeyError(ReeloutError):
     code = "INVALID_SECRET_KEY"
 
 
+class AdminTokenError(ReeloutError):
+    code = "WEAK_ADMIN_TOKEN"
+
+
+def check_admin_token(settings: Settings) -> None:
+    """Refuse to start with a REELOUT_ADMIN_TOKEN a person could guess."""
+    if not settings.admin_token:  # unset or empty: a random admin key is made
+        return
+    problem = refusal(settings.admin_token, settings.min_secret_chars, "REELOUT_ADMIN_TOKEN")
+    if problem is not None:
+        raise AdminTokenError(
+            f"{problem}. If the weak token is already an admin key, create a new admin key "
+            "(`reelout keys create --scope admin`) and revoke the old one."
+        )
+
+
 def secret_key(settings: Settings) -> str:
     """REELOUT_SECRET_KEY, else the data folder's secret.key (made, mode 0600, on first use)."""
     if settings.secret_key is not None:
-        return _checked(settings.secret_key, "REELOUT_SECRET_KEY")
+        return _checked(settings.secret_key, "REELOUT_SECRET_KEY", settings.min_secret_chars)
     path = settings.secret_key_file
     if not path.exists():
         _create_secret(path)
-    return _checked(path.read_text().strip(), str(path))
+    secret = path.read_text().strip()
+    where = f"the secret in {path} (delete it to have one made)"
+    return _checked(secret, where, settings.min_secret_chars)
 
 
-def _checked(secret: str, where: str) -> str:
-    if len(secret) < MIN_SECRET_CHARS:
-        raise SecretKeyError(
-            f"the server secret in {where} is shorter than {MIN_SECRET_CHARS} characters; "
-            "set a long random REELOUT_SECRET_KEY or delete the file to have one made"
-        )
+def _checked(secret: str, where: str, min_chars: int) -> str:
+    problem = refusal(secret, min_chars, where)
+    if problem is not None:
+        raise SecretKeyError(problem)
     return secret
 
 

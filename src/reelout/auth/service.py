@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from reelout.auth.models import ApiKey
 from reelout.auth.schemas import KeyCreated, KeyInfo, Scope
-from reelout.auth.tokens import hash_secret, new_id, new_secret
+from reelout.auth.tokens import hash_secret, new_id, new_secret, shown_prefix
 from reelout.clock import Clock
-from reelout.errors import BadRequest, NotFound, Unauthorized
+from reelout.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,22 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.scope is Scope.admin
+
+    @property
+    def may_sign_playback(self) -> bool:
+        """Admin and server keys mint playback tokens; a client key ships inside every install
+        of an app, so a token it could mint would protect a video from no one."""
+        return self.scope in (Scope.admin, Scope.server)
+
+
+def require_playback_signer(who: Principal) -> Principal:
+    if not who.may_sign_playback:
+        raise Forbidden(
+            "playback tokens are minted with an admin or server key (a client key is public): "
+            "let your backend ask POST /api/v1/videos/{uid}/token and hand the URLs to the app",
+            code="SERVER_KEY_REQUIRED",
+        )
+    return who
 
 
 def _info(row: ApiKey) -> KeyInfo:
@@ -68,7 +84,7 @@ def create_key(
         name=name or f"{scope.value}-{environment or 'all'}",
         scope=scope.value,
         environment=environment,
-        prefix=secret[:14],
+        prefix=shown_prefix(secret),
         key_hash=hash_secret(secret),
         created_at=clock.now(),
     )

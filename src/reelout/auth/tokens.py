@@ -13,6 +13,20 @@ KEY_PREFIXES = {
     "upload": "rlo_upload_",
 }
 
+SHOWN_CHARS = 4  # of a key's own characters, after its type prefix, in listings
+
+
+def type_prefix(secret: str) -> str:
+    """The public `rlo_<kind>_` prefix a secret starts with, or ''."""
+    return next((p for p in KEY_PREFIXES.values() if secret.startswith(p)), "")
+
+
+def shown_prefix(secret: str) -> str:
+    """What listings show of a key: its type prefix and at most SHOWN_CHARS characters more
+    (enough to tell keys apart, never enough to help guess one)."""
+    kind = type_prefix(secret)
+    return kind + secret[len(kind) : len(kind) + SHOWN_CHARS]
+
 
 def new_secret(kind: str) -> str:
     """A 256-bit random secret with a readable prefix saying what it is."""

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from reelout.auth.deps import AdminDep, PrincipalDep, RuntimeDep
+from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep, RuntimeDep
+from reelout.auth.service import require_playback_signer
 from reelout.errors import BadRequest
 from reelout.media import service
 from reelout.media.recommend import Network
@@ -111,16 +112,18 @@ def playback(
     uid: str,
     request: Request,
     rt: RuntimeDep,
-    _: PrincipalDep,
+    who: PrincipalDep,
     network: Network | None = None,
     downlink_kbps: Annotated[float | None, Query(gt=0, le=10_000_000)] = None,
 ) -> PlaybackInfo:
-    """What a player needs to start fast (any API key: admin or an app's client key)."""
+    """What a player needs to start fast (any API key: admin or an app's client key; a video
+    that requires signed URLs: an admin or server key, which mints the token)."""
     base = base_url(request, rt.settings)
     with rt.db.read() as session:
         video = service.get_video(session, uid)
         token = None
         if video.require_signed_urls:
+            require_playback_signer(who)
             ttl = rt.settings.playback_token_ttl_seconds
             signed = service.playback_token(video, base, rt.playback_key, rt.clock.now(), ttl)
             token = signed.token
@@ -132,10 +135,10 @@ def playback_token(
     uid: str,
     request: Request,
     rt: RuntimeDep,
-    _: PrincipalDep,
+    _: PlaybackSignerDep,
     body: TokenRequest | None = None,
 ) -> PlaybackToken:
-    """A signed-URL token for a video that requires one (any API key)."""
+    """A signed-URL token for a video that requires one (an admin or server key)."""
     settings = rt.settings
     ttl = (body.expires_in if body else None) or settings.playback_token_ttl_seconds
     if ttl > settings.playback_token_max_ttl_seconds:

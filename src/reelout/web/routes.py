@@ -23,7 +23,15 @@ from reelout.media.schemas import Stage
 from reelout.runtime import Runtime
 from reelout.urls import base_url
 from reelout.web.flags import upload_flags
-from reelout.web.session import COOKIE, CSRF_HEADER, ConsoleSession, SessionCodec, csrf_matches
+from reelout.web.session import (
+    COOKIE,
+    CSRF_HEADER,
+    ConsoleSession,
+    SessionCodec,
+    cookie_needs_https,
+    csrf_matches,
+    secure_cookie,
+)
 
 PREFIX = "/console"
 HERE = Path(__file__).parent
@@ -58,7 +66,9 @@ LIBRARIES = (
 def install(app: FastAPI, rt: Runtime) -> None:
     """Mount the console: its pages, its static files and the session codec the API reads."""
     settings = rt.settings
-    app.state.console_sessions = SessionCodec(rt.secret, rt.clock, settings.console_session_seconds)
+    app.state.console_sessions = SessionCodec(
+        rt.secret, rt.clock, settings.console_session_seconds, rt.db
+    )
     app.state.console_vendor_dir = VENDOR_DIR
     app.include_router(router)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="console-static")
@@ -78,7 +88,7 @@ def _signed_in(request: Request, rt: Runtime) -> tuple[ConsoleSession, Principal
     if session is None:
         return None
     try:
-        return session, session_principal(rt, session.key_id)
+        return session, session_principal(rt, session)
     except Unauthorized:
         return None
 
@@ -130,7 +140,9 @@ def _login_page(
     request: Request, rt: Runtime, error: str | None = None, status: int = 200
 ) -> Response:
     notice = "You are logged out." if request.query_params.get("out") else None
-    return _render(request, rt, "login.html", {"error": error, "notice": notice}, status)
+    needs_https = cookie_needs_https(base_url(request, rt.settings))
+    context = {"error": error, "notice": notice, "needs_https": needs_https}
+    return _render(request, rt, "login.html", context, status)
 
 
 def _set_cookie(response: Response, request: Request, settings: Settings, value: str) -> None:
@@ -139,7 +151,7 @@ def _set_cookie(response: Response, request: Request, settings: Settings, value:
         value,
         max_age=settings.console_session_seconds,
         path="/",
-        secure=base_url(request, settings).startswith("https://"),
+        secure=secure_cookie(base_url(request, settings)),
         httponly=True,
         samesite="strict",
     )
@@ -149,7 +161,7 @@ def _clear_cookie(response: Response, request: Request, settings: Settings) -> N
     response.delete_cookie(
         COOKIE,
         path="/",
-        secure=base_url(request, settings).startswith("https://"),
+        secure=secure_cookie(base_url(request, settings)),
         httponly=True,
         samesite="strict",
     )
@@ -208,10 +220,13 @@ def login(request: Request, rt: RuntimeDep, key: Annotated[str, Form()] = "") ->
 
 @router.post("/logout")
 def logout(request: Request, rt: RuntimeDep, csrf: Annotated[str, Form()] = "") -> Response:
-    """End the session (the form carries the page's CSRF token, so no other site can)."""
+    """End the session for good, in every process (the form carries the page's CSRF token, so
+    no other site can)."""
     session = _session(request)
     if session is not None and not csrf_matches(session, csrf):
         raise Forbidden("the logout form's CSRF token does not match", code="CSRF_TOKEN_INVALID")
+    if session is not None:
+        _codec(request).end(session)
     response = RedirectResponse(PREFIX + "/login?out=1", status_code=303)
     _clear_cookie(response, request, rt.settings)
     return response
@@ -225,8 +240,8 @@ def _api_key_id(request: Request, rt: Runtime) -> str:
             "this call takes the console session: log in at /console/login first",
             code="SESSION_REQUIRED",
         )
-    key_id = _codec(request).authorize(cookie, request.headers.get(CSRF_HEADER))
-    return session_principal(rt, key_id).key_id
+    session = _codec(request).authorize(cookie, request.headers.get(CSRF_HEADER))
+    return session_principal(rt, session).key_id
 
 
 @router.get("/api/flags")

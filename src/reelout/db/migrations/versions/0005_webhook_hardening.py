@@ -1,7 +1,7 @@
 """webhook hardening: sealed secrets fit, attempt error codes and answer summaries
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 13:00:00
 
 Existing clear-text secrets are not touched here (a migration has no server secret): they are
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
