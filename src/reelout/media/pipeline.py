@@ -2,8 +2,11 @@
 measure, write the master, MP4 fallback, poster, publish, ready.
 
 Each step's failure becomes a video error code (ERR_NON_VIDEO, ERR_MALFORMED, ERR_DURATION_LIMIT,
-ERR_RESOLUTION_LIMIT, ERR_DECODE, ERR_TIMEOUT); anything unexpected propagates so the job is
-retried. Database writes are short units of work; file work runs outside them.
+ERR_RESOLUTION_LIMIT, ERR_DECODE, ERR_TIMEOUT); a full disk (ffmpeg's or ours) raises
+`OutOfSpace` and anything unexpected propagates, so the job is retried with backoff. Each
+attempt works in a fresh scratch folder, removed when it ends; ffmpeg and ffprobe run confined
+to the source and that folder (sandbox.py). Database writes are short units of work; file work
+runs outside them.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reelout.config import Settings
 from reelout.media import encode, ffmpeg, playlists
 from reelout.media import service as media
-from reelout.media.errors import VideoFailed
+from reelout.media.containers import InputPolicy
+from reelout.media.errors import OutOfSpace, VideoFailed, is_out_of_space
 from reelout.media.ffmpeg import RunLimits, Tools
 from reelout.media.ladder import Limits, Plan, Rung, plan_ladder
 from reelout.media.probe import SourceInfo, probe
+from reelout.media.sandbox import Ledger, Sandbox
 from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
 from reelout.urls import configured_base_url
@@ -31,6 +37,15 @@ log = logging.getLogger(__name__)
 ENCODE_SHARE = 90.0  # % of progress the encode covers; the rest is measuring and publishing
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 MP4_NAME, POSTER_NAME = "video.mp4", "poster.jpg"
+
+
+def child_ledger(settings: Settings) -> Ledger:
+    """Where this host's running ffmpeg children are recorded (see sandbox.Ledger)."""
+    return Ledger(settings.data_dir / "run" / "ffmpeg")
+
+
+def input_policy(settings: Settings) -> InputPolicy:
+    return InputPolicy(tuple(settings.media_containers))
 
 
 @dataclass(frozen=True)
@@ -99,7 +114,7 @@ class Job:
             fault = media.original_fault(store, self.uid, *begun)
             if fault is not None:
                 raise VideoFailed("ERR_MALFORMED", fault)
-            done = self._produce(folder)
+            done = self._produce_or_out_of_space(folder)
         except VideoFailed as exc:
             self._fail(exc.code, exc.text)
             return
@@ -114,11 +129,30 @@ class Job:
             raise RuntimeError("processing needs a media store with local originals")
         return store.original_path(self.uid)
 
+    def _produce_or_out_of_space(self, folder: Path) -> Published:
+        """`_produce`, with our own failed writes for want of space raised as OutOfSpace."""
+        try:
+            return self._produce(folder)
+        except OSError as exc:
+            if is_out_of_space(exc):
+                raise OutOfSpace(f"the disk is full: {exc}") from exc
+            raise
+
+    def _sandbox(self, reads: Path, writes: Path | None) -> Sandbox:
+        s = self.rt.settings
+        return Sandbox(
+            reads=(reads,),
+            writes=(writes,) if writes is not None else (),
+            confine=s.media_sandbox,
+            max_file_bytes=s.media_ffmpeg_max_file_bytes,
+        )
+
     def _produce(self, folder: Path) -> Published:
         source = self._source()
-        src = probe(source, self.tools.ffprobe)
+        policy = input_policy(self.rt.settings)
+        src = probe(source, self.tools.ffprobe, policy=policy, sandbox=self._sandbox(source, None))
         plan = plan_ladder(src, self._limits())
-        self._encode(plan, src, source, folder)
+        self._encode(plan, src, source, folder, policy)
         renditions = self._write_master(plan, folder)
         self._fallback_and_poster(plan, src, folder)
         self._progress(99.0, force=True)
@@ -132,19 +166,28 @@ class Job:
             max_duration_seconds=s.media_max_duration_seconds, max_pixels=s.media_max_pixels
         )
 
-    def _run_limits(self, duration: float) -> RunLimits:
+    def _run_limits(self, duration: float, reads: Path, folder: Path) -> RunLimits:
         s = self.rt.settings
         timeout = max(s.media_timeout_min_seconds, s.media_timeout_factor * duration)
-        return RunLimits(timeout=timeout, nice=s.media_ffmpeg_nice, cancelled=self.cancelled)
+        return RunLimits(
+            timeout=timeout,
+            nice=s.media_ffmpeg_nice,
+            cancelled=self.cancelled,
+            sandbox=self._sandbox(reads, folder),
+            ledger=child_ledger(s),
+            cwd=folder,
+        )
 
-    def _encode(self, plan: Plan, src: SourceInfo, source: Path, folder: Path) -> None:
-        args = encode.hls_command(self.tools.ffmpeg, plan, src, source, folder)
+    def _encode(
+        self, plan: Plan, src: SourceInfo, source: Path, folder: Path, policy: InputPolicy
+    ) -> None:
+        args = encode.hls_command(self.tools.ffmpeg, plan, src, source, folder, policy=policy)
         duration = max(src.duration, 0.001)
 
         def on_progress(seconds: float) -> None:
             self._progress(min(seconds / duration, 1.0) * ENCODE_SHARE)
 
-        ffmpeg.run(args, self._run_limits(src.duration), on_progress)
+        ffmpeg.run(args, self._run_limits(src.duration, source, folder), on_progress)
 
     def _write_master(self, plan: Plan, folder: Path) -> list[dict[str, Any]]:
         variants = [_measure(folder, rung, plan) for rung in plan.rungs]
@@ -160,7 +203,7 @@ class Job:
         with fragmented.open("wb") as out:
             for part in _rung_files(top):
                 out.write(part.read_bytes())
-        limits = self._run_limits(src.duration)
+        limits = self._run_limits(src.duration, folder, folder)
         ffmpeg.run(encode.mp4_command(self.tools.ffmpeg, fragmented, folder / MP4_NAME), limits)
         fragmented.unlink()
         poster = encode.poster_command(
