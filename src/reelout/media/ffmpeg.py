@@ -179,10 +179,10 @@ def _follow(proc: subprocess.Popen[str], limits: RunLimits, on_progress: Progres
         if proc.poll() is None:
             _kill(proc)
         progress.join()
+    detail = tail.last(3) or f"exit status {proc.returncode}"
+    if tail.mentions(NO_SPACE_MESSAGES):  # ffmpeg 5 exits 0 when only the trailer's write failed
+        raise OutOfSpace(f"ffmpeg ran out of disk space: {detail}")
     if proc.returncode != 0:
-        detail = tail.last(3) or f"exit status {proc.returncode}"
-        if tail.mentions(NO_SPACE_MESSAGES):
-            raise OutOfSpace(f"ffmpeg ran out of disk space: {detail}")
         raise FfmpegError("ERR_DECODE", f"the video could not be decoded; ffmpeg said: {detail}")
     if on_progress is not None:
         on_progress(progress.seconds)

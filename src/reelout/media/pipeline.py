@@ -205,6 +205,7 @@ class Job:
                 out.write(part.read_bytes())
         limits = self._run_limits(src.duration, folder, folder)
         ffmpeg.run(encode.mp4_command(self.tools.ffmpeg, fragmented, folder / MP4_NAME), limits)
+        check_written_whole(folder / MP4_NAME)
         fragmented.unlink()
         poster = encode.poster_command(
             self.tools.ffmpeg, folder / MP4_NAME, src.duration, folder / POSTER_NAME
@@ -249,6 +250,8 @@ def _measure(folder: Path, rung: Rung, plan: Plan) -> playlists.Variant:
     if not parsed.segments:
         raise VideoFailed("ERR_DECODE", f"the encoder wrote no segments for {rung.name}")
     init = (rung_dir / _init_uri(parsed)).read_bytes()
+    for name in [_init_uri(parsed), *(segment.uri for segment in parsed.segments)]:
+        check_written_whole(rung_dir / name)
     codecs = avc_codec(init) + (",mp4a.40.2" if plan.audio is not None else "")
     return playlists.Variant(
         uri=f"{rung.name}/{encode.MEDIA_PLAYLIST}",
@@ -259,6 +262,40 @@ def _measure(folder: Path, rung: Rung, plan: Plan) -> playlists.Variant:
         segments=tuple(parsed.segments),
         init_size=len(init),
     )
+
+
+BOX_HEADER = 8  # 32-bit size + type; size 1: a 64-bit size follows; size 0: to the end
+
+
+def box_end(head: bytes, at: int) -> int | None:
+    """Where the MP4 box whose 16-byte header `head` starts at `at` ends; None when the header
+    is not a box header."""
+    size = int.from_bytes(head[:4], "big")
+    if size == 1 and len(head) >= BOX_HEADER + 8:
+        size = int.from_bytes(head[8:16], "big")
+    elif size == 0:
+        return -1
+    return at + size if size >= BOX_HEADER else None
+
+
+def check_written_whole(path: Path) -> None:
+    """Raise OutOfSpace when an MP4 file ffmpeg wrote ends inside a box: ffmpeg 5's HLS and MP4
+    muxers exit 0 when a write fails (ENOSPC, EFBIG), so a full disk shows only as a file cut
+    short. Reads the box headers only."""
+    size = path.stat().st_size
+    at = 0
+    with path.open("rb") as data:
+        while at < size:
+            data.seek(at)
+            end = box_end(data.read(16), at)
+            if end == -1:
+                return
+            if end is None or end > size:
+                raise OutOfSpace(
+                    f"{path.name} was written only in part ({size} bytes); a write failed, "
+                    "most likely for want of disk space"
+                )
+            at = end
 
 
 def _rendition(rung: Rung, variant: playlists.Variant) -> dict[str, Any]:
