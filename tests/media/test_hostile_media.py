@@ -277,3 +277,26 @@ def test_the_pyav_path_refuses_a_playlist_too(
             status = wait_ready(api, reply.json()["uid"])["status"]
             assert (status["state"], status["error_code"]) == ("error", "ERR_NON_VIDEO")  # type: ignore[index]
     assert "probing with PyAV" in server.log.read_text()
+
+
+def test_every_ffmpeg_input_is_a_file_url_with_a_forced_allowed_demuxer(
+    clips: Clips, tmp_path: Path
+) -> None:
+    from reelout.media import encode
+    from reelout.media.ladder import Limits, plan_ladder
+
+    source = clips("tiny")
+    src = probe(source, FFPROBE)
+    plan = plan_ladder(src, Limits(max_duration_seconds=60, max_pixels=1920 * 1080))
+    commands = [
+        encode.hls_command("ffmpeg", plan, src, source, tmp_path),
+        encode.mp4_command("ffmpeg", tmp_path / "top.frag.mp4", tmp_path / "video.mp4"),
+        encode.poster_command("ffmpeg", tmp_path / "video.mp4", 1.0, tmp_path / "poster.jpg"),
+    ]
+    for args in commands:
+        at = args.index("-i")
+        assert args[at + 1].startswith("file:/")
+        before = args[:at]
+        assert before[before.index("-f") + 1] == "mov"
+        assert before[before.index("-protocol_whitelist") + 1] == "file"
+        assert "hls" not in before[before.index("-format_whitelist") + 1].split(",")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shutil
 import signal
@@ -25,6 +26,8 @@ from typing import IO
 
 from reelout.media.errors import OutOfSpace, VideoFailed
 from reelout.media.sandbox import Ledger, Sandbox, spawn
+
+log = logging.getLogger(__name__)
 
 
 class FfmpegError(VideoFailed):
@@ -149,12 +152,24 @@ def _start(args: list[str], limits: RunLimits) -> subprocess.Popen[str]:
 def run(args: list[str], limits: RunLimits, on_progress: ProgressFn | None = None) -> None:
     """Run one ffmpeg command to the end; raise FfmpegError, OutOfSpace or FfmpegCancelled."""
     proc = _start(args, limits)
-    entry = limits.ledger.add(proc.pid) if limits.ledger is not None else None
+    entry = _record(proc, limits.ledger)
     try:
         _follow(proc, limits, on_progress)
     finally:
         if entry is not None:
             Ledger.remove(entry)
+
+
+def _record(proc: subprocess.Popen[str], ledger: Ledger | None) -> Path | None:
+    """Note the child in the ledger; a failed note (a full disk) does not stop the run, since
+    PR_SET_PDEATHSIG still ends the child with its worker."""
+    if ledger is None:
+        return None
+    try:
+        return ledger.add(proc.pid)
+    except OSError as exc:
+        log.warning("media: could not record ffmpeg %s in %s: %s", proc.pid, ledger.folder, exc)
+        return None
 
 
 def _follow(proc: subprocess.Popen[str], limits: RunLimits, on_progress: ProgressFn | None) -> None:

@@ -11,6 +11,7 @@ from reelout.media import service as media
 from reelout.media.errors import OutOfSpace
 from reelout.media.ffmpeg import FfmpegCancelled, Tools, find_tools
 from reelout.media.pipeline import Job, child_ledger
+from reelout.media.sandbox import landlock_abi
 from reelout.media.service import PROCESS_ATTEMPTS, PROCESS_JOB, PURGE_JOB
 from reelout.runtime import Runtime
 from reelout.urls import configured_base_url
@@ -22,12 +23,14 @@ log = logging.getLogger(__name__)
 def tools(ffmpeg: str | None, ffprobe: str | None) -> Tools:
     """The encoder binaries, found once per process (and logged, so an operator sees which)."""
     found = find_tools(ffmpeg, ffprobe)
+    abi = landlock_abi()
     log.info(
-        "media: ffmpeg %s from %s (%s); probing with %s",
+        "media: ffmpeg %s from %s (%s); probing with %s; %s",
         found.version,
         found.origin,
         found.ffmpeg,
         found.ffprobe or "PyAV",
+        f"Landlock ABI {abi} available to confine it" if abi else "no Landlock: runs unconfined",
     )
     return found
 
