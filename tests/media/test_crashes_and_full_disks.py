@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from reelout.media import encode
 from reelout.media import ffmpeg as ffmpeg_runner
 from reelout.media.errors import OutOfSpace
 from reelout.media.ffmpeg import RunLimits
-from reelout.media.pipeline import check_written_whole, child_ledger
+from reelout.media.pipeline import check_written_whole, child_ledger, out_of_space_raised
 from reelout.media.sandbox import Sandbox
 from reelout.tasks import build_registry
 from tests.conftest import LiveServer, make_settings, serve_in_thread
@@ -205,7 +206,8 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
             assert job.run_at > clock.now(), "back to the queue with a backoff"
             assert job.last_error is not None and job.last_error.startswith("OutOfSpace: ")
             status = api.get(f"/api/v1/videos/{uid}").json()["status"]
-            assert status["error_code"] is None and status["state"] != "error"
+            assert (status["state"], status["error_code"]) == ("queued", None)
+            assert status["error_text"].startswith("waiting for disk space to retry: ")
             assert scratch_folders(live, uid) == []
 
             rt.settings.media_ffmpeg_max_file_bytes = None  # space is back
@@ -255,3 +257,17 @@ def test_a_file_cut_short_is_told_from_a_whole_one(clips: Clips, tmp_path: Path)
     cut.write_bytes(whole.read_bytes()[:20_000])
     with pytest.raises(OutOfSpace):
         check_written_whole(cut)
+
+
+def test_our_own_write_failing_for_want_of_space_is_out_of_space(tmp_path: Path) -> None:
+    """A real write past RLIMIT_FSIZE (EFBIG, as a full disk gives ENOSPC); Python ignores
+    SIGXFSZ, so the write fails instead of killing the process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, hard))
+    try:
+        with pytest.raises(OutOfSpace, match="the disk is full"), out_of_space_raised():
+            (tmp_path / "top.frag.mp4").write_bytes(bytes(20_000))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    with pytest.raises(FileNotFoundError), out_of_space_raised():  # other errors pass through
+        (tmp_path / "missing" / "x").write_bytes(b"x")

@@ -11,10 +11,12 @@ runs outside them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,17 @@ log = logging.getLogger(__name__)
 ENCODE_SHARE = 90.0  # % of progress the encode covers; the rest is measuring and publishing
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 MP4_NAME, POSTER_NAME = "video.mp4", "poster.jpg"
+
+
+@contextlib.contextmanager
+def out_of_space_raised() -> Iterator[None]:
+    """Our own writes that fail for want of space (ENOSPC, EFBIG, EDQUOT) raise OutOfSpace."""
+    try:
+        yield
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise OutOfSpace(f"the disk is full: {exc}") from exc
+        raise
 
 
 def child_ledger(settings: Settings) -> Ledger:
@@ -108,35 +121,41 @@ class Job:
         begun = self._begin()
         if begun is None:
             return
-        store = self.rt.media_store
-        folder = store.scratch(self.uid, job_key)
         try:
-            fault = media.original_fault(store, self.uid, *begun)
-            if fault is not None:
-                raise VideoFailed("ERR_MALFORMED", fault)
-            done = self._produce_or_out_of_space(folder)
+            with out_of_space_raised():
+                done = self._attempt(job_key, *begun)
         except VideoFailed as exc:
             self._fail(exc.code, exc.text)
             return
+        except OutOfSpace as exc:
+            self._wait_for_space(str(exc))
+            raise
+        if not self._ready(done):  # deleted meanwhile
+            self.rt.media_store.delete_video(self.uid)
+
+    def _attempt(self, job_key: str, size: int | None, sha256: str | None) -> Published:
+        store = self.rt.media_store
+        folder = store.scratch(self.uid, job_key)
+        try:
+            fault = media.original_fault(store, self.uid, size, sha256)
+            if fault is not None:
+                raise VideoFailed("ERR_MALFORMED", fault)
+            return self._produce(folder)
         finally:
             store.discard(folder)
-        if not self._ready(done):  # deleted meanwhile
-            store.delete_video(self.uid)
+
+    def _wait_for_space(self, detail: str) -> None:
+        log.warning("video %s waits for disk space: %s", self.uid, detail)
+        with self.rt.db.session() as session:
+            media.wait_for_retry(
+                session, self.rt.clock, self.uid, f"waiting for disk space to retry: {detail}"
+            )
 
     def _source(self) -> Path:
         store = self.rt.media_store
         if not isinstance(store, LocalOriginals):
             raise RuntimeError("processing needs a media store with local originals")
         return store.original_path(self.uid)
-
-    def _produce_or_out_of_space(self, folder: Path) -> Published:
-        """`_produce`, with our own failed writes for want of space raised as OutOfSpace."""
-        try:
-            return self._produce(folder)
-        except OSError as exc:
-            if is_out_of_space(exc):
-                raise OutOfSpace(f"the disk is full: {exc}") from exc
-            raise
 
     def _sandbox(self, reads: Path, writes: Path | None) -> Sandbox:
         s = self.rt.settings
