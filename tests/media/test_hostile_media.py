@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from reelout.media.probe import ProbeError, probe
-from reelout.media.sandbox import Sandbox, landlock_abi
+from reelout.media.sandbox import Sandbox, confinement_problem, landlock_abi
 from reelout.media.sandbox import run as sandbox_run
 from tests.conftest import ADMIN_TOKEN, LiveServer, StartServer, make_settings, serve_in_thread
 from tests.media.clips import Clips, ffmpeg, picture
@@ -215,6 +215,21 @@ def test_a_confined_ffprobe_reads_its_source_and_nothing_else(
     # not the server's environment (its secrets) either
     environ = sandbox_run(["cat", f"/proc/{os.getpid()}/environ"], Sandbox(), 60)
     assert environ.returncode != 0 and environ.stdout == ""
+
+
+@needs_landlock
+def test_an_ffmpeg_that_cannot_run_confined_is_found_out_at_start_up(tmp_path: Path) -> None:
+    """e.g. one whose libraries live outside the folders the sandbox opens."""
+    from reelout.media.ffmpeg import find_tools
+
+    tools = find_tools()
+    assert confinement_problem([tools.ffmpeg, *([tools.ffprobe] if tools.ffprobe else [])]) is None
+    odd = tmp_path / "opt" / "bin" / "ffmpeg"
+    odd.parent.mkdir(parents=True)
+    odd.write_text("#!/bin/sh\nexec cat /etc/hostname\n")  # needs a file the sandbox closes
+    odd.chmod(0o755)
+    problem = confinement_problem([str(odd)])
+    assert problem is not None and "Permission denied" in problem
 
 
 # --- the processing job ------------------------------------------------------------------------

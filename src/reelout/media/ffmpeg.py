@@ -45,6 +45,7 @@ class Tools:
     ffprobe: str | None  # None: probe with PyAV
     origin: str  # where they came from, for the start-up log line
     version: str
+    confinement_problem: str | None = None  # why they cannot run confined, if they cannot
 
 
 def _version(ffmpeg: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 
@@ -11,7 +12,7 @@ from reelout.media import service as media
 from reelout.media.errors import OutOfSpace
 from reelout.media.ffmpeg import FfmpegCancelled, Tools, find_tools
 from reelout.media.pipeline import Job, child_ledger
-from reelout.media.sandbox import landlock_abi
+from reelout.media.sandbox import confinement_problem, landlock_abi
 from reelout.media.service import PROCESS_ATTEMPTS, PROCESS_JOB, PURGE_JOB
 from reelout.runtime import Runtime
 from reelout.urls import configured_base_url
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 def tools(ffmpeg: str | None, ffprobe: str | None) -> Tools:
     """The encoder binaries, found once per process (and logged, so an operator sees which)."""
     found = find_tools(ffmpeg, ffprobe)
+    binaries = [found.ffmpeg] + ([found.ffprobe] if found.ffprobe else [])
+    found = dataclasses.replace(found, confinement_problem=confinement_problem(binaries))
+    if found.confinement_problem:
+        log.error(
+            "media: ffmpeg cannot run inside the sandbox (%s); processing fails until it can: "
+            "install ffmpeg under /usr, or set REELOUT_MEDIA_SANDBOX=false",
+            found.confinement_problem,
+        )
     abi = landlock_abi()
     log.info(
         "media: ffmpeg %s from %s (%s); probing with %s; %s",

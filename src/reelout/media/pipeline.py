@@ -159,6 +159,11 @@ class Job:
 
     def _sandbox(self, reads: Path, writes: Path | None) -> Sandbox:
         s = self.rt.settings
+        if s.media_sandbox and self.tools.confinement_problem:
+            raise RuntimeError(  # retried; an operator must act (see the start-up log)
+                f"ffmpeg cannot run inside the sandbox ({self.tools.confinement_problem}); "
+                "install ffmpeg under /usr or set REELOUT_MEDIA_SANDBOX=false"
+            )
         return Sandbox(
             reads=(reads,),
             writes=(writes,) if writes is not None else (),
@@ -188,11 +193,12 @@ class Job:
     def _run_limits(self, duration: float, reads: Path, folder: Path) -> RunLimits:
         s = self.rt.settings
         timeout = max(s.media_timeout_min_seconds, s.media_timeout_factor * duration)
+        sandbox = self._sandbox(reads, folder)
         return RunLimits(
             timeout=timeout,
             nice=s.media_ffmpeg_nice,
             cancelled=self.cancelled,
-            sandbox=self._sandbox(reads, folder),
+            sandbox=sandbox,
             ledger=child_ledger(s),
             cwd=folder,
         )

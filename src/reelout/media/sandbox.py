@@ -23,6 +23,10 @@ Hand-written with ctypes: the Python bindings for Landlock on PyPI are pre-relea
 between fork and exec must be a few plain system calls on values prepared beforehand (the
 ruleset is built in the parent; the child only applies it).
 
+`confinement_problem` runs each binary once confined at start-up: an ffmpeg whose libraries lie
+outside the opened folders is named in the log, and processing fails (retried, not blamed on the
+video) until an operator moves it or turns the sandbox off, rather than running unconfined.
+
 `Ledger` records each running child (its own process group) in a file in the data folder with
 its worker's pid; a worker starting up ends the groups that dead workers on the same host left
 behind (for when PDEATHSIG could not act: other platforms, or a child started by a thread that
@@ -126,7 +130,8 @@ def _ruleset(sandbox: Sandbox, binary: Path, abi: int) -> int:
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
     try:
-        executable = (*SYSTEM_READ, *SYSTEM_FILES, binary, binary.parent, binary.parent / "lib")
+        prefix = binary.parent.parent  # /opt/ffmpeg for /opt/ffmpeg/bin/ffmpeg
+        executable = (*SYSTEM_READ, *SYSTEM_FILES, binary, binary.parent, prefix / "lib")
         for path in executable:
             _add_rule(ruleset, Path(path), READ | EXECUTE, handled)
         for path in DEVICES_READ:
@@ -220,6 +225,22 @@ def run(
         kill_group(proc)
         raise
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def confinement_problem(binaries: list[str]) -> str | None:
+    """Why these programs cannot run confined (e.g. libraries outside the folders the sandbox
+    opens); None when they can, or when there is no Landlock to confine them with."""
+    if landlock_abi() < 1:
+        return None
+    for binary in binaries:
+        try:
+            done = run([binary, "-hide_banner", "-version"], Sandbox(), timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"{binary}: {exc}"
+        if done.returncode != 0:
+            detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return f"{binary} exits with status {done.returncode} when confined: {detail}"
+    return None
 
 
 def kill_group(proc: subprocess.Popen[str]) -> None:
