@@ -354,9 +354,9 @@ class StepClock:
 
     def _hls_wrap(self, original: Callable[..., list[str]]) -> Callable[..., list[str]]:
         def hls_command(
-            ffmpeg_bin: str, plan: Plan, src: SourceInfo, source: Path, out: Path
+            ffmpeg_bin: str, plan: Plan, src: SourceInfo, source: Path, out: Path, **options: Any
         ) -> list[str]:
-            args = original(ffmpeg_bin, plan, src, source, out)
+            args = original(ffmpeg_bin, plan, src, source, out, **options)
             self.encoded = (plan, src, out, args)
             return args
 

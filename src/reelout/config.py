@@ -14,6 +14,10 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
+MediaContainer = Literal["mov", "matroska", "avi", "mpegts", "mpeg", "flv", "asf", "ogg"]
+DEFAULT_MEDIA_CONTAINERS: tuple[MediaContainer, ...] = ("mov", "matroska", "avi", "mpegts", "mpeg")
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -65,6 +69,13 @@ class Settings(BaseSettings):
     media_timeout_min_seconds: float = Field(default=600, gt=0)
     media_timeout_factor: float = Field(default=5.0, gt=0)
     media_version_grace_seconds: float = Field(default=3600, ge=0)
+    # demuxers an upload may use (media/containers.py); nothing outside this list can be named
+    media_containers: Annotated[list[MediaContainer], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_MEDIA_CONTAINERS), min_length=1
+    )
+    media_sandbox: bool = True  # confine ffmpeg with Landlock where the kernel has it
+    # largest file ffmpeg may write (RLIMIT_FSIZE); past it counts as a full disk (tests use it)
+    media_ffmpeg_max_file_bytes: int | None = Field(default=None, ge=1)
     playback_token_ttl_seconds: int = Field(default=3600, ge=60)
     playback_token_max_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     # e.g. "/_reelout_media": published files are handed to nginx (X-Accel-Redirect) to send
@@ -119,7 +130,9 @@ class Settings(BaseSettings):
     exposure_retention_days: int = Field(default=90, ge=1)
     exposure_max_batch: int = Field(default=1000, ge=1)
 
-    @field_validator("cors_origins", "environments", "webhook_allow_networks", mode="before")
+    @field_validator(
+        "cors_origins", "environments", "webhook_allow_networks", "media_containers", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

@@ -48,6 +48,7 @@ class JobContext:
 
 Handler = Callable[[JobContext], None]
 DeadHandler = Callable[[Runtime, service.DeadJob], None]
+StartHook = Callable[[Runtime], None]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,17 @@ class Registry:
         self._dead_handlers: dict[str, DeadHandler] = {}
         self._limits: dict[str, Callable[[Settings], int]] = {}
         self._periodics: dict[str, Periodic] = {}
+        self._start_hooks: list[StartHook] = []
+
+    def on_start(self, hook: StartHook) -> StartHook:
+        """Decorator: run `hook(runtime)` once when a worker starts, before it claims any job
+        (e.g. to end what a crashed worker on this host left running)."""
+        self._start_hooks.append(hook)
+        return hook
+
+    @property
+    def start_hooks(self) -> tuple[StartHook, ...]:
+        return tuple(self._start_hooks)
 
     def add(self, kind: str, handler: Handler) -> None:
         if kind in self._handlers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -276,8 +277,14 @@ class Worker:
 
     # ---- the loop -----------------------------------------------------------------------------
 
+    def start_up(self) -> None:
+        """Run the registry's start hooks (each guarded: one failing does not stop the worker)."""
+        for hook in self.registry.start_hooks:
+            self._guarded(functools.partial(hook, self.runtime), f"start hook {hook.__name__}")
+
     def run_forever(self, stop: threading.Event) -> None:
         """Poll with `concurrency` threads until `stop` is set, then finish or give back jobs."""
+        self.start_up()
         threads = [
             threading.Thread(
                 target=self._loop, args=(stop, slot), daemon=True, name=f"reelout-worker-{slot}"

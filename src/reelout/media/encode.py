@@ -2,6 +2,8 @@
 
 Pure: a plan and paths in, an argument list out, so each rule of the recipe in
 ../shared/specs/hls-checks.md is visible in one place and testable without running ffmpeg.
+Every input is a `file:` URL read with the local file protocol only and a forced demuxer: the
+source with the one the probe found (on the upload allowlist), our own MP4s with the MP4 one.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+from reelout.media.containers import OWN_OUTPUT, InputPolicy, file_url
 from reelout.media.ladder import Plan, Rung
-from reelout.media.probe import SourceInfo
+from reelout.media.probe import DEFAULT_POLICY, SourceInfo, refused
 
 HLS_MASTER = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"
@@ -105,12 +108,32 @@ def stream_map(plan: Plan) -> str:
     )
 
 
-def hls_command(ffmpeg: str, plan: Plan, src: SourceInfo, source: Path, out: Path) -> list[str]:
+def source_input(src: SourceInfo, source: Path, policy: InputPolicy) -> list[str]:
+    """The source as ffmpeg input: the probed demuxer forced, allowlists, a `file:` URL."""
+    demuxer = policy.demuxer(src.format_name)
+    if demuxer is None:
+        raise refused(src.format_name, policy)
+    return [*policy.input_args(demuxer), "-i", file_url(source)]
+
+
+def own_input(path: Path) -> list[str]:
+    """One of our own MP4s as ffmpeg input, read as nothing else."""
+    return [*OWN_OUTPUT.input_args("mov"), "-i", file_url(path)]
+
+
+def hls_command(
+    ffmpeg: str,
+    plan: Plan,
+    src: SourceInfo,
+    source: Path,
+    out: Path,
+    policy: InputPolicy = DEFAULT_POLICY,
+) -> list[str]:
     """The one ffmpeg run: decode once, encode every rung, write fMP4 HLS under out/<rung>/."""
     return [
         ffmpeg,
         *("-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats", "-progress", "pipe:1"),
-        *("-i", str(source)),
+        *source_input(src, source, policy),
         *("-filter_complex", video_graph(plan, src)),
         *_maps(plan),
         *_codecs(plan, src),
@@ -130,7 +153,8 @@ def mp4_command(ffmpeg: str, fragmented: Path, out: Path) -> list[str]:
     return [
         ffmpeg,
         *("-hide_banner", "-nostdin", "-y", "-v", "error"),
-        *("-i", str(fragmented), "-map", "0", "-c", "copy", "-movflags", "+faststart"),
+        *own_input(fragmented),
+        *("-map", "0", "-c", "copy", "-movflags", "+faststart"),
         str(out),
     ]
 
@@ -145,7 +169,7 @@ def poster_command(ffmpeg: str, mp4: Path, duration: float, out: Path) -> list[s
     return [
         ffmpeg,
         *("-hide_banner", "-nostdin", "-y", "-v", "error"),
-        *("-ss", f"{poster_time(duration):.3f}", "-i", str(mp4)),
+        *("-ss", f"{poster_time(duration):.3f}", *own_input(mp4)),
         *("-frames:v", "1", "-q:v", "3", "-update", "1"),
         str(out),
     ]

@@ -1,4 +1,5 @@
-"""Finding ffmpeg and running it: own process group, niced, progress, timeout, cancel, errors.
+"""Finding ffmpeg and running it: own process group, niced, confined, progress, timeout, cancel,
+errors (a full disk is not the video's fault: `OutOfSpace`, retried).
 
 Which binaries: REELOUT_FFMPEG / REELOUT_FFPROBE if set, else the ones on PATH (Debian's), else
 the build that the `imageio-ffmpeg` wheel ships (no ffprobe: probing then goes through PyAV).
@@ -9,6 +10,8 @@ process group on timeout or cancel; `subprocess` does the rest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import shutil
 import signal
@@ -17,10 +20,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
-from reelout.media.errors import VideoFailed
+from reelout.media.errors import OutOfSpace, VideoFailed
+from reelout.media.sandbox import Ledger, Sandbox, spawn
+
+log = logging.getLogger(__name__)
 
 
 class FfmpegError(VideoFailed):
@@ -38,6 +45,7 @@ class Tools:
     ffprobe: str | None  # None: probe with PyAV
     origin: str  # where they came from, for the start-up log line
     version: str
+    confinement_problem: str | None = None  # why they cannot run confined, if they cannot
 
 
 def _version(ffmpeg: str) -> str:
@@ -69,6 +77,14 @@ class RunLimits:
     timeout: float  # seconds of wall time before the run is killed (ERR_TIMEOUT)
     nice: int = 10  # added niceness, so encoding never starves the API
     cancelled: threading.Event | None = None
+    # what ffmpeg may touch; unconfined unless the caller names its files (nice is ours)
+    sandbox: Sandbox = field(default_factory=lambda: Sandbox(confine=False))
+    ledger: Ledger | None = None  # where running children are recorded
+    cwd: Path | None = None
+
+
+# what ffmpeg prints when a write fails for want of space (ENOSPC, EFBIG, EDQUOT)
+NO_SPACE_MESSAGES = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
 ProgressFn = Callable[[float], None]
@@ -106,6 +122,10 @@ class _Tail:
             if line.strip():
                 self.lines.append(line.rstrip())
 
+    def mentions(self, texts: tuple[str, ...]) -> bool:
+        """Whether any kept line contains one of `texts` (call after `last`)."""
+        return any(text in line for line in self.lines for text in texts)
+
     def last(self, count: int) -> str:
         """The last `count` distinct lines, oldest first (ffmpeg repeats itself per frame)."""
         self._thread.join(timeout=5)
@@ -124,21 +144,36 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
-def _start(args: list[str], nice: int) -> subprocess.Popen[str]:
-    niced = ["nice", "-n", str(nice), *args] if nice and shutil.which("nice") else args
-    return subprocess.Popen(
-        niced,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: a kill takes every child with it
-    )
+def _start(args: list[str], limits: RunLimits) -> subprocess.Popen[str]:
+    sandbox = dataclasses.replace(limits.sandbox, nice=limits.nice)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return spawn(args, sandbox, stdin=subprocess.DEVNULL, cwd=limits.cwd, **pipes)
 
 
 def run(args: list[str], limits: RunLimits, on_progress: ProgressFn | None = None) -> None:
-    """Run one ffmpeg command to the end; raise FfmpegError or FfmpegCancelled otherwise."""
-    proc = _start(args, limits.nice)
+    """Run one ffmpeg command to the end; raise FfmpegError, OutOfSpace or FfmpegCancelled."""
+    proc = _start(args, limits)
+    entry = _record(proc, limits.ledger)
+    try:
+        _follow(proc, limits, on_progress)
+    finally:
+        if entry is not None:
+            Ledger.remove(entry)
+
+
+def _record(proc: subprocess.Popen[str], ledger: Ledger | None) -> Path | None:
+    """Note the child in the ledger; a failed note (a full disk) does not stop the run, since
+    PR_SET_PDEATHSIG still ends the child with its worker."""
+    if ledger is None:
+        return None
+    try:
+        return ledger.add(proc.pid)
+    except OSError as exc:
+        log.warning("media: could not record ffmpeg %s in %s: %s", proc.pid, ledger.folder, exc)
+        return None
+
+
+def _follow(proc: subprocess.Popen[str], limits: RunLimits, on_progress: ProgressFn | None) -> None:
     assert proc.stdout is not None
     assert proc.stderr is not None
     progress, tail = _Progress(proc.stdout), _Tail(proc.stderr)
@@ -160,8 +195,10 @@ def run(args: list[str], limits: RunLimits, on_progress: ProgressFn | None = Non
         if proc.poll() is None:
             _kill(proc)
         progress.join()
+    detail = tail.last(3) or f"exit status {proc.returncode}"
+    if tail.mentions(NO_SPACE_MESSAGES):  # ffmpeg 5 exits 0 when only the trailer's write failed
+        raise OutOfSpace(f"ffmpeg ran out of disk space: {detail}")
     if proc.returncode != 0:
-        detail = tail.last(3) or f"exit status {proc.returncode}"
         raise FfmpegError("ERR_DECODE", f"the video could not be decoded; ffmpeg said: {detail}")
     if on_progress is not None:
         on_progress(progress.seconds)

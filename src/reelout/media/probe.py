@@ -16,10 +16,15 @@ from the first decoded frame's display matrix instead of the stream's side data)
 `bits_per_raw_sample` (the bit depth comes from the pixel format) and the names of colour
 matrices beyond the common ones. PyAV opens local files without a timeout.
 
-Hand-written: `container_name` sniffs the first bytes for a handful of video container
-signatures. It only words the error when a file cannot be opened at all: ffprobe picks its
-demuxer from the ".mp4" extension too, so a text file named .mp4 fails exactly like an MP4 that
-lost its index ("moov atom not found"), and only the bytes tell them apart.
+Only the demuxers of `containers.InputPolicy` are ever used, with the local file protocol only:
+a playlist, a list of files or an image sequence is refused (ERR_NON_VIDEO) before its demuxer
+reads anything, so it can name no other file.
+
+Hand-written: `sniff` checks the first bytes for a handful of video container signatures. It
+only words the error when a file cannot be opened at all: ffprobe picks its demuxer from the
+".mp4" extension too, so a text file named .mp4 fails exactly like an MP4 that lost its index
+("moov atom not found"), and only the bytes tell them apart; and a refused demuxer (an FLV when
+FLV is off) fails like any unreadable file.
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ from typing import Any
 import av
 from av.video.reformatter import ColorPrimaries, ColorTrc
 
+from reelout.media.containers import ACCEPTABLE, InputPolicy, file_url
 from reelout.media.errors import VideoFailed
+from reelout.media.sandbox import Sandbox
+from reelout.media.sandbox import run as sandbox_run
 
 PROBE_TIMEOUT_SECONDS = 60.0
+DEFAULT_POLICY = InputPolicy()
 VFR_TOLERANCE = Fraction(1, 100)  # r_frame_rate vs avg_frame_rate
 TRUNCATION_MARGIN = 1.1  # the index may describe up to 10 % more bytes than the file holds
 STILL_IMAGE_FORMATS = ("image2", "_pipe")  # ffprobe's demuxers for single pictures
@@ -282,27 +291,42 @@ def _integer(value: object) -> int | None:
 # --- running ffprobe or PyAV ------------------------------------------------------------------
 
 
-def probe(path: Path, ffprobe: str | None, timeout: float = PROBE_TIMEOUT_SECONDS) -> SourceInfo:
-    """What `path` holds, read with the ffprobe binary at `ffprobe` (PyAV when None)."""
+def probe(
+    path: Path,
+    ffprobe: str | None,
+    timeout: float = PROBE_TIMEOUT_SECONDS,
+    policy: InputPolicy = DEFAULT_POLICY,
+    sandbox: Sandbox | None = None,
+) -> SourceInfo:
+    """What `path` holds, read with the ffprobe binary at `ffprobe` (PyAV when None), opened
+    only with the demuxers `policy` accepts; ffprobe runs in `sandbox` (default: it may read
+    `path` only)."""
     size = path.stat().st_size
     if size == 0:
         raise ProbeError("ERR_NON_VIDEO", "the file is empty (0 bytes)")
-    doc = run_ffprobe(path, ffprobe, timeout) if ffprobe else pyav_probe_doc(path)
-    return parse_ffprobe(doc, size)
+    if ffprobe:
+        doc = run_ffprobe(path, ffprobe, timeout, policy, sandbox or Sandbox(reads=(path,)))
+    else:
+        doc = pyav_probe_doc(path, policy)
+    info = parse_ffprobe(doc, size)
+    if policy.demuxer(info.format_name) is None:  # the whitelist let nothing else through
+        raise refused(info.format_name, policy)
+    return info
 
 
-def run_ffprobe(path: Path, ffprobe: str, timeout: float) -> dict[str, Any]:
-    command = [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+def run_ffprobe(
+    path: Path, ffprobe: str, timeout: float, policy: InputPolicy, sandbox: Sandbox
+) -> dict[str, Any]:
+    command = [ffprobe, "-v", "error", *policy.input_args()]
+    command += ["-print_format", "json", "-show_format", "-show_streams", file_url(path)]
     try:
-        done = subprocess.run(
-            [*command, str(path)], capture_output=True, text=True, timeout=timeout
-        )
+        done = sandbox_run(command, sandbox, timeout)
     except subprocess.TimeoutExpired:
         raise ProbeError(
             "ERR_TIMEOUT", f"reading the file took longer than {timeout:.0f} s and was stopped"
         ) from None
     if done.returncode != 0:
-        raise unreadable(path, _ffprobe_complaint(done.stderr, path))
+        raise unreadable(path, _ffprobe_complaint(done.stderr, path), policy)
     try:
         doc: dict[str, Any] = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -314,56 +338,101 @@ def _ffprobe_complaint(stderr: str, path: Path) -> str:
     """ffprobe's error lines without the `[demuxer @ 0x…]` and file-name prefixes."""
     lines = []
     for line in stderr.splitlines():
-        text = re.sub(r"^\[[^]]*\]\s*", "", line.strip()).removeprefix(f"{path}: ")
+        text = re.sub(r"^\[[^]]*\]\s*", "", line.strip())
+        text = text.removeprefix(f"{file_url(path)}: ").removeprefix(f"{path}: ")
         if text and text not in lines:
             lines.append(text)
     return "; ".join(lines) or "ffprobe could not read it"
 
 
-def unreadable(path: Path, detail: str) -> ProbeError:
-    """The error for a file that cannot be opened: broken if it starts like a known video
-    container, else not a video at all."""
+def unreadable(path: Path, detail: str, policy: InputPolicy = DEFAULT_POLICY) -> ProbeError:
+    """The error for a file that cannot be opened: broken if it starts like an accepted video
+    container, refused if it is a container we do not accept, else not a video at all."""
     with path.open("rb") as source:
-        container = container_name(source.read(512))
-    if container:
+        head = source.read(512)
+    demuxer = sniff(head)
+    picture = next((name for sig, name in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
+    if picture is not None:
+        return ProbeError("ERR_NON_VIDEO", f"the file is a still image ({picture}), not a video")
+    if demuxer is not None and demuxer in policy.containers:
         return ProbeError(
             "ERR_MALFORMED",
-            f"the file looks like {container} but cannot be read; it may be cut short "
-            f"or damaged ({detail})",
+            f"the file looks like {DESCRIPTIONS[demuxer]} but cannot be read; it may be cut "
+            f"short or damaged ({detail})",
         )
-    return ProbeError("ERR_NON_VIDEO", "the file is not a video, nor any media format we can read")
+    if demuxer is not None:
+        return refused(ACCEPTABLE[demuxer], policy)
+    return ProbeError(
+        "ERR_NON_VIDEO",
+        "the file is not a video, nor any media format we can read (playlists, lists of files "
+        f"and image sequences are not accepted; accepted containers: {policy.describe()})",
+    )
+
+
+def refused(what: str, policy: InputPolicy) -> ProbeError:
+    return ProbeError(
+        "ERR_NON_VIDEO",
+        f"the file is in a format that is not accepted ({what}); upload the video as one of: "
+        f"{policy.describe()}",
+    )
+
+
+IMAGE_SIGNATURES = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+DESCRIPTIONS = {
+    "mov": "an MP4/QuickTime file",
+    "matroska": "a Matroska/WebM file",
+    "asf": "an ASF/WMV file",
+    "mpeg": "an MPEG program stream",
+    "ogg": "an Ogg file",
+    "flv": "an FLV file",
+    "avi": "an AVI file",
+    "mpegts": "an MPEG transport stream",
+}
 
 
 def container_name(head: bytes) -> str | None:
     """The video container the first bytes of a file announce, if any."""
+    demuxer = sniff(head)
+    return None if demuxer is None else DESCRIPTIONS[demuxer]
+
+
+def sniff(head: bytes) -> str | None:
+    """The demuxer for the container the first bytes of a file announce, if any."""
     if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"):
-        return "an MP4/QuickTime file"
+        return "mov"
     signatures = {
-        b"\x1a\x45\xdf\xa3": "a Matroska/WebM file",
-        b"\x30\x26\xb2\x75": "an ASF/WMV file",
-        b"\x00\x00\x01\xba": "an MPEG program stream",
-        b"OggS": "an Ogg file",
-        b"FLV": "an FLV file",
+        b"\x1a\x45\xdf\xa3": "matroska",
+        b"\x30\x26\xb2\x75": "asf",
+        b"\x00\x00\x01\xba": "mpeg",
+        b"OggS": "ogg",
+        b"FLV": "flv",
     }
     for signature, name in signatures.items():
         if head.startswith(signature):
             return name
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return "an AVI file"
+        return "avi"
     if len(head) > 188 and head[0] == head[188] == 0x47:
-        return "an MPEG transport stream"
+        return "mpegts"
     return None
 
 
 # --- PyAV, when there is no ffprobe -----------------------------------------------------------
 
 
-def pyav_probe_doc(path: Path) -> dict[str, Any]:
+def pyav_probe_doc(path: Path, policy: InputPolicy = DEFAULT_POLICY) -> dict[str, Any]:
     """The same facts ffprobe reports, read with PyAV, in ffprobe's JSON shape."""
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(file_url(path), options=policy.options(), metadata_errors="ignore")
     except av.FFmpegError as error:
-        raise unreadable(path, str(error.strerror or error)) from None
+        raise unreadable(path, str(error.strerror or error), policy) from None
     with container:
         streams: list[dict[str, Any]] = []
         for stream in container.streams:

@@ -186,6 +186,16 @@ def start_processing(session: Session, clock: Clock, uid: str) -> Video | None:
     return video
 
 
+def wait_for_retry(session: Session, clock: Clock, uid: str, text: str) -> None:
+    """processing → queued, with why on the status (no error code: nothing is wrong with the
+    video) until the next attempt starts."""
+    video = session.get(Video, uid)
+    if video is not None and video.state == VideoState.processing.value:
+        video.state, video.pct_complete = VideoState.queued.value, None
+        video.error_text = text
+        video.modified_at = clock.now()
+
+
 def set_progress(session: Session, clock: Clock, uid: str, pct: float) -> None:
     video = session.get(Video, uid)
     if video is not None and video.state == VideoState.processing.value:

@@ -35,7 +35,8 @@ class MediaStore(Protocol):
     def delete_video(self, uid: str) -> None: ...
 
     def scratch(self, uid: str, job: str) -> Path:
-        """An empty local folder for processing one video (gone after publish or discard)."""
+        """A new, empty local folder for one attempt at processing a video (gone after publish
+        or discard); folders earlier attempts left behind are removed."""
         ...
 
     def discard(self, folder: Path) -> None: ...
@@ -64,11 +65,13 @@ class LocalVersions(Protocol):
 
 
 VERSION_PREFIX = "v-"
+SCRATCH_PREFIX = "work-"
 
 
 class FileMediaStore:
     """Videos under `<root>/<uid>/`: `original`, published versions `v-<random>/`, and scratch
-    folders `work-<job>/` while processing runs."""
+    folders `work-<job>-<random>/` while processing runs (one per attempt, so a retry never
+    shares a folder with what a crashed attempt may still be writing)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -108,8 +111,9 @@ class FileMediaStore:
         shutil.rmtree(self._dir(uid), ignore_errors=True)
 
     def scratch(self, uid: str, job: str) -> Path:
-        folder = self._dir(uid) / f"work-{job}"
-        shutil.rmtree(folder, ignore_errors=True)  # left over by a crashed attempt
+        for left in self._dir(uid).glob(f"{SCRATCH_PREFIX}*"):  # left over by crashed attempts
+            shutil.rmtree(left, ignore_errors=True)
+        folder = self._dir(uid) / f"{SCRATCH_PREFIX}{job}-{secrets.token_hex(4)}"
         folder.mkdir(parents=True)
         return folder
 
