@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.uploads.test_tus_crash import RawRequest
 
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
@@ -146,3 +149,33 @@ def test_the_final_upload_is_held_to_the_link(server: LiveServer) -> None:
         once = create(phone, **{"Upload-Concat": f"final;{part}"})
         assert once.status_code == 201, "a refused final leaves the link usable"
         assert offset_of(phone, once.headers["Location"]) == 60
+
+
+def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path) -> None:
+    live = serve_in_thread(make_settings(tmp_path, tus_lock_timeout_seconds=0.3))
+    try:
+        with live.client() as api:
+            made = api.post("/api/v1/videos", json={"max_bytes": 100}).json()
+        token, uid = made["upload"]["token"], made["uid"]
+        with live.client(token=token) as phone:
+            url = urlsplit(create(phone, **PARTIAL, **DEFER).headers["Location"]).path
+            headers = {"Authorization": f"Bearer {token}", **T, **CT}
+            writer = RawRequest(
+                live.url, "PATCH", url, {**headers, "Upload-Offset": "0", "Content-Length": "50"}
+            )
+            writer.send(b"x" * 30)
+            deadline = time.monotonic() + 10
+            while not live.runtime.locker.is_held("link-" + uid):
+                assert time.monotonic() < deadline, "the PATCH never took the link's lock"
+                time.sleep(0.01)
+            busy = create(phone, **PARTIAL, **{"Upload-Length": "60"})
+            assert (busy.status_code, busy.json()["code"]) == (423, "UPLOAD_LOCKED")
+            writer.send(b"x" * 20)
+            done = writer.response(timeout=10)
+            writer.close()
+            assert done is not None and done.status == 204
+            assert done.headers["upload-offset"] == "50"
+            assert create(phone, **PARTIAL, **{"Upload-Length": "51"}).status_code == 413
+            assert create(phone, **PARTIAL, **{"Upload-Length": "50"}).status_code == 201
+    finally:
+        live.stop()

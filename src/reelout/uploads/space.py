@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,15 @@ def no_room(exc: OSError, offset: int | None = None) -> InsufficientStorage:
 
 
 def low_disk(folders: list[Path], reserve: int) -> list[dict[str, object]]:
-    """/readyz's disk check: each folder whose disk has less free space than the reserve."""
+    """/readyz's disk check: each disk (named by its first folder) with less free space than
+    the reserve."""
     reasons: list[dict[str, object]] = []
+    disks: set[int] = set()
     for folder in folders:
+        disk = os.stat(folder).st_dev
+        if disk in disks:
+            continue
+        disks.add(disk)
         free = DiskSpace(folder, reserve).free()
         if free < reserve:
             reasons.append(
