@@ -272,13 +272,13 @@ class TusService:
             length = req.length
             if req.concat and not req.concat.partial:
                 length = self._final_length(session, who, req.concat.parts)
-            self.space.require(length or 0)
             row = self._new_row(who, req, length)
             if not (req.concat and req.concat.partial):
                 self._attach_video(session, who, row, tus.decode_metadata(req.metadata))
             elif who.token is not None:
                 video = media.claim_upload_token(session, self.rt.clock, who.token, consume=False)
                 self._charge_partial(session, who.owner, video, length or 0)
+            self.space.require(length or 0)
             session.add(row)
             self.store.create(row.id)
             return who, self._state(row)
@@ -434,7 +434,8 @@ class TusService:
                     code="OFFSET_MISMATCH",
                     headers={"Upload-Offset": str(state.offset)},
                 )
-            state.max_length = self._max_length(session, row)
+            if row.length is None:
+                state.max_length = self._max_length(session, row)
             if new_length is not None:
                 self._set_length(session, row, state, new_length)
             return state
