@@ -227,3 +227,41 @@ def test_a_file_size_limit_answers_507_and_the_upload_resumes(
         assert resumed.status_code == 204, resumed.text
         video = api.get(f"/api/v1/videos/{resumed.headers['Reelout-Video-Id']}").json()
     assert video["original_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_final_upload_the_disk_refuses_leaves_the_link_usable(
+    start_server: StartServer, pg_server_url: str
+) -> None:
+    """Parts under the file size limit, their concatenation over it: the final upload's copy
+    fails with EFBIG, answers 507 and is undone, and the link can make it once space is back."""
+    reset_pg(pg_server_url)
+    served = start_server(
+        env={"REELOUT_DATABASE_URL": pg_server_url, "REELOUT_DISK_RESERVE_BYTES": "0"}
+    )
+    parts = [os.urandom(2 * MiB), os.urandom(2 * MiB)]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=served.url, headers=admin, timeout=30) as api:
+        made = api.post("/api/v1/videos", json={}).json()
+    token = {"Authorization": f"Bearer {made['upload']['token']}"}
+    with httpx.Client(base_url=served.url, headers=token, timeout=30) as phone:
+        urls = []
+        for data in parts:
+            headers = {**T, "Upload-Concat": "partial", "Upload-Length": str(len(data))}
+            url = phone.post("/files/", headers=headers).headers["Location"]
+            assert patch(phone, url, 0, data).status_code == 204
+            urls.append(url)
+        final = {**T, "Upload-Concat": "final;" + " ".join(urls)}
+        unlimited = resource.prlimit(served.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(served.proc.pid, resource.RLIMIT_FSIZE, (3 * MiB, unlimited[1]))
+        refused = phone.post("/files/", headers=final)
+        assert (refused.status_code, refused.json()["code"]) == (507, "INSUFFICIENT_STORAGE")
+        assert "Location" not in refused.headers
+        resource.prlimit(served.proc.pid, resource.RLIMIT_FSIZE, unlimited)
+        made_it = phone.post("/files/", headers=final)
+        assert made_it.status_code == 201, made_it.text
+    with httpx.Client(base_url=served.url, headers=admin, timeout=30) as api:
+        video = api.get(f"/api/v1/videos/{made['uid']}").json()
+    assert video["status"]["state"] == "queued"
+    assert video["original_sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
+    uploads = sorted(p.name for p in (served.data_dir / "uploads").iterdir())
+    assert uploads == sorted(u.rsplit("/", 1)[-1] for u in urls), "no leftover final file"
