@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from reelout.uploads.service import link_lock_key
 from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.uploads.test_tus_crash import RawRequest
 
@@ -165,7 +166,7 @@ def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path)
             )
             writer.send(b"x" * 30)
             deadline = time.monotonic() + 10
-            while not live.runtime.locker.is_held("link-" + uid):
+            while not live.runtime.locker.is_held(link_lock_key(uid)):
                 assert time.monotonic() < deadline, "the PATCH never took the link's lock"
                 time.sleep(0.01)
             busy = create(phone, **PARTIAL, **{"Upload-Length": "60"})

@@ -19,7 +19,7 @@ from reelout.media.models import Video
 from reelout.media.schemas import VideoState
 from reelout.runtime import Runtime
 from reelout.uploads.models import Upload
-from reelout.uploads.service import LINK_OWNER
+from reelout.uploads.service import LINK_OWNER, link_lock_key
 from reelout.urls import configured_base_url
 
 ABANDONED = "ERR_UPLOAD_ABANDONED"
@@ -50,19 +50,14 @@ def _end(session: Session, rt: Runtime, uid: str, now: datetime) -> bool:
     video = session.scalar(query)
     if video is None:
         return False
-    what = (
-        "no bytes arrived for"
+    text = (
+        f"the upload was abandoned: no bytes arrived for {rt.settings.upload_abandon_seconds} s; "
+        "upload the video again"
         if video.source in STREAMED
-        else "the upload link was not used to upload within"
+        else "the upload link expired with no upload under way; make a new link"
     )
-    media.upload_failed(
-        session,
-        rt.clock,
-        uid,
-        ABANDONED,
-        f"the upload was abandoned: {what} {rt.settings.upload_abandon_seconds} s; upload again",
-        base_url=configured_base_url(rt.settings),
-    )
+    base_url = configured_base_url(rt.settings)
+    media.upload_failed(session, rt.clock, uid, ABANDONED, text, base_url=base_url)
     return True
 
 
@@ -78,5 +73,6 @@ def reap_abandoned(rt: Runtime) -> int:
             done = _end(session, rt, uid, now)
         if done:
             rt.media_store.delete_video(uid)
+            rt.locker.forget(link_lock_key(uid))  # the link's lock files, if it ever took them
             ended += 1
     return ended

@@ -349,7 +349,7 @@ class TusService:
             yield who
             return
         who = await _in_thread(self._resolve, who)
-        key = "link-" + who.owner.removeprefix(LINK_OWNER)
+        key = link_lock_key(who.owner.removeprefix(LINK_OWNER))
         async with self.rt.locker.hold(key, self.settings.tus_lock_timeout_seconds):
             yield who
 
@@ -653,6 +653,11 @@ class TusService:
             if row.finished_at is None or row.video_uid is None:
                 raise Conflict("the upload has not finished", code="UPLOAD_NOT_FINISHED")
             return row.video_uid
+
+
+def link_lock_key(video_uid: str) -> str:
+    """The lock a creator link's partial-upload budget is changed under."""
+    return "link-" + video_uid
 
 
 def _past_limit(state: UploadState, what: str, kept: str = "") -> PayloadTooLarge:
