@@ -199,6 +199,7 @@ def test_uploads_that_keep_the_reserve_are_accepted(reserve_server: LiveServer) 
 
 
 # -- RLIMIT_FSIZE on a real `reelout serve`: its writes past the limit fail with EFBIG ---------
+@pytest.mark.postgres
 def test_a_file_size_limit_answers_507_and_the_upload_resumes(
     start_server: StartServer, pg_server_url: str
 ) -> None:
@@ -229,6 +230,7 @@ def test_a_file_size_limit_answers_507_and_the_upload_resumes(
     assert video["original_sha256"] == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.postgres
 def test_a_final_upload_the_disk_refuses_leaves_the_link_usable(
     start_server: StartServer, pg_server_url: str
 ) -> None:
