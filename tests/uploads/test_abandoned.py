@@ -116,6 +116,10 @@ def test_a_stalled_direct_upload_is_ended_after_the_abandon_time(
     stalled.send(b"x" * MiB)
     wait_for("the upload to start", lambda: len(uploading(rt)) == 1)
     (uid,) = uploading(rt)
+    original = rt.settings.data_dir / "media" / uid / "original"
+    wait_for(
+        "the first bytes on disk", lambda: original.is_file() and original.stat().st_size == MiB
+    )
     clock.advance(ABANDON - 100)
     stalled.send(b"y" * MiB)  # bytes arrive: the upload is alive
     wait_for("the activity mark", lambda: video(rt, uid).modified_at > video(rt, uid).created_at)
