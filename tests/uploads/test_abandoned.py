@@ -121,7 +121,7 @@ def test_a_stalled_direct_upload_is_ended_after_the_abandon_time(
         "the first bytes on disk", lambda: original.is_file() and original.stat().st_size == MiB
     )
     clock.advance(ABANDON - 100)
-    stalled.send(b"y" * MiB)  # bytes arrive: the upload is alive
+    stalled.send(b"y" * 1024)  # a trickle of bytes arrives: the upload is alive
     wait_for("the activity mark", lambda: video(rt, uid).modified_at > video(rt, uid).created_at)
     clock.advance(ABANDON - 1)  # the abandon time since creation, not since the last bytes
     run_reaper(rt)
@@ -131,7 +131,7 @@ def test_a_stalled_direct_upload_is_ended_after_the_abandon_time(
     clock.advance(2)  # the abandon time since the last bytes
     run_reaper(rt)
     assert_abandoned(rt, uid)
-    stalled.send(b"z" * MiB)  # the client comes back and finishes: too late, nothing is kept
+    stalled.send(b"z" * (2 * MiB - 1024))  # the client comes back and finishes: too late
     reply = stalled.response(timeout=10)
     assert reply is not None and reply.status == 410
     assert json.loads(reply.body)["code"] == "UPLOAD_ABANDONED"

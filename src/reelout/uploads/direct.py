@@ -47,10 +47,11 @@ class OriginalSink:
         self._file.write(data)
         self._sha.update(data)
         self.size += len(data)
-        if self.rt.clock.now() - self._active_at >= ACTIVITY_EVERY:
-            self._mark_active()
 
-    def _mark_active(self) -> None:
+    def activity_due(self) -> bool:
+        return self.rt.clock.now() - self._active_at >= ACTIVITY_EVERY
+
+    def mark_active(self) -> None:
         """Bytes are arriving: the reaper of abandoned uploads measures from here."""
         now = self._active_at = self.rt.clock.now()
         with self.rt.db.session() as session:
@@ -109,6 +110,8 @@ class Batcher:
         self.pending += data
         if len(self.pending) >= BATCH_BYTES:
             await self.flush()
+        if self.sink.activity_due():  # however slowly they come, arriving bytes keep it alive
+            await run_in_threadpool(self.sink.mark_active)
 
     async def flush(self) -> None:
         if self.pending:
