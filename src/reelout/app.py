@@ -44,6 +44,7 @@ from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import MethodOverrideMiddleware
 from reelout.uploads.routes import router as tus_router
+from reelout.uploads.space import low_disk
 from reelout.web.routes import install as install_console
 from reelout.webhooks.routes import router as webhooks_router
 
@@ -206,5 +207,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        """Ready to take uploads: 503 with the reasons when not (today: a disk below the reserve)."""
+        data = settings.data_dir
+        reasons = low_disk([data / "uploads", data / "media"], settings.disk_reserve_bytes)
+        if reasons:
+            return JSONResponse({"status": "not_ready", "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ready", "version": __version__})
 
     return app

@@ -52,11 +52,17 @@ class Settings(BaseSettings):
     tus_lock_timeout_seconds: float = Field(default=3.0, gt=0)
     tus_metadata_max_bytes: int = Field(default=4096, ge=0)
     tus_fsync: Literal["patch", "background"] = "background"
+    # partial uploads one creator upload link may make, and parts one final upload may name
+    tus_max_partials: int = Field(default=16, ge=1)
 
     # creator uploads, direct and legacy uploads
     upload_token_ttl_seconds: int = Field(default=3600, ge=1)
     direct_max_bytes: int | None = Field(default=None, ge=0)
     legacy_max_bytes: int = Field(default=100 * MiB, ge=0)
+    # free space every upload must leave on the data folder's disk (and /readyz's threshold)
+    disk_reserve_bytes: int = Field(default=GiB, ge=0)
+    # an upload with no bytes for this long (or a creator link never used) is ended
+    upload_abandon_seconds: int = Field(default=3600, ge=300)
 
     # media processing
     ffmpeg: str | None = None  # path; default: ffmpeg on PATH, else the imageio-ffmpeg build

@@ -91,6 +91,11 @@ class TooManyRequests(ReeloutError):
     code = "RATE_LIMITED"
 
 
+class InsufficientStorage(ReeloutError):
+    status = 507
+    code = "INSUFFICIENT_STORAGE"
+
+
 class ServiceUnavailable(ReeloutError):
     status = 503
     code = "UNAVAILABLE"

@@ -108,6 +108,13 @@ def claim_upload_token(
     return video
 
 
+def release_upload_token(session: Session, uid: str) -> None:
+    """The upload a token started could not be stored: the token may start one again."""
+    video = session.get(Video, uid)
+    if video is not None and video.state == VideoState.uploading.value:
+        video.upload_token_used_at = None
+
+
 def get_video(session: Session, uid: str) -> Video:
     video = session.get(Video, uid)
     if video is None:

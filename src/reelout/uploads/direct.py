@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, BinaryIO
 
+from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from reelout.errors import BadRequest, PayloadTooLarge
+from reelout.errors import BadRequest, Gone, PayloadTooLarge
 from reelout.iothreads import run_io
 from reelout.media import service as media
-from reelout.media.schemas import Stage, VideoOut
+from reelout.media.models import Video
+from reelout.media.schemas import Stage, VideoOut, VideoState
 from reelout.runtime import Runtime
 from reelout.uploads.legacy import LegacyBodyError, LegacyDecoder
+from reelout.uploads.space import DiskSpace, is_no_room, no_room
 
 BATCH_BYTES = 1024 * 1024
+ACTIVITY_EVERY = timedelta(seconds=60)  # how often a receiving upload marks its video as alive
 
 
 class OriginalSink:
@@ -28,6 +34,7 @@ class OriginalSink:
         self.size = 0
         self._sha = hashlib.sha256()
         self._file: BinaryIO = rt.media_store.write_original(uid)
+        self._active_at = rt.clock.now()
 
     def write(self, data: bytes) -> None:
         if self.size + len(data) > self.limit:
@@ -41,13 +48,32 @@ class OriginalSink:
         self._sha.update(data)
         self.size += len(data)
 
+    def activity_due(self) -> bool:
+        return self.rt.clock.now() - self._active_at >= ACTIVITY_EVERY
+
+    def mark_active(self) -> None:
+        """Bytes are arriving: the reaper of abandoned uploads measures from here."""
+        now = self._active_at = self.rt.clock.now()
+        with self.rt.db.session() as session:
+            session.execute(
+                update(Video)
+                .where(Video.uid == self.uid, Video.state == VideoState.uploading.value)
+                .values(modified_at=now)
+            )
+
     def commit(self, meta: dict[str, Any]) -> VideoOut:
         self._file.close()  # forced to disk by the processing job (media.original_fault)
         if self.size == 0:
             raise BadRequest("the upload is empty", code="EMPTY_UPLOAD")
         with self.rt.db.session() as session:
+            row = media.get_video(session, self.uid)
+            if row.state != VideoState.uploading.value:
+                raise Gone(
+                    "the upload was ended as abandoned while it waited for bytes "
+                    f"({row.error_code}); upload the video again",
+                    code="UPLOAD_ABANDONED",
+                )
             if meta:
-                row = media.get_video(session, self.uid)
                 row.meta = {**row.meta, **meta}
             video = media.original_received(
                 session, self.rt.clock, self.uid, size=self.size, sha256=self._sha.hexdigest()
@@ -55,9 +81,15 @@ class OriginalSink:
             return media.to_schema(video)
 
     def abort(self) -> None:
-        self._file.close()
+        """Keep nothing: the partial original goes, and so does the video unless the reaper
+        already ended it (then it stays, in its error state)."""
+        with contextlib.suppress(OSError):  # closing flushes; on a full disk that fails too
+            self._file.close()
+        self.rt.media_store.delete_video(self.uid)
         with self.rt.db.session() as session:
-            media.delete_video(session, self.rt.media_store, self.uid)
+            video = session.get(Video, self.uid)
+            if video is not None and video.state == VideoState.uploading.value:
+                media.delete_video(session, self.rt.media_store, self.uid)
 
 
 def _new_video(rt: Runtime, source: str, order_id: str, stage: Stage, meta: dict[str, Any]) -> str:
@@ -78,6 +110,8 @@ class Batcher:
         self.pending += data
         if len(self.pending) >= BATCH_BYTES:
             await self.flush()
+        if self.sink.activity_due():  # however slowly they come, arriving bytes keep it alive
+            await run_in_threadpool(self.sink.mark_active)
 
     async def flush(self) -> None:
         if self.pending:
@@ -96,8 +130,14 @@ async def receive(
     limit_code: str,
     feed: AsyncIterator[bytes],
     late_meta: dict[str, Any] | None = None,
+    expected: int | None = None,
 ) -> VideoOut:
-    """Create a video and stream `feed` into its original; on any failure nothing is kept."""
+    """Create a video and stream `feed` into its original; on any failure nothing is kept.
+
+    `expected` (the request's Content-Length, an upper bound of the bytes stored) must fit on
+    the disk beside the reserve, or nothing starts (507)."""
+    space = DiskSpace(rt.settings.data_dir / "media", rt.settings.disk_reserve_bytes)
+    await run_in_threadpool(space.require, min(expected or 0, limit))
     uid = await run_in_threadpool(_new_video, rt, source, order_id, stage, meta)
     sink = await run_in_threadpool(OriginalSink, rt, uid, limit, limit_code)
     batcher = Batcher(sink, bytearray())
@@ -112,6 +152,11 @@ async def receive(
             "the client went away before the upload finished; nothing was kept",
             code="CLIENT_DISCONNECTED",
         ) from None
+    except OSError as exc:
+        await run_in_threadpool(sink.abort)
+        if is_no_room(exc):
+            raise no_room(exc) from exc
+        raise
     except BaseException:
         await run_in_threadpool(sink.abort)
         raise

@@ -1,10 +1,11 @@
-"""Background jobs of the uploads domain: the periodic reaper of expired uploads."""
+"""Background jobs of the uploads domain: the periodic reaper of expired and abandoned uploads."""
 
 from __future__ import annotations
 
 import logging
 
 from reelout.jobs.registry import JobContext, Registry
+from reelout.uploads.abandoned import reap_abandoned
 from reelout.uploads.service import TusService
 
 log = logging.getLogger(__name__)
@@ -15,6 +16,9 @@ def reap_expired(ctx: JobContext) -> None:
     removed = TusService(ctx.runtime).reap_expired()
     if removed:
         log.info("reaped %d expired uploads", removed)
+    ended = reap_abandoned(ctx.runtime)
+    if ended:
+        log.info("ended %d abandoned uploads", ended)
 
 
 def register(registry: Registry) -> None:

@@ -20,7 +20,7 @@ class Upload(Base):
     metadata_pairs: Mapped[list[list[str | None]]] = mapped_column(JSON, default=list)
     concat: Mapped[str | None] = mapped_column(String(8), nullable=True)
     concat_parts: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_by: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64), index=True)  # a link's uploads
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

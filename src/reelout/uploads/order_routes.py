@@ -70,11 +70,18 @@ async def add_stage_video(
         return await _multipart(rt, request, order_id, where)
     if content_type.startswith("video/") or content_type == "application/octet-stream":
         meta = {"content_type": content_type, **_filename(request)}
-        return await _store(rt, order_id, where, request.stream(), meta=meta)
+        return await _store(
+            rt, order_id, where, request.stream(), meta=meta, expected=_content_length(request)
+        )
     raise UnsupportedMediaType(
         "send application/json (tus link or legacy base64), multipart/form-data, or a video/* body",
         code="UNSUPPORTED_UPLOAD_TYPE",
     )
+
+
+def _content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
 
 
 def _filename(request: Request) -> dict[str, str]:
@@ -95,7 +102,7 @@ async def _json_body(rt: Runtime, request: Request, order_id: str, stage: Stage)
         if len(head) >= 4096 or b"file_base64" in head:
             break
     if b'"file_base64"' in head:
-        return await _legacy(rt, bytes(head), chunks, order_id, stage)
+        return await _legacy(rt, bytes(head), chunks, order_id, stage, _content_length(request))
     async for chunk in chunks:
         head += chunk
         if len(head) > 64 * 1024:
@@ -119,6 +126,7 @@ async def _store(
     meta: dict[str, Any] | None = None,
     late_meta: dict[str, Any] | None = None,
     legacy: bool = False,
+    expected: int | None = None,
 ) -> Response:
     """Stream one upload into a new video of this order stage; 201 with the video."""
     limit, code = (
@@ -136,11 +144,14 @@ async def _store(
         limit_code=code,
         feed=feed,
         late_meta=late_meta,
+        expected=expected,
     )
     return _created(video.model_dump(mode="json"), video.uid, DEPRECATION if legacy else None)
 
 
-async def _legacy(rt: Runtime, head: bytes, rest: Any, order_id: str, stage: Stage) -> Response:
+async def _legacy(
+    rt: Runtime, head: bytes, rest: Any, order_id: str, stage: Stage, expected: int | None
+) -> Response:
     async def chunks() -> Any:
         yield head
         async for chunk in rest:
@@ -148,7 +159,7 @@ async def _legacy(rt: Runtime, head: bytes, rest: Any, order_id: str, stage: Sta
 
     fields: dict[str, Any] = {}
     feed = direct.decode_legacy(chunks(), fields)
-    return await _store(rt, order_id, stage, feed, late_meta=fields, legacy=True)
+    return await _store(rt, order_id, stage, feed, late_meta=fields, legacy=True, expected=expected)
 
 
 async def _multipart(rt: Runtime, request: Request, order_id: str, stage: Stage) -> Response:
@@ -160,4 +171,6 @@ async def _multipart(rt: Runtime, request: Request, order_id: str, stage: Stage)
         raise BadRequest("multipart/form-data needs a boundary", code="INVALID_MULTIPART")
     fields: dict[str, Any] = {}
     feed = direct.multipart_file(request.stream(), boundary, fields)
-    return await _store(rt, order_id, stage, feed, late_meta=fields)
+    return await _store(
+        rt, order_id, stage, feed, late_meta=fields, expected=_content_length(request)
+    )

@@ -41,6 +41,7 @@ class Received:
     digest: bytes | None = None  # the Upload-Checksum digest of this body
     stopped: str | None = None
     overflow: bool = False
+    failure: OSError | None = None  # a write failed (e.g. disk full); `count` bytes were written
 
 
 class BatchWriter:
@@ -51,6 +52,7 @@ class BatchWriter:
     def __init__(self, store: UploadStore, upload_id: str, hashers: list[Any], sync: bool) -> None:
         self.store, self.upload_id, self.hashers, self.sync = store, upload_id, hashers, sync
         self._writer: UploadWriter | None = None
+        self.written = 0  # bytes of whole batches written (a failed batch may leave a part)
 
     @property
     def is_open(self) -> bool:
@@ -63,6 +65,7 @@ class BatchWriter:
             self._writer = self.store.open_append(self.upload_id)
         data = b"".join(batch)
         self._writer.write(data)
+        self.written += len(data)
         for hasher in self.hashers:
             hasher.update(data)
 
@@ -96,9 +99,16 @@ async def receive(
     sink = BatchWriter(store, upload_id, hashers, sync)
     try:
         await _pump(body.chunks, sink, room, lease, read_timeout, got)
+    except OSError as exc:  # the store refused a write: report how far whole batches got
+        got.failure = exc
     finally:
         if sink.is_open:
-            await run_io(sink.close, [])
+            try:
+                await run_io(sink.close, [])
+            except OSError as exc:
+                got.failure = got.failure or exc
+    if got.failure is not None:
+        got.count = sink.written
     if body.checksum is not None:
         got.digest = hashers[-1].digest()
     return got

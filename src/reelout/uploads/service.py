@@ -6,13 +6,14 @@ through the `UploadStore`; concurrent requests on one upload are serialised by t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +40,7 @@ from reelout.uploads.digests import RunningDigests
 from reelout.uploads.locks import Lease
 from reelout.uploads.models import Upload
 from reelout.uploads.receiving import Body, Received
+from reelout.uploads.space import DiskSpace, is_no_room, no_room
 from reelout.uploads.store import (
     Concatenatable,
     LocalFiles,
@@ -48,6 +50,7 @@ from reelout.urls import configured_base_url
 
 T = TypeVar("T")
 TOKEN_PREFIX = KEY_PREFIXES["upload"]
+LINK_OWNER = "video:"  # `created_by` of uploads made with a creator upload link's token
 
 
 class ChecksumMismatch(ReeloutError):
@@ -91,6 +94,8 @@ class UploadState:
     concat: str | None = None
     concat_parts: list[str] = field(default_factory=list)
     video_uid: str | None = None
+    owner: str = ""
+    max_length: int = 0  # the most bytes the upload may reach while its length is deferred
 
 
 @dataclass
@@ -111,6 +116,7 @@ class TusService:
         self.settings = rt.settings
         self.store = rt.upload_store
         self.digests = RunningDigests()
+        self.space = DiskSpace(rt.settings.data_dir / "uploads", rt.settings.disk_reserve_bytes)
 
     # -- identity -----------------------------------------------------------------------------
     @staticmethod
@@ -165,6 +171,7 @@ class TusService:
             row.concat,
             list(row.concat_parts),
             row.video_uid,
+            row.created_by,
         )
 
     def _load_state(self, upload_id: str, who: Caller) -> UploadState:
@@ -269,12 +276,99 @@ class TusService:
             if not (req.concat and req.concat.partial):
                 self._attach_video(session, who, row, tus.decode_metadata(req.metadata))
             elif who.token is not None:
-                media.claim_upload_token(session, self.rt.clock, who.token, consume=False)
+                video = media.claim_upload_token(session, self.rt.clock, who.token, consume=False)
+                self._charge_partial(session, who.owner, video, length or 0)
+            self.space.require(length or 0)
             session.add(row)
             self.store.create(row.id)
             return who, self._state(row)
 
+    # -- a creator link's budget: its max_bytes bounds the sum of its partial uploads ----------
+    def _stored(self, upload_id: str) -> int:
+        try:
+            return self.store.size(upload_id)
+        except FileNotFoundError:
+            return 0
+
+    def _partials(self, session: Session, owner: str, exclude: str = "") -> tuple[int, int]:
+        """How many partial uploads `owner` has, and the bytes they hold or will hold (their
+        lengths; for deferred ones the bytes written so far), leaving out `exclude`."""
+        rows = session.scalars(
+            select(Upload).where(Upload.created_by == owner, Upload.concat == "partial")
+        )
+        count = used = 0
+        for part in rows:
+            if part.id != exclude:
+                count += 1
+                used += part.length if part.length is not None else self._stored(part.id)
+        return count, used
+
+    def _link_limit(self, video: Video | None) -> int:
+        limit = self.settings.tus_max_size
+        if video is not None and video.max_bytes is not None:
+            limit = min(limit, video.max_bytes)
+        return limit
+
+    def _charge_partial(self, session: Session, owner: str, video: Video, length: int) -> None:
+        """A new partial upload of a creator link: within its count and its bytes."""
+        count, used = self._partials(session, owner)
+        most = self.settings.tus_max_partials
+        if count >= most:
+            raise Conflict(
+                f"this upload link already made {count} partial uploads, the most it may make; "
+                "concatenate them or upload in fewer parts",
+                code="PARTIAL_LIMIT_REACHED",
+                details={"max_partials": most},
+            )
+        limit = self._link_limit(video)
+        if used + length > limit:
+            raise PayloadTooLarge(
+                f"the link's partial uploads would hold {used + length} bytes; "
+                f"the link allows {limit}",
+                code="UPLOAD_TOO_LARGE",
+                details={"max_bytes": limit, "used_bytes": used},
+            )
+
+    def _max_length(self, session: Session, row: Upload) -> int:
+        """The most bytes an upload may hold: the size limit, a creator link's max_bytes, and
+        for a link's partial upload what its other partial uploads left of it."""
+        if not row.created_by.startswith(LINK_OWNER):
+            return self.settings.tus_max_size
+        video = session.get(Video, row.created_by.removeprefix(LINK_OWNER))
+        limit = self._link_limit(video)
+        if row.concat == "partial":
+            limit -= self._partials(session, row.created_by, exclude=row.id)[1]
+        return max(limit, 0)
+
+    @contextlib.asynccontextmanager
+    async def _link_lock(self, who: Caller, needed: bool) -> AsyncIterator[Caller]:
+        """While a creator link's partial budget may grow (a new partial, a deferred partial
+        written to), hold the link's lock: one such change at a time, so the sum stays true."""
+        token = who.token
+        if not (needed and token and token.startswith(TOKEN_PREFIX)):
+            yield who
+            return
+        who = await _in_thread(self._resolve, who)
+        key = link_lock_key(who.owner.removeprefix(LINK_OWNER))
+        async with self.rt.locker.hold(key, self.settings.tus_lock_timeout_seconds):
+            yield who
+
+    async def _patch_link_lock(self, who: Caller, upload_id: str) -> AsyncContextManager[Caller]:
+        """The link lock for a PATCH on a link's partial upload whose length is deferred."""
+        token = who.token
+        needed = False
+        if token and token.startswith(TOKEN_PREFIX):
+            state = await _in_thread(self._load_state, upload_id, who)
+            needed = state.concat == "partial" and state.length is None
+        return self._link_lock(who, needed)
+
     def _final_length(self, session: Session, who: Uploader, parts: tuple[str, ...]) -> int:
+        if len(parts) > self.settings.tus_max_partials:
+            raise BadRequest(
+                f"a final upload may name at most {self.settings.tus_max_partials} parts",
+                code="INVALID_CONCAT",
+                details={"max_partials": self.settings.tus_max_partials},
+            )
         total = 0
         for part_id in parts:
             part = session.get(Upload, part_id)
@@ -290,7 +384,9 @@ class TusService:
         return total
 
     async def create(self, caller: Caller, req: CreateRequest, body: Body | None) -> UploadState:
-        who, state = await _in_thread(self._create, caller, req)
+        partial = req.concat is not None and req.concat.partial
+        async with self._link_lock(caller, partial) as caller:
+            who, state = await _in_thread(self._create, caller, req)
         if req.concat and not req.concat.partial:
             await _in_thread(self._assemble, state)
             state.offset = state.length or 0
@@ -303,8 +399,22 @@ class TusService:
     def _assemble(self, state: UploadState) -> None:
         if not isinstance(self.store, Concatenatable):
             raise BadRequest("this store cannot concatenate uploads", code="CONCAT_UNSUPPORTED")
-        self.store.concatenate(state.id, state.concat_parts)
+        try:
+            self.store.concatenate(state.id, state.concat_parts)
+        except OSError as exc:
+            self._undo_final(state)
+            if is_no_room(exc):
+                raise no_room(exc) from exc
+            raise
         self._finish(state.id, None)
+
+    def _undo_final(self, state: UploadState) -> None:
+        """A final upload that could not be assembled: gone, and its link usable again."""
+        with self.rt.db.session() as session:
+            session.execute(delete(Upload).where(Upload.id == state.id))
+            if state.video_uid and state.owner.startswith(LINK_OWNER):
+                media.release_upload_token(session, state.video_uid)
+        self.store.delete(state.id)
 
     # -- writing ------------------------------------------------------------------------------
     def _prepare_patch(
@@ -324,6 +434,8 @@ class TusService:
                     code="OFFSET_MISMATCH",
                     headers={"Upload-Offset": str(state.offset)},
                 )
+            if row.length is None:
+                state.max_length = self._max_length(session, row)
             if new_length is not None:
                 self._set_length(session, row, state, new_length)
             return state
@@ -340,8 +452,8 @@ class TusService:
                 "Upload-Length is smaller than what was already uploaded",
                 code="INVALID_UPLOAD_LENGTH",
             )
-        video = session.get(Video, row.video_uid) if row.video_uid else None
-        self._check_size(length, video.max_bytes if video else None)
+        self._check_size(length, state.max_length)
+        self.space.require(length - state.offset)
         row.length = state.length = length
         if row.video_uid:
             media.set_size(session, self.rt.clock, row.video_uid, length)
@@ -350,16 +462,12 @@ class TusService:
         self, who: Caller, upload_id: str, offset: int, new_length: int | None, body: Body
     ) -> UploadState:
         who, lock = await self._lock(who, upload_id)
-        async with lock as lease:
+        async with lock as lease, await self._patch_link_lock(who, upload_id) as who:
             state = await _in_thread(self._prepare_patch, upload_id, who, offset, new_length)
-            limit = state.length if state.length is not None else self.settings.tus_max_size
-            room = limit - state.offset
+            limit = state.length if state.length is not None else state.max_length
+            room = max(limit - state.offset, 0)
             if body.content_length is not None and body.content_length > room:
-                raise PayloadTooLarge(
-                    f"the body would go {body.content_length - room} bytes "
-                    "past the upload's length",
-                    code="UPLOAD_OVERFLOW",
-                )
+                raise _past_limit(state, f"the body would go {body.content_length - room} bytes")
             if room == 0 and state.length is not None:
                 await _in_thread(self._finish, state.id, None)
                 return state
@@ -368,15 +476,15 @@ class TusService:
 
     async def _settle(self, state: UploadState, body: Body, got: Received) -> UploadState:
         start = state.offset
+        if got.failure is not None:
+            await self._write_failed(state, body, got, got.failure)
         unverified = body.checksum is not None and (
             got.stopped or got.digest != body.checksum.digest
         )
         if got.overflow or unverified:
             await _in_thread(self._rollback, state.id, start)
         if got.overflow:
-            raise PayloadTooLarge(
-                "the body went past the upload's length; nothing was kept", code="UPLOAD_OVERFLOW"
-            )
+            raise _past_limit(state, "the body went", kept="nothing was kept")
         if unverified and not got.stopped:
             raise ChecksumMismatch(
                 "the chunk does not match Upload-Checksum; it was discarded",
@@ -396,6 +504,20 @@ class TusService:
         if state.length is not None and state.offset == state.length:
             await _in_thread(self._finish, state.id, None)
         return state
+
+    async def _write_failed(
+        self, state: UploadState, body: Body, got: Received, failure: OSError
+    ) -> NoReturn:
+        """The store refused a write: cut the upload back to the last whole write (to the
+        PATCH's start when it carries a checksum) and say where to resume."""
+        keep = state.offset if body.checksum is not None else state.offset + got.count
+        await _in_thread(self._rollback, state.id, keep)
+        if keep > state.offset and got.running is not None:
+            self.digests.keep(state.id, keep, got.running)
+        state.offset = keep
+        if is_no_room(failure):
+            raise no_room(failure, keep) from failure
+        raise failure
 
     def _rollback(self, upload_id: str, size: int) -> None:
         if isinstance(self.store, Truncatable):
@@ -531,6 +653,23 @@ class TusService:
             if row.finished_at is None or row.video_uid is None:
                 raise Conflict("the upload has not finished", code="UPLOAD_NOT_FINISHED")
             return row.video_uid
+
+
+def link_lock_key(video_uid: str) -> str:
+    """The lock a creator link's partial-upload budget is changed under."""
+    return "link-" + video_uid
+
+
+def _past_limit(state: UploadState, what: str, kept: str = "") -> PayloadTooLarge:
+    """413 for a body past the upload's length, or past the size limit of a deferred upload."""
+    tail = f"; {kept}" if kept else ""
+    if state.length is not None:
+        return PayloadTooLarge(f"{what} past the upload's length{tail}", code="UPLOAD_OVERFLOW")
+    return PayloadTooLarge(
+        f"{what} past the upload's limit of {state.max_length} bytes{tail}",
+        code="UPLOAD_TOO_LARGE",
+        details={"max_bytes": state.max_length},
+    )
 
 
 def _order_stage(meta: dict[str, str]) -> tuple[str | None, Stage | None]:
