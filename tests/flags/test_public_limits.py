@@ -232,19 +232,17 @@ def test_stream_tokens_expire_and_a_revalidation_renews_them(
 def test_console_logins_are_limited_per_address(tmp_path: Path, clock: ManualClock) -> None:
     settings = {"behind_proxy": True, "console_login_attempts_per_minute": 3}
     for live in serve(tmp_path, clock, **settings):
-
-        def attempt(address: str) -> httpx.Response:
-            return httpx.post(
-                f"{live.url}/console/login",
-                data={"key": "rlo_admin_wrong"},
-                headers={"X-Forwarded-For": address},
-            )
-
-        assert [attempt("10.0.0.1").status_code for _ in range(3)] == [401] * 3
-        refused = attempt("10.0.0.1")
+        url = f"{live.url}/console/login"
+        assert [login(url, "10.0.0.1").status_code for _ in range(3)] == [401] * 3
+        refused = login(url, "10.0.0.1")
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 20
         assert "Too many login attempts" in refused.text
-        assert attempt("10.0.0.2").status_code == 401, "another address is not held back"
+        assert login(url, "10.0.0.2").status_code == 401, "another address is not held back"
         clock.advance(20)
-        assert attempt("10.0.0.1").status_code == 401, "one attempt back every 20 s"
-        assert attempt("10.0.0.1").status_code == 429
+        assert login(url, "10.0.0.1").status_code == 401, "one attempt back every 20 s"
+        assert login(url, "10.0.0.1").status_code == 429
+
+
+def login(url: str, address: str) -> httpx.Response:
+    wrong = {"key": "rlo_admin_wrong"}
+    return httpx.post(url, data=wrong, headers={"X-Forwarded-For": address})
