@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     ofrep_max_streams_per_key: int = Field(default=5_000, ge=0)  # 0: no per-key limit
     ofrep_max_streams_per_caller: int = Field(default=0, ge=0)  # key + address; 0: none
     ofrep_stream_token_seconds: int = Field(default=3600, ge=60)
-    ofrep_refetch_per_second: float = Field(default=2000.0, ge=0)  # 0: no spreading
+    ofrep_refetch_per_second: float = Field(default=5000.0, ge=0)  # 0: no spreading
     ofrep_stream_ping_seconds: float = Field(default=15.0, gt=0)
     ofrep_stream_inactivity_seconds: int = Field(default=120, ge=1)
     flag_change_poll_seconds: float = Field(default=0.25, gt=0)
