@@ -1,16 +1,22 @@
 """The public limiter's pure parts: token buckets bounded in memory, caller and key limits,
-jittered Retry-After, slots taken atomically, and the spread of change-triggered re-fetches."""
+jittered Retry-After, slots taken atomically, the spread of change-triggered re-fetches, and
+which address a caller has."""
 
 from __future__ import annotations
 
 import random
 import threading
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.requests import Request
 
 from reelout.clock import ManualClock
 from reelout.ratelimit import CallerLimits, Slot, Slots, TokenBuckets, retry_after, spread
+from reelout.urls import client_address
+from tests.conftest import make_settings
 
 
 def spend(buckets: TokenBuckets, name: str, now: float) -> bool:
@@ -134,3 +140,25 @@ def test_refetches_spread_over_a_window_that_grows_with_the_streams() -> None:
     large = [spread(20_000, 2000, rng) for _ in range(1000)]
     assert max(small) < 0.25 and max(large) < 10
     assert max(large) > 9, "10 000 apps come back over ten seconds, not in one"
+
+
+@pytest.mark.parametrize(
+    ("headers", "behind_proxy", "address"),
+    [
+        ({"x-forwarded-for": "10.9.9.9"}, False, "127.0.0.1"),
+        ({"x-forwarded-for": "6.6.6.6, 10.0.0.1"}, True, "10.0.0.1"),
+        ({"forwarded": 'for=6.6.6.6, for="10.0.0.2:4711"'}, True, "10.0.0.2"),
+        ({"forwarded": 'for="[2001:db8::1]:4711"'}, True, "2001:db8::1"),
+        ({}, True, "127.0.0.1"),
+    ],
+)
+def test_the_caller_address_is_the_one_our_proxy_saw(
+    headers: dict[str, str], behind_proxy: bool, address: str, tmp_path: Path
+) -> None:
+    scope = {
+        "type": "http",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 5555),
+    }
+    settings = make_settings(tmp_path, behind_proxy=behind_proxy)
+    assert client_address(Request(scope), settings) == address

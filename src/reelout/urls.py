@@ -49,7 +49,14 @@ def client_address(request: Request, settings: Settings) -> str:
         if forwarded := headers.get("forwarded"):
             seen = parse_forwarded(forwarded.rsplit(",", 1)[-1]).get("for", "")
             if seen:
-                return seen
+                return _without_port(seen)
         if chain := headers.get("x-forwarded-for"):
             return chain.rsplit(",", 1)[-1].strip()
     return request.client.host if request.client else ""
+
+
+def _without_port(node: str) -> str:
+    """RFC 7239 node: `192.0.2.1:4711` or `[2001:db8::1]:4711` without the port."""
+    if node.startswith("["):
+        return node[1:].split("]", 1)[0]
+    return node.split(":", 1)[0] if node.count(":") == 1 else node
