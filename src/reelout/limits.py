@@ -73,20 +73,27 @@ class PublicLimits:
         taken = self.streams.acquire(key_id, client_address(request, self.settings))
         if isinstance(taken, Slot):
             return taken
-        setting, code = _STREAM_LIMITS[taken]
+        reason, code = _STREAM_LIMITS[taken]
+        wait = retry_after(STREAMS_RETRY_SECONDS, self.rng)
         raise ServiceUnavailable(
-            f"too many open event streams ({setting}); retry later, or poll the bulk "
-            "evaluation by ETag meanwhile",
+            f"{reason}; retry in {wait} s, and poll the bulk evaluation by ETag meanwhile",
             code=code,
-            headers={"Retry-After": str(retry_after(STREAMS_RETRY_SECONDS, self.rng))},
+            headers={"Retry-After": str(wait)},
         )
 
 
 _STREAM_LIMITS = {
-    "total": ("REELOUT_OFREP_MAX_STREAMS, this server's", "STREAMS_FULL"),
-    "key": ("REELOUT_OFREP_MAX_STREAMS_PER_KEY, this app key's", "KEY_STREAMS_FULL"),
+    "total": (
+        "this server holds its most event streams (REELOUT_OFREP_MAX_STREAMS)",
+        "STREAMS_FULL",
+    ),
+    "key": (
+        "this app key holds its most event streams here (REELOUT_OFREP_MAX_STREAMS_PER_KEY)",
+        "KEY_STREAMS_FULL",
+    ),
     "caller": (
-        "REELOUT_OFREP_MAX_STREAMS_PER_CALLER, this key's from this address",
+        "this app key holds its most event streams from this address "
+        "(REELOUT_OFREP_MAX_STREAMS_PER_CALLER)",
         "CALLER_STREAMS_FULL",
     ),
 }
