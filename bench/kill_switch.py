@@ -250,7 +250,6 @@ def main() -> None:
             folder / "data",
             REELOUT_WORKERS=str(args.workers),
             REELOUT_ACCESS_LOG="false",
-            REELOUT_OFREP_RATE_PER_SECOND="0",
             REELOUT_FLAG_CHANGE_POLL_SECONDS=str(args.poll),
         )
         try:

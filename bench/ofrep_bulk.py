@@ -286,7 +286,7 @@ def start_ours(
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    extra = {"REELOUT_ACCESS_LOG": "false", "REELOUT_OFREP_RATE_PER_SECOND": "0"}
+    extra = {"REELOUT_ACCESS_LOG": "false"}
     if database_url:
         extra["REELOUT_DATABASE_URL"] = database_url
     extra.update(settings)
@@ -735,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         info = machine()
         console.print(f"{started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs ({info['cpu']})")
-        fixed = "REELOUT_ACCESS_LOG=false REELOUT_OFREP_RATE_PER_SECOND=0 "
+        fixed = "REELOUT_ACCESS_LOG=false "
         fixed += "REELOUT_EMBEDDED_WORKER=false"
         extra = " ".join(f"{k}={v}" for k, v in plan.settings.items())
         console.print(f"reelout serve with {fixed} {extra}".rstrip())

@@ -21,12 +21,14 @@ from starlette.types import Receive, Scope, Send
 from reelout import __version__, logs
 from reelout.auth import service as auth_service
 from reelout.auth.routes import router as keys_router
+from reelout.bodylimit import BodyLimits, Limit
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
 from reelout.flags import service as flags_service
 from reelout.flags.changes import ChangeFeed, Reading
+from reelout.flags.exposure_routes import BYTES_PER_EXPOSURE
 from reelout.flags.exposure_routes import router as exposures_router
 from reelout.flags.exposures import ExposureRecorder
 from reelout.flags.ofrep_routes import router as ofrep_router
@@ -35,6 +37,7 @@ from reelout.flags.schedule_routes import router as flag_governance_router
 from reelout.flags.serving import ServingCache
 from reelout.flags.sync_routes import router as sync_router
 from reelout.jobs.worker import EmbeddedWorker
+from reelout.limits import PublicLimits
 from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
@@ -42,6 +45,7 @@ from reelout.media.routes import router as videos_router
 from reelout.runtime import Runtime
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
+from reelout.uploads.routes import PREFIX as TUS_PREFIX
 from reelout.uploads.routes import MethodOverrideMiddleware
 from reelout.uploads.routes import router as tus_router
 from reelout.uploads.space import low_disk
@@ -126,6 +130,27 @@ class ApiCorsMiddleware(CORSMiddleware):
         await super().__call__(scope, receive, send)
 
 
+def body_rules(settings: Settings) -> tuple[tuple[str, Limit | None], ...]:
+    """BodyLimits' rules: uploads stream under their own limits; the flag admin and exposure
+    batches take larger bodies; every other body is small JSON (or a console form)."""
+    return (
+        (TUS_PREFIX, None),
+        ("/api/v1/orders/", None),
+        (
+            "/api/v1/exposures",
+            Limit(
+                settings.exposure_max_batch * BYTES_PER_EXPOSURE,
+                "REELOUT_EXPOSURE_MAX_BATCH",
+                "EXPOSURE_BATCH_TOO_LARGE",
+            ),
+        ),
+        (
+            "/api/v1/environments/",
+            Limit(settings.flag_set_max_bytes, "REELOUT_FLAG_SET_MAX_BYTES", "FLAG_SET_TOO_LARGE"),
+        ),
+    )
+
+
 def create_worker_app() -> FastAPI:
     """The app of one of `serve --workers N`'s processes, which start with logging unset."""
     settings = Settings()
@@ -175,10 +200,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.exposures = ExposureRecorder(rt.db, rt.clock, settings)
     app.state.serving = ServingCache(settings.flag_change_poll_seconds)
     app.state.change_feed = ChangeFeed()
+    app.state.limits = PublicLimits(settings, rt.clock)
     app.add_exception_handler(ReeloutError, _reelout_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(MethodOverrideMiddleware)
+    app.add_middleware(
+        BodyLimits,
+        default=Limit(settings.json_max_bytes, "REELOUT_JSON_MAX_BYTES"),
+        max_depth=settings.json_max_depth,
+        rules=body_rules(settings),
+    )
     app.add_middleware(
         ApiCorsMiddleware,
         allow_origins=settings.cors_origins,

@@ -95,12 +95,26 @@ class Settings(BaseSettings):
     # the environment whose flags pick the console's upload path (evaluated per admin key)
     console_flags_environment: str = "development"
 
-    # OFREP: requests per second per client key, and the burst saved up (0: no limit)
-    ofrep_rate_per_second: float = Field(default=200.0, ge=0)
-    ofrep_burst: int = Field(default=400, ge=1)
+    # console login attempts per client address (0: no limit)
+    console_login_attempts_per_minute: int = Field(default=10, ge=0)
+
+    # request bodies: JSON (every route but uploads; flag admin and exposures have their own)
+    json_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    json_max_depth: int = Field(default=64, ge=2, le=500)
+    # public endpoints (OFREP, exposures): requests per second per caller (key + address) and
+    # per key over all addresses, each with its burst (0: no limit, the default)
+    rate_limit_caller_per_second: float = Field(default=0.0, ge=0)
+    rate_limit_caller_burst: int = Field(default=100, ge=1)
+    rate_limit_key_per_second: float = Field(default=0.0, ge=0)
+    rate_limit_key_burst: int = Field(default=10_000, ge=1)
+    rate_limit_max_buckets: int = Field(default=100_000, ge=1)
     # change notifications: OFREP event streams (SSE) and the revision watch behind them
     ofrep_streams: bool = True
     ofrep_max_streams: int = Field(default=10_000, ge=0)  # open event streams per process
+    ofrep_max_streams_per_key: int = Field(default=5_000, ge=0)  # 0: no per-key limit
+    ofrep_max_streams_per_caller: int = Field(default=0, ge=0)  # key + address; 0: none
+    ofrep_stream_token_seconds: int = Field(default=3600, ge=60)
+    ofrep_refetch_per_second: float = Field(default=5000.0, ge=0)  # 0: no spreading
     ofrep_stream_ping_seconds: float = Field(default=15.0, gt=0)
     ofrep_stream_inactivity_seconds: int = Field(default=120, ge=1)
     flag_change_poll_seconds: float = Field(default=0.25, gt=0)

@@ -38,3 +38,25 @@ def configured_base_url(settings: Settings) -> str:
         return settings.public_url.rstrip("/")
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
     return f"http://{host}:{settings.port}"
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The caller's address: the one our proxy saw (the last `Forwarded: for=` or
+    `X-Forwarded-For` entry, which the proxy itself appended) with REELOUT_BEHIND_PROXY, else the
+    connection's peer. A client cannot choose it either way."""
+    if settings.behind_proxy:
+        headers = request.headers
+        if forwarded := headers.get("forwarded"):
+            seen = parse_forwarded(forwarded.rsplit(",", 1)[-1]).get("for", "")
+            if seen:
+                return _without_port(seen)
+        if chain := headers.get("x-forwarded-for"):
+            return chain.rsplit(",", 1)[-1].strip()
+    return request.client.host if request.client else ""
+
+
+def _without_port(node: str) -> str:
+    """RFC 7239 node: `192.0.2.1:4711` or `[2001:db8::1]:4711` without the port."""
+    if node.startswith("["):
+        return node[1:].split("]", 1)[0]
+    return node.split(":", 1)[0] if node.count(":") == 1 else node

@@ -91,7 +91,6 @@ def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
         settings = make_settings(
             tmp_path / f"server{len(servers)}",
             database_url=database_url,
-            ofrep_rate_per_second=0,
             exposure_flush_seconds=3600,
             **overrides,
         )

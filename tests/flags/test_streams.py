@@ -178,7 +178,7 @@ def test_the_stream_limit_both_sides(tmp_path: Path) -> None:
             first.next()
             full = plain.get("/ofrep/v1/events", headers=headers)
             assert (full.status_code, full.json()["code"]) == (503, "STREAMS_FULL")
-            assert full.headers["retry-after"] == "5"
+            assert 5 <= int(full.headers["retry-after"]) <= 7, "5 s, jittered"
         with EventStream(plain, "/ofrep/v1/events", headers) as again:
             again.next()  # the closed stream gave its place back
             assert again.status == 200

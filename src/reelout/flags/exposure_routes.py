@@ -17,6 +17,7 @@ from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError
 from reelout.flags import exposures, service
 from reelout.flags.deps import environment_key
 from reelout.flags.exposures import MAX_KEY_CHARS
+from reelout.limits import public_limits
 from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["flags"])
@@ -72,24 +73,12 @@ def exposure_counts(
     }
 
 
-def _reporter_environment(rt: Runtime, request: Request) -> str:
+def _reporter(rt: Runtime, request: Request) -> tuple[str, str]:
+    """The reporting key's environment and id."""
     with rt.db.read() as session:
-        environment = environment_key(session, request).environment
-    assert environment is not None  # an environment key names one
-    return service.check_environment(environment, rt.settings.environments)
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(
-                f"the body is over {limit} bytes; send at most "
-                f"{limit // BYTES_PER_EXPOSURE} exposures a batch (REELOUT_EXPOSURE_MAX_BATCH)",
-                code="EXPOSURE_BATCH_TOO_LARGE",
-            )
-    return bytes(body)
+        who = environment_key(session, request)
+    assert who.environment is not None  # an environment key names one
+    return service.check_environment(who.environment, rt.settings.environments), who.key_id
 
 
 def _batch(raw: bytes, max_batch: int) -> list[ExposureIn]:
@@ -121,9 +110,10 @@ def _batch(raw: bytes, max_batch: int) -> list[ExposureIn]:
 @router.post("/exposures", status_code=202, summary="Report exposures (in-process SDKs)")
 async def report_exposures(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    environment = await run_in_threadpool(_reporter_environment, rt, request)
-    max_batch = rt.settings.exposure_max_batch
-    batch = _batch(await _bounded_body(request, max_batch * BYTES_PER_EXPOSURE), max_batch)
+    environment, key_id = await run_in_threadpool(_reporter, rt, request)
+    public_limits(request.app.state).check(request, key_id)
+    # app.body_rules caps the body at REELOUT_EXPOSURE_MAX_BATCH * BYTES_PER_EXPOSURE
+    batch = _batch(await request.body(), rt.settings.exposure_max_batch)
     seen = [(e.flag, e.targeting_key, e.variant) for e in batch]
     dropped = exposures.recorder(request.app.state).record(environment, seen)
     return JSONResponse({"received": len(batch), "dropped": dropped}, status_code=202)

@@ -51,8 +51,9 @@ def context_of(body: Any) -> Mapping[str, Any] | None:
     return context if isinstance(context, dict) else None
 
 
-def bulk_etag(environment: str, revision: int, context: Mapping[str, Any]) -> str:
-    """Changes when the flag set or the context does: the client's cache key for a 304."""
+def bulk_etag(environment: str, revision: int, context: Mapping[str, Any], period: int = 0) -> str:
+    """Changes when the flag set or the context does, and when the answer's stream token is
+    renewed (`period`, see streams.token_period): the client's cache key for a 304."""
     canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), default=str)
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:20]
+    digest = hashlib.sha256(f"{canonical}\0{period}".encode()).hexdigest()[:20]
     return f'"{environment}-r{revision}-{digest}"'

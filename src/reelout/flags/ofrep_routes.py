@@ -12,35 +12,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from reelout.auth.service import Principal
-from reelout.errors import TooManyRequests
 from reelout.flags import exposures, ofrep
 from reelout.flags.deps import environment_key, presented_key
 from reelout.flags.evaluator import resolve
-from reelout.flags.ratelimit import TokenBuckets
 from reelout.flags.serving import Served, ServingCache, serving_cache
-from reelout.flags.streams import event_streams
+from reelout.flags.streams import event_streams, token_period
+from reelout.limits import public_limits
 from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
-
-
-def _limited(rt: Runtime, request: Request, key_id: str) -> None:
-    """429 with Retry-After once the key has spent its burst (REELOUT_OFREP_RATE_PER_SECOND)."""
-    settings = rt.settings
-    if settings.ofrep_rate_per_second <= 0:
-        return
-    buckets: TokenBuckets | None = getattr(request.app.state, "ofrep_buckets", None)
-    if buckets is None:
-        buckets = TokenBuckets(settings.ofrep_rate_per_second, settings.ofrep_burst)
-        request.app.state.ofrep_buckets = buckets
-    wait = buckets.take(key_id, rt.clock.monotonic())
-    if wait is not None:
-        raise TooManyRequests(
-            f"this key made more than {settings.ofrep_rate_per_second:g} evaluations a second; "
-            f"retry in {wait} s, or evaluate in bulk and cache by ETag",
-            code="RATE_LIMITED",
-            headers={"Retry-After": str(wait)},
-        )
 
 
 async def _served(rt: Runtime, request: Request) -> tuple[Served, str]:
@@ -53,7 +33,6 @@ async def _served(rt: Runtime, request: Request) -> tuple[Served, str]:
     if hit is None or _behind(request, hit[0]):
         hit = await run_in_threadpool(_load, rt, request, cache, secret)
     served, who = hit
-    _limited(rt, request, who.key_id)
     return served, who.key_id
 
 
@@ -102,7 +81,8 @@ def _invalid_context(key: str | None = None) -> JSONResponse:
 @router.post("/evaluate/flags/{key}", summary="Evaluate one flag (OFREP)")
 async def evaluate_flag(key: str, request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
-    served, _ = await _served(rt, request)
+    served, key_id = await _served(rt, request)
+    public_limits(request.app.state).check(request, key_id)
     context = await _context(request)
     if context is None:
         return _invalid_context(key)
@@ -121,15 +101,17 @@ async def evaluate_flags(request: Request) -> Response:
     context = await _context(request)
     if context is None:
         return _invalid_context()
-    etag = ofrep.bulk_etag(served.environment, served.revision, context)
+    period = token_period(rt) if rt.settings.ofrep_streams else 0
+    etag = ofrep.bulk_etag(served.environment, served.revision, context, period)
     if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers={"ETag": etag})
+        return Response(status_code=304, headers={"ETag": etag})  # free: no rate limit
+    public_limits(request.app.state).check(request, key_id)
     now = rt.clock.now().timestamp()
     resolved = [(key, resolve(served.flags, key, context, now)) for key in served.flags.flags]
     exposures.recorder(request.app.state).served(served.environment, context, resolved)
     flags = [ofrep.result(key, resolution) for key, resolution in resolved]
     body: dict[str, Any] = {"flags": flags, "metadata": dict(served.flags.metadata)}
-    streams = event_streams(rt, request, key_id, served.revision)
+    streams = event_streams(rt, request, key_id, served.revision, period)
     if streams:
         body["eventStreams"] = streams
     return JSONResponse(body, headers={"ETag": etag, "Cache-Control": "no-cache"})

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
-from reelout.errors import PayloadTooLarge
 from reelout.flags import service
 from reelout.flags.schemas import (
     AuditAction,
@@ -68,17 +67,6 @@ def _utc(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC)
 
 
-async def _body(request: Request, rt: Runtime) -> bytes:
-    limit = rt.settings.flag_set_max_bytes
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(
-            f"the body is {len(body)} bytes; at most {limit} (REELOUT_FLAG_SET_MAX_BYTES)",
-            code="FLAG_SET_TOO_LARGE",
-        )
-    return body
-
-
 async def _write(rt: Runtime, work: Callable[[Session], T]) -> T:
     def run() -> T:
         with rt.db.session() as session:
@@ -115,7 +103,7 @@ async def put_flag_set(
     rt: RuntimeDep,
     edit: EditDep,
 ) -> JSONResponse:
-    environment, body = _env(rt, env), await _body(request, rt)
+    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
     written = await _write(rt, lambda s: service.put_flag_set(s, rt.clock, environment, body, edit))
     return _tagged(written, written.model_dump())
 
@@ -161,7 +149,7 @@ async def put_flag(
     rt: RuntimeDep,
     edit: EditDep,
 ) -> JSONResponse:
-    environment, body = _env(rt, env), await _body(request, rt)
+    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
     written, flag = await _write(
         rt, lambda s: service.put_flag(s, rt.clock, environment, key, body, edit)
     )
@@ -176,7 +164,7 @@ async def patch_flag(
     rt: RuntimeDep,
     edit: EditDep,
 ) -> JSONResponse:
-    environment, body = _env(rt, env), await _body(request, rt)
+    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
     written, flag = await _write(
         rt, lambda s: service.patch_flag(s, rt.clock, environment, key, body, edit)
     )

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
-from reelout.errors import PayloadTooLarge
 from reelout.flags import schedules, service, stale_report
 from reelout.flags.schemas import (
     ScheduleIn,
@@ -34,14 +33,10 @@ def _env(rt: Runtime, env: str) -> str:
     return service.check_environment(env, rt.settings.environments)
 
 
-async def _schedule_in(request: Request, rt: Runtime) -> ScheduleIn:
-    """The body, at most REELOUT_FLAG_SET_MAX_BYTES (it may carry a whole flag definition)."""
-    limit, body = rt.settings.flag_set_max_bytes, await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(
-            f"the body is {len(body)} bytes; at most {limit} (REELOUT_FLAG_SET_MAX_BYTES)",
-            code="FLAG_SET_TOO_LARGE",
-        )
+async def _schedule_in(request: Request) -> ScheduleIn:
+    """The body, at most REELOUT_FLAG_SET_MAX_BYTES (it may carry a whole flag definition;
+    app.body_rules refuses a larger one before it is read)."""
+    body = await request.body()
     try:
         return ScheduleIn.model_validate_json(body or b"null")
     except ValidationError as exc:
@@ -50,7 +45,7 @@ async def _schedule_in(request: Request, rt: Runtime) -> ScheduleIn:
 
 @router.post("/schedules", status_code=201, openapi_extra=SCHEDULE_BODY)
 async def create_schedule(env: str, request: Request, rt: RuntimeDep, who: AdminDep) -> ScheduleOut:
-    environment, body = _env(rt, env), await _schedule_in(request, rt)
+    environment, body = _env(rt, env), await _schedule_in(request)
     most = rt.settings.flag_max_pending_schedules
 
     def run() -> ScheduleOut:

@@ -28,35 +28,58 @@ def _signer(secret: str) -> Signer:
 
 
 @functools.lru_cache(maxsize=4096)
-def _signed(secret: str, key_id: str) -> str:
-    return _signer(secret).sign(key_id).decode()
+def _signed(secret: str, key_id: str, stamp: int) -> str:
+    return _signer(secret).sign(f"{key_id}.{stamp}").decode()
 
 
-def stream_token(rt: Runtime, key_id: str) -> str:
-    """Names the key (by id, never its secret) and is checked against it on every connect, so
-    revoking the key closes the door; it does not expire on its own (so it is made once a key)."""
-    return _signed(rt.secret, key_id)
+def _step(rt: Runtime) -> int:
+    """Tokens are renewed every half life, so one always has half its life left when given."""
+    return max(1, rt.settings.ofrep_stream_token_seconds // 2)
+
+
+def token_period(rt: Runtime) -> int:
+    """The current renewal period: the bulk answer's ETag names it, so a client revalidating
+    after a renewal gets a 200 carrying a fresh stream URL instead of a 304."""
+    return int(rt.clock.now().timestamp()) // _step(rt)
+
+
+def stream_token(rt: Runtime, key_id: str, period: int | None = None) -> str:
+    """Names the key (by id, never its secret) and when it was made; checked against the key on
+    every connect (so revoking the key closes the door) and refused once older than
+    REELOUT_OFREP_STREAM_TOKEN_SECONDS. Made once per key and renewal period."""
+    period = token_period(rt) if period is None else period
+    return _signed(rt.secret, key_id, period * _step(rt))
 
 
 def key_of_token(rt: Runtime, session: Session, token: str) -> Principal:
+    """The key a stream token names: 401 INVALID_STREAM_TOKEN for a forged one, 401
+    STREAM_TOKEN_EXPIRED past its life (the client fetches the bulk evaluation again)."""
     try:
-        key_id = _signer(rt.secret).unsign(token).decode()
+        key_id, _, stamp = _signer(rt.secret).unsign(token).decode().rpartition(".")
     except BadSignature:
         raise Unauthorized(
             "the event stream token is not valid; fetch the flags again for a fresh stream URL",
             code="INVALID_STREAM_TOKEN",
         ) from None
+    life = rt.settings.ofrep_stream_token_seconds
+    if not stamp.isdigit() or rt.clock.now().timestamp() > int(stamp) + life:
+        raise Unauthorized(
+            f"the event stream token is older than {life} s (REELOUT_OFREP_STREAM_TOKEN_SECONDS); "
+            "fetch the bulk evaluation again: its eventStreams URL carries a fresh token",
+            code="STREAM_TOKEN_EXPIRED",
+        )
     return environment_principal(auth.principal_by_id(session, key_id))
 
 
 def event_streams(
-    rt: Runtime, request: Request, key_id: str, revision: int
+    rt: Runtime, request: Request, key_id: str, revision: int, period: int | None = None
 ) -> list[dict[str, Any]]:
     """The bulk answer's `eventStreams`: an SSE URL on this server's origin, from `revision` on."""
     if not rt.settings.ofrep_streams:
         return []
     root = request.scope.get("root_path", "")
-    uri = f"{root}{EVENTS_PATH}?since={revision}&token={stream_token(rt, key_id)}"
+    token = stream_token(rt, key_id, period)
+    uri = f"{root}{EVENTS_PATH}?since={revision}&token={token}"
     return [
         {
             "type": "sse",

@@ -4,12 +4,15 @@ read whole flag sets from."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
@@ -18,6 +21,8 @@ from reelout.flags import service
 from reelout.flags.changes import ChangeFeed, FeedClosed, KeyRevoked
 from reelout.flags.deps import environment_key, presented_key
 from reelout.flags.streams import EVENTS_PATH, change_event, key_of_token, seen_revision
+from reelout.limits import PublicLimits, public_limits
+from reelout.ratelimit import Slot, spread
 from reelout.runtime import Runtime
 
 router = APIRouter(tags=["ofrep"])
@@ -33,37 +38,40 @@ def _feed(request: Request) -> ChangeFeed:
     return feed
 
 
-class _Streams:
-    """Open event streams in this process, against REELOUT_OFREP_MAX_STREAMS."""
-
-    def __init__(self) -> None:
-        self.open = 0
-
-
-def _streams(request: Request) -> _Streams:
-    streams: _Streams | None = getattr(request.app.state, "ofrep_streams", None)
-    if streams is None:
-        streams = request.app.state.ofrep_streams = _Streams()
-    return streams
-
-
 async def _changes(
-    feed: ChangeFeed, streams: _Streams, who: Principal, seen: int
+    feed: ChangeFeed, slot: Slot, who: Principal, seen: int, limits: PublicLimits
 ) -> AsyncIterator[ServerSentEvent]:
-    streams.open += 1
     environment = who.environment or ""
+    per_second = limits.settings.ofrep_refetch_per_second
     try:
         yield ServerSentEvent(comment="reelout flag changes", retry=RECONNECT_MS)
         while True:
             head = await feed.newer_than(environment, seen, who.key_id)
             seen = head.revision
+            # every stream hears of a change at once: spread the re-fetches it triggers
+            if delay := spread(limits.streams.open, per_second, limits.rng):
+                await asyncio.sleep(delay)
             yield change_event(head)
     except FeedClosed:
         return  # shutting down: the client reconnects, to another replica if there is one
     except KeyRevoked:
         return  # the reconnect is refused with 401 INVALID_KEY, and EventSource gives up
     finally:
-        streams.open -= 1
+        slot.release()
+
+
+class _HeldStream(EventSourceResponse):
+    """An event stream that gives its slot back however it ends (also if it never started)."""
+
+    def __init__(self, slot: Slot, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slot = slot
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
 
 
 def _stream_reader(rt: Runtime, request: Request, token: str | None) -> tuple[Principal, int]:
@@ -89,19 +97,14 @@ async def flag_events(
         raise _streams_off()
     who, head = await run_in_threadpool(_stream_reader, rt, request, token)
     environment = who.environment or ""
-    streams = _streams(request)
-    if streams.open >= settings.ofrep_max_streams:
-        raise ServiceUnavailable(
-            f"this server holds {streams.open} event streams, its limit "
-            "(REELOUT_OFREP_MAX_STREAMS); retry later, or poll the bulk evaluation by ETag",
-            code="STREAMS_FULL",
-            headers={"Retry-After": "5"},
-        )
+    limits = public_limits(request.app.state)
+    slot = limits.stream_slot(request, who.key_id)  # checked and taken at once, or 503
     seen = seen_revision(environment, since, last_event_id, head)
     if seen > head:  # the client knows a revision the database no longer has (a restore)
         seen = -1
-    return EventSourceResponse(
-        _changes(_feed(request), streams, who, seen),
+    return _HeldStream(
+        slot,
+        _changes(_feed(request), slot, who, seen, limits),
         ping=settings.ofrep_stream_ping_seconds,
         headers={"X-Accel-Buffering": "no"},
     )

@@ -19,6 +19,7 @@ from reelout.auth.service import Principal
 from reelout.config import Settings
 from reelout.errors import Forbidden, Unauthorized
 from reelout.flags.serving import serving_cache
+from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.runtime import Runtime
 from reelout.urls import base_url
@@ -200,6 +201,11 @@ def login(request: Request, rt: RuntimeDep, key: Annotated[str, Form()] = "") ->
     """Check the admin key; on success set the session cookie and go to the console."""
     if not same_origin(request, rt.settings):
         return _login_page(request, rt, "Refused: the login form was sent from another site.", 403)
+    if (wait := public_limits(request.app.state).login_wait(request)) is not None:
+        busy = f"Too many login attempts from this address; try again in {wait} s."
+        refused = _login_page(request, rt, busy, 429)
+        refused.headers["Retry-After"] = str(wait)  # REELOUT_CONSOLE_LOGIN_ATTEMPTS_PER_MINUTE
+        return refused
     key = key.strip()
     if not key:
         return _login_page(request, rt, "Enter an admin key.", 400)
