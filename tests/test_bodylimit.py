@@ -145,6 +145,7 @@ def test_deep_json_gets_400_on_every_json_route(
         (None, "/api/v1/keys", json.dumps({"scope": "client", "name": "@"})),
         (None, "/api/v1/webhooks", json.dumps({"url": "http://h.example", "events": ["@"]})),
         (None, "/api/v1/environments/production/flagset", json.dumps({"flags": "@"})),
+        (None, "/api/v1/orders/A-1/inbound/videos", json.dumps({"file_base64": "QUJD", "x": "@"})),
     ]
     for token, path, template in routes:
         inner = depth - depth_of(json.loads(template.replace('"@"', "1")))  # the whole: `depth`
@@ -152,7 +153,8 @@ def test_deep_json_gets_400_on_every_json_route(
         body = template.replace('"@"', document).encode()
         with server.client(**({"token": token} if token else {})) as client:
             method = "PUT" if path.endswith("flagset") else "POST"
-            reply = client.request(method, path, content=body)
+            json_body = {"Content-Type": "application/json"}
+            reply = client.request(method, path, content=body, headers=json_body)
         if depth > DEPTH:
             assert reply.status_code == 400, (path, reply.text)
             assert reply.json()["code"] == "JSON_TOO_DEEP"

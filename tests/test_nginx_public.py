@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
@@ -57,3 +58,15 @@ def test_the_example_limits_login_attempts_per_address_first(
     assert all(a.status_code == 429 for a in answers[10:])
     assert "Too many login attempts" in answers[10].text, "Reelout's own limit (10 a minute)"
     assert "<center>nginx" in answers[-1].text, "nginx's limit_req, in front"
+
+
+def test_the_access_log_names_paths_without_their_tokens(proxied: tuple[LiveServer, str]) -> None:
+    server, proxy_url = proxied
+    secret = "tok-" + "9f86d081884c7d659a2f"
+    httpx.get(f"{proxy_url}/media/v/none/master.m3u8?token={secret}&x=1")
+    log = server.runtime.settings.data_dir.parent / "nginx" / "logs" / "reelout.access.log"
+    deadline = time.monotonic() + 5
+    while not (log.exists() and "/media/v/none/master.m3u8" in log.read_text()):
+        assert time.monotonic() < deadline, "nginx wrote no access log line"
+        time.sleep(0.05)
+    assert secret not in log.read_text()

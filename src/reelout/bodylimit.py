@@ -137,9 +137,14 @@ def _too_large(limit: Limit) -> JSONResponse:
     )
 
 
-def _too_deep(max_depth: int) -> JSONResponse:
-    message = (
+def too_deep_message(max_depth: int) -> str:
+    """What a person is told about a body refused with `JSON_TOO_DEEP`."""
+    return (
         f"the JSON body nests arrays and objects more than {max_depth} levels deep "
         "(REELOUT_JSON_MAX_DEPTH); send a flatter document"
     )
-    return JSONResponse({"code": "JSON_TOO_DEEP", "message": message}, status_code=400)
+
+
+def _too_deep(max_depth: int) -> JSONResponse:
+    body = {"code": "JSON_TOO_DEEP", "message": too_deep_message(max_depth)}
+    return JSONResponse(body, status_code=400)

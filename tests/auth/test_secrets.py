@@ -44,7 +44,13 @@ def test_a_secret_a_person_could_guess_is_weak(secret: str) -> None:
 
 @pytest.mark.parametrize(
     "secret",
-    [STRONG_32, "rlo_admin_" + STRONG_32, ADMIN_TOKEN, "9f86d081884c7d659a2feaa0c55ad015", "A" * 10 + STRONG_32],
+    [
+        STRONG_32,
+        "rlo_admin_" + STRONG_32,
+        ADMIN_TOKEN,
+        "9f86d081884c7d659a2feaa0c55ad015",
+        "A" * 10 + STRONG_32,
+    ],
 )
 def test_a_long_random_secret_is_strong(secret: str) -> None:
     assert weakness(secret, 32) is None

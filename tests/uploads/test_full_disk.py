@@ -231,6 +231,34 @@ def test_a_file_size_limit_answers_507_and_the_upload_resumes(
 
 
 @pytest.mark.postgres
+def test_a_creation_with_upload_the_disk_refuses_says_where_to_resume(
+    start_server: StartServer, pg_server_url: str
+) -> None:
+    """The upload is made, its first bytes hit the file size limit: the 507 names the upload
+    (Location) so the client resumes it instead of starting over."""
+    reset_pg(pg_server_url)
+    served = start_server(
+        env={"REELOUT_DATABASE_URL": pg_server_url, "REELOUT_DISK_RESERVE_BYTES": "0"}
+    )
+    data = os.urandom(8 * MiB)
+    unlimited = resource.prlimit(served.proc.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(served.proc.pid, resource.RLIMIT_FSIZE, (3 * MiB, unlimited[1]))
+    with httpx.Client(
+        base_url=served.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+    ) as api:
+        made = api.post(
+            "/files/", content=data, headers={**T, **CT, "Upload-Length": str(len(data))}
+        )
+        assert (made.status_code, made.json()["code"]) == (507, "INSUFFICIENT_STORAGE")
+        url, kept = made.headers["Location"], int(made.headers["Upload-Offset"])
+        assert int(api.head(url, headers=T).headers["Upload-Offset"]) == kept
+        resource.prlimit(served.proc.pid, resource.RLIMIT_FSIZE, unlimited)
+        resumed = patch(api, url, kept, data[kept:])
+        assert resumed.status_code == 204, resumed.text
+    assert int(resumed.headers["Upload-Offset"]) == len(data)
+
+
+@pytest.mark.postgres
 def test_a_final_upload_the_disk_refuses_leaves_the_link_usable(
     start_server: StartServer, pg_server_url: str
 ) -> None:

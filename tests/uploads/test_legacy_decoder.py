@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 from reelout.uploads.legacy import LegacyBodyError, LegacyDecoder
 
+MAX_DEPTH = 64
+
 
 def decode(body: bytes, cuts: list[int]) -> tuple[bytes, dict[str, object]]:
     out = bytearray()
-    decoder = LegacyDecoder(out.extend)
+    decoder = LegacyDecoder(out.extend, MAX_DEPTH)
     points = sorted({c % (len(body) + 1) for c in cuts} | {0, len(body)})
     for start, end in itertools.pairwise(points):
         decoder.feed(body[start:end])
@@ -57,3 +59,15 @@ def test_broken_bodies_are_refused_never_truncated(body: bytes, code: str) -> No
     with pytest.raises(LegacyBodyError) as caught:
         decode(body, [3, 9])
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(MAX_DEPTH - 1, False), (MAX_DEPTH, True)])
+def test_the_fields_after_the_video_nest_at_most_the_limit(depth: int, refused: bool) -> None:
+    """The document itself is one level; `depth` more below it reach MAX_DEPTH + 1 when refused."""
+    body = b'{"file_base64": "QUJD", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    if not refused:
+        assert decode(body, [7, 30]) == (b"ABC", {"x": json.loads(b"[" * depth + b"]" * depth)})
+        return
+    with pytest.raises(LegacyBodyError) as refusal:
+        decode(body, [7, 30])
+    assert refusal.value.code == "JSON_TOO_DEEP"

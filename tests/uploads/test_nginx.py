@@ -42,6 +42,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
     site = site.replace("/var/lib/reelout/media/", f"{settings.data_dir.resolve()}/media/")
     site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
     prefix = tmp_path / "nginx"
+    site = site.replace("/var/log/nginx/", f"{prefix}/logs/")
     (prefix / "logs").mkdir(parents=True)
     user = "user root;\n" if os.geteuid() == 0 else ""
     (prefix / "nginx.conf").write_text(

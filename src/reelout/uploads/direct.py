@@ -162,10 +162,13 @@ async def receive(
         raise
 
 
-async def decode_legacy(chunks: AsyncIterator[bytes], into: dict[str, Any]) -> AsyncIterator[bytes]:
-    """Decode a legacy base64 JSON body as it streams; the other fields land in `into`."""
+async def decode_legacy(
+    chunks: AsyncIterator[bytes], into: dict[str, Any], max_depth: int
+) -> AsyncIterator[bytes]:
+    """Decode a legacy base64 JSON body as it streams; the other fields (nested at most
+    `max_depth` levels) land in `into`."""
     out: list[bytes] = []
-    decoder = LegacyDecoder(out.append)
+    decoder = LegacyDecoder(out.append, max_depth)
     try:
         async for chunk in chunks:
             decoder.feed(chunk)

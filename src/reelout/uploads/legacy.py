@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from reelout.bodylimit import too_deep, too_deep_message
+
 FIELD = "file_base64"
 _KEY = re.compile(rb'"file_base64"\s*:\s*"')
 _DATA_URL = re.compile(rb"^data:[^,;]*(;[^,]*)?;base64,")
@@ -31,8 +33,9 @@ class LegacyBodyError(ValueError):
 class LegacyDecoder:
     """Feed body chunks; decoded video bytes go to `sink`; `finish()` returns the other fields."""
 
-    def __init__(self, sink: Callable[[bytes], None]) -> None:
+    def __init__(self, sink: Callable[[bytes], None], max_depth: int) -> None:
         self._sink = sink
+        self._max_depth = max_depth
         self._before = bytearray()
         self._after = bytearray()
         self._carry = b""
@@ -104,8 +107,11 @@ class LegacyDecoder:
             raise LegacyBodyError(
                 "INVALID_LEGACY_BODY", f"the JSON body has no complete {FIELD!r} string field"
             )
+        text = bytes(self._before) + bytes(self._after)
+        if too_deep(text, self._max_depth):
+            raise LegacyBodyError("JSON_TOO_DEEP", too_deep_message(self._max_depth))
         try:
-            document = json.loads(bytes(self._before) + bytes(self._after))
+            document = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise LegacyBodyError("INVALID_JSON", f"the body is not valid JSON: {exc}") from None
         if not isinstance(document, dict):

@@ -158,7 +158,7 @@ async def _legacy(
             yield chunk
 
     fields: dict[str, Any] = {}
-    feed = direct.decode_legacy(chunks(), fields)
+    feed = direct.decode_legacy(chunks(), fields, rt.settings.json_max_depth)
     return await _store(rt, order_id, stage, feed, late_meta=fields, legacy=True, expected=expected)
 
 

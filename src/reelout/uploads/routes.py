@@ -15,7 +15,13 @@ from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
 from reelout.uploads import tus
 from reelout.uploads.receiving import Body
-from reelout.uploads.service import CreateRequest, Credential, TusService, UploadState
+from reelout.uploads.service import (
+    CreatedThenFailed,
+    CreateRequest,
+    Credential,
+    TusService,
+    UploadState,
+)
 from reelout.urls import base_url
 
 PREFIX = "/files"
@@ -153,7 +159,11 @@ async def create(request: Request, svc: ServiceDep, who: CallerDep) -> Response:
     body = _body(request, required=False)
     if body and concat and not concat.partial:
         raise BadRequest("a final upload takes no body", code="INVALID_CONCAT")
-    state = await svc.create(who, req, body)
+    try:
+        state = await svc.create(who, req, body)
+    except CreatedThenFailed as failed:  # the upload exists: say where to resume it
+        failed.cause.headers["Location"] = _upload_url(request, failed.upload_id)
+        raise failed.cause from None
     reply = {**_state_headers(request, state), "Location": _upload_url(request, state.id)}
     return Response(status_code=201, headers=reply)
 

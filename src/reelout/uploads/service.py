@@ -65,6 +65,15 @@ class UploadInterrupted(ReeloutError):
     code = "UPLOAD_INTERRUPTED"
 
 
+class CreatedThenFailed(Exception):
+    """Creation-with-upload: the upload was made but its first bytes failed (full disk, a
+    stalled body); the client resumes it at `upload_id`, so the answer must name it."""
+
+    def __init__(self, upload_id: str, cause: ReeloutError) -> None:
+        super().__init__(cause.message)
+        self.upload_id, self.cause = upload_id, cause
+
+
 @dataclass(frozen=True)
 class Uploader:
     """Who may touch uploads: an admin key, or a creator-upload token bound to one video."""
@@ -391,7 +400,10 @@ class TusService:
             await _in_thread(self._assemble, state)
             state.offset = state.length or 0
         elif body is not None:
-            state = await self.patch(who, state.id, 0, None, body)
+            try:
+                state = await self.patch(who, state.id, 0, None, body)
+            except ReeloutError as exc:
+                raise CreatedThenFailed(state.id, exc) from exc
         elif state.length == 0:
             await _in_thread(self._finish, state.id, hashlib.sha256().hexdigest())
         return state
