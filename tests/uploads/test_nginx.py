@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reelout.config import Settings
 from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings, serve_in_thread
 from tests.media.clips import Clips
 from tests.media.test_pipeline import run_jobs, upload
@@ -35,7 +36,12 @@ def nginx_binary() -> str:
 
 @pytest.fixture
 def proxied(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
-    settings = make_settings(tmp_path, behind_proxy=True, media_accel_redirect=ACCEL)
+    settings = make_settings(
+        tmp_path,
+        behind_proxy=True,
+        media_accel_redirect=ACCEL,
+        console_login_attempts_per_minute=Settings().console_login_attempts_per_minute,
+    )
     server = serve_in_thread(settings)
     port = free_port()
     site = EXAMPLE.read_text().replace("127.0.0.1:8000", server.url.removeprefix("http://"))
