@@ -51,6 +51,12 @@ def serve(
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     bind_host, bind_port = host or settings.host, port or settings.port
+    try:  # a weak chosen secret, say, is refused here with its message, not a traceback
+        if settings.workers > 1:
+            prepare(Runtime.from_settings(settings))  # migrate once, before the processes start
+        target = create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app"
+    except ReeloutError as exc:
+        raise _fail(exc) from None
     logging.getLogger("reelout").info(
         "serving on http://%s:%d (data: %s, database: %s, %d process%s)",
         bind_host,
@@ -60,12 +66,6 @@ def serve(
         settings.workers,
         "" if settings.workers == 1 else "es",
     )
-    try:  # a weak chosen secret, say, is refused here with its message, not a traceback
-        if settings.workers > 1:
-            prepare(Runtime.from_settings(settings))  # migrate once, before the processes start
-        target = create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app"
-    except ReeloutError as exc:
-        raise _fail(exc) from None
     uvicorn.run(
         target,
         factory=settings.workers > 1,
