@@ -28,7 +28,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import TOKEN, WORK_DIR, GiB, MiB, Usage, work_dir
-from reelout import app as reelout_app
+from reelout import startup
 from reelout.config import Settings
 from reelout.jobs import service as jobs_service
 from reelout.jobs.worker import Worker
@@ -382,7 +382,7 @@ def make_runtime(folder: Path, nice: int | None) -> Runtime:
     if nice is not None:
         settings.media_ffmpeg_nice = nice
     rt = Runtime.from_settings(settings)
-    reelout_app.prepare(rt)  # migrate
+    startup.prepare(rt)  # migrate
     return rt
 
 

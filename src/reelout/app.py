@@ -24,7 +24,6 @@ from reelout.auth.routes import router as keys_router
 from reelout.bodylimit import BodyLimits, Limit
 from reelout.clock import Clock
 from reelout.config import Settings
-from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
 from reelout.flags import service as flags_service
 from reelout.flags.changes import ChangeFeed, Reading
@@ -43,6 +42,7 @@ from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
 from reelout.runtime import Runtime
+from reelout.startup import prepare
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import PREFIX as TUS_PREFIX
@@ -53,25 +53,6 @@ from reelout.web.routes import install as install_console
 from reelout.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger("reelout")
-
-
-def prepare(rt: Runtime) -> None:
-    """Migrate the database and make sure an admin key exists (printing a new one once)."""
-    upgrade(rt.db)
-    settings = rt.settings
-    with rt.db.session() as session:
-        generated = auth_service.bootstrap_admin(
-            session,
-            rt.clock,
-            token=settings.admin_token,
-            key_file=settings.admin_key_file,
-            environments=settings.environments,
-        )
-    if generated:
-        print(
-            f"Created the first admin key (saved to {settings.admin_key_file}, mode 0600):\n"
-            f"  {generated}"
-        )
 
 
 def read_flag_changes(rt: Runtime, serving: ServingCache) -> Reading:

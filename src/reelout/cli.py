@@ -44,7 +44,8 @@ def serve(
     """Serve the API, console and an embedded job worker."""
     import uvicorn
 
-    from reelout.app import create_app, prepare
+    from reelout.app import create_app
+    from reelout.startup import prepare
 
     if workers is not None:  # worker processes read their settings from the environment
         os.environ["REELOUT_WORKERS"] = str(workers)

@@ -9,6 +9,7 @@ from rich.markup import escape
 from reelout.config import Settings
 from reelout.errors import ReeloutError
 from reelout.runtime import Runtime
+from reelout.startup import prepare
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,8 +17,6 @@ err_console = Console(stderr=True)
 
 def runtime() -> Runtime:
     """The runtime on the configured database (REELOUT_*), migrated and with an admin key."""
-    from reelout.app import prepare
-
     rt = Runtime.from_settings(Settings())
     prepare(rt)
     return rt

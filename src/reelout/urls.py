@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from reelout.config import Settings
-from reelout.uploads.tus import parse_forwarded, strip_default_port
 
 
 def base_url(request: Request, settings: Settings) -> str:
@@ -60,3 +59,22 @@ def _without_port(node: str) -> str:
     if node.startswith("["):
         return node[1:].split("]", 1)[0]
     return node.split(":", 1)[0] if node.count(":") == 1 else node
+
+
+def parse_forwarded(header: str) -> dict[str, str]:
+    """The first element of an RFC 7239 `Forwarded` header, as lower-cased keys."""
+    first = header.split(",", 1)[0]
+    out: dict[str, str] = {}
+    for pair in first.split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep:
+            out[key.strip().lower()] = value.strip().strip('"')
+    return out
+
+
+def strip_default_port(proto: str, host: str) -> str:
+    """`host` without the port its scheme implies (`x.example:443` over https → `x.example`)."""
+    default = {"http": ":80", "https": ":443"}.get(proto)
+    if default and host.endswith(default):
+        return host[: -len(default)]
+    return host

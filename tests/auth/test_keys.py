@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reelout.app import prepare
+from reelout.startup import prepare
 from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, start_runtime
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reelout import urls
 from reelout.uploads import tus
 
 keys = st.text(
@@ -86,13 +87,13 @@ def test_concat_header() -> None:
 def test_http_date_and_forwarded() -> None:
     when = datetime(2026, 11, 26, 8, 5, 3, tzinfo=UTC)
     assert tus.http_date(when) == "Thu, 26 Nov 2026 08:05:03 GMT"
-    assert tus.parse_forwarded('for=1.2.3.4;proto=https;host="x.example", for=5.6.7.8') == {
+    assert urls.parse_forwarded('for=1.2.3.4;proto=https;host="x.example", for=5.6.7.8') == {
         "for": "1.2.3.4",
         "proto": "https",
         "host": "x.example",
     }
-    assert tus.strip_default_port("https", "x.example:443") == "x.example"
-    assert tus.strip_default_port("http", "x.example:8080") == "x.example:8080"
+    assert urls.strip_default_port("https", "x.example:443") == "x.example"
+    assert urls.strip_default_port("http", "x.example:8080") == "x.example:8080"
 
 
 def test_upload_ids() -> None:

@@ -1,4 +1,4 @@
-"""Python SDK: the resumable uploader (later: OpenFeature provider, telemetry, playback probe).
+"""Python SDK: the resumable uploader and the in-process OpenFeature flag provider (`.flags`).
 
 Names load on first use (PEP 562) so that `reelout` commands other than `upload` do not pay for
 importing tuspy and its HTTP stacks.

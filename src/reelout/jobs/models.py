@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelout.db.base import Base, UTCDateTime
+
+
+class JobState(StrEnum):
+    """Where a job is: waiting (`queued`, also after a failed attempt), leased by a worker
+    (`running`), finished (`done`), or given up after its last attempt (`dead`)."""
+
+    queued = "queued"
+    running = "running"
+    done = "done"
+    dead = "dead"
 
 
 class Job(Base):
@@ -18,7 +29,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=JobState.queued)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)

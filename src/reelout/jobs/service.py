@@ -24,11 +24,11 @@ from sqlalchemy.sql.dml import Update
 
 from reelout.clock import Clock
 from reelout.db.engine import Database
-from reelout.jobs.models import Job, Schedule
+from reelout.jobs.models import Job, JobState, Schedule
 from reelout.jobs.timing import RETRY_BASE_SECONDS, RETRY_CAP_SECONDS, next_slot_after, retry_delay
 
-QUEUED, RUNNING, DONE, DEAD = "queued", "running", "done", "dead"
-STATES = (QUEUED, RUNNING, DONE, DEAD)
+QUEUED, RUNNING, DONE, DEAD = JobState.queued, JobState.running, JobState.done, JobState.dead
+STATES = tuple(JobState)
 ACTIVE_STATES = (QUEUED, RUNNING)
 MAX_ERROR_CHARS = 8000
 _NAME_MAX = 100

@@ -1,1 +1,1 @@
-"""Videos: the video record and its files; later the HLS pipeline, delivery and playback API."""
+"""Videos: the record and its files, the HLS pipeline, delivery and the playback API."""

@@ -18,53 +18,23 @@ from reelout.media.schemas import (
     PlaybackToken,
     Stage,
     TokenRequest,
-    UploadLink,
     VideoOut,
     VideoPage,
     VideoState,
     VideoUpdate,
 )
-from reelout.runtime import Runtime
 from reelout.urls import base_url
 
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
-
-
-def start_creator_upload(
-    rt: Runtime,
-    request: Request,
-    body: CreatorUploadRequest,
-    order_id: str | None = None,
-    stage: Stage | None = None,
-) -> CreatorUpload:
-    """Make a video waiting for its upload, and a one-time token to upload it with over tus."""
-    settings = rt.settings
-    max_bytes = min(body.max_bytes or settings.tus_max_size, settings.tus_max_size)
-    with rt.db.session() as session:
-        video = service.create_video(
-            session,
-            rt.clock,
-            source="tus",
-            meta=body.meta,
-            order_id=order_id,
-            stage=stage,
-            max_bytes=max_bytes,
-        )
-        token, expires = service.issue_upload_token(
-            session, rt.clock, video, body.expires_in or settings.upload_token_ttl_seconds
-        )
-    url = base_url(request, settings) + "/files/"
-    return CreatorUpload(
-        uid=video.uid,
-        upload=UploadLink(url=url, token=token, expires_at=expires, max_bytes=max_bytes),
-    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_video(
     body: CreatorUploadRequest, request: Request, rt: RuntimeDep, _: AdminDep
 ) -> CreatorUpload:
-    return start_creator_upload(rt, request, body)
+    files_url = base_url(request, rt.settings) + "/files/"
+    with rt.db.session() as session:
+        return service.start_creator_upload(session, rt.clock, rt.settings, body, files_url)
 
 
 @router.get("")

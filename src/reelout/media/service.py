@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from reelout.auth.tokens import hash_secret, new_secret
 from reelout.clock import Clock
+from reelout.config import Settings
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, Unauthorized
 from reelout.jobs import service as jobs
@@ -20,12 +21,15 @@ from reelout.media import signing
 from reelout.media.models import Video
 from reelout.media.recommend import Network, Option, recommended_max_height
 from reelout.media.schemas import (
+    CreatorUpload,
+    CreatorUploadRequest,
     InputSize,
     Playback,
     PlaybackInfo,
     PlaybackToken,
     Rendition,
     Stage,
+    UploadLink,
     VideoOut,
     VideoPage,
     VideoState,
@@ -82,6 +86,34 @@ def issue_upload_token(
     video.upload_token_expires_at = clock.now() + timedelta(seconds=ttl)
     session.flush()
     return token, video.upload_token_expires_at
+
+
+def start_creator_upload(
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+    request: CreatorUploadRequest,
+    files_url: str,
+    order_id: str | None = None,
+    stage: Stage | None = None,
+) -> CreatorUpload:
+    """A video waiting for its upload, and a one-time token to upload it over tus at
+    `files_url`; the link's size is capped by the largest upload (REELOUT_TUS_MAX_SIZE)."""
+    largest = settings.tus_max_size
+    max_bytes = min(request.max_bytes or largest, largest)
+    video = create_video(
+        session,
+        clock,
+        source="tus",
+        meta=request.meta,
+        order_id=order_id,
+        stage=stage,
+        max_bytes=max_bytes,
+    )
+    ttl = request.expires_in or settings.upload_token_ttl_seconds
+    token, expires = issue_upload_token(session, clock, video, ttl)
+    link = UploadLink(url=files_url, token=token, expires_at=expires, max_bytes=max_bytes)
+    return CreatorUpload(uid=video.uid, upload=link)
 
 
 def video_for_upload_token(session: Session, token: str) -> Video | None:

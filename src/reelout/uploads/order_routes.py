@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from reelout.auth.deps import AdminDep, RuntimeDep
 from reelout.errors import BadRequest, NotFound, UnsupportedMediaType
 from reelout.media import service as media
-from reelout.media.routes import start_creator_upload
 from reelout.media.schemas import CreatorUploadRequest, Stage, VideoPage
 from reelout.runtime import Runtime
 from reelout.uploads import direct
@@ -113,7 +112,11 @@ async def _json_body(rt: Runtime, request: Request, order_id: str, stage: Stage)
         raise BadRequest(
             f"the JSON body is not a valid upload request: {exc}", code="INVALID_JSON"
         ) from None
-    link = start_creator_upload(rt, request, body, order_id=order_id, stage=stage)
+    files_url = base_url(request, rt.settings) + "/files/"
+    with rt.db.session() as session:
+        link = media.start_creator_upload(
+            session, rt.clock, rt.settings, body, files_url, order_id, stage
+        )
     return _created(link.model_dump(mode="json"), link.uid)
 
 

@@ -15,13 +15,8 @@ from reelout.media.storage import LocalOriginals
 from reelout.runtime import Runtime
 from reelout.uploads import tus
 from reelout.uploads.receiving import Body
-from reelout.uploads.service import (
-    CreatedThenFailed,
-    CreateRequest,
-    Credential,
-    TusService,
-    UploadState,
-)
+from reelout.uploads.schemas import CreateRequest, Credential, UploadState
+from reelout.uploads.service import CreatedThenFailed, TusService
 from reelout.urls import base_url
 
 PREFIX = "/files"

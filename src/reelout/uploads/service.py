@@ -11,7 +11,6 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
@@ -40,6 +39,7 @@ from reelout.uploads.digests import RunningDigests
 from reelout.uploads.locks import Lease
 from reelout.uploads.models import Upload
 from reelout.uploads.receiving import Body, Received
+from reelout.uploads.schemas import Caller, CreateRequest, Credential, Uploader, UploadState
 from reelout.uploads.space import DiskSpace, is_no_room, no_room
 from reelout.uploads.store import (
     Concatenatable,
@@ -72,47 +72,6 @@ class CreatedThenFailed(Exception):
     def __init__(self, upload_id: str, cause: ReeloutError) -> None:
         super().__init__(cause.message)
         self.upload_id, self.cause = upload_id, cause
-
-
-@dataclass(frozen=True)
-class Uploader:
-    """Who may touch uploads: an admin key, or a creator-upload token bound to one video."""
-
-    admin: bool
-    owner: str
-    token: str | None = None
-
-
-@dataclass(frozen=True)
-class Credential:
-    """The bearer token of a request, resolved to an Uploader by the service."""
-
-    token: str | None
-
-
-Caller = Uploader | Credential
-
-
-@dataclass
-class UploadState:
-    id: str
-    offset: int
-    length: int | None
-    metadata: tus.Metadata
-    expires_at: datetime
-    concat: str | None = None
-    concat_parts: list[str] = field(default_factory=list)
-    video_uid: str | None = None
-    owner: str = ""
-    max_length: int = 0  # the most bytes the upload may reach while its length is deferred
-
-
-@dataclass
-class CreateRequest:
-    length: int | None
-    defer_length: bool
-    metadata: tus.Metadata
-    concat: tus.Concat | None
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:

@@ -191,21 +191,3 @@ def upload_id_from_url(url: str) -> str:
 def http_date(when: datetime) -> str:
     """RFC 9110 IMF-fixdate, as Upload-Expires wants it."""
     return format_datetime(when, usegmt=True)
-
-
-def parse_forwarded(header: str) -> dict[str, str]:
-    """The first element of an RFC 7239 `Forwarded` header, as lower-cased keys."""
-    first = header.split(",", 1)[0]
-    out: dict[str, str] = {}
-    for pair in first.split(";"):
-        key, sep, value = pair.strip().partition("=")
-        if sep:
-            out[key.strip().lower()] = value.strip().strip('"')
-    return out
-
-
-def strip_default_port(proto: str, host: str) -> str:
-    default = {"http": ":80", "https": ":443"}.get(proto)
-    if default and host.endswith(default):
-        return host[: -len(default)]
-    return host
