@@ -104,9 +104,16 @@ def settings_rows() -> list[tuple[str, str, str]]:
     ]
 
 
+def _cell(text: str) -> str:
+    """Text inside a Markdown table cell: a `|` would end the cell, a line break the row."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def settings_table() -> str:
     lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    lines += [f"| `{var}` | {default} | {meaning} |" for var, default, meaning in settings_rows()]
+    lines += [
+        f"| `{var}` | {default} | {_cell(meaning)} |" for var, default, meaning in settings_rows()
+    ]
     return "\n".join(lines)
 
 
