@@ -396,7 +396,7 @@ class Settings(BaseSettings):
         description=(
             "Requests a second one caller (a client key from one client address; the forwarded "
             "address only with `REELOUT_BEHIND_PROXY`) may make to the public endpoints (OFREP "
-            "evaluations, `POST /api/v1/exposures`), (its burst, how many it may save up, is "
+            "evaluations, `POST /api/v1/exposures`; the burst it may save up is "
             "`REELOUT_RATE_LIMIT_CALLER_BURST`); past that, 429 `RATE_LIMITED` with a jittered "
             "`Retry-After`. A 304 revalidation is free. Off by default: a key ships in every "
             "install of an app, and its users may share one address. `0`: no limit."
@@ -588,7 +588,7 @@ class Settings(BaseSettings):
     webhook_allow_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
         default_factory=list,
         description=(
-            "Comma-separated CIDRs (none by default) (e.g. `10.20.0.0/16,fd00:1::/64`) webhooks "
+            "Comma-separated CIDRs (e.g. `10.20.0.0/16,fd00:1::/64`; none by default) webhooks "
             "may reach although they are not public. By default only public unicast addresses "
             "are: loopback, private, link-local, shared, multicast, unspecified and reserved ones"
             " are refused (`WEBHOOK_ADDRESS_NOT_ALLOWED`)."
