@@ -7,7 +7,7 @@ NODE_STAMP = tests/js/node_modules/.installed
 WEB_VENDOR = src/reelout/web/static/vendor
 WEB_STAMP  = $(WEB_VENDOR)/.installed
 
-.PHONY: run test lint typecheck check install node web clean
+.PHONY: run test lint typecheck check install node web docs docs-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,16 +41,26 @@ run: $(STAMP) web
 	$(BIN)/reelout serve
 
 test: $(STAMP) node web
-	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests docs/hooks.py $(wildcard bench)
 	$(BIN)/mypy
+	$(MKDOCS) build --quiet
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+# The docs site (docs/, mkdocs.yml): strict, offline; output in build/docs/ (git-ignored).
+MKDOCS = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
+docs: $(STAMP)
+	$(MKDOCS) serve --dev-addr 127.0.0.1:8001
+
+docs-build: $(STAMP)
+	$(MKDOCS) build
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests docs/hooks.py $(wildcard bench)
+	$(BIN)/ruff format --check src tests docs/hooks.py $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules web/node_modules $(WEB_VENDOR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build/docs tests/js/node_modules web/node_modules $(WEB_VENDOR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The README's receiver-side verification example accepts a real delivery and refuses forgeries."""
+"""The docs' receiver-side verification example accepts a real delivery and refuses forgeries."""
 
 from __future__ import annotations
 
@@ -14,29 +14,29 @@ from tests.conftest import LiveServer
 from tests.webhooks.conftest import emit, run_jobs, subscribe
 from tests.webhooks.receiver import Receiver
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 Verifier = Callable[[str, str, bytes], bool]
 
 
 @pytest.fixture
 def clock() -> ManualClock:
-    """Real time: the README example reads `time.time()`."""
+    """Real time: the example reads `time.time()`."""
     return ManualClock(datetime.now(UTC))
 
 
-def readme_verifier() -> Verifier:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+def documented_verifier() -> Verifier:
+    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.DOTALL)
     [source] = [b for b in blocks if "def verify_reelout_signature" in b]
     namespace: dict[str, object] = {}
-    exec(compile(source, str(README), "exec"), namespace)
+    exec(compile(source, str(PAGE), "exec"), namespace)
     verifier: Verifier = namespace["verify_reelout_signature"]  # type: ignore[assignment]
     return verifier
 
 
-def test_the_readme_example_verifies_a_real_delivery(
+def test_the_documented_example_verifies_a_real_delivery(
     server: LiveServer, receiver: Receiver
 ) -> None:
-    verify_reelout_signature = readme_verifier()
+    verify_reelout_signature = documented_verifier()
     with server.client() as api:
         endpoint = subscribe(api, receiver.url())
     emit(server.runtime)

@@ -1,5 +1,5 @@
-"""README's "Flags in 5 minutes": its commands, run against a live server on a fresh data folder,
-give exactly the answers the README shows."""
+"""The docs' runnable examples ("Flags in 5 minutes", the README's tour): their commands, run
+against a live server on a fresh data folder, give exactly the answers the page shows."""
 
 from __future__ import annotations
 
@@ -18,11 +18,34 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BEGIN, END = "<!-- flags-in-5-minutes:begin -->", "<!-- flags-in-5-minutes:end -->"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A run of commands between two markers of a page, with the least it must contain."""
+
+    page: Path
+    marker: str
+    python_steps: int
+    min_answers: int
+
+    @property
+    def begin(self) -> str:
+        return f"<!-- {self.marker}:begin -->"
+
+    @property
+    def end(self) -> str:
+        return f"<!-- {self.marker}:end -->"
+
+
+EXAMPLES = [
+    Example(ROOT / "docs" / "flags" / "tutorial.md", "flags-in-5-minutes", 1, 8),
+    Example(ROOT / "README.md", "five-minute-tour", 0, 4),
+]
 DOCUMENTED_URL = "http://127.0.0.1:8000"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-STEP_DONE = "@@ readme step done @@"
+STEP_DONE = "@@ docs step done @@"
 MORE = "…"  # a list ending in "…" or a "…": "…" member: the real answer has more
 
 
@@ -36,11 +59,14 @@ class Step:
     answer: str | None = None
 
 
-def steps() -> list[Step]:
-    text = README.read_text(encoding="utf-8")
-    assert BEGIN in text and END in text, f"README.md lost its {BEGIN} / {END} markers"
+def steps(example: Example) -> list[Step]:
+    text = example.page.read_text(encoding="utf-8")
+    where = example.page.relative_to(ROOT)
+    assert example.begin in text and example.end in text, (
+        f"{where} lost its {example.marker} markers"
+    )
     found: list[Step] = []
-    for language, code in BLOCK.findall(text.split(BEGIN, 1)[1].split(END, 1)[0]):
+    for language, code in BLOCK.findall(text.split(example.begin, 1)[1].split(example.end, 1)[0]):
         if language in ("sh", "python"):
             found.append(Step(language, code))
         else:
@@ -62,7 +88,7 @@ def script(all_steps: list[Step], base_url: str) -> str:
 
 
 def matches(documented: Any, actual: Any) -> bool:
-    """Equal JSON, except where the README marks "…" for "and more"."""
+    """Equal JSON, except where the page marks "…" for "and more"."""
     if isinstance(documented, dict):
         keys = set(documented) - {MORE}
         more = documented.get(MORE) == MORE
@@ -85,11 +111,11 @@ def check_answer(step: Step, output: str) -> None:
     shown, got = step.answer.strip(), output.strip()
     if step.answer_language == "text" or "\n" not in shown:  # compact JSON: exactly as sent
         assert got == shown, (
-            f"README shows\n{shown}\nafter\n{step.code}\nbut the server said\n{got}"
+            f"the page shows\n{shown}\nafter\n{step.code}\nbut the server said\n{got}"
         )
         return
     assert matches(json.loads(shown), json.loads(got)), (
-        f"README shows\n{shown}\nafter\n{step.code}\nbut the server said\n{got}"
+        f"the page shows\n{shown}\nafter\n{step.code}\nbut the server said\n{got}"
     )
 
 
@@ -100,10 +126,11 @@ def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
     live.stop()
 
 
-def test_the_section_is_commands_each_followed_by_its_answer() -> None:
-    found = steps()
-    assert [s.language for s in found].count("python") == 1
-    assert sum(s.answer is not None for s in found) >= 8
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.marker)
+def test_the_section_is_commands_each_followed_by_its_answer(example: Example) -> None:
+    found = steps(example)
+    assert [s.language for s in found].count("python") == example.python_steps
+    assert sum(s.answer is not None for s in found) >= example.min_answers
     assert all(DOCUMENTED_URL in s.code for s in found)
 
 
@@ -117,10 +144,11 @@ def test_the_answer_check_tells_a_wrong_answer_from_an_abridged_one() -> None:
     assert not matches([1, MORE], [])
 
 
-def test_flags_in_5_minutes_gives_the_answers_shown(fresh_server: LiveServer) -> None:
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.marker)
+def test_the_example_gives_the_answers_shown(example: Example, fresh_server: LiveServer) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed (apt-get install -y curl)")
-    all_steps = steps()
+    all_steps = steps(example)
     env = {**os.environ, "ADMIN_KEY": ADMIN_TOKEN, "PYTHON": sys.executable}
     env.pop("CLIENT_KEY", None)
     done = subprocess.run(
