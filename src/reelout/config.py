@@ -317,7 +317,7 @@ class Settings(BaseSettings):
         pattern=r"^/[A-Za-z0-9_./-]*[^/]$",
         description=(
             "e.g. `/_reelout_media`: published files are sent by nginx (`X-Accel-Redirect`) after"
-            ' Reelout checked the request; see "Behind nginx".'
+            " Reelout checked the request; see docs/running/nginx.md."
         ),
     )
 
