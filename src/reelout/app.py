@@ -26,16 +26,16 @@ from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.migrate import upgrade
 from reelout.errors import ReeloutError
-from reelout.flags import service as flags_service
-from reelout.flags.changes import ChangeFeed, Reading
-from reelout.flags.exposure_routes import BYTES_PER_EXPOSURE
-from reelout.flags.exposure_routes import router as exposures_router
-from reelout.flags.exposures import ExposureRecorder
-from reelout.flags.ofrep_routes import router as ofrep_router
-from reelout.flags.routes import router as flags_router
-from reelout.flags.schedule_routes import router as flag_governance_router
-from reelout.flags.serving import ServingCache
-from reelout.flags.sync_routes import router as sync_router
+from reelout.flags.admin import service as flags_service
+from reelout.flags.admin.changes import ChangeFeed, Reading
+from reelout.flags.admin.routes import router as flags_router
+from reelout.flags.exposures.routes import BYTES_PER_EXPOSURE
+from reelout.flags.exposures.routes import router as exposures_router
+from reelout.flags.exposures.service import ExposureRecorder
+from reelout.flags.governance.routes import router as flag_governance_router
+from reelout.flags.serving.cache import ServingCache
+from reelout.flags.serving.ofrep_routes import router as ofrep_router
+from reelout.flags.serving.sync_routes import router as sync_router
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.limits import PublicLimits
 from reelout.media.jobs import tools as media_tools

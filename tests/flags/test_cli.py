@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from reelout import cli_common
 from reelout.cli import app
-from reelout.flags.templates import SEED_FLAGS
+from reelout.flags.engine.templates import SEED_FLAGS
 from tests.conftest import ADMIN_TOKEN, make_settings, serve_in_thread
 
 Flags = Callable[..., Result]

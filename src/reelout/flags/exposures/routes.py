@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
 from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError
-from reelout.flags import exposures, service
-from reelout.flags.deps import environment_key
-from reelout.flags.exposures import MAX_KEY_CHARS
+from reelout.flags.admin import service
+from reelout.flags.exposures import service as exposures
+from reelout.flags.exposures.service import MAX_KEY_CHARS
+from reelout.flags.serving.deps import environment_key
 from reelout.limits import public_limits
 from reelout.runtime import Runtime
 

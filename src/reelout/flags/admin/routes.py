@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
-from reelout.flags import service
-from reelout.flags.schemas import (
+from reelout.flags.admin import service
+from reelout.flags.admin.schemas import (
     AuditAction,
     AuditPage,
     EnvironmentOut,

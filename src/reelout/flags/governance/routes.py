@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
-from reelout.flags import schedules, service, stale_report
-from reelout.flags.schemas import (
+from reelout.flags.admin import service
+from reelout.flags.governance import schedules, stale_report
+from reelout.flags.governance.schemas import (
     ScheduleIn,
     ScheduleOut,
     SchedulePage,

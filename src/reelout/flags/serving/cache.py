@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from reelout.auth import service as auth
 from reelout.auth.service import Principal
-from reelout.flags import service
-from reelout.flags.changes import Head
-from reelout.flags.evaluator import FlagSet, parse_flag_set
+from reelout.flags.admin import service
+from reelout.flags.admin.changes import Head
+from reelout.flags.engine.evaluator import FlagSet, parse_flag_set
 
 
 @dataclass(frozen=True)

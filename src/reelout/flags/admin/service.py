@@ -17,10 +17,14 @@ from reelout.auth.service import Principal
 from reelout.clock import Clock
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
-from reelout.flags import templates, validation
-from reelout.flags.changes import Head
-from reelout.flags.models import FlagAuditEntry, FlagAuditKey, FlagEnvironment, FlagSetRevision
-from reelout.flags.schemas import (
+from reelout.flags.admin.changes import Head
+from reelout.flags.admin.models import (
+    FlagAuditEntry,
+    FlagAuditKey,
+    FlagEnvironment,
+    FlagSetRevision,
+)
+from reelout.flags.admin.schemas import (
     AuditAction,
     AuditEntryOut,
     AuditPage,
@@ -33,6 +37,7 @@ from reelout.flags.schemas import (
     RevisionPage,
     WriteOut,
 )
+from reelout.flags.engine import templates, validation
 
 MAX_REASON_CHARS = 2000
 

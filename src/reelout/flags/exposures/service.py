@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.engine import Database
-from reelout.flags.evaluator import Resolution
-from reelout.flags.models import FlagExposure
+from reelout.flags.engine.evaluator import Resolution
+from reelout.flags.exposures.models import FlagExposure
 
 log = logging.getLogger(__name__)
 
