@@ -8,6 +8,7 @@
 - `governance/`: scheduled changes (and their job) and the stale-flag report.
 - `exposures/`: the exposure log (recorder, counts, retention) and its routes.
 - `cli/`: `reelout flags` on the command line.
+- `routes.install(app, rt)`: mounts all of it in the web app (routers, app state, start and stop).
 
 This package re-exports the engine's API only, so the client SDK imports no server code.
 """

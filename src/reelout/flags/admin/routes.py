@@ -103,7 +103,7 @@ async def put_flag_set(
     rt: RuntimeDep,
     edit: EditDep,
 ) -> JSONResponse:
-    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
+    environment, body = _env(rt, env), await request.body()  # capped by flags.routes.body_rules
     written = await _write(rt, lambda s: service.put_flag_set(s, rt.clock, environment, body, edit))
     return _tagged(written, written.model_dump())
 
@@ -149,7 +149,7 @@ async def put_flag(
     rt: RuntimeDep,
     edit: EditDep,
 ) -> JSONResponse:
-    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
+    environment, body = _env(rt, env), await request.body()  # capped by flags.routes.body_rules
     written, flag = await _write(
         rt, lambda s: service.put_flag(s, rt.clock, environment, key, body, edit)
     )
@@ -164,7 +164,7 @@ async def patch_flag(
     rt: RuntimeDep,
     edit: EditDep,
 ) -> JSONResponse:
-    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
+    environment, body = _env(rt, env), await request.body()  # capped by flags.routes.body_rules
     written, flag = await _write(
         rt, lambda s: service.patch_flag(s, rt.clock, environment, key, body, edit)
     )

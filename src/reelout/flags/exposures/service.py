@@ -198,7 +198,7 @@ class ExposureRecorder:
 
 
 def recorder(app_state: Any) -> ExposureRecorder:
-    """The app's recorder (create_app puts one on `app.state.exposures`)."""
+    """The app's recorder (`flags.routes.install` puts one on `app.state.exposures`)."""
     found: ExposureRecorder = app_state.exposures
     return found
 

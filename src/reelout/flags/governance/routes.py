@@ -36,7 +36,7 @@ def _env(rt: Runtime, env: str) -> str:
 
 async def _schedule_in(request: Request) -> ScheduleIn:
     """The body, at most REELOUT_FLAG_SET_MAX_BYTES (it may carry a whole flag definition;
-    app.body_rules refuses a larger one before it is read)."""
+    flags.routes.body_rules refuses a larger one before it is read)."""
     body = await request.body()
     try:
         return ScheduleIn.model_validate_json(body or b"null")
