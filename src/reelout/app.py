@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,22 +16,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from reelout import __version__, logs
-from reelout.auth import service as auth_service
 from reelout.auth.routes import router as keys_router
 from reelout.bodylimit import BodyLimits, Limit
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.errors import ReeloutError
-from reelout.flags import service as flags_service
-from reelout.flags.changes import ChangeFeed, Reading
-from reelout.flags.exposure_routes import BYTES_PER_EXPOSURE
-from reelout.flags.exposure_routes import router as exposures_router
-from reelout.flags.exposures import ExposureRecorder
-from reelout.flags.ofrep_routes import router as ofrep_router
-from reelout.flags.routes import router as flags_router
-from reelout.flags.schedule_routes import router as flag_governance_router
-from reelout.flags.serving import ServingCache
-from reelout.flags.sync_routes import router as sync_router
+from reelout.flags import routes as flags
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.limits import PublicLimits
 from reelout.media.jobs import tools as media_tools
@@ -53,17 +40,6 @@ from reelout.web.routes import install as install_console
 from reelout.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger("reelout")
-
-
-def read_flag_changes(rt: Runtime, serving: ServingCache) -> Reading:
-    """What the flag change feed polls: every environment's head revision and the keys revoked
-    since the last poll; the OFREP serving cache takes them in before any stream hears of it."""
-    read_at = time.monotonic()
-    with rt.db.read() as session:
-        heads = flags_service.heads(session)
-        revocations = auth_service.revocations(session)
-        revoked = serving.refresh(session, heads, revocations, read_at)
-    return Reading(heads, revoked)
 
 
 async def _reelout_error(_: Request, exc: Exception) -> JSONResponse:
@@ -114,22 +90,7 @@ class ApiCorsMiddleware(CORSMiddleware):
 def body_rules(settings: Settings) -> tuple[tuple[str, Limit | None], ...]:
     """BodyLimits' rules: uploads stream under their own limits; the flag admin and exposure
     batches take larger bodies; every other body is small JSON (or a console form)."""
-    return (
-        (TUS_PREFIX, None),
-        ("/api/v1/orders/", None),
-        (
-            "/api/v1/exposures",
-            Limit(
-                settings.exposure_max_batch * BYTES_PER_EXPOSURE,
-                "REELOUT_EXPOSURE_MAX_BATCH",
-                "EXPOSURE_BATCH_TOO_LARGE",
-            ),
-        ),
-        (
-            "/api/v1/environments/",
-            Limit(settings.flag_set_max_bytes, "REELOUT_FLAG_SET_MAX_BYTES", "FLAG_SET_TOO_LARGE"),
-        ),
-    )
+    return ((TUS_PREFIX, None), ("/api/v1/orders/", None), *flags.body_rules(settings))
 
 
 def create_worker_app() -> FastAPI:
@@ -154,33 +115,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # a full collection under load scans only what requests made (~10 ms, not ~100 ms).
         gc.collect()
         gc.freeze()
-        feed = app.state.change_feed
-        # a write committed in this process: its answers and its streams move at once
-        listeners = (app.state.serving.forget, feed.poke)
-        flags_service.WRITE_LISTENERS.extend(listeners)
-        watcher = asyncio.create_task(
-            feed.watch(
-                partial(read_flag_changes, rt, app.state.serving), settings.flag_change_poll_seconds
-            )
-        )
-        await app.state.exposures.start()
         try:
-            yield
+            async with flags_running():
+                yield
         finally:
-            await app.state.exposures.stop()  # writes what is still queued
-            for listener in listeners:
-                flags_service.WRITE_LISTENERS.remove(listener)
-            feed.close()
-            watcher.cancel()
             if worker:
                 await worker.stop()
             rt.db.dispose()
 
     app = FastAPI(title="Reelout", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
-    app.state.exposures = ExposureRecorder(rt.db, rt.clock, settings)
-    app.state.serving = ServingCache(settings.flag_change_poll_seconds)
-    app.state.change_feed = ChangeFeed()
     app.state.limits = PublicLimits(settings, rt.clock)
     app.add_exception_handler(ReeloutError, _reelout_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -202,19 +146,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     routers = (
         keys_router,
-        ofrep_router,
-        sync_router,
         videos_router,
         orders_router,
         tus_router,
         playback_router,
         webhooks_router,
-        flag_governance_router,  # before flags_router: /flags/stale is not a flag key
-        flags_router,
-        exposures_router,
     )
     for router in routers:
         app.include_router(router)
+    flags_running = flags.install(app, rt)
     install_console(app, rt)
 
     @app.get("/healthz", include_in_schema=False)

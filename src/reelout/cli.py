@@ -18,8 +18,8 @@ from reelout.cli_common import fail as _fail
 from reelout.cli_common import runtime as _runtime
 from reelout.config import Settings
 from reelout.errors import ReeloutError
-from reelout.flags import cli_schedules
-from reelout.flags.cli import flags_app
+from reelout.flags.cli import schedules as cli_schedules
+from reelout.flags.cli.commands import flags_app
 from reelout.runtime import Runtime
 
 app = typer.Typer(

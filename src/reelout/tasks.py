@@ -15,7 +15,7 @@ DOMAIN_JOB_MODULES = (
     "reelout.uploads.jobs",
     "reelout.media.jobs",
     "reelout.webhooks.jobs",
-    "reelout.flags.schedule_jobs",
+    "reelout.flags.governance.jobs",
 )
 
 

@@ -14,8 +14,9 @@ from typer.testing import CliRunner, Result
 
 from reelout import cli_common
 from reelout.cli import app
-from reelout.flags.templates import SEED_FLAGS
+from reelout.flags.engine.templates import SEED_FLAGS
 from tests.conftest import ADMIN_TOKEN, make_settings, serve_in_thread
+from tests.jobs.jobs_support import wait_until
 
 Flags = Callable[..., Result]
 
@@ -325,5 +326,7 @@ def test_a_cli_change_reaches_a_running_servers_ofrep(
 
     assert evaluate()["value"] is True
     ok(flags("kill", "use_tus_upload", "--reason", "upload failures"))
+    # the CLI writes as another process would: the server takes it in within one poll
+    wait_until(lambda: evaluate()["reason"] == "DISABLED", what="the kill served")
     killed = evaluate()
     assert killed["reason"] == "DISABLED" and "value" not in killed

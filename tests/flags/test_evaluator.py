@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from reelout.flags import ErrorCode, FlagSetError, Reason, evaluate, parse_flag_set
-from reelout.flags.fractional import hash_v3, shorthand_hash
+from reelout.flags.engine.fractional import hash_v3, shorthand_hash
 
 NOW = 1_800_000_000.0
 

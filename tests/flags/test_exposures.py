@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from reelout.app import create_app
 from reelout.clock import ManualClock
-from reelout.flags import exposures
-from reelout.flags.exposures import ExposureRecorder
-from reelout.flags.models import FlagExposure
+from reelout.flags.exposures import service as exposures
+from reelout.flags.exposures.models import FlagExposure
+from reelout.flags.exposures.service import ExposureRecorder
 from tests.conftest import LiveServer, make_settings, start_uvicorn
 
 DAY = 86400

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from reelout.flags.evaluator import ErrorCode, Reason, Resolution, fits
+from reelout.flags.engine.evaluator import ErrorCode, Reason, Resolution, fits
 from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.flags.testbed import NOW, TESTBED, TYPES, Case, Run, cases, run_case
 

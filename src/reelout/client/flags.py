@@ -38,7 +38,13 @@ from openfeature.flag_evaluation import FlagResolutionDetails
 from openfeature.provider import AbstractProvider, Metadata
 
 from reelout import __version__
-from reelout.flags.evaluator import FlagSet, FlagSetError, Resolution, evaluate, parse_flag_set
+from reelout.flags.engine.evaluator import (
+    FlagSet,
+    FlagSetError,
+    Resolution,
+    evaluate,
+    parse_flag_set,
+)
 
 log = logging.getLogger("reelout.client.flags")
 

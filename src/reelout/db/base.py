@@ -48,7 +48,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 def all_models() -> None:
     """Import every domain's models so Base.metadata knows every table."""
     import reelout.auth.models
-    import reelout.flags.models
+    import reelout.flags.admin.models
+    import reelout.flags.exposures.models
+    import reelout.flags.governance.models
     import reelout.jobs.models
     import reelout.media.models
     import reelout.uploads.models

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,11 @@ class Database:
         """A unit of work that only reads: on SQLite it never waits for the write lock."""
         with self._readers() as session, session.begin():
             yield session
+
+    def on_commit(self, listener: Callable[[Session], None]) -> Callable[[], None]:
+        """Call `listener` with each `session()` once it has committed; returns its remover."""
+        event.listen(self._sessions, "after_commit", listener)
+        return lambda: event.remove(self._sessions, "after_commit", listener)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,241 +1,82 @@
-"""HTTP routes of the flag admin: flag sets, flags, kill, promote, revert, revisions, audit, init."""
+"""install(app, rt): the flags domain in the web app: its routers, its app state, its start and stop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from fastapi import FastAPI
 
-from reelout.auth.deps import AdminDep, RuntimeDep
-from reelout.flags import service
-from reelout.flags.schemas import (
-    AuditAction,
-    AuditPage,
-    EnvironmentOut,
-    InitOut,
-    PromotionOut,
-    RevisionPage,
-    WriteOut,
-)
+from reelout.bodylimit import Limit
+from reelout.config import Settings
+from reelout.flags.admin.changes import ChangeFeed
+from reelout.flags.admin.routes import router as flags_router
+from reelout.flags.admin.writes import FlagWrites
+from reelout.flags.exposures.routes import BYTES_PER_EXPOSURE
+from reelout.flags.exposures.routes import router as exposures_router
+from reelout.flags.exposures.service import ExposureRecorder
+from reelout.flags.governance.routes import router as governance_router
+from reelout.flags.serving.cache import ServingCache, read_changes
+from reelout.flags.serving.ofrep_routes import router as ofrep_router
+from reelout.flags.serving.sync_routes import router as sync_router
 from reelout.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1", tags=["flags"])
-ENV = "/environments/{env}"
-REASON_HEADER = "Reelout-Change-Reason"
-JSON = "application/json"
-JSON_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}
-}
-
-T = TypeVar("T")
-ReasonHeader = Annotated[str | None, Header(alias=REASON_HEADER)]
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
+ROUTERS = (
+    ofrep_router,
+    sync_router,
+    governance_router,  # before flags_router: /flags/stale is not a flag key
+    flags_router,
+    exposures_router,
+)
 
 
-def _env(rt: Runtime, env: str) -> str:
-    return service.check_environment(env, rt.settings.environments)
-
-
-def _edit(
-    who: AdminDep,
-    if_match: IfMatch = None,
-    reason_header: ReasonHeader = None,
-    reason: Annotated[
-        str | None, Query(description="Why (or the Reelout-Change-Reason header).")
-    ] = None,
-) -> service.Edit:
-    """Who makes a change, why (header or query), and the ETag it was based on (If-Match)."""
-    return service.Edit(who, service.check_reason(reason_header or reason), if_match)
-
-
-EditDep = Annotated[service.Edit, Depends(_edit)]
-
-
-def _tagged(written: WriteOut, body: Any, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code, headers={"ETag": written.etag})
-
-
-def _utc(when: datetime | None) -> datetime | None:
-    """A query's time; one without a zone is taken as UTC."""
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=UTC)
-
-
-async def _write(rt: Runtime, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with rt.db.session() as session:
-            return work(session)
-
-    return await run_in_threadpool(run)
-
-
-@router.get("/environments")
-def list_environments(rt: RuntimeDep, _: AdminDep) -> list[EnvironmentOut]:
-    with rt.db.read() as session:
-        return service.environments(session, rt.settings.environments)
-
-
-@router.get(ENV + "/flagset", response_class=Response)
-def get_flag_set(
-    env: str,
-    rt: RuntimeDep,
-    _: AdminDep,
-    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
-) -> Response:
-    with rt.db.read() as session:
-        flag_set = service.current(session, _env(rt, env))
-    headers = {"ETag": flag_set.etag}
-    if if_none_match is not None and service.matches(if_none_match, flag_set.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(flag_set.text, media_type=JSON, headers=headers)
-
-
-@router.put(ENV + "/flagset", openapi_extra=JSON_BODY)
-async def put_flag_set(
-    env: str,
-    request: Request,
-    rt: RuntimeDep,
-    edit: EditDep,
-) -> JSONResponse:
-    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
-    written = await _write(rt, lambda s: service.put_flag_set(s, rt.clock, environment, body, edit))
-    return _tagged(written, written.model_dump())
-
-
-@router.get(ENV + "/revisions")
-def list_revisions(
-    env: str, rt: RuntimeDep, _: AdminDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
-) -> RevisionPage:
-    with rt.db.read() as session:
-        return service.list_revisions(session, _env(rt, env), limit)
-
-
-@router.get(ENV + "/revisions/{revision}", response_class=Response)
-def get_revision(env: str, revision: int, rt: RuntimeDep, _: AdminDep) -> Response:
-    with rt.db.read() as session:
-        row = service.get_revision(session, _env(rt, env), revision)
-    return Response(row.document, media_type=JSON)
-
-
-@router.post(ENV + "/revert/{revision}")
-def revert(
-    env: str,
-    revision: int,
-    rt: RuntimeDep,
-    edit: EditDep,
-) -> WriteOut:
-    with rt.db.session() as session:
-        return service.revert(session, rt.clock, _env(rt, env), revision, edit)
-
-
-@router.get(ENV + "/flags/{key}")
-def get_flag(env: str, key: str, rt: RuntimeDep, _: AdminDep) -> JSONResponse:
-    with rt.db.read() as session:
-        flag_set, flag = service.get_flag(session, _env(rt, env), key)
-    return JSONResponse(flag, headers={"ETag": flag_set.etag})
-
-
-@router.put(ENV + "/flags/{key}", openapi_extra=JSON_BODY)
-async def put_flag(
-    env: str,
-    key: str,
-    request: Request,
-    rt: RuntimeDep,
-    edit: EditDep,
-) -> JSONResponse:
-    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
-    written, flag = await _write(
-        rt, lambda s: service.put_flag(s, rt.clock, environment, key, body, edit)
+def body_rules(settings: Settings) -> tuple[tuple[str, Limit | None], ...]:
+    """BodyLimits' rules for flags: exposure batches and flag sets take larger bodies."""
+    return (
+        (
+            "/api/v1/exposures",
+            Limit(
+                settings.exposure_max_batch * BYTES_PER_EXPOSURE,
+                "REELOUT_EXPOSURE_MAX_BATCH",
+                "EXPOSURE_BATCH_TOO_LARGE",
+            ),
+        ),
+        (
+            "/api/v1/environments/",
+            Limit(settings.flag_set_max_bytes, "REELOUT_FLAG_SET_MAX_BYTES", "FLAG_SET_TOO_LARGE"),
+        ),
     )
-    return _tagged(written, flag)
 
 
-@router.patch(ENV + "/flags/{key}", openapi_extra=JSON_BODY)
-async def patch_flag(
-    env: str,
-    key: str,
-    request: Request,
-    rt: RuntimeDep,
-    edit: EditDep,
-) -> JSONResponse:
-    environment, body = _env(rt, env), await request.body()  # capped by app.body_rules
-    written, flag = await _write(
-        rt, lambda s: service.patch_flag(s, rt.clock, environment, key, body, edit)
-    )
-    return _tagged(written, flag)
+def install(app: FastAPI, rt: Runtime) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """Mount the flag routers and put the flags' state on `app.state` (exposure recorder, serving
+    cache, change feed, who hears this process's flag-set writes); returns what the app's
+    lifespan enters to run them (and stop them)."""
+    settings = rt.settings
+    app.state.exposures = ExposureRecorder(rt.db, rt.clock, settings)
+    app.state.serving = ServingCache(settings.flag_change_poll_seconds)
+    app.state.change_feed = ChangeFeed()
+    # a write committed in this process: its answers and its streams move at once
+    app.state.flag_writes = FlagWrites(app.state.serving.forget, app.state.change_feed.poke)
+    for router in ROUTERS:
+        app.include_router(router)
 
-
-@router.delete(ENV + "/flags/{key}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_flag(
-    env: str,
-    key: str,
-    rt: RuntimeDep,
-    edit: EditDep,
-) -> Response:
-    with rt.db.session() as session:
-        written = service.delete_flag(session, rt.clock, _env(rt, env), key, edit)
-    return Response(status_code=204, headers={"ETag": written.etag})
-
-
-@router.post(ENV + "/flags/{key}/kill")
-def kill(
-    env: str,
-    key: str,
-    rt: RuntimeDep,
-    edit: EditDep,
-) -> JSONResponse:
-    with rt.db.session() as session:
-        written, flag = service.kill(session, rt.clock, _env(rt, env), key, edit)
-    return _tagged(written, flag)
-
-
-@router.post("/environments/{src}/promote/{dst}")
-def promote(
-    src: str,
-    dst: str,
-    rt: RuntimeDep,
-    edit: EditDep,
-    dry_run: bool = False,
-) -> PromotionOut:
-    source, target = _env(rt, src), _env(rt, dst)
-    with rt.db.session() as session:
-        return service.promote(session, rt.clock, source, target, edit, dry_run=dry_run)
-
-
-@router.get("/audit")
-def list_audit(
-    rt: RuntimeDep,
-    _: AdminDep,
-    env: str | None = None,
-    flag: str | None = None,
-    actor: str | None = None,
-    action: AuditAction | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
-) -> AuditPage:
-    if env is not None:
-        _env(rt, env)
-    where = service.AuditFilter(env, flag, actor, action, _utc(since), _utc(until))
-    with rt.db.read() as session:
-        return service.list_audit(session, where, limit=limit, cursor=cursor)
-
-
-@router.post("/flags/init")
-def init_template(
-    rt: RuntimeDep,
-    edit: EditDep,
-    template: str,
-    force: bool = False,
-) -> InitOut:
-    with rt.db.session() as session:
-        return service.init_template(
-            session, rt.clock, template, rt.settings.environments, edit, force=force
+    @asynccontextmanager
+    async def running() -> AsyncIterator[None]:
+        feed, serving, flag_writes = app.state.change_feed, app.state.serving, app.state.flag_writes
+        stop_hearing = flag_writes.attach(rt.db)
+        watcher = asyncio.create_task(
+            feed.watch(partial(read_changes, rt.db, serving), settings.flag_change_poll_seconds)
         )
+        await app.state.exposures.start()
+        try:
+            yield
+        finally:
+            await app.state.exposures.stop()  # writes what is still queued
+            stop_hearing()
+            feed.close()
+            watcher.cancel()
+
+    return running

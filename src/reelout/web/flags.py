@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reelout.flags.evaluator import FlagSet, Resolution, resolve
-from reelout.flags.serving import Served
+from reelout.flags.engine.evaluator import FlagSet, Resolution, resolve
+from reelout.flags.serving.cache import Served
 
 # The code defaults, used whenever a flag gives no value (missing, killed, broken, wrong type).
 # All off, because "flags off" must mean the seed's old behaviour: uploads as base64 JSON (the

@@ -18,7 +18,7 @@ from reelout.auth.deps import RuntimeDep, session_principal
 from reelout.auth.service import Principal
 from reelout.config import Settings
 from reelout.errors import Forbidden, Unauthorized
-from reelout.flags.serving import serving_cache
+from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.runtime import Runtime

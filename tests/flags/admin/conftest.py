@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reelout.flags.validation import schema_text
+from reelout.flags.engine.validation import schema_text
 from tests.conftest import LiveServer, make_settings, serve_in_thread
 
 FLAG_SET = """{

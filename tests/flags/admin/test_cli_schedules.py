@@ -15,8 +15,9 @@ from reelout import cli_common
 from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
 from reelout.clock import ManualClock
-from reelout.flags import schedule_jobs, service
-from reelout.flags.cli_schedules import register
+from reelout.flags.admin import service
+from reelout.flags.cli.schedules import register
+from reelout.flags.governance import jobs as schedule_jobs
 from reelout.jobs.registry import Registry
 from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime

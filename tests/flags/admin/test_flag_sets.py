@@ -130,7 +130,7 @@ def test_client_keys_and_anonymous_calls_are_refused(server: LiveServer) -> None
 
 
 def test_the_shipped_schema_is_the_published_one() -> None:
-    from reelout.flags.validation import schema_text
+    from reelout.flags.engine.validation import schema_text
 
     if SHARED_SCHEMA.exists():
         assert schema_text("flags.json") == SHARED_SCHEMA.read_text()

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from reelout.flags import schedule_jobs, schedules
+from reelout.flags.governance import jobs as schedule_jobs
+from reelout.flags.governance import schedules
 from reelout.jobs import service as jobs
 from reelout.jobs.registry import Registry
 from reelout.jobs.worker import Worker

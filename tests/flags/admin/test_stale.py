@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 
 from reelout.clock import ManualClock
 from reelout.flags import evaluate, parse_flag_set
-from reelout.flags.stale import ALL_EVALUATORS, evaluators_changed, one_variant, outcomes, refs
+from reelout.flags.engine.stale import (
+    ALL_EVALUATORS,
+    evaluators_changed,
+    one_variant,
+    outcomes,
+    refs,
+)
 from tests.conftest import make_settings, serve_in_thread
 from tests.flags.admin.conftest import put_set
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reelout.flags import evaluate, parse_flag_set, templates
-from reelout.flags.validation import faults
+from reelout.flags import evaluate, parse_flag_set
+from reelout.flags.engine import templates
+from reelout.flags.engine.validation import faults
 from tests.flags.admin.conftest import audit, put_set, validate_with_schema
 
 SEED = [

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reelout.errors import BadRequest
-from reelout.flags.service import diff, merge_patch, summary
-from reelout.flags.validation import InvalidFlagSet, check, faults, parse
+from reelout.flags.admin.service import diff, merge_patch, summary
+from reelout.flags.engine.validation import InvalidFlagSet, check, faults, parse
 
 BOOL = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
 

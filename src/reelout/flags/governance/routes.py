@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
-from reelout.flags import schedules, service, stale_report
-from reelout.flags.schemas import (
+from reelout.flags.admin import service
+from reelout.flags.governance import schedules, stale_report
+from reelout.flags.governance.schemas import (
     ScheduleIn,
     ScheduleOut,
     SchedulePage,
@@ -35,7 +36,7 @@ def _env(rt: Runtime, env: str) -> str:
 
 async def _schedule_in(request: Request) -> ScheduleIn:
     """The body, at most REELOUT_FLAG_SET_MAX_BYTES (it may carry a whole flag definition;
-    app.body_rules refuses a larger one before it is read)."""
+    flags.routes.body_rules refuses a larger one before it is read)."""
     body = await request.body()
     try:
         return ScheduleIn.model_validate_json(body or b"null")

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reelout.clock import Clock
-from reelout.flags import service, stale
-from reelout.flags.models import FlagAuditEntry, FlagAuditKey
-from reelout.flags.schemas import StaleFlagOut, StaleReport
+from reelout.flags.admin import service
+from reelout.flags.admin.models import FlagAuditEntry, FlagAuditKey
+from reelout.flags.engine import stale
+from reelout.flags.governance.schemas import StaleFlagOut, StaleReport
 
 Touch = tuple[datetime, int]
 """When a revision changed something, and its number."""

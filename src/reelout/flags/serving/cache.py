@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from reelout.auth import service as auth
 from reelout.auth.service import Principal
-from reelout.flags import service
-from reelout.flags.changes import Head
-from reelout.flags.evaluator import FlagSet, parse_flag_set
+from reelout.db.engine import Database
+from reelout.flags.admin import service
+from reelout.flags.admin.changes import Head, Reading
+from reelout.flags.engine.evaluator import FlagSet, parse_flag_set
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,21 @@ class ServingCache:
 
 
 def serving_cache(state: Any) -> ServingCache:
-    """The app's cache (`app.state.serving`, made by create_app)."""
+    """The app's cache (`app.state.serving`, made by `flags.routes.install`)."""
     cache: ServingCache = state.serving
     return cache
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def read_changes(db: Database, serving: ServingCache) -> Reading:
+    """What the flag change feed polls: every environment's head revision and the keys revoked
+    since the last poll; the serving cache takes them in before any stream hears of it."""
+    read_at = time.monotonic()
+    with db.read() as session:
+        heads = service.heads(session)
+        revocations = auth.revocations(session)
+        revoked = serving.refresh(session, heads, revocations, read_at)
+    return Reading(heads, revoked)

@@ -16,7 +16,7 @@ from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
 from reelout.cli_common import err_console, fail, runtime
 from reelout.errors import ReeloutError
-from reelout.flags import service
+from reelout.flags.admin import service
 from reelout.runtime import Runtime
 
 DEFAULT_ENV = "development"

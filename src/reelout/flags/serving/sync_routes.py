@@ -17,10 +17,10 @@ from starlette.types import Scope as AsgiScope
 from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
 from reelout.errors import ReeloutError, ServiceUnavailable
-from reelout.flags import service
-from reelout.flags.changes import ChangeFeed, FeedClosed, KeyRevoked
-from reelout.flags.deps import environment_key, presented_key
-from reelout.flags.streams import EVENTS_PATH, change_event, key_of_token, seen_revision
+from reelout.flags.admin import service
+from reelout.flags.admin.changes import ChangeFeed, FeedClosed, KeyRevoked
+from reelout.flags.serving.deps import environment_key, presented_key
+from reelout.flags.serving.streams import EVENTS_PATH, change_event, key_of_token, seen_revision
 from reelout.limits import PublicLimits, public_limits
 from reelout.ratelimit import Slot, spread
 from reelout.runtime import Runtime

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonpatch
-from sqlalchemy import Select, bindparam, event, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,10 +17,15 @@ from reelout.auth.service import Principal
 from reelout.clock import Clock
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
-from reelout.flags import templates, validation
-from reelout.flags.changes import Head
-from reelout.flags.models import FlagAuditEntry, FlagAuditKey, FlagEnvironment, FlagSetRevision
-from reelout.flags.schemas import (
+from reelout.flags.admin import writes
+from reelout.flags.admin.changes import Head
+from reelout.flags.admin.models import (
+    FlagAuditEntry,
+    FlagAuditKey,
+    FlagEnvironment,
+    FlagSetRevision,
+)
+from reelout.flags.admin.schemas import (
     AuditAction,
     AuditEntryOut,
     AuditPage,
@@ -33,6 +38,7 @@ from reelout.flags.schemas import (
     RevisionPage,
     WriteOut,
 )
+from reelout.flags.engine import templates, validation
 
 MAX_REASON_CHARS = 2000
 
@@ -301,19 +307,6 @@ def _audit(
     return entry
 
 
-WRITE_LISTENERS: list[Callable[[str], None]] = []
-"""Called in this process with an environment once a transaction that wrote its flag set has
-committed (the OFREP serving cache forgets it)."""
-
-
-def _announce_on_commit(session: Session, environment: str) -> None:
-    def announce(_: Session) -> None:
-        for listener in WRITE_LISTENERS:
-            listener(environment)
-
-    event.listen(session, "after_commit", announce, once=True)
-
-
 def _store(
     session: Session, clock: Clock, before: StoredFlagSet, text: str, edit: Edit, record: Record
 ) -> WriteOut:
@@ -334,7 +327,7 @@ def _store(
         reason=edit.reason,
     )
     session.add(revision)
-    _announce_on_commit(session, before.environment)
+    writes.mark(session, before.environment)
     patch = diff(old, new)
     entry = _audit(session, edit, record, revision, patch)
     for key in _touched(patch, old, new):

@@ -45,16 +45,16 @@ from typing import Any
 import cbor2
 import mmh3
 
-from reelout.flags import fractional as frac
-from reelout.flags.jsonlogic import (
+from reelout.flags.engine import fractional as frac
+from reelout.flags.engine.jsonlogic import (
     JsonLogic,
     UnknownOperationError,
     lookup,
     strict_equal,
     truthy,
 )
-from reelout.flags.jsonlogic import type_class as json_type
-from reelout.flags.semver import sem_ver
+from reelout.flags.engine.jsonlogic import type_class as json_type
+from reelout.flags.engine.semver import sem_ver
 
 GENERATION_KEY = "reelout.fractional"
 DEFAULT_GENERATION: frac.Generation = "v3"

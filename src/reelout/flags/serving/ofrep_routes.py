@@ -12,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from reelout.auth.service import Principal
-from reelout.flags import exposures, ofrep
-from reelout.flags.deps import environment_key, presented_key
-from reelout.flags.evaluator import resolve
-from reelout.flags.serving import Served, ServingCache, serving_cache
-from reelout.flags.streams import event_streams, token_period
+from reelout.flags.engine.evaluator import resolve
+from reelout.flags.exposures import service as exposures
+from reelout.flags.serving import ofrep
+from reelout.flags.serving.cache import Served, ServingCache, serving_cache
+from reelout.flags.serving.deps import environment_key, presented_key
+from reelout.flags.serving.streams import event_streams, token_period
 from reelout.limits import public_limits
 from reelout.runtime import Runtime
 

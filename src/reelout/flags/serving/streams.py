@@ -15,8 +15,8 @@ from sse_starlette import ServerSentEvent
 from reelout.auth import service as auth
 from reelout.auth.service import Principal
 from reelout.errors import Unauthorized
-from reelout.flags.changes import Head
-from reelout.flags.deps import environment_principal
+from reelout.flags.admin.changes import Head
+from reelout.flags.serving.deps import environment_principal
 from reelout.runtime import Runtime
 
 EVENTS_PATH = "/ofrep/v1/events"

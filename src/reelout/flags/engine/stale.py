@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from reelout.flags.schemas import StaleWhy
+
+class StaleWhy(StrEnum):
+    disabled = "disabled"
+    no_targeting = "no_targeting"
+    one_variant_targeting = "one_variant_targeting"
+
 
 DEFAULT = None
 """An outcome meaning "the targeting gave null": the flag serves its default variant."""

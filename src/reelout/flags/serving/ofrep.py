@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from reelout.flags.evaluator import ErrorCode, Resolution
+from reelout.flags.engine.evaluator import ErrorCode, Resolution
 
 # OFREP's evaluationFailure allows only these; anything else is reported as GENERAL.
 FAILURE_CODES = {"PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"}

@@ -16,8 +16,9 @@ from rich.text import Text
 
 from reelout.cli_common import console, err_console
 from reelout.errors import BadRequest, PayloadTooLarge, PreconditionFailed
-from reelout.flags import service, templates, validation
-from reelout.flags.cli_base import (
+from reelout.flags.admin import service
+from reelout.flags.admin.schemas import AuditEntryOut, DiffSummary, PromotionOut, WriteOut
+from reelout.flags.cli.base import (
     DEFAULT_ENV,
     AsJson,
     Env,
@@ -25,7 +26,7 @@ from reelout.flags.cli_base import (
     checked_environment,
     cli_principal,
 )
-from reelout.flags.schemas import AuditEntryOut, DiffSummary, PromotionOut, WriteOut
+from reelout.flags.engine import templates, validation
 from reelout.runtime import Runtime
 
 flags_app = typer.Typer(

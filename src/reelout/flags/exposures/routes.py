@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep, RuntimeDep
 from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError
-from reelout.flags import exposures, service
-from reelout.flags.deps import environment_key
-from reelout.flags.exposures import MAX_KEY_CHARS
+from reelout.flags.admin import service
+from reelout.flags.exposures import service as exposures
+from reelout.flags.exposures.service import MAX_KEY_CHARS
+from reelout.flags.serving.deps import environment_key
 from reelout.limits import public_limits
 from reelout.runtime import Runtime
 
@@ -112,7 +113,7 @@ async def report_exposures(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
     environment, key_id = await run_in_threadpool(_reporter, rt, request)
     public_limits(request.app.state).check(request, key_id)
-    # app.body_rules caps the body at REELOUT_EXPOSURE_MAX_BATCH * BYTES_PER_EXPOSURE
+    # flags.routes.body_rules caps the body at REELOUT_EXPOSURE_MAX_BATCH * BYTES_PER_EXPOSURE
     batch = _batch(await request.body(), rt.settings.exposure_max_batch)
     seen = [(e.flag, e.targeting_key, e.variant) for e in batch]
     dropped = exposures.recorder(request.app.state).record(environment, seen)

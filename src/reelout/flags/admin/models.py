@@ -1,16 +1,13 @@
-"""Tables of the flag admin: each environment's head, its flag-set revisions, the audit log,
-the exposure log and scheduled changes."""
+"""Tables of the flag admin: each environment's head, its flag-set revisions and the audit log."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import (
-    Date,
     ForeignKey,
     Index,
     Integer,
-    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -73,48 +70,3 @@ class FlagAuditKey(Base):
 
     audit_id: Mapped[int] = mapped_column(ForeignKey("flag_audit.id"), primary_key=True)
     flag_key: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
-
-
-class FlagExposure(Base):
-    """The exposure log: a targeting key saw a variant of a flag on a UTC day (one row a day)."""
-
-    __tablename__ = "flag_exposures"
-    __table_args__ = (
-        # day first: the retention purge and a user's variants on a day read it; the counts per
-        # flag read the index. Two B-trees a row, on the table every new user writes to.
-        PrimaryKeyConstraint("day", "environment", "flag_key", "targeting_key", "variant"),
-        Index(
-            "ix_flag_exposures_counts", "environment", "flag_key", "day", "variant", "targeting_key"
-        ),
-    )
-
-    environment: Mapped[str] = mapped_column(String(64))
-    day: Mapped[date] = mapped_column(Date)
-    flag_key: Mapped[str] = mapped_column(String(255))
-    targeting_key: Mapped[str] = mapped_column(String(255))
-    variant: Mapped[str] = mapped_column(String(255))
-    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class FlagSchedule(Base):
-    """A flag change to apply at a time: pending until its job applies it (or it is canceled)."""
-
-    __tablename__ = "flag_schedules"
-    __table_args__ = (Index("ix_flag_schedules_env_status", "environment", "status", "apply_at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    environment: Mapped[str] = mapped_column(String(64))
-    flag_key: Mapped[str] = mapped_column(String(255))
-    action: Mapped[str] = mapped_column(String(16))  # kill, put, patch, delete
-    payload: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: definition or patch
-    apply_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[str] = mapped_column(String(16))  # pending, applied, failed, canceled
-    scheduled_by: Mapped[str] = mapped_column(String(200))
-    scheduled_by_key_id: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -16,16 +16,16 @@ from reelout.auth.service import Principal
 from reelout.clock import Clock
 from reelout.db.engine import Database
 from reelout.errors import BadRequest, Conflict, NotFound, ReeloutError
-from reelout.flags import service
-from reelout.flags.models import FlagSchedule
-from reelout.flags.schemas import (
+from reelout.flags.admin import service
+from reelout.flags.admin.schemas import WriteOut
+from reelout.flags.governance.models import FlagSchedule
+from reelout.flags.governance.schemas import (
     ScheduleAction,
     ScheduleError,
     ScheduleIn,
     ScheduleOut,
     SchedulePage,
     ScheduleStatus,
-    WriteOut,
 )
 from reelout.jobs import service as jobs
 

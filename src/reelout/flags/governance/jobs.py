@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from reelout.flags import schedules
+from reelout.flags.governance import schedules
 from reelout.jobs.registry import JobContext, Registry
 from reelout.jobs.service import DeadJob
 from reelout.runtime import Runtime

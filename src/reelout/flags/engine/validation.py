@@ -17,7 +17,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
 from reelout.errors import BadRequest
-from reelout.flags.evaluator import FlagSetError, parse_flag_set
+from reelout.flags.engine.evaluator import FlagSetError, parse_flag_set
 
 SCHEMA_FILES = ("flags.json", "targeting.json")
 
@@ -42,7 +42,7 @@ class InvalidFlagSet(BadRequest):
 
 def schema_text(name: str) -> str:
     """One of the shipped flagd schema files, as published."""
-    return resources.files("reelout.flags").joinpath("schema", name).read_text("utf-8")
+    return resources.files("reelout.flags.engine").joinpath("schema", name).read_text("utf-8")
 
 
 @cache

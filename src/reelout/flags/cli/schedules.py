@@ -16,8 +16,7 @@ from rich.table import Table
 
 from reelout.cli_common import console
 from reelout.errors import BadRequest
-from reelout.flags import schedules, stale_report, validation
-from reelout.flags.cli_base import (
+from reelout.flags.cli.base import (
     DEFAULT_ENV,
     AsJson,
     Env,
@@ -25,7 +24,9 @@ from reelout.flags.cli_base import (
     checked_environment,
     cli_principal,
 )
-from reelout.flags.schemas import ScheduleAction, ScheduleIn, ScheduleOut, ScheduleStatus
+from reelout.flags.engine import validation
+from reelout.flags.governance import schedules, stale_report
+from reelout.flags.governance.schemas import ScheduleAction, ScheduleIn, ScheduleOut, ScheduleStatus
 
 
 def register(flags_app: typer.Typer) -> None:

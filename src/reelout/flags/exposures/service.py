@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.engine import Database
-from reelout.flags.evaluator import Resolution
-from reelout.flags.models import FlagExposure
+from reelout.flags.engine.evaluator import Resolution
+from reelout.flags.exposures.models import FlagExposure
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class ExposureRecorder:
 
 
 def recorder(app_state: Any) -> ExposureRecorder:
-    """The app's recorder (create_app puts one on `app.state.exposures`)."""
+    """The app's recorder (`flags.routes.install` puts one on `app.state.exposures`)."""
     found: ExposureRecorder = app_state.exposures
     return found
 

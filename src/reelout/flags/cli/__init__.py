@@ -1,0 +1,1 @@
+"""`reelout flags`: the flag admin, schedules and stale report on the command line."""
