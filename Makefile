@@ -43,6 +43,7 @@ run: $(STAMP) web
 test: $(STAMP) node web
 	$(BIN)/ruff check src tests docs/hooks.py $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(MKDOCS) build --quiet
 	$(BIN)/pytest -n 2 --dist loadgroup
 

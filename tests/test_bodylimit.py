@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reelout.bodylimit import too_deep
+from reelout.jsondepth import too_deep
 from tests.conftest import LiveServer, make_settings, serve_in_thread
 
 KiB = 1024

@@ -2,25 +2,20 @@
 
 Hand-written ASGI middleware: the size must be refused before the body is read (Content-Length,
 then counting while it streams, chunked too) and the depth before any parser recurses; routes
-that stream uploads are left to their own limits. The depth scan drops strings with one regular
-expression and counts brackets in what is left; a body with fewer brackets than the limit (every
-OFREP request) is not scanned at all.
+that stream uploads are left to their own limits. The depth is measured by `jsondepth`, before
+any parser runs.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
-_BRACKETS = b"[]{}"
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
-_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+from reelout.jsondepth import too_deep, too_deep_message
+
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 
@@ -32,14 +27,6 @@ class Limit:
     max_bytes: int
     setting: str
     code: str = "BODY_TOO_LARGE"
-
-
-def too_deep(raw: bytes, max_depth: int) -> bool:
-    """Whether JSON text nests arrays and objects more than `max_depth` levels (pure)."""
-    if raw.count(b"[") + raw.count(b"{") <= max_depth:
-        return False
-    skeleton = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    return max(accumulate(_STEP[b] for b in skeleton), default=0) > max_depth
 
 
 class BodyLimits:
@@ -134,14 +121,6 @@ def _too_large(limit: Limit) -> JSONResponse:
         {"code": limit.code, "message": message},
         status_code=413,
         headers={"Connection": "close"},
-    )
-
-
-def too_deep_message(max_depth: int) -> str:
-    """What a person is told about a body refused with `JSON_TOO_DEEP`."""
-    return (
-        f"the JSON body nests arrays and objects more than {max_depth} levels deep "
-        "(REELOUT_JSON_MAX_DEPTH); send a flatter document"
     )
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from reelout.app import create_app
 from reelout.auth.secret import SecretKeyError
+from reelout.auth.session_cookies import COOKIE
 from reelout.clock import ManualClock
 from reelout.config import Settings
-from reelout.web.session import COOKIE
 from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
 
 ORDERS = "/api/v1/orders/CS-1/inbound/videos"

@@ -11,9 +11,9 @@ import pytest
 
 from reelout.app import create_app, prepare
 from reelout.auth.service import authenticate
+from reelout.auth.session_cookies import SessionCodec, csrf_matches
 from reelout.clock import ManualClock
 from reelout.web.routes import LIBRARIES, VENDOR_DIR, libraries
-from reelout.web.session import SessionCodec, csrf_matches
 from tests.conftest import ADMIN_TOKEN, make_settings, start_runtime, start_uvicorn
 
 

@@ -9,9 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from reelout.auth import service, sessions
 from reelout.auth.service import Principal
+from reelout.auth.session_cookies import COOKIE, CSRF_HEADER, ConsoleSession, SessionCodec
 from reelout.errors import Forbidden, Unauthorized
 from reelout.runtime import Runtime
-from reelout.web.session import COOKIE, CSRF_HEADER, ConsoleSession, SessionCodec
 
 
 def runtime(request: Request) -> Runtime:

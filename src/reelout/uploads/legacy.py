@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from reelout.bodylimit import too_deep, too_deep_message
+from reelout.jsondepth import too_deep, too_deep_message
 
 FIELD = "file_base64"
 _KEY = re.compile(rb'"file_base64"\s*:\s*"')

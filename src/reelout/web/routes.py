@@ -16,15 +16,7 @@ from reelout import __version__
 from reelout.auth import service as auth_service
 from reelout.auth.deps import RuntimeDep, session_principal
 from reelout.auth.service import Principal
-from reelout.config import Settings
-from reelout.errors import Forbidden, Unauthorized
-from reelout.flags.serving.cache import serving_cache
-from reelout.limits import public_limits
-from reelout.media.schemas import Stage
-from reelout.runtime import Runtime
-from reelout.urls import base_url
-from reelout.web.flags import upload_flags
-from reelout.web.session import (
+from reelout.auth.session_cookies import (
     COOKIE,
     CSRF_HEADER,
     ConsoleSession,
@@ -33,6 +25,14 @@ from reelout.web.session import (
     csrf_matches,
     secure_cookie,
 )
+from reelout.config import Settings
+from reelout.errors import Forbidden, Unauthorized
+from reelout.flags.serving.cache import serving_cache
+from reelout.limits import public_limits
+from reelout.media.schemas import Stage
+from reelout.runtime import Runtime
+from reelout.urls import base_url
+from reelout.web.flags import upload_flags
 
 PREFIX = "/console"
 HERE = Path(__file__).parent
