@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.uploads.test_nginx import proxied
 
 __all__ = ["proxied"]

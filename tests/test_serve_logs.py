@@ -11,7 +11,7 @@ import pytest
 from rich.logging import RichHandler
 
 from reelout import logs
-from tests.conftest import ServerProcess, StartServer
+from tests.support.live import ServerProcess, StartServer
 
 PLAIN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR|DEBUG) +\S+: ")
 ACCESS = '"GET /healthz?probe=1 HTTP/1.1" 200'

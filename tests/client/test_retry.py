@@ -16,7 +16,8 @@ from starlette.types import Receive, Scope, Send
 from reelout.client import UploadResult, upload
 from reelout.client.state import UrlStore
 from tests.client.conftest import MakeSource, MiB, assert_stored
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port
+from tests.support.live import LiveServer, free_port
+from tests.support.settings import ADMIN_TOKEN
 
 CHUNK = 256 * 1024
 HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}

@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 from reelout import cli_common
 from reelout.cli import app
 from reelout.flags.templates import SEED_FLAGS
-from tests.conftest import ADMIN_TOKEN, make_settings, serve_in_thread
+from tests.support.live import serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 Flags = Callable[..., Result]
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
 
 FLAGS = {
     "flags": {

@@ -20,8 +20,9 @@ import pytest
 
 from reelout.clock import ManualClock
 from reelout.flags.evaluator import ErrorCode, Reason, Resolution, fits
-from tests.conftest import LiveServer, make_settings, serve_in_thread
-from tests.flags.testbed import NOW, TESTBED, TYPES, Case, Run, cases, run_case
+from tests.support.flagd_testbed import NOW, TESTBED, TYPES, Case, Run, cases, run_case
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
 
 SETS = ("evaluator", "provider", "selector")
 FLAG_STEP = re.compile(r'a \w+-flag with key "(.*)" and a (?:default|fallback) value')

@@ -17,9 +17,10 @@ import uvicorn
 
 from reelout.app import create_app
 from reelout.clock import ManualClock
-from tests.conftest import LiveServer, free_port, make_settings, serve_in_thread
-from tests.flags.sse import EventStream
 from tests.flags.test_streams import bulk, new_key, put_flags, stream_url
+from tests.support.live import LiveServer, free_port, serve_in_thread
+from tests.support.settings import make_settings
+from tests.support.sse import EventStream
 
 EVENTS = "/ofrep/v1/events"
 

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, make_settings, serve_in_thread
-from tests.flags.sse import EventStream
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
+from tests.support.sse import EventStream
 
 FLAGS = {
     "flags": {

@@ -19,15 +19,6 @@ HERE = Path(__file__).resolve().parent
 WORKER_SCRIPT = HERE / "jobs_worker_proc.py"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    """Poll (briefly) until `predicate()` holds; fail the test after `timeout` real seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
-
-
 def job(rt: Runtime, job_id: int) -> service.JobInfo:
     with rt.db.session() as session:
         info = service.get_job(session, job_id)

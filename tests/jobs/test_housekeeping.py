@@ -8,7 +8,8 @@ from pathlib import Path
 from reelout.clock import ManualClock
 from reelout.jobs import service
 from reelout.jobs.models import Job
-from tests.conftest import make_settings, serve_in_thread, start_runtime
+from tests.support.live import serve_in_thread
+from tests.support.settings import make_settings, start_runtime
 
 T = {"Tus-Resumable": "1.0.0"}
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, StartServer
 from tests.media.clips import Clips
+from tests.support.live import StartServer
+from tests.support.settings import ADMIN_TOKEN
 
 
 def wait_ready(api: httpx.Client, uid: str, timeout: float = 60) -> dict[str, object]:

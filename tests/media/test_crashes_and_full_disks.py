@@ -30,9 +30,10 @@ from reelout.media.ffmpeg import RunLimits
 from reelout.media.pipeline import check_written_whole, child_ledger, out_of_space_raised
 from reelout.media.sandbox import Sandbox
 from reelout.tasks import build_registry
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
 
 TOOLS = ffmpeg_runner.find_tools()
 LEASE = 60.0  # the default job lease; the clock jumps past it for the retry

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ from reelout.jobs.worker import Worker
 from reelout.media import playlists
 from reelout.tasks import build_registry
 from reelout.webhooks import signing
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.media.clips import Clips, ffmpeg, picture, tone
+from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.settings import make_settings
 from tests.webhooks.receiver import Receiver
 
 FFPROBE = "ffprobe"
@@ -79,11 +80,7 @@ def make_long(folder: Path) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path_factory.mktemp("pipeline")))
-    yield live
-    live.stop()
+server = live_server_fixture(scope="module", folder="pipeline")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,14 +19,8 @@ from reelout.runtime import Runtime
 from reelout.uploads.jobs import REAP_JOB
 from reelout.uploads.jobs import reap_expired as reaper_job
 from reelout.webhooks.models import WebhookEvent
-from tests.conftest import (
-    ADMIN_TOKEN,
-    LiveServer,
-    StartServer,
-    make_settings,
-    serve_in_thread,
-    start_runtime,
-)
+from tests.support.live import LiveServer, StartServer, live_server_fixture
+from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 from tests.uploads.test_tus_crash import RawRequest
 
 MiB = 1024 * 1024
@@ -89,12 +83,7 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str, clock: ManualClock) -> Iterator[LiveServer]:
-    settings = make_settings(tmp_path, database_url=database_url, upload_abandon_seconds=ABANDON)
-    live = serve_in_thread(settings, clock)
-    yield live
-    live.stop()
+server = live_server_fixture(per_database=True, manual_clock=True, upload_abandon_seconds=ABANDON)
 
 
 def test_a_direct_upload_cut_mid_body_leaves_nothing(server: LiveServer) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from reelout.uploads.service import link_lock_key
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.settings import make_settings
 from tests.uploads.test_tus_crash import RawRequest
 
 T = {"Tus-Resumable": "1.0.0"}
@@ -20,11 +20,7 @@ PARTIAL = {"Upload-Concat": "partial"}
 DEFER = {"Upload-Defer-Length": "1"}
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path, database_url=database_url, tus_max_partials=3))
-    yield live
-    live.stop()
+server = live_server_fixture(per_database=True, tus_max_partials=3)
 
 
 def link(server: LiveServer, max_bytes: int = 100) -> httpx.Client:

@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from reelout.config import Settings
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings, serve_in_thread
 from tests.media.clips import Clips
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.live import LiveServer, free_port, serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "reelout.conf"
 T = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {ADMIN_TOKEN}"}

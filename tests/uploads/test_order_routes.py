@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
 
 T = {"Tus-Resumable": "1.0.0"}
 

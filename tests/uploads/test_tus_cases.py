@@ -12,18 +12,15 @@ import pytest
 
 from reelout.clock import ManualClock
 from reelout.uploads.service import TusService
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    """Every case runs on SQLite and on PostgreSQL."""
-    server = serve_in_thread(make_settings(tmp_path, database_url=database_url))
-    yield server
-    server.stop()
+# every case runs on SQLite and on PostgreSQL
+live_server = live_server_fixture(name="live_server", per_database=True)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, StartServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, StartServer, serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 MiB = 1024 * 1024
 T = {"Tus-Resumable": "1.0.0"}

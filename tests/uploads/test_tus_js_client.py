@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.support.live import LiveServer
+from tests.support.settings import ADMIN_TOKEN
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

@@ -11,18 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from reelout.config import Settings
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.web.test_login import login, new_key
 
 FLAGS = "/console/api/flags"
 DEV = "/api/v1/environments/development"
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path, database_url=database_url))
-    yield live
-    live.stop()
+server = live_server_fixture(per_database=True)
 
 
 @pytest.fixture

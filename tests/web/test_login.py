@@ -15,18 +15,15 @@ from reelout.auth.secret import SecretKeyError
 from reelout.clock import ManualClock
 from reelout.config import Settings
 from reelout.web.session import COOKIE
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 ORDERS = "/api/v1/orders/CS-1/inbound/videos"
 SECRET_S = "Zr4kV9pWq2NcX7bLm3TfHy8JdGs6Ea5U"
 SECRET_T = "Pw8bT3nKz6QrY2mVx9LcJf4HgDs7Ua5E"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path_factory.mktemp("login")))
-    yield live
-    live.stop()
+server = live_server_fixture(scope="module", folder="login")
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from reelout.auth.service import authenticate
 from reelout.clock import ManualClock
 from reelout.web.routes import LIBRARIES, VENDOR_DIR, libraries
 from reelout.web.session import SessionCodec, csrf_matches
-from tests.conftest import ADMIN_TOKEN, make_settings, start_runtime, start_uvicorn
+from tests.support.live import start_uvicorn
+from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 
 
 class Serve(Protocol):

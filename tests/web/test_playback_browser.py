@@ -15,7 +15,7 @@ import m3u8
 import pytest
 from playwright.sync_api import Browser, Route
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.web.conftest import READY_TIMEOUT_MS, Clips, Console, open_console
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]

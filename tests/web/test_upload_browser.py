@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser
 
 from reelout.app import create_app
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, start_uvicorn
+from tests.support.live import LiveServer, start_uvicorn
+from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.web.conftest import (
     Clips,
     Console,

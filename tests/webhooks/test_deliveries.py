@@ -19,7 +19,8 @@ from reelout.tasks import build_registry
 from reelout.webhooks import service
 from reelout.webhooks.models import WebhookAttempt, WebhookEvent
 from reelout.webhooks.signing import verify
-from tests.conftest import LiveServer, free_port, make_settings, serve_in_thread
+from tests.support.live import LiveServer, free_port, serve_in_thread
+from tests.support.settings import make_settings
 from tests.webhooks.conftest import LOOPBACK, StartLive, deliveries, emit, run_jobs, subscribe
 from tests.webhooks.receiver import Receiver, Reply
 

@@ -20,8 +20,8 @@ from reelout.flags.cli_schedules import register
 from reelout.jobs.registry import Registry
 from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
-from tests.conftest import ADMIN_TOKEN, make_settings, start_runtime
 from tests.flags.admin.conftest import FLAG_SET
+from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 
 runner = CliRunner()
 WRITER = Principal("test-key", "release-manager", Scope.admin, None)

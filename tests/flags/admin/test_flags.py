@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.flags.admin.conftest import FLAG_SET, audit, put_set, validate_with_schema
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
 
 FLAG = "/api/v1/environments/development/flags"
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 
 from reelout.clock import ManualClock
-from tests.conftest import make_settings, serve_in_thread
 from tests.flags.admin.conftest import FLAG_SET, audit, put_set
+from tests.support.live import serve_in_thread
+from tests.support.settings import make_settings
 
 ENVS = "/api/v1/environments"
 

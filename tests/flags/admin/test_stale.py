@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from reelout.clock import ManualClock
 from reelout.flags import evaluate, parse_flag_set
 from reelout.flags.stale import ALL_EVALUATORS, evaluators_changed, one_variant, outcomes, refs
-from tests.conftest import make_settings, serve_in_thread
 from tests.flags.admin.conftest import put_set
+from tests.support.live import serve_in_thread
+from tests.support.settings import make_settings
 
 ENVS = "/api/v1/environments"
 DAY = 86400
