@@ -20,8 +20,8 @@ from reelout.uploads.jobs import REAP_JOB
 from reelout.uploads.jobs import reap_expired as reaper_job
 from reelout.webhooks.models import WebhookEvent
 from tests.support.live import LiveServer, StartServer, live_server_fixture
+from tests.support.raw_http import RawRequest
 from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
-from tests.uploads.test_tus_crash import RawRequest
 
 MiB = 1024 * 1024
 ABANDON = 300

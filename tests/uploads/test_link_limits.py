@@ -11,8 +11,8 @@ import httpx
 
 from reelout.uploads.service import link_lock_key
 from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.raw_http import RawRequest
 from tests.support.settings import make_settings
-from tests.uploads.test_tus_crash import RawRequest
 
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
