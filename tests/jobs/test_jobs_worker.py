@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 import types
 from datetime import timedelta
 from pathlib import Path
@@ -319,10 +318,12 @@ def test_embedded_worker_starts_and_stops_from_async_code(rt: Runtime, clock: Ma
         assert not thread.is_alive()
         await embedded.stop()  # idempotent
 
+    before = {t for t in threading.enumerate() if t.name.startswith("reelout-")}
     anyio.run(lifespan)
-    add_job(rt, "test.ok")
-    time.sleep(0.1)
-    assert not _all_done(rt, "test.ok", 7)  # stopped means stopped
+    started = {t for t in threading.enumerate() if t.name.startswith("reelout-")} - before
+    assert not [t.name for t in started if t.is_alive()], "a worker thread outlived stop()"
+    late = add_job(rt, "test.ok")
+    assert job(rt, late).state == "queued"  # stopped means stopped: nothing is left to run it
 
 
 def test_build_registry_registers_domain_modules_and_skips_missing_ones(

@@ -13,6 +13,8 @@ import pytest
 
 from tests.support.live import LiveServer, serve_in_thread
 from tests.support.settings import make_settings
+from tests.support.sockets import read_by_peer
+from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
 
@@ -185,21 +187,19 @@ def test_admin_tus_upload_names_its_order_stage_in_metadata(api: httpx.Client) -
 
 def test_a_dropped_direct_upload_leaves_nothing(live_server: LiveServer, api: httpx.Client) -> None:
     import socket
-    import time
 
     host, port = live_server.url.removeprefix("http://").split(":")
+    media = live_server.runtime.settings.data_dir / "media"
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
             b"POST /api/v1/orders/X-1/inbound/videos HTTP/1.1\r\nHost: x\r\n"
             b"Authorization: Bearer " + live_server_token(api) + b"\r\n"
             b"Content-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n" + b"v" * 300_000
         )
-        time.sleep(0.3)
-    deadline = time.monotonic() + 5
-    media = live_server.runtime.settings.data_dir / "media"
-    while any(media.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(media.iterdir()), "the half-received original was removed"
+        # the server made the video, opened its original and read every byte sent
+        wait_until(lambda: any(media.glob("*/original")) and read_by_peer(sock), 10,
+                   "the server to receive the start of the body")  # fmt: skip
+    wait_until(lambda: not any(media.iterdir()), 10, "the half-received original to be removed")
     assert api.get("/api/v1/orders/X-1/inbound/videos").json()["videos"] == []
 
 
