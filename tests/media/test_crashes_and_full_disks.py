@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,19 +34,10 @@ from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.media.test_pipeline import run_jobs, upload
 from tests.support.live import LiveServer, serve_in_thread
 from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 TOOLS = ffmpeg_runner.find_tools()
 LEASE = 60.0  # the default job lease; the clock jumps past it for the retry
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def gone(pid: int) -> bool:
@@ -114,13 +105,13 @@ def test_a_killed_worker_leaves_no_ffmpeg_and_the_retry_starts_fresh(
     encoder: psutil.Process | None = None
     try:
         parent = psutil.Process(proc.pid)
-        found = wait_for(lambda: encoder_of(parent) or proc.poll() is not None, "the encode")
+        found = wait_until(lambda: encoder_of(parent) or proc.poll() is not None, 60, "the encode")
         assert isinstance(found, psutil.Process), log.read_text()
         encoder = found
         (killed_scratch,) = scratch_folders(live, uid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        wait_for(lambda: gone(encoder.pid), "ffmpeg to die with its worker", timeout=30)
+        wait_until(lambda: gone(encoder.pid), 30, "ffmpeg to die with its worker")
     finally:
         proc.kill()
         if encoder is not None and not gone(encoder.pid):

@@ -25,6 +25,7 @@ from reelout.webhooks import signing
 from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
 from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 from tests.webhooks.receiver import Receiver
 
 FFPROBE = "ffprobe"
@@ -598,7 +599,6 @@ def test_stopping_the_worker_kills_the_encode_and_gives_the_job_back(
     server: LiveServer, tmp_path: Path
 ) -> None:
     import threading
-    import time
 
     import psutil
 
@@ -612,10 +612,11 @@ def test_stopping_the_worker_kills_the_encode_and_gives_the_job_back(
         stop = threading.Event()
         thread = threading.Thread(target=worker.run_forever, args=(stop,))
         thread.start()
-        deadline = time.monotonic() + 30
-        while api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] != "processing":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(
+            lambda: api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "processing",
+            30,
+            "the video to be processing",
+        )
         stop.set()
         thread.join(30)
         assert not thread.is_alive()

@@ -56,10 +56,13 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def start_uvicorn(app: ASGIApp) -> tuple[uvicorn.Server, threading.Thread, int]:
-    """Run an ASGI app on a free loopback port in a thread; returns once it accepts requests."""
+def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Run an ASGI app on a free loopback port in a thread; returns once it accepts requests.
+
+    `options` go to uvicorn.Config (e.g. `proxy_headers=False`, `lifespan="off"`)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    options = {"log_level": "warning", "lifespan": "on", **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +12,7 @@ from reelout.uploads.service import link_lock_key
 from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
 from tests.support.raw_http import RawRequest
 from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
@@ -161,10 +161,12 @@ def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path)
                 live.url, "PATCH", url, {**headers, "Upload-Offset": "0", "Content-Length": "50"}
             )
             writer.send(b"x" * 30)
-            deadline = time.monotonic() + 10
-            while not live.runtime.locker.is_held(link_lock_key(uid)):
-                assert time.monotonic() < deadline, "the PATCH never took the link's lock"
-                time.sleep(0.01)
+            wait_until(
+                lambda: live.runtime.locker.is_held(link_lock_key(uid)),
+                10,
+                "the PATCH to take the link's lock",
+                interval=0.01,
+            )
             busy = create(phone, **PARTIAL, **{"Upload-Length": "60"})
             assert (busy.status_code, busy.json()["code"]) == (423, "UPLOAD_LOCKED")
             writer.send(b"x" * 20)

@@ -14,6 +14,7 @@ from reelout.clock import ManualClock
 from reelout.uploads.service import TusService
 from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
 from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
@@ -387,7 +388,6 @@ def test_a_stranger_cannot_interrupt_a_busy_upload(
     live_server: LiveServer, tus: httpx.Client
 ) -> None:
     import threading
-    import time
 
     url = create(tus, 10)
     release = threading.Event()
@@ -405,9 +405,7 @@ def test_a_stranger_cannot_interrupt_a_busy_upload(
     thread = threading.Thread(target=writer)
     thread.start()
     upload_id = url.rsplit("/", 1)[-1]
-    deadline = time.monotonic() + 5
-    while not live_server.runtime.locker.is_held(upload_id) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: live_server.runtime.locker.is_held(upload_id), 5, "the writer's lock")
     with live_server.client(token="rlo_admin_not-a-key") as stranger:
         assert stranger.head(url, headers=T).status_code == 401
     assert live_server.runtime.locker.is_held(upload_id), "the writer was not disturbed"
