@@ -16,7 +16,7 @@ import pytest
 from reelout.app import create_app
 from reelout.clock import ManualClock
 from tests.flags.test_streams import bulk, new_key, put_flags, stream_url
-from tests.support.live import LiveServer, serve_in_thread, start_uvicorn
+from tests.support.live import LiveServer, serving, start_uvicorn
 from tests.support.settings import make_settings
 from tests.support.sse import EventStream
 
@@ -29,10 +29,9 @@ def clock() -> ManualClock:
 
 
 def serve(tmp_path: Path, clock: ManualClock, **settings: Any) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path, **settings), clock)
-    put_flags(live)
-    yield live
-    live.stop()
+    with serving(make_settings(tmp_path, **settings), clock) as live:
+        put_flags(live)
+        yield live
 
 
 @pytest.fixture

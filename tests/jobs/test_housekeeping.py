@@ -7,7 +7,7 @@ from pathlib import Path
 from reelout.clock import ManualClock
 from reelout.jobs import service
 from reelout.jobs.models import Job
-from tests.support.live import serve_in_thread
+from tests.support.live import serving
 from tests.support.settings import make_settings, start_runtime
 from tests.support.waiting import wait_until
 
@@ -22,16 +22,12 @@ def test_serve_reaps_expired_uploads_on_its_own(tmp_path: Path) -> None:
         tus_expiration_seconds=1,
         job_poll_seconds=0.1,
     )
-    server = serve_in_thread(settings)
-    try:
-        with server.client() as client:
-            url = client.post("/files/", headers={**T, "Upload-Length": "10"}).headers["Location"]
-            upload_id = url.rsplit("/", 1)[-1]
-            store = server.runtime.upload_store
-            wait_until(lambda: not store.exists(upload_id), 15, "the reaper to remove the upload")
-            assert client.head(url, headers=T).status_code == 404
-    finally:
-        server.stop()
+    with serving(settings) as server, server.client() as client:
+        url = client.post("/files/", headers={**T, "Upload-Length": "10"}).headers["Location"]
+        upload_id = url.rsplit("/", 1)[-1]
+        store = server.runtime.upload_store
+        wait_until(lambda: not store.exists(upload_id), 15, "the reaper to remove the upload")
+        assert client.head(url, headers=T).status_code == 404
 
 
 def test_finished_jobs_are_pruned_after_the_retention(tmp_path: Path, database_url: str) -> None:

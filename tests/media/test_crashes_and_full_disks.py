@@ -32,7 +32,7 @@ from reelout.media.sandbox import Sandbox
 from reelout.tasks import build_registry
 from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.media.test_pipeline import run_jobs, upload
-from tests.support.live import LiveServer, serve_in_thread
+from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 
@@ -63,9 +63,8 @@ def real_clock() -> ManualClock:
 
 @pytest.fixture
 def live(tmp_path: Path, real_clock: ManualClock) -> Iterator[LiveServer]:
-    server = serve_in_thread(make_settings(tmp_path), real_clock)
-    yield server
-    server.stop()
+    with serving(make_settings(tmp_path), real_clock) as server:
+        yield server
 
 
 def scratch_folders(live: LiveServer, uid: str) -> list[Path]:
@@ -182,9 +181,8 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
     tmp_path: Path, clips: Clips
 ) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock)
-    rt = live.runtime
-    try:
+    with serving(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock) as live:
+        rt = live.runtime
         with live.client() as api:
             uid = upload(api, clips("p540"))
             run_jobs(live)
@@ -206,22 +204,19 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
             clock.advance(3600)
             run_jobs(live)
             assert api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "ready"
-    finally:
-        live.stop()
 
 
 def test_a_disk_full_on_every_attempt_ends_in_err_no_space(tmp_path: Path, clips: Clips) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock)
-    try:
-        with live.client() as api:
-            uid = upload(api, clips("tiny"))
-            for _ in range(3):
-                run_jobs(live)
-                clock.advance(3600)
-            status = api.get(f"/api/v1/videos/{uid}").json()["status"]
-    finally:
-        live.stop()
+    with (
+        serving(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock) as live,
+        live.client() as api,
+    ):
+        uid = upload(api, clips("tiny"))
+        for _ in range(3):
+            run_jobs(live)
+            clock.advance(3600)
+        status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_NO_SPACE")
     assert (
         "disk was full" in status["error_text"] and "written only in part" in status["error_text"]

@@ -23,7 +23,7 @@ from reelout.media import playlists
 from reelout.tasks import build_registry
 from reelout.webhooks import signing
 from tests.media.clips import Clips, ffmpeg, picture, tone
-from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serve_in_thread, serving
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from tests.webhooks.receiver import Receiver
@@ -447,15 +447,11 @@ def test_a_zero_byte_tus_upload_is_not_a_video(server: LiveServer) -> None:
 
 
 def process_with(tmp_path: Path, clip: Path, **settings: object) -> dict[str, Any]:
-    live = serve_in_thread(make_settings(tmp_path, **settings))
-    try:
-        with live.client() as api:
-            uid = upload(api, clip)
-            run_jobs(live)
-            video: dict[str, Any] = api.get(f"/api/v1/videos/{uid}").json()
-            return video
-    finally:
-        live.stop()
+    with serving(make_settings(tmp_path, **settings)) as live, live.client() as api:
+        uid = upload(api, clip)
+        run_jobs(live)
+        video: dict[str, Any] = api.get(f"/api/v1/videos/{uid}").json()
+        return video
 
 
 @pytest.mark.parametrize(
@@ -508,26 +504,21 @@ def test_progress_only_rises_on_the_way_to_ready(server: LiveServer, tmp_path: P
 
 def test_the_third_unexpected_failure_ends_in_error(tmp_path: Path, clips: Clips) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path), clock)
-    try:
-        with live.client() as api:
-            uid = upload(api, clips("tiny"))
-            (live.runtime.settings.data_dir / "media" / uid / "original").unlink()
-            for _ in range(3):
-                run_jobs(live)
-                clock.advance(3600)  # past any retry backoff
-            status = api.get(f"/api/v1/videos/{uid}").json()["status"]
-    finally:
-        live.stop()
+    with serving(make_settings(tmp_path), clock) as live, live.client() as api:
+        uid = upload(api, clips("tiny"))
+        (live.runtime.settings.data_dir / "media" / uid / "original").unlink()
+        for _ in range(3):
+            run_jobs(live)
+            clock.advance(3600)  # past any retry backoff
+        status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_UNKNOWN")
     assert "3 times" in status["error_text"] and "FileNotFoundError" in status["error_text"]
 
 
 def test_a_job_whose_workers_keep_dying_ends_in_error(tmp_path: Path, clips: Clips) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path), clock)
-    rt = live.runtime
-    try:
+    with serving(make_settings(tmp_path), clock) as live:
+        rt = live.runtime
         with live.client() as api:
             uid = upload(api, clips("tiny"))
             for attempt in range(3):  # each worker claims the job, then dies without a word
@@ -536,8 +527,6 @@ def test_a_job_whose_workers_keep_dying_ends_in_error(tmp_path: Path, clips: Cli
                 clock.advance(31)
             run_jobs(live)  # the next worker finds the lease expired on the last attempt
             status = api.get(f"/api/v1/videos/{uid}").json()["status"]
-    finally:
-        live.stop()
     assert (status["state"], status["error_code"]) == ("error", "ERR_UNKNOWN")
     assert "lost the lease" in status["error_text"]
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from reelout.uploads.service import link_lock_key
-from tests.support.live import LiveServer, live_server_fixture, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serving
 from tests.support.raw_http import RawRequest
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
@@ -149,8 +149,7 @@ def test_the_final_upload_is_held_to_the_link(server: LiveServer) -> None:
 
 
 def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path) -> None:
-    live = serve_in_thread(make_settings(tmp_path, tus_lock_timeout_seconds=0.3))
-    try:
+    with serving(make_settings(tmp_path, tus_lock_timeout_seconds=0.3)) as live:
         with live.client() as api:
             made = api.post("/api/v1/videos", json={"max_bytes": 100}).json()
         token, uid = made["upload"]["token"], made["uid"]
@@ -176,5 +175,3 @@ def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path)
             assert done.headers["upload-offset"] == "50"
             assert create(phone, **PARTIAL, **{"Upload-Length": "51"}).status_code == 413
             assert create(phone, **PARTIAL, **{"Upload-Length": "50"}).status_code == 201
-    finally:
-        live.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.live import LiveServer, serve_in_thread
+from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
 from tests.support.sockets import read_by_peer
 from tests.support.waiting import wait_until
@@ -120,31 +120,30 @@ def test_legacy_base64_still_works_and_is_deprecated(
 
 
 def test_limits_refuse_and_keep_nothing(tmp_path: Path) -> None:
-    server = serve_in_thread(make_settings(tmp_path, direct_max_bytes=1000, legacy_max_bytes=600))
-    try:
-        with server.client() as api:
-            url = "/api/v1/orders/A/inbound/videos"
-            at_limit = api.post(url, content=b"x" * 1000, headers={"Content-Type": "video/mp4"})
-            assert at_limit.status_code == 201
-            over = api.post(url, content=b"x" * 1001, headers={"Content-Type": "video/mp4"})
-            assert (over.status_code, over.json()["code"]) == (413, "UPLOAD_TOO_LARGE")
-            legacy_ok = api.post(url, json={"file_base64": base64.b64encode(b"y" * 600).decode()})
-            assert legacy_ok.status_code == 201
-            legacy_over = api.post(url, json={"file_base64": base64.b64encode(b"y" * 601).decode()})
-            assert (legacy_over.status_code, legacy_over.json()["code"]) == (
-                413,
-                "LEGACY_UPLOAD_TOO_LARGE",
-            )
-            truncated = api.post(
-                url, content=b'{"file_base64": "QUJ"}', headers={"Content-Type": "application/json"}
-            )
-            assert (truncated.status_code, truncated.json()["code"]) == (400, "INVALID_BASE64")
-            listed = api.get(url).json()["videos"]
-            assert len(listed) == 2, "refused uploads leave nothing behind"
-            on_disk = [p.name for p in (server.runtime.settings.data_dir / "media").iterdir()]
-            assert sorted(on_disk) == sorted(v["uid"] for v in listed)
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, direct_max_bytes=1000, legacy_max_bytes=600)) as server,
+        server.client() as api,
+    ):
+        url = "/api/v1/orders/A/inbound/videos"
+        at_limit = api.post(url, content=b"x" * 1000, headers={"Content-Type": "video/mp4"})
+        assert at_limit.status_code == 201
+        over = api.post(url, content=b"x" * 1001, headers={"Content-Type": "video/mp4"})
+        assert (over.status_code, over.json()["code"]) == (413, "UPLOAD_TOO_LARGE")
+        legacy_ok = api.post(url, json={"file_base64": base64.b64encode(b"y" * 600).decode()})
+        assert legacy_ok.status_code == 201
+        legacy_over = api.post(url, json={"file_base64": base64.b64encode(b"y" * 601).decode()})
+        assert (legacy_over.status_code, legacy_over.json()["code"]) == (
+            413,
+            "LEGACY_UPLOAD_TOO_LARGE",
+        )
+        truncated = api.post(
+            url, content=b'{"file_base64": "QUJ"}', headers={"Content-Type": "application/json"}
+        )
+        assert (truncated.status_code, truncated.json()["code"]) == (400, "INVALID_BASE64")
+        listed = api.get(url).json()["videos"]
+        assert len(listed) == 2, "refused uploads leave nothing behind"
+        on_disk = [p.name for p in (server.runtime.settings.data_dir / "media").iterdir()]
+        assert sorted(on_disk) == sorted(v["uid"] for v in listed)
 
 
 def test_stage_listing_and_unknown_stage(api: httpx.Client) -> None:

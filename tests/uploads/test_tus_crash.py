@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.live import LiveServer, StartServer, serve_in_thread
+from tests.support.live import LiveServer, StartServer, serving
 from tests.support.raw_http import RawRequest, RawResponse
 from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.support.waiting import wait_until
@@ -193,32 +193,31 @@ def test_t33_second_patch_takes_over_with_exactly_one_writer(
 
 # -- T34 ---------------------------------------------------------------------------------------
 def test_t34_stalled_body_ends_at_the_read_timeout_keeping_its_bytes(tmp_path: Path) -> None:
-    server = serve_in_thread(make_settings(tmp_path, tus_read_timeout_seconds=1.0))
-    try:
-        with server.client() as http:
-            data = os.urandom(4 * MiB)
-            path = create_upload(http, len(data))
-            stalled = raw_patch(server.url, path, 0, len(data))
-            stalled.send(data[: MiB + MiB // 2 + 77])
-            started = time.monotonic()
-            reply = stalled.response(timeout=6)
-            elapsed = time.monotonic() - started
-            # An interrupted read answers 5xx (tus clients retry those, never other 4xx).
-            assert reply is not None, "the server hung up without answering"
-            assert reply.status >= 500, f"{reply.status} {reply.body!r}"
-            assert int(reply.headers["upload-offset"]) == stalled.sent
-            assert 0.8 < elapsed < 5.0, f"the stalled body was given up after {elapsed:.2f}s"
-            assert stalled.closed_by_server(timeout=3), "the server left the connection open"
-            stalled.close()
+    with (
+        serving(make_settings(tmp_path, tus_read_timeout_seconds=1.0)) as server,
+        server.client() as http,
+    ):
+        data = os.urandom(4 * MiB)
+        path = create_upload(http, len(data))
+        stalled = raw_patch(server.url, path, 0, len(data))
+        stalled.send(data[: MiB + MiB // 2 + 77])
+        started = time.monotonic()
+        reply = stalled.response(timeout=6)
+        elapsed = time.monotonic() - started
+        # An interrupted read answers 5xx (tus clients retry those, never other 4xx).
+        assert reply is not None, "the server hung up without answering"
+        assert reply.status >= 500, f"{reply.status} {reply.body!r}"
+        assert int(reply.headers["upload-offset"]) == stalled.sent
+        assert 0.8 < elapsed < 5.0, f"the stalled body was given up after {elapsed:.2f}s"
+        assert stalled.closed_by_server(timeout=3), "the server left the connection open"
+        stalled.close()
 
-            assert head_offset(http, path) == stalled.sent
-            # The lock was released: a new PATCH is served at once, not after a takeover.
-            started = time.monotonic()
-            finish_from(http, path, data)
-            assert time.monotonic() - started < 3.0
-            assert_stored(http, path, data)
-    finally:
-        server.stop()
+        assert head_offset(http, path) == stalled.sent
+        # The lock was released: a new PATCH is served at once, not after a takeover.
+        started = time.monotonic()
+        finish_from(http, path, data)
+        assert time.monotonic() - started < 3.0
+        assert_stored(http, path, data)
 
 
 # -- T40 ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from reelout.jobs.registry import Registry
 from reelout.jobs.worker import Worker
 from reelout.tasks import build_registry
 from tests.flags.admin.conftest import audit, put_set
-from tests.support.live import LiveServer, serve_in_thread
+from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 
@@ -56,12 +56,11 @@ class Clocked:
 @contextmanager
 def start(tmp_path: Path, database_url: str, **settings: object) -> Iterator[Clocked]:
     clock = ManualClock()
-    server = serve_in_thread(make_settings(tmp_path, database_url=database_url, **settings), clock)
-    try:
-        with server.client() as api:
-            yield Clocked(server, api, clock)
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, database_url=database_url, **settings), clock) as server,
+        server.client() as api,
+    ):
+        yield Clocked(server, api, clock)
 
 
 @pytest.fixture

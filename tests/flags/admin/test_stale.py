@@ -19,7 +19,7 @@ from reelout.clock import ManualClock
 from reelout.flags import evaluate, parse_flag_set
 from reelout.flags.stale import ALL_EVALUATORS, evaluators_changed, one_variant, outcomes, refs
 from tests.flags.admin.conftest import put_set
-from tests.support.live import serve_in_thread
+from tests.support.live import serving
 from tests.support.settings import make_settings
 
 ENVS = "/api/v1/environments"
@@ -211,12 +211,11 @@ STALE_SET = json.dumps(
 @contextmanager
 def started(tmp_path: Path, database_url: str, **overrides: object) -> Iterator[Any]:
     clock = ManualClock()
-    server = serve_in_thread(make_settings(tmp_path, database_url=database_url, **overrides), clock)
-    try:
-        with server.client() as api:
-            yield api, clock
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, database_url=database_url, **overrides), clock) as server,
+        server.client() as api,
+    ):
+        yield api, clock
 
 
 @pytest.fixture
