@@ -1,5 +1,4 @@
-"""Live servers for tests: the app in a uvicorn thread, `reelout serve` in a child process, and
-fixture factories so a test module states only its settings."""
+"""Live servers for tests: the app in a uvicorn thread or `reelout serve` in a child process."""
 
 from __future__ import annotations
 

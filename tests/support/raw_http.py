@@ -1,5 +1,6 @@
-"""A hand-written HTTP/1.1 request, so a test decides when each body byte leaves (and how the
-connection ends): httpx cannot stall a body half-way or close with an RST."""
+"""A raw HTTP/1.1 request whose body the test sends piece by piece and ends as it likes.
+
+Hand-written: httpx cannot stall a body half-way, or close the connection with an RST."""
 
 from __future__ import annotations
 

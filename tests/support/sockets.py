@@ -1,4 +1,4 @@
-"""What a TCP connection still holds, read from the kernel: has the server read what was sent?
+"""Whether the server has read what a test sent on a loopback TCP connection (Linux).
 
 Hand-written: Linux reports a socket's queues in /proc/net/tcp and through the TIOCOUTQ
 ioctl; no library in the environment exposes them (psutil lists connections, not queues)."""
