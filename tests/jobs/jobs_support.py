@@ -1,4 +1,4 @@
-"""Helpers shared by the jobs tests: polling, job rows, a real worker subprocess."""
+"""Helpers shared by the jobs tests: job rows and a real worker subprocess."""
 
 from __future__ import annotations
 
