@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reelout.jsondepth import too_deep
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture
 
 KiB = 1024
 JSON_MAX = 4 * KiB  # the tests' REELOUT_JSON_MAX_BYTES
@@ -59,14 +57,9 @@ def test_brackets_inside_strings_do_not_count() -> None:
     assert too_deep(json.dumps(nested(3)).encode(), 2)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    settings = make_settings(
-        tmp_path, json_max_bytes=JSON_MAX, json_max_depth=DEPTH, flag_set_max_bytes=64 * KiB
-    )
-    live = serve_in_thread(settings)
-    yield live
-    live.stop()
+server = live_server_fixture(
+    json_max_bytes=JSON_MAX, json_max_depth=DEPTH, flag_set_max_bytes=64 * KiB
+)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import StartServer, make_settings, start_runtime
+from tests.support.live import StartServer
+from tests.support.settings import make_settings, start_runtime
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

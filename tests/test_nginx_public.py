@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
+from tests.support.waiting import wait_until
 from tests.uploads.test_nginx import proxied
 
 __all__ = ["proxied"]
@@ -65,8 +65,9 @@ def test_the_access_log_names_paths_without_their_tokens(proxied: tuple[LiveServ
     secret = "tok-" + "9f86d081884c7d659a2f"
     httpx.get(f"{proxy_url}/media/v/none/master.m3u8?token={secret}&x=1")
     log = server.runtime.settings.data_dir.parent / "nginx" / "logs" / "reelout.access.log"
-    deadline = time.monotonic() + 5
-    while not (log.exists() and "/media/v/none/master.m3u8" in log.read_text()):
-        assert time.monotonic() < deadline, "nginx wrote no access log line"
-        time.sleep(0.05)
+    wait_until(
+        lambda: log.exists() and "/media/v/none/master.m3u8" in log.read_text(),
+        5,
+        "nginx to write the access log line",
+    )
     assert secret not in log.read_text()

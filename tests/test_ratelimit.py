@@ -16,7 +16,7 @@ from starlette.requests import Request
 from reelout.clock import ManualClock
 from reelout.ratelimit import CallerLimits, Slot, Slots, TokenBuckets, retry_after, spread
 from reelout.urls import client_address
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 def spend(buckets: TokenBuckets, name: str, now: float) -> bool:

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 
 import httpx
 import pytest
 from rich.logging import RichHandler
 
 from reelout import logs
-from tests.conftest import ServerProcess, StartServer
+from tests.support.live import ServerProcess, StartServer
+from tests.support.waiting import wait_until
 
 PLAIN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR|DEBUG) +\S+: ")
 ACCESS = '"GET /healthz?probe=1 HTTP/1.1" 200'
 
 
-def probe_log(server: ServerProcess, probes: int = 4) -> str:
-    """Send a few recognisable requests, then return the log once they are in it (or not)."""
+def probe_log(server: ServerProcess, probes: int = 4, logged: bool = True) -> str:
+    """Send a few recognisable requests, then return the log once they are in it (`logged`).
+
+    Without access lines there is nothing to wait for: uvicorn logs a request before it sends
+    the response, so once the replies are in, any line it was going to write is written."""
     for _ in range(probes):
         assert httpx.get(server.url + "/healthz?probe=1").status_code == 200
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and ACCESS not in server.log.read_text():
-        time.sleep(0.05)
+    if logged:
+        wait_until(lambda: ACCESS in server.log.read_text(), 5, "the access line")
     return server.log.read_text()
 
 
@@ -39,7 +41,7 @@ def test_off_a_terminal_every_line_is_plain_and_requests_are_logged(
 
 
 def test_the_access_log_can_be_turned_off(start_server: StartServer) -> None:
-    text = probe_log(start_server(env={"REELOUT_ACCESS_LOG": "false"}))
+    text = probe_log(start_server(env={"REELOUT_ACCESS_LOG": "false"}), logged=False)
     assert "serving on http://" in text
     assert ACCESS not in text and "uvicorn.access" not in text
 
@@ -86,9 +88,7 @@ def test_secrets_in_logged_urls_are_redacted(
     ]
     for path in asked:
         httpx.get(server.url + path)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and "probe=3" not in server.log.read_text():
-        time.sleep(0.05)
+    wait_until(lambda: "probe=3" in server.log.read_text(), 5, "the last access line")
     text = server.log.read_text()
     assert "GET /healthz?probe=2&token=REDACTED HTTP/1.1" in text
     assert "/media/nope/v-1/master.m3u8?max_height=360&token=REDACTED" in text

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from reelout.startup import prepare
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, start_runtime
+from tests.support.live import LiveServer
+from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 
 
 def test_create_list_revoke(live_server: LiveServer) -> None:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
 from tests.media.clips import make_clip
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.live import LiveServer, live_server_fixture
+from tests.support.settings import ADMIN_TOKEN
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path_factory.mktemp("minting")))
-    yield live
-    live.stop()
+server = live_server_fixture(scope="module", folder="minting")
 
 
 @pytest.fixture(scope="module")

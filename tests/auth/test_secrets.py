@@ -19,7 +19,8 @@ from reelout.auth.strength import HOW_TO_MAKE_ONE, weakness
 from reelout.auth.tokens import new_secret, shown_prefix
 from reelout.db.migrate import upgrade
 from reelout.runtime import Runtime
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings
+from tests.support.live import LiveServer, free_port
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 STRONG_32 = "Vq7cN2xLr9TzKm4WbYp8HdJs6FgEa3Uu"  # 32 random characters
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 
 MiB = 1024 * 1024
 

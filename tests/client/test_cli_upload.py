@@ -11,7 +11,8 @@ from typer.testing import CliRunner, Result
 from reelout.cli import app
 from reelout.client.cli_upload import parse_size
 from tests.client.conftest import MakeSource, assert_stored, video
-from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.support.live import LiveServer
+from tests.support.settings import ADMIN_TOKEN
 
 runner = CliRunner()
 

@@ -19,8 +19,9 @@ from openfeature.event import EventDetails, ProviderEvent
 from openfeature.exception import ErrorCode
 
 from reelout.client.flags import ReeloutProvider
-from tests.conftest import LiveServer, free_port, make_settings, serve_in_thread
 from tests.flags.test_ofrep import FLAGS
+from tests.support.live import LiveServer, free_port, serve_in_thread
+from tests.support.settings import make_settings
 
 WAIT = 15.0  # hang guard for events, not a figure
 

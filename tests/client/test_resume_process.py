@@ -13,7 +13,8 @@ import httpx
 from reelout.client import upload
 from reelout.client.state import UrlStore
 from tests.client.conftest import MakeSource, MiB, Source, assert_stored
-from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.support.live import LiveServer
+from tests.support.settings import ADMIN_TOKEN
 
 CHUNK = 1 * MiB
 REELOUT = Path(sys.executable).with_name("reelout")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +14,8 @@ from starlette.types import Receive, Scope, Send
 from reelout.client import UploadResult, upload
 from reelout.client.state import UrlStore
 from tests.client.conftest import MakeSource, MiB, assert_stored
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port
+from tests.support.live import LiveServer, start_uvicorn
+from tests.support.settings import ADMIN_TOKEN
 
 CHUNK = 256 * 1024
 HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
@@ -88,15 +87,7 @@ def serve_proxy() -> Iterator[ServeProxy]:
     servers: list[uvicorn.Server] = []
 
     def start(app: FlakyProxy) -> str:
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
-        threading.Thread(target=server.run, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "the proxy did not start"
-            time.sleep(0.01)
+        server, _, port = start_uvicorn(app, lifespan="off")
         servers.append(server)
         return f"http://127.0.0.1:{port}"
 

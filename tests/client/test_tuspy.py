@@ -11,7 +11,8 @@ from tusclient.storage.filestorage import FileStorage
 from tusclient.uploader.uploader import Uploader
 
 from tests.client.conftest import MakeSource, MiB, Source, assert_stored
-from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.support.live import LiveServer
+from tests.support.settings import ADMIN_TOKEN
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHUNK = 256 * 1024

@@ -16,7 +16,8 @@ from reelout.client import Progress, UploadResult, upload
 from reelout.client.state import FileFingerprint, UrlStore
 from reelout.uploads.models import Upload
 from tests.client.conftest import MakeSource, MiB, Source, assert_stored, video, write_source
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port
+from tests.support.live import LiveServer, free_port
+from tests.support.settings import ADMIN_TOKEN
 
 CHUNK = 256 * 1024
 

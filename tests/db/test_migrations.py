@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 
 from reelout.db.base import Base, all_models
 from reelout.db.migrate import current_heads, upgrade
-from tests.conftest import make_settings, start_runtime
+from tests.support.settings import make_settings, start_runtime
 
 
 def test_migrations_match_the_models(tmp_path: Path, database_url: str) -> None:

@@ -15,8 +15,9 @@ from typer.testing import CliRunner, Result
 from reelout import cli_common
 from reelout.cli import app
 from reelout.flags.engine.templates import SEED_FLAGS
-from tests.conftest import ADMIN_TOKEN, make_settings, serve_in_thread
-from tests.jobs.jobs_support import wait_until
+from tests.support.live import serving
+from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.waiting import wait_until
 
 Flags = Callable[..., Result]
 
@@ -300,12 +301,12 @@ class Running(NamedTuple):
 @pytest.fixture
 def server_on_the_same_database(tmp_path: Path, database_url: str) -> Iterator[Running]:
     """A running Reelout on the data folder and database the CLI writes to."""
-    live = serve_in_thread(make_settings(tmp_path, database_url=database_url))
-    with live.client() as admin:
-        made = admin.post("/api/v1/keys", json={"scope": "client", "environment": "development"})
-        assert made.status_code == 201, made.text
-    yield Running(live.url, made.json()["key"])
-    live.stop()
+    with serving(make_settings(tmp_path, database_url=database_url)) as live:
+        with live.client() as admin:
+            body = {"scope": "client", "environment": "development"}
+            made = admin.post("/api/v1/keys", json=body)
+            assert made.status_code == 201, made.text
+        yield Running(live.url, made.json()["key"])
 
 
 def test_a_cli_change_reaches_a_running_servers_ofrep(
@@ -327,6 +328,6 @@ def test_a_cli_change_reaches_a_running_servers_ofrep(
     assert evaluate()["value"] is True
     ok(flags("kill", "use_tus_upload", "--reason", "upload failures"))
     # the CLI writes as another process would: the server takes it in within one poll
-    wait_until(lambda: evaluate()["reason"] == "DISABLED", what="the kill served")
+    wait_until(lambda: evaluate()["reason"] == "DISABLED", message="the kill served")
     killed = evaluate()
     assert killed["reason"] == "DISABLED" and "value" not in killed

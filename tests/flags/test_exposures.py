@@ -20,7 +20,8 @@ from reelout.clock import ManualClock
 from reelout.flags.exposures import service as exposures
 from reelout.flags.exposures.models import FlagExposure
 from reelout.flags.exposures.service import ExposureRecorder
-from tests.conftest import LiveServer, make_settings, start_uvicorn
+from tests.support.live import LiveServer, start_uvicorn
+from tests.support.settings import make_settings
 
 DAY = 86400
 FLAGS = {

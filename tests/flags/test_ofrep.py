@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, serving
+from tests.support.settings import make_settings
 
 FLAGS = {
     "flags": {
@@ -45,12 +46,11 @@ FLAGS = {
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path))
-    with live.client() as admin:
-        reply = admin.put("/api/v1/environments/production/flagset", json=FLAGS)
-        assert reply.status_code in (200, 201), reply.text
-    yield live
-    live.stop()
+    with serving(make_settings(tmp_path)) as live:
+        with live.client() as admin:
+            reply = admin.put("/api/v1/environments/production/flagset", json=FLAGS)
+            assert reply.status_code in (200, 201), reply.text
+        yield live
 
 
 @pytest.fixture
@@ -226,8 +226,7 @@ def test_a_browser_app_may_call_ofrep_across_origins(app: httpx.Client, server: 
 def test_a_caller_past_its_rate_waits_as_retry_after_says(tmp_path: Path) -> None:
     clock = ManualClock()
     settings = make_settings(tmp_path, rate_limit_caller_per_second=1, rate_limit_caller_burst=3)
-    live = serve_in_thread(settings, clock)
-    try:
+    with serving(settings, clock) as live:
         with live.client() as admin:
             admin.put("/api/v1/environments/production/flagset", json=FLAGS)
             body = {"scope": "client", "environment": "production", "name": "app"}
@@ -237,8 +236,6 @@ def test_a_caller_past_its_rate_waits_as_retry_after_says(tmp_path: Path) -> Non
             limited = one(app, "player")
             clock.advance(1.0)
             again = one(app, "player")
-    finally:
-        live.stop()
     assert statuses == [200, 200, 200], "the burst"
     assert limited.status_code == 429 and limited.headers["retry-after"] in ("1", "2"), "jittered"
     assert limited.json()["code"] == "RATE_LIMITED"

@@ -20,8 +20,9 @@ import pytest
 
 from reelout.clock import ManualClock
 from reelout.flags.engine.evaluator import ErrorCode, Reason, Resolution, fits
-from tests.conftest import LiveServer, make_settings, serve_in_thread
-from tests.flags.testbed import NOW, TESTBED, TYPES, Case, Run, cases, run_case
+from tests.support.flagd_testbed import NOW, TESTBED, TYPES, Case, Run, cases, run_case
+from tests.support.live import LiveServer, serving
+from tests.support.settings import make_settings
 
 SETS = ("evaluator", "provider", "selector")
 FLAG_STEP = re.compile(r'a \w+-flag with key "(.*)" and a (?:default|fallback) value')
@@ -98,9 +99,8 @@ def as_provider_sees(reply: httpx.Response, run: Run) -> Resolution:
 @pytest.fixture(scope="module")
 def ofrep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ofrep]:
     settings = make_settings(tmp_path_factory.mktemp("ofrep-testbed"), environments=list(SETS))
-    server = serve_in_thread(settings, ManualClock(datetime.fromtimestamp(NOW, UTC)))
-    yield Ofrep(server)
-    server.stop()
+    with serving(settings, ManualClock(datetime.fromtimestamp(NOW, UTC))) as server:
+        yield Ofrep(server)
 
 
 def flag_of(case: Case) -> str | None:

@@ -5,7 +5,6 @@ atomically, stream tokens that expire and are renewed, and console login attempt
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,13 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from reelout.app import create_app
 from reelout.clock import ManualClock
-from tests.conftest import LiveServer, free_port, make_settings, serve_in_thread
-from tests.flags.sse import EventStream
 from tests.flags.test_streams import bulk, new_key, put_flags, stream_url
+from tests.support.live import LiveServer, serving, start_uvicorn
+from tests.support.settings import make_settings
+from tests.support.sse import EventStream
 
 EVENTS = "/ofrep/v1/events"
 
@@ -30,10 +29,9 @@ def clock() -> ManualClock:
 
 
 def serve(tmp_path: Path, clock: ManualClock, **settings: Any) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path, **settings), clock)
-    put_flags(live)
-    yield live
-    live.stop()
+    with serving(make_settings(tmp_path, **settings), clock) as live:
+        put_flags(live)
+        yield live
 
 
 @pytest.fixture
@@ -109,17 +107,10 @@ def test_without_a_trusted_proxy_forwarded_addresses_are_ignored(
 ) -> None:
     settings = make_settings(tmp_path, rate_limit_caller_per_second=1, rate_limit_caller_burst=2)
     app = create_app(settings, clock=clock)
-    port = free_port()  # as `reelout serve` runs it: uvicorn's own proxy headers off
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, proxy_headers=False, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    # as `reelout serve` runs it: uvicorn's own proxy headers off
+    server, thread, port = start_uvicorn(app, proxy_headers=False)
     live = LiveServer(f"http://127.0.0.1:{port}", app.state.runtime, server, thread)
     try:
-        while not server.started:
-            time.sleep(0.02)
         put_flags(live)
         with live.client(token=new_key(live)) as client:
             statuses = [evaluate(client, f"10.0.0.{n}").status_code for n in range(3)]

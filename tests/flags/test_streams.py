@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, make_settings, serve_in_thread
-from tests.flags.sse import EventStream
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
+from tests.support.sse import EventStream
+from tests.support.waiting import wait_until
 
 FLAGS = {
     "flags": {
@@ -314,11 +315,13 @@ def test_a_revoked_key_stops_evaluating_within_one_poll(
 ) -> None:
     assert bulk(app).status_code == 200
     revoke(server, "app")
-    for _ in range(300):  # the watch polls every 0.05 s here; this only bounds a hang
-        refused = bulk(app)
-        if refused.status_code != 200:
-            break
-        time.sleep(0.01)
+
+    def refused_reply() -> httpx.Response | None:
+        reply = bulk(app)
+        return reply if reply.status_code != 200 else None
+
+    # the watch polls every 0.05 s here; the timeout only bounds a hang
+    refused = wait_until(refused_reply, 10, "the revoked key to be refused")
     assert (refused.status_code, refused.json()["code"]) == (401, "INVALID_KEY")
 
 

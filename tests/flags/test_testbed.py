@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.flags.testbed import Case, cases, run_case
+from tests.support.flagd_testbed import Case, cases, run_case
 
 CASES = list(cases())
 

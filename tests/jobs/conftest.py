@@ -9,8 +9,8 @@ import pytest
 
 from reelout.clock import Clock, ManualClock
 from reelout.runtime import Runtime
-from tests.conftest import make_settings, start_runtime
 from tests.jobs.jobs_support import RuntimeFactory
+from tests.support.settings import make_settings, start_runtime
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers shared by the jobs tests: polling, job rows, a real worker subprocess."""
+"""Helpers shared by the jobs tests: job rows and a real worker subprocess."""
 
 from __future__ import annotations
 
@@ -17,15 +17,6 @@ RuntimeFactory = Callable[..., Runtime]  # the `new_runtime` fixture: (clock, **
 
 HERE = Path(__file__).resolve().parent
 WORKER_SCRIPT = HERE / "jobs_worker_proc.py"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    """Poll (briefly) until `predicate()` holds; fail the test after `timeout` real seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 def job(rt: Runtime, job_id: int) -> service.JobInfo:

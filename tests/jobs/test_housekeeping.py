@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from reelout.clock import ManualClock
 from reelout.jobs import service
 from reelout.jobs.models import Job
-from tests.conftest import make_settings, serve_in_thread, start_runtime
+from tests.support.live import serving
+from tests.support.settings import make_settings, start_runtime
+from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
 
@@ -21,18 +22,12 @@ def test_serve_reaps_expired_uploads_on_its_own(tmp_path: Path) -> None:
         tus_expiration_seconds=1,
         job_poll_seconds=0.1,
     )
-    server = serve_in_thread(settings)
-    try:
-        with server.client() as client:
-            url = client.post("/files/", headers={**T, "Upload-Length": "10"}).headers["Location"]
-            upload_id = url.rsplit("/", 1)[-1]
-            deadline = time.monotonic() + 15
-            while server.runtime.upload_store.exists(upload_id) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert not server.runtime.upload_store.exists(upload_id), "the reaper never ran"
-            assert client.head(url, headers=T).status_code == 404
-    finally:
-        server.stop()
+    with serving(settings) as server, server.client() as client:
+        url = client.post("/files/", headers={**T, "Upload-Length": "10"}).headers["Location"]
+        upload_id = url.rsplit("/", 1)[-1]
+        store = server.runtime.upload_store
+        wait_until(lambda: not store.exists(upload_id), 15, "the reaper to remove the upload")
+        assert client.head(url, headers=T).status_code == 404
 
 
 def test_finished_jobs_are_pruned_after_the_retention(tmp_path: Path, database_url: str) -> None:

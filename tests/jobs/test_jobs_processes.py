@@ -15,7 +15,8 @@ from reelout.jobs import service
 from reelout.jobs.registry import JobContext, Registry
 from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
-from tests.jobs.jobs_support import RuntimeFactory, add_job, job, logs, spawn_worker, wait_until
+from tests.jobs.jobs_support import RuntimeFactory, add_job, job, logs, spawn_worker
+from tests.support.waiting import wait_until
 
 LEASE = 30.0  # clock-seconds; the survivor's ManualClock jumps past it
 
@@ -51,7 +52,7 @@ def test_a_killed_worker_loses_no_job(
         wait_until(
             lambda: (out / f"started-{job_id}").exists() or proc.poll() is not None,
             timeout=60,
-            what="the worker to start the job",
+            message="the worker to start the job",
         )
         assert proc.poll() is None, logs(out)
         running = job(prt, job_id)
@@ -106,7 +107,7 @@ def test_sigterm_stops_a_worker_and_hands_its_job_back(
         wait_until(
             lambda: (out / f"started-{waiting}").exists() or proc.poll() is not None,
             timeout=60,
-            what="the worker to start the long job",
+            message="the worker to start the long job",
         )
         assert proc.poll() is None, logs(out)
         proc.send_signal(signal.SIGTERM)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 import types
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +19,8 @@ from reelout.jobs.models import Job
 from reelout.jobs.registry import JobCancelled, JobContext, Registry
 from reelout.jobs.worker import EmbeddedWorker, Worker
 from reelout.runtime import Runtime
-from tests.jobs.jobs_support import RuntimeFactory, add_job, job, wait_until
+from tests.jobs.jobs_support import RuntimeFactory, add_job, job
+from tests.support.waiting import wait_until
 
 
 def _registry() -> tuple[Registry, list[JobContext]]:
@@ -161,7 +161,7 @@ def test_the_heartbeat_thread_keeps_a_long_jobs_lease(
                 (job(rt, job_id).lease_expires_at or clock.now()) - clock.now()
                 > timedelta(seconds=0.2)
             ),
-            what="a heartbeat after the clock moved",
+            message="a heartbeat after the clock moved",
         )
         assert service.claim(rt.db, clock, "rival", 0.3) is None
     release.set()
@@ -262,7 +262,7 @@ def test_run_forever_drains_with_threads_and_gives_back_on_stop(
     loop.start()
     for i in range(30):
         add_job(rt, "test.ok", {"i": i})
-    wait_until(lambda: _all_done(rt, "test.ok", 30), what="30 jobs done")
+    wait_until(lambda: _all_done(rt, "test.ok", 30), message="30 jobs done")
     polite = add_job(rt, "test.polite")
     assert started.wait(10)
     stop.set()
@@ -318,10 +318,12 @@ def test_embedded_worker_starts_and_stops_from_async_code(rt: Runtime, clock: Ma
         assert not thread.is_alive()
         await embedded.stop()  # idempotent
 
+    before = {t for t in threading.enumerate() if t.name.startswith("reelout-")}
     anyio.run(lifespan)
-    add_job(rt, "test.ok")
-    time.sleep(0.1)
-    assert not _all_done(rt, "test.ok", 7)  # stopped means stopped
+    started = {t for t in threading.enumerate() if t.name.startswith("reelout-")} - before
+    assert not [t.name for t in started if t.is_alive()], "a worker thread outlived stop()"
+    late = add_job(rt, "test.ok")
+    assert job(rt, late).state == "queued"  # stopped means stopped: nothing is left to run it
 
 
 def test_build_registry_registers_domain_modules_and_skips_missing_ones(
@@ -384,12 +386,12 @@ def test_a_limited_kind_runs_one_at_a_time_while_other_kinds_keep_flowing(rt: Ru
     thread = threading.Thread(target=worker.run_forever, args=(stop,))
     thread.start()
     try:
-        wait_until(lambda: running.count("encode") == 1, what="the first encode")
+        wait_until(lambda: running.count("encode") == 1, message="the first encode")
         quick_id = add_job(rt, "test.quick")
-        wait_until(lambda: job(rt, quick_id).state == "done", what="a quick job beside it")
+        wait_until(lambda: job(rt, quick_id).state == "done", message="a quick job beside it")
         assert [job(rt, j).state for j in encodes].count("queued") == 1, "the second one waits"
         release.set()
-        wait_until(lambda: all(job(rt, j).state == "done" for j in encodes), what="both encodes")
+        wait_until(lambda: all(job(rt, j).state == "done" for j in encodes), message="both encodes")
     finally:
         release.set()
         stop.set()

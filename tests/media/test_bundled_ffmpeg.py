@@ -4,24 +4,27 @@ PyAV, and says so at start-up: `make run` needs no system packages."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, StartServer
 from tests.media.clips import Clips
+from tests.support.live import StartServer
+from tests.support.settings import ADMIN_TOKEN
+from tests.support.waiting import wait_until
 
 
 def wait_ready(api: httpx.Client, uid: str, timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """The video once processing ended (ready or error)."""
+
+    def finished() -> dict[str, object] | None:
         video: dict[str, object] = api.get(f"/api/v1/videos/{uid}").json()
         state = video["status"]["state"]  # type: ignore[index]
-        if state in ("ready", "error"):
-            return video
-        time.sleep(0.1)
-    raise AssertionError(f"video {uid} not processed within {timeout} s")
+        return video if state in ("ready", "error") else None
+
+    found = wait_until(finished, timeout, f"video {uid} to be processed", interval=0.1)
+    assert found is not None
+    return found
 
 
 def test_without_system_ffmpeg_the_bundled_build_does_the_work(
@@ -50,8 +53,6 @@ def test_without_system_ffmpeg_the_bundled_build_does_the_work(
 
 def test_start_up_names_the_system_ffmpeg_when_there_is_one(start_server: StartServer) -> None:
     server = start_server(env={"REELOUT_EMBEDDED_WORKER": "true"})
-    deadline = time.monotonic() + 10
-    while "media: ffmpeg" not in server.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "media: ffmpeg" in server.log.read_text(), 10, "the ffmpeg log line")
     line = next(x for x in server.log.read_text().splitlines() if "media: ffmpeg" in x)
     assert "from PATH (/usr/bin/ffmpeg)" in line and "probing with /usr/bin/ffprobe" in line

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,22 +30,14 @@ from reelout.media.ffmpeg import RunLimits
 from reelout.media.pipeline import check_written_whole, child_ledger, out_of_space_raised
 from reelout.media.sandbox import Sandbox
 from reelout.tasks import build_registry
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.live import LiveServer, serving
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 TOOLS = ffmpeg_runner.find_tools()
 LEASE = 60.0  # the default job lease; the clock jumps past it for the retry
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def gone(pid: int) -> bool:
@@ -71,9 +63,8 @@ def real_clock() -> ManualClock:
 
 @pytest.fixture
 def live(tmp_path: Path, real_clock: ManualClock) -> Iterator[LiveServer]:
-    server = serve_in_thread(make_settings(tmp_path), real_clock)
-    yield server
-    server.stop()
+    with serving(make_settings(tmp_path), real_clock) as server:
+        yield server
 
 
 def scratch_folders(live: LiveServer, uid: str) -> list[Path]:
@@ -113,13 +104,13 @@ def test_a_killed_worker_leaves_no_ffmpeg_and_the_retry_starts_fresh(
     encoder: psutil.Process | None = None
     try:
         parent = psutil.Process(proc.pid)
-        found = wait_for(lambda: encoder_of(parent) or proc.poll() is not None, "the encode")
+        found = wait_until(lambda: encoder_of(parent) or proc.poll() is not None, 60, "the encode")
         assert isinstance(found, psutil.Process), log.read_text()
         encoder = found
         (killed_scratch,) = scratch_folders(live, uid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        wait_for(lambda: gone(encoder.pid), "ffmpeg to die with its worker", timeout=30)
+        wait_until(lambda: gone(encoder.pid), 30, "ffmpeg to die with its worker")
     finally:
         proc.kill()
         if encoder is not None and not gone(encoder.pid):
@@ -190,9 +181,8 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
     tmp_path: Path, clips: Clips
 ) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock)
-    rt = live.runtime
-    try:
+    with serving(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock) as live:
+        rt = live.runtime
         with live.client() as api:
             uid = upload(api, clips("p540"))
             run_jobs(live)
@@ -214,22 +204,19 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
             clock.advance(3600)
             run_jobs(live)
             assert api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "ready"
-    finally:
-        live.stop()
 
 
 def test_a_disk_full_on_every_attempt_ends_in_err_no_space(tmp_path: Path, clips: Clips) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock)
-    try:
-        with live.client() as api:
-            uid = upload(api, clips("tiny"))
-            for _ in range(3):
-                run_jobs(live)
-                clock.advance(3600)
-            status = api.get(f"/api/v1/videos/{uid}").json()["status"]
-    finally:
-        live.stop()
+    with (
+        serving(make_settings(tmp_path, media_ffmpeg_max_file_bytes=20_000), clock) as live,
+        live.client() as api,
+    ):
+        uid = upload(api, clips("tiny"))
+        for _ in range(3):
+            run_jobs(live)
+            clock.advance(3600)
+        status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_NO_SPACE")
     assert (
         "disk was full" in status["error_text"] and "written only in part" in status["error_text"]

@@ -3,7 +3,6 @@ capped masters, atomic publishing, re-encoding and deletion (checks 17 and 18)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -11,9 +10,9 @@ import m3u8
 import pytest
 
 from reelout.clock import ManualClock
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.media.clips import Clips
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.live import LiveServer, live_server_fixture
 
 GRACE = 3600
 
@@ -23,11 +22,7 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-def server(tmp_path: Path, clock: ManualClock) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path, media_version_grace_seconds=GRACE), clock)
-    yield live
-    live.stop()
+server = live_server_fixture(manual_clock=True, media_version_grace_seconds=GRACE)
 
 
 def ready_video(server: LiveServer, clip: Path) -> dict[str, object]:

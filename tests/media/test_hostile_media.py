@@ -25,10 +25,11 @@ import pytest
 from reelout.media.probe import ProbeError, probe
 from reelout.media.sandbox import Sandbox, confinement_problem, landlock_abi
 from reelout.media.sandbox import run as sandbox_run
-from tests.conftest import ADMIN_TOKEN, LiveServer, StartServer, make_settings, serve_in_thread
 from tests.media.clips import Clips, ffmpeg, picture
 from tests.media.test_bundled_ffmpeg import wait_ready
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.live import LiveServer, StartServer, live_server_fixture
+from tests.support.settings import ADMIN_TOKEN
 
 FFPROBE = shutil.which("ffprobe")
 needs_ffprobe = pytest.mark.skipif(FFPROBE is None, reason="no ffprobe on PATH")
@@ -235,11 +236,7 @@ def test_an_ffmpeg_that_cannot_run_confined_is_found_out_at_start_up(tmp_path: P
 # --- the processing job ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path_factory.mktemp("hostile")))
-    yield live
-    live.stop()
+server = live_server_fixture(scope="module", folder="hostile")
 
 
 def process(server: LiveServer, path: Path) -> tuple[dict[str, object], list[Path]]:

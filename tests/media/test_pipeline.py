@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,10 @@ from reelout.jobs.worker import Worker
 from reelout.media import playlists
 from reelout.tasks import build_registry
 from reelout.webhooks import signing
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.media.clips import Clips, ffmpeg, picture, tone
+from tests.support.live import LiveServer, live_server_fixture, serve_in_thread, serving
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 from tests.webhooks.receiver import Receiver
 
 FFPROBE = "ffprobe"
@@ -79,11 +81,7 @@ def make_long(folder: Path) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path_factory.mktemp("pipeline")))
-    yield live
-    live.stop()
+server = live_server_fixture(scope="module", folder="pipeline")
 
 
 @pytest.fixture(scope="module")
@@ -449,15 +447,11 @@ def test_a_zero_byte_tus_upload_is_not_a_video(server: LiveServer) -> None:
 
 
 def process_with(tmp_path: Path, clip: Path, **settings: object) -> dict[str, Any]:
-    live = serve_in_thread(make_settings(tmp_path, **settings))
-    try:
-        with live.client() as api:
-            uid = upload(api, clip)
-            run_jobs(live)
-            video: dict[str, Any] = api.get(f"/api/v1/videos/{uid}").json()
-            return video
-    finally:
-        live.stop()
+    with serving(make_settings(tmp_path, **settings)) as live, live.client() as api:
+        uid = upload(api, clip)
+        run_jobs(live)
+        video: dict[str, Any] = api.get(f"/api/v1/videos/{uid}").json()
+        return video
 
 
 @pytest.mark.parametrize(
@@ -510,26 +504,21 @@ def test_progress_only_rises_on_the_way_to_ready(server: LiveServer, tmp_path: P
 
 def test_the_third_unexpected_failure_ends_in_error(tmp_path: Path, clips: Clips) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path), clock)
-    try:
-        with live.client() as api:
-            uid = upload(api, clips("tiny"))
-            (live.runtime.settings.data_dir / "media" / uid / "original").unlink()
-            for _ in range(3):
-                run_jobs(live)
-                clock.advance(3600)  # past any retry backoff
-            status = api.get(f"/api/v1/videos/{uid}").json()["status"]
-    finally:
-        live.stop()
+    with serving(make_settings(tmp_path), clock) as live, live.client() as api:
+        uid = upload(api, clips("tiny"))
+        (live.runtime.settings.data_dir / "media" / uid / "original").unlink()
+        for _ in range(3):
+            run_jobs(live)
+            clock.advance(3600)  # past any retry backoff
+        status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_UNKNOWN")
     assert "3 times" in status["error_text"] and "FileNotFoundError" in status["error_text"]
 
 
 def test_a_job_whose_workers_keep_dying_ends_in_error(tmp_path: Path, clips: Clips) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path), clock)
-    rt = live.runtime
-    try:
+    with serving(make_settings(tmp_path), clock) as live:
+        rt = live.runtime
         with live.client() as api:
             uid = upload(api, clips("tiny"))
             for attempt in range(3):  # each worker claims the job, then dies without a word
@@ -538,8 +527,6 @@ def test_a_job_whose_workers_keep_dying_ends_in_error(tmp_path: Path, clips: Cli
                 clock.advance(31)
             run_jobs(live)  # the next worker finds the lease expired on the last attempt
             status = api.get(f"/api/v1/videos/{uid}").json()["status"]
-    finally:
-        live.stop()
     assert (status["state"], status["error_code"]) == ("error", "ERR_UNKNOWN")
     assert "lost the lease" in status["error_text"]
 
@@ -601,7 +588,6 @@ def test_stopping_the_worker_kills_the_encode_and_gives_the_job_back(
     server: LiveServer, tmp_path: Path
 ) -> None:
     import threading
-    import time
 
     import psutil
 
@@ -615,10 +601,11 @@ def test_stopping_the_worker_kills_the_encode_and_gives_the_job_back(
         stop = threading.Event()
         thread = threading.Thread(target=worker.run_forever, args=(stop,))
         thread.start()
-        deadline = time.monotonic() + 30
-        while api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] != "processing":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(
+            lambda: api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "processing",
+            30,
+            "the video to be processing",
+        )
         stop.set()
         thread.join(30)
         assert not thread.is_alive()

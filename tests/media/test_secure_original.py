@@ -6,7 +6,7 @@ import httpx
 
 from reelout.jobs.worker import Worker
 from reelout.tasks import build_registry
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 
 
 def upload(api: httpx.Client, data: bytes) -> str:

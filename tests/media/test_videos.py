@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 
 
 def direct(api: httpx.Client, order: str, stage: str, data: bytes = b"video") -> str:

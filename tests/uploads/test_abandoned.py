@@ -4,8 +4,6 @@ server, and creator links never used; the video says so and a `video.error` webh
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,15 +17,10 @@ from reelout.runtime import Runtime
 from reelout.uploads.jobs import REAP_JOB
 from reelout.uploads.jobs import reap_expired as reaper_job
 from reelout.webhooks.models import WebhookEvent
-from tests.conftest import (
-    ADMIN_TOKEN,
-    LiveServer,
-    StartServer,
-    make_settings,
-    serve_in_thread,
-    start_runtime,
-)
-from tests.uploads.test_tus_crash import RawRequest
+from tests.support.live import LiveServer, StartServer, live_server_fixture
+from tests.support.raw_http import RawRequest
+from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
+from tests.support.waiting import wait_until
 
 MiB = 1024 * 1024
 ABANDON = 300
@@ -51,14 +44,6 @@ def error_events(rt: Runtime) -> list[dict[str, object]]:
     with rt.db.read() as session:
         rows = session.scalars(select(WebhookEvent).where(WebhookEvent.type == "video.error"))
         return [json.loads(row.body)["data"]["video"] for row in rows]
-
-
-def wait_for(what: str, check: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def uploading(rt: Runtime) -> list[str]:
@@ -89,20 +74,15 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str, clock: ManualClock) -> Iterator[LiveServer]:
-    settings = make_settings(tmp_path, database_url=database_url, upload_abandon_seconds=ABANDON)
-    live = serve_in_thread(settings, clock)
-    yield live
-    live.stop()
+server = live_server_fixture(per_database=True, manual_clock=True, upload_abandon_seconds=ABANDON)
 
 
 def test_a_direct_upload_cut_mid_body_leaves_nothing(server: LiveServer) -> None:
     cut = direct_post(server.url, 4 * MiB)
     cut.send(b"x" * MiB)
-    wait_for("the upload to start", lambda: len(uploading(server.runtime)) == 1)
+    wait_until(lambda: len(uploading(server.runtime)) == 1, message="the upload to start")
     cut.reset()  # a real client torn down mid-body
-    wait_for("the server to let go", lambda: not uploading(server.runtime))
+    wait_until(lambda: not uploading(server.runtime), message="the server to let go")
     with server.client() as api:
         assert api.get("/api/v1/videos").json()["videos"] == []
     assert list((server.runtime.settings.data_dir / "media").iterdir()) == []
@@ -114,15 +94,18 @@ def test_a_stalled_direct_upload_is_ended_after_the_abandon_time(
     rt = server.runtime
     stalled = direct_post(server.url, 3 * MiB)
     stalled.send(b"x" * MiB)
-    wait_for("the upload to start", lambda: len(uploading(rt)) == 1)
+    wait_until(lambda: len(uploading(rt)) == 1, message="the upload to start")
     (uid,) = uploading(rt)
     original = rt.settings.data_dir / "media" / uid / "original"
-    wait_for(
-        "the first bytes on disk", lambda: original.is_file() and original.stat().st_size == MiB
+    wait_until(
+        lambda: original.is_file() and original.stat().st_size == MiB,
+        message="the first bytes on disk",
     )
     clock.advance(ABANDON - 100)
     stalled.send(b"y" * 1024)  # a trickle of bytes arrives: the upload is alive
-    wait_for("the activity mark", lambda: video(rt, uid).modified_at > video(rt, uid).created_at)
+    wait_until(
+        lambda: video(rt, uid).modified_at > video(rt, uid).created_at, message="the activity mark"
+    )
     clock.advance(ABANDON - 1)  # the abandon time since creation, not since the last bytes
     run_reaper(rt)
     assert video(rt, uid).state == "uploading"
@@ -147,9 +130,8 @@ def test_a_direct_upload_whose_server_died_is_ended(
     orphan = direct_post(served.url, 4 * MiB)
     orphan.send(b"x" * MiB)
     media = tmp_path / "data" / "media"
-    wait_for(
-        "bytes on disk",
-        lambda: any(p.stat().st_size > 0 for p in media.glob("*/original")),
+    wait_until(
+        lambda: any(p.stat().st_size > 0 for p in media.glob("*/original")), message="bytes on disk"
     )
     served.kill()  # kill -9 mid-body: no handler runs to clean up
     orphan.close()

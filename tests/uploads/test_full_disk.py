@@ -15,14 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import (
-    ADMIN_TOKEN,
-    LiveServer,
-    StartServer,
-    make_settings,
-    reset_pg,
-    serve_in_thread,
-)
+from tests.conftest import reset_pg
+from tests.support.live import LiveServer, StartServer, serving
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 MiB = 1024 * 1024
 T = {"Tus-Resumable": "1.0.0"}
@@ -58,9 +53,8 @@ def server(tmp_path: Path, small_disk: Path) -> Iterator[LiveServer]:
         database_url=f"sqlite:///{tmp_path / 'reelout.db'}",
         disk_reserve_bytes=0,
     )
-    live = serve_in_thread(settings)
-    yield live
-    live.stop()
+    with serving(settings) as live:
+        yield live
 
 
 def fill(folder: Path, leave: int) -> Path:
@@ -162,9 +156,8 @@ def test_a_direct_upload_on_a_full_disk_leaves_nothing(
 @pytest.fixture
 def reserve_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     settings = make_settings(tmp_path, disk_reserve_bytes=request.param, tus_max_size=2**62)
-    live = serve_in_thread(settings)
-    yield live
-    live.stop()
+    with serving(settings) as live:
+        yield live
 
 
 @pytest.mark.parametrize("reserve_server", [HUGE_RESERVE], indirect=True)

@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import free_port, start_uvicorn
-from tests.uploads.hurl_runner import (
+from tests.support.hurl_runner import (
     SUITE_DIR,
     FileResult,
     HeaderAssert,
@@ -33,6 +32,7 @@ from tests.uploads.hurl_runner import (
     run_path,
     skip_reason,
 )
+from tests.support.live import free_port, start_uvicorn
 
 SUITE_FILES = collect([SUITE_DIR / "tests"]) if (SUITE_DIR / "tests").is_dir() else []
 AUTH = ("Authorization", "Bearer test-key")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from reelout.uploads.service import link_lock_key
-from tests.conftest import LiveServer, make_settings, serve_in_thread
-from tests.uploads.test_tus_crash import RawRequest
+from tests.support.live import LiveServer, live_server_fixture, serving
+from tests.support.raw_http import RawRequest
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
@@ -20,11 +20,7 @@ PARTIAL = {"Upload-Concat": "partial"}
 DEFER = {"Upload-Defer-Length": "1"}
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path, database_url=database_url, tus_max_partials=3))
-    yield live
-    live.stop()
+server = live_server_fixture(per_database=True, tus_max_partials=3)
 
 
 def link(server: LiveServer, max_bytes: int = 100) -> httpx.Client:
@@ -153,8 +149,7 @@ def test_the_final_upload_is_held_to_the_link(server: LiveServer) -> None:
 
 
 def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path) -> None:
-    live = serve_in_thread(make_settings(tmp_path, tus_lock_timeout_seconds=0.3))
-    try:
+    with serving(make_settings(tmp_path, tus_lock_timeout_seconds=0.3)) as live:
         with live.client() as api:
             made = api.post("/api/v1/videos", json={"max_bytes": 100}).json()
         token, uid = made["upload"]["token"], made["uid"]
@@ -165,10 +160,12 @@ def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path)
                 live.url, "PATCH", url, {**headers, "Upload-Offset": "0", "Content-Length": "50"}
             )
             writer.send(b"x" * 30)
-            deadline = time.monotonic() + 10
-            while not live.runtime.locker.is_held(link_lock_key(uid)):
-                assert time.monotonic() < deadline, "the PATCH never took the link's lock"
-                time.sleep(0.01)
+            wait_until(
+                lambda: live.runtime.locker.is_held(link_lock_key(uid)),
+                10,
+                "the PATCH to take the link's lock",
+                interval=0.01,
+            )
             busy = create(phone, **PARTIAL, **{"Upload-Length": "60"})
             assert (busy.status_code, busy.json()["code"]) == (423, "UPLOAD_LOCKED")
             writer.send(b"x" * 20)
@@ -178,5 +175,3 @@ def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path)
             assert done.headers["upload-offset"] == "50"
             assert create(phone, **PARTIAL, **{"Upload-Length": "51"}).status_code == 413
             assert create(phone, **PARTIAL, **{"Upload-Length": "50"}).status_code == 201
-    finally:
-        live.stop()

@@ -16,15 +16,18 @@ def test_a_newcomer_asks_the_holder_to_stop_and_takes_over() -> None:
         locker = LocalLocker()
         events: list[str] = []
 
+        held, asked = asyncio.Event(), asyncio.Event()
+
         async def holder() -> None:
             async with locker.hold("u", 1.0) as lease:
+                lease.on_stop(asked.set)
                 events.append("held")
-                while not lease.stop_requested:
-                    await asyncio.sleep(0.01)
+                held.set()
+                await asked.wait()
                 events.append("asked to stop")
 
         first = asyncio.create_task(holder())
-        await asyncio.sleep(0.05)
+        await held.wait()
         async with locker.hold("u", 1.0):
             events.append("newcomer holds")
         await first
@@ -53,7 +56,9 @@ def test_file_locks_are_seen_across_lockers_and_forgotten(tmp_path: Path) -> Non
             with pytest.raises(Locked):
                 async with there.hold("u", 0.2):
                     pass
-            await asyncio.sleep(0.05)
+            asked = asyncio.Event()
+            lease.on_stop(asked.set)  # called at once if the request already arrived
+            await asyncio.wait_for(asked.wait(), 5)  # the watcher polls the stop file
             assert lease.stop_requested, "the newcomer's stop request reached the holder"
         async with there.hold("u", 1.0):
             assert here.is_held("u")

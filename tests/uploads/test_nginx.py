@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,11 @@ import httpx
 import pytest
 
 from reelout.config import Settings
-from tests.conftest import ADMIN_TOKEN, LiveServer, free_port, make_settings, serve_in_thread
 from tests.media.clips import Clips
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.live import LiveServer, free_port, serve_in_thread
+from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.waiting import wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "reelout.conf"
 T = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -61,14 +62,14 @@ def proxied(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
         [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 10
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if time.monotonic() > deadline or process.poll() is not None:
+
+    def listening() -> bool:
+        if process.poll() is not None:
             pytest.fail(f"nginx did not start: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.05)
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, 10, "nginx to listen")
     yield server, f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(10)
@@ -90,12 +91,11 @@ def test_tus_through_the_nginx_example_streams_bodies(proxied: tuple[LiveServer,
 
         def body() -> Iterator[bytes]:
             yield data[: 3 * MiB]
-            deadline = time.monotonic() + 5
-            while (
-                server.runtime.upload_store.size(upload_id) < 2 * MiB
-                and time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
+            wait_until(
+                lambda: server.runtime.upload_store.size(upload_id) >= 2 * MiB,
+                5,
+                "the backend to get 2 MiB while the body streams (nginx must not buffer it)",
+            )
             seen_while_streaming.append(server.runtime.upload_store.size(upload_id))
             yield data[3 * MiB :]
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, serving
+from tests.support.settings import make_settings
+from tests.support.sockets import read_by_peer
+from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
 
@@ -117,31 +120,30 @@ def test_legacy_base64_still_works_and_is_deprecated(
 
 
 def test_limits_refuse_and_keep_nothing(tmp_path: Path) -> None:
-    server = serve_in_thread(make_settings(tmp_path, direct_max_bytes=1000, legacy_max_bytes=600))
-    try:
-        with server.client() as api:
-            url = "/api/v1/orders/A/inbound/videos"
-            at_limit = api.post(url, content=b"x" * 1000, headers={"Content-Type": "video/mp4"})
-            assert at_limit.status_code == 201
-            over = api.post(url, content=b"x" * 1001, headers={"Content-Type": "video/mp4"})
-            assert (over.status_code, over.json()["code"]) == (413, "UPLOAD_TOO_LARGE")
-            legacy_ok = api.post(url, json={"file_base64": base64.b64encode(b"y" * 600).decode()})
-            assert legacy_ok.status_code == 201
-            legacy_over = api.post(url, json={"file_base64": base64.b64encode(b"y" * 601).decode()})
-            assert (legacy_over.status_code, legacy_over.json()["code"]) == (
-                413,
-                "LEGACY_UPLOAD_TOO_LARGE",
-            )
-            truncated = api.post(
-                url, content=b'{"file_base64": "QUJ"}', headers={"Content-Type": "application/json"}
-            )
-            assert (truncated.status_code, truncated.json()["code"]) == (400, "INVALID_BASE64")
-            listed = api.get(url).json()["videos"]
-            assert len(listed) == 2, "refused uploads leave nothing behind"
-            on_disk = [p.name for p in (server.runtime.settings.data_dir / "media").iterdir()]
-            assert sorted(on_disk) == sorted(v["uid"] for v in listed)
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, direct_max_bytes=1000, legacy_max_bytes=600)) as server,
+        server.client() as api,
+    ):
+        url = "/api/v1/orders/A/inbound/videos"
+        at_limit = api.post(url, content=b"x" * 1000, headers={"Content-Type": "video/mp4"})
+        assert at_limit.status_code == 201
+        over = api.post(url, content=b"x" * 1001, headers={"Content-Type": "video/mp4"})
+        assert (over.status_code, over.json()["code"]) == (413, "UPLOAD_TOO_LARGE")
+        legacy_ok = api.post(url, json={"file_base64": base64.b64encode(b"y" * 600).decode()})
+        assert legacy_ok.status_code == 201
+        legacy_over = api.post(url, json={"file_base64": base64.b64encode(b"y" * 601).decode()})
+        assert (legacy_over.status_code, legacy_over.json()["code"]) == (
+            413,
+            "LEGACY_UPLOAD_TOO_LARGE",
+        )
+        truncated = api.post(
+            url, content=b'{"file_base64": "QUJ"}', headers={"Content-Type": "application/json"}
+        )
+        assert (truncated.status_code, truncated.json()["code"]) == (400, "INVALID_BASE64")
+        listed = api.get(url).json()["videos"]
+        assert len(listed) == 2, "refused uploads leave nothing behind"
+        on_disk = [p.name for p in (server.runtime.settings.data_dir / "media").iterdir()]
+        assert sorted(on_disk) == sorted(v["uid"] for v in listed)
 
 
 def test_stage_listing_and_unknown_stage(api: httpx.Client) -> None:
@@ -184,21 +186,19 @@ def test_admin_tus_upload_names_its_order_stage_in_metadata(api: httpx.Client) -
 
 def test_a_dropped_direct_upload_leaves_nothing(live_server: LiveServer, api: httpx.Client) -> None:
     import socket
-    import time
 
     host, port = live_server.url.removeprefix("http://").split(":")
+    media = live_server.runtime.settings.data_dir / "media"
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
             b"POST /api/v1/orders/X-1/inbound/videos HTTP/1.1\r\nHost: x\r\n"
             b"Authorization: Bearer " + live_server_token(api) + b"\r\n"
             b"Content-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n" + b"v" * 300_000
         )
-        time.sleep(0.3)
-    deadline = time.monotonic() + 5
-    media = live_server.runtime.settings.data_dir / "media"
-    while any(media.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(media.iterdir()), "the half-received original was removed"
+        # the server made the video, opened its original and read every byte sent
+        wait_until(lambda: any(media.glob("*/original")) and read_by_peer(sock), 10,
+                   "the server to receive the start of the body")  # fmt: skip
+    wait_until(lambda: not any(media.iterdir()), 10, "the half-received original to be removed")
     assert api.get("/api/v1/orders/X-1/inbound/videos").json()["videos"] == []
 
 

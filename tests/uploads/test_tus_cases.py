@@ -12,18 +12,16 @@ import pytest
 
 from reelout.clock import ManualClock
 from reelout.uploads.service import TusService
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serving
+from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    """Every case runs on SQLite and on PostgreSQL."""
-    server = serve_in_thread(make_settings(tmp_path, database_url=database_url))
-    yield server
-    server.stop()
+# every case runs on SQLite and on PostgreSQL
+live_server = live_server_fixture(name="live_server", per_database=True)
 
 
 @pytest.fixture
@@ -182,16 +180,15 @@ def test_t17_t18_bad_lengths(tus: httpx.Client, headers: dict[str, str]) -> None
 
 
 def test_t19_above_the_maximum_creates_nothing(tmp_path: Path) -> None:
-    server = serve_in_thread(make_settings(tmp_path, tus_max_size=1000))
-    try:
-        with server.client() as client:
-            assert client.post("/files/", headers={**T, "Upload-Length": "1001"}).status_code == 413
-            assert client.post("/files/", headers={**T, "Upload-Length": "1000"}).status_code == 201
-            assert client.options("/files/").headers["Tus-Max-Size"] == "1000"
-            videos = client.get("/api/v1/videos").json()["videos"]
-            assert len(videos) == 1
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, tus_max_size=1000)) as server,
+        server.client() as client,
+    ):
+        assert client.post("/files/", headers={**T, "Upload-Length": "1001"}).status_code == 413
+        assert client.post("/files/", headers={**T, "Upload-Length": "1000"}).status_code == 201
+        assert client.options("/files/").headers["Tus-Max-Size"] == "1000"
+        videos = client.get("/api/v1/videos").json()["videos"]
+        assert len(videos) == 1
 
 
 def test_t20_empty_upload_finishes_at_once(tus: httpx.Client) -> None:
@@ -275,23 +272,22 @@ def test_t28_termination_removes_the_data(live_server: LiveServer, tus: httpx.Cl
 
 def test_t29_expiry_and_the_reaper(tmp_path: Path) -> None:
     clock = ManualClock()
-    server = serve_in_thread(make_settings(tmp_path, tus_expiration_seconds=3600), clock)
-    try:
-        with server.client() as client:
-            url = create(client)
-            reply = patch(client, url, 0, b"hello")
-            assert reply.headers["Upload-Expires"].endswith(" GMT")
-            clock.advance(3601)
-            assert client.head(url, headers=T).status_code == 410
-            assert TusService(server.runtime).reap_expired() == 1
-            assert client.head(url, headers=T).status_code == 404
-            assert not server.runtime.upload_store.exists(url.rsplit("/", 1)[-1])
-            uid = reply.headers["Reelout-Video-Id"]
-            assert client.get(f"/api/v1/videos/{uid}").json()["status"]["error_code"] == (
-                "ERR_UPLOAD_EXPIRED"
-            )
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, tus_expiration_seconds=3600), clock) as server,
+        server.client() as client,
+    ):
+        url = create(client)
+        reply = patch(client, url, 0, b"hello")
+        assert reply.headers["Upload-Expires"].endswith(" GMT")
+        clock.advance(3601)
+        assert client.head(url, headers=T).status_code == 410
+        assert TusService(server.runtime).reap_expired() == 1
+        assert client.head(url, headers=T).status_code == 404
+        assert not server.runtime.upload_store.exists(url.rsplit("/", 1)[-1])
+        uid = reply.headers["Reelout-Video-Id"]
+        assert client.get(f"/api/v1/videos/{uid}").json()["status"]["error_code"] == (
+            "ERR_UPLOAD_EXPIRED"
+        )
 
 
 def test_t30_cors(tus: httpx.Client) -> None:
@@ -327,25 +323,24 @@ def test_t30_cors(tus: httpx.Client) -> None:
 
 @pytest.mark.parametrize("behind_proxy", [True, False])
 def test_t37_forwarded_only_when_configured(tmp_path: Path, behind_proxy: bool) -> None:
-    server = serve_in_thread(make_settings(tmp_path, behind_proxy=behind_proxy))
-    try:
-        with server.client() as client:
-            reply = client.post(
-                "/files/",
-                headers={
-                    **T,
-                    "Upload-Length": "1",
-                    "Forwarded": "proto=https;host=x.example:443",
-                    "X-Forwarded-Prefix": "/media",
-                },
-            )
-            location = reply.headers["Location"]
-            if behind_proxy:
-                assert location.startswith("https://x.example/media/files/")
-            else:
-                assert location.startswith(server.url + "/files/")
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, behind_proxy=behind_proxy)) as server,
+        server.client() as client,
+    ):
+        reply = client.post(
+            "/files/",
+            headers={
+                **T,
+                "Upload-Length": "1",
+                "Forwarded": "proto=https;host=x.example:443",
+                "X-Forwarded-Prefix": "/media",
+            },
+        )
+        location = reply.headers["Location"]
+        if behind_proxy:
+            assert location.startswith("https://x.example/media/files/")
+        else:
+            assert location.startswith(server.url + "/files/")
 
 
 def test_t39_concatenation(tus: httpx.Client) -> None:
@@ -390,7 +385,6 @@ def test_a_stranger_cannot_interrupt_a_busy_upload(
     live_server: LiveServer, tus: httpx.Client
 ) -> None:
     import threading
-    import time
 
     url = create(tus, 10)
     release = threading.Event()
@@ -408,9 +402,7 @@ def test_a_stranger_cannot_interrupt_a_busy_upload(
     thread = threading.Thread(target=writer)
     thread.start()
     upload_id = url.rsplit("/", 1)[-1]
-    deadline = time.monotonic() + 5
-    while not live_server.runtime.locker.is_held(upload_id) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: live_server.runtime.locker.is_held(upload_id), 5, "the writer's lock")
     with live_server.client(token="rlo_admin_not-a-key") as stranger:
         assert stranger.head(url, headers=T).status_code == 401
     assert live_server.runtime.locker.is_held(upload_id), "the writer was not disturbed"
@@ -421,13 +413,10 @@ def test_a_stranger_cannot_interrupt_a_busy_upload(
 
 
 def test_malformed_ids_never_reach_the_lock_files(tmp_path: Path) -> None:
-    server = serve_in_thread(make_settings(tmp_path, workers=2))  # the file locker
-    try:
+    with serving(make_settings(tmp_path, workers=2)) as server:  # the file locker
         with server.client() as client:
             for upload_id in ("a%00b", "x" * 300, "..", "0" * 32):
                 assert client.head(f"/files/{upload_id}", headers=T).status_code == 404
                 assert patch(client, f"/files/{upload_id}", 0, b"x").status_code == 404
         locks = server.runtime.settings.data_dir / "locks"
         assert {p.name for p in locks.iterdir()} <= {"0" * 32 + ".lock"}
-    finally:
-        server.stop()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
-from tests.uploads.hurl_runner import (
+from tests.support.hurl_runner import (
     SUITE_DIR,
     Target,
     advertised_extensions,
@@ -17,6 +15,8 @@ from tests.uploads.hurl_runner import (
     run_path,
     skip_reason,
 )
+from tests.support.live import LiveServer, live_server_fixture
+from tests.support.settings import ADMIN_TOKEN
 
 SUITE_TESTS = SUITE_DIR / "tests"
 CASES = collect([SUITE_TESTS]) if SUITE_TESTS.is_dir() else []
@@ -35,12 +35,8 @@ def test_the_shared_suite_is_present() -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def suite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server for the whole suite: every case creates uploads of its own."""
-    server = serve_in_thread(make_settings(tmp_path_factory.mktemp("tus-suite")))
-    yield server
-    server.stop()
+# one server for the whole suite: every case creates uploads of its own
+suite_server = live_server_fixture(name="suite_server", scope="module", folder="tus-suite")
 
 
 @pytest.fixture(scope="module")

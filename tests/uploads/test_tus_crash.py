@@ -5,104 +5,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
-import struct
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, StartServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, StartServer, serving
+from tests.support.raw_http import RawRequest, RawResponse
+from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.waiting import wait_until
 
 MiB = 1024 * 1024
 T = {"Tus-Resumable": "1.0.0"}
 CT = {"Content-Type": "application/offset+octet-stream"}
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-# -- a hand-written HTTP/1.1 request, so a test decides when each body byte leaves -------------
-@dataclass
-class RawResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class RawRequest:
-    """One HTTP/1.1 request on its own socket; the body is sent piece by piece with `send`."""
-
-    def __init__(self, base_url: str, method: str, path: str, headers: dict[str, str]) -> None:
-        parts = urlsplit(base_url)
-        assert parts.hostname and parts.port
-        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.sent = 0
-        self._buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-        self.sent += len(data)
-
-    def send_slowly(self, data: bytes, seconds: float, pieces: int) -> None:
-        """Spread `data` over about `seconds`, in `pieces` writes."""
-        step = -(-len(data) // pieces)
-        pause = seconds / pieces
-        for start in range(0, len(data), step):
-            self.send(data[start : start + step])
-            time.sleep(pause)
-
-    def response(self, timeout: float) -> RawResponse | None:
-        """The server's reply, or None when it closed the connection without one."""
-        self.sock.settimeout(timeout)
-        try:
-            while b"\r\n\r\n" not in self._buffer:
-                block = self.sock.recv(65536)
-                if not block:
-                    return None
-                self._buffer += block
-        except ConnectionResetError:
-            return None
-        head, _, rest = self._buffer.partition(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        while len(rest) < length:
-            block = self.sock.recv(65536)
-            if not block:
-                break
-            rest += block
-        self._buffer = rest[length:]
-        return RawResponse(int(status_line.split()[1]), headers, rest[:length])
-
-    def closed_by_server(self, timeout: float) -> bool:
-        """True once the server has closed its side (EOF or reset) within `timeout`."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                if not self.sock.recv(65536):
-                    return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-
-    def close(self) -> None:
-        """Close like a process that exits: FIN, after whatever was sent."""
-        self.sock.close()
-
-    def reset(self) -> None:
-        """Close with an RST (SO_LINGER 0), like a connection torn down by a dying client."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.sock.close()
 
 
 def raw_patch(base_url: str, path: str, offset: int, content_length: int) -> RawRequest:
@@ -175,20 +94,12 @@ def upload_file(server: LiveServer, path: str) -> Path:
     return server.runtime.settings.data_dir / "uploads" / path.rsplit("/", 1)[-1]
 
 
-def wait_for_disk(file: Path, expected: int, seconds: float = 5.0) -> int:
-    """Wait until `file` holds `expected` bytes or stops growing; return its size."""
-    deadline = time.monotonic() + seconds
-    size, stable_since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = file.stat().st_size
-        if now == expected:
-            return now
-        if now != size:
-            size, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since > 1.0:
-            return size
-        time.sleep(0.02)
-    return size
+def patch_finished(server: LiveServer, path: str) -> Callable[[], bool]:
+    """Whether the server is done with the PATCH on `path`: it wrote something and let go of
+    the upload's lock (so every byte it received is on disk)."""
+    upload_id = path.rsplit("/", 1)[-1]
+    file = upload_file(server, path)
+    return lambda: file.stat().st_size > 0 and not server.runtime.locker.is_held(upload_id)
 
 
 @pytest.mark.parametrize("how", ["slow-fin", "slow-rst", "burst-fin"])
@@ -206,7 +117,7 @@ def test_t31_client_killed_mid_patch_keeps_the_bytes_received(
     client.reset() if how.endswith("rst") else client.close()
     # A HEAD sent while the server is still reading the dead client's bytes would (rightly)
     # stop that PATCH early; wait until the server has written what it received.
-    wait_for_disk(upload_file(live_server, path), client.sent)
+    wait_until(patch_finished(live_server, path), 10, "the server to end the cut PATCH")
 
     offset = head_offset(http, path)
     if how.endswith("rst"):
@@ -226,7 +137,7 @@ def test_t32_head_during_a_stalled_patch_answers_fast_with_a_fresh_offset(
     path = create_upload(http, len(data))
     stalled = raw_patch(live_server.url, path, 0, len(data))
     stalled.send(data[: 2 * MiB + 12345])
-    time.sleep(0.5)  # let the server read everything sent; the body then stalls
+    stalled.wait_until_read()  # the server has everything sent; the body then stalls
 
     started = time.monotonic()
     offset = head_offset(http, path)
@@ -249,7 +160,7 @@ def test_t33_second_patch_takes_over_with_exactly_one_writer(
     path = create_upload(http, len(data))
     first = raw_patch(live_server.url, path, 0, len(data))
     first.send(data[: 3 * MiB + 999])
-    time.sleep(0.5)
+    first.wait_until_read()
 
     # Other uploads keep flowing while this one's PATCH is stalled.
     other = os.urandom(4 * MiB + 1)
@@ -282,32 +193,31 @@ def test_t33_second_patch_takes_over_with_exactly_one_writer(
 
 # -- T34 ---------------------------------------------------------------------------------------
 def test_t34_stalled_body_ends_at_the_read_timeout_keeping_its_bytes(tmp_path: Path) -> None:
-    server = serve_in_thread(make_settings(tmp_path, tus_read_timeout_seconds=1.0))
-    try:
-        with server.client() as http:
-            data = os.urandom(4 * MiB)
-            path = create_upload(http, len(data))
-            stalled = raw_patch(server.url, path, 0, len(data))
-            stalled.send(data[: MiB + MiB // 2 + 77])
-            started = time.monotonic()
-            reply = stalled.response(timeout=6)
-            elapsed = time.monotonic() - started
-            # An interrupted read answers 5xx (tus clients retry those, never other 4xx).
-            assert reply is not None, "the server hung up without answering"
-            assert reply.status >= 500, f"{reply.status} {reply.body!r}"
-            assert int(reply.headers["upload-offset"]) == stalled.sent
-            assert 0.8 < elapsed < 5.0, f"the stalled body was given up after {elapsed:.2f}s"
-            assert stalled.closed_by_server(timeout=3), "the server left the connection open"
-            stalled.close()
+    with (
+        serving(make_settings(tmp_path, tus_read_timeout_seconds=1.0)) as server,
+        server.client() as http,
+    ):
+        data = os.urandom(4 * MiB)
+        path = create_upload(http, len(data))
+        stalled = raw_patch(server.url, path, 0, len(data))
+        stalled.send(data[: MiB + MiB // 2 + 77])
+        started = time.monotonic()
+        reply = stalled.response(timeout=6)
+        elapsed = time.monotonic() - started
+        # An interrupted read answers 5xx (tus clients retry those, never other 4xx).
+        assert reply is not None, "the server hung up without answering"
+        assert reply.status >= 500, f"{reply.status} {reply.body!r}"
+        assert int(reply.headers["upload-offset"]) == stalled.sent
+        assert 0.8 < elapsed < 5.0, f"the stalled body was given up after {elapsed:.2f}s"
+        assert stalled.closed_by_server(timeout=3), "the server left the connection open"
+        stalled.close()
 
-            assert head_offset(http, path) == stalled.sent
-            # The lock was released: a new PATCH is served at once, not after a takeover.
-            started = time.monotonic()
-            finish_from(http, path, data)
-            assert time.monotonic() - started < 3.0
-            assert_stored(http, path, data)
-    finally:
-        server.stop()
+        assert head_offset(http, path) == stalled.sent
+        # The lock was released: a new PATCH is served at once, not after a takeover.
+        started = time.monotonic()
+        finish_from(http, path, data)
+        assert time.monotonic() - started < 3.0
+        assert_stored(http, path, data)
 
 
 # -- T40 ---------------------------------------------------------------------------------------
@@ -325,9 +235,7 @@ def test_t40_server_killed_mid_patch_resumes_from_the_bytes_on_disk(
     upload.send(data[: 5 * MiB + 4321])
     # Kill once the server has written some MiB (it writes ~1 MiB batches; the rest of the
     # body is still in its memory or socket buffers, and is lost with the process).
-    deadline = time.monotonic() + 10
-    while file.stat().st_size < 4 * MiB and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: file.stat().st_size >= 4 * MiB, 10, "4 MiB on disk", interval=0.005)
     first.kill()
     upload.close()
 
@@ -357,7 +265,7 @@ def test_a_head_in_another_process_stops_the_stalled_writer(
         path = create_upload(via_first, len(data))
         stalled = raw_patch(first.url, path, 0, len(data))
         stalled.send(data[: 2 * MiB + 777])
-        time.sleep(0.5)
+        stalled.wait_until_read()
         started = time.monotonic()
         offset = head_offset(via_second, path)
         assert time.monotonic() - started < 3.0

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.support.live import LiveServer
+from tests.support.settings import ADMIN_TOKEN
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -96,19 +97,6 @@ def expect_success(report: dict[str, Any]) -> str:
     return url
 
 
-def wait_until_stable(file: Path, quiet: float = 0.3, seconds: float = 10.0) -> None:
-    """Wait until `file` has not changed size for `quiet` seconds."""
-    deadline = time.monotonic() + seconds
-    size, since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now = file.stat().st_size
-        if now != size:
-            size, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.02)
-
-
 def decode_metadata(header: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in header.split(","):
@@ -173,7 +161,17 @@ def test_abort_at_40_percent_then_resume_in_a_new_process(
     assert [entry["uploadUrl"] for entry in saved.values()] == [url]
     # Let the server write what reached it; a HEAD while it is still reading the dead
     # connection would (rightly) cut that PATCH short and resume from an earlier offset.
-    wait_until_stable(live_server.runtime.settings.data_dir / "uploads" / url.rsplit("/", 1)[-1])
+    # The abort landed inside a PATCH body (see the pacing above): wait until it let go of
+    # the upload's lock, its bytes written.
+    upload_id = url.rsplit("/", 1)[-1]
+    upload_file = live_server.runtime.settings.data_dir / "uploads" / upload_id
+    wait_until(
+        lambda: (
+            upload_file.stat().st_size > 0 and not live_server.runtime.locker.is_held(upload_id)
+        ),
+        10,
+        "the server to end the aborted PATCH",
+    )
 
     if resume_by == "url_storage":
         second = run_driver(node, **common, resume=True)

@@ -9,7 +9,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, StartServer
+from tests.support.live import StartServer
+from tests.support.settings import ADMIN_TOKEN
 
 MiB = 1024 * 1024
 BODY = 512 * MiB

@@ -19,8 +19,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, sync_playwright
 
 from reelout.web.routes import LIBRARIES, VENDOR_DIR
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
 from tests.media.clips import make_clip
+from tests.support.live import LiveServer, live_server_fixture
+from tests.support.settings import ADMIN_TOKEN
 
 CHROMIUM = shutil.which("chromium")
 BROWSER_ARGS = ["--autoplay-policy=no-user-gesture-required", "--mute-audio"]
@@ -36,15 +37,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     return lambda kind: make_clip(kind, folder)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A live server whose embedded worker processes uploads for real."""
-    settings = make_settings(
-        tmp_path_factory.mktemp("console"), embedded_worker=True, job_poll_seconds=0.2
-    )
-    live = serve_in_thread(settings)
-    yield live
-    live.stop()
+# a live server whose embedded worker processes uploads for real
+server = live_server_fixture(
+    scope="module", folder="console", embedded_worker=True, job_poll_seconds=0.2
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import threading
 
-from tests.conftest import free_port
+from tests.support.live import free_port
 
 
 class Link:

@@ -11,18 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from reelout.config import Settings
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serving
+from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.web.test_login import login, new_key
 
 FLAGS = "/console/api/flags"
 DEV = "/api/v1/environments/development"
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path, database_url=database_url))
-    yield live
-    live.stop()
+server = live_server_fixture(per_database=True)
 
 
 @pytest.fixture
@@ -143,8 +140,7 @@ def test_a_flag_of_the_wrong_type_falls_back_to_the_code_default(
 
 
 def test_the_console_reads_the_environment_it_is_configured_for(tmp_path: Path) -> None:
-    live = serve_in_thread(make_settings(tmp_path, console_flags_environment="preview"))
-    try:
+    with serving(make_settings(tmp_path, console_flags_environment="preview")) as live:
         with live.client() as api:
             flag = {"state": "ENABLED", "variants": {"on": True, "off": False}}
             reply = api.put(
@@ -157,8 +153,6 @@ def test_the_console_reads_the_environment_it_is_configured_for(tmp_path: Path) 
         assert body["environment"] == "preview"
         assert body["flags"]["use_direct_file_upload"]["value"] is True
         assert body["flags"]["use_direct_file_upload"]["reason"] == "STATIC"
-    finally:
-        live.stop()
 
 
 def test_the_console_flags_environment_must_be_a_known_one() -> None:

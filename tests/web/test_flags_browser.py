@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.web.conftest import Clips, Console, sha256, video
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]

@@ -15,18 +15,15 @@ from reelout.auth.secret import SecretKeyError
 from reelout.auth.session_cookies import COOKIE
 from reelout.clock import ManualClock
 from reelout.config import Settings
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture, serving
+from tests.support.settings import ADMIN_TOKEN, make_settings
 
 ORDERS = "/api/v1/orders/CS-1/inbound/videos"
 SECRET_S = "Zr4kV9pWq2NcX7bLm3TfHy8JdGs6Ea5U"
 SECRET_T = "Pw8bT3nKz6QrY2mVx9LcJf4HgDs7Ua5E"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path_factory.mktemp("login")))
-    yield live
-    live.stop()
+server = live_server_fixture(scope="module", folder="login")
 
 
 @pytest.fixture
@@ -122,12 +119,9 @@ def test_login_sets_a_signed_http_only_same_site_strict_cookie(web: httpx.Client
 
 
 def test_the_cookie_is_secure_over_https(tmp_path: Path) -> None:
-    live = serve_in_thread(make_settings(tmp_path, behind_proxy=True))
-    try:
+    with serving(make_settings(tmp_path, behind_proxy=True)) as live:
         headers = {"X-Forwarded-Proto": "https", "Origin": "https" + live.url[4:]}
         reply = httpx.post(live.url + "/console/login", data={"key": ADMIN_TOKEN}, headers=headers)
-    finally:
-        live.stop()
     assert reply.status_code == 303
     assert "secure" in [p.strip().lower() for p in reply.headers["set-cookie"].split(";")]
 
@@ -234,35 +228,28 @@ def test_revoking_the_key_ends_its_sessions(web: httpx.Client, server: LiveServe
 
 def test_a_session_expires_after_its_lifetime(tmp_path: Path) -> None:
     clock = ManualClock()
-    live = serve_in_thread(make_settings(tmp_path, console_session_seconds=600), clock=clock)
-    try:
-        with httpx.Client(base_url=live.url, timeout=10) as web:
-            cookie, csrf = login(web)
-            clock.advance(590)
-            assert web.get(ORDERS, headers={**cookie, "X-CSRF-Token": csrf}).status_code == 200
-            clock.advance(20)
-            late = web.get(ORDERS, headers={**cookie, "X-CSRF-Token": csrf})
-            assert late.status_code == 401
-            assert late.json()["code"] == "SESSION_EXPIRED"
-    finally:
-        live.stop()
+    with (
+        serving(make_settings(tmp_path, console_session_seconds=600), clock=clock) as live,
+        httpx.Client(base_url=live.url, timeout=10) as web,
+    ):
+        cookie, csrf = login(web)
+        clock.advance(590)
+        assert web.get(ORDERS, headers={**cookie, "X-CSRF-Token": csrf}).status_code == 200
+        clock.advance(20)
+        late = web.get(ORDERS, headers={**cookie, "X-CSRF-Token": csrf})
+        assert late.status_code == 401
+        assert late.json()["code"] == "SESSION_EXPIRED"
 
 
 def login_cookie(settings: Settings) -> dict[str, str]:
-    live = serve_in_thread(settings)
-    try:
+    with serving(settings) as live:
         reply = httpx.post(live.url + "/console/login", data={"key": ADMIN_TOKEN})
-    finally:
-        live.stop()
     return {"Cookie": f"{COOKIE}={session_cookie(reply)}"}
 
 
 def console_status(settings: Settings, cookie: dict[str, str]) -> int:
-    live = serve_in_thread(settings)
-    try:
+    with serving(settings) as live:
         return httpx.get(live.url + "/console", headers=cookie).status_code
-    finally:
-        live.stop()
 
 
 def test_the_secret_is_made_once_with_mode_0600_and_survives_a_restart(tmp_path: Path) -> None:
@@ -311,21 +298,18 @@ def test_logging_out_ends_only_that_session(web: httpx.Client) -> None:
 
 def test_a_logout_holds_in_every_process_on_the_database(tmp_path: Path, database_url: str) -> None:
     settings = make_settings(tmp_path, database_url=database_url)
-    first, second = serve_in_thread(settings), serve_in_thread(settings)
-    try:
-        with (
-            httpx.Client(base_url=first.url, timeout=10) as one,
-            httpx.Client(base_url=second.url, timeout=10) as two,
-        ):
-            cookie, csrf = login(one)
-            api = {**cookie, "X-CSRF-Token": csrf}
-            assert two.get(ORDERS, headers=api).status_code == 200
-            assert two.post("/console/logout", data={"csrf": csrf}, headers=cookie).is_redirect
-            assert one.get(ORDERS, headers=api).json()["code"] == "SESSION_EXPIRED"
-            assert one.get("/console", headers=cookie).headers["location"] == "/console/login"
-    finally:
-        first.stop()
-        second.stop()
+    with (
+        serving(settings) as first,
+        serving(settings) as second,
+        httpx.Client(base_url=first.url, timeout=10) as one,
+        httpx.Client(base_url=second.url, timeout=10) as two,
+    ):
+        cookie, csrf = login(one)
+        api = {**cookie, "X-CSRF-Token": csrf}
+        assert two.get(ORDERS, headers=api).status_code == 200
+        assert two.post("/console/logout", data={"csrf": csrf}, headers=cookie).is_redirect
+        assert one.get(ORDERS, headers=api).json()["code"] == "SESSION_EXPIRED"
+        assert one.get("/console", headers=cookie).headers["location"] == "/console/login"
 
 
 def cookie_attributes(reply: httpx.Response) -> list[str]:
@@ -363,12 +347,9 @@ def test_the_cookie_is_secure_unless_the_console_is_on_loopback(
 def test_reelout_public_url_decides_the_cookie(
     tmp_path: Path, public_url: str, secure: bool
 ) -> None:
-    live = serve_in_thread(make_settings(tmp_path, public_url=public_url))
-    try:
+    with serving(make_settings(tmp_path, public_url=public_url)) as live:
         headers = {"Origin": public_url}
         reply = httpx.post(live.url + "/console/login", data={"key": ADMIN_TOKEN}, headers=headers)
-    finally:
-        live.stop()
     assert ("secure" in cookie_attributes(reply)) is secure
 
 

@@ -14,7 +14,8 @@ from reelout.auth.service import authenticate
 from reelout.auth.session_cookies import SessionCodec, csrf_matches
 from reelout.clock import ManualClock
 from reelout.web.routes import LIBRARIES, VENDOR_DIR, libraries
-from tests.conftest import ADMIN_TOKEN, make_settings, start_runtime, start_uvicorn
+from tests.support.live import start_uvicorn
+from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 
 
 class Serve(Protocol):

@@ -6,7 +6,6 @@ module; the console page then plays each one (`/console#watch=<uid>`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,8 @@ import m3u8
 import pytest
 from playwright.sync_api import Browser, Route
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
+from tests.support.waiting import wait_until
 from tests.web.conftest import READY_TIMEOUT_MS, Clips, Console, open_console
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]
@@ -40,15 +40,14 @@ def videos(server: LiveServer, clips: Clips) -> dict[str, dict[str, Any]]:
 
 
 def _ready(api: httpx.Client, uid: str) -> dict[str, Any]:
-    deadline = time.monotonic() + READY_TIMEOUT_MS / 1000
-    while True:
+    def ready() -> dict[str, Any] | None:
         body: dict[str, Any] = api.get(f"/api/v1/videos/{uid}").json()
-        state = body["status"]["state"]
-        assert state != "error", body["status"]
-        if state == "ready":
-            return body
-        assert time.monotonic() < deadline, f"{uid} is still {state}"
-        time.sleep(0.2)
+        assert body["status"]["state"] != "error", body["status"]
+        return body if body["status"]["state"] == "ready" else None
+
+    found = wait_until(ready, READY_TIMEOUT_MS / 1000, f"{uid} to be ready", interval=0.2)
+    assert found is not None
+    return found
 
 
 @pytest.fixture(scope="module")

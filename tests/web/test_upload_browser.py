@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,7 +17,9 @@ import pytest
 from playwright.sync_api import Browser
 
 from reelout.app import create_app
-from tests.conftest import ADMIN_TOKEN, LiveServer, make_settings, start_uvicorn
+from tests.support.live import LiveServer, start_uvicorn
+from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.waiting import wait_until, wait_until_steady
 from tests.web.conftest import (
     Clips,
     Console,
@@ -42,20 +45,6 @@ def still(read: Callable[[], int], seconds: float = 1.0) -> int:
         assert read() == first, "the paused upload moved"
         time.sleep(0.1)
     return first
-
-
-def settled(read: Callable[[], int], quiet: float = 0.3, seconds: float = 10.0) -> int:
-    """Wait until `read()` stops changing (bytes in flight when a pause hits still land)."""
-    value, since = read(), time.monotonic()
-    deadline = since + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = read()
-        if now != value:
-            value, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return value
-    raise AssertionError("the server's offset kept moving")
 
 
 def patch_offsets(console: Console) -> list[int]:
@@ -91,7 +80,7 @@ def test_tus_upload_pauses_resumes_and_plays_to_the_end(
     assert console.page.is_enabled("#resume")
     assert console.upload_urls, "the page never created a tus upload"
     upload_url = console.upload_urls[-1]
-    held = settled(lambda: tus_offset(upload_url))
+    held = wait_until_steady(lambda: tus_offset(upload_url), message="the server's offset")
     assert 0 < held < size
     assert still(lambda: tus_offset(upload_url)) == held
     sent = console.sent()
@@ -162,14 +151,14 @@ def test_direct_upload_can_only_be_cancelled_and_leaves_nothing(
     assert not console.page.is_enabled("#resume")
     console.page.click("#cancel")
     console.wait("$('status').textContent === 'Upload cancelled'")
-    deadline = time.monotonic() + 10
-    while True:  # the server notices the dropped body and throws away what it had
+
+    def listed() -> list[Any]:
         with server.client() as api:
-            listed = api.get("/api/v1/orders/C-1/inbound/videos").json()["videos"]
-        if not listed or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert listed == []
+            videos: list[Any] = api.get("/api/v1/orders/C-1/inbound/videos").json()["videos"]
+        return videos
+
+    # the server notices the dropped body and throws away what it had
+    wait_until(lambda: listed() == [], 10, "the cancelled upload to be thrown away")
 
 
 @pytest.fixture

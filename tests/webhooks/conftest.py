@@ -14,7 +14,8 @@ from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
 from reelout.tasks import build_registry
 from reelout.webhooks import service
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, serve_in_thread
+from tests.support.settings import make_settings
 from tests.webhooks.receiver import Receiver
 
 StartLive = Callable[..., LiveServer]

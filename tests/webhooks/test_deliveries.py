@@ -19,7 +19,8 @@ from reelout.tasks import build_registry
 from reelout.webhooks import service
 from reelout.webhooks.models import WebhookAttempt, WebhookEvent
 from reelout.webhooks.signing import verify
-from tests.conftest import LiveServer, free_port, make_settings, serve_in_thread
+from tests.support.live import LiveServer, free_port, serving
+from tests.support.settings import make_settings
 from tests.webhooks.conftest import LOOPBACK, StartLive, deliveries, emit, run_jobs, subscribe
 from tests.webhooks.receiver import Receiver, Reply
 
@@ -58,8 +59,7 @@ def test_a_retried_delivery_sends_the_same_event_and_body_signed_anew(
     tmp_path: Path, clock: ManualClock, receiver: Receiver, database_url: str
 ) -> None:
     settings = make_settings(tmp_path, database_url=database_url, webhook_allow_networks=LOOPBACK)
-    server = serve_in_thread(settings, clock)
-    try:
+    with serving(settings, clock) as server:
         receiver.script(Reply(500), Reply(503))
         with server.client() as api:
             endpoint = subscribe(api, receiver.url())
@@ -71,8 +71,6 @@ def test_a_retried_delivery_sends_the_same_event_and_body_signed_anew(
                 run_jobs(server.runtime)
             [done] = deliveries(api, event_id=event_id)
             detail = api.get(f"/api/v1/webhooks/deliveries/{done['id']}").json()
-    finally:
-        server.stop()
     assert len(receiver.requests) == 3
     assert {r.event_id for r in receiver.requests} == {event_id}
     assert len({r.body for r in receiver.requests}) == 1

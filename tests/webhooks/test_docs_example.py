@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reelout.clock import ManualClock
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.webhooks.conftest import emit, run_jobs, subscribe
 from tests.webhooks.receiver import Receiver
 

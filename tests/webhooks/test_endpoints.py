@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.webhooks.conftest import StartLive, subscribe
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reelout.clock import ManualClock
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.webhooks.conftest import StartLive, deliveries, emit, run_jobs, subscribe
 from tests.webhooks.receiver import Receiver, Reply
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from reelout.flags.engine.validation import schema_text
-from tests.conftest import LiveServer, make_settings, serve_in_thread
+from tests.support.live import LiveServer, live_server_fixture
 
 FLAG_SET = """{
   "$schema": "https://flagd.dev/schema/v0/flags.json",
@@ -31,12 +30,7 @@ FLAG_SET = """{
 """
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    """A live server on SQLite and on PostgreSQL."""
-    live = serve_in_thread(make_settings(tmp_path, database_url=database_url))
-    yield live
-    live.stop()
+server = live_server_fixture(per_database=True)  # a live server on SQLite and on PostgreSQL
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from reelout.flags.governance import jobs as schedule_jobs
 from reelout.jobs.registry import Registry
 from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
-from tests.conftest import ADMIN_TOKEN, make_settings, start_runtime
 from tests.flags.admin.conftest import FLAG_SET
+from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 
 runner = CliRunner()
 WRITER = Principal("test-key", "release-manager", Scope.admin, None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import LiveServer
 from tests.flags.admin.conftest import FLAG_SET, put_set, validate_with_schema
+from tests.support.live import LiveServer
 
 SHARED_SCHEMA = Path(__file__).resolve().parents[4] / "shared" / "specs" / "flagd-flags.schema.json"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.flags.admin.conftest import FLAG_SET, audit, put_set, validate_with_schema
+from tests.support.live import LiveServer, serving
+from tests.support.settings import make_settings
 
 FLAG = "/api/v1/environments/development/flags"
 
@@ -121,15 +122,14 @@ def test_a_stale_if_match_on_one_flag_gets_412(api: httpx.Client) -> None:
 
 
 def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
-    server = serve_in_thread(make_settings(tmp_path, flag_set_max_bytes=2048))
-    try:
-        with server.client() as api:
-            big = '{"flags": {}, "metadata": {"note": "' + "x" * 4096 + '"}}'
-            reply = put_set(api, "development", big)
-            assert reply.status_code == 413
-            assert reply.json()["code"] == "FLAG_SET_TOO_LARGE"
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, flag_set_max_bytes=2048)) as server,
+        server.client() as api,
+    ):
+        big = '{"flags": {}, "metadata": {"note": "' + "x" * 4096 + '"}}'
+        reply = put_set(api, "development", big)
+        assert reply.status_code == 413
+        assert reply.json()["code"] == "FLAG_SET_TOO_LARGE"
 
 
 def test_concurrent_edits_lose_nothing(api: httpx.Client, server: LiveServer) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 
 from reelout.clock import ManualClock
-from tests.conftest import make_settings, serve_in_thread
 from tests.flags.admin.conftest import FLAG_SET, audit, put_set
+from tests.support.live import serving
+from tests.support.settings import make_settings
 
 ENVS = "/api/v1/environments"
 
@@ -84,41 +85,35 @@ def test_revert_makes_a_new_revision_equal_to_an_old_one(api: httpx.Client) -> N
 
 def test_audit_filters_and_pages(tmp_path: Path) -> None:
     clock = ManualClock()
-    server = serve_in_thread(make_settings(tmp_path), clock)
-    try:
-        with server.client() as api:
-            put_set(api, "development")
-            clock.advance(60)
-            middle = clock.now()
-            api.post(f"{ENVS}/development/flags/player/kill")
-            clock.advance(60)
-            put_set(api, "preview")
-            api.patch(f"{ENVS}/preview/flags/use_tus_upload", json={"state": "DISABLED"})
+    with serving(make_settings(tmp_path), clock) as server, server.client() as api:
+        put_set(api, "development")
+        clock.advance(60)
+        middle = clock.now()
+        api.post(f"{ENVS}/development/flags/player/kill")
+        clock.advance(60)
+        put_set(api, "preview")
+        api.patch(f"{ENVS}/preview/flags/use_tus_upload", json={"state": "DISABLED"})
 
-            assert len(audit(api)) == 4
-            assert [e["action"] for e in audit(api, env="preview")] == ["patch", "put"]
-            assert [e["action"] for e in audit(api, flag="player")] == ["put", "kill", "put"]
-            assert [e["environment"] for e in audit(api, flag="use_tus_upload")] == [
-                "preview",
-                "preview",
-                "development",
-            ]
-            assert audit(api, actor="nobody") == []
-            assert len(audit(api, actor=audit(api)[0]["actor"])) == 4
-            since = audit(api, since=middle.isoformat())
-            assert [e["action"] for e in since] == ["patch", "put", "kill"]
-            until = audit(api, until=(middle + timedelta(seconds=1)).isoformat())
-            assert [e["action"] for e in until] == ["kill", "put"]
+        assert len(audit(api)) == 4
+        assert [e["action"] for e in audit(api, env="preview")] == ["patch", "put"]
+        assert [e["action"] for e in audit(api, flag="player")] == ["put", "kill", "put"]
+        assert [e["environment"] for e in audit(api, flag="use_tus_upload")] == [
+            "preview",
+            "preview",
+            "development",
+        ]
+        assert audit(api, actor="nobody") == []
+        assert len(audit(api, actor=audit(api)[0]["actor"])) == 4
+        since = audit(api, since=middle.isoformat())
+        assert [e["action"] for e in since] == ["patch", "put", "kill"]
+        until = audit(api, until=(middle + timedelta(seconds=1)).isoformat())
+        assert [e["action"] for e in until] == ["kill", "put"]
 
-            first = api.get("/api/v1/audit", params={"limit": 3}).json()
-            assert len(first["entries"]) == 3 and first["next_cursor"]
-            rest = api.get(
-                "/api/v1/audit", params={"limit": 3, "cursor": first["next_cursor"]}
-            ).json()
-            assert len(rest["entries"]) == 1 and rest["next_cursor"] is None
-            ids = [e["id"] for e in first["entries"] + rest["entries"]]
-            assert ids == sorted(ids, reverse=True)
-            bad = api.get("/api/v1/audit", params={"cursor": "nonsense"})
-            assert bad.status_code == 400
-    finally:
-        server.stop()
+        first = api.get("/api/v1/audit", params={"limit": 3}).json()
+        assert len(first["entries"]) == 3 and first["next_cursor"]
+        rest = api.get("/api/v1/audit", params={"limit": 3, "cursor": first["next_cursor"]}).json()
+        assert len(rest["entries"]) == 1 and rest["next_cursor"] is None
+        ids = [e["id"] for e in first["entries"] + rest["entries"]]
+        assert ids == sorted(ids, reverse=True)
+        bad = api.get("/api/v1/audit", params={"cursor": "nonsense"})
+        assert bad.status_code == 400

@@ -21,9 +21,10 @@ from reelout.jobs import service as jobs
 from reelout.jobs.registry import Registry
 from reelout.jobs.worker import Worker
 from reelout.tasks import build_registry
-from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.flags.admin.conftest import audit, put_set
-from tests.jobs.jobs_support import wait_until
+from tests.support.live import LiveServer, serving
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 ENVS = "/api/v1/environments"
 HOUR = 3600
@@ -56,12 +57,11 @@ class Clocked:
 @contextmanager
 def start(tmp_path: Path, database_url: str, **settings: object) -> Iterator[Clocked]:
     clock = ManualClock()
-    server = serve_in_thread(make_settings(tmp_path, database_url=database_url, **settings), clock)
-    try:
-        with server.client() as api:
-            yield Clocked(server, api, clock)
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, database_url=database_url, **settings), clock) as server,
+        server.client() as api,
+    ):
+        yield Clocked(server, api, clock)
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_the_embedded_worker_of_serve_applies_due_changes(
             reply = live.api.get(f"{ENVS}/production/schedules/{made.json()['id']}")
             return bool(reply.json()["status"] == "applied")
 
-        wait_until(applied, what="the embedded worker to apply the scheduled kill")
+        wait_until(applied, message="the embedded worker to apply the scheduled kill")
         assert flag_of(live, "player", "production").json()["state"] == "DISABLED"
 
 

@@ -24,8 +24,9 @@ from reelout.flags.engine.stale import (
     outcomes,
     refs,
 )
-from tests.conftest import make_settings, serve_in_thread
 from tests.flags.admin.conftest import put_set
+from tests.support.live import serving
+from tests.support.settings import make_settings
 
 ENVS = "/api/v1/environments"
 DAY = 86400
@@ -216,12 +217,11 @@ STALE_SET = json.dumps(
 @contextmanager
 def started(tmp_path: Path, database_url: str, **overrides: object) -> Iterator[Any]:
     clock = ManualClock()
-    server = serve_in_thread(make_settings(tmp_path, database_url=database_url, **overrides), clock)
-    try:
-        with server.client() as api:
-            yield api, clock
-    finally:
-        server.stop()
+    with (
+        serving(make_settings(tmp_path, database_url=database_url, **overrides), clock) as server,
+        server.client() as api,
+    ):
+        yield api, clock
 
 
 @pytest.fixture

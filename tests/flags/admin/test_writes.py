@@ -14,8 +14,8 @@ from reelout.db.engine import Database
 from reelout.flags.admin import service
 from reelout.flags.admin.writes import FlagWrites
 from reelout.runtime import Runtime
-from tests.conftest import make_settings, start_runtime
 from tests.flags.admin.conftest import FLAG_SET
+from tests.support.settings import make_settings, start_runtime
 
 WRITER = Principal("test-key", "release-manager", Scope.admin, None)
 

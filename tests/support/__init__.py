@@ -1,0 +1,1 @@
+"""The test suite's shared tooling: live servers, waiting on conditions, protocol readers."""

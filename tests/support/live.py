@@ -1,0 +1,193 @@
+"""Live servers for tests: the app in a uvicorn thread or `reelout serve` in a child process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from reelout.app import create_app
+from reelout.clock import Clock
+from reelout.config import Settings
+from reelout.runtime import Runtime
+from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.waiting import wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn server on a loopback port, running the app in a thread."""
+
+    url: str
+    runtime: Runtime
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def files_url(self) -> str:
+        return self.url + "/files/"
+
+    def client(self, token: str | None = ADMIN_TOKEN, **kwargs: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Run an ASGI app on a free loopback port in a thread; returns once it accepts requests.
+
+    `options` go to uvicorn.Config (e.g. `proxy_headers=False`, `lifespan="off"`)."""
+    port = free_port()
+    options = {"log_level": "warning", "lifespan": "on", **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        return server.started
+
+    wait_until(started, timeout=15, message="the test server to start")
+    return server, thread, port
+
+
+def serve_in_thread(settings: Settings, clock: Clock | None = None) -> LiveServer:
+    app = create_app(settings, clock=clock)
+    server, thread, port = start_uvicorn(app)
+    return LiveServer(f"http://127.0.0.1:{port}", app.state.runtime, server, thread)
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, clock: Clock | None = None) -> Iterator[LiveServer]:
+    """A live server for the length of a `with` block."""
+    live = serve_in_thread(settings, clock)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def live_server_fixture(
+    *,
+    name: str = "server",
+    scope: Literal["function", "module"] = "function",
+    folder: str = "live",
+    per_database: bool = False,
+    manual_clock: bool = False,
+    **overrides: object,
+) -> Any:
+    """A fixture serving the app with `make_settings(folder, **overrides)`; stopped at the end.
+
+    `scope="module"` shares one server (on a `folder` of its own) by a module's tests;
+    `per_database` runs each test on SQLite and on PostgreSQL (the `database_url` fixture);
+    `manual_clock` runs it on the test's `clock` fixture. In a test module:
+    `server = live_server_fixture(scope="module", folder="login")`."""
+
+    def serve(request: pytest.FixtureRequest, database_url: str | None) -> Iterator[LiveServer]:
+        if scope == "module":
+            data = request.getfixturevalue("tmp_path_factory").mktemp(folder)
+        else:
+            data = request.getfixturevalue("tmp_path")
+        values = {**overrides, **({"database_url": database_url} if database_url else {})}
+        clock = request.getfixturevalue("clock") if manual_clock else None
+        with serving(make_settings(data, **values), clock) as live:
+            yield live
+
+    if per_database:
+
+        def on_each_database(
+            request: pytest.FixtureRequest, database_url: str
+        ) -> Iterator[LiveServer]:
+            yield from serve(request, database_url)
+
+        return pytest.fixture(scope=scope, name=name)(on_each_database)
+
+    def on_settings(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+        yield from serve(request, None)
+
+    return pytest.fixture(scope=scope, name=name)(on_settings)
+
+
+class ServerProcess:
+    """`reelout serve` in a child process on a data folder, so the test can SIGKILL it."""
+
+    def __init__(
+        self, data_dir: Path, log: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        child_env = {
+            **os.environ,
+            "REELOUT_DATA_DIR": str(data_dir),
+            "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
+            "REELOUT_EMBEDDED_WORKER": "false",
+        }
+        child_env.pop("REELOUT_DATABASE_URL", None)
+        child_env.update(env or {})
+        command = [
+            str(Path(sys.executable).parent / "reelout"),
+            "serve",
+            "--port",
+            str(self.port),
+            *args,
+        ]
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command,
+                env=child_env,
+                cwd=data_dir.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill() takes every worker too
+            )
+        self.log = log
+        self._wait_ready()
+
+    def _healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            pytest.fail(f"reelout serve exited early:\n{self.log.read_text()}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _wait_ready(self) -> None:
+        try:
+            wait_until(self._healthy, timeout=20, message="reelout serve to start", interval=0.1)
+        except AssertionError:
+            self.kill()
+            pytest.fail(f"reelout serve did not start within 20 s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process it started (uvicorn workers)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+StartServer = Callable[..., ServerProcess]
