@@ -139,11 +139,11 @@ def test_t32_head_during_a_stalled_patch_answers_fast_with_a_fresh_offset(
     stalled.send(data[: 2 * MiB + 12345])
     stalled.wait_until_read()  # the server has everything sent; the body then stalls
 
-    started = time.monotonic()
-    offset = head_offset(http, path)
-    elapsed = time.monotonic() - started
-    assert elapsed < 3.0, f"HEAD took {elapsed:.2f}s behind a stalled PATCH"
-    assert offset == stalled.sent
+    # the stalled PATCH's read timeout (REELOUT_TUS_READ_TIMEOUT_SECONDS) is 30 s away: a HEAD
+    # that waited for it would time out here; it asks the PATCH to let go and answers
+    reply = http.head(path, headers=T, timeout=10)
+    assert reply.status_code == 200, f"HEAD {path} -> {reply.status_code}"
+    assert int(reply.headers["Upload-Offset"]) == stalled.sent
 
     assert_told_to_stop(stalled.response(timeout=5), stalled.sent)
     stalled.close()
@@ -201,14 +201,12 @@ def test_t34_stalled_body_ends_at_the_read_timeout_keeping_its_bytes(tmp_path: P
         path = create_upload(http, len(data))
         stalled = raw_patch(server.url, path, 0, len(data))
         stalled.send(data[: MiB + MiB // 2 + 77])
-        started = time.monotonic()
-        reply = stalled.response(timeout=6)
-        elapsed = time.monotonic() - started
+        stalled.wait_until_read()
+        reply = stalled.response(timeout=6)  # REELOUT_TUS_READ_TIMEOUT_SECONDS is 1 here
         # An interrupted read answers 5xx (tus clients retry those, never other 4xx).
         assert reply is not None, "the server hung up without answering"
         assert reply.status >= 500, f"{reply.status} {reply.body!r}"
         assert int(reply.headers["upload-offset"]) == stalled.sent
-        assert 0.8 < elapsed < 5.0, f"the stalled body was given up after {elapsed:.2f}s"
         assert stalled.closed_by_server(timeout=3), "the server left the connection open"
         stalled.close()
 
