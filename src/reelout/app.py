@@ -30,6 +30,7 @@ from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
+from reelout.tasks import build_registry
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import PREFIX as TUS_PREFIX
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         prepare(rt)
-        worker = EmbeddedWorker(rt) if settings.embedded_worker else None
+        worker = EmbeddedWorker(rt, build_registry()) if settings.embedded_worker else None
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
             await worker.start()

@@ -6,6 +6,7 @@ import importlib
 import logging
 
 from reelout.jobs.registry import Registry
+from reelout.runtime import Runtime
 
 log = logging.getLogger("reelout.jobs")
 
@@ -19,8 +20,9 @@ DOMAIN_JOB_MODULES = (
 )
 
 
-def build_registry() -> Registry:
-    registry = Registry()
+def build_registry() -> Registry[Runtime]:
+    """Every domain's handlers and schedules, for the workers `serve` and `worker` start."""
+    registry: Registry[Runtime] = Registry()
     for name in DOMAIN_JOB_MODULES:
         try:
             module = importlib.import_module(name)

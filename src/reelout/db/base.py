@@ -43,15 +43,3 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-
-
-def all_models() -> None:
-    """Import every domain's models so Base.metadata knows every table."""
-    import reelout.auth.models
-    import reelout.flags.admin.models
-    import reelout.flags.exposures.models
-    import reelout.flags.governance.models
-    import reelout.jobs.models
-    import reelout.media.models
-    import reelout.uploads.models
-    import reelout.webhooks.models  # noqa: F401

@@ -1,26 +1,50 @@
-"""Which code runs for which job kind: handlers, periodic schedules and the context handed to them."""
+"""Which code runs for which job kind: handlers, periodic schedules and the context handed to them.
+
+Generic over the host that runs the jobs (`JobHost`: settings, database, clock): the job layer
+needs no more, and each application hands its handlers its own richer host (Reelout's
+`Runtime`) without this layer importing it.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
+from reelout.clock import Clock
 from reelout.config import Settings
+from reelout.db.engine import Database
 from reelout.jobs import service
-from reelout.runtime import Runtime
+
+
+class JobHost(Protocol):
+    """What the job layer itself uses of whoever runs the jobs."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+H = TypeVar("H", bound=JobHost)
+H_co = TypeVar("H_co", bound=JobHost, covariant=True)
 
 
 class JobCancelled(Exception):
     """Raise from a handler that saw `ctx.cancelled`: the job is given back untried, not failed."""
 
 
-@dataclass
-class JobContext:
-    """What a handler gets: the runtime, the job, and a way to keep (or learn it lost) the lease."""
+@dataclass(frozen=True)
+class JobContext(Generic[H_co]):
+    """What a handler gets: the host (`runtime`), the job, and a way to keep (or learn it lost)
+    the lease."""
 
-    runtime: Runtime
+    runtime: H_co
     job_id: int
     kind: str
     payload: dict[str, Any]
@@ -46,9 +70,9 @@ class JobContext:
             raise JobCancelled(f"job {self.job_id} cancelled")
 
 
-Handler = Callable[[JobContext], None]
-DeadHandler = Callable[[Runtime, service.DeadJob], None]
-StartHook = Callable[[Runtime], None]
+Handler = Callable[[JobContext[H]], None]
+DeadHandler = Callable[[H, service.DeadJob], None]
+StartHook = Callable[[H], None]
 
 
 @dataclass(frozen=True)
@@ -60,51 +84,51 @@ class Periodic:
     interval: Callable[[Settings], int]
 
 
-class Registry:
+class Registry(Generic[H]):
     """Handlers by job kind plus the periodic schedules the workers keep in the database."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
-        self._dead_handlers: dict[str, DeadHandler] = {}
+        self._handlers: dict[str, Handler[H]] = {}
+        self._dead_handlers: dict[str, DeadHandler[H]] = {}
         self._limits: dict[str, Callable[[Settings], int]] = {}
         self._periodics: dict[str, Periodic] = {}
-        self._start_hooks: list[StartHook] = []
+        self._start_hooks: list[StartHook[H]] = []
 
-    def on_start(self, hook: StartHook) -> StartHook:
+    def on_start(self, hook: StartHook[H]) -> StartHook[H]:
         """Decorator: run `hook(runtime)` once when a worker starts, before it claims any job
         (e.g. to end what a crashed worker on this host left running)."""
         self._start_hooks.append(hook)
         return hook
 
     @property
-    def start_hooks(self) -> tuple[StartHook, ...]:
+    def start_hooks(self) -> tuple[StartHook[H], ...]:
         return tuple(self._start_hooks)
 
-    def add(self, kind: str, handler: Handler) -> None:
+    def add(self, kind: str, handler: Handler[H]) -> None:
         if kind in self._handlers:
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
         self._handlers[kind] = handler
 
-    def handler(self, kind: str) -> Callable[[Handler], Handler]:
+    def handler(self, kind: str) -> Callable[[Handler[H]], Handler[H]]:
         """Decorator: `@registry.handler("media.transcode")` on a `def f(ctx: JobContext)`."""
 
-        def register(fn: Handler) -> Handler:
+        def register(fn: Handler[H]) -> Handler[H]:
             self.add(kind, fn)
             return fn
 
         return register
 
-    def on_dead(self, kind: str) -> Callable[[DeadHandler], DeadHandler]:
+    def on_dead(self, kind: str) -> Callable[[DeadHandler[H]], DeadHandler[H]]:
         """Decorator: run `f(runtime, dead_job)` once a `kind` job has failed for the last time
         (its handler raised on the last attempt, or its worker died during it)."""
 
-        def register(fn: DeadHandler) -> DeadHandler:
+        def register(fn: DeadHandler[H]) -> DeadHandler[H]:
             self._dead_handlers[kind] = fn
             return fn
 
         return register
 
-    def dead_handler(self, kind: str) -> DeadHandler | None:
+    def dead_handler(self, kind: str) -> DeadHandler[H] | None:
         return self._dead_handlers.get(kind)
 
     def limit(self, kind: str, most: Callable[[Settings], int]) -> None:
@@ -121,7 +145,7 @@ class Registry:
             raise ValueError(f"a schedule named {name!r} is already registered")
         self._periodics[name] = Periodic(name, kind, interval)
 
-    def get(self, kind: str) -> Handler | None:
+    def get(self, kind: str) -> Handler[H] | None:
         return self._handlers.get(kind)
 
     @property

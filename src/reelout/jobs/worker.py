@@ -14,13 +14,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
+from typing import Any, Generic
 
 import anyio.to_thread
 
 from reelout.jobs import service
-from reelout.jobs.registry import Handler, JobCancelled, JobContext, Registry
-from reelout.runtime import Runtime
-from reelout.tasks import build_registry
+from reelout.jobs.registry import H, Handler, JobCancelled, JobContext, Registry
 
 log = logging.getLogger("reelout.jobs")
 
@@ -43,7 +42,7 @@ def describe_error(exc: BaseException) -> str:
 class _Heartbeat:
     """Renews a job's lease every `every` seconds from a thread; a lost lease sets `cancelled`."""
 
-    def __init__(self, ctx: JobContext, every: float) -> None:
+    def __init__(self, ctx: JobContext[Any], every: float) -> None:
         self._ctx = ctx
         self._every = every
         self._done = threading.Event()
@@ -121,13 +120,15 @@ class KindSlots:
                 self._free[kind] += 1
 
 
-class Worker:
-    """Runs jobs from the database with `concurrency` threads; any number may share one database."""
+class Worker(Generic[H]):
+    """Runs jobs from the database with `concurrency` threads; any number may share one database.
+    Handlers get `runtime`, the host that started the worker (the job layer only needs its
+    settings, database and clock)."""
 
     def __init__(
         self,
-        runtime: Runtime,
-        registry: Registry,
+        runtime: H,
+        registry: Registry[H],
         worker_id: str | None = None,
         concurrency: int | None = None,
         *,
@@ -148,7 +149,7 @@ class Worker:
         self.heartbeat_every = heartbeat_every or self.lease_seconds / 3
         self.stop_grace_seconds = stop_grace_seconds
         self._stopping = threading.Event()
-        self._active: dict[int, JobContext] = {}
+        self._active: dict[int, JobContext[H]] = {}
         self._lock = threading.Lock()
         self._schedules_ready = False
         self._kind_slots = KindSlots(registry.limits(settings))
@@ -224,14 +225,14 @@ class Worker:
         self._finish(ctx, error)
 
     @staticmethod
-    def _call(handler: Handler, ctx: JobContext) -> Exception | None:
+    def _call(handler: Handler[H], ctx: JobContext[H]) -> Exception | None:
         try:
             handler(ctx)
         except Exception as exc:
             return exc
         return None
 
-    def _finish(self, ctx: JobContext, error: Exception | None) -> None:
+    def _finish(self, ctx: JobContext[H], error: Exception | None) -> None:
         rt = self.runtime
         if isinstance(error, JobCancelled):
             service.release(rt.db, rt.clock, ctx.job_id, ctx.lease_owner)
@@ -250,7 +251,7 @@ class Worker:
         if hook is not None:
             self._guarded(lambda: hook(self.runtime, job), f"on-dead hook of job {job.id}")
 
-    def _fail(self, ctx: JobContext, error: str) -> None:
+    def _fail(self, ctx: JobContext[H], error: str) -> None:
         rt = self.runtime
         state = service.fail(rt.db, rt.clock, ctx.job_id, ctx.lease_owner, error)
         if state == service.DEAD:
@@ -264,7 +265,7 @@ class Worker:
             )
 
     @contextmanager
-    def _tracking(self, ctx: JobContext) -> Iterator[None]:
+    def _tracking(self, ctx: JobContext[H]) -> Iterator[None]:
         with self._lock:
             self._active[ctx.job_id] = ctx
             if self._stopping.is_set():
@@ -331,13 +332,11 @@ class Worker:
             log.warning("job %s did not stop in time; given back to the queue", ctx.job_id)
 
 
-class EmbeddedWorker:
+class EmbeddedWorker(Generic[H]):
     """The worker inside `reelout serve`: started and stopped by the FastAPI lifespan."""
 
-    def __init__(
-        self, runtime: Runtime, registry: Registry | None = None, concurrency: int | None = None
-    ) -> None:
-        self.worker = Worker(runtime, registry or build_registry(), concurrency=concurrency)
+    def __init__(self, runtime: H, registry: Registry[H], concurrency: int | None = None) -> None:
+        self.worker = Worker(runtime, registry, concurrency=concurrency)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -362,12 +361,10 @@ class EmbeddedWorker:
         await anyio.to_thread.run_sync(thread.join, self.worker.stop_grace_seconds + 5)
 
 
-def run_worker(
-    runtime: Runtime, concurrency: int | None = None, registry: Registry | None = None
-) -> None:
+def run_worker(runtime: H, registry: Registry[H], concurrency: int | None = None) -> None:
     """Run a standalone worker in the foreground until SIGINT or SIGTERM (main thread only)."""
     stop = threading.Event()
-    worker = Worker(runtime, registry or build_registry(), concurrency=concurrency)
+    worker = Worker(runtime, registry, concurrency=concurrency)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("worker %s: %s received, stopping", worker.worker_id, signal.Signals(signum).name)

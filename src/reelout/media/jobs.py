@@ -44,7 +44,7 @@ def tools(ffmpeg: str | None, ffprobe: str | None) -> Tools:
     return found
 
 
-def process_video(ctx: JobContext) -> None:
+def process_video(ctx: JobContext[Runtime]) -> None:
     """Turn the video's original into a published HLS ladder, MP4 fallback and poster."""
     rt, uid = ctx.runtime, str(ctx.payload["uid"])
     job = Job(rt, tools(rt.settings.ffmpeg, rt.settings.ffprobe), uid, ctx.cancelled)
@@ -54,7 +54,7 @@ def process_video(ctx: JobContext) -> None:
         raise JobCancelled(str(exc)) from exc
 
 
-def purge_version(ctx: JobContext) -> None:
+def purge_version(ctx: JobContext[Runtime]) -> None:
     """Remove a version a re-encode replaced, once its grace period is over."""
     rt = ctx.runtime
     uid, version = str(ctx.payload["uid"]), str(ctx.payload["version"])
@@ -89,7 +89,7 @@ def end_leftover_encodes(rt: Runtime) -> None:
         log.warning("media: ended %s ffmpeg run(s) left by a dead worker", killed)
 
 
-def register(registry: Registry) -> None:
+def register(registry: Registry[Runtime]) -> None:
     registry.handler(PROCESS_JOB)(process_video)
     registry.limit(PROCESS_JOB, lambda settings: settings.media_concurrency)
     registry.handler(PURGE_JOB)(purge_version)

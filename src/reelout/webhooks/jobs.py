@@ -25,7 +25,7 @@ class DeliveryAttemptFailed(ReeloutError):
     code = "WEBHOOK_ATTEMPT_FAILED"
 
 
-def deliver(ctx: JobContext) -> None:
+def deliver(ctx: JobContext[Runtime]) -> None:
     """POST the delivery's stored body once; raise (to be retried with backoff) if it failed."""
     rt, delivery_id = ctx.runtime, str(ctx.payload["delivery_id"])
     with rt.db.session() as session:
@@ -68,7 +68,7 @@ def delivery_gave_up(rt: Runtime, job: DeadJob) -> None:
         )
 
 
-def prune(ctx: JobContext) -> None:
+def prune(ctx: JobContext[Runtime]) -> None:
     rt = ctx.runtime
     with rt.db.session() as session:
         removed = service.prune(session, rt.clock, rt.settings.webhook_retention_days * 86400)
@@ -76,7 +76,7 @@ def prune(ctx: JobContext) -> None:
         log.info("pruned %d old webhook deliveries", removed)
 
 
-def seal_secrets(ctx: JobContext) -> None:
+def seal_secrets(ctx: JobContext[Runtime]) -> None:
     """Encrypt signing secrets stored in clear before encryption existed (a migration cannot:
     it has no server secret); hourly, so an upgraded server seals them on its first tick."""
     rt = ctx.runtime
@@ -86,7 +86,7 @@ def seal_secrets(ctx: JobContext) -> None:
         log.info("encrypted %d webhook signing secrets stored in clear", sealed)
 
 
-def register(registry: Registry) -> None:
+def register(registry: Registry[Runtime]) -> None:
     registry.handler(service.DELIVER_JOB)(deliver)
     registry.on_dead(service.DELIVER_JOB)(delivery_gave_up)
     registry.handler(PRUNE_JOB)(prune)

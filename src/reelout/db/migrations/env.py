@@ -5,9 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Engine
 
-from reelout.db.base import Base, all_models
+from reelout.db.base import Base
+from reelout.models import load_all
 
-all_models()
+load_all()
 engine: Engine = context.config.attributes["engine"]
 
 with engine.connect() as connection:

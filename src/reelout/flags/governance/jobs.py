@@ -12,7 +12,7 @@ from reelout.runtime import Runtime
 log = logging.getLogger("reelout.flags")
 
 
-def apply_schedule(ctx: JobContext) -> None:
+def apply_schedule(ctx: JobContext[Runtime]) -> None:
     """Apply one scheduled change (a no-op if it was canceled or already applied)."""
     rt, schedule_id = ctx.runtime, int(ctx.payload["schedule_id"])
     status = schedules.apply(rt.db, rt.clock, schedule_id)
@@ -27,6 +27,6 @@ def gave_up(rt: Runtime, job: DeadJob) -> None:
     schedules.mark_failed(rt.db, rt.clock, int(job.payload["schedule_id"]), "APPLY_FAILED", message)
 
 
-def register(registry: Registry) -> None:
+def register(registry: Registry[Runtime]) -> None:
     registry.handler(schedules.APPLY_JOB)(apply_schedule)
     registry.on_dead(schedules.APPLY_JOB)(gave_up)
