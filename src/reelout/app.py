@@ -145,17 +145,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         expose_headers=[*tus.EXPOSE_HEADERS, *API_EXPOSE_HEADERS],
         max_age=86400,
     )
-    routers = (
-        keys_router,
-        videos_router,
-        orders_router,
-        tus_router,
-        playback_router,
-        webhooks_router,
-    )
-    for router in routers:
-        app.include_router(router)
+    app.include_router(keys_router)
+    # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
+    for router in (videos_router, orders_router, tus_router, playback_router, webhooks_router):
+        app.include_router(router)
     install_console(app, rt)
 
     @app.get("/healthz", include_in_schema=False)
