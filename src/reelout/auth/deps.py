@@ -10,13 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from reelout.auth import service, sessions
 from reelout.auth.service import Principal
 from reelout.auth.session_cookies import COOKIE, CSRF_HEADER, ConsoleSession, SessionCodec
+from reelout.deps import runtime
 from reelout.errors import Forbidden, Unauthorized
 from reelout.runtime import Runtime
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 def bearer_token(request: Request) -> str | None:
@@ -73,7 +69,6 @@ async def playback_signer(who: Annotated[Principal, Depends(principal)]) -> Prin
     return service.require_playback_signer(who)
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 AdminDep = Annotated[Principal, Depends(admin)]
 PrincipalDep = Annotated[Principal, Depends(principal)]
 PlaybackSignerDep = Annotated[Principal, Depends(playback_signer)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from reelout.auth import service
-from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.auth.deps import AdminDep
 from reelout.auth.schemas import KeyCreate, KeyCreated, KeyInfo
+from reelout.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 

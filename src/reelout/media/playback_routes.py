@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from reelout.auth.deps import RuntimeDep
+from reelout.deps import RuntimeDep
 from reelout.errors import Forbidden, NotFound, Unauthorized
 from reelout.media import delivery, encode, playlists, signing
 from reelout.media.models import Video

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep, RuntimeDep
+from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep
 from reelout.auth.service import require_playback_signer
+from reelout.deps import RuntimeDep
 from reelout.errors import BadRequest
 from reelout.media import service
 from reelout.media.recommend import Network

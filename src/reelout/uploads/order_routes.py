@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.auth.deps import AdminDep
+from reelout.deps import RuntimeDep
 from reelout.errors import BadRequest, NotFound, UnsupportedMediaType
 from reelout.media import service as media
 from reelout.media.schemas import CreatorUploadRequest, Stage, VideoPage

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from reelout import __version__
 from reelout.auth import service as auth_service
-from reelout.auth.deps import RuntimeDep, session_principal
+from reelout.auth.deps import session_principal
 from reelout.auth.service import Principal
 from reelout.auth.session_cookies import (
     COOKIE,
@@ -26,6 +26,7 @@ from reelout.auth.session_cookies import (
     secure_cookie,
 )
 from reelout.config import Settings
+from reelout.deps import RuntimeDep
 from reelout.errors import Forbidden, Unauthorized
 from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits

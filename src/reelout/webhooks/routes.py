@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.auth.deps import AdminDep
+from reelout.deps import RuntimeDep
 from reelout.webhooks import service
 from reelout.webhooks.schemas import (
     DeliveryDetail,

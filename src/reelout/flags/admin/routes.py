@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.auth.deps import AdminDep
+from reelout.deps import RuntimeDep
 from reelout.flags.admin import service
 from reelout.flags.admin.schemas import (
     AuditAction,

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.auth.deps import AdminDep
+from reelout.deps import RuntimeDep
 from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError
 from reelout.flags.admin import service
 from reelout.flags.exposures import service as exposures

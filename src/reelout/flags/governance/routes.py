@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from reelout.auth.deps import AdminDep, RuntimeDep
+from reelout.auth.deps import AdminDep
+from reelout.deps import RuntimeDep
 from reelout.flags.admin import service
 from reelout.flags.governance import schedules, stale_report
 from reelout.flags.governance.schemas import (
