@@ -24,16 +24,17 @@ $(NODE_STAMP): tests/js/package.json
 
 node: $(NODE_STAMP)
 
-# The console's browser libraries: npm installs them in web/, their browser builds are copied
-# into the package's static folder (git-ignored). Without npm the console says what is missing.
+# The console's browser libraries: their browser builds are committed in the package's static
+# folder, so a wheel built anywhere (even without npm) carries them. With npm, this refreshes
+# them from web/package-lock.json (upgrade there, then `make web` and commit the copies).
 $(WEB_STAMP): web/package.json $(wildcard web/package-lock.json)
 	@if command -v npm >/dev/null; then \
-	  (cd web && npm install --silent --no-audit --no-fund) && mkdir -p $(WEB_VENDOR) && \
+	  (cd web && npm install --silent --no-audit --no-fund) && mkdir -p $(WEB_STAMP) && \
 	  cp web/node_modules/tus-js-client/dist/tus.min.js web/node_modules/hls.js/dist/hls.min.js $(WEB_VENDOR)/ && \
 	  cp web/node_modules/tus-js-client/LICENSE $(WEB_VENDOR)/tus-js-client.LICENSE && \
 	  cp web/node_modules/hls.js/LICENSE $(WEB_VENDOR)/hls.js.LICENSE && \
 	  touch $(WEB_STAMP); \
-	else echo "npm not found: the console works without its uploader and player libraries (install npm, then make web)"; fi
+	else echo "npm not found: the console uses the committed copies of its browser libraries"; fi
 
 web: $(WEB_STAMP)
 
@@ -64,4 +65,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build/docs tests/js/node_modules web/node_modules $(WEB_VENDOR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build/docs tests/js/node_modules web/node_modules $(WEB_STAMP) .pytest_cache .mypy_cache .ruff_cache

@@ -52,7 +52,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 
 @dataclass(frozen=True)
 class Library:
-    """A browser library the console loads from static/vendor (copied there by `make web`)."""
+    """A browser library the console loads from static/vendor (committed; `make web` refreshes it)."""
 
     package: str
     file: str
