@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from reelout import __version__, logs
 from reelout.auth.routes import router as keys_router
-from reelout.bodylimit import BodyLimits, Limit
+from reelout.bodylimit import BodyLimits, Limit, error_response
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.errors import ReeloutError
@@ -45,7 +45,7 @@ log = logging.getLogger("reelout")
 
 async def _reelout_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReeloutError)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    return error_response(exc)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

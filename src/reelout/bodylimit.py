@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError
 from reelout.jsondepth import too_deep, too_deep_message
 
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -113,17 +114,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def error_response(exc: ReeloutError) -> JSONResponse:
+    """A ReeloutError as the JSON answer every route gives (here: before any route runs)."""
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
 def _too_large(limit: Limit) -> JSONResponse:
     message = (
         f"the request body is over {limit.max_bytes} bytes ({limit.setting}); send a smaller one"
     )
-    return JSONResponse(
-        {"code": limit.code, "message": message},
-        status_code=413,
-        headers={"Connection": "close"},
+    return error_response(
+        PayloadTooLarge(message, code=limit.code, headers={"Connection": "close"})
     )
 
 
 def _too_deep(max_depth: int) -> JSONResponse:
-    body = {"code": "JSON_TOO_DEEP", "message": too_deep_message(max_depth)}
-    return JSONResponse(body, status_code=400)
+    return error_response(BadRequest(too_deep_message(max_depth), code="JSON_TOO_DEEP"))

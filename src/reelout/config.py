@@ -452,11 +452,14 @@ class Settings(BaseSettings):
     )
     # 0: no per-key limit
     ofrep_max_streams_per_key: int = Field(
-        default=5_000,
+        default=0,
         ge=0,
         description=(
-            "Open event streams of one client key per process, so one app (or one leaked key) "
-            "cannot take every place; past it, 503 `KEY_STREAMS_FULL`. `0`: no per-key limit."
+            "Open event streams of one client key per process; past it, 503 `KEY_STREAMS_FULL`. "
+            "Off (`0`) by default: a client key ships inside every install of its app, so a "
+            "per-key limit caps how many of the app's users get live updates. Set it when "
+            "several apps share one server, so that one app (or a leaked key) cannot take "
+            "every place of `REELOUT_OFREP_MAX_STREAMS`."
         ),
     )
     # key + address; 0: none

@@ -1,18 +1,19 @@
-"""FastAPI dependencies every domain's routes share: the runtime the app was made with."""
+"""FastAPI dependencies every domain's routes share: the app's context, typed as narrowly as used."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from reelout.runtime import Runtime
+from reelout.context import Core, Signing
 
 
-def runtime(request: Request) -> Runtime:
-    """The app's runtime (settings, database, clock, stores), set by `create_app`."""
-    rt: Runtime = request.app.state.runtime
-    return rt
+def app_context(request: Request) -> Any:
+    """What `create_app` put on the app's state (its `Runtime`); the `...Dep` aliases name which
+    part of it a route may use."""
+    return request.app.state.runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+CoreDep = Annotated[Core, Depends(app_context)]
+SigningDep = Annotated[Signing, Depends(app_context)]

@@ -1,4 +1,9 @@
-"""The runtime: settings, database, clock and stores wired once and shared by app, CLI and worker."""
+"""The runtime: settings, database, clock and stores wired once and shared by app, CLI and worker.
+
+This is the composition root: it may import any domain (to build its stores), and no domain
+imports it. Domains ask for the protocols they use (`reelout.context.Core`, `Signing`,
+`MediaContext`, `UploadsContext`), which a `Runtime` satisfies.
+"""
 
 from __future__ import annotations
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from reelout.auth import service as auth_service
+from reelout.context import Core
 from reelout.db.migrate import upgrade
-from reelout.runtime import Runtime
 
 
-def prepare(rt: Runtime) -> None:
+def prepare(rt: Core) -> None:
     """Migrate the database and make sure an admin key exists (printing a new one once)."""
     upgrade(rt.db)
     settings = rt.settings

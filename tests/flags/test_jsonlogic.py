@@ -96,6 +96,8 @@ def test_missing_and_missing_some(rule: Any, expected: Any) -> None:
         ({"===": [None, None]}, True),
         ({"!==": [1, "1"]}, True),
         ({"!==": [1]}, True),
+        ({"===": [[1], [1]]}, False),  # as with ==: arrays and objects equal nothing
+        ({"!==": [[1], [1]]}, True),
     ],
 )
 def test_equality_loose_and_strict(rule: Any, expected: bool) -> None:

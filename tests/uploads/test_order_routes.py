@@ -146,6 +146,40 @@ def test_limits_refuse_and_keep_nothing(tmp_path: Path) -> None:
         assert sorted(on_disk) == sorted(v["uid"] for v in listed)
 
 
+def test_a_link_request_over_the_json_limit_is_refused_whole(tmp_path: Path) -> None:
+    """A tus-link request is plain JSON: REELOUT_JSON_MAX_BYTES bounds it, as on every route."""
+    with (
+        serving(make_settings(tmp_path, json_max_bytes=2048)) as server,
+        server.client() as api,
+    ):
+        url = "/api/v1/orders/A/inbound/videos"
+
+        def link_request(size: int) -> bytes:
+            shell = b'{"upload": "tus", "meta": {"note": ""}}'
+            return shell.replace(b'""', b'"' + b"n" * (size - len(shell)) + b'"')
+
+        at_limit = api.post(
+            url, content=link_request(2048), headers={"Content-Type": "application/json"}
+        )
+        assert at_limit.status_code == 201, at_limit.text
+        over = api.post(
+            url, content=link_request(2049), headers={"Content-Type": "application/json"}
+        )
+        assert over.status_code == 413, over.text
+        assert over.json()["code"] == "BODY_TOO_LARGE"
+        assert "REELOUT_JSON_MAX_BYTES" in over.json()["message"]
+
+        def nested(depth: int) -> bytes:  # REELOUT_JSON_MAX_DEPTH is 64 by default
+            return b'{"meta": {"n": ' + b"[" * (depth - 2) + b"]" * (depth - 2) + b"}}"
+
+        deep_ok = api.post(url, content=nested(64), headers={"Content-Type": "application/json"})
+        assert deep_ok.status_code == 201, deep_ok.text
+        too_deep = api.post(url, content=nested(65), headers={"Content-Type": "application/json"})
+        assert (too_deep.status_code, too_deep.json()["code"]) == (400, "JSON_TOO_DEEP")
+        kept = {v["uid"] for v in api.get(url).json()["videos"]}
+        assert kept == {at_limit.json()["uid"], deep_ok.json()["uid"]}
+
+
 def test_stage_listing_and_unknown_stage(api: httpx.Client) -> None:
     for stage in ("inbound", "work", "work"):
         api.post(

@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from reelout.auth import service, sessions
 from reelout.auth.service import Principal
 from reelout.auth.session_cookies import COOKIE, CSRF_HEADER, ConsoleSession, SessionCodec
-from reelout.deps import runtime
+from reelout.context import Core
+from reelout.deps import app_context
 from reelout.errors import Forbidden, Unauthorized
-from reelout.runtime import Runtime
 
 
 def bearer_token(request: Request) -> str | None:
@@ -23,12 +23,12 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def _lookup(rt: Runtime, token: str) -> Principal:
+def _lookup(rt: Core, token: str) -> Principal:
     with rt.db.read() as session:
         return service.authenticate(session, token)
 
 
-def session_principal(rt: Runtime, console: ConsoleSession) -> Principal:
+def session_principal(rt: Core, console: ConsoleSession) -> Principal:
     """The admin key of a console session, unless it has been logged out, has expired or its
     key has been revoked since."""
     with rt.db.read() as session:
@@ -48,10 +48,10 @@ async def principal(request: Request) -> Principal:
     """A Bearer key; else the console session cookie together with its X-CSRF-Token header."""
     token = bearer_token(request)
     if token is not None:
-        return await run_in_threadpool(_lookup, runtime(request), token)
+        return await run_in_threadpool(_lookup, app_context(request), token)
     console = console_session(request)
     if console is not None:
-        return await run_in_threadpool(session_principal, runtime(request), console)
+        return await run_in_threadpool(session_principal, app_context(request), console)
     raise Unauthorized(
         "send an API key as 'Authorization: Bearer <key>'",
         code="MISSING_KEY",

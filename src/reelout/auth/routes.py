@@ -7,13 +7,13 @@ from fastapi import APIRouter, status
 from reelout.auth import service
 from reelout.auth.deps import AdminDep
 from reelout.auth.schemas import KeyCreate, KeyCreated, KeyInfo
-from reelout.deps import RuntimeDep
+from reelout.deps import CoreDep
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_key(body: KeyCreate, rt: RuntimeDep, _: AdminDep) -> KeyCreated:
+def create_key(body: KeyCreate, rt: CoreDep, _: AdminDep) -> KeyCreated:
     with rt.db.session() as session:
         return service.create_key(
             session,
@@ -26,12 +26,12 @@ def create_key(body: KeyCreate, rt: RuntimeDep, _: AdminDep) -> KeyCreated:
 
 
 @router.get("")
-def list_keys(rt: RuntimeDep, _: AdminDep, include_revoked: bool = False) -> list[KeyInfo]:
+def list_keys(rt: CoreDep, _: AdminDep, include_revoked: bool = False) -> list[KeyInfo]:
     with rt.db.session() as session:
         return service.list_keys(session, include_revoked)
 
 
 @router.delete("/{key_id}")
-def revoke_key(key_id: str, rt: RuntimeDep, _: AdminDep) -> KeyInfo:
+def revoke_key(key_id: str, rt: CoreDep, _: AdminDep) -> KeyInfo:
     with rt.db.session() as session:
         return service.revoke_key(session, rt.clock, key_id)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from reelout.bodylimit import Limit
 from reelout.config import Settings
+from reelout.context import Core
 from reelout.flags.admin.changes import ChangeFeed
 from reelout.flags.admin.routes import router as flags_router
 from reelout.flags.admin.writes import FlagWrites
@@ -21,7 +22,6 @@ from reelout.flags.governance.routes import router as governance_router
 from reelout.flags.serving.cache import ServingCache, read_changes
 from reelout.flags.serving.ofrep_routes import router as ofrep_router
 from reelout.flags.serving.sync_routes import router as sync_router
-from reelout.runtime import Runtime
 
 ROUTERS = (
     ofrep_router,
@@ -50,7 +50,7 @@ def body_rules(settings: Settings) -> tuple[tuple[str, Limit | None], ...]:
     )
 
 
-def install(app: FastAPI, rt: Runtime) -> Callable[[], AbstractAsyncContextManager[None]]:
+def install(app: FastAPI, rt: Core) -> Callable[[], AbstractAsyncContextManager[None]]:
     """Mount the flag routers and put the flags' state on `app.state` (exposure recorder, serving
     cache, change feed, who hears this process's flag-set writes); returns what the app's
     lifespan enters to run them (and stop them)."""

@@ -1,8 +1,8 @@
 """Which code runs for which job kind: handlers, periodic schedules and the context handed to them.
 
-Generic over the host that runs the jobs (`JobHost`: settings, database, clock): the job layer
-needs no more, and each application hands its handlers its own richer host (Reelout's
-`Runtime`) without this layer importing it.
+Generic over the host that runs the jobs (at least `Core`: settings, database, clock): the job
+layer needs no more, and each domain's handlers ask for the richer context they use (media store,
+secret, ...), which the host the workers are started with (Reelout's `Runtime`) provides.
 """
 
 from __future__ import annotations
@@ -10,29 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-from reelout.clock import Clock
 from reelout.config import Settings
-from reelout.db.engine import Database
+from reelout.context import Core
 from reelout.jobs import service
 
-
-class JobHost(Protocol):
-    """What the job layer itself uses of whoever runs the jobs."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def db(self) -> Database: ...
-
-    @property
-    def clock(self) -> Clock: ...
-
-
-H = TypeVar("H", bound=JobHost)
-H_co = TypeVar("H_co", bound=JobHost, covariant=True)
+H = TypeVar("H", bound=Core)
+H_co = TypeVar("H_co", bound=Core, covariant=True)
 
 
 class JobCancelled(Exception):

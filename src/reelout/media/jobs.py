@@ -5,16 +5,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from typing import TypeVar
 
 from reelout.jobs.registry import JobCancelled, JobContext, Registry
 from reelout.jobs.service import DeadJob
 from reelout.media import service as media
+from reelout.media.context import MediaContext
 from reelout.media.errors import OutOfSpace
 from reelout.media.ffmpeg import FfmpegCancelled, Tools, find_tools
 from reelout.media.pipeline import Job, child_ledger
 from reelout.media.sandbox import confinement_problem, landlock_abi
 from reelout.media.service import PROCESS_ATTEMPTS, PROCESS_JOB, PURGE_JOB
-from reelout.runtime import Runtime
 from reelout.urls import configured_base_url
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def tools(ffmpeg: str | None, ffprobe: str | None) -> Tools:
     return found
 
 
-def process_video(ctx: JobContext[Runtime]) -> None:
+def process_video(ctx: JobContext[MediaContext]) -> None:
     """Turn the video's original into a published HLS ladder, MP4 fallback and poster."""
     rt, uid = ctx.runtime, str(ctx.payload["uid"])
     job = Job(rt, tools(rt.settings.ffmpeg, rt.settings.ffprobe), uid, ctx.cancelled)
@@ -54,7 +55,7 @@ def process_video(ctx: JobContext[Runtime]) -> None:
         raise JobCancelled(str(exc)) from exc
 
 
-def purge_version(ctx: JobContext[Runtime]) -> None:
+def purge_version(ctx: JobContext[MediaContext]) -> None:
     """Remove a version a re-encode replaced, once its grace period is over."""
     rt = ctx.runtime
     uid, version = str(ctx.payload["uid"]), str(ctx.payload["version"])
@@ -63,7 +64,7 @@ def purge_version(ctx: JobContext[Runtime]) -> None:
             log.info("video %s: replaced version %s removed", uid, version)
 
 
-def processing_gave_up(rt: Runtime, job: DeadJob) -> None:
+def processing_gave_up(rt: MediaContext, job: DeadJob) -> None:
     """The last attempt failed unexpectedly (or its worker died): say so on the video."""
     first_line = job.error.strip().splitlines()[0] if job.error.strip() else "no detail"
     code, text = "ERR_UNKNOWN", f"processing failed {PROCESS_ATTEMPTS} times; the last error: "
@@ -82,14 +83,17 @@ def processing_gave_up(rt: Runtime, job: DeadJob) -> None:
         )
 
 
-def end_leftover_encodes(rt: Runtime) -> None:
+def end_leftover_encodes(rt: MediaContext) -> None:
     """At worker start: kill the ffmpeg process groups that dead workers on this host left."""
     killed = child_ledger(rt.settings).sweep()
     if killed:
         log.warning("media: ended %s ffmpeg run(s) left by a dead worker", killed)
 
 
-def register(registry: Registry[Runtime]) -> None:
+Host = TypeVar("Host", bound=MediaContext)
+
+
+def register(registry: Registry[Host]) -> None:
     registry.handler(PROCESS_JOB)(process_video)
     registry.limit(PROCESS_JOB, lambda settings: settings.media_concurrency)
     registry.handler(PURGE_JOB)(purge_version)

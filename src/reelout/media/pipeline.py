@@ -25,13 +25,13 @@ from reelout.config import Settings
 from reelout.media import encode, ffmpeg, playlists
 from reelout.media import service as media
 from reelout.media.containers import InputPolicy
+from reelout.media.context import MediaContext
 from reelout.media.errors import OutOfSpace, VideoFailed, is_out_of_space
 from reelout.media.ffmpeg import RunLimits, Tools
 from reelout.media.ladder import Limits, Plan, Rung, plan_ladder
 from reelout.media.probe import SourceInfo, probe
 from reelout.media.sandbox import Ledger, Sandbox
 from reelout.media.storage import LocalOriginals
-from reelout.runtime import Runtime
 from reelout.urls import configured_base_url
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ class Published:
 class Job:
     """One run of the pipeline for one video."""
 
-    def __init__(self, rt: Runtime, tools: Tools, uid: str, cancelled: threading.Event) -> None:
+    def __init__(
+        self, rt: MediaContext, tools: Tools, uid: str, cancelled: threading.Event
+    ) -> None:
         self.rt, self.tools, self.uid, self.cancelled = rt, tools, uid, cancelled
         self._last_progress = 0.0
 

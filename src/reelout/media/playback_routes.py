@@ -12,12 +12,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from reelout.deps import RuntimeDep
 from reelout.errors import Forbidden, NotFound, Unauthorized
 from reelout.media import delivery, encode, playlists, signing
+from reelout.media.context import MediaContext, MediaDep
 from reelout.media.models import Video
 from reelout.media.storage import LocalVersions
-from reelout.runtime import Runtime
 
 PREFIX = "/media"
 router = APIRouter(tags=["playback"])
@@ -31,7 +30,7 @@ class Policy:
     signed: bool
 
 
-def _policy(rt: Runtime, uid: str) -> Policy:
+def _policy(rt: MediaContext, uid: str) -> Policy:
     with rt.db.read() as session:
         video = session.get(Video, uid)
         if video is None or video.version is None:
@@ -39,14 +38,14 @@ def _policy(rt: Runtime, uid: str) -> Policy:
         return Policy(list(video.allowed_origins or []), bool(video.require_signed_urls))
 
 
-async def _located(rt: Runtime, uid: str, name: str) -> tuple[delivery.Kind, Policy]:
+async def _located(rt: MediaContext, uid: str, name: str) -> tuple[delivery.Kind, Policy]:
     kind = delivery.kind_of(name)
     if kind is None:
         raise NotFound("no such media file", code="MEDIA_NOT_FOUND")
     return kind, await run_in_threadpool(_policy, rt, uid)
 
 
-def _checked_token(rt: Runtime, uid: str, token: str | None) -> int:
+def _checked_token(rt: MediaContext, uid: str, token: str | None) -> int:
     """Seconds of life left in a valid token; 401/403 with a code otherwise."""
     verdict = signing.check(rt.playback_key, uid, token, int(rt.clock.now().timestamp()))
     if verdict.problem is signing.TokenProblem.missing:
@@ -70,7 +69,7 @@ async def media_file(
     version: str,
     name: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: MediaDep,
     max_height: Annotated[int | None, Query(ge=1, le=10000)] = None,
     token: str | None = None,
 ) -> Response:
@@ -134,7 +133,7 @@ def _variant_tag(stat: os.stat_result, rewrite: Rewrite) -> str:
 
 @router.options(PREFIX + "/{uid}/{version}/{name:path}", include_in_schema=False)
 async def media_preflight(
-    uid: str, version: str, name: str, request: Request, rt: RuntimeDep
+    uid: str, version: str, name: str, request: Request, rt: MediaDep
 ) -> Response:
     _, policy = await _located(rt, uid, name)
     headers = delivery.cors_headers(request.headers.get("origin"), policy.origins)

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, status
 
 from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep
 from reelout.auth.service import require_playback_signer
-from reelout.deps import RuntimeDep
 from reelout.errors import BadRequest
 from reelout.media import service
+from reelout.media.context import MediaDep
 from reelout.media.recommend import Network
 from reelout.media.schemas import (
     CreatorUpload,
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_video(
-    body: CreatorUploadRequest, request: Request, rt: RuntimeDep, _: AdminDep
+    body: CreatorUploadRequest, request: Request, rt: MediaDep, _: AdminDep
 ) -> CreatorUpload:
     files_url = base_url(request, rt.settings) + "/files/"
     with rt.db.session() as session:
@@ -41,7 +41,7 @@ def create_video(
 @router.get("")
 def list_videos(
     request: Request,
-    rt: RuntimeDep,
+    rt: MediaDep,
     _: AdminDep,
     state: VideoState | None = None,
     order_id: str | None = None,
@@ -62,7 +62,7 @@ def list_videos(
 
 
 @router.get("/{uid}")
-def get_video(uid: str, request: Request, rt: RuntimeDep, _: AdminDep) -> VideoOut:
+def get_video(uid: str, request: Request, rt: MediaDep, _: AdminDep) -> VideoOut:
     with rt.db.read() as session:
         video = service.get_video(session, uid)
         return service.to_schema(video, base_url(request, rt.settings))
@@ -70,7 +70,7 @@ def get_video(uid: str, request: Request, rt: RuntimeDep, _: AdminDep) -> VideoO
 
 @router.patch("/{uid}")
 def update_video(
-    uid: str, change: VideoUpdate, request: Request, rt: RuntimeDep, _: AdminDep
+    uid: str, change: VideoUpdate, request: Request, rt: MediaDep, _: AdminDep
 ) -> VideoOut:
     """Change a video's meta, allowed origins or signed-URL requirement."""
     with rt.db.session() as session:
@@ -82,7 +82,7 @@ def update_video(
 def playback(
     uid: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: MediaDep,
     who: PrincipalDep,
     network: Network | None = None,
     downlink_kbps: Annotated[float | None, Query(gt=0, le=10_000_000)] = None,
@@ -105,7 +105,7 @@ def playback(
 def playback_token(
     uid: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: MediaDep,
     _: PlaybackSignerDep,
     body: TokenRequest | None = None,
 ) -> PlaybackToken:
@@ -127,7 +127,7 @@ def playback_token(
 
 
 @router.post("/{uid}/reprocess", status_code=status.HTTP_202_ACCEPTED)
-def reprocess_video(uid: str, request: Request, rt: RuntimeDep, _: AdminDep) -> VideoOut:
+def reprocess_video(uid: str, request: Request, rt: MediaDep, _: AdminDep) -> VideoOut:
     """Encode the original again into a new version; the current one plays until it is out."""
     with rt.db.session() as session:
         video = service.reprocess(session, rt.clock, rt.media_store, uid)
@@ -135,6 +135,6 @@ def reprocess_video(uid: str, request: Request, rt: RuntimeDep, _: AdminDep) -> 
 
 
 @router.delete("/{uid}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_video(uid: str, rt: RuntimeDep, _: AdminDep) -> None:
+def delete_video(uid: str, rt: MediaDep, _: AdminDep) -> None:
     with rt.db.session() as session:
         service.delete_video(session, rt.media_store, uid)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import VideoState
-from reelout.runtime import Runtime
+from reelout.uploads.context import UploadsContext
 from reelout.uploads.models import Upload
 from reelout.uploads.service import LINK_OWNER, link_lock_key
 from reelout.urls import configured_base_url
@@ -44,7 +44,7 @@ def _stale(cutoff: datetime, now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _end(session: Session, rt: Runtime, uid: str, now: datetime) -> bool:
+def _end(session: Session, rt: UploadsContext, uid: str, now: datetime) -> bool:
     cutoff = now - timedelta(seconds=rt.settings.upload_abandon_seconds)
     query = select(Video).where(Video.uid == uid, _stale(cutoff, now)).with_for_update()
     video = session.scalar(query)
@@ -61,7 +61,7 @@ def _end(session: Session, rt: Runtime, uid: str, now: datetime) -> bool:
     return True
 
 
-def reap_abandoned(rt: Runtime) -> int:
+def reap_abandoned(rt: UploadsContext) -> int:
     """End every abandoned upload's video and remove its partial files; returns how many."""
     now = rt.clock.now()
     cutoff = now - timedelta(seconds=rt.settings.upload_abandon_seconds)

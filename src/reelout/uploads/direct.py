@@ -18,7 +18,7 @@ from reelout.iothreads import run_io
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import Stage, VideoOut, VideoState
-from reelout.runtime import Runtime
+from reelout.uploads.context import UploadsContext
 from reelout.uploads.legacy import LegacyBodyError, LegacyDecoder
 from reelout.uploads.space import DiskSpace, is_no_room, no_room
 
@@ -29,7 +29,7 @@ ACTIVITY_EVERY = timedelta(seconds=60)  # how often a receiving upload marks its
 class OriginalSink:
     """Writes a video's original as bytes arrive, hashing and enforcing a size limit."""
 
-    def __init__(self, rt: Runtime, uid: str, limit: int, limit_code: str) -> None:
+    def __init__(self, rt: UploadsContext, uid: str, limit: int, limit_code: str) -> None:
         self.rt, self.uid, self.limit, self.limit_code = rt, uid, limit, limit_code
         self.size = 0
         self._sha = hashlib.sha256()
@@ -92,7 +92,9 @@ class OriginalSink:
                 media.delete_video(session, self.rt.media_store, self.uid)
 
 
-def _new_video(rt: Runtime, source: str, order_id: str, stage: Stage, meta: dict[str, Any]) -> str:
+def _new_video(
+    rt: UploadsContext, source: str, order_id: str, stage: Stage, meta: dict[str, Any]
+) -> str:
     with rt.db.session() as session:
         return media.create_video(
             session, rt.clock, source=source, meta=meta, order_id=order_id, stage=stage
@@ -120,7 +122,7 @@ class Batcher:
 
 
 async def receive(
-    rt: Runtime,
+    rt: UploadsContext,
     *,
     source: str,
     order_id: str,

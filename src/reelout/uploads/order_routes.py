@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from reelout.auth.deps import AdminDep
-from reelout.deps import RuntimeDep
-from reelout.errors import BadRequest, NotFound, UnsupportedMediaType
+from reelout.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from reelout.jsondepth import too_deep, too_deep_message
 from reelout.media import service as media
 from reelout.media.schemas import CreatorUploadRequest, Stage, VideoPage
-from reelout.runtime import Runtime
 from reelout.uploads import direct
+from reelout.uploads.context import UploadsContext, UploadsDep
 from reelout.urls import base_url
 
 router = APIRouter(prefix="/api/v1/orders/{order_id}/{stage}/videos", tags=["orders"])
@@ -41,7 +41,7 @@ def list_stage_videos(
     order_id: str,
     stage: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: UploadsDep,
     _: AdminDep,
     limit: int = 50,
     cursor: str | None = None,
@@ -59,7 +59,7 @@ def list_stage_videos(
 
 @router.post("", status_code=201, response_model=None)
 async def add_stage_video(
-    order_id: str, stage: str, request: Request, rt: RuntimeDep, _: AdminDep
+    order_id: str, stage: str, request: Request, rt: UploadsDep, _: AdminDep
 ) -> Response:
     """JSON {"upload": "tus"} → tus link; multipart or video/* → direct; file_base64 → legacy."""
     where = _stage(stage)
@@ -94,7 +94,16 @@ def _created(body: dict[str, Any], uid: str, extra: dict[str, str] | None = None
     return JSONResponse(body, status_code=201, headers=headers)
 
 
-async def _json_body(rt: Runtime, request: Request, order_id: str, stage: Stage) -> Response:
+def _check_json_size(body: bytearray, limit: int) -> None:
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"the request body is over {limit} bytes (REELOUT_JSON_MAX_BYTES); send a smaller "
+            "one (a file goes as `file_base64`, multipart or the raw body instead)",
+            code="BODY_TOO_LARGE",
+        )
+
+
+async def _json_body(rt: UploadsContext, request: Request, order_id: str, stage: Stage) -> Response:
     head = bytearray()
     chunks = request.stream()
     async for chunk in chunks:
@@ -105,8 +114,10 @@ async def _json_body(rt: Runtime, request: Request, order_id: str, stage: Stage)
         return await _legacy(rt, bytes(head), chunks, order_id, stage, _content_length(request))
     async for chunk in chunks:
         head += chunk
-        if len(head) > 64 * 1024:
-            raise BadRequest("the JSON body is too large", code="BODY_TOO_LARGE")
+        _check_json_size(head, rt.settings.json_max_bytes)
+    _check_json_size(head, rt.settings.json_max_bytes)
+    if too_deep(bytes(head), rt.settings.json_max_depth):
+        raise BadRequest(too_deep_message(rt.settings.json_max_depth), code="JSON_TOO_DEEP")
     try:
         body = CreatorUploadRequest.model_validate_json(bytes(head) or b"{}")
     except ValueError as exc:
@@ -122,7 +133,7 @@ async def _json_body(rt: Runtime, request: Request, order_id: str, stage: Stage)
 
 
 async def _store(
-    rt: Runtime,
+    rt: UploadsContext,
     order_id: str,
     stage: Stage,
     feed: AsyncIterator[bytes],
@@ -154,7 +165,7 @@ async def _store(
 
 
 async def _legacy(
-    rt: Runtime, head: bytes, rest: Any, order_id: str, stage: Stage, expected: int | None
+    rt: UploadsContext, head: bytes, rest: Any, order_id: str, stage: Stage, expected: int | None
 ) -> Response:
     async def chunks() -> Any:
         yield head
@@ -166,7 +177,7 @@ async def _legacy(
     return await _store(rt, order_id, stage, feed, late_meta=fields, legacy=True, expected=expected)
 
 
-async def _multipart(rt: Runtime, request: Request, order_id: str, stage: Stage) -> Response:
+async def _multipart(rt: UploadsContext, request: Request, order_id: str, stage: Stage) -> Response:
     from python_multipart.multipart import parse_options_header
 
     _, options = parse_options_header(request.headers.get("content-type", ""))

@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reelout.auth.deps import bearer_token
 from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from reelout.media.storage import LocalOriginals
-from reelout.runtime import Runtime
 from reelout.uploads import tus
+from reelout.uploads.context import UploadsContext
 from reelout.uploads.receiving import Body
 from reelout.uploads.schemas import CreateRequest, Credential, UploadState
 from reelout.uploads.service import CreatedThenFailed, TusService
@@ -65,7 +65,7 @@ def _version_mismatch(got: str | None) -> Response:
 async def service(request: Request) -> TusService:
     svc: TusService | None = getattr(request.app.state, "tus", None)
     if svc is None:
-        rt: Runtime = request.app.state.runtime
+        rt: UploadsContext = request.app.state.runtime
         svc = request.app.state.tus = TusService(rt)
     return svc
 
@@ -103,7 +103,7 @@ def _body(request: Request, required: bool) -> Body | None:
 
 
 def _upload_url(request: Request, upload_id: str) -> str:
-    rt: Runtime = request.app.state.runtime
+    rt: UploadsContext = request.app.state.runtime
     return f"{base_url(request, rt.settings)}{PREFIX}/{upload_id}"
 
 
@@ -127,7 +127,7 @@ def _state_headers(request: Request, state: UploadState) -> dict[str, str]:
 @router.options(PREFIX + "/", include_in_schema=False)
 @router.options(PREFIX + "/{upload_id}", include_in_schema=False)
 async def options(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt: UploadsContext = request.app.state.runtime
     return Response(
         status_code=200,
         headers={

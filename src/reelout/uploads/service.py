@@ -33,8 +33,8 @@ from reelout.errors import (
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import Stage
-from reelout.runtime import Runtime
 from reelout.uploads import receiving, tus
+from reelout.uploads.context import UploadsContext
 from reelout.uploads.digests import RunningDigests
 from reelout.uploads.locks import Lease
 from reelout.uploads.models import Upload
@@ -79,7 +79,7 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
 
 
 class TusService:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: UploadsContext) -> None:
         self.rt = rt
         self.settings = rt.settings
         self.store = rt.upload_store

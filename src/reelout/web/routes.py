@@ -26,12 +26,12 @@ from reelout.auth.session_cookies import (
     secure_cookie,
 )
 from reelout.config import Settings
-from reelout.deps import RuntimeDep
+from reelout.context import Signing
+from reelout.deps import SigningDep
 from reelout.errors import Forbidden, Unauthorized
 from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
-from reelout.runtime import Runtime
 from reelout.urls import base_url
 from reelout.web.flags import upload_flags
 
@@ -65,7 +65,7 @@ LIBRARIES = (
 )
 
 
-def install(app: FastAPI, rt: Runtime) -> None:
+def install(app: FastAPI, rt: Signing) -> None:
     """Mount the console: its pages, its static files and the session codec the API reads."""
     settings = rt.settings
     app.state.console_sessions = SessionCodec(
@@ -85,7 +85,7 @@ def _session(request: Request) -> ConsoleSession | None:
     return _codec(request).read(request.cookies.get(COOKIE))
 
 
-def _signed_in(request: Request, rt: Runtime) -> tuple[ConsoleSession, Principal] | None:
+def _signed_in(request: Request, rt: Signing) -> tuple[ConsoleSession, Principal] | None:
     session = _session(request)
     if session is None:
         return None
@@ -131,7 +131,7 @@ def _page_headers(request: Request, settings: Settings) -> dict[str, str]:
 
 
 def _render(
-    request: Request, rt: Runtime, name: str, context: dict[str, Any], status: int = 200
+    request: Request, rt: Signing, name: str, context: dict[str, Any], status: int = 200
 ) -> Response:
     context = {"version": __version__, "prefix": PREFIX, **context}
     headers = _page_headers(request, rt.settings)
@@ -139,7 +139,7 @@ def _render(
 
 
 def _login_page(
-    request: Request, rt: Runtime, error: str | None = None, status: int = 200
+    request: Request, rt: Signing, error: str | None = None, status: int = 200
 ) -> Response:
     notice = "You are logged out." if request.query_params.get("out") else None
     needs_https = cookie_needs_https(base_url(request, rt.settings))
@@ -170,7 +170,7 @@ def _clear_cookie(response: Response, request: Request, settings: Settings) -> N
 
 
 @router.get("")
-def console_page(request: Request, rt: RuntimeDep) -> Response:
+def console_page(request: Request, rt: SigningDep) -> Response:
     signed_in = _signed_in(request, rt)
     if signed_in is None:
         response: Response = RedirectResponse(PREFIX + "/login", status_code=303)
@@ -191,14 +191,14 @@ def console_page(request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.get("/login")
-def login_form(request: Request, rt: RuntimeDep) -> Response:
+def login_form(request: Request, rt: SigningDep) -> Response:
     if _signed_in(request, rt) is not None:
         return RedirectResponse(PREFIX, status_code=303)
     return _login_page(request, rt)
 
 
 @router.post("/login")
-def login(request: Request, rt: RuntimeDep, key: Annotated[str, Form()] = "") -> Response:
+def login(request: Request, rt: SigningDep, key: Annotated[str, Form()] = "") -> Response:
     """Check the admin key; on success set the session cookie and go to the console."""
     if not same_origin(request, rt.settings):
         return _login_page(request, rt, "Refused: the login form was sent from another site.", 403)
@@ -226,7 +226,7 @@ def login(request: Request, rt: RuntimeDep, key: Annotated[str, Form()] = "") ->
 
 
 @router.post("/logout")
-def logout(request: Request, rt: RuntimeDep, csrf: Annotated[str, Form()] = "") -> Response:
+def logout(request: Request, rt: SigningDep, csrf: Annotated[str, Form()] = "") -> Response:
     """End the session for good, in every process (the form carries the page's CSRF token, so
     no other site can)."""
     session = _session(request)
@@ -239,7 +239,7 @@ def logout(request: Request, rt: RuntimeDep, csrf: Annotated[str, Form()] = "") 
     return response
 
 
-def _api_key_id(request: Request, rt: Runtime) -> str:
+def _api_key_id(request: Request, rt: Signing) -> str:
     """The admin key id of a console API call: session cookie plus its X-CSRF-Token header."""
     cookie = request.cookies.get(COOKIE)
     if not cookie:
@@ -252,7 +252,7 @@ def _api_key_id(request: Request, rt: Runtime) -> str:
 
 
 @router.get("/api/flags")
-def console_flags(request: Request, rt: RuntimeDep) -> JSONResponse:
+def console_flags(request: Request, rt: SigningDep) -> JSONResponse:
     """The signed-in admin's upload flags in REELOUT_CONSOLE_FLAGS_ENVIRONMENT (read per upload)."""
     key_id = _api_key_id(request, rt)
     with rt.db.read() as session:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
+from reelout.context import Signing
 from reelout.errors import ReeloutError
 from reelout.jobs.registry import JobContext, Registry
 from reelout.jobs.service import DeadJob
-from reelout.runtime import Runtime
 from reelout.webhooks import sender, service
 from reelout.webhooks.pinning import Guard
 from reelout.webhooks.schemas import DeliveryState
@@ -25,7 +26,7 @@ class DeliveryAttemptFailed(ReeloutError):
     code = "WEBHOOK_ATTEMPT_FAILED"
 
 
-def deliver(ctx: JobContext[Runtime]) -> None:
+def deliver(ctx: JobContext[Signing]) -> None:
     """POST the delivery's stored body once; raise (to be retried with backoff) if it failed."""
     rt, delivery_id = ctx.runtime, str(ctx.payload["delivery_id"])
     with rt.db.session() as session:
@@ -59,7 +60,7 @@ def deliver(ctx: JobContext[Runtime]) -> None:
         )
 
 
-def delivery_gave_up(rt: Runtime, job: DeadJob) -> None:
+def delivery_gave_up(rt: Signing, job: DeadJob) -> None:
     """The job ran out of attempts (or its worker died on the last one): the delivery failed."""
     first_line = job.error.strip().splitlines()[0] if job.error.strip() else "no detail"
     with rt.db.session() as session:
@@ -68,7 +69,7 @@ def delivery_gave_up(rt: Runtime, job: DeadJob) -> None:
         )
 
 
-def prune(ctx: JobContext[Runtime]) -> None:
+def prune(ctx: JobContext[Signing]) -> None:
     rt = ctx.runtime
     with rt.db.session() as session:
         removed = service.prune(session, rt.clock, rt.settings.webhook_retention_days * 86400)
@@ -76,7 +77,7 @@ def prune(ctx: JobContext[Runtime]) -> None:
         log.info("pruned %d old webhook deliveries", removed)
 
 
-def seal_secrets(ctx: JobContext[Runtime]) -> None:
+def seal_secrets(ctx: JobContext[Signing]) -> None:
     """Encrypt signing secrets stored in clear before encryption existed (a migration cannot:
     it has no server secret); hourly, so an upgraded server seals them on its first tick."""
     rt = ctx.runtime
@@ -86,7 +87,10 @@ def seal_secrets(ctx: JobContext[Runtime]) -> None:
         log.info("encrypted %d webhook signing secrets stored in clear", sealed)
 
 
-def register(registry: Registry[Runtime]) -> None:
+Host = TypeVar("Host", bound=Signing)
+
+
+def register(registry: Registry[Host]) -> None:
     registry.handler(service.DELIVER_JOB)(deliver)
     registry.on_dead(service.DELIVER_JOB)(delivery_gave_up)
     registry.handler(PRUNE_JOB)(prune)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from reelout.auth.deps import AdminDep
-from reelout.deps import RuntimeDep
+from reelout.deps import SigningDep
 from reelout.webhooks import service
 from reelout.webhooks.schemas import (
     DeliveryDetail,
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_endpoint(body: EndpointCreate, rt: RuntimeDep, _: AdminDep) -> EndpointCreated:
+def create_endpoint(body: EndpointCreate, rt: SigningDep, _: AdminDep) -> EndpointCreated:
     with rt.db.session() as session:
         return service.create_endpoint(
             session,
@@ -40,14 +40,14 @@ def create_endpoint(body: EndpointCreate, rt: RuntimeDep, _: AdminDep) -> Endpoi
 
 
 @router.get("")
-def list_endpoints(rt: RuntimeDep, _: AdminDep) -> list[EndpointOut]:
+def list_endpoints(rt: SigningDep, _: AdminDep) -> list[EndpointOut]:
     with rt.db.read() as session:
         return service.list_endpoints(session, box_for(rt.secret))
 
 
 @router.get("/deliveries")
 def list_deliveries(
-    rt: RuntimeDep,
+    rt: SigningDep,
     _: AdminDep,
     event_type: str | None = None,
     endpoint_id: str | None = None,
@@ -62,32 +62,32 @@ def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}")
-def get_delivery(delivery_id: str, rt: RuntimeDep, _: AdminDep) -> DeliveryDetail:
+def get_delivery(delivery_id: str, rt: SigningDep, _: AdminDep) -> DeliveryDetail:
     with rt.db.read() as session:
         return service.get_delivery(session, delivery_id)
 
 
 @router.post("/deliveries/{delivery_id}/resend", status_code=status.HTTP_202_ACCEPTED)
-def resend(delivery_id: str, rt: RuntimeDep, _: AdminDep) -> DeliveryOut:
+def resend(delivery_id: str, rt: SigningDep, _: AdminDep) -> DeliveryOut:
     with rt.db.session() as session:
         return service.resend(session, rt.clock, delivery_id)
 
 
 @router.get("/{endpoint_id}")
-def get_endpoint(endpoint_id: str, rt: RuntimeDep, _: AdminDep) -> EndpointOut:
+def get_endpoint(endpoint_id: str, rt: SigningDep, _: AdminDep) -> EndpointOut:
     with rt.db.read() as session:
         return service.get_endpoint(session, endpoint_id, box_for(rt.secret))
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_endpoint(endpoint_id: str, rt: RuntimeDep, _: AdminDep) -> None:
+def delete_endpoint(endpoint_id: str, rt: SigningDep, _: AdminDep) -> None:
     with rt.db.session() as session:
         service.delete_endpoint(session, rt.clock, endpoint_id)
 
 
 @router.post("/{endpoint_id}/rotate-secret")
 def rotate_secret(
-    endpoint_id: str, rt: RuntimeDep, _: AdminDep, body: SecretRotation | None = None
+    endpoint_id: str, rt: SigningDep, _: AdminDep, body: SecretRotation | None = None
 ) -> EndpointCreated:
     rotation = body or SecretRotation()
     with rt.db.session() as session:

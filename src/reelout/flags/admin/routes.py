@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep
-from reelout.deps import RuntimeDep
+from reelout.context import Core
+from reelout.deps import CoreDep
 from reelout.flags.admin import service
 from reelout.flags.admin.schemas import (
     AuditAction,
@@ -23,7 +24,6 @@ from reelout.flags.admin.schemas import (
     RevisionPage,
     WriteOut,
 )
-from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["flags"])
 ENV = "/environments/{env}"
@@ -38,7 +38,7 @@ ReasonHeader = Annotated[str | None, Header(alias=REASON_HEADER)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-def _env(rt: Runtime, env: str) -> str:
+def _env(rt: Core, env: str) -> str:
     return service.check_environment(env, rt.settings.environments)
 
 
@@ -68,7 +68,7 @@ def _utc(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC)
 
 
-async def _write(rt: Runtime, work: Callable[[Session], T]) -> T:
+async def _write(rt: Core, work: Callable[[Session], T]) -> T:
     def run() -> T:
         with rt.db.session() as session:
             return work(session)
@@ -77,7 +77,7 @@ async def _write(rt: Runtime, work: Callable[[Session], T]) -> T:
 
 
 @router.get("/environments")
-def list_environments(rt: RuntimeDep, _: AdminDep) -> list[EnvironmentOut]:
+def list_environments(rt: CoreDep, _: AdminDep) -> list[EnvironmentOut]:
     with rt.db.read() as session:
         return service.environments(session, rt.settings.environments)
 
@@ -85,7 +85,7 @@ def list_environments(rt: RuntimeDep, _: AdminDep) -> list[EnvironmentOut]:
 @router.get(ENV + "/flagset", response_class=Response)
 def get_flag_set(
     env: str,
-    rt: RuntimeDep,
+    rt: CoreDep,
     _: AdminDep,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
@@ -101,7 +101,7 @@ def get_flag_set(
 async def put_flag_set(
     env: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
 ) -> JSONResponse:
     environment, body = _env(rt, env), await request.body()  # capped by flags.routes.body_rules
@@ -111,14 +111,14 @@ async def put_flag_set(
 
 @router.get(ENV + "/revisions")
 def list_revisions(
-    env: str, rt: RuntimeDep, _: AdminDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    env: str, rt: CoreDep, _: AdminDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> RevisionPage:
     with rt.db.read() as session:
         return service.list_revisions(session, _env(rt, env), limit)
 
 
 @router.get(ENV + "/revisions/{revision}", response_class=Response)
-def get_revision(env: str, revision: int, rt: RuntimeDep, _: AdminDep) -> Response:
+def get_revision(env: str, revision: int, rt: CoreDep, _: AdminDep) -> Response:
     with rt.db.read() as session:
         row = service.get_revision(session, _env(rt, env), revision)
     return Response(row.document, media_type=JSON)
@@ -128,7 +128,7 @@ def get_revision(env: str, revision: int, rt: RuntimeDep, _: AdminDep) -> Respon
 def revert(
     env: str,
     revision: int,
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
 ) -> WriteOut:
     with rt.db.session() as session:
@@ -136,7 +136,7 @@ def revert(
 
 
 @router.get(ENV + "/flags/{key}")
-def get_flag(env: str, key: str, rt: RuntimeDep, _: AdminDep) -> JSONResponse:
+def get_flag(env: str, key: str, rt: CoreDep, _: AdminDep) -> JSONResponse:
     with rt.db.read() as session:
         flag_set, flag = service.get_flag(session, _env(rt, env), key)
     return JSONResponse(flag, headers={"ETag": flag_set.etag})
@@ -147,7 +147,7 @@ async def put_flag(
     env: str,
     key: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
 ) -> JSONResponse:
     environment, body = _env(rt, env), await request.body()  # capped by flags.routes.body_rules
@@ -162,7 +162,7 @@ async def patch_flag(
     env: str,
     key: str,
     request: Request,
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
 ) -> JSONResponse:
     environment, body = _env(rt, env), await request.body()  # capped by flags.routes.body_rules
@@ -176,7 +176,7 @@ async def patch_flag(
 def delete_flag(
     env: str,
     key: str,
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
 ) -> Response:
     with rt.db.session() as session:
@@ -188,7 +188,7 @@ def delete_flag(
 def kill(
     env: str,
     key: str,
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
 ) -> JSONResponse:
     with rt.db.session() as session:
@@ -200,7 +200,7 @@ def kill(
 def promote(
     src: str,
     dst: str,
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
     dry_run: bool = False,
 ) -> PromotionOut:
@@ -211,7 +211,7 @@ def promote(
 
 @router.get("/audit")
 def list_audit(
-    rt: RuntimeDep,
+    rt: CoreDep,
     _: AdminDep,
     env: str | None = None,
     flag: str | None = None,
@@ -231,7 +231,7 @@ def list_audit(
 
 @router.post("/flags/init")
 def init_template(
-    rt: RuntimeDep,
+    rt: CoreDep,
     edit: EditDep,
     template: str,
     force: bool = False,

@@ -68,7 +68,10 @@ def type_class(value: Any) -> str:
 
 
 def strict_equal(a: Any, b: Any) -> bool:
-    """JavaScript `===` for JSON values."""
+    """JavaScript `===` for JSON values: arrays and objects, always distinct values in a rule and
+    its data, equal nothing (as with `==`, and as in json-logic-js)."""
+    if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
+        return False
     return type_class(a) == type_class(b) and bool(a == b)
 
 

@@ -13,14 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep
-from reelout.deps import RuntimeDep
+from reelout.auth.environment_keys import environment_key
+from reelout.context import Core
+from reelout.deps import CoreDep
 from reelout.errors import BadRequest, PayloadTooLarge, ReeloutError
 from reelout.flags.admin import service
 from reelout.flags.exposures import service as exposures
 from reelout.flags.exposures.service import MAX_KEY_CHARS
-from reelout.flags.serving.deps import environment_key
 from reelout.limits import public_limits
-from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["flags"])
 DEFAULT_DAYS = 30  # the counts' range when `since` is not given: the 30 days up to `until`
@@ -49,7 +49,7 @@ class InvalidExposures(ReeloutError):
 @router.get("/environments/{env}/exposures", summary="Distinct users per variant per day")
 def exposure_counts(
     env: str,
-    rt: RuntimeDep,
+    rt: CoreDep,
     _: AdminDep,
     flag: Annotated[str, Query(min_length=1, description="The flag's key.")],
     since: Annotated[
@@ -75,7 +75,7 @@ def exposure_counts(
     }
 
 
-def _reporter(rt: Runtime, request: Request) -> tuple[str, str]:
+def _reporter(rt: Core, request: Request) -> tuple[str, str]:
     """The reporting key's environment and id."""
     with rt.db.read() as session:
         who = environment_key(session, request)
@@ -111,7 +111,7 @@ def _batch(raw: bytes, max_batch: int) -> list[ExposureIn]:
 
 @router.post("/exposures", status_code=202, summary="Report exposures (in-process SDKs)")
 async def report_exposures(request: Request) -> JSONResponse:
-    rt: Runtime = request.app.state.runtime
+    rt: Core = request.app.state.runtime
     environment, key_id = await run_in_threadpool(_reporter, rt, request)
     public_limits(request.app.state).check(request, key_id)
     # flags.routes.body_rules caps the body at REELOUT_EXPOSURE_MAX_BATCH * BYTES_PER_EXPOSURE

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from reelout.auth.deps import AdminDep
-from reelout.deps import RuntimeDep
+from reelout.context import Core
+from reelout.deps import CoreDep
 from reelout.flags.admin import service
 from reelout.flags.governance import schedules, stale_report
 from reelout.flags.governance.schemas import (
@@ -20,7 +21,6 @@ from reelout.flags.governance.schemas import (
     ScheduleStatus,
     StaleReport,
 )
-from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/environments/{env}", tags=["flags"])
 SCHEDULE_BODY = {
@@ -31,7 +31,7 @@ SCHEDULE_BODY = {
 }
 
 
-def _env(rt: Runtime, env: str) -> str:
+def _env(rt: Core, env: str) -> str:
     return service.check_environment(env, rt.settings.environments)
 
 
@@ -46,7 +46,7 @@ async def _schedule_in(request: Request) -> ScheduleIn:
 
 
 @router.post("/schedules", status_code=201, openapi_extra=SCHEDULE_BODY)
-async def create_schedule(env: str, request: Request, rt: RuntimeDep, who: AdminDep) -> ScheduleOut:
+async def create_schedule(env: str, request: Request, rt: CoreDep, who: AdminDep) -> ScheduleOut:
     environment, body = _env(rt, env), await _schedule_in(request)
     most = rt.settings.flag_max_pending_schedules
 
@@ -60,7 +60,7 @@ async def create_schedule(env: str, request: Request, rt: RuntimeDep, who: Admin
 @router.get("/schedules")
 def list_schedules(
     env: str,
-    rt: RuntimeDep,
+    rt: CoreDep,
     _: AdminDep,
     status: ScheduleStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -70,13 +70,13 @@ def list_schedules(
 
 
 @router.get("/schedules/{schedule_id}")
-def get_schedule(env: str, schedule_id: int, rt: RuntimeDep, _: AdminDep) -> ScheduleOut:
+def get_schedule(env: str, schedule_id: int, rt: CoreDep, _: AdminDep) -> ScheduleOut:
     with rt.db.read() as session:
         return schedules.get(session, _env(rt, env), schedule_id)
 
 
 @router.delete("/schedules/{schedule_id}")
-def cancel_schedule(env: str, schedule_id: int, rt: RuntimeDep, _: AdminDep) -> ScheduleOut:
+def cancel_schedule(env: str, schedule_id: int, rt: CoreDep, _: AdminDep) -> ScheduleOut:
     with rt.db.session() as session:
         return schedules.cancel(session, rt.clock, _env(rt, env), schedule_id)
 
@@ -84,7 +84,7 @@ def cancel_schedule(env: str, schedule_id: int, rt: RuntimeDep, _: AdminDep) -> 
 @router.get("/flags/stale")
 def stale_flags(
     env: str,
-    rt: RuntimeDep,
+    rt: CoreDep,
     _: AdminDep,
     days: Annotated[
         int | None, Query(ge=1, le=36500, description="Default: REELOUT_FLAG_STALE_DAYS.")

@@ -11,20 +11,20 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from reelout.auth.environment_keys import environment_key, presented_key
 from reelout.auth.service import Principal
+from reelout.context import Signing
 from reelout.flags.engine.evaluator import resolve
 from reelout.flags.exposures import service as exposures
 from reelout.flags.serving import ofrep
 from reelout.flags.serving.cache import Served, ServingCache, serving_cache
-from reelout.flags.serving.deps import environment_key, presented_key
 from reelout.flags.serving.streams import event_streams, token_period
 from reelout.limits import public_limits
-from reelout.runtime import Runtime
 
 router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
 
 
-async def _served(rt: Runtime, request: Request) -> tuple[Served, str]:
+async def _served(rt: Signing, request: Request) -> tuple[Served, str]:
     """The caller's environment's compiled flags and key id: from memory when both were checked
     within REELOUT_FLAG_CHANGE_POLL_SECONDS and the client knows of no newer revision, else read
     (key and revision in one unit of work) in a thread."""
@@ -38,7 +38,7 @@ async def _served(rt: Runtime, request: Request) -> tuple[Served, str]:
 
 
 def _load(
-    rt: Runtime, request: Request, cache: ServingCache, secret: str | None
+    rt: Signing, request: Request, cache: ServingCache, secret: str | None
 ) -> tuple[Served, Principal]:
     with rt.db.read() as session:
         who = environment_key(session, request)
@@ -81,7 +81,7 @@ def _invalid_context(key: str | None = None) -> JSONResponse:
 
 @router.post("/evaluate/flags/{key}", summary="Evaluate one flag (OFREP)")
 async def evaluate_flag(key: str, request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt: Signing = request.app.state.runtime
     served, key_id = await _served(rt, request)
     public_limits(request.app.state).check(request, key_id)
     context = await _context(request)
@@ -97,7 +97,7 @@ async def evaluate_flag(key: str, request: Request) -> Response:
 
 @router.post("/evaluate/flags", summary="Evaluate every flag (OFREP bulk)")
 async def evaluate_flags(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt: Signing = request.app.state.runtime
     served, key_id = await _served(rt, request)
     context = await _context(request)
     if context is None:

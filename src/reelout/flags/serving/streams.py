@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 from sse_starlette import ServerSentEvent
 
 from reelout.auth import service as auth
+from reelout.auth.environment_keys import environment_principal
 from reelout.auth.service import Principal
+from reelout.context import Signing
 from reelout.errors import Unauthorized
 from reelout.flags.admin.changes import Head
-from reelout.flags.serving.deps import environment_principal
-from reelout.runtime import Runtime
 
 EVENTS_PATH = "/ofrep/v1/events"
 
@@ -32,18 +32,18 @@ def _signed(secret: str, key_id: str, stamp: int) -> str:
     return _signer(secret).sign(f"{key_id}.{stamp}").decode()
 
 
-def _step(rt: Runtime) -> int:
+def _step(rt: Signing) -> int:
     """Tokens are renewed every half life, so one always has half its life left when given."""
     return max(1, rt.settings.ofrep_stream_token_seconds // 2)
 
 
-def token_period(rt: Runtime) -> int:
+def token_period(rt: Signing) -> int:
     """The current renewal period: the bulk answer's ETag names it, so a client revalidating
     after a renewal gets a 200 carrying a fresh stream URL instead of a 304."""
     return int(rt.clock.now().timestamp()) // _step(rt)
 
 
-def stream_token(rt: Runtime, key_id: str, period: int | None = None) -> str:
+def stream_token(rt: Signing, key_id: str, period: int | None = None) -> str:
     """Names the key (by id, never its secret) and when it was made; checked against the key on
     every connect (so revoking the key closes the door) and refused once older than
     REELOUT_OFREP_STREAM_TOKEN_SECONDS. Made once per key and renewal period."""
@@ -51,7 +51,7 @@ def stream_token(rt: Runtime, key_id: str, period: int | None = None) -> str:
     return _signed(rt.secret, key_id, period * _step(rt))
 
 
-def key_of_token(rt: Runtime, session: Session, token: str) -> Principal:
+def key_of_token(rt: Signing, session: Session, token: str) -> Principal:
     """The key a stream token names: 401 INVALID_STREAM_TOKEN for a forged one, 401
     STREAM_TOKEN_EXPIRED past its life (the client fetches the bulk evaluation again)."""
     try:
@@ -72,7 +72,7 @@ def key_of_token(rt: Runtime, session: Session, token: str) -> Principal:
 
 
 def event_streams(
-    rt: Runtime, request: Request, key_id: str, revision: int, period: int | None = None
+    rt: Signing, request: Request, key_id: str, revision: int, period: int | None = None
 ) -> list[dict[str, Any]]:
     """The bulk answer's `eventStreams`: an SSE URL on this server's origin, from `revision` on."""
     if not rt.settings.ofrep_streams:

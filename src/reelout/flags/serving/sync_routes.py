@@ -14,16 +14,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
+from reelout.auth.environment_keys import environment_key, presented_key
 from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
+from reelout.context import Signing
 from reelout.errors import ReeloutError, ServiceUnavailable
 from reelout.flags.admin import service
 from reelout.flags.admin.changes import ChangeFeed, FeedClosed, KeyRevoked
-from reelout.flags.serving.deps import environment_key, presented_key
 from reelout.flags.serving.streams import EVENTS_PATH, change_event, key_of_token, seen_revision
 from reelout.limits import PublicLimits, public_limits
 from reelout.ratelimit import Slot, spread
-from reelout.runtime import Runtime
 
 router = APIRouter(tags=["ofrep"])
 
@@ -74,7 +74,7 @@ class _HeldStream(EventSourceResponse):
             self.slot.release()
 
 
-def _stream_reader(rt: Runtime, request: Request, token: str | None) -> tuple[Principal, int]:
+def _stream_reader(rt: Signing, request: Request, token: str | None) -> tuple[Principal, int]:
     with rt.db.read() as session:
         if token and not presented_key(request):
             who = key_of_token(rt, session, token)
@@ -91,7 +91,7 @@ async def flag_events(
     token: Annotated[str | None, Query(description="From the bulk answer's eventStreams.")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt: Signing = request.app.state.runtime
     settings = rt.settings
     if not settings.ofrep_streams:
         raise _streams_off()
@@ -120,7 +120,7 @@ def _streams_off() -> ReeloutError:
 # ---- sync: whole flag sets for in-process SDKs -----------------------------------------------------
 
 
-def _flag_set(rt: Runtime, request: Request) -> service.StoredFlagSet:
+def _flag_set(rt: Signing, request: Request) -> service.StoredFlagSet:
     with rt.db.read() as session:
         who = environment_key(session, request, allowed=frozenset({Scope.server}))
         assert who.environment is not None
@@ -129,7 +129,7 @@ def _flag_set(rt: Runtime, request: Request) -> service.StoredFlagSet:
 
 @router.get("/api/v1/sync/flagset", summary="The server key's whole flag set (in-process SDKs)")
 async def sync_flag_set(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt: Signing = request.app.state.runtime
     stored = await run_in_threadpool(_flag_set, rt, request)
     headers = {
         "ETag": stored.etag,

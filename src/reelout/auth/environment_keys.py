@@ -1,4 +1,4 @@
-"""Who reads flags: the environment key (client or server) of a request, from its headers."""
+"""Keys that name an environment (client and server keys): who a flag or telemetry reader is."""
 
 from __future__ import annotations
 
