@@ -67,12 +67,14 @@ def type_class(value: Any) -> str:
     return type(value).__name__
 
 
+_CONTAINERS = frozenset({"list", "dict"})
+
+
 def strict_equal(a: Any, b: Any) -> bool:
     """JavaScript `===` for JSON values: arrays and objects, always distinct values in a rule and
     its data, equal nothing (as with `==`, and as in json-logic-js)."""
-    if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
-        return False
-    return type_class(a) == type_class(b) and bool(a == b)
+    kind = type_class(a)
+    return kind == type_class(b) and kind not in _CONTAINERS and bool(a == b)
 
 
 def lookup(data: Any, path: Any, default: Any = None) -> Any:
