@@ -7,7 +7,7 @@ NODE_STAMP = tests/js/node_modules/.installed
 WEB_VENDOR = src/reelout/web/static/vendor
 WEB_STAMP  = $(WEB_VENDOR)/.installed
 
-.PHONY: run test lint typecheck check install node web docs docs-build clean
+.PHONY: run test lint typecheck check install node web docs docs-build screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ run: $(STAMP) web
 	$(BIN)/reelout serve
 
 test: $(STAMP) node web
-	$(BIN)/ruff check src tests docs/hooks.py $(wildcard bench)
+	$(BIN)/ruff check src tests docs/hooks.py docs/screenshots.py $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(MKDOCS) build --quiet
@@ -58,11 +58,15 @@ docs-build: $(STAMP)
 	$(MKDOCS) build
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests docs/hooks.py $(wildcard bench)
-	$(BIN)/ruff format --check src tests docs/hooks.py $(wildcard bench)
+	$(BIN)/ruff check src tests docs/hooks.py docs/screenshots.py $(wildcard bench)
+	$(BIN)/ruff format --check src tests docs/hooks.py docs/screenshots.py $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build/docs tests/js/node_modules web/node_modules $(WEB_STAMP) .pytest_cache .mypy_cache .ruff_cache
+
+# The console pages' screenshots in docs/console/ (needs Debian's chromium and ffmpeg).
+screenshots: $(STAMP) web
+	$(BIN)/python docs/screenshots.py

@@ -1,0 +1,171 @@
+"""Screenshots of every console page for docs/console.md: `make screenshots` (needs chromium).
+
+Starts `reelout serve` on a scratch data folder, gives it something to show through the public
+API (a processed video, keys, a webhook endpoint, a flag split, exposures), logs in with
+Playwright in Debian's Chromium and saves one screenshot per navigation entry (and the upload
+page) into docs/console/, at 1280 px wide.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, sync_playwright
+
+OUT = Path(__file__).parent / "console"
+TOKEN = secrets.token_urlsafe(32)  # a fresh admin token for the scratch server
+ORDER = "A-17/inbound"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _server(folder: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "REELOUT_DATA_DIR": str(folder / "data"),
+        "REELOUT_PORT": str(port),
+        "REELOUT_ADMIN_TOKEN": TOKEN,
+        "REELOUT_JOB_POLL_SECONDS": "0.2",
+        "REELOUT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
+    reelout = Path(sys.executable).with_name("reelout")
+    child = subprocess.Popen([str(reelout), "serve"], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            if child.poll() is not None:
+                raise SystemExit("reelout serve stopped; see its output above")
+            return httpx.get(url + "/readyz", timeout=2).status_code == 200
+
+        _wait(ready, "the server")
+        yield url
+    finally:
+        child.terminate()
+        child.wait(20)
+
+
+def _wait(done: object, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if done():  # type: ignore[operator]
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"gave up waiting for {what}")
+
+
+def _clip(folder: Path) -> bytes:
+    out = folder / "dock.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "4",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(out),
+        ],
+        check=True,
+    )
+    return out.read_bytes()
+
+
+def _seed(api: httpx.Client, folder: Path) -> str:
+    """Something on every page: a processed video, keys, a webhook, a flag change, exposures."""
+    created = api.post(
+        f"/api/v1/orders/{ORDER}/videos",
+        content=_clip(folder),
+        headers={"Content-Type": "video/mp4", "X-Filename": "dock.mp4"},
+    )
+    created.raise_for_status()
+    uid = str(created.json()["uid"])
+    _wait(lambda: api.get(f"/api/v1/videos/{uid}").json()["ready_to_stream"], "processing")
+    api.post(
+        "/api/v1/keys", json={"name": "ios-app", "scope": "client", "environment": "production"}
+    )
+    client = api.post(
+        "/api/v1/keys", json={"name": "web-app", "scope": "client", "environment": "development"}
+    ).json()
+    api.post(
+        "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["video.ready"]}
+    )
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as app:
+        app.headers["Authorization"] = f"Bearer {client['key']}"
+        for user in range(40):
+            app.post(
+                "/ofrep/v1/evaluate/flags/use_tus_upload",
+                json={"context": {"targetingKey": f"user-{user}"}},
+            )
+    return uid
+
+
+def _shoot(page: Page, base: str, path: str, name: str) -> None:
+    page.goto(base + path)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(OUT / f"{name}.png"))
+    print(f"docs/console/{name}.png  ({path})")
+
+
+def main() -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise SystemExit("needs Debian's chromium (apt-get install -y chromium)")
+    OUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, _server(Path(scratch)) as base:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as api:
+            uid = _seed(api, Path(scratch))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(base + "/console/login")
+            page.fill("#key", TOKEN)
+            page.click("#login")
+            page.wait_for_url(base + "/console")
+            links = page.eval_on_selector_all(
+                "header nav a", "links => links.map(a => a.getAttribute('href'))"
+            )
+            for href in links:
+                name = href.removeprefix("/console").strip("/") or "upload"
+                _shoot(page, base, href, name)
+            _shoot(page, base, f"/console/videos/{uid}", "video")
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()
