@@ -29,10 +29,12 @@ node: $(NODE_STAMP)
 # them from web/package-lock.json (upgrade there, then `make web` and commit the copies).
 $(WEB_STAMP): web/package.json $(wildcard web/package-lock.json)
 	@if command -v npm >/dev/null; then \
-	  (cd web && npm install --silent --no-audit --no-fund) && mkdir -p $(WEB_STAMP) && \
-	  cp web/node_modules/tus-js-client/dist/tus.min.js web/node_modules/hls.js/dist/hls.min.js $(WEB_VENDOR)/ && \
-	  cp web/node_modules/tus-js-client/LICENSE $(WEB_VENDOR)/tus-js-client.LICENSE && \
-	  cp web/node_modules/hls.js/LICENSE $(WEB_VENDOR)/hls.js.LICENSE && \
+	  (cd web && npm install --silent --no-audit --no-fund) && mkdir -p $(WEB_VENDOR) && \
+	  cp web/node_modules/tus-js-client/dist/tus.min.js web/node_modules/hls.js/dist/hls.min.js \
+	     web/node_modules/htmx.org/dist/htmx.min.js web/node_modules/uplot/dist/uPlot.iife.min.js \
+	     web/node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/ && \
+	  for lib in tus-js-client hls.js htmx.org uplot; do \
+	    cp web/node_modules/$$lib/LICENSE $(WEB_VENDOR)/$$lib.LICENSE; done && \
 	  touch $(WEB_STAMP); \
 	else echo "npm not found: the console uses the committed copies of its browser libraries"; fi
 

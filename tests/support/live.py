@@ -136,8 +136,14 @@ class ServerProcess:
     """`reelout serve` in a child process on a data folder, so the test can SIGKILL it."""
 
     def __init__(
-        self, data_dir: Path, log: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        log: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        reelout: Path | None = None,
     ) -> None:
+        """`reelout` is the command to run (default: this Python's `reelout`)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -150,7 +156,7 @@ class ServerProcess:
         child_env.pop("REELOUT_DATABASE_URL", None)
         child_env.update(env or {})
         command = [
-            str(Path(sys.executable).parent / "reelout"),
+            str(reelout or Path(sys.executable).parent / "reelout"),
             "serve",
             "--port",
             str(self.port),

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, sync_playwright
 
-from reelout.web.routes import LIBRARIES, VENDOR_DIR
+from reelout.web.pages import LIBRARIES, VENDOR_DIR
 from tests.media.clips import make_clip
 from tests.support.live import LiveServer, live_server_fixture
 from tests.support.settings import ADMIN_TOKEN

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from reelout.web.routes import LIBRARIES, VENDOR_DIR
+from reelout.web.pages import LIBRARIES, VENDOR_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,25 +1,18 @@
-"""The console's pages under /console: log in with an admin key, upload, watch, play."""
+"""The console under /console: log in with an admin key, the upload page, and mounting every page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
-from reelout import __version__
 from reelout.auth import service as auth_service
 from reelout.auth.deps import session_principal
-from reelout.auth.service import Principal
 from reelout.auth.session_cookies import (
     COOKIE,
     CSRF_HEADER,
-    ConsoleSession,
     SessionCodec,
     cookie_needs_https,
     csrf_matches,
@@ -34,11 +27,22 @@ from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.urls import base_url
 from reelout.web.flags import upload_flags
+from reelout.web.pages import (
+    PREFIX,
+    STATIC_DIR,
+    VENDOR_DIR,
+    ConsoleRoute,
+    NavItem,
+    Page,
+    PageViewer,
+    clear_cookie,
+    codec,
+    libraries,
+    origin_of,
+    render,
+    signed_in,
+)
 
-PREFIX = "/console"
-HERE = Path(__file__).parent
-STATIC_DIR = HERE / "static"
-VENDOR_DIR = STATIC_DIR / "vendor"
 UPLOAD_PATHS = {
     "flags": "As the flags say",
     "tus": "tus (resumable)",
@@ -46,23 +50,13 @@ UPLOAD_PATHS = {
     "legacy": "legacy base64 (deprecated)",
 }
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
-templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
+# JSON for the pages' scripts: errors as the API gives them (status, code, message)
+api_router = APIRouter(prefix=PREFIX + "/api", include_in_schema=False)
 
 
-@dataclass(frozen=True)
-class Library:
-    """A browser library the console loads from static/vendor (committed; `make web` refreshes it)."""
-
-    package: str
-    file: str
-    purpose: str
-
-
-LIBRARIES = (
-    Library("tus-js-client", "tus.min.js", "resumable tus uploads"),
-    Library("hls.js", "hls.min.js", "HLS playback with a rendition selector"),
-)
+# The navigation's order; the KPI, alert and rollout pages join here.
+PAGES = (Page(NavItem("upload", "Upload", ""), router),)
 
 
 def install(app: FastAPI, rt: Signing) -> None:
@@ -72,38 +66,11 @@ def install(app: FastAPI, rt: Signing) -> None:
         rt.secret, rt.clock, settings.console_session_seconds, rt.db
     )
     app.state.console_vendor_dir = VENDOR_DIR
-    app.include_router(router)
+    app.state.console_nav = tuple(page.nav for page in PAGES)
+    for page in PAGES:
+        app.include_router(page.router)
+    app.include_router(api_router)
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="console-static")
-
-
-def _codec(request: Request) -> SessionCodec:
-    codec: SessionCodec = request.app.state.console_sessions
-    return codec
-
-
-def _session(request: Request) -> ConsoleSession | None:
-    return _codec(request).read(request.cookies.get(COOKIE))
-
-
-def _signed_in(request: Request, rt: Signing) -> tuple[ConsoleSession, Principal] | None:
-    session = _session(request)
-    if session is None:
-        return None
-    try:
-        return session, session_principal(rt, session)
-    except Unauthorized:
-        return None
-
-
-def libraries(vendor_dir: Path) -> tuple[list[Library], list[Library]]:
-    """(installed, missing) browser libraries."""
-    installed = [lib for lib in LIBRARIES if (vendor_dir / lib.file).is_file()]
-    return installed, [lib for lib in LIBRARIES if lib not in installed]
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def same_origin(request: Request, settings: Settings) -> bool:
@@ -111,31 +78,7 @@ def same_origin(request: Request, settings: Settings) -> bool:
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    return origin is None or origin == _origin(base_url(request, settings))
-
-
-def _page_headers(request: Request, settings: Settings) -> dict[str, str]:
-    own = _origin(base_url(request, settings))
-    policy = (
-        f"default-src 'self'; script-src 'self'; style-src 'self'; "
-        f"img-src 'self' {own} data: blob:; media-src 'self' {own} blob:; "
-        f"connect-src 'self' {own}; worker-src 'self' blob:; object-src 'none'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
-    return {
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": policy,
-        "Referrer-Policy": "same-origin",
-        "X-Content-Type-Options": "nosniff",
-    }
-
-
-def _render(
-    request: Request, rt: Signing, name: str, context: dict[str, Any], status: int = 200
-) -> Response:
-    context = {"version": __version__, "prefix": PREFIX, **context}
-    headers = _page_headers(request, rt.settings)
-    return templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
+    return origin is None or origin == origin_of(base_url(request, settings))
 
 
 def _login_page(
@@ -144,7 +87,7 @@ def _login_page(
     notice = "You are logged out." if request.query_params.get("out") else None
     needs_https = cookie_needs_https(base_url(request, rt.settings))
     context = {"error": error, "notice": notice, "needs_https": needs_https}
-    return _render(request, rt, "login.html", context, status)
+    return render(request, rt, "login.html", context, status=status)
 
 
 def _set_cookie(response: Response, request: Request, settings: Settings, value: str) -> None:
@@ -159,40 +102,22 @@ def _set_cookie(response: Response, request: Request, settings: Settings, value:
     )
 
 
-def _clear_cookie(response: Response, request: Request, settings: Settings) -> None:
-    response.delete_cookie(
-        COOKIE,
-        path="/",
-        secure=secure_cookie(base_url(request, settings)),
-        httponly=True,
-        samesite="strict",
-    )
-
-
 @router.get("")
-def console_page(request: Request, rt: SigningDep) -> Response:
-    signed_in = _signed_in(request, rt)
-    if signed_in is None:
-        response: Response = RedirectResponse(PREFIX + "/login", status_code=303)
-        if COOKIE in request.cookies:
-            _clear_cookie(response, request, rt.settings)
-        return response
-    session, who = signed_in
+def console_page(request: Request, rt: SigningDep, viewer: PageViewer) -> Response:
+    """The upload page: upload by any path, watch processing, play the result."""
     installed, missing = libraries(request.app.state.console_vendor_dir)
     context = {
-        "csrf": session.csrf,
-        "who": who,
         "stages": [stage.value for stage in Stage],
         "paths": UPLOAD_PATHS,
-        "installed": installed,
+        "installed": [lib for lib in installed if lib.pages == "upload"],
         "missing": missing,
     }
-    return _render(request, rt, "console.html", context)
+    return render(request, rt, "console.html", context, viewer=viewer, section="upload")
 
 
 @router.get("/login")
 def login_form(request: Request, rt: SigningDep) -> Response:
-    if _signed_in(request, rt) is not None:
+    if signed_in(request, rt) is not None:
         return RedirectResponse(PREFIX, status_code=303)
     return _login_page(request, rt)
 
@@ -219,7 +144,7 @@ def login(request: Request, rt: SigningDep, key: Annotated[str, Form()] = "") ->
         return _login_page(
             request, rt, "That is a client key; the console needs an admin key.", 403
         )
-    value, _ = _codec(request).issue(who.key_id)
+    value, _ = codec(request).issue(who.key_id)
     response = RedirectResponse(PREFIX, status_code=303)
     _set_cookie(response, request, rt.settings, value)
     return response
@@ -229,13 +154,13 @@ def login(request: Request, rt: SigningDep, key: Annotated[str, Form()] = "") ->
 def logout(request: Request, rt: SigningDep, csrf: Annotated[str, Form()] = "") -> Response:
     """End the session for good, in every process (the form carries the page's CSRF token, so
     no other site can)."""
-    session = _session(request)
+    session = codec(request).read(request.cookies.get(COOKIE))
     if session is not None and not csrf_matches(session, csrf):
         raise Forbidden("the logout form's CSRF token does not match", code="CSRF_TOKEN_INVALID")
     if session is not None:
-        _codec(request).end(session)
+        codec(request).end(session)
     response = RedirectResponse(PREFIX + "/login?out=1", status_code=303)
-    _clear_cookie(response, request, rt.settings)
+    clear_cookie(response, request, rt.settings)
     return response
 
 
@@ -247,11 +172,11 @@ def _api_key_id(request: Request, rt: Signing) -> str:
             "this call takes the console session: log in at /console/login first",
             code="SESSION_REQUIRED",
         )
-    session = _codec(request).authorize(cookie, request.headers.get(CSRF_HEADER))
+    session = codec(request).authorize(cookie, request.headers.get(CSRF_HEADER))
     return session_principal(rt, session).key_id
 
 
-@router.get("/api/flags")
+@api_router.get("/flags")
 def console_flags(request: Request, rt: SigningDep) -> JSONResponse:
     """The signed-in admin's upload flags in REELOUT_CONSOLE_FLAGS_ENVIRONMENT (read per upload)."""
     key_id = _api_key_id(request, rt)
