@@ -26,6 +26,7 @@ from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.urls import base_url
+from reelout.web import flag_history
 from reelout.web.flags import upload_flags
 from reelout.web.pages import (
     PREFIX,
@@ -67,6 +68,7 @@ def install(app: FastAPI, rt: Signing) -> None:
     )
     app.state.console_vendor_dir = VENDOR_DIR
     app.state.console_nav = tuple(page.nav for page in PAGES)
+    app.include_router(flag_history.router)  # the flags tabs (no nav entry); before any {key}
     for page in PAGES:
         app.include_router(page.router)
     app.include_router(api_router)

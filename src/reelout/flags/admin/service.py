@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -401,6 +401,19 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+def merge_diff(old: Any, new: Any) -> Any:
+    """The RFC 7396 merge patch that turns `old` into `new` (`merge_patch(old, it) == new`):
+    objects member by member, removed members as null, anything else replaced whole. A patch
+    cannot set a member to null, so `new` holds none inside objects."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out: dict[str, Any] = {name: None for name in old if name not in new}
+    for name, value in new.items():
+        if name not in old or old[name] != value:
+            out[name] = merge_diff(old.get(name), value)
+    return out
+
+
 def patch_flag(
     session: Session, clock: Clock, environment: str, key: str, body: bytes, edit: Edit
 ) -> tuple[WriteOut, dict[str, Any]]:
@@ -476,6 +489,30 @@ def promote(
     record = Record(AuditAction.promote, None, source, origin.revision)
     written = _store(session, clock, before, origin.text, edit, record)
     return out.model_copy(update={"target_revision": written.revision, "applied": written.changed})
+
+
+def promote_as_previewed(
+    session: Session,
+    clock: Clock,
+    source: str,
+    target: str,
+    edit: Edit,
+    *,
+    source_revision: int,
+    target_revision: int,
+) -> PromotionOut:
+    """Apply a promotion exactly as a dry run showed it (the source and target revisions it
+    answered): 412 `STALE_FLAG_SET` when either moved since, and nothing is written once the
+    caller's transaction rolls back."""
+    guarded = replace(edit, if_match=etag(target, target_revision))
+    done = promote(session, clock, source, target, guarded, dry_run=False)
+    if done.source_revision != source_revision:
+        raise PreconditionFailed(
+            f"{source} changed while you were deciding (it is now at revision "
+            f"{done.source_revision}); promote again to see the new difference",
+            code="STALE_FLAG_SET",
+        )
+    return done
 
 
 def revert(session: Session, clock: Clock, environment: str, revision: int, edit: Edit) -> WriteOut:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -391,18 +390,16 @@ def _still(if_match: str | None, preview: PromotionOut) -> None:
 
 def _promote(rt: Runtime, preview: PromotionOut, edit: service.Edit) -> PromotionOut:
     """Apply a promotion exactly as previewed: the target unchanged, the source too."""
-    guarded = replace(edit, if_match=service.etag(preview.target, preview.target_revision))
     with rt.db.session() as session:
-        done = service.promote(
-            session, rt.clock, preview.source, preview.target, guarded, dry_run=False
+        return service.promote_as_previewed(
+            session,
+            rt.clock,
+            preview.source,
+            preview.target,
+            edit,
+            source_revision=preview.source_revision,
+            target_revision=preview.target_revision,
         )
-        if done.source_revision != preview.source_revision:  # rolls the promotion back
-            raise PreconditionFailed(
-                f"{preview.source} changed while you were deciding (it is now at revision "
-                f"{done.source_revision}); run the promote again to see the new difference",
-                code="STALE_FLAG_SET",
-            )
-    return done
 
 
 @flags_app.command("promote")
