@@ -251,16 +251,24 @@ def seal_clear_secrets(session: Session, box: SecretBox) -> int:
 # ---- emit --------------------------------------------------------------------------------------
 
 
-def emit(session: Session, clock: Clock, event_type: str, data: Mapping[str, Any]) -> str:
+def emit(
+    session: Session,
+    clock: Clock,
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    video_uid: str | None = None,
+) -> str:
     """Record an event and queue its delivery to every subscribed endpoint; returns the event id.
 
     Call it inside the transaction that makes the change the event reports: the event exists,
     and is sent, if and only if that transaction commits. `data` must be JSON-serialisable
-    (datetimes, enums and pydantic models are fine). The body is fixed here, once."""
+    (datetimes, enums and pydantic models are fine). The body is fixed here, once. `video_uid`
+    names the video the event is about (the delivery log filters by it)."""
     if event_type not in policy.EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}; known: {policy.EVENT_TYPES}")
     now = clock.now()
-    event = WebhookEvent(id=_new_id("evt_"), type=event_type, created_at=now)
+    event = WebhookEvent(id=_new_id("evt_"), type=event_type, created_at=now, video_uid=video_uid)
     event.body = event_body(event.id, event_type, now, data)
     session.add(event)
     session.flush()
@@ -476,6 +484,7 @@ class DeliveryFilter:
     endpoint_id: str | None = None
     state: DeliveryState | None = None
     event_id: str | None = None
+    video_uid: str | None = None
 
 
 def list_deliveries(
@@ -505,6 +514,8 @@ def list_deliveries(
         query = query.where(WebhookDelivery.state == where.state.value)
     if where.event_id is not None:
         query = query.where(WebhookDelivery.event_id == where.event_id)
+    if where.video_uid is not None:
+        query = query.where(WebhookEvent.video_uid == where.video_uid)
     if cursor:
         created, delivery_id = decode_cursor(cursor)
         query = query.where(
