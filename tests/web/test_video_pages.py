@@ -239,3 +239,24 @@ def test_delete_removes_the_video_and_says_so(
     again = client.delete(f"/console/videos/{uid}", headers=action)
     assert again.status_code == 404 and again.headers["hx-retarget"] == "#delete-error"
     assert "VIDEO_NOT_FOUND" in again.text
+
+
+def test_a_video_that_requires_signed_urls_plays_from_signed_ones(
+    server: LiveServer, web: tuple[httpx.Client, dict[str, str]], videos: Videos
+) -> None:
+    client, _ = web
+    uid, hls = videos["ready"]["uid"], videos["ready"]["playback"]["hls"]
+    with server.client() as api:
+        assert api.patch(f"/api/v1/videos/{uid}", json={"require_signed_urls": True}).is_success
+    try:
+        html = client.get(f"/console/videos/{uid}").text
+    finally:
+        with server.client() as api:
+            api.patch(f"/api/v1/videos/{uid}", json={"require_signed_urls": False})
+    data = html[
+        html.index('id="player-data">') : html.index("</script>", html.index("player-data"))
+    ]
+    signed = re.search(r'"hls": "([^"]+)"', data)
+    assert signed and signed.group(1).startswith(hls + "?token=")
+    assert '"thumbnail": "' in data and "poster.jpg?token=" in data
+    assert httpx.get(signed.group(1), timeout=10).status_code == 200

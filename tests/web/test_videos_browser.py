@@ -37,6 +37,19 @@ def shown(console: Console) -> list[str]:
     return uids
 
 
+def test_more_adds_the_next_page_in_place(
+    console: Console, videos: Videos, server: LiveServer
+) -> None:
+    page = console.page
+    page.goto(server.url + "/console/videos?limit=1")
+    assert shown(console) == [videos["error"]["uid"]]
+    page.click("#more")
+    console.wait("document.querySelectorAll('#videos tr[data-uid]').length === 2")
+    assert shown(console) == [videos["error"]["uid"], videos["ready"]["uid"]]
+    assert page.url == server.url + "/console/videos?limit=1"
+    assert page.locator("#more").count() == 0
+
+
 def test_filter_open_play_and_switch_rendition(console: Console, videos: Videos) -> None:
     page, good = console.page, videos["ready"]
     page.click("nav >> text=Videos")
