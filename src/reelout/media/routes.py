@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -46,18 +47,24 @@ def list_videos(
     state: VideoState | None = None,
     order_id: str | None = None,
     stage: Stage | None = None,
+    created_from: Annotated[
+        datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC).")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Created before (ISO 8601; no zone: UTC).")
+    ] = None,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="A uid or its start, or part of the file name."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> VideoPage:
-    with rt.db.session() as session:
+    """Videos newest first, filtered; pass `next_cursor` back as `cursor` for the next page."""
+    where = service.VideoFilter(state, order_id, stage, created_from, created_before, search)
+    with rt.db.read() as session:
         return service.list_videos(
-            session,
-            state=state,
-            order_id=order_id,
-            stage=stage,
-            limit=limit,
-            cursor=cursor,
-            base_url=base_url(request, rt.settings),
+            session, where, limit=limit, cursor=cursor, base_url=base_url(request, rt.settings)
         )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from reelout.auth.tokens import hash_secret, new_secret
@@ -184,7 +185,8 @@ def upload_failed(
 def _announce(session: Session, clock: Clock, event: str, video: Video, base_url: str) -> None:
     """Tell the webhook endpoints, in the same transaction as the change they hear about."""
     session.flush()
-    webhooks.emit(session, clock, event, {"video": to_schema(video, base_url)})
+    data = {"video": to_schema(video, base_url)}
+    webhooks.emit(session, clock, event, data, video_uid=video.uid)
 
 
 def _set_error(video: Video, clock: Clock, state: VideoState, code: str, text: str) -> None:
@@ -333,24 +335,55 @@ def mark_ready(
     return True
 
 
+@dataclass(frozen=True)
+class VideoFilter:
+    """What `list_videos` narrows to; None means any. `search` matches a uid (or the start of
+    one) or a part of the file name, case-insensitively; `created_from` is inclusive,
+    `created_before` exclusive (naive datetimes are UTC)."""
+
+    state: VideoState | None = None
+    order_id: str | None = None
+    stage: Stage | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    search: str | None = None
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _filtered(query: Select[Video], where: VideoFilter) -> Select[Video]:
+    if where.state:
+        query = query.where(Video.state == where.state.value)
+    if where.order_id is not None:
+        query = query.where(Video.order_id == where.order_id)
+    if where.stage:
+        query = query.where(Video.stage == where.stage.value)
+    if where.created_from is not None:
+        query = query.where(Video.created_at >= _utc(where.created_from))
+    if where.created_before is not None:
+        query = query.where(Video.created_at < _utc(where.created_before))
+    text = (where.search or "").strip()
+    if text:
+        filename = Video.meta["filename"].as_string()
+        query = query.where(
+            Video.uid.startswith(text.lower(), autoescape=True)
+            | filename.icontains(text, autoescape=True)
+        )
+    return query
+
+
 def list_videos(
     session: Session,
+    where: VideoFilter = VideoFilter(),
     *,
-    state: VideoState | None = None,
-    order_id: str | None = None,
-    stage: Stage | None = None,
     limit: int = 50,
     cursor: str | None = None,
     base_url: str = "",
 ) -> VideoPage:
     """Newest first, keyset-paginated so pages stay stable while videos arrive."""
-    query = select(Video).order_by(Video.created_at.desc(), Video.uid.desc())
-    if state:
-        query = query.where(Video.state == state.value)
-    if order_id is not None:
-        query = query.where(Video.order_id == order_id)
-    if stage:
-        query = query.where(Video.stage == stage.value)
+    query = _filtered(select(Video).order_by(Video.created_at.desc(), Video.uid.desc()), where)
     if cursor:
         created, uid = decode_cursor(cursor)
         query = query.where(

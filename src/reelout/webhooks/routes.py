@@ -53,10 +53,13 @@ def list_deliveries(
     endpoint_id: str | None = None,
     state: DeliveryState | None = None,
     event_id: str | None = None,
+    video_uid: Annotated[
+        str | None, Query(description="Only the deliveries of this video's events.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> DeliveryPage:
-    where = service.DeliveryFilter(event_type, endpoint_id, state, event_id)
+    where = service.DeliveryFilter(event_type, endpoint_id, state, event_id, video_uid)
     with rt.db.read() as session:
         return service.list_deliveries(session, where, limit=limit, cursor=cursor)
 

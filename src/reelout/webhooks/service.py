@@ -3,6 +3,7 @@ the attempt bookkeeping of the delivery job, the delivery log, resends and pruni
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -251,16 +252,24 @@ def seal_clear_secrets(session: Session, box: SecretBox) -> int:
 # ---- emit --------------------------------------------------------------------------------------
 
 
-def emit(session: Session, clock: Clock, event_type: str, data: Mapping[str, Any]) -> str:
+def emit(
+    session: Session,
+    clock: Clock,
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    video_uid: str | None = None,
+) -> str:
     """Record an event and queue its delivery to every subscribed endpoint; returns the event id.
 
     Call it inside the transaction that makes the change the event reports: the event exists,
     and is sent, if and only if that transaction commits. `data` must be JSON-serialisable
-    (datetimes, enums and pydantic models are fine). The body is fixed here, once."""
+    (datetimes, enums and pydantic models are fine). The body is fixed here, once. `video_uid`
+    names the video the event is about (the delivery log filters by it)."""
     if event_type not in policy.EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}; known: {policy.EVENT_TYPES}")
     now = clock.now()
-    event = WebhookEvent(id=_new_id("evt_"), type=event_type, created_at=now)
+    event = WebhookEvent(id=_new_id("evt_"), type=event_type, created_at=now, video_uid=video_uid)
     event.body = event_body(event.id, event_type, now, data)
     session.add(event)
     session.flush()
@@ -433,6 +442,27 @@ def abandon(session: Session, delivery_id: str, reason: str) -> None:
         _give_up(delivery, reason)
 
 
+@dataclass(frozen=True)
+class EventRecord:
+    """An event as it was announced: its type, when, and the `data` of its body."""
+
+    id: str
+    type: str
+    created: datetime
+    data: dict[str, Any]
+
+
+def video_events(session: Session, video_uid: str, limit: int = 100) -> list[EventRecord]:
+    """The events announced about a video, oldest first (as long as retention keeps them)."""
+    rows = session.scalars(
+        select(WebhookEvent)
+        .where(WebhookEvent.video_uid == video_uid)
+        .order_by(WebhookEvent.created_at, WebhookEvent.id)
+        .limit(limit)
+    )
+    return [EventRecord(e.id, e.type, e.created_at, json.loads(e.body)["data"]) for e in rows]
+
+
 # ---- the delivery log --------------------------------------------------------------------------
 
 
@@ -476,6 +506,7 @@ class DeliveryFilter:
     endpoint_id: str | None = None
     state: DeliveryState | None = None
     event_id: str | None = None
+    video_uid: str | None = None
 
 
 def list_deliveries(
@@ -505,6 +536,8 @@ def list_deliveries(
         query = query.where(WebhookDelivery.state == where.state.value)
     if where.event_id is not None:
         query = query.where(WebhookDelivery.event_id == where.event_id)
+    if where.video_uid is not None:
+        query = query.where(WebhookEvent.video_uid == where.video_uid)
     if cursor:
         created, delivery_id = decode_cursor(cursor)
         query = query.where(
