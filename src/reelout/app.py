@@ -22,6 +22,7 @@ from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.errors import ReeloutError
 from reelout.flags import routes as flags
+from reelout.flags.admin import service as flag_admin
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.limits import PublicLimits
 from reelout.media.jobs import tools as media_tools
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        prepare(rt)
+        prepare(rt, flag_admin.seed_on_start)
         worker = EmbeddedWorker(rt, build_registry()) if settings.embedded_worker else None
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them

@@ -27,7 +27,9 @@ WAIT = 15.0  # hang guard for events, not a figure
 
 
 def start(tmp_path: Path, **settings: Any) -> LiveServer:
-    live = serve_in_thread(make_settings(tmp_path, flag_change_poll_seconds=0.05, **settings))
+    live = serve_in_thread(
+        make_settings(tmp_path, flag_change_poll_seconds=0.05, seed_flags=False, **settings)
+    )
     with live.client() as admin:
         assert admin.put("/api/v1/environments/production/flagset", json=FLAGS).is_success
     return live

@@ -39,7 +39,9 @@ def start(tmp_path: Path, database_url: str | None = None, **settings: Any) -> L
     if database_url:
         settings["database_url"] = database_url
     live = serve_in_thread(
-        make_settings(tmp_path, **{"flag_change_poll_seconds": 0.05, **settings})
+        make_settings(
+            tmp_path, **{"flag_change_poll_seconds": 0.05, "seed_flags": False, **settings}
+        )
     )
     return live
 

@@ -26,7 +26,7 @@ from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.urls import base_url
-from reelout.web import flag_history, video_pages
+from reelout.web import flag_history, flag_pages, video_pages
 from reelout.web.flags import upload_flags
 from reelout.web.pages import (
     PREFIX,
@@ -60,6 +60,7 @@ api_router = APIRouter(prefix=PREFIX + "/api", include_in_schema=False)
 PAGES = (
     Page(NavItem("upload", "Upload", ""), router),
     Page(NavItem("videos", "Videos", "/videos"), video_pages.router),
+    Page(NavItem("flags", "Flags", "/flags"), flag_pages.router),
 )
 
 

@@ -30,7 +30,9 @@ FLAG_SET = """{
 """
 
 
-server = live_server_fixture(per_database=True)  # a live server on SQLite and on PostgreSQL
+# A live server on SQLite and on PostgreSQL. These tests build their sets from nothing, so the
+# server starts as an install with REELOUT_SEED_FLAGS=false does (test_templates seeds).
+server = live_server_fixture(per_database=True, seed_flags=False)
 
 
 @pytest.fixture

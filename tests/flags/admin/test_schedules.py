@@ -58,7 +58,9 @@ class Clocked:
 def start(tmp_path: Path, database_url: str, **settings: object) -> Iterator[Clocked]:
     clock = ManualClock()
     with (
-        serving(make_settings(tmp_path, database_url=database_url, **settings), clock) as server,
+        serving(
+            make_settings(tmp_path, database_url=database_url, seed_flags=False, **settings), clock
+        ) as server,
         server.client() as api,
     ):
         yield Clocked(server, api, clock)

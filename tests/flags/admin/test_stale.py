@@ -218,7 +218,9 @@ STALE_SET = json.dumps(
 def started(tmp_path: Path, database_url: str, **overrides: object) -> Iterator[Any]:
     clock = ManualClock()
     with (
-        serving(make_settings(tmp_path, database_url=database_url, **overrides), clock) as server,
+        serving(
+            make_settings(tmp_path, database_url=database_url, seed_flags=False, **overrides), clock
+        ) as server,
         server.client() as api,
     ):
         yield api, clock

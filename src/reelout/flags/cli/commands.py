@@ -332,6 +332,29 @@ def kill(
     _written(written, f"kill {key}")
 
 
+@flags_app.command("rollout")
+def rollout(
+    key: FlagKey,
+    percent: Annotated[int, typer.Argument(min=0, max=100, help="Percent of users, 0 to 100.")],
+    env: Env = DEFAULT_ENV,
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", help="The variant rolled out (default: the non-default one)."),
+    ] = None,
+    reason: Reason = None,
+    if_match: IfMatch = None,
+) -> None:
+    """Set a flag's rollout percentage: its two-way `fractional` split (made when the flag has no
+    targeting). Users keep their buckets, so raising it only adds users."""
+    with admin_runtime() as rt:
+        environment, edit = checked_environment(rt, env), _edit(reason, if_match)
+        with rt.db.session() as session:
+            written, _ = service.rollout(
+                session, rt.clock, environment, key, percent, edit, variant
+            )
+    _written(written, f"rollout {key} {percent}%")
+
+
 @flags_app.command("delete")
 def delete(
     key: FlagKey,
