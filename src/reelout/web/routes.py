@@ -26,6 +26,7 @@ from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.urls import base_url
+from reelout.web import audit_page, keys_page, webhooks_page
 from reelout.web.flags import upload_flags
 from reelout.web.pages import (
     PREFIX,
@@ -56,7 +57,12 @@ api_router = APIRouter(prefix=PREFIX + "/api", include_in_schema=False)
 
 
 # The navigation's order; the KPI, alert and rollout pages join here.
-PAGES = (Page(NavItem("upload", "Upload", ""), router),)
+PAGES = (
+    Page(NavItem("upload", "Upload", ""), router),
+    Page(NavItem("keys", "Keys", "/keys"), keys_page.router),
+    Page(NavItem("webhooks", "Webhooks", "/webhooks"), webhooks_page.router),
+    Page(NavItem("audit", "Audit", "/audit"), audit_page.router),
+)
 
 
 def install(app: FastAPI, rt: Signing) -> None:
