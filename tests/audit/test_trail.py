@@ -184,3 +184,22 @@ def test_an_action_outside_the_known_areas_is_refused(tmp_path: Path) -> None:
             record(session, rt.clock, FIRST_START, "nothing.done", Target("x", "y"))
     finally:
         rt.db.dispose()
+
+
+def test_video_changes_are_recorded_and_a_refused_one_is_not(server: LiveServer) -> None:
+    with server.client() as api:
+        made = api.post("/api/v1/videos", json={"meta": {"title": "x"}, "expires_in": 600})
+        assert made.status_code == 201, made.text
+        uid = made.json()["uid"]
+        busy = api.post(f"/api/v1/videos/{uid}/reprocess")  # still uploading
+        assert busy.status_code == 409 and busy.json()["code"] == "VIDEO_BUSY"
+        assert changes(api, area="videos") == []
+        gone = api.delete(f"/api/v1/videos/{uid}", headers={"Reelout-Change-Reason": "a test"})
+        assert gone.status_code == 204
+        (entry,) = changes(api, area="videos")
+    assert (entry["action"], entry["target_id"], entry["reason"]) == (
+        "video.deleted",
+        uid,
+        "a test",
+    )
+    assert [op["op"] for op in entry["patch"]] == ["remove", "remove"]
