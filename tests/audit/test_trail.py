@@ -58,6 +58,8 @@ def make_changes(api: httpx.Client) -> dict[str, str]:
     test = api.post(f"/api/v1/webhooks/{hook_id}/test")
     assert test.status_code == 202, test.text
     assert test.json()["event_type"] == "webhook.test" and test.json()["state"] == "pending"
+    logged = api.get("/api/v1/webhooks/deliveries", params={"event_type": "webhook.test"})
+    assert [d["id"] for d in logged.json()["deliveries"]] == [test.json()["id"]]
     gone = api.delete(f"/api/v1/webhooks/{hook_id}", headers={"Reelout-Change-Reason": "moved"})
     assert gone.status_code == 204
     return {"key": key.json()["id"], "secret": key.json()["key"], "hook": hook_id}

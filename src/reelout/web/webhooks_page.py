@@ -11,7 +11,7 @@ from reelout.context import Signing
 from reelout.deps import SigningDep
 from reelout.web.pages import PREFIX, ActionViewer, ConsoleRoute, PageViewer, Viewer, render
 from reelout.webhooks import policy, service
-from reelout.webhooks.schemas import DeliveryState, EndpointCreated
+from reelout.webhooks.schemas import DeliveryState, EndpointCreated, SecretRotation
 from reelout.webhooks.secretbox import box_for
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
@@ -98,10 +98,12 @@ def delete_endpoint(
 def rotate_secret(
     endpoint_id: str, request: Request, rt: SigningDep, viewer: ActionViewer
 ) -> Response:
-    """POST /api/v1/webhooks/{id}/rotate-secret's service (the old secret signs for a day)."""
+    """POST /api/v1/webhooks/{id}/rotate-secret's service, with the API's default overlap (the
+    old secret keeps signing for a day)."""
+    overlap = SecretRotation().expire_previous_in_seconds
     with rt.db.session() as session:
         rotated = service.rotate_secret(
-            session, rt.clock, viewer.who, endpoint_id, 86400, box_for(rt.secret)
+            session, rt.clock, viewer.who, endpoint_id, overlap, box_for(rt.secret)
         )
     return _endpoints(request, rt, viewer, rotated)
 
