@@ -20,6 +20,7 @@ from reelout.config import Settings
 from reelout.errors import ReeloutError
 from reelout.flags.admin.service import seed_on_start
 from reelout.flags.cli import schedules as cli_schedules
+from reelout.flags.cli.base import cli_principal
 from reelout.flags.cli.commands import flags_app
 from reelout.runtime import Runtime
 
@@ -121,6 +122,7 @@ def keys_create(
             created = auth_service.create_key(
                 session,
                 rt.clock,
+                cli_principal(),
                 scope=scope,
                 name=name,
                 environment=env,
@@ -163,12 +165,15 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="Id from `reelout keys list`.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why; kept in the audit trail.")
+    ] = None,
 ) -> None:
     """Revoke an API key; requests with it fail from now on."""
     rt = _runtime(seed_on_start)
     try:
         with rt.db.session() as session:
-            info = auth_service.revoke_key(session, rt.clock, key_id)
+            info = auth_service.revoke_key(session, rt.clock, cli_principal(), key_id, reason)
     except ReeloutError as exc:
         raise _fail(exc) from None
     console.print(f"Revoked key {info.id} ({info.name}).")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep
 from reelout.auth.service import require_playback_signer
+from reelout.deps import ChangeReason
 from reelout.errors import BadRequest
 from reelout.media import service
 from reelout.media.context import MediaDep
@@ -134,14 +135,16 @@ def playback_token(
 
 
 @router.post("/{uid}/reprocess", status_code=status.HTTP_202_ACCEPTED)
-def reprocess_video(uid: str, request: Request, rt: MediaDep, _: AdminDep) -> VideoOut:
+def reprocess_video(
+    uid: str, request: Request, rt: MediaDep, who: AdminDep, reason: ChangeReason = None
+) -> VideoOut:
     """Encode the original again into a new version; the current one plays until it is out."""
     with rt.db.session() as session:
-        video = service.reprocess(session, rt.clock, rt.media_store, uid)
+        video = service.reprocess(session, rt.clock, rt.media_store, uid, who=who, reason=reason)
         return service.to_schema(video, base_url(request, rt.settings))
 
 
 @router.delete("/{uid}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_video(uid: str, rt: MediaDep, _: AdminDep) -> None:
+def delete_video(uid: str, rt: MediaDep, who: AdminDep, reason: ChangeReason = None) -> None:
     with rt.db.session() as session:
-        service.delete_video(session, rt.media_store, uid)
+        service.delete_video(session, rt.clock, rt.media_store, uid, who=who, reason=reason)

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from reelout.audit import service as audit
+from reelout.audit.service import Actor, Target
 from reelout.auth.tokens import hash_secret, new_secret
 from reelout.clock import Clock
 from reelout.config import Settings
@@ -269,8 +271,17 @@ def retire_version(session: Session, store: MediaStore, uid: str, version: str) 
     return store.delete_version(uid, version)
 
 
-def reprocess(session: Session, clock: Clock, store: MediaStore, uid: str) -> Video:
-    """Queue a new encode of the original; the current version plays until the new one is out."""
+def reprocess(
+    session: Session,
+    clock: Clock,
+    store: MediaStore,
+    uid: str,
+    *,
+    who: Actor,
+    reason: str | None = None,
+) -> Video:
+    """Queue a new encode of the original; the current version plays until the new one is out.
+    Audited (`video.reprocessed`) as `who`."""
     video = get_video(session, uid)
     if video.state in (
         VideoState.uploading.value,
@@ -283,10 +294,13 @@ def reprocess(session: Session, clock: Clock, store: MediaStore, uid: str) -> Vi
         )
     if not store.has_original(uid):
         raise Conflict("the video's original is gone; upload it again", code="ORIGINAL_MISSING")
+    patch = audit.patch_of({"state": video.state}, {"state": VideoState.queued.value})
     video.state, video.pct_complete = VideoState.queued.value, None
     video.error_code = video.error_text = None
     video.modified_at = clock.now()
     _enqueue_processing(session, clock, uid)
+    target = Target("video", uid)
+    audit.record(session, clock, who, "video.reprocessed", target, reason=reason, patch=patch)
     return video
 
 
@@ -398,11 +412,30 @@ def list_videos(
     )
 
 
-def delete_video(session: Session, store: MediaStore, uid: str) -> None:
+def discard_video(session: Session, store: MediaStore, uid: str) -> None:
+    """Remove a video and its files (no one's change: e.g. an upload that failed)."""
     video = get_video(session, uid)
     session.delete(video)
     session.flush()
     store.delete_video(uid)
+
+
+def delete_video(
+    session: Session,
+    clock: Clock,
+    store: MediaStore,
+    uid: str,
+    *,
+    who: Actor,
+    reason: str | None = None,
+) -> None:
+    """Delete a video and its files; audited (`video.deleted`) as `who`."""
+    video = get_video(session, uid)
+    patch = audit.patch_of({"state": video.state, "version": video.version}, {})
+    audit.record(
+        session, clock, who, "video.deleted", Target("video", uid), reason=reason, patch=patch
+    )
+    discard_video(session, store, uid)
 
 
 def media_base(base_url: str, video: Video) -> str:

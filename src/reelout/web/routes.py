@@ -26,7 +26,14 @@ from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.urls import base_url
-from reelout.web import flag_history, flag_pages, video_pages
+from reelout.web import (
+    audit_page,
+    flag_history,
+    flag_pages,
+    keys_page,
+    video_pages,
+    webhooks_page,
+)
 from reelout.web.flags import upload_flags
 from reelout.web.pages import (
     PREFIX,
@@ -61,6 +68,9 @@ PAGES = (
     Page(NavItem("upload", "Upload", ""), router),
     Page(NavItem("videos", "Videos", "/videos"), video_pages.router),
     Page(NavItem("flags", "Flags", "/flags"), flag_pages.router),
+    Page(NavItem("keys", "Keys", "/keys"), keys_page.router),
+    Page(NavItem("webhooks", "Webhooks", "/webhooks"), webhooks_page.router),
+    Page(NavItem("audit", "Audit", "/audit"), audit_page.router),
 )
 
 

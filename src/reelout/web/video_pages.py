@@ -192,7 +192,7 @@ def video_state(uid: str, request: Request, rt: VideosDep, viewer: PageViewer) -
 def reprocess(uid: str, request: Request, rt: VideosDep, viewer: ActionViewer) -> Response:
     """Re-encode, as POST /api/v1/videos/{uid}/reprocess: the state line, now queued."""
     with rt.db.session() as session:
-        row = media.reprocess(session, rt.clock, rt.media_store, uid)
+        row = media.reprocess(session, rt.clock, rt.media_store, uid, who=viewer.who)
         video = media.to_schema(row, base_url(request, rt.settings))
     context = {"video": video, "busy": True, "requeued": True}
     return render(request, rt, "_video_state.html", context, viewer=viewer)
@@ -202,7 +202,7 @@ def reprocess(uid: str, request: Request, rt: VideosDep, viewer: ActionViewer) -
 def delete(uid: str, rt: VideosDep, viewer: ActionViewer) -> Response:
     """Delete, as DELETE /api/v1/videos/{uid}; then back to the list, which says so."""
     with rt.db.session() as session:
-        media.delete_video(session, rt.media_store, uid)
+        media.delete_video(session, rt.clock, rt.media_store, uid, who=viewer.who)
     target = f"{PREFIX}/videos?{urlencode({'deleted': uid})}"
     return Response(status_code=204, headers={"HX-Redirect": target})
 
