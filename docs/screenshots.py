@@ -26,6 +26,7 @@ from playwright.sync_api import Page, sync_playwright
 OUT = Path(__file__).parent / "console"
 TOKEN = secrets.token_urlsafe(32)  # a fresh admin token for the scratch server
 ORDER = "A-17/inbound"
+FLAG_TABS = ("revisions", "promote", "schedules", "stale", "exposures?flag=use_tus_upload")
 
 
 def _free_port() -> int:
@@ -124,6 +125,11 @@ def _seed(api: httpx.Client, folder: Path) -> str:
     api.post(
         "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["video.ready"]}
     )
+    rollout = api.post(
+        "/api/v1/environments/development/flags/use_tus_upload/rollout", json={"percent": 10}
+    )
+    if rollout.is_error:
+        print(f"no split to show: {rollout.json()['message']}")
     with httpx.Client(base_url=str(api.base_url), timeout=30) as app:
         app.headers["Authorization"] = f"Bearer {client['key']}"
         for user in range(40):
@@ -164,6 +170,11 @@ def main() -> None:
                 name = href.removeprefix("/console").strip("/") or "upload"
                 _shoot(page, base, href, name)
             _shoot(page, base, f"/console/videos/{uid}", "video")
+            for tab in FLAG_TABS:
+                _shoot(
+                    page, base, f"/console/flags/development/{tab}", "flags-" + tab.split("?")[0]
+                )
+            _shoot(page, base, "/console/flags/development/use_tus_upload/edit", "flag-edit")
             browser.close()
 
 

@@ -9,11 +9,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from reelout.clock import ManualClock
 from reelout.config import Settings
 from tests.support.live import LiveServer, ServerProcess, StartServer, serving
 from tests.support.settings import make_settings
+
+# No deadline per example: a timing assertion, and on a loaded 2-core machine a false failure.
+hypothesis_settings.register_profile("reelout", deadline=None)
+hypothesis_settings.load_profile("reelout")
 
 PG_ADMIN_URL = os.environ.get("REELOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -23,7 +23,10 @@ from reelout.runtime import Runtime
 from tests.support.live import LiveServer, live_server_fixture
 from tests.support.settings import ADMIN_TOKEN
 
-server = live_server_fixture(per_database=True, webhook_allow_networks="127.0.0.0/8")
+# no seeded flags: the trail holds only what each test does (seeding has its own tests)
+server = live_server_fixture(
+    per_database=True, webhook_allow_networks="127.0.0.0/8", seed_flags=False
+)
 FLAGS = '{"flags": {"beta": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}'
 ALL = "/api/v1/audit/all"
 

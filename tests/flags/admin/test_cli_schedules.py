@@ -74,7 +74,7 @@ def test_a_change_scheduled_on_the_command_line_is_applied_at_its_time(
         "--action",
         "patch",
         "--at",
-        soon(2),
+        (clock.now() + timedelta(hours=2)).isoformat(),  # the clock the worker runs on
         "--patch",
         '{"defaultVariant": "b"}',
         "--reason",
