@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +17,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from reelout.app import create_app
@@ -38,9 +39,14 @@ class LiveServer:
     """A real uvicorn server on a loopback port, running the app in a thread."""
 
     url: str
-    runtime: Runtime
+    app: FastAPI
     server: uvicorn.Server
     thread: threading.Thread
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
 
     @property
     def files_url(self) -> str:
@@ -75,20 +81,58 @@ def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threadi
     return server, thread, port
 
 
-def serve_in_thread(settings: Settings, clock: Clock | None = None) -> LiveServer:
+def serve_in_thread(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    state: Mapping[str, object] | None = None,
+    **options: Any,
+) -> LiveServer:
+    """The app on `settings` (and `clock`) in a uvicorn thread; `state` is set on `app.state`
+    before it starts (e.g. `console_vendor_dir`), `options` go to uvicorn.Config."""
     app = create_app(settings, clock=clock)
-    server, thread, port = start_uvicorn(app)
-    return LiveServer(f"http://127.0.0.1:{port}", app.state.runtime, server, thread)
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
+    server, thread, port = start_uvicorn(app, **options)
+    return LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
 
 
 @contextlib.contextmanager
-def serving(settings: Settings, clock: Clock | None = None) -> Iterator[LiveServer]:
-    """A live server for the length of a `with` block."""
-    live = serve_in_thread(settings, clock)
+def serving(settings: Settings, clock: Clock | None = None, **options: Any) -> Iterator[LiveServer]:
+    """A live server for the length of a `with` block (`options` as for `serve_in_thread`)."""
+    live = serve_in_thread(settings, clock, **options)
     try:
         yield live
     finally:
         live.stop()
+
+
+StartLive = Callable[..., LiveServer]
+
+
+@contextlib.contextmanager
+def live_servers(tmp_path: Path) -> Iterator[StartLive]:
+    """`start(folder="", *, clock=None, state=None, **overrides)` serves the app on
+    `make_settings(tmp_path / folder, **overrides)` as a test goes; every server it started
+    stops at the end of the block (the `live_servers` fixture of tests/conftest.py)."""
+    started: list[LiveServer] = []
+
+    def start(
+        folder: str = "",
+        *,
+        clock: Clock | None = None,
+        state: Mapping[str, object] | None = None,
+        **overrides: object,
+    ) -> LiveServer:
+        live = serve_in_thread(make_settings(tmp_path / folder, **overrides), clock, state=state)
+        started.append(live)
+        return live
+
+    try:
+        yield start
+    finally:
+        for live in started:
+            live.stop()
 
 
 def live_server_fixture(

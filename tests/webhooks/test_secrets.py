@@ -15,8 +15,8 @@ from reelout.tasks import build_registry
 from reelout.webhooks.models import WebhookEndpoint
 from reelout.webhooks.secretbox import SecretBox, SecretUnreadable
 from reelout.webhooks.signing import verify
-from tests.support.live import LiveServer
-from tests.webhooks.conftest import StartLive, deliveries, emit, run_jobs, subscribe
+from tests.support.live import LiveServer, StartLive
+from tests.webhooks.conftest import deliveries, emit, run_jobs, subscribe
 from tests.webhooks.receiver import Receiver
 
 UNREADABLE = "WEBHOOK_SECRET_UNREADABLE"
