@@ -23,7 +23,7 @@ from reelout.media import playlists
 from reelout.tasks import build_registry
 from reelout.webhooks import signing
 from tests.media.clips import Clips, ffmpeg, picture, tone
-from tests.support.live import LiveServer, live_server_fixture, serve_in_thread, serving
+from tests.support.live import LiveServer, live_server_fixture, serving
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from tests.webhooks.receiver import Receiver
@@ -553,22 +553,14 @@ def test_webhooks_announce_ready_and_error_with_verifiable_signatures(
     tmp_path: Path, clips: Clips
 ) -> None:
     clock = ManualClock()
-    receiver = Receiver(clock)
-    live = serve_in_thread(
-        make_settings(
-            tmp_path, public_url="https://media.example.com", webhook_allow_networks="127.0.0.0/8"
-        ),
-        clock,
+    settings = make_settings(
+        tmp_path, public_url="https://media.example.com", webhook_allow_networks="127.0.0.0/8"
     )
-    try:
-        with live.client() as api:
-            hook = api.post("/api/v1/webhooks", json={"url": receiver.url()}).json()
-            good, bad = upload(api, clips("tiny")), upload(api, clips("text"))
-            run_jobs(live)  # processing, then the deliveries it queued
-            run_jobs(live)
-    finally:
-        live.stop()
-        receiver.close()
+    with Receiver(clock) as receiver, serving(settings, clock) as live, live.client() as api:
+        hook = api.post("/api/v1/webhooks", json={"url": receiver.url()}).json()
+        good, bad = upload(api, clips("tiny")), upload(api, clips("text"))
+        run_jobs(live)  # processing, then the deliveries it queued
+        run_jobs(live)
     events = {}
     for request in receiver.requests:
         now = int(clock.now().timestamp())

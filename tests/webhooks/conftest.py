@@ -22,9 +22,8 @@ LOOPBACK = "127.0.0.0/8"  # REELOUT_WEBHOOK_ALLOW_NETWORKS for receivers on this
 
 @pytest.fixture
 def receiver(clock: ManualClock) -> Iterator[Receiver]:
-    rec = Receiver(clock)
-    yield rec
-    rec.close()
+    with Receiver(clock) as rec:
+        yield rec
 
 
 @pytest.fixture
