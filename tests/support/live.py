@@ -57,8 +57,7 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        stop_uvicorn(self.server, self.thread)
 
 
 def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
@@ -79,6 +78,22 @@ def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threadi
 
     wait_until(started, timeout=15, message="the test server to start")
     return server, thread, port
+
+
+def stop_uvicorn(server: uvicorn.Server, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def running(app: ASGIApp, **options: Any) -> Iterator[str]:
+    """Any ASGI app (a fake server, a proxy) on a loopback port for the length of a `with`
+    block; yields its URL (`options` as for `start_uvicorn`)."""
+    server, thread, port = start_uvicorn(app, **options)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_uvicorn(server, thread)
 
 
 def serve_in_thread(
