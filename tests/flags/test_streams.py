@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.commands import REELOUT, reelout_env
 from tests.support.live import LiveServer, StartLive
 from tests.support.sse import EventStream
 from tests.support.waiting import wait_until
@@ -275,11 +274,9 @@ def test_a_refetch_naming_a_newer_revision_is_answered_from_the_database(start: 
     put_flags(reader)
     with reader.client(token=new_key(reader)) as app:
         assert by_key(bulk(app))["use_tus_upload"]["value"] is True
-        cli = Path(sys.executable).parent / "reelout"
-        env = {**os.environ, "REELOUT_DATA_DIR": str(reader.runtime.settings.data_dir)}
-        env.pop("REELOUT_DATABASE_URL", None)
+        env = reelout_env(reader.runtime.settings.data_dir)
         killed = subprocess.run(
-            [str(cli), "flags", "kill", "use_tus_upload", "--env", "production"],
+            [REELOUT, "flags", "kill", "use_tus_upload", "--env", "production"],
             env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert killed.returncode == 0, killed.stderr

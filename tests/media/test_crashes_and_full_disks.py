@@ -10,7 +10,6 @@ import resource
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from reelout.media.sandbox import Sandbox
 from reelout.tasks import build_registry
 from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.media.test_pipeline import run_jobs, upload
+from tests.support.commands import REELOUT, reelout_env
 from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
@@ -82,12 +82,12 @@ def encoder_of(worker: psutil.Process) -> psutil.Process | None:
 
 
 def spawn_worker(live: LiveServer, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REELOUT_DATA_DIR": str(live.runtime.settings.data_dir)}
-    env.update({"REELOUT_JOB_POLL_SECONDS": "0.1", "REELOUT_LOG_FORMAT": "plain"})
-    env.pop("REELOUT_DATABASE_URL", None)
+    env = reelout_env(
+        live.runtime.settings.data_dir, REELOUT_JOB_POLL_SECONDS="0.1", REELOUT_LOG_FORMAT="plain"
+    )
     with log.open("ab") as out:
         return subprocess.Popen(
-            [str(Path(sys.executable).parent / "reelout"), "worker", "--concurrency", "1"],
+            [REELOUT, "worker", "--concurrency", "1"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

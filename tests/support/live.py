@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from reelout.app import create_app
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.runtime import Runtime
+from tests.support.commands import REELOUT, reelout_env
 from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.support.waiting import wait_until
 
@@ -206,21 +206,9 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        child_env = {
-            **os.environ,
-            "REELOUT_DATA_DIR": str(data_dir),
-            "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
-            "REELOUT_EMBEDDED_WORKER": "false",
-        }
-        child_env.pop("REELOUT_DATABASE_URL", None)
-        child_env.update(env or {})
-        command = [
-            str(reelout or Path(sys.executable).parent / "reelout"),
-            "serve",
-            "--port",
-            str(self.port),
-            *args,
-        ]
+        defaults = {"REELOUT_ADMIN_TOKEN": ADMIN_TOKEN, "REELOUT_EMBEDDED_WORKER": "false"}
+        child_env = reelout_env(data_dir, **{**defaults, **(env or {})})
+        command = [str(reelout or REELOUT), "serve", "--port", str(self.port), *args]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 command,
