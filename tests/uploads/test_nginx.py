@@ -12,7 +12,8 @@ import pytest
 
 from reelout.config import Settings
 from tests.media.clips import Clips
-from tests.media.test_pipeline import run_jobs, upload
+from tests.media.test_pipeline import upload
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, serving
 from tests.support.nginx import nginx_in_front
 from tests.support.settings import ADMIN_TOKEN, make_settings
@@ -78,7 +79,7 @@ def test_nginx_sends_published_media_that_reelout_vouched_for(
     app = "https://app.example.com"
     with httpx.Client(base_url=proxy_url, headers=T, timeout=60) as client:
         uid = upload(client, clips("tiny"))
-        run_jobs(server)
+        run_jobs(server.runtime)
         client.patch(f"/api/v1/videos/{uid}", json={"allowed_origins": [app]})
         video = client.get(f"/api/v1/videos/{uid}").json()
     mp4_url = video["playback"]["mp4"]

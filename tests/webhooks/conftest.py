@@ -10,9 +10,7 @@ import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
-from reelout.tasks import build_registry
 from reelout.webhooks import service
 from tests.support.live import LiveServer, StartLive
 from tests.webhooks.receiver import Receiver
@@ -38,15 +36,6 @@ def start_live(live_servers: StartLive, clock: ManualClock) -> StartLive:
 @pytest.fixture
 def server(start_live: StartLive) -> LiveServer:
     return start_live()
-
-
-def run_jobs(rt: Runtime) -> int:
-    """Run every job that is due now, one after another; returns how many ran."""
-    worker = Worker(rt, build_registry(), worker_id="test")
-    ran = 0
-    while worker.run_once(tick=False):
-        ran += 1
-    return ran
 
 
 def emit(rt: Runtime, event_type: str = "video.ready", **data: Any) -> str:

@@ -12,14 +12,13 @@ from sqlalchemy import func, select
 from reelout import __version__
 from reelout.clock import ManualClock
 from reelout.jobs import service as jobs
-from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
-from reelout.tasks import build_registry
 from reelout.webhooks import service
 from reelout.webhooks.models import WebhookAttempt, WebhookEvent
 from reelout.webhooks.signing import verify
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartLive, free_port
-from tests.webhooks.conftest import deliveries, emit, run_jobs, subscribe
+from tests.webhooks.conftest import deliveries, emit, subscribe
 from tests.webhooks.receiver import Receiver, Reply
 
 HOUR = 3600
@@ -315,9 +314,7 @@ def test_old_finished_deliveries_are_pruned_on_schedule(
         [old] = deliveries(api)
         clock.advance(31 * 24 * HOUR)  # past REELOUT_WEBHOOK_RETENTION_DAYS (30)
         new_event = emit(server.runtime)
-        worker = Worker(server.runtime, build_registry(), worker_id="test")
-        while worker.run_once(tick=True):  # the hourly pruner is due on a fresh database
-            pass
+        run_jobs(server.runtime, tick=True)  # the hourly pruner is due on a fresh database
         left = deliveries(api)
         gone = api.get(f"/api/v1/webhooks/deliveries/{old['id']}")
     assert [d["event_id"] for d in left] == [new_event]

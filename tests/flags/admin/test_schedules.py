@@ -17,9 +17,9 @@ from reelout.flags.governance import jobs as schedule_jobs
 from reelout.flags.governance import schedules
 from reelout.jobs import service as jobs
 from reelout.jobs.registry import Registry
-from reelout.jobs.worker import Worker
 from reelout.tasks import build_registry
 from tests.flags.admin.conftest import StartClocked, audit, put_set
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer
 from tests.support.waiting import wait_until
 
@@ -45,10 +45,7 @@ class Clocked:
         """Run every due job with a worker that knows the flags domain's job kinds."""
         registry = Registry()
         schedule_jobs.register(registry)
-        worker, ran = Worker(self.server.runtime, registry, worker_id="test"), 0
-        while worker.run_once():
-            ran += 1
-        return ran
+        return run_jobs(self.server.runtime, registry=registry, tick=True)
 
 
 @pytest.fixture
