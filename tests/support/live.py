@@ -1,4 +1,5 @@
-"""Live servers for tests: the app in a uvicorn thread or `reelout serve` in a child process."""
+"""Live servers for tests: the app (or any ASGI app) in a uvicorn thread, or `reelout serve` in a
+child process."""
 
 from __future__ import annotations
 
@@ -130,24 +131,19 @@ def live_servers(tmp_path: Path) -> Iterator[StartLive]:
     """`start(folder="", *, clock=None, state=None, **overrides)` serves the app on
     `make_settings(tmp_path / folder, **overrides)` as a test goes; every server it started
     stops at the end of the block (the `live_servers` fixture of tests/conftest.py)."""
-    started: list[LiveServer] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(
-        folder: str = "",
-        *,
-        clock: Clock | None = None,
-        state: Mapping[str, object] | None = None,
-        **overrides: object,
-    ) -> LiveServer:
-        live = serve_in_thread(make_settings(tmp_path / folder, **overrides), clock, state=state)
-        started.append(live)
-        return live
+        def start(
+            folder: str = "",
+            *,
+            clock: Clock | None = None,
+            state: Mapping[str, object] | None = None,
+            **overrides: object,
+        ) -> LiveServer:
+            settings = make_settings(tmp_path / folder, **overrides)
+            return servers.enter_context(serving(settings, clock, state=state))
 
-    try:
         yield start
-    finally:
-        for live in started:
-            live.stop()
 
 
 def live_server_fixture(
