@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -16,12 +16,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from reelout import __version__, logs
+from reelout.audit.routes import router as audit_router
+from reelout.audit.service import own_changes
+from reelout.auth.deps import admin
 from reelout.auth.routes import router as keys_router
 from reelout.bodylimit import BodyLimits, Limit, error_response
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.errors import ReeloutError
 from reelout.flags import routes as flags
+from reelout.flags.admin import service as flag_admin
+from reelout.flags.admin.audit_source import flag_changes
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.limits import PublicLimits
 from reelout.media.jobs import tools as media_tools
@@ -88,6 +93,10 @@ class ApiCorsMiddleware(CORSMiddleware):
         await super().__call__(scope, receive, send)
 
 
+# Where GET /api/v1/audit/all (and the console's Audit page) reads changes from.
+AUDIT_SOURCES = (own_changes, flag_changes)
+
+
 def body_rules(settings: Settings) -> tuple[tuple[str, Limit | None], ...]:
     """BodyLimits' rules: uploads stream under their own limits; the flag admin and exposure
     batches take larger bodies; every other body is small JSON (or a console form)."""
@@ -107,7 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        prepare(rt)
+        prepare(rt, flag_admin.seed_on_start)
         worker = EmbeddedWorker(rt, build_registry()) if settings.embedded_worker else None
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
@@ -150,6 +159,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     flags_running = flags.install(app, rt)
     for router in (videos_router, orders_router, tus_router, playback_router, webhooks_router):
         app.include_router(router)
+    # every change, from the audit trail and the flag audit log; admin keys only
+    app.state.audit_sources = AUDIT_SOURCES
+    app.include_router(audit_router, dependencies=[Depends(admin)])
     install_console(app, rt)
 
     @app.get("/healthz", include_in_schema=False)

@@ -18,7 +18,9 @@ from reelout.cli_common import fail as _fail
 from reelout.cli_common import runtime as _runtime
 from reelout.config import Settings
 from reelout.errors import ReeloutError
+from reelout.flags.admin.service import seed_on_start
 from reelout.flags.cli import schedules as cli_schedules
+from reelout.flags.cli.base import cli_principal
 from reelout.flags.cli.commands import flags_app
 from reelout.runtime import Runtime
 
@@ -53,8 +55,8 @@ def serve(
     logs.configure(settings.log_level, settings.log_format)
     bind_host, bind_port = host or settings.host, port or settings.port
     try:  # a weak chosen secret, say, is refused here with its message, not a traceback
-        if settings.workers > 1:
-            prepare(Runtime.from_settings(settings))  # migrate once, before the processes start
+        if settings.workers > 1:  # migrate (and seed) once, before the processes start
+            prepare(Runtime.from_settings(settings), seed_on_start)
         target = create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app"
     except ReeloutError as exc:
         raise _fail(exc) from None
@@ -83,7 +85,7 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Apply database migrations (also done on every start)."""
-    rt = _runtime()
+    rt = _runtime(seed_on_start)
     console.print(f"[green]database is up to date[/green] ({rt.db.engine.url.get_backend_name()})")
 
 
@@ -96,7 +98,7 @@ def worker(
     from reelout.media.jobs import tools as media_tools
     from reelout.tasks import build_registry
 
-    rt = _runtime()
+    rt = _runtime(seed_on_start)
     logs.configure(rt.settings.log_level, rt.settings.log_format)
     media_tools(rt.settings.ffmpeg, rt.settings.ffprobe)  # finds and logs the encoder once
     run_worker(rt, build_registry(), concurrency or rt.settings.worker_concurrency)
@@ -114,12 +116,13 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "",
 ) -> None:
     """Create an API key; the secret is printed once."""
-    rt = _runtime()
+    rt = _runtime(seed_on_start)
     try:
         with rt.db.session() as session:
             created = auth_service.create_key(
                 session,
                 rt.clock,
+                cli_principal(),
                 scope=scope,
                 name=name,
                 environment=env,
@@ -138,7 +141,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List API keys (never their secrets)."""
-    rt = _runtime()
+    rt = _runtime(seed_on_start)
     with rt.db.session() as session:
         keys = auth_service.list_keys(session, include_revoked=all_keys)
     if as_json:
@@ -162,12 +165,15 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="Id from `reelout keys list`.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why; kept in the audit trail.")
+    ] = None,
 ) -> None:
     """Revoke an API key; requests with it fail from now on."""
-    rt = _runtime()
+    rt = _runtime(seed_on_start)
     try:
         with rt.db.session() as session:
-            info = auth_service.revoke_key(session, rt.clock, key_id)
+            info = auth_service.revoke_key(session, rt.clock, cli_principal(), key_id, reason)
     except ReeloutError as exc:
         raise _fail(exc) from None
     console.print(f"Revoked key {info.id} ({info.name}).")

@@ -9,16 +9,17 @@ from rich.markup import escape
 from reelout.config import Settings
 from reelout.errors import ReeloutError
 from reelout.runtime import Runtime
-from reelout.startup import prepare
+from reelout.startup import FirstStart, prepare
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-def runtime() -> Runtime:
-    """The runtime on the configured database (REELOUT_*), migrated and with an admin key."""
+def runtime(*first_start: FirstStart) -> Runtime:
+    """The runtime on the configured database (REELOUT_*), migrated, with an admin key and the
+    caller's first-start steps done."""
     rt = Runtime.from_settings(Settings())
-    prepare(rt)
+    prepare(rt, *first_start)
     return rt
 
 

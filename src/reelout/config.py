@@ -110,6 +110,15 @@ class Settings(BaseSettings):
         default_factory=lambda: ["development", "preview", "production"],
         description="Environments client keys can belong to.",
     )
+    seed_flags: bool = Field(
+        default=True,
+        description=(
+            "On start, give every environment whose flag set has no revision yet the "
+            "`video-rollout` template (every new upload path off, `beta_mode` as the "
+            "prerequisite), recorded in the audit log as `system`. An environment with any "
+            "revision (even an emptied set) is never touched."
+        ),
+    )
 
     # tus
     tus_max_size: int = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from reelout.context import Core, Signing
 
@@ -17,3 +17,7 @@ def app_context(request: Request) -> Any:
 
 CoreDep = Annotated[Core, Depends(app_context)]
 SigningDep = Annotated[Signing, Depends(app_context)]
+# Why a change is made, kept in the audit trail (keys, webhooks, videos; flags have their own).
+ChangeReason = Annotated[
+    str | None, Header(alias="Reelout-Change-Reason", description="Why; kept in the audit trail.")
+]

@@ -30,7 +30,7 @@ def start(live_servers: StartLive) -> StartLive:
     """`start(**settings)`: a live server with the flag set, its change watch every 50 ms."""
 
     def start_with_flags(**settings: object) -> LiveServer:
-        live = live_servers(flag_change_poll_seconds=0.05, **settings)
+        live = live_servers(flag_change_poll_seconds=0.05, seed_flags=False, **settings)
         with live.client() as admin:
             assert admin.put("/api/v1/environments/production/flagset", json=FLAGS).is_success
         return live

@@ -44,6 +44,7 @@ def flags(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
         "REELOUT_DATABASE_URL": database_url,
         "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
         "COLUMNS": "200",
+        "REELOUT_SEED_FLAGS": "false",  # these tests write their sets from nothing
     }
 
     def run(*args: str, input: str | bytes | None = None, **settings: str) -> Result:
@@ -92,14 +93,43 @@ def test_init_creates_the_seed_flags_in_every_environment(flags: Flags) -> None:
     assert "development · revision 1" in table and "use_tus_upload" in table
 
 
-def test_init_twice_is_refused_unless_forced(flags: Flags) -> None:
+def test_init_again_changes_nothing_and_other_flags_are_kept_unless_forced(flags: Flags) -> None:
     ok(flags("init", "--template", "video-rollout"))
+    unchanged = ok(flags("init", "--template", "video-rollout")).stdout
+    assert "yes" not in unchanged and "no" in unchanged
+    assert revision(flags) == 1
+    ok(flags("set", "beta_mode", "--state", "DISABLED"))
     again = flags("init", "--template", "video-rollout")
     assert again.exit_code == 1
     assert "FLAGS_EXIST" in again.stderr and "--force" in again.stderr
-    assert revision(flags) == 1
+    assert revision(flags) == 2
     unknown = flags("init", "--template", "nope")
     assert unknown.exit_code == 1 and "UNKNOWN_TEMPLATE" in unknown.stderr
+
+
+def test_a_first_command_on_a_fresh_install_finds_the_template(flags: Flags) -> None:
+    listing = as_json(flags("list", "--json", REELOUT_SEED_FLAGS="true"))
+    assert listing["revision"] == 1
+    assert [row["key"] for row in listing["flags"]] == list(SEED_FLAGS)
+    entry = latest_audit(flags)
+    assert (entry["actor"], entry["action"]) == ("system", "init")
+
+
+def test_rollout_sets_the_percentage_of_a_split(flags: Flags) -> None:
+    ok(flags("init", "--template", "video-rollout"))
+    out = ok(flags("rollout", "use_tus_upload", "10", "-e", "production", "-r", "phase 3"))
+    assert "production is now at revision 2" in out.stdout
+    flag = as_json(flags("get", "use_tus_upload", "-e", "production"))
+    assert flag["targeting"] == {"fractional": [["on", 10], ["off", 90]]}
+    ok(flags("rollout", "use_tus_upload", "25", "-e", "production"))
+    flag = as_json(flags("get", "use_tus_upload", "-e", "production"))
+    assert flag["targeting"] == {"fractional": [["on", 25], ["off", 75]]}
+    entry = latest_audit(flags, "production")
+    assert (entry["action"], entry["flag"]) == ("rollout", "use_tus_upload")
+    refused = flags("rollout", "use_tus_upload", "10")  # development: an if rule, not a split
+    assert refused.exit_code == 1 and "NOT_A_TWO_WAY_SPLIT" in refused.stderr
+    too_much = flags("rollout", "use_tus_upload", "101", "-e", "production")
+    assert too_much.exit_code == 2
 
 
 def test_set_from_a_file_from_stdin_or_inline_then_get_gives_it_back(
@@ -301,7 +331,7 @@ class Running(NamedTuple):
 @pytest.fixture
 def server_on_the_same_database(tmp_path: Path, database_url: str) -> Iterator[Running]:
     """A running Reelout on the data folder and database the CLI writes to."""
-    with serving(make_settings(tmp_path, database_url=database_url)) as live:
+    with serving(make_settings(tmp_path, database_url=database_url, seed_flags=False)) as live:
         with live.client() as admin:
             body = {"scope": "client", "environment": "development"}
             made = admin.post("/api/v1/keys", json=body)

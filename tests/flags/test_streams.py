@@ -37,7 +37,7 @@ FLAGS = {
 @pytest.fixture
 def start(live_servers: StartLive) -> StartLive:
     """`start(folder="", **settings)`: a live server whose change watch comes round every 50 ms."""
-    return functools.partial(live_servers, flag_change_poll_seconds=0.05)
+    return functools.partial(live_servers, flag_change_poll_seconds=0.05, seed_flags=False)
 
 
 def new_key(live: LiveServer, scope: str = "client", name: str = "app") -> str:

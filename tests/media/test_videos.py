@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
-from tests.support.live import LiveServer
+from reelout.clock import ManualClock
+from tests.support.live import LiveServer, serving
+from tests.support.settings import make_settings
+
+DAY = 86400
 
 
-def direct(api: httpx.Client, order: str, stage: str, data: bytes = b"video") -> str:
-    reply = api.post(
-        f"/api/v1/orders/{order}/{stage}/videos",
-        content=data,
-        headers={"Content-Type": "video/mp4"},
-    )
+def direct(
+    api: httpx.Client, order: str, stage: str, data: bytes = b"video", filename: str = ""
+) -> str:
+    headers = {"Content-Type": "video/mp4"} | ({"X-Filename": filename} if filename else {})
+    reply = api.post(f"/api/v1/orders/{order}/{stage}/videos", content=data, headers=headers)
     assert reply.status_code == 201
     uid: str = reply.json()["uid"]
     return uid
@@ -52,6 +57,42 @@ def test_list_filters_and_pages(live_server: LiveServer) -> None:
             "INVALID_CURSOR"
         )
         assert api.get("/api/v1/videos", params={"state": "nope"}).status_code == 422
+
+
+def listed(api: httpx.Client, **params: str | int) -> list[str]:
+    reply = api.get("/api/v1/videos", params=params)
+    assert reply.status_code == 200, reply.text
+    return [video["uid"] for video in reply.json()["videos"]]
+
+
+def test_list_by_created_range_and_search(
+    tmp_path: Path, clock: ManualClock, database_url: str
+) -> None:
+    """`created_from` is inclusive, `created_before` exclusive; `search` finds a uid by its
+    start or a file name by any part of it, in any case, with LIKE's wildcards taken literally."""
+    settings = make_settings(tmp_path, database_url=database_url)
+    with serving(settings, clock) as server, server.client() as api:
+        first = direct(api, "S-1", "work", filename="Harbour_Crane.MP4")
+        clock.advance(DAY)
+        second = direct(api, "S-1", "work", filename="100%_dock.mov")
+        clock.advance(DAY)
+        third = direct(api, "S-2", "inbound")
+        assert listed(api, created_from="2026-01-02") == [third, second]
+        assert listed(api, created_before="2026-01-02T00:00:00Z") == [first]
+        assert listed(api, created_from="2026-01-02", created_before="2026-01-03") == [second]
+        assert listed(api, created_from="2026-01-04") == []
+        assert listed(api, search="harbour_c") == [first]
+        assert listed(api, search="mp4") == [first]
+        assert listed(api, search="100%") == [second]
+        assert listed(api, search="_") == [second, first]
+        assert listed(api, search="%") == [second]
+        assert listed(api, search=third[:6].upper()) == [third]
+        assert listed(api, search=second) == [second]
+        assert listed(api, search="S-1", order_id="S-1") == []
+        assert listed(api, search="dock", order_id="S-1", stage="work") == [second]
+        assert listed(api, state="uploading") == []
+        bad = api.get("/api/v1/videos", params={"created_from": "yesterday"})
+        assert bad.status_code == 422
 
 
 def test_delete_removes_every_file(live_server: LiveServer) -> None:

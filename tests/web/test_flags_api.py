@@ -75,12 +75,24 @@ def test_the_session_cookie_alone_is_refused_without_the_csrf_header(web: httpx.
     assert reply.json()["code"] == "CSRF_TOKEN_MISSING"
 
 
-def test_without_flags_every_flag_is_its_code_default(web: httpx.Client, api: httpx.Client) -> None:
+def test_a_fresh_install_has_the_template_flags_and_they_are_off(
+    web: httpx.Client, api: httpx.Client
+) -> None:
     body = my_flags(web)
     assert body["environment"] == "development"
-    assert body["revision"] == 0
+    assert body["revision"] == 1  # the video-rollout template, seeded on the first start
     assert body["context"] == {"targetingKey": key_id_of(api)}
     assert body["cohort"] == "control"
+    for key, flag in body["flags"].items():
+        assert flag["value"] is False and flag["variant"] == "off", key
+        assert flag["code_default"] is False and flag["error_code"] is None, key
+
+
+def test_without_flags_every_flag_is_its_code_default(web: httpx.Client, api: httpx.Client) -> None:
+    emptied = api.put(f"{DEV}/flagset", content=b'{"flags": {}}')
+    assert emptied.status_code == 200, emptied.text
+    body = my_flags(web)
+    assert body["revision"] == 2
     assert set(body["flags"]) == {"use_tus_upload", "use_direct_file_upload", "beta_mode"}
     for flag in body["flags"].values():
         assert flag == {

@@ -54,6 +54,7 @@ def test_the_page_loads_the_installed_libraries_and_its_own_script(
         loaded = f"/console/static/vendor/{lib.file}?v=" in page.text
         assert loaded == (lib.pages != "charts"), lib
     assert "/console/static/console.js?v=" in page.text
+    assert "/console/static/player.js?v=" in page.text  # the player a video's page shares
     assert 'id="libs-missing"' not in page.text
     for path in ("flags", "tus", "direct", "legacy"):
         assert f'<option value="{path}">' in page.text

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from reelout import __version__
 from reelout.clock import ManualClock
 from reelout.jobs import service as jobs
+from reelout.media import service as media
 from reelout.runtime import Runtime
 from reelout.webhooks import service
 from reelout.webhooks.models import WebhookAttempt, WebhookEvent
@@ -324,3 +325,21 @@ def test_old_finished_deliveries_are_pruned_on_schedule(
         attempts = session.scalar(select(func.count()).select_from(WebhookAttempt))
     assert events == [new_event] and old_event != new_event
     assert attempts == 1, "only the new delivery's attempt is left"
+
+
+def test_the_log_lists_one_videos_deliveries(server: LiveServer, receiver: Receiver) -> None:
+    """A video's events name it (media announces them), so `video_uid` narrows the log to it."""
+    rt = server.runtime
+    with server.client() as api:
+        subscribe(api, receiver.url())
+        uids = [api.post("/api/v1/videos", json={}).json()["uid"] for _ in range(2)]
+    for uid in uids:
+        with rt.db.session() as session:
+            media.upload_failed(session, rt.clock, uid, "UPLOAD_EXPIRED", "gone", base_url="")
+    emit(rt, "video.ready", uid=uids[0])  # an event that names no video
+    with server.client() as api:
+        mine = deliveries(api, video_uid=uids[0])
+        everything = deliveries(api)
+        unknown = deliveries(api, video_uid="f" * 32)
+    assert [d["event_type"] for d in mine] == ["video.error"]
+    assert len(everything) == 3 and unknown == []

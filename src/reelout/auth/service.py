@@ -10,6 +10,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reelout.audit import service as audit
+from reelout.audit.service import Actor, Target
 from reelout.auth.models import ApiKey
 from reelout.auth.schemas import KeyCreated, KeyInfo, Scope
 from reelout.auth.tokens import hash_secret, new_id, new_secret, shown_prefix
@@ -60,9 +62,15 @@ def _info(row: ApiKey) -> KeyInfo:
     )
 
 
+def _audited(info: KeyInfo) -> dict[str, object]:
+    """What the audit trail's JSON Patch shows of a key (never its secret)."""
+    return info.model_dump(mode="json", exclude={"last_used_at"})
+
+
 def create_key(
     session: Session,
     clock: Clock,
+    who: Actor,
     *,
     scope: Scope,
     name: str = "",
@@ -90,7 +98,17 @@ def create_key(
     )
     session.add(row)
     session.flush()
-    return KeyCreated(**_info(row).model_dump(), key=secret)
+    info = _info(row)
+    audit.record(
+        session,
+        clock,
+        who,
+        "key.created",
+        Target("key", row.id),
+        environment=environment,
+        patch=audit.patch_of({}, {k: v for k, v in _audited(info).items() if v is not None}),
+    )
+    return KeyCreated(**info.model_dump(), key=secret)
 
 
 def list_keys(session: Session, include_revoked: bool = False) -> list[KeyInfo]:
@@ -100,13 +118,25 @@ def list_keys(session: Session, include_revoked: bool = False) -> list[KeyInfo]:
     return [_info(row) for row in session.scalars(query)]
 
 
-def revoke_key(session: Session, clock: Clock, key_id: str) -> KeyInfo:
+def revoke_key(
+    session: Session, clock: Clock, who: Actor, key_id: str, reason: str | None = None
+) -> KeyInfo:
+    """Revoke a key (audited; revoking a revoked key changes and records nothing)."""
     row = session.get(ApiKey, key_id)
     if row is None:
         raise NotFound(f"no API key with id {key_id!r}", code="KEY_NOT_FOUND")
-    if row.revoked_at is None:
-        row.revoked_at = clock.now()
-    return _info(row)
+    if row.revoked_at is not None:
+        return _info(row)
+    before = _audited(_info(row))
+    row.revoked_at = clock.now()
+    after = _info(row)
+    patch = audit.patch_of(before, _audited(after))
+    target = Target("key", row.id)
+    audit.record(
+        session, clock, who, "key.revoked", target, environment=row.environment,
+        reason=reason, patch=patch,
+    )  # fmt: skip
+    return after
 
 
 def authenticate(session: Session, secret: str) -> Principal:
@@ -146,6 +176,12 @@ def has_admin_key(session: Session) -> bool:
     return session.scalar(query.limit(1)) is not None
 
 
+# Who the first start's admin key is recorded as created by.
+FIRST_START = Principal(
+    key_id="first-start", name="first start", scope=Scope.admin, environment=None
+)
+
+
 def bootstrap_admin(
     session: Session, clock: Clock, *, token: str | None, key_file: Path, environments: list[str]
 ) -> str | None:
@@ -156,6 +192,7 @@ def bootstrap_admin(
         create_key(
             session,
             clock,
+            FIRST_START,
             scope=Scope.admin,
             name="bootstrap",
             secret=token,
@@ -163,7 +200,7 @@ def bootstrap_admin(
         )
         return None
     created = create_key(
-        session, clock, scope=Scope.admin, name="bootstrap", environments=environments
+        session, clock, FIRST_START, scope=Scope.admin, name="bootstrap", environments=environments
     )
     key_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
 from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep
 from reelout.auth.service import require_playback_signer
+from reelout.deps import ChangeReason
 from reelout.errors import BadRequest
 from reelout.media import service
 from reelout.media.context import MediaDep
@@ -46,18 +48,24 @@ def list_videos(
     state: VideoState | None = None,
     order_id: str | None = None,
     stage: Stage | None = None,
+    created_from: Annotated[
+        datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC).")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Created before (ISO 8601; no zone: UTC).")
+    ] = None,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="A uid or its start, or part of the file name."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> VideoPage:
-    with rt.db.session() as session:
+    """Videos newest first, filtered; pass `next_cursor` back as `cursor` for the next page."""
+    where = service.VideoFilter(state, order_id, stage, created_from, created_before, search)
+    with rt.db.read() as session:
         return service.list_videos(
-            session,
-            state=state,
-            order_id=order_id,
-            stage=stage,
-            limit=limit,
-            cursor=cursor,
-            base_url=base_url(request, rt.settings),
+            session, where, limit=limit, cursor=cursor, base_url=base_url(request, rt.settings)
         )
 
 
@@ -127,14 +135,16 @@ def playback_token(
 
 
 @router.post("/{uid}/reprocess", status_code=status.HTTP_202_ACCEPTED)
-def reprocess_video(uid: str, request: Request, rt: MediaDep, _: AdminDep) -> VideoOut:
+def reprocess_video(
+    uid: str, request: Request, rt: MediaDep, who: AdminDep, reason: ChangeReason = None
+) -> VideoOut:
     """Encode the original again into a new version; the current one plays until it is out."""
     with rt.db.session() as session:
-        video = service.reprocess(session, rt.clock, rt.media_store, uid)
+        video = service.reprocess(session, rt.clock, rt.media_store, uid, who=who, reason=reason)
         return service.to_schema(video, base_url(request, rt.settings))
 
 
 @router.delete("/{uid}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_video(uid: str, rt: MediaDep, _: AdminDep) -> None:
+def delete_video(uid: str, rt: MediaDep, who: AdminDep, reason: ChangeReason = None) -> None:
     with rt.db.session() as session:
-        service.delete_video(session, rt.media_store, uid)
+        service.delete_video(session, rt.clock, rt.media_store, uid, who=who, reason=reason)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from reelout.audit import service as audit
+from reelout.audit.service import Actor, Target
 from reelout.auth.tokens import hash_secret, new_secret
 from reelout.clock import Clock
 from reelout.config import Settings
@@ -184,7 +187,8 @@ def upload_failed(
 def _announce(session: Session, clock: Clock, event: str, video: Video, base_url: str) -> None:
     """Tell the webhook endpoints, in the same transaction as the change they hear about."""
     session.flush()
-    webhooks.emit(session, clock, event, {"video": to_schema(video, base_url)})
+    data = {"video": to_schema(video, base_url)}
+    webhooks.emit(session, clock, event, data, video_uid=video.uid)
 
 
 def _set_error(video: Video, clock: Clock, state: VideoState, code: str, text: str) -> None:
@@ -267,8 +271,17 @@ def retire_version(session: Session, store: MediaStore, uid: str, version: str) 
     return store.delete_version(uid, version)
 
 
-def reprocess(session: Session, clock: Clock, store: MediaStore, uid: str) -> Video:
-    """Queue a new encode of the original; the current version plays until the new one is out."""
+def reprocess(
+    session: Session,
+    clock: Clock,
+    store: MediaStore,
+    uid: str,
+    *,
+    who: Actor,
+    reason: str | None = None,
+) -> Video:
+    """Queue a new encode of the original; the current version plays until the new one is out.
+    Audited (`video.reprocessed`) as `who`."""
     video = get_video(session, uid)
     if video.state in (
         VideoState.uploading.value,
@@ -281,10 +294,13 @@ def reprocess(session: Session, clock: Clock, store: MediaStore, uid: str) -> Vi
         )
     if not store.has_original(uid):
         raise Conflict("the video's original is gone; upload it again", code="ORIGINAL_MISSING")
+    patch = audit.patch_of({"state": video.state}, {"state": VideoState.queued.value})
     video.state, video.pct_complete = VideoState.queued.value, None
     video.error_code = video.error_text = None
     video.modified_at = clock.now()
     _enqueue_processing(session, clock, uid)
+    target = Target("video", uid)
+    audit.record(session, clock, who, "video.reprocessed", target, reason=reason, patch=patch)
     return video
 
 
@@ -333,24 +349,55 @@ def mark_ready(
     return True
 
 
+@dataclass(frozen=True)
+class VideoFilter:
+    """What `list_videos` narrows to; None means any. `search` matches a uid (or the start of
+    one) or a part of the file name, case-insensitively; `created_from` is inclusive,
+    `created_before` exclusive (naive datetimes are UTC)."""
+
+    state: VideoState | None = None
+    order_id: str | None = None
+    stage: Stage | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    search: str | None = None
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _filtered(query: Select[Video], where: VideoFilter) -> Select[Video]:
+    if where.state:
+        query = query.where(Video.state == where.state.value)
+    if where.order_id is not None:
+        query = query.where(Video.order_id == where.order_id)
+    if where.stage:
+        query = query.where(Video.stage == where.stage.value)
+    if where.created_from is not None:
+        query = query.where(Video.created_at >= _utc(where.created_from))
+    if where.created_before is not None:
+        query = query.where(Video.created_at < _utc(where.created_before))
+    text = (where.search or "").strip()
+    if text:
+        filename = Video.meta["filename"].as_string()
+        query = query.where(
+            Video.uid.startswith(text.lower(), autoescape=True)
+            | filename.icontains(text, autoescape=True)
+        )
+    return query
+
+
 def list_videos(
     session: Session,
+    where: VideoFilter = VideoFilter(),
     *,
-    state: VideoState | None = None,
-    order_id: str | None = None,
-    stage: Stage | None = None,
     limit: int = 50,
     cursor: str | None = None,
     base_url: str = "",
 ) -> VideoPage:
     """Newest first, keyset-paginated so pages stay stable while videos arrive."""
-    query = select(Video).order_by(Video.created_at.desc(), Video.uid.desc())
-    if state:
-        query = query.where(Video.state == state.value)
-    if order_id is not None:
-        query = query.where(Video.order_id == order_id)
-    if stage:
-        query = query.where(Video.stage == stage.value)
+    query = _filtered(select(Video).order_by(Video.created_at.desc(), Video.uid.desc()), where)
     if cursor:
         created, uid = decode_cursor(cursor)
         query = query.where(
@@ -365,11 +412,30 @@ def list_videos(
     )
 
 
-def delete_video(session: Session, store: MediaStore, uid: str) -> None:
+def discard_video(session: Session, store: MediaStore, uid: str) -> None:
+    """Remove a video and its files (no one's change: e.g. an upload that failed)."""
     video = get_video(session, uid)
     session.delete(video)
     session.flush()
     store.delete_video(uid)
+
+
+def delete_video(
+    session: Session,
+    clock: Clock,
+    store: MediaStore,
+    uid: str,
+    *,
+    who: Actor,
+    reason: str | None = None,
+) -> None:
+    """Delete a video and its files; audited (`video.deleted`) as `who`."""
+    video = get_video(session, uid)
+    patch = audit.patch_of({"state": video.state, "version": video.version}, {})
+    audit.record(
+        session, clock, who, "video.deleted", Target("video", uid), reason=reason, patch=patch
+    )
+    discard_video(session, store, uid)
 
 
 def media_base(base_url: str, video: Video) -> str:

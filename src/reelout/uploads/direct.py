@@ -89,7 +89,7 @@ class OriginalSink:
         with self.rt.db.session() as session:
             video = session.get(Video, self.uid)
             if video is not None and video.state == VideoState.uploading.value:
-                media.delete_video(session, self.rt.media_store, self.uid)
+                media.discard_video(session, self.rt.media_store, self.uid)
 
 
 def _new_video(

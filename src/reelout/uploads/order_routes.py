@@ -49,8 +49,7 @@ def list_stage_videos(
     with rt.db.session() as session:
         return media.list_videos(
             session,
-            order_id=order_id,
-            stage=_stage(stage),
+            media.VideoFilter(order_id=order_id, stage=_stage(stage)),
             limit=min(max(limit, 1), 500),
             cursor=cursor,
             base_url=base_url(request, rt.settings),

@@ -26,6 +26,14 @@ from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
 from reelout.urls import base_url
+from reelout.web import (
+    audit_page,
+    flag_history,
+    flag_pages,
+    keys_page,
+    video_pages,
+    webhooks_page,
+)
 from reelout.web.flags import upload_flags
 from reelout.web.pages import (
     PREFIX,
@@ -56,7 +64,14 @@ api_router = APIRouter(prefix=PREFIX + "/api", include_in_schema=False)
 
 
 # The navigation's order; the KPI, alert and rollout pages join here.
-PAGES = (Page(NavItem("upload", "Upload", ""), router),)
+PAGES = (
+    Page(NavItem("upload", "Upload", ""), router),
+    Page(NavItem("videos", "Videos", "/videos"), video_pages.router),
+    Page(NavItem("flags", "Flags", "/flags"), flag_pages.router),
+    Page(NavItem("keys", "Keys", "/keys"), keys_page.router),
+    Page(NavItem("webhooks", "Webhooks", "/webhooks"), webhooks_page.router),
+    Page(NavItem("audit", "Audit", "/audit"), audit_page.router),
+)
 
 
 def install(app: FastAPI, rt: Signing) -> None:
@@ -67,6 +82,7 @@ def install(app: FastAPI, rt: Signing) -> None:
     )
     app.state.console_vendor_dir = VENDOR_DIR
     app.state.console_nav = tuple(page.nav for page in PAGES)
+    app.include_router(flag_history.router)  # the flags tabs (no nav entry); before any {key}
     for page in PAGES:
         app.include_router(page.router)
     app.include_router(api_router)

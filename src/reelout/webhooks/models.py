@@ -34,6 +34,8 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     body: Mapped[str] = mapped_column(Text)  # the exact JSON sent on every attempt
+    # the video the event is about, so a video's deliveries can be listed
+    video_uid: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
 
 class WebhookDelivery(Base):

@@ -1,4 +1,5 @@
-"""HTTP routes for webhooks: endpoints (create, list, get, delete, rotate) and the delivery log."""
+"""HTTP routes for webhooks: endpoints (create, list, get, delete, rotate, test) and the delivery
+log (resend); every change is audited with the calling key."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from reelout.auth.deps import AdminDep
-from reelout.deps import SigningDep
+from reelout.deps import ChangeReason, SigningDep
 from reelout.webhooks import service
 from reelout.webhooks.schemas import (
     DeliveryDetail,
@@ -25,11 +26,12 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_endpoint(body: EndpointCreate, rt: SigningDep, _: AdminDep) -> EndpointCreated:
+def create_endpoint(body: EndpointCreate, rt: SigningDep, who: AdminDep) -> EndpointCreated:
     with rt.db.session() as session:
         return service.create_endpoint(
             session,
             rt.clock,
+            who,
             url=body.url,
             events=body.events,
             description=body.description,
@@ -53,10 +55,13 @@ def list_deliveries(
     endpoint_id: str | None = None,
     state: DeliveryState | None = None,
     event_id: str | None = None,
+    video_uid: Annotated[
+        str | None, Query(description="Only the deliveries of this video's events.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> DeliveryPage:
-    where = service.DeliveryFilter(event_type, endpoint_id, state, event_id)
+    where = service.DeliveryFilter(event_type, endpoint_id, state, event_id, video_uid)
     with rt.db.read() as session:
         return service.list_deliveries(session, where, limit=limit, cursor=cursor)
 
@@ -68,9 +73,11 @@ def get_delivery(delivery_id: str, rt: SigningDep, _: AdminDep) -> DeliveryDetai
 
 
 @router.post("/deliveries/{delivery_id}/resend", status_code=status.HTTP_202_ACCEPTED)
-def resend(delivery_id: str, rt: SigningDep, _: AdminDep) -> DeliveryOut:
+def resend(
+    delivery_id: str, rt: SigningDep, who: AdminDep, reason: ChangeReason = None
+) -> DeliveryOut:
     with rt.db.session() as session:
-        return service.resend(session, rt.clock, delivery_id)
+        return service.resend(session, rt.clock, who, delivery_id, reason)
 
 
 @router.get("/{endpoint_id}")
@@ -80,17 +87,31 @@ def get_endpoint(endpoint_id: str, rt: SigningDep, _: AdminDep) -> EndpointOut:
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_endpoint(endpoint_id: str, rt: SigningDep, _: AdminDep) -> None:
+def delete_endpoint(
+    endpoint_id: str, rt: SigningDep, who: AdminDep, reason: ChangeReason = None
+) -> None:
     with rt.db.session() as session:
-        service.delete_endpoint(session, rt.clock, endpoint_id)
+        service.delete_endpoint(session, rt.clock, who, endpoint_id, reason)
+
+
+@router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED)
+def send_test(endpoint_id: str, rt: SigningDep, who: AdminDep) -> DeliveryOut:
+    """Queue a signed `webhook.test` event to this endpoint only; see it in the delivery log."""
+    with rt.db.session() as session:
+        return service.send_test(session, rt.clock, who, endpoint_id)
 
 
 @router.post("/{endpoint_id}/rotate-secret")
 def rotate_secret(
-    endpoint_id: str, rt: SigningDep, _: AdminDep, body: SecretRotation | None = None
+    endpoint_id: str, rt: SigningDep, who: AdminDep, body: SecretRotation | None = None
 ) -> EndpointCreated:
     rotation = body or SecretRotation()
     with rt.db.session() as session:
         return service.rotate_secret(
-            session, rt.clock, endpoint_id, rotation.expire_previous_in_seconds, box_for(rt.secret)
+            session,
+            rt.clock,
+            who,
+            endpoint_id,
+            rotation.expire_previous_in_seconds,
+            box_for(rt.secret),
         )

@@ -3,6 +3,7 @@ the attempt bookkeeping of the delivery job, the delivery log, resends and pruni
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from reelout import __version__
+from reelout.audit import service as audit
+from reelout.audit.service import Actor, Target
 from reelout.clock import Clock
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound
@@ -39,6 +42,7 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"  # DeliveryState v
 USER_AGENT = f"Reelout-Webhooks/{__version__}"
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the type prefix, not a secret)
 ADDRESS_NOT_ALLOWED = "WEBHOOK_ADDRESS_NOT_ALLOWED"  # also pinning.AddressRefused.code
+TEST_EVENT = "webhook.test"  # sent to one endpoint on request, whatever it subscribes to
 
 
 # ---- ids, secrets, bodies ----------------------------------------------------------------------
@@ -87,6 +91,11 @@ def _endpoint_out(row: WebhookEndpoint, hint: str | None) -> EndpointOut:
         created=row.created_at,
         secret_hint=hint,
     )
+
+
+def _audited(row: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit trail's JSON Patch shows of an endpoint (never its secret)."""
+    return {"url": row.url, "events": list(row.events), "description": row.description}
 
 
 def _created(row: WebhookEndpoint, secret: str) -> EndpointCreated:
@@ -153,6 +162,7 @@ def _check_room(session: Session, max_endpoints: int) -> None:
 def create_endpoint(
     session: Session,
     clock: Clock,
+    who: Actor,
     *,
     url: str,
     events: list[str] | None = None,
@@ -175,6 +185,8 @@ def create_endpoint(
     _check_room(session, max_endpoints)
     session.add(row)
     session.flush()
+    patch = audit.patch_of({}, _audited(row))
+    audit.record(session, clock, who, "webhook.created", Target("webhook", row.id), patch=patch)
     return _created(row, secret)
 
 
@@ -194,11 +206,16 @@ def get_endpoint(session: Session, endpoint_id: str, box: SecretBox) -> Endpoint
     return _endpoint_out(row, _hint(row, box))
 
 
-def delete_endpoint(session: Session, clock: Clock, endpoint_id: str) -> None:
+def delete_endpoint(
+    session: Session, clock: Clock, who: Actor, endpoint_id: str, reason: str | None = None
+) -> None:
     """Remove an endpoint; its pending deliveries stop now (failed, "endpoint deleted")."""
     row = _endpoint(session, endpoint_id)
     now = clock.now()
     row.deleted_at = now
+    patch = audit.patch_of(_audited(row), {})
+    target = Target("webhook", row.id)
+    audit.record(session, clock, who, "webhook.deleted", target, reason=reason, patch=patch)
     pending = select(WebhookDelivery).where(
         WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == PENDING
     )
@@ -214,9 +231,16 @@ def _readable(stored: str, box: SecretBox) -> bool:
     return True
 
 
+def _previous_expiry(row: WebhookEndpoint) -> dict[str, Any]:
+    """Of a rotation, the audit trail shows until when the old secret still signs."""
+    expires = row.previous_secret_expires_at
+    return {"previous_secret_expires_at": None if expires is None else _iso(expires)}
+
+
 def rotate_secret(
     session: Session,
     clock: Clock,
+    who: Actor,
     endpoint_id: str,
     expire_previous_in_seconds: int,
     box: SecretBox,
@@ -224,6 +248,7 @@ def rotate_secret(
     """A new signing secret; the old one keeps signing too (a second `v1=`) for a while, unless
     it can no longer be read (the server secret changed), which is what rotation then repairs."""
     row = _endpoint(session, endpoint_id)
+    before = _previous_expiry(row)
     keep = expire_previous_in_seconds > 0 and _readable(row.secret, box)
     row.previous_secret = box.seal(box.open(row.secret)) if keep else None
     row.previous_secret_expires_at = (
@@ -231,6 +256,10 @@ def rotate_secret(
     )
     secret = new_secret()
     row.secret = box.seal(secret)
+    patch = audit.patch_of(before, _previous_expiry(row))
+    audit.record(
+        session, clock, who, "webhook.secret_rotated", Target("webhook", row.id), patch=patch
+    )
     return _created(row, secret)
 
 
@@ -251,16 +280,24 @@ def seal_clear_secrets(session: Session, box: SecretBox) -> int:
 # ---- emit --------------------------------------------------------------------------------------
 
 
-def emit(session: Session, clock: Clock, event_type: str, data: Mapping[str, Any]) -> str:
+def emit(
+    session: Session,
+    clock: Clock,
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    video_uid: str | None = None,
+) -> str:
     """Record an event and queue its delivery to every subscribed endpoint; returns the event id.
 
     Call it inside the transaction that makes the change the event reports: the event exists,
     and is sent, if and only if that transaction commits. `data` must be JSON-serialisable
-    (datetimes, enums and pydantic models are fine). The body is fixed here, once."""
+    (datetimes, enums and pydantic models are fine). The body is fixed here, once. `video_uid`
+    names the video the event is about (the delivery log filters by it)."""
     if event_type not in policy.EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}; known: {policy.EVENT_TYPES}")
     now = clock.now()
-    event = WebhookEvent(id=_new_id("evt_"), type=event_type, created_at=now)
+    event = WebhookEvent(id=_new_id("evt_"), type=event_type, created_at=now, video_uid=video_uid)
     event.body = event_body(event.id, event_type, now, data)
     session.add(event)
     session.flush()
@@ -433,6 +470,27 @@ def abandon(session: Session, delivery_id: str, reason: str) -> None:
         _give_up(delivery, reason)
 
 
+@dataclass(frozen=True)
+class EventRecord:
+    """An event as it was announced: its type, when, and the `data` of its body."""
+
+    id: str
+    type: str
+    created: datetime
+    data: dict[str, Any]
+
+
+def video_events(session: Session, video_uid: str, limit: int = 100) -> list[EventRecord]:
+    """The events announced about a video, oldest first (as long as retention keeps them)."""
+    rows = session.scalars(
+        select(WebhookEvent)
+        .where(WebhookEvent.video_uid == video_uid)
+        .order_by(WebhookEvent.created_at, WebhookEvent.id)
+        .limit(limit)
+    )
+    return [EventRecord(e.id, e.type, e.created_at, json.loads(e.body)["data"]) for e in rows]
+
+
 # ---- the delivery log --------------------------------------------------------------------------
 
 
@@ -476,6 +534,7 @@ class DeliveryFilter:
     endpoint_id: str | None = None
     state: DeliveryState | None = None
     event_id: str | None = None
+    video_uid: str | None = None
 
 
 def list_deliveries(
@@ -486,7 +545,7 @@ def list_deliveries(
     cursor: str | None = None,
 ) -> DeliveryPage:
     """Newest first, keyset-paginated so pages stay stable while deliveries arrive."""
-    if where.event_type is not None and where.event_type not in policy.EVENT_TYPES:
+    if where.event_type is not None and where.event_type not in (*policy.EVENT_TYPES, TEST_EVENT):
         raise BadRequest(
             f"unknown event type {where.event_type!r}; known: {', '.join(policy.EVENT_TYPES)}",
             code="UNKNOWN_EVENT",
@@ -505,6 +564,8 @@ def list_deliveries(
         query = query.where(WebhookDelivery.state == where.state.value)
     if where.event_id is not None:
         query = query.where(WebhookDelivery.event_id == where.event_id)
+    if where.video_uid is not None:
+        query = query.where(WebhookEvent.video_uid == where.video_uid)
     if cursor:
         created, delivery_id = decode_cursor(cursor)
         query = query.where(
@@ -543,7 +604,9 @@ def get_delivery(session: Session, delivery_id: str) -> DeliveryDetail:
     )
 
 
-def resend(session: Session, clock: Clock, delivery_id: str) -> DeliveryOut:
+def resend(
+    session: Session, clock: Clock, who: Actor, delivery_id: str, reason: str | None = None
+) -> DeliveryOut:
     """Send a finished delivery again: same event id and body, one more attempt right away."""
     delivery = _delivery(session, delivery_id)
     if delivery.state == PENDING:
@@ -554,11 +617,32 @@ def resend(session: Session, clock: Clock, delivery_id: str) -> DeliveryOut:
     endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
     if endpoint is None or endpoint.deleted_at is not None:
         raise Conflict("the delivery's endpoint was deleted", code="WEBHOOK_DELETED")
+    patch = audit.patch_of({"state": delivery.state}, {"state": PENDING})
     delivery.state, delivery.failure_reason = PENDING, None
     delivery.job_id = _enqueue(session, clock, delivery.id)
     event = session.get(WebhookEvent, delivery.event_id)
     assert event is not None
+    target = Target("delivery", delivery.id)
+    audit.record(session, clock, who, "webhook.resent", target, reason=reason, patch=patch)
     return _delivery_out(session, delivery, event.type)
+
+
+def send_test(session: Session, clock: Clock, who: Actor, endpoint_id: str) -> DeliveryOut:
+    """Queue a `webhook.test` event to this endpoint only (whatever it subscribes to): a
+    delivery like any other, signed, retried and logged."""
+    endpoint = _endpoint(session, endpoint_id, lock=False)
+    now = clock.now()
+    event = WebhookEvent(id=_new_id("evt_"), type=TEST_EVENT, created_at=now)
+    data = {"endpoint_id": endpoint.id, "message": "a test delivery from Reelout"}
+    event.body = event_body(event.id, TEST_EVENT, now, data)
+    session.add(event)
+    session.flush()
+    _queue_delivery(session, clock, event, endpoint)
+    delivery = session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.event_id == event.id)
+    ).one()
+    audit.record(session, clock, who, "webhook.tested", Target("webhook", endpoint.id))
+    return _delivery_out(session, delivery, TEST_EVENT)
 
 
 # ---- retention ---------------------------------------------------------------------------------

@@ -32,7 +32,9 @@ FLAG_SET = """{
 """
 
 
-server = live_server_fixture(per_database=True)  # a live server on SQLite and on PostgreSQL
+# A live server on SQLite and on PostgreSQL. These tests build their sets from nothing, so the
+# server starts as an install with REELOUT_SEED_FLAGS=false does (test_templates seeds).
+server = live_server_fixture(per_database=True, seed_flags=False)
 
 
 @pytest.fixture
@@ -53,7 +55,9 @@ def start_clocked(
     with contextlib.ExitStack() as clients:
 
         def start(**settings: object) -> tuple[LiveServer, httpx.Client]:
-            server = live_servers(clock=clock, database_url=database_url, **settings)
+            server = live_servers(
+                clock=clock, database_url=database_url, seed_flags=False, **settings
+            )
             return server, clients.enter_context(server.client())
 
         yield start

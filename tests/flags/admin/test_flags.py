@@ -123,7 +123,7 @@ def test_a_stale_if_match_on_one_flag_gets_412(api: httpx.Client) -> None:
 
 def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
     with (
-        serving(make_settings(tmp_path, flag_set_max_bytes=2048)) as server,
+        serving(make_settings(tmp_path, flag_set_max_bytes=2048, seed_flags=False)) as server,
         server.client() as api,
     ):
         big = '{"flags": {}, "metadata": {"note": "' + "x" * 4096 + '"}}'

@@ -85,7 +85,10 @@ def test_revert_makes_a_new_revision_equal_to_an_old_one(api: httpx.Client) -> N
 
 def test_audit_filters_and_pages(tmp_path: Path) -> None:
     clock = ManualClock()
-    with serving(make_settings(tmp_path), clock) as server, server.client() as api:
+    with (
+        serving(make_settings(tmp_path, seed_flags=False), clock) as server,
+        server.client() as api,
+    ):
         put_set(api, "development")
         clock.advance(60)
         middle = clock.now()

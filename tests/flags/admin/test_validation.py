@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reelout.errors import BadRequest
-from reelout.flags.admin.service import diff, merge_patch, summary
+from reelout.flags.admin.service import diff, merge_diff, merge_patch, summary
 from reelout.flags.engine.validation import InvalidFlagSet, check, faults, parse
 
 BOOL = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
@@ -80,6 +80,27 @@ def test_merge_patch_sets_what_it_names_and_keeps_the_rest(
     for name, value in target.items():
         if name not in patch:
             assert merged[name] == value
+
+
+no_nulls = st.recursive(
+    st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(json_values, no_nulls)
+def test_merge_diff_is_the_merge_patch_from_old_to_new(old: Any, new: Any) -> None:
+    """What the console schedules as a targeting change becomes exactly the new targeting."""
+    assert merge_patch(old, merge_diff(old, new)) == new
+
+
+def test_merge_diff_names_only_what_changed() -> None:
+    old = {"if": [True, "on", "off"], "keep": {"a": 1, "b": 2}, "gone": 1}
+    new = {"if": [False, "on", "off"], "keep": {"a": 1, "b": 3}}
+    assert merge_diff(old, new) == {"if": [False, "on", "off"], "keep": {"b": 3}, "gone": None}
 
 
 def test_summary_names_added_removed_and_changed_flags() -> None:

@@ -1,4 +1,5 @@
-"""HTTP routes of the flag admin: flag sets, flags, kill, promote, revert, revisions, audit, init."""
+"""HTTP routes of the flag admin: flag sets, flags, kill, rollout, promote, revert, revisions,
+audit, init."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from reelout.flags.admin.schemas import (
     InitOut,
     PromotionOut,
     RevisionPage,
+    RolloutIn,
     WriteOut,
 )
 
@@ -193,6 +195,23 @@ def kill(
 ) -> JSONResponse:
     with rt.db.session() as session:
         written, flag = service.kill(session, rt.clock, _env(rt, env), key, edit)
+    return _tagged(written, flag)
+
+
+@router.post(ENV + "/flags/{key}/rollout")
+def rollout(
+    env: str,
+    key: str,
+    body: RolloutIn,
+    rt: CoreDep,
+    edit: EditDep,
+) -> JSONResponse:
+    """Set the percentage of a two-way `fractional` split (made for a flag without targeting);
+    users keep their buckets, so raising it only adds users."""
+    with rt.db.session() as session:
+        written, flag = service.rollout(
+            session, rt.clock, _env(rt, env), key, body.percent, edit, body.variant
+        )
     return _tagged(written, flag)
 
 

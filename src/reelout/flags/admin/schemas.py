@@ -17,6 +17,7 @@ class AuditAction(StrEnum):
     promote = "promote"
     revert = "revert"
     init = "init"
+    rollout = "rollout"
 
 
 class EnvironmentOut(BaseModel):
@@ -93,3 +94,18 @@ class InitEnvironment(BaseModel):
 class InitOut(BaseModel):
     template: str
     environments: list[InitEnvironment]
+
+
+class RolloutIn(BaseModel):
+    """A rollout percentage: the share of users a flag's two-way `fractional` split gives."""
+
+    percent: int = Field(
+        ge=0, le=100, description="Percent of users (by targetingKey) who get the variant."
+    )
+    variant: str | None = Field(
+        default=None,
+        description=(
+            "The variant rolled out; default: the split's side that is not the default "
+            "variant (for a flag without targeting, its only non-default variant)."
+        ),
+    )

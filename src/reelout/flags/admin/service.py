@@ -1,10 +1,11 @@
-"""Flag-set admin logic: revisions per environment, per-flag edits, kill, promote, revert, audit."""
+"""Flag-set admin logic: revisions per environment, per-flag edits, kill, rollout percentage,
+promote, revert, the template and its first-start seed, audit."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,10 @@ from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
 from reelout.clock import Clock
+from reelout.config import Settings
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from reelout.flags.admin import writes
@@ -38,7 +41,7 @@ from reelout.flags.admin.schemas import (
     RevisionPage,
     WriteOut,
 )
-from reelout.flags.engine import templates, validation
+from reelout.flags.engine import fractional, templates, validation
 
 MAX_REASON_CHARS = 2000
 
@@ -401,6 +404,19 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+def merge_diff(old: Any, new: Any) -> Any:
+    """The RFC 7396 merge patch that turns `old` into `new` (`merge_patch(old, it) == new`):
+    objects member by member, removed members as null, anything else replaced whole. A patch
+    cannot set a member to null, so `new` holds none inside objects."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    out: dict[str, Any] = {name: None for name in old if name not in new}
+    for name, value in new.items():
+        if name not in old or old[name] != value:
+            out[name] = merge_diff(old.get(name), value)
+    return out
+
+
 def patch_flag(
     session: Session, clock: Clock, environment: str, key: str, body: bytes, edit: Edit
 ) -> tuple[WriteOut, dict[str, Any]]:
@@ -433,6 +449,119 @@ def kill(
         _flag(document, environment, key)["state"] = "DISABLED"
 
     record = Record(AuditAction.kill, key)
+    written, document = _edit_flags(session, clock, environment, edit, record, change)
+    return written, document["flags"][key]
+
+
+# ---- rollout percentage ------------------------------------------------------------------------
+
+ROLLOUT_TOTAL = 100  # the weights a rollout writes: percent and 100 - percent
+
+
+def _rollout_variant(flag: dict[str, Any], key: str, variant: str | None) -> str:
+    """The variant a rollout gives its share: the one named, else the only non-default one."""
+    variants = flag.get("variants", {})
+    if variant is not None:
+        if variant not in variants:
+            raise BadRequest(
+                f"{key} has no variant {variant!r}; its variants are {', '.join(variants)}",
+                code="UNKNOWN_VARIANT",
+            )
+        return variant
+    others: list[str] = [name for name in variants if name != flag.get("defaultVariant")]
+    if len(others) != 1:
+        raise BadRequest(
+            f"{key} has {len(others)} variants besides its default; name the one to roll out",
+            code="ROLLOUT_VARIANT_REQUIRED",
+        )
+    return others[0]
+
+
+def _two_way(flag: dict[str, Any], key: str) -> tuple[list[Any], int] | None:
+    """The flag's one two-way `fractional` split and where its buckets start; None without
+    targeting; refused when the rule has no split, several, or one of more than two buckets."""
+    if not flag.get("targeting"):
+        return None
+    splits = fractional.splits(flag["targeting"])
+    start = 0 if splits and isinstance(splits[0][0], list) else 1
+    buckets = splits[0][start:] if len(splits) == 1 else []
+    names = [b[0] for b in buckets if isinstance(b, list) and b and isinstance(b[0], str)]
+    if len(buckets) != 2 or len(set(names)) != 2:
+        raise Conflict(
+            f"{key}'s targeting is not a single two-way fractional split; a percentage only "
+            "sets one of those (or a flag without targeting): edit the flag's JSON instead",
+            code="NOT_A_TWO_WAY_SPLIT",
+        )
+    return splits[0], start
+
+
+def set_rollout_split(flag: dict[str, Any], key: str, percent: int, variant: str | None) -> None:
+    """Give `percent`% of users the rollout variant through a two-way `fractional` split (made
+    when the flag has no targeting). Bucket order, bucketing value and flag key are kept, so a
+    user's bucket never moves: raising the percentage only adds users, lowering only removes."""
+    if not 0 <= percent <= ROLLOUT_TOTAL:
+        raise BadRequest(f"the percentage is {percent}; give 0 to 100", code="INVALID_PERCENT")
+    found = _two_way(flag, key)
+    if found is None:
+        target = _rollout_variant(flag, key, variant)
+        rest = flag.get("defaultVariant")
+        if not isinstance(rest, str) or rest == target:
+            raise BadRequest(
+                f"{key}'s default variant is {rest!r}; roll out another variant",
+                code="ROLLOUT_VARIANT_IS_DEFAULT",
+            )
+        flag["targeting"] = {"fractional": [[target, percent], [rest, ROLLOUT_TOTAL - percent]]}
+        return
+    args, start = found
+    names = [bucket[0] for bucket in args[start:]]
+    target = _rollout_variant(flag, key, variant) if variant else _split_variant(flag, names)
+    if target not in names:
+        raise BadRequest(
+            f"{key}'s split is between {' and '.join(names)}, not {target!r}",
+            code="UNKNOWN_VARIANT",
+        )
+    for offset, name in enumerate(names):
+        share = percent if name == target else ROLLOUT_TOTAL - percent
+        args[start + offset] = [name, share]
+
+
+def _split_variant(flag: dict[str, Any], names: list[str]) -> str:
+    """Which side of a split is the rollout: the one that is not the default, else the first."""
+    others = [name for name in names if name != flag.get("defaultVariant")]
+    return others[0] if len(others) == 1 else names[0]
+
+
+def rollout_share(flag: dict[str, Any]) -> tuple[str, float] | None:
+    """The variant a percentage would roll out and its share now (percent), or None when the
+    flag's targeting is not one a percentage can set."""
+    try:
+        found = _two_way(flag, "")
+        if found is None:
+            return _rollout_variant(flag, "", None), 0.0
+    except (BadRequest, Conflict):
+        return None
+    args, start = found
+    weights = [fractional.weight_of(b[1]) if len(b) > 1 else 1 for b in args[start:]]
+    names = [bucket[0] for bucket in args[start:]]
+    target, total = _split_variant(flag, names), sum(w or 0 for w in weights)
+    return target, 100 * (weights[names.index(target)] or 0) / total if total else 0.0
+
+
+def rollout(
+    session: Session,
+    clock: Clock,
+    environment: str,
+    key: str,
+    percent: int,
+    edit: Edit,
+    variant: str | None = None,
+) -> tuple[WriteOut, dict[str, Any]]:
+    """Set the share of users a flag's rollout variant gets (see `set_rollout_split`)."""
+
+    def change(document: dict[str, Any]) -> None:
+        set_rollout_split(_flag(document, environment, key), key, percent, variant)
+
+    record = Record(AuditAction.rollout, key)
     written, document = _edit_flags(session, clock, environment, edit, record, change)
     return written, document["flags"][key]
 
@@ -478,12 +607,60 @@ def promote(
     return out.model_copy(update={"target_revision": written.revision, "applied": written.changed})
 
 
+def promote_as_previewed(
+    session: Session,
+    clock: Clock,
+    source: str,
+    target: str,
+    edit: Edit,
+    *,
+    source_revision: int,
+    target_revision: int,
+) -> PromotionOut:
+    """Apply a promotion exactly as a dry run showed it (the source and target revisions it
+    answered): 412 `STALE_FLAG_SET` when either moved since, and nothing is written once the
+    caller's transaction rolls back."""
+    guarded = replace(edit, if_match=etag(target, target_revision))
+    done = promote(session, clock, source, target, guarded, dry_run=False)
+    if done.source_revision != source_revision:
+        raise PreconditionFailed(
+            f"{source} changed while you were deciding (it is now at revision "
+            f"{done.source_revision}); promote again to see the new difference",
+            code="STALE_FLAG_SET",
+        )
+    return done
+
+
 def revert(session: Session, clock: Clock, environment: str, revision: int, edit: Edit) -> WriteOut:
     """A new revision equal to an earlier one."""
     old = get_revision(session, environment, revision)
     before = _begin(session, clock, environment, edit)
     record = Record(AuditAction.revert, None, environment, revision)
     return _store(session, clock, before, old.document, edit, record)
+
+
+def _template(name: str, environment: str) -> dict[str, Any]:
+    document = templates.template(name, environment)
+    if document is None:
+        raise NotFound(
+            f"no template {name!r}; the templates are {', '.join(templates.TEMPLATES)}",
+            code="UNKNOWN_TEMPLATE",
+            details={"templates": list(templates.TEMPLATES)},
+        )
+    return document
+
+
+def _write_template(
+    session: Session, clock: Clock, environment: str, document: dict[str, Any], edit: Edit
+) -> InitEnvironment:
+    before = _begin(session, clock, environment, edit)
+    if before.revision and before.document() == document:
+        written = _unchanged(before)
+    else:
+        written = _store(session, clock, before, render(document), edit, Record(AuditAction.init))
+    return InitEnvironment(
+        environment=environment, revision=written.revision, changed=written.changed
+    )
 
 
 def init_template(
@@ -495,14 +672,14 @@ def init_template(
     *,
     force: bool = False,
 ) -> InitOut:
-    """Write a template's flag set in every environment; refuses where flags exist unless forced."""
-    if name not in templates.TEMPLATES:
-        raise NotFound(
-            f"no template {name!r}; the templates are {', '.join(templates.TEMPLATES)}",
-            code="UNKNOWN_TEMPLATE",
-            details={"templates": list(templates.TEMPLATES)},
-        )
-    occupied = [env for env in environments if current(session, env).document().get("flags")]
+    """Write a template's flag set in every environment. Idempotent: a set that already is the
+    template stays as it is; other flags are refused unless forced."""
+    documents = {env: _template(name, env) for env in environments}
+    occupied = [
+        env
+        for env in environments
+        if (found := current(session, env).document()).get("flags") and found != documents[env]
+    ]
     if occupied and not force:
         raise Conflict(
             f"{', '.join(occupied)} already ha{'s' if len(occupied) == 1 else 've'} flags; "
@@ -510,16 +687,33 @@ def init_template(
             code="FLAGS_EXIST",
             details={"environments": occupied},
         )
-    done = []
-    for env in environments:
-        document = templates.template(name, env)
-        assert document is not None
-        before = _begin(session, clock, env, edit)
-        written = _store(session, clock, before, render(document), edit, Record(AuditAction.init))
-        done.append(
-            InitEnvironment(environment=env, revision=written.revision, changed=written.changed)
-        )
+    done = [_write_template(session, clock, env, documents[env], edit) for env in environments]
     return InitOut(template=name, environments=done)
+
+
+SYSTEM = Principal(key_id="system", name="system", scope=Scope.admin, environment=None)
+SEED_REASON = "first start: the video-rollout template (REELOUT_SEED_FLAGS)"
+
+
+def seed(session: Session, clock: Clock, environments: list[str]) -> list[str]:
+    """First start: the video-rollout template, written by `system`, in every environment that
+    has no revision yet; an environment with any revision (even an emptied set) is left alone.
+    Safe when processes start together: each environment is checked under its lock."""
+    edit, seeded = Edit(SYSTEM, SEED_REASON), []
+    for env in environments:
+        if head_revision(session, env):
+            continue
+        if _begin(session, clock, env, edit).revision:  # another process seeded it meanwhile
+            continue
+        _write_template(session, clock, env, _template(templates.VIDEO_ROLLOUT, env), edit)
+        seeded.append(env)
+    return seeded
+
+
+def seed_on_start(session: Session, clock: Clock, settings: Settings) -> None:
+    """The first-start step of `reelout.startup.prepare`: `seed`, unless REELOUT_SEED_FLAGS=false."""
+    if settings.seed_flags:
+        seed(session, clock, settings.environments)
 
 
 # ---- the audit log -----------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def admin_runtime() -> Iterator[Runtime]:
     """The runtime for one command; a ReeloutError ends it (exit status 1) with nothing written."""
     try:
         with redirect_stdout(sys.stderr):  # a first start's admin-key notice never mixes into JSON
-            rt = runtime()
+            rt = runtime(service.seed_on_start)
         try:
             yield rt
         finally:

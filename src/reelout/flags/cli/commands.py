@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -333,6 +332,29 @@ def kill(
     _written(written, f"kill {key}")
 
 
+@flags_app.command("rollout")
+def rollout(
+    key: FlagKey,
+    percent: Annotated[int, typer.Argument(min=0, max=100, help="Percent of users, 0 to 100.")],
+    env: Env = DEFAULT_ENV,
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", help="The variant rolled out (default: the non-default one)."),
+    ] = None,
+    reason: Reason = None,
+    if_match: IfMatch = None,
+) -> None:
+    """Set a flag's rollout percentage: its two-way `fractional` split (made when the flag has no
+    targeting). Users keep their buckets, so raising it only adds users."""
+    with admin_runtime() as rt:
+        environment, edit = checked_environment(rt, env), _edit(reason, if_match)
+        with rt.db.session() as session:
+            written, _ = service.rollout(
+                session, rt.clock, environment, key, percent, edit, variant
+            )
+    _written(written, f"rollout {key} {percent}%")
+
+
 @flags_app.command("delete")
 def delete(
     key: FlagKey,
@@ -391,18 +413,16 @@ def _still(if_match: str | None, preview: PromotionOut) -> None:
 
 def _promote(rt: Runtime, preview: PromotionOut, edit: service.Edit) -> PromotionOut:
     """Apply a promotion exactly as previewed: the target unchanged, the source too."""
-    guarded = replace(edit, if_match=service.etag(preview.target, preview.target_revision))
     with rt.db.session() as session:
-        done = service.promote(
-            session, rt.clock, preview.source, preview.target, guarded, dry_run=False
+        return service.promote_as_previewed(
+            session,
+            rt.clock,
+            preview.source,
+            preview.target,
+            edit,
+            source_revision=preview.source_revision,
+            target_revision=preview.target_revision,
         )
-        if done.source_revision != preview.source_revision:  # rolls the promotion back
-            raise PreconditionFailed(
-                f"{preview.source} changed while you were deciding (it is now at revision "
-                f"{done.source_revision}); run the promote again to see the new difference",
-                code="STALE_FLAG_SET",
-            )
-    return done
 
 
 @flags_app.command("promote")

@@ -118,3 +118,17 @@ def fractional(args: list[Any], flag_key: str, targeting_key: Any, generation: G
         variants.append(bucket[0])
         weights.append(weight)
     return pick(hash_value, variants, weights)
+
+
+def splits(rule: Any) -> list[list[Any]]:
+    """Every `fractional`'s argument list in a targeting rule (the lists themselves)."""
+    if isinstance(rule, list):
+        return [found for item in rule for found in splits(item)]
+    if not isinstance(rule, dict):
+        return []
+    found: list[list[Any]] = []
+    for operator, args in rule.items():
+        if operator == "fractional" and isinstance(args, list) and args:
+            found.append(args)
+        found.extend(splits(args))
+    return found

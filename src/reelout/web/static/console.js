@@ -1,7 +1,7 @@
 // Reelout console: upload a video to an order stage (tus, direct binary or legacy base64),
-// follow its state until it is ready, then play it with hls.js (rendition selector, poster),
-// natively, or as the MP4 fallback. The user's feature flags pick the upload path unless the
-// page's select overrides them. Plain script, no build step; tus-js-client and hls.js are
+// follow its state until it is ready, then play it (static/player.js: hls.js with a rendition
+// selector and the poster, natively, or as the MP4 fallback). The user's feature flags pick the
+// upload path unless the page's select overrides them. Plain script, no build step; tus-js-client and hls.js are
 // the UMD builds that `make web` copies into static/vendor (the globals `tus` and `Hls`).
 "use strict";
 
@@ -316,7 +316,7 @@
 
   function resetVideo() {
     clearTimeout(pollTimer);
-    stopPlayer();
+    player.stop();
     showUid(null);
     $("video-state").textContent = "–";
     $("video-state").dataset.state = "";
@@ -350,91 +350,18 @@
       showVideo(video);
       const { state: now } = video.status;
       if (now === "ready" || now === "error") loadRecent();
-      if (now === "ready") play(video);
+      if (now === "ready") player.play(video);
       else if (now === "error") say(`Processing failed: ${video.status.error_code}`, true);
       else pollTimer = setTimeout(tick, POLL_MS);
     };
     tick();
   }
 
-  // ---- playback -----------------------------------------------------------------------------
+  // ---- playback (static/player.js) ----------------------------------------------------------
 
-  function stopPlayer() {
-    if (state.hls) { state.hls.destroy(); state.hls = null; }
-    const player = $("player");
-    player.onerror = null;
-    player.removeAttribute("src");
-    player.removeAttribute("poster");
-    player.load();
-    state.playerMode = null;
-    $("player-mode").textContent = "–";
-    const select = $("rendition");
-    select.replaceChildren(new Option("Auto", "-1"));
-    select.disabled = true;
-  }
-
-  function setMode(mode, text) {
-    state.playerMode = mode;
-    $("player-mode").textContent = text;
-    say(`Playing: ${text}`);
-  }
-
-  function play(video) {
-    stopPlayer();
-    state.video = video;
-    const player = $("player");
-    if (video.thumbnail) player.poster = video.thumbnail;
-    if (window.Hls && Hls.isSupported()) playHlsJs(player, video);
-    else if (player.canPlayType("application/vnd.apple.mpegurl")) playSource(player, video.playback.hls, "native", "HLS (native)");
-    else playMp4(player, video, window.Hls ? "this browser has no Media Source Extensions" : "hls.js is not installed");
-  }
-
-  function playSource(player, url, mode, text) {
-    player.onerror = mode === "native"
-      ? () => playMp4(player, state.video, "the browser's own HLS player failed")
-      : null;
-    player.src = url;
-    setMode(mode, text);
-    player.play().catch(() => { /* autoplay refused: the controls still work */ });
-  }
-
-  function playMp4(player, video, reason) {
-    if (state.hls) { state.hls.destroy(); state.hls = null; }
-    playSource(player, video.playback.mp4, "mp4", `MP4 fallback (${reason})`);
-  }
-
-  function playHlsJs(player, video) {
-    const hls = new Hls();
-    state.hls = hls;
-    hls.on(Hls.Events.MANIFEST_PARSED, () => {
-      fillRenditions(hls);
-      player.play().catch(() => { /* autoplay refused: the controls still work */ });
-    });
-    hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
-      const level = hls.levels[data.level];
-      if (level) $("player-mode").textContent = `HLS with hls.js · ${level.height}p now`;
-    });
-    hls.on(Hls.Events.ERROR, (_, data) => {
-      state.hlsErrors.push({ type: data.type, details: data.details, fatal: data.fatal });
-      console.warn(`[reelout] hls.js ${data.fatal ? "fatal " : ""}error: ${data.details}`);
-      if (data.fatal) playMp4(player, video, `hls.js failed: ${data.details}`);
-    });
-    hls.loadSource(video.playback.hls);
-    hls.attachMedia(player);
-    setMode("hls.js", "HLS with hls.js");
-  }
-
-  function fillRenditions(hls) {
-    const select = $("rendition");
-    const options = hls.levels.map((level, index) =>
-      new Option(`${level.height}p · ${Math.round(level.bitrate / 1000)} kbit/s`, String(index)));
-    select.replaceChildren(new Option("Auto", "-1"), ...options);
-    select.disabled = false;
-    select.onchange = () => {
-      hls.currentLevel = Number(select.value);
-      say(`Rendition: ${select.selectedOptions[0].textContent}`);
-    };
-  }
+  const player = ReeloutPlayer.create({
+    element: $("player"), select: $("rendition"), mode: $("player-mode"), state, say,
+  });
 
   // ---- recent videos of the order stage -----------------------------------------------------
 

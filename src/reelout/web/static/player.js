@@ -1,0 +1,93 @@
+// Reelout console: the video player the upload page and a video's page share. It plays a ready
+// video ({playback: {hls, mp4}, thumbnail}) with hls.js and a rendition selector, natively where
+// the browser has no Media Source Extensions, and as the MP4 fallback when neither works or
+// hls.js fails. Plain script, no build step; hls.js is the UMD build in static/vendor (`Hls`).
+"use strict";
+
+window.ReeloutPlayer = (() => {
+  // `element` the <video>, `select` the rendition <select>, `mode` where the player's mode is
+  // shown; `state` (the page's window.reelout) gets hls, playerMode, hlsErrors and video, for
+  // a person in DevTools and for the end-to-end tests; `say` reports what happens.
+  function create({ element, select, mode, state, say }) {
+    state.hls = null;
+    state.playerMode = null;
+    state.hlsErrors = state.hlsErrors || [];
+
+    function stop() {
+      if (state.hls) { state.hls.destroy(); state.hls = null; }
+      element.onerror = null;
+      element.removeAttribute("src");
+      element.removeAttribute("poster");
+      element.load();
+      state.playerMode = null;
+      mode.textContent = "–";
+      select.replaceChildren(new Option("Auto", "-1"));
+      select.disabled = true;
+    }
+
+    function setMode(name, text) {
+      state.playerMode = name;
+      mode.textContent = text;
+      say(`Playing: ${text}`);
+    }
+
+    function play(video) {
+      stop();
+      state.video = video;
+      if (video.thumbnail) element.poster = video.thumbnail;
+      if (window.Hls && Hls.isSupported()) playHlsJs(video);
+      else if (element.canPlayType("application/vnd.apple.mpegurl")) playSource(video.playback.hls, "native", "HLS (native)");
+      else playMp4(video, window.Hls ? "this browser has no Media Source Extensions" : "hls.js is not installed");
+    }
+
+    function playSource(url, name, text) {
+      element.onerror = name === "native"
+        ? () => playMp4(state.video, "the browser's own HLS player failed")
+        : null;
+      element.src = url;
+      setMode(name, text);
+      element.play().catch(() => { /* autoplay refused: the controls still work */ });
+    }
+
+    function playMp4(video, reason) {
+      if (state.hls) { state.hls.destroy(); state.hls = null; }
+      playSource(video.playback.mp4, "mp4", `MP4 fallback (${reason})`);
+    }
+
+    function playHlsJs(video) {
+      const hls = new Hls();
+      state.hls = hls;
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        fillRenditions(hls);
+        element.play().catch(() => { /* autoplay refused: the controls still work */ });
+      });
+      hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
+        const level = hls.levels[data.level];
+        if (level) mode.textContent = `HLS with hls.js · ${level.height}p now`;
+      });
+      hls.on(Hls.Events.ERROR, (_, data) => {
+        state.hlsErrors.push({ type: data.type, details: data.details, fatal: data.fatal });
+        console.warn(`[reelout] hls.js ${data.fatal ? "fatal " : ""}error: ${data.details}`);
+        if (data.fatal) playMp4(video, `hls.js failed: ${data.details}`);
+      });
+      hls.loadSource(video.playback.hls);
+      hls.attachMedia(element);
+      setMode("hls.js", "HLS with hls.js");
+    }
+
+    function fillRenditions(hls) {
+      const options = hls.levels.map((level, index) =>
+        new Option(`${level.height}p · ${Math.round(level.bitrate / 1000)} kbit/s`, String(index)));
+      select.replaceChildren(new Option("Auto", "-1"), ...options);
+      select.disabled = false;
+      select.onchange = () => {
+        hls.currentLevel = Number(select.value);
+        say(`Rendition: ${select.selectedOptions[0].textContent}`);
+      };
+    }
+
+    return { play, stop };
+  }
+
+  return { create };
+})();
