@@ -13,7 +13,14 @@ from hypothesis import settings as hypothesis_settings
 
 from reelout.clock import ManualClock
 from reelout.config import Settings
-from tests.support.live import LiveServer, ServerProcess, StartServer, serving
+from tests.support.live import (
+    LiveServer,
+    ServerProcess,
+    StartLive,
+    StartServer,
+    live_servers,
+    serving,
+)
 from tests.support.settings import make_settings
 
 # No deadline per example: a timing assertion, and on a loaded 2-core machine a false failure.
@@ -67,6 +74,16 @@ def clock() -> ManualClock:
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     with serving(settings) as server:
         yield server
+
+
+@pytest.fixture(name="live_servers")
+def live_servers_fixture(tmp_path: Path) -> Iterator[StartLive]:
+    """Starts live servers in this process as the test goes; all stopped at the end.
+
+    `live_servers(folder="", *, clock=None, state=None, **settings)`: on
+    `make_settings(tmp_path / folder, **settings)` (tests/support/live.py `live_servers`)."""
+    with live_servers(tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

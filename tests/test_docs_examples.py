@@ -9,15 +9,14 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.live import LiveServer, serve_in_thread
-from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.live import LiveServer
+from tests.support.settings import ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,13 +119,6 @@ def check_answer(step: Step, output: str) -> None:
     )
 
 
-@pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = serve_in_thread(make_settings(tmp_path))
-    yield live
-    live.stop()
-
-
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.marker)
 def test_the_section_is_commands_each_followed_by_its_answer(example: Example) -> None:
     found = steps(example)
@@ -146,14 +138,14 @@ def test_the_answer_check_tells_a_wrong_answer_from_an_abridged_one() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.marker)
-def test_the_example_gives_the_answers_shown(example: Example, fresh_server: LiveServer) -> None:
+def test_the_example_gives_the_answers_shown(example: Example, live_server: LiveServer) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed (apt-get install -y curl)")
     all_steps = steps(example)
     env = {**os.environ, "ADMIN_KEY": ADMIN_TOKEN, "PYTHON": sys.executable}
     env.pop("CLIENT_KEY", None)
     done = subprocess.run(
-        ["bash", "-c", script(all_steps, fresh_server.url)],
+        ["bash", "-c", script(all_steps, live_server.url)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from reelout.startup import prepare
+from tests.support.commands import REELOUT, reelout_env
 from tests.support.live import LiveServer
 from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 
@@ -78,13 +77,8 @@ def test_first_start_generates_an_admin_key_file(tmp_path: Path, database_url: s
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "REELOUT_DATA_DIR": str(tmp_path / "data"),
-        "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
-    }
-    exe = Path(sys.executable).parent / "reelout"
-    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=60)
+    env = reelout_env(tmp_path / "data", REELOUT_ADMIN_TOKEN=ADMIN_TOKEN)
+    return subprocess.run([REELOUT, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_cli_keys(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from tests.media.clips import make_clip
-from tests.media.test_pipeline import run_jobs, upload
+from tests.media.test_pipeline import upload
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, live_server_fixture
 from tests.support.settings import ADMIN_TOKEN
 
@@ -21,7 +22,7 @@ def signed_uid(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> 
     clip = make_clip("tiny", tmp_path_factory.mktemp("clip"))
     with server.client() as admin:
         uid = upload(admin, clip)
-        run_jobs(server)
+        run_jobs(server.runtime)
         reply = admin.patch(f"/api/v1/videos/{uid}", json={"require_signed_urls": True})
         assert reply.status_code == 200, reply.text
     return uid
@@ -68,7 +69,7 @@ def test_a_client_key_still_gets_playback_of_an_unsigned_video(
 ) -> None:
     with server.client() as admin:
         uid = upload(admin, make_clip("tiny", tmp_path))
-        run_jobs(server)
+        run_jobs(server.runtime)
     with server.client(token=key_of(server, "client", "production")) as app:
         info = app.get(f"/api/v1/videos/{uid}/playback")
     assert info.status_code == 200, info.text

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from reelout.auth.strength import HOW_TO_MAKE_ONE, weakness
 from reelout.auth.tokens import new_secret, shown_prefix
 from reelout.db.migrate import upgrade
 from reelout.runtime import Runtime
+from tests.support.commands import REELOUT, reelout_env
 from tests.support.live import LiveServer, free_port
 from tests.support.settings import ADMIN_TOKEN, make_settings
 
@@ -83,10 +82,8 @@ def test_a_weak_admin_token_or_secret_key_stops_the_app(tmp_path: Path) -> None:
 
 
 def serve_once(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    child = {**os.environ, "REELOUT_DATA_DIR": str(tmp_path / "data"), **env}
-    child.pop("REELOUT_DATABASE_URL", None)
-    exe = Path(sys.executable).parent / "reelout"
-    command = [str(exe), "serve", "--port", str(free_port())]
+    child = reelout_env(tmp_path / "data", **env)
+    command = [REELOUT, "serve", "--port", str(free_port())]
     return subprocess.run(command, env=child, capture_output=True, text=True, timeout=60)
 
 

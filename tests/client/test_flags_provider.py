@@ -20,19 +20,22 @@ from openfeature.exception import ErrorCode
 
 from reelout.client.flags import ReeloutProvider
 from tests.flags.test_ofrep import FLAGS
-from tests.support.live import LiveServer, free_port, serve_in_thread
-from tests.support.settings import make_settings
+from tests.support.live import LiveServer, StartLive, free_port
 
 WAIT = 15.0  # hang guard for events, not a figure
 
 
-def start(tmp_path: Path, **settings: Any) -> LiveServer:
-    live = serve_in_thread(
-        make_settings(tmp_path, flag_change_poll_seconds=0.05, seed_flags=False, **settings)
-    )
-    with live.client() as admin:
-        assert admin.put("/api/v1/environments/production/flagset", json=FLAGS).is_success
-    return live
+@pytest.fixture
+def start(live_servers: StartLive) -> StartLive:
+    """`start(**settings)`: a live server with the flag set, its change watch every 50 ms."""
+
+    def start_with_flags(**settings: object) -> LiveServer:
+        live = live_servers(flag_change_poll_seconds=0.05, seed_flags=False, **settings)
+        with live.client() as admin:
+            assert admin.put("/api/v1/environments/production/flagset", json=FLAGS).is_success
+        return live
+
+    return start_with_flags
 
 
 def new_key(live: LiveServer, scope: str = "server") -> str:
@@ -48,10 +51,8 @@ def kill(live: LiveServer, flag: str) -> None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = start(tmp_path)
-    yield live
-    live.stop()
+def server(start: StartLive) -> LiveServer:
+    return start()
 
 
 class App:
@@ -120,16 +121,13 @@ def test_a_kill_switch_reaches_the_app_through_the_stream(
     assert (killed.value, killed.reason) == (False, "DISABLED")
 
 
-def test_without_a_stream_it_polls(tmp_path: Path, apps: list[App]) -> None:
-    live = start(tmp_path, ofrep_streams=False)
-    try:
-        app = connect(apps, live.url, new_key(live), poll_interval=0.1)
-        assert app.flag("player", "z").value == "media_kit"
-        kill(live, "player")
-        assert app.changed.wait(WAIT)
-        assert app.flag("player", "z").value == "z", "killed: the code default"
-    finally:
-        live.stop()
+def test_without_a_stream_it_polls(start: StartLive, apps: list[App]) -> None:
+    live = start(ofrep_streams=False)
+    app = connect(apps, live.url, new_key(live), poll_interval=0.1)
+    assert app.flag("player", "z").value == "media_kit"
+    kill(live, "player")
+    assert app.changed.wait(WAIT)
+    assert app.flag("player", "z").value == "z", "killed: the code default"
 
 
 def test_it_starts_from_its_cache_when_the_server_is_down(

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from reelout.client import UploadResult, upload
 from reelout.client.state import UrlStore
 from tests.client.conftest import MakeSource, MiB, assert_stored
-from tests.support.live import LiveServer, start_uvicorn
+from tests.support.live import LiveServer, running
 from tests.support.settings import ADMIN_TOKEN
 
 CHUNK = 256 * 1024
@@ -84,16 +84,12 @@ async def _reply(send: Send, status: int, headers: list[tuple[str, str]], body: 
 @pytest.fixture
 def serve_proxy() -> Iterator[ServeProxy]:
     """Runs a proxy on a loopback port with uvicorn; returns its base URL."""
-    servers: list[uvicorn.Server] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(app: FlakyProxy) -> str:
-        server, _, port = start_uvicorn(app, lifespan="off")
-        servers.append(server)
-        return f"http://127.0.0.1:{port}"
+        def start(app: FlakyProxy) -> str:
+            return servers.enter_context(running(app, lifespan="off"))
 
-    yield start
-    for server in servers:
-        server.should_exit = True
+        yield start
 
 
 def send_via(url: str, path: Path, retries: int = 5) -> UploadResult:

@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from reelout.app import create_app
 from reelout.clock import ManualClock
 from reelout.flags.exposures import service as exposures
 from reelout.flags.exposures.models import FlagExposure
 from reelout.flags.exposures.service import ExposureRecorder
-from tests.support.live import LiveServer, start_uvicorn
-from tests.support.settings import make_settings
+from tests.support.live import LiveServer, StartLive
 
 DAY = 86400
 FLAGS = {
@@ -83,21 +80,19 @@ Start = Callable[..., Reelout]
 
 
 @pytest.fixture
-def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
+def start(live_servers: StartLive, database_url: str) -> Start:
     """Starts servers on one database (flushing only when the test says: a 1 h interval)."""
     servers: list[LiveServer] = []
     clock = ManualClock()
 
     def start_one(**overrides: object) -> Reelout:
-        settings = make_settings(
-            tmp_path / f"server{len(servers)}",
+        live = live_servers(
+            f"server{len(servers)}",
+            clock=clock,
             database_url=database_url,
             exposure_flush_seconds=3600,
             **overrides,
         )
-        app = create_app(settings, clock=clock)
-        server, thread, port = start_uvicorn(app)
-        live = LiveServer(f"http://127.0.0.1:{port}", app.state.runtime, server, thread)
         servers.append(live)
         with live.client() as admin:
             if not servers[1:]:
@@ -106,11 +101,9 @@ def start(tmp_path: Path, database_url: str) -> Iterator[Start]:
             key = admin.post(
                 "/api/v1/keys", json={"scope": "client", "environment": "production", "name": "a"}
             ).json()["key"]
-        return Reelout(live, app.state.exposures, clock, key)
+        return Reelout(live, live.app.state.exposures, clock, key)
 
-    yield start_one
-    for live in servers:
-        live.stop()
+    return start_one
 
 
 @pytest.fixture

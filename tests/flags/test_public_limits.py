@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from reelout.app import create_app
 from reelout.clock import ManualClock
 from tests.flags.test_streams import bulk, new_key, put_flags, stream_url
-from tests.support.live import LiveServer, serving, start_uvicorn
+from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
 from tests.support.sse import EventStream
 
@@ -106,16 +105,11 @@ def test_without_a_trusted_proxy_forwarded_addresses_are_ignored(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     settings = make_settings(tmp_path, rate_limit_caller_per_second=1, rate_limit_caller_burst=2)
-    app = create_app(settings, clock=clock)
     # as `reelout serve` runs it: uvicorn's own proxy headers off
-    server, thread, port = start_uvicorn(app, proxy_headers=False)
-    live = LiveServer(f"http://127.0.0.1:{port}", app.state.runtime, server, thread)
-    try:
+    with serving(settings, clock, proxy_headers=False) as live:
         put_flags(live)
         with live.client(token=new_key(live)) as client:
             statuses = [evaluate(client, f"10.0.0.{n}").status_code for n in range(3)]
-    finally:
-        live.stop()
     assert statuses == [200, 200, 429], "every request is the loopback peer's"
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.live import LiveServer, serve_in_thread
-from tests.support.settings import make_settings
+from tests.support.commands import REELOUT, reelout_env
+from tests.support.live import LiveServer, StartLive
 from tests.support.sse import EventStream
 from tests.support.waiting import wait_until
 
@@ -35,15 +34,10 @@ FLAGS = {
 }
 
 
-def start(tmp_path: Path, database_url: str | None = None, **settings: Any) -> LiveServer:
-    if database_url:
-        settings["database_url"] = database_url
-    live = serve_in_thread(
-        make_settings(
-            tmp_path, **{"flag_change_poll_seconds": 0.05, "seed_flags": False, **settings}
-        )
-    )
-    return live
+@pytest.fixture
+def start(live_servers: StartLive) -> StartLive:
+    """`start(folder="", **settings)`: a live server whose change watch comes round every 50 ms."""
+    return functools.partial(live_servers, flag_change_poll_seconds=0.05, seed_flags=False)
 
 
 def new_key(live: LiveServer, scope: str = "client", name: str = "app") -> str:
@@ -76,11 +70,10 @@ def kill(live: LiveServer, key: str = "use_tus_upload") -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    live = start(tmp_path, database_url)
+def server(start: StartLive, database_url: str) -> LiveServer:
+    live = start(database_url=database_url)
     put_flags(live)
-    yield live
-    live.stop()
+    return live
 
 
 @pytest.fixture
@@ -170,57 +163,47 @@ def test_stream_keys_and_tokens(app: httpx.Client, server: LiveServer) -> None:
     assert (revoked.status_code, revoked.json()["code"]) == (401, "INVALID_KEY")
 
 
-def test_the_stream_limit_both_sides(tmp_path: Path) -> None:
-    live = start(tmp_path, ofrep_max_streams=1)
+def test_the_stream_limit_both_sides(start: StartLive) -> None:
+    live = start(ofrep_max_streams=1)
     put_flags(live)
     headers = {"X-API-Key": new_key(live)}
     plain = httpx.Client(base_url=live.url)
-    try:
-        with EventStream(plain, "/ofrep/v1/events", headers) as first:
-            assert first.status == 200
-            first.next()
-            full = plain.get("/ofrep/v1/events", headers=headers)
-            assert (full.status_code, full.json()["code"]) == (503, "STREAMS_FULL")
-            assert 5 <= int(full.headers["retry-after"]) <= 7, "5 s, jittered"
-        with EventStream(plain, "/ofrep/v1/events", headers) as again:
-            again.next()  # the closed stream gave its place back
-            assert again.status == 200
-    finally:
-        live.stop()
+    with EventStream(plain, "/ofrep/v1/events", headers) as first:
+        assert first.status == 200
+        first.next()
+        full = plain.get("/ofrep/v1/events", headers=headers)
+        assert (full.status_code, full.json()["code"]) == (503, "STREAMS_FULL")
+        assert 5 <= int(full.headers["retry-after"]) <= 7, "5 s, jittered"
+    with EventStream(plain, "/ofrep/v1/events", headers) as again:
+        again.next()  # the closed stream gave its place back
+        assert again.status == 200
 
 
-def test_streams_can_be_switched_off(tmp_path: Path) -> None:
-    live = start(tmp_path, ofrep_streams=False)
+def test_streams_can_be_switched_off(start: StartLive) -> None:
+    live = start(ofrep_streams=False)
     put_flags(live)
-    try:
-        with live.client(token=new_key(live)) as app:
-            assert "eventStreams" not in bulk(app).json(), "clients fall back to polling"
-            off = app.get("/ofrep/v1/events")
-            assert (off.status_code, off.json()["code"]) == (503, "STREAMS_OFF")
-    finally:
-        live.stop()
+    with live.client(token=new_key(live)) as app:
+        assert "eventStreams" not in bulk(app).json(), "clients fall back to polling"
+        off = app.get("/ofrep/v1/events")
+        assert (off.status_code, off.json()["code"]) == (503, "STREAMS_OFF")
 
 
 @pytest.mark.postgres
 def test_a_change_written_through_one_replica_reaches_streams_on_another(
-    tmp_path: Path, pg_server_url: str
+    start: StartLive, pg_server_url: str
 ) -> None:
     from tests.conftest import reset_pg
 
     reset_pg(pg_server_url)
-    one = start(tmp_path / "a", pg_server_url)
-    two = start(tmp_path / "b", pg_server_url)
-    try:
-        put_flags(one)
-        with two.client(token=new_key(one)) as app:
-            url = stream_url(bulk(app))
-            with EventStream(httpx.Client(base_url=two.url), url) as events:
-                events.next()
-                revision = kill(one)
-                assert events.next_change().id == f"production-r{revision}"
-    finally:
-        one.stop()
-        two.stop()
+    one = start("a", database_url=pg_server_url)
+    two = start("b", database_url=pg_server_url)
+    put_flags(one)
+    with two.client(token=new_key(one)) as app:
+        url = stream_url(bulk(app))
+        with EventStream(httpx.Client(base_url=two.url), url) as events:
+            events.next()
+            revision = kill(one)
+            assert events.next_change().id == f"production-r{revision}"
 
 
 # ---- sync: whole flag sets for in-process SDKs -------------------------------------------------
@@ -284,32 +267,27 @@ def test_the_ofrep_web_provider_follows_a_kill_switch_live(server: LiveServer) -
 # ---- answers from memory: how a change and a revocation reach every process --------------------
 
 
-def test_a_refetch_naming_a_newer_revision_is_answered_from_the_database(tmp_path: Path) -> None:
+def test_a_refetch_naming_a_newer_revision_is_answered_from_the_database(start: StartLive) -> None:
     """The server's watch is slow here (60 s) and the kill comes from another process (the
     CLI), yet an app told of the new revision gets its answers."""
-    reader = start(tmp_path, flag_change_poll_seconds=60)
-    try:
-        put_flags(reader)
-        with reader.client(token=new_key(reader)) as app:
-            assert by_key(bulk(app))["use_tus_upload"]["value"] is True
-            cli = Path(sys.executable).parent / "reelout"
-            env = {**os.environ, "REELOUT_DATA_DIR": str(reader.runtime.settings.data_dir)}
-            env.pop("REELOUT_DATABASE_URL", None)
-            killed = subprocess.run(
-                [str(cli), "flags", "kill", "use_tus_upload", "--env", "production"],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            assert killed.returncode == 0, killed.stderr
-            stale = by_key(bulk(app))["use_tus_upload"]
-            assert stale["value"] is True, "answered from memory until the watch comes round"
-            fresh = app.post(
-                "/ofrep/v1/evaluate/flags?flagConfigEtag=production-r2",
-                json={"context": {"targetingKey": "u1"}},
-            )
-            assert by_key(fresh)["use_tus_upload"]["reason"] == "DISABLED"
-            assert by_key(bulk(app))["use_tus_upload"]["reason"] == "DISABLED", "and keeps it"
-    finally:
-        reader.stop()
+    reader = start(flag_change_poll_seconds=60)
+    put_flags(reader)
+    with reader.client(token=new_key(reader)) as app:
+        assert by_key(bulk(app))["use_tus_upload"]["value"] is True
+        env = reelout_env(reader.runtime.settings.data_dir)
+        killed = subprocess.run(
+            [REELOUT, "flags", "kill", "use_tus_upload", "--env", "production"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert killed.returncode == 0, killed.stderr
+        stale = by_key(bulk(app))["use_tus_upload"]
+        assert stale["value"] is True, "answered from memory until the watch comes round"
+        fresh = app.post(
+            "/ofrep/v1/evaluate/flags?flagConfigEtag=production-r2",
+            json={"context": {"targetingKey": "u1"}},
+        )
+        assert by_key(fresh)["use_tus_upload"]["reason"] == "DISABLED"
+        assert by_key(bulk(app))["use_tus_upload"]["reason"] == "DISABLED", "and keeps it"
 
 
 def test_a_revoked_key_stops_evaluating_within_one_poll(

@@ -10,7 +10,6 @@ import resource
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +30,9 @@ from reelout.media.pipeline import check_written_whole, child_ledger, out_of_spa
 from reelout.media.sandbox import Sandbox
 from reelout.tasks import build_registry
 from tests.media.clips import Clips, ffmpeg, picture, tone
-from tests.media.test_pipeline import run_jobs, upload
+from tests.media.test_pipeline import upload
+from tests.support.commands import REELOUT, reelout_env
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
@@ -82,12 +83,12 @@ def encoder_of(worker: psutil.Process) -> psutil.Process | None:
 
 
 def spawn_worker(live: LiveServer, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REELOUT_DATA_DIR": str(live.runtime.settings.data_dir)}
-    env.update({"REELOUT_JOB_POLL_SECONDS": "0.1", "REELOUT_LOG_FORMAT": "plain"})
-    env.pop("REELOUT_DATABASE_URL", None)
+    env = reelout_env(
+        live.runtime.settings.data_dir, REELOUT_JOB_POLL_SECONDS="0.1", REELOUT_LOG_FORMAT="plain"
+    )
     with log.open("ab") as out:
         return subprocess.Popen(
-            [str(Path(sys.executable).parent / "reelout"), "worker", "--concurrency", "1"],
+            [REELOUT, "worker", "--concurrency", "1"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -127,7 +128,7 @@ def test_a_killed_worker_leaves_no_ffmpeg_and_the_retry_starts_fresh(
 
     real_clock.set(datetime.now(UTC) + timedelta(seconds=LEASE + 1))  # the dead lease runs out
     snapshots: list[set[str]] = []
-    retry = threading.Thread(target=run_jobs, args=(live,))
+    retry = threading.Thread(target=run_jobs, args=(live.runtime,))
     retry.start()
     while retry.is_alive():
         snapshots.append({p.name for p in scratch_folders(live, uid)})
@@ -185,7 +186,7 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
         rt = live.runtime
         with live.client() as api:
             uid = upload(api, clips("p540"))
-            run_jobs(live)
+            run_jobs(live.runtime)
             with rt.db.read() as session:
                 (job,) = [
                     j
@@ -202,7 +203,7 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
 
             rt.settings.media_ffmpeg_max_file_bytes = None  # space is back
             clock.advance(3600)
-            run_jobs(live)
+            run_jobs(live.runtime)
             assert api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "ready"
 
 
@@ -214,7 +215,7 @@ def test_a_disk_full_on_every_attempt_ends_in_err_no_space(tmp_path: Path, clips
     ):
         uid = upload(api, clips("tiny"))
         for _ in range(3):
-            run_jobs(live)
+            run_jobs(live.runtime)
             clock.advance(3600)
         status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_NO_SPACE")

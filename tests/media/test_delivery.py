@@ -11,7 +11,8 @@ import pytest
 
 from reelout.clock import ManualClock
 from tests.media.clips import Clips
-from tests.media.test_pipeline import run_jobs, upload
+from tests.media.test_pipeline import upload
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, live_server_fixture
 
 GRACE = 3600
@@ -28,7 +29,7 @@ server = live_server_fixture(manual_clock=True, media_version_grace_seconds=GRAC
 def ready_video(server: LiveServer, clip: Path) -> dict[str, object]:
     with server.client() as api:
         uid = upload(api, clip)
-        run_jobs(server)
+        run_jobs(server.runtime)
         video: dict[str, object] = api.get(f"/api/v1/videos/{uid}").json()
     assert video["ready_to_stream"] is True
     return video
@@ -143,7 +144,7 @@ def test_nothing_is_served_before_ready_and_nothing_is_left_after_delete(
         assert (
             httpx.get(f"{server.url}/media/{uid}/v-0000000000000000/master.m3u8").status_code == 404
         )
-        run_jobs(server)
+        run_jobs(server.runtime)
         video = api.get(f"/api/v1/videos/{uid}").json()
         master = video["playback"]["hls"]
         assert httpx.get(master).status_code == 200
@@ -164,13 +165,13 @@ def test_a_reencode_publishes_a_new_version_while_the_old_one_plays(
         assert again.json()["playback"]["hls"] == old, "the old version plays meanwhile"
         busy = api.post(f"/api/v1/videos/{video['uid']}/reprocess")
         assert (busy.status_code, busy.json()["code"]) == (409, "VIDEO_BUSY")
-        run_jobs(server)
+        run_jobs(server.runtime)
         new = api.get(f"/api/v1/videos/{video['uid']}").json()
         assert new["status"]["state"] == "ready"
         assert new["playback"]["hls"] != old
         assert httpx.get(old).status_code == 200, "kept for its grace period"
         clock.advance(GRACE + 1)
-        run_jobs(server)  # the purge job is due now
+        run_jobs(server.runtime)  # the purge job is due now
     assert httpx.get(old).status_code == 404
     assert httpx.get(new["playback"]["hls"]).status_code == 200
 

@@ -27,7 +27,8 @@ from reelout.media.sandbox import Sandbox, confinement_problem, landlock_abi
 from reelout.media.sandbox import run as sandbox_run
 from tests.media.clips import Clips, ffmpeg, picture
 from tests.media.test_bundled_ffmpeg import wait_ready
-from tests.media.test_pipeline import run_jobs, upload
+from tests.media.test_pipeline import upload
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartServer, live_server_fixture
 from tests.support.settings import ADMIN_TOKEN
 
@@ -243,7 +244,7 @@ def process(server: LiveServer, path: Path) -> tuple[dict[str, object], list[Pat
     """Upload and process `path`; the video and every file left under its media folder."""
     with server.client() as api:
         uid = upload(api, path)
-        run_jobs(server)
+        run_jobs(server.runtime)
         status: dict[str, object] = api.get(f"/api/v1/videos/{uid}").json()["status"]
     folder = server.runtime.settings.data_dir / "media" / uid
     return status, sorted(p for p in folder.rglob("*") if p.is_file())

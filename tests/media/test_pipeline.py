@@ -23,7 +23,8 @@ from reelout.media import playlists
 from reelout.tasks import build_registry
 from reelout.webhooks import signing
 from tests.media.clips import Clips, ffmpeg, picture, tone
-from tests.support.live import LiveServer, live_server_fixture, serve_in_thread, serving
+from tests.support.jobs import run_jobs
+from tests.support.live import LiveServer, live_server_fixture, serving
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 from tests.webhooks.receiver import Receiver
@@ -42,12 +43,6 @@ class Processed:
     @property
     def sizes(self) -> list[tuple[int, int]]:
         return [(r["width"], r["height"]) for r in self.video["renditions"]]
-
-
-def run_jobs(server: LiveServer) -> None:
-    worker = Worker(server.runtime, build_registry(), worker_id="test")
-    while worker.run_once(tick=False):
-        pass
 
 
 def upload(api: httpx.Client, path: Path) -> str:
@@ -97,7 +92,7 @@ def processed(
             path = make_long(extra) if kind == "long" else clips(kind)
             with server.client() as api:
                 uid = upload(api, path)
-                run_jobs(server)
+                run_jobs(server.runtime)
                 video = api.get(f"/api/v1/videos/{uid}").json()
             media = server.runtime.settings.data_dir / "media" / uid
             folders = (
@@ -441,7 +436,7 @@ def test_a_zero_byte_tus_upload_is_not_a_video(server: LiveServer) -> None:
         created = api.post("/files/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "0"})
         assert created.status_code == 201
         uid = created.headers["Reelout-Video-Id"]
-        run_jobs(server)
+        run_jobs(server.runtime)
         status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_NON_VIDEO")
 
@@ -449,7 +444,7 @@ def test_a_zero_byte_tus_upload_is_not_a_video(server: LiveServer) -> None:
 def process_with(tmp_path: Path, clip: Path, **settings: object) -> dict[str, Any]:
     with serving(make_settings(tmp_path, **settings)) as live, live.client() as api:
         uid = upload(api, clip)
-        run_jobs(live)
+        run_jobs(live.runtime)
         video: dict[str, Any] = api.get(f"/api/v1/videos/{uid}").json()
         return video
 
@@ -486,7 +481,7 @@ def test_progress_only_rises_on_the_way_to_ready(server: LiveServer, tmp_path: P
     seen: list[tuple[str, float | None]] = []
     with server.client() as api:
         uid = upload(api, clip)
-        worker = threading.Thread(target=run_jobs, args=(server,))
+        worker = threading.Thread(target=run_jobs, args=(server.runtime,))
         worker.start()
         while worker.is_alive():
             status = api.get(f"/api/v1/videos/{uid}").json()["status"]
@@ -508,7 +503,7 @@ def test_the_third_unexpected_failure_ends_in_error(tmp_path: Path, clips: Clips
         uid = upload(api, clips("tiny"))
         (live.runtime.settings.data_dir / "media" / uid / "original").unlink()
         for _ in range(3):
-            run_jobs(live)
+            run_jobs(live.runtime)
             clock.advance(3600)  # past any retry backoff
         status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_UNKNOWN")
@@ -525,7 +520,7 @@ def test_a_job_whose_workers_keep_dying_ends_in_error(tmp_path: Path, clips: Cli
                 claimed = jobs.claim(rt.db, rt.clock, f"doomed-{attempt}/0", 30)
                 assert claimed is not None and claimed.kind == "media.process"
                 clock.advance(31)
-            run_jobs(live)  # the next worker finds the lease expired on the last attempt
+            run_jobs(live.runtime)  # the next worker finds the lease expired on the last attempt
             status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_UNKNOWN")
     assert "lost the lease" in status["error_text"]
@@ -542,7 +537,7 @@ def test_a_well_formed_file_whose_pictures_are_garbage_fails_to_decode(
     zeroed.write_bytes(bytes(data))
     with server.client() as api:
         uid = upload(api, zeroed)
-        run_jobs(server)
+        run_jobs(server.runtime)
         status = api.get(f"/api/v1/videos/{uid}").json()["status"]
     assert (status["state"], status["error_code"]) == ("error", "ERR_DECODE")
     assert status["error_text"].startswith("the video could not be decoded; ffmpeg said: ")
@@ -553,22 +548,14 @@ def test_webhooks_announce_ready_and_error_with_verifiable_signatures(
     tmp_path: Path, clips: Clips
 ) -> None:
     clock = ManualClock()
-    receiver = Receiver(clock)
-    live = serve_in_thread(
-        make_settings(
-            tmp_path, public_url="https://media.example.com", webhook_allow_networks="127.0.0.0/8"
-        ),
-        clock,
+    settings = make_settings(
+        tmp_path, public_url="https://media.example.com", webhook_allow_networks="127.0.0.0/8"
     )
-    try:
-        with live.client() as api:
-            hook = api.post("/api/v1/webhooks", json={"url": receiver.url()}).json()
-            good, bad = upload(api, clips("tiny")), upload(api, clips("text"))
-            run_jobs(live)  # processing, then the deliveries it queued
-            run_jobs(live)
-    finally:
-        live.stop()
-        receiver.close()
+    with Receiver(clock) as receiver, serving(settings, clock) as live, live.client() as api:
+        hook = api.post("/api/v1/webhooks", json={"url": receiver.url()}).json()
+        good, bad = upload(api, clips("tiny")), upload(api, clips("text"))
+        run_jobs(live.runtime)  # processing, then the deliveries it queued
+        run_jobs(live.runtime)
     events = {}
     for request in receiver.requests:
         now = int(clock.now().timestamp())
@@ -615,5 +602,5 @@ def test_stopping_the_worker_kills_the_encode_and_gives_the_job_back(
             listed = jobs.list_jobs(session, kind="media.process")
         (job,) = [j for j in listed if j.payload == {"uid": uid}]
         assert job.state == "queued", "given back untried, not failed"
-        run_jobs(server)  # another worker picks it up and finishes it
+        run_jobs(server.runtime)  # another worker picks it up and finishes it
         assert api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "ready"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from reelout.jobs.worker import Worker
-from reelout.tasks import build_registry
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer
 
 
@@ -18,16 +17,10 @@ def upload(api: httpx.Client, data: bytes) -> str:
     return uid
 
 
-def run_jobs(server: LiveServer) -> None:
-    worker = Worker(server.runtime, build_registry(), worker_id="test")
-    while worker.run_once(tick=False):
-        pass
-
-
 def test_an_intact_original_goes_on_to_be_probed(live_server: LiveServer) -> None:
     with live_server.client() as api:
         uid = upload(api, b"a" * 5000)
-        run_jobs(live_server)
+        run_jobs(live_server.runtime)
         video = api.get(f"/api/v1/videos/{uid}").json()
     assert video["status"]["state"] == "error"
     assert video["status"]["error_code"] == "ERR_NON_VIDEO", "secured, then found not a video"
@@ -40,7 +33,7 @@ def test_an_original_damaged_before_it_reached_the_disk_fails_clearly(
         uid = upload(api, b"a" * 5000)
         path = live_server.runtime.settings.data_dir / "media" / uid / "original"
         path.write_bytes(b"a" * 4096)  # what a power loss can leave behind
-        run_jobs(live_server)
+        run_jobs(live_server.runtime)
         video = api.get(f"/api/v1/videos/{uid}").json()
     assert video["status"]["state"] == "error"
     assert video["status"]["error_code"] == "ERR_MALFORMED"

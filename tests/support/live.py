@@ -1,4 +1,5 @@
-"""Live servers for tests: the app in a uvicorn thread or `reelout serve` in a child process."""
+"""Live servers for tests: the app (or any ASGI app) in a uvicorn thread, or `reelout serve` in a
+child process."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,12 +17,14 @@ from typing import Any, Literal
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from reelout.app import create_app
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.runtime import Runtime
+from tests.support.commands import REELOUT, reelout_env
 from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.support.waiting import wait_until
 
@@ -38,9 +40,14 @@ class LiveServer:
     """A real uvicorn server on a loopback port, running the app in a thread."""
 
     url: str
-    runtime: Runtime
+    app: FastAPI
     server: uvicorn.Server
     thread: threading.Thread
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
 
     @property
     def files_url(self) -> str:
@@ -51,8 +58,7 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        stop_uvicorn(self.server, self.thread)
 
 
 def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
@@ -75,20 +81,69 @@ def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threadi
     return server, thread, port
 
 
-def serve_in_thread(settings: Settings, clock: Clock | None = None) -> LiveServer:
-    app = create_app(settings, clock=clock)
-    server, thread, port = start_uvicorn(app)
-    return LiveServer(f"http://127.0.0.1:{port}", app.state.runtime, server, thread)
+def stop_uvicorn(server: uvicorn.Server, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 @contextlib.contextmanager
-def serving(settings: Settings, clock: Clock | None = None) -> Iterator[LiveServer]:
-    """A live server for the length of a `with` block."""
-    live = serve_in_thread(settings, clock)
+def running(app: ASGIApp, **options: Any) -> Iterator[str]:
+    """Any ASGI app (a fake server, a proxy) on a loopback port for the length of a `with`
+    block; yields its URL (`options` as for `start_uvicorn`)."""
+    server, thread, port = start_uvicorn(app, **options)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_uvicorn(server, thread)
+
+
+def serve_in_thread(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    state: Mapping[str, object] | None = None,
+    **options: Any,
+) -> LiveServer:
+    """The app on `settings` (and `clock`) in a uvicorn thread; `state` is set on `app.state`
+    before it starts (e.g. `console_vendor_dir`), `options` go to uvicorn.Config."""
+    app = create_app(settings, clock=clock)
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
+    server, thread, port = start_uvicorn(app, **options)
+    return LiveServer(f"http://127.0.0.1:{port}", app, server, thread)
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, clock: Clock | None = None, **options: Any) -> Iterator[LiveServer]:
+    """A live server for the length of a `with` block (`options` as for `serve_in_thread`)."""
+    live = serve_in_thread(settings, clock, **options)
     try:
         yield live
     finally:
         live.stop()
+
+
+StartLive = Callable[..., LiveServer]
+
+
+@contextlib.contextmanager
+def live_servers(tmp_path: Path) -> Iterator[StartLive]:
+    """`start(folder="", *, clock=None, state=None, **overrides)` serves the app on
+    `make_settings(tmp_path / folder, **overrides)` as a test goes; every server it started
+    stops at the end of the block (the `live_servers` fixture of tests/conftest.py)."""
+    with contextlib.ExitStack() as servers:
+
+        def start(
+            folder: str = "",
+            *,
+            clock: Clock | None = None,
+            state: Mapping[str, object] | None = None,
+            **overrides: object,
+        ) -> LiveServer:
+            settings = make_settings(tmp_path / folder, **overrides)
+            return servers.enter_context(serving(settings, clock, state=state))
+
+        yield start
 
 
 def live_server_fixture(
@@ -147,21 +202,9 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        child_env = {
-            **os.environ,
-            "REELOUT_DATA_DIR": str(data_dir),
-            "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
-            "REELOUT_EMBEDDED_WORKER": "false",
-        }
-        child_env.pop("REELOUT_DATABASE_URL", None)
-        child_env.update(env or {})
-        command = [
-            str(reelout or Path(sys.executable).parent / "reelout"),
-            "serve",
-            "--port",
-            str(self.port),
-            *args,
-        ]
+        defaults = {"REELOUT_ADMIN_TOKEN": ADMIN_TOKEN, "REELOUT_EMBEDDED_WORKER": "false"}
+        child_env = reelout_env(data_dir, **{**defaults, **(env or {})})
+        command = [str(reelout or REELOUT), "serve", "--port", str(self.port), *args]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 command,

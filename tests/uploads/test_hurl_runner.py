@@ -32,7 +32,7 @@ from tests.support.hurl_runner import (
     run_path,
     skip_reason,
 )
-from tests.support.live import free_port, start_uvicorn
+from tests.support.live import free_port, running
 
 SUITE_FILES = collect([SUITE_DIR / "tests"]) if (SUITE_DIR / "tests").is_dir() else []
 AUTH = ("Authorization", "Bearer test-key")
@@ -317,11 +317,9 @@ def fake_app(seen: list[Seen]) -> Starlette:
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[FakeServer]:
     fake = FakeServer("")
-    server, thread, port = start_uvicorn(fake_app(fake.seen))
-    fake.url = f"http://127.0.0.1:{port}"
-    yield fake
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(fake_app(fake.seen)) as url:
+        fake.url = url
+        yield fake
 
 
 @pytest.fixture

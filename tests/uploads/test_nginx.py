@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,24 +12,16 @@ import pytest
 
 from reelout.config import Settings
 from tests.media.clips import Clips
-from tests.media.test_pipeline import run_jobs, upload
-from tests.support.live import LiveServer, free_port, serve_in_thread
+from tests.media.test_pipeline import upload
+from tests.support.jobs import run_jobs
+from tests.support.live import LiveServer, serving
+from tests.support.nginx import nginx_in_front
 from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.support.waiting import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "reelout.conf"
 T = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {ADMIN_TOKEN}"}
 MiB = 1024 * 1024
 ACCEL = "/_reelout_media"
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if not found:
-        pytest.fail("nginx is missing: `.ci/run` installs it (apt-get install nginx-light)")
-    return found
 
 
 @pytest.fixture
@@ -43,37 +32,8 @@ def proxied(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
         media_accel_redirect=ACCEL,
         console_login_attempts_per_minute=Settings().console_login_attempts_per_minute,
     )
-    server = serve_in_thread(settings)
-    port = free_port()
-    site = EXAMPLE.read_text().replace("127.0.0.1:8000", server.url.removeprefix("http://"))
-    site = site.replace("/var/lib/reelout/media/", f"{settings.data_dir.resolve()}/media/")
-    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    prefix = tmp_path / "nginx"
-    site = site.replace("/var/log/nginx/", f"{prefix}/logs/")
-    (prefix / "logs").mkdir(parents=True)
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    (prefix / "nginx.conf").write_text(
-        f"{user}worker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\n"
-        "events { worker_connections 256; }\n"
-        f"http {{\n access_log off;\n client_body_temp_path {prefix}/body;\n"
-        f" proxy_temp_path {prefix}/proxy;\n{site}\n}}\n"
-    )
-    process = subprocess.Popen(
-        [nginx_binary(), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-        stderr=subprocess.PIPE,
-    )
-
-    def listening() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"nginx did not start: {process.stderr.read() if process.stderr else ''}")
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_until(listening, 10, "nginx to listen")
-    yield server, f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
-    server.stop()
+    with serving(settings) as server, nginx_in_front(server, tmp_path / "nginx") as proxy_url:
+        yield server, proxy_url
 
 
 def test_tus_through_the_nginx_example_streams_bodies(proxied: tuple[LiveServer, str]) -> None:
@@ -119,7 +79,7 @@ def test_nginx_sends_published_media_that_reelout_vouched_for(
     app = "https://app.example.com"
     with httpx.Client(base_url=proxy_url, headers=T, timeout=60) as client:
         uid = upload(client, clips("tiny"))
-        run_jobs(server)
+        run_jobs(server.runtime)
         client.patch(f"/api/v1/videos/{uid}", json={"allowed_origins": [app]})
         video = client.get(f"/api/v1/videos/{uid}").json()
     mp4_url = video["playback"]["mp4"]

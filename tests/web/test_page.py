@@ -9,12 +9,12 @@ from typing import Protocol
 import httpx
 import pytest
 
-from reelout.app import create_app, prepare
+from reelout.app import prepare
 from reelout.auth.service import authenticate
 from reelout.auth.session_cookies import SessionCodec, csrf_matches
 from reelout.clock import ManualClock
 from reelout.web.pages import LIBRARIES, VENDOR_DIR, libraries
-from tests.support.live import start_uvicorn
+from tests.support.live import StartLive
 from tests.support.settings import ADMIN_TOKEN, make_settings, start_runtime
 
 
@@ -23,19 +23,13 @@ class Serve(Protocol):
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
+def serve(live_servers: StartLive) -> Iterator[Serve]:
     """`serve(vendor_dir)`: a live server whose console looks for its libraries there."""
-    stops = []
     clients: list[httpx.Client] = []
 
     def start(vendor_dir: Path = VENDOR_DIR) -> httpx.Client:
-        app = create_app(make_settings(tmp_path))
-        app.state.console_vendor_dir = vendor_dir
-        server, thread, port = start_uvicorn(app)
-        stops.append((server, thread))
-        client = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", timeout=10, follow_redirects=True
-        )
+        live = live_servers(state={"console_vendor_dir": vendor_dir})
+        client = httpx.Client(base_url=live.url, timeout=10, follow_redirects=True)
         reply = client.post("/console/login", data={"key": ADMIN_TOKEN})
         assert reply.status_code == 200, reply.text  # followed to the console page
         clients.append(client)
@@ -44,9 +38,6 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     yield start
     for client in clients:
         client.close()
-    for server, thread in stops:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_the_page_loads_the_installed_libraries_and_its_own_script(

@@ -16,9 +16,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from reelout.app import create_app
-from tests.support.live import LiveServer, start_uvicorn
-from tests.support.settings import ADMIN_TOKEN, make_settings
+from tests.support.live import LiveServer, StartLive
+from tests.support.settings import ADMIN_TOKEN
 from tests.support.waiting import wait_until, wait_until_steady
 from tests.web.conftest import (
     Clips,
@@ -215,12 +214,13 @@ def test_tus_retries_through_a_connection_reset(
     console.wait("Number($('progress').dataset.sent) > 60000")
     heads_before = sum(1 for m, _, _ in console.requests if m == "HEAD")
 
+    def retried() -> bool:
+        console.page.wait_for_timeout(50)  # Playwright hands over the page's events meanwhile
+        return sum(1 for m, _, _ in console.requests if m == "HEAD") != heads_before
+
     link.cut()
     assert link.reset_connections >= 1
-    deadline = time.monotonic() + 15
-    while sum(1 for m, _, _ in console.requests if m == "HEAD") == heads_before:
-        assert time.monotonic() < deadline, "tus-js-client did not retry"
-        console.page.wait_for_timeout(50)
+    wait_until(retried, 15, "tus-js-client to retry")
     link.restore()  # a later retry gets through and resumes from the server's offset
 
     console.wait("$('status').textContent.startsWith('Uploaded')")
@@ -233,12 +233,11 @@ def test_tus_retries_through_a_connection_reset(
 
 
 def test_page_without_the_npm_libraries_says_so_and_still_uploads(
-    browser: Browser, tmp_path: Path, clips: Clips
+    browser: Browser, tmp_path: Path, clips: Clips, live_servers: StartLive
 ) -> None:
-    app = create_app(make_settings(tmp_path, embedded_worker=True, job_poll_seconds=0.2))
-    app.state.console_vendor_dir = tmp_path / "no-vendor"
-    uvicorn_server, thread, port = start_uvicorn(app)
-    console = open_console(browser, f"http://127.0.0.1:{port}")
+    no_vendor = {"console_vendor_dir": tmp_path / "no-vendor"}
+    live = live_servers(state=no_vendor, embedded_worker=True, job_poll_seconds=0.2)
+    console = open_console(browser, live.url)
     try:
         banner = console.text("#libs-missing")
         assert "tus-js-client" in banner and "hls.js" in banner and "make web" in banner
@@ -259,5 +258,3 @@ def test_page_without_the_npm_libraries_says_so_and_still_uploads(
         assert not [line for line in console.logs if line.startswith("PAGE ERROR")]
     finally:
         console.context.close()
-        uvicorn_server.should_exit = True
-        thread.join(10)

@@ -2,64 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
-from reelout.tasks import build_registry
 from reelout.webhooks import service
-from tests.support.live import LiveServer, serve_in_thread
-from tests.support.settings import make_settings
+from tests.support.live import LiveServer, StartLive
 from tests.webhooks.receiver import Receiver
 
-StartLive = Callable[..., LiveServer]
 LOOPBACK = "127.0.0.0/8"  # REELOUT_WEBHOOK_ALLOW_NETWORKS for receivers on this machine
 
 
 @pytest.fixture
 def receiver(clock: ManualClock) -> Iterator[Receiver]:
-    rec = Receiver(clock)
-    yield rec
-    rec.close()
+    with Receiver(clock) as rec:
+        yield rec
 
 
 @pytest.fixture
-def start_live(tmp_path: Path, clock: ManualClock) -> Iterator[StartLive]:
+def start_live(live_servers: StartLive, clock: ManualClock) -> StartLive:
     """`start_live(**settings)`: a live server on the test's ManualClock; stopped at the end.
 
     The receivers listen on 127.0.0.1, a loopback address webhooks may not reach by default:
     these servers allowlist 127.0.0.0/8 unless a test passes its own `webhook_allow_networks`."""
-    servers: list[LiveServer] = []
-
-    def start(**overrides: Any) -> LiveServer:
-        settings = {"webhook_allow_networks": LOOPBACK, **overrides}
-        server = serve_in_thread(make_settings(tmp_path, **settings), clock)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    return functools.partial(live_servers, clock=clock, webhook_allow_networks=LOOPBACK)
 
 
 @pytest.fixture
 def server(start_live: StartLive) -> LiveServer:
     return start_live()
-
-
-def run_jobs(rt: Runtime) -> int:
-    """Run every job that is due now, one after another; returns how many ran."""
-    worker = Worker(rt, build_registry(), worker_id="test")
-    ran = 0
-    while worker.run_once(tick=False):
-        ran += 1
-    return ran
 
 
 def emit(rt: Runtime, event_type: str = "video.ready", **data: Any) -> str:

@@ -94,6 +94,12 @@ class Receiver:
         self._server.server_close()
         self._thread.join(timeout=5)
 
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 

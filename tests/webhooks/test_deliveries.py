@@ -4,7 +4,6 @@ timeouts, redirects, subscriptions, transactions, deleted endpoints, the deliver
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +12,14 @@ from sqlalchemy import func, select
 from reelout import __version__
 from reelout.clock import ManualClock
 from reelout.jobs import service as jobs
-from reelout.jobs.worker import Worker
 from reelout.media import service as media
 from reelout.runtime import Runtime
-from reelout.tasks import build_registry
 from reelout.webhooks import service
 from reelout.webhooks.models import WebhookAttempt, WebhookEvent
 from reelout.webhooks.signing import verify
-from tests.support.live import LiveServer, free_port, serving
-from tests.support.settings import make_settings
-from tests.webhooks.conftest import LOOPBACK, StartLive, deliveries, emit, run_jobs, subscribe
+from tests.support.jobs import run_jobs
+from tests.support.live import LiveServer, StartLive, free_port
+from tests.webhooks.conftest import deliveries, emit, subscribe
 from tests.webhooks.receiver import Receiver, Reply
 
 HOUR = 3600
@@ -57,21 +54,20 @@ def test_a_delivery_is_signed_and_carries_the_stored_body(
 
 
 def test_a_retried_delivery_sends_the_same_event_and_body_signed_anew(
-    tmp_path: Path, clock: ManualClock, receiver: Receiver, database_url: str
+    start_live: StartLive, clock: ManualClock, receiver: Receiver, database_url: str
 ) -> None:
-    settings = make_settings(tmp_path, database_url=database_url, webhook_allow_networks=LOOPBACK)
-    with serving(settings, clock) as server:
-        receiver.script(Reply(500), Reply(503))
-        with server.client() as api:
-            endpoint = subscribe(api, receiver.url())
-            event_id = emit(server.runtime, "video.error", uid="v9", error_code="ERR_NON_VIDEO")
+    server = start_live(database_url=database_url)
+    receiver.script(Reply(500), Reply(503))
+    with server.client() as api:
+        endpoint = subscribe(api, receiver.url())
+        event_id = emit(server.runtime, "video.error", uid="v9", error_code="ERR_NON_VIDEO")
+        run_jobs(server.runtime)
+        [pending] = deliveries(api, event_id=event_id)
+        for _ in range(2):
+            clock.advance(HOUR)
             run_jobs(server.runtime)
-            [pending] = deliveries(api, event_id=event_id)
-            for _ in range(2):
-                clock.advance(HOUR)
-                run_jobs(server.runtime)
-            [done] = deliveries(api, event_id=event_id)
-            detail = api.get(f"/api/v1/webhooks/deliveries/{done['id']}").json()
+        [done] = deliveries(api, event_id=event_id)
+        detail = api.get(f"/api/v1/webhooks/deliveries/{done['id']}").json()
     assert len(receiver.requests) == 3
     assert {r.event_id for r in receiver.requests} == {event_id}
     assert len({r.body for r in receiver.requests}) == 1
@@ -319,9 +315,7 @@ def test_old_finished_deliveries_are_pruned_on_schedule(
         [old] = deliveries(api)
         clock.advance(31 * 24 * HOUR)  # past REELOUT_WEBHOOK_RETENTION_DAYS (30)
         new_event = emit(server.runtime)
-        worker = Worker(server.runtime, build_registry(), worker_id="test")
-        while worker.run_once(tick=True):  # the hourly pruner is due on a fresh database
-            pass
+        run_jobs(server.runtime, tick=True)  # the hourly pruner is due on a fresh database
         left = deliveries(api)
         gone = api.get(f"/api/v1/webhooks/deliveries/{old['id']}")
     assert [d["event_id"] for d in left] == [new_event]

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from reelout.clock import ManualClock
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer
-from tests.webhooks.conftest import emit, run_jobs, subscribe
+from tests.webhooks.conftest import emit, subscribe
 from tests.webhooks.receiver import Receiver
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"

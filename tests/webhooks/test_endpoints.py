@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.live import LiveServer
-from tests.webhooks.conftest import StartLive, subscribe
+from tests.support.live import LiveServer, StartLive
+from tests.webhooks.conftest import subscribe
 
 
 def test_create_shows_the_secret_once_and_lists_without_it(server: LiveServer) -> None:

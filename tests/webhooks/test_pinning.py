@@ -91,9 +91,8 @@ def ca(tmp_path: Path) -> ThrowawayCA:
 
 @pytest.fixture
 def tls_receiver(clock: ManualClock, ca: ThrowawayCA) -> Iterator[Receiver]:
-    rec = Receiver(clock, tls=ca.server_context("hook.test"))
-    yield rec
-    rec.close()
+    with Receiver(clock, tls=ca.server_context("hook.test")) as rec:
+        yield rec
 
 
 def test_tls_names_and_verifies_the_host_name_while_connecting_to_the_pinned_address(
@@ -120,12 +119,9 @@ def test_a_certificate_for_another_name_is_refused_at_the_pinned_address(
 
 
 def test_an_ipv6_literal_is_checked_and_named_in_brackets(clock: ManualClock) -> None:
-    receiver = Receiver(clock, address="::1")
-    try:
+    with Receiver(clock, address="::1") as receiver:
         refused = send(receiver.url(), Guard(), clock)
         allowed = send(receiver.url(), Guard(LOOPBACK), clock)
-    finally:
-        receiver.close()
     assert refused.error_code == "WEBHOOK_ADDRESS_NOT_ALLOWED"
     assert allowed.ok, allowed.error
     [got] = receiver.requests

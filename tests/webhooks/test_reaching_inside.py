@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from reelout.clock import ManualClock
-from tests.support.live import LiveServer
-from tests.webhooks.conftest import StartLive, deliveries, emit, run_jobs, subscribe
+from tests.support.jobs import run_jobs
+from tests.support.live import LiveServer, StartLive
+from tests.webhooks.conftest import deliveries, emit, subscribe
 from tests.webhooks.receiver import Receiver, Reply
 
 HOUR = 3600

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from reelout.clock import ManualClock
 from reelout.flags.engine.validation import schema_text
-from tests.support.live import LiveServer, live_server_fixture
+from tests.support.live import LiveServer, StartLive, live_server_fixture
 
 FLAG_SET = """{
   "$schema": "https://flagd.dev/schema/v0/flags.json",
@@ -39,6 +41,26 @@ server = live_server_fixture(per_database=True, seed_flags=False)
 def api(server: LiveServer) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+StartClocked = Callable[..., tuple[LiveServer, httpx.Client]]
+
+
+@pytest.fixture
+def start_clocked(
+    live_servers: StartLive, database_url: str, clock: ManualClock
+) -> Iterator[StartClocked]:
+    """`start_clocked(**settings)`: a live server on the test's database and `clock` (time moves
+    when the test says), with an admin client of it; all closed at the end."""
+    with contextlib.ExitStack() as clients:
+
+        def start(**settings: object) -> tuple[LiveServer, httpx.Client]:
+            server = live_servers(
+                clock=clock, database_url=database_url, seed_flags=False, **settings
+            )
+            return server, clients.enter_context(server.client())
+
+        yield start
 
 
 def put_set(api: httpx.Client, env: str, text: str = FLAG_SET, **headers: str) -> httpx.Response:

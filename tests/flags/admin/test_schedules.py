@@ -4,11 +4,9 @@ revision with an audit entry), recorded as failed when they no longer fit, cance
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,11 +17,10 @@ from reelout.flags.governance import jobs as schedule_jobs
 from reelout.flags.governance import schedules
 from reelout.jobs import service as jobs
 from reelout.jobs.registry import Registry
-from reelout.jobs.worker import Worker
 from reelout.tasks import build_registry
-from tests.flags.admin.conftest import audit, put_set
-from tests.support.live import LiveServer, serving
-from tests.support.settings import make_settings
+from tests.flags.admin.conftest import StartClocked, audit, put_set
+from tests.support.jobs import run_jobs
+from tests.support.live import LiveServer
 from tests.support.waiting import wait_until
 
 ENVS = "/api/v1/environments"
@@ -48,28 +45,22 @@ class Clocked:
         """Run every due job with a worker that knows the flags domain's job kinds."""
         registry = Registry()
         schedule_jobs.register(registry)
-        worker, ran = Worker(self.server.runtime, registry, worker_id="test"), 0
-        while worker.run_once():
-            ran += 1
-        return ran
-
-
-@contextmanager
-def start(tmp_path: Path, database_url: str, **settings: object) -> Iterator[Clocked]:
-    clock = ManualClock()
-    with (
-        serving(
-            make_settings(tmp_path, database_url=database_url, seed_flags=False, **settings), clock
-        ) as server,
-        server.client() as api,
-    ):
-        yield Clocked(server, api, clock)
+        return run_jobs(self.server.runtime, registry=registry, tick=True)
 
 
 @pytest.fixture
-def live(tmp_path: Path, database_url: str) -> Iterator[Clocked]:
-    with start(tmp_path, database_url) as clocked:
-        yield clocked
+def start(start_clocked: StartClocked, clock: ManualClock) -> Callable[..., Clocked]:
+    """`start(**settings)`: a live server on the test's database and clock, as a `Clocked`."""
+
+    def start_one(**settings: object) -> Clocked:
+        return Clocked(*start_clocked(**settings), clock)
+
+    return start_one
+
+
+@pytest.fixture
+def live(start: Callable[..., Clocked]) -> Clocked:
+    return start()
 
 
 def moment(text: str) -> datetime:
@@ -143,21 +134,21 @@ def test_put_patch_and_delete_apply_in_time_order(live: Clocked) -> None:
 
 
 def test_the_embedded_worker_of_serve_applies_due_changes(
-    tmp_path: Path, database_url: str
+    start: Callable[..., Clocked],
 ) -> None:
     assert schedules.APPLY_JOB in build_registry().kinds
-    with start(tmp_path, database_url, embedded_worker=True, job_poll_seconds=0.05) as live:
-        put_set(live.api, "production")
-        made = live.schedule("production", flag="player", action="kill", apply_at=live.at(60))
-        assert made.status_code == 201, made.text
-        live.clock.advance(60)
+    live = start(embedded_worker=True, job_poll_seconds=0.05)
+    put_set(live.api, "production")
+    made = live.schedule("production", flag="player", action="kill", apply_at=live.at(60))
+    assert made.status_code == 201, made.text
+    live.clock.advance(60)
 
-        def applied() -> bool:
-            reply = live.api.get(f"{ENVS}/production/schedules/{made.json()['id']}")
-            return bool(reply.json()["status"] == "applied")
+    def applied() -> bool:
+        reply = live.api.get(f"{ENVS}/production/schedules/{made.json()['id']}")
+        return bool(reply.json()["status"] == "applied")
 
-        wait_until(applied, message="the embedded worker to apply the scheduled kill")
-        assert flag_of(live, "player", "production").json()["state"] == "DISABLED"
+    wait_until(applied, message="the embedded worker to apply the scheduled kill")
+    assert flag_of(live, "player", "production").json()["state"] == "DISABLED"
 
 
 def test_a_change_that_no_longer_fits_is_recorded_as_failed(live: Clocked) -> None:
@@ -258,23 +249,21 @@ def test_apply_at_must_be_in_the_future(live: Clocked) -> None:
     assert moment(as_utc["apply_at"]) == live.clock.now() + timedelta(hours=1)
 
 
-def test_pending_changes_per_environment_are_limited(tmp_path: Path, database_url: str) -> None:
-    with start(tmp_path, database_url, flag_max_pending_schedules=2) as live:
-        put_set(live.api, "development")
-        put_set(live.api, "preview")
-        first = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR))
-        assert (
-            live.schedule(flag="player", action="kill", apply_at=live.at(HOUR)).status_code == 201
-        )
-        third = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR))
-        assert third.status_code == 409 and third.json()["code"] == "SCHEDULE_LIMIT_REACHED"
-        assert "REELOUT_FLAG_MAX_PENDING_SCHEDULES=2" in third.json()["message"]
-        other = live.schedule("preview", flag="player", action="kill", apply_at=live.at(HOUR))
-        assert other.status_code == 201  # the limit is per environment
+def test_pending_changes_per_environment_are_limited(start: Callable[..., Clocked]) -> None:
+    live = start(flag_max_pending_schedules=2)
+    put_set(live.api, "development")
+    put_set(live.api, "preview")
+    first = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR))
+    assert live.schedule(flag="player", action="kill", apply_at=live.at(HOUR)).status_code == 201
+    third = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR))
+    assert third.status_code == 409 and third.json()["code"] == "SCHEDULE_LIMIT_REACHED"
+    assert "REELOUT_FLAG_MAX_PENDING_SCHEDULES=2" in third.json()["message"]
+    other = live.schedule("preview", flag="player", action="kill", apply_at=live.at(HOUR))
+    assert other.status_code == 201  # the limit is per environment
 
-        live.api.delete(f"{ENVS}/development/schedules/{first.json()['id']}")
-        again = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR))
-        assert again.status_code == 201  # canceled ones do not count
+    live.api.delete(f"{ENVS}/development/schedules/{first.json()['id']}")
+    again = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR))
+    assert again.status_code == 201  # canceled ones do not count
 
 
 # ---- reading and canceling ---------------------------------------------------------------------

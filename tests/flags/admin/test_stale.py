@@ -4,10 +4,7 @@ against the real evaluator) and which of them have been left alone for N days (o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,9 +21,7 @@ from reelout.flags.engine.stale import (
     outcomes,
     refs,
 )
-from tests.flags.admin.conftest import put_set
-from tests.support.live import serving
-from tests.support.settings import make_settings
+from tests.flags.admin.conftest import StartClocked, put_set
 
 ENVS = "/api/v1/environments"
 DAY = 86400
@@ -214,22 +209,10 @@ STALE_SET = json.dumps(
 )
 
 
-@contextmanager
-def started(tmp_path: Path, database_url: str, **overrides: object) -> Iterator[Any]:
-    clock = ManualClock()
-    with (
-        serving(
-            make_settings(tmp_path, database_url=database_url, seed_flags=False, **overrides), clock
-        ) as server,
-        server.client() as api,
-    ):
-        yield api, clock
-
-
 @pytest.fixture
-def live(tmp_path: Path, database_url: str) -> Iterator[tuple[httpx.Client, ManualClock]]:
-    with started(tmp_path, database_url) as pair:
-        yield pair
+def live(start_clocked: StartClocked, clock: ManualClock) -> tuple[httpx.Client, ManualClock]:
+    _, api = start_clocked()
+    return api, clock
 
 
 def stale(api: httpx.Client, env: str = "production", **query: Any) -> dict[str, Any]:
@@ -287,13 +270,13 @@ def test_a_change_to_a_flag_or_to_an_evaluator_it_uses_restarts_its_clock(
     assert later["rolled_out"]["since_revision"] == 1
 
 
-def test_the_default_period_is_a_setting(tmp_path: Path, database_url: str) -> None:
-    with started(tmp_path, database_url, flag_stale_days=7) as (api, clock):
-        put_set(api, "production", STALE_SET)
-        clock.advance(7 * DAY - 1)
-        assert stale(api)["days"] == 7 and stale(api)["flags"] == []
-        clock.advance(1)
-        assert len(stale(api)["flags"]) == len(REPORTED)
+def test_the_default_period_is_a_setting(start_clocked: StartClocked, clock: ManualClock) -> None:
+    _, api = start_clocked(flag_stale_days=7)
+    put_set(api, "production", STALE_SET)
+    clock.advance(7 * DAY - 1)
+    assert stale(api)["days"] == 7 and stale(api)["flags"] == []
+    clock.advance(1)
+    assert len(stale(api)["flags"]) == len(REPORTED)
 
 
 def test_bad_report_requests_get_clear_errors(live: tuple[httpx.Client, ManualClock]) -> None:
