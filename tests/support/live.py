@@ -187,6 +187,10 @@ def live_server_fixture(
     return pytest.fixture(scope=scope, name=name)(on_settings)
 
 
+# A start that takes longer fails the test; generous, for a 2-core machine under a full suite.
+START_SECONDS = 90
+
+
 class ServerProcess:
     """`reelout serve` in a child process on a data folder, so the test can SIGKILL it."""
 
@@ -227,10 +231,14 @@ class ServerProcess:
 
     def _wait_ready(self) -> None:
         try:
-            wait_until(self._healthy, timeout=20, message="reelout serve to start", interval=0.1)
+            wait_until(
+                self._healthy, timeout=START_SECONDS, message="reelout serve to start", interval=0.1
+            )
         except AssertionError:
             self.kill()
-            pytest.fail(f"reelout serve did not start within 20 s:\n{self.log.read_text()}")
+            pytest.fail(
+                f"reelout serve did not start within {START_SECONDS} s:\n{self.log.read_text()}"
+            )
 
     def kill(self) -> None:
         """SIGKILL the server and every process it started (uvicorn workers)."""
