@@ -126,8 +126,9 @@ def test_rollout_sets_the_percentage_of_a_split(flags: Flags) -> None:
     assert flag["targeting"] == {"fractional": [["on", 25], ["off", 75]]}
     entry = latest_audit(flags, "production")
     assert (entry["action"], entry["flag"]) == ("rollout", "use_tus_upload")
-    refused = flags("rollout", "use_tus_upload", "10")  # development: an if rule, not a split
-    assert refused.exit_code == 1 and "NOT_A_TWO_WAY_SPLIT" in refused.stderr
+    ok(flags("rollout", "use_tus_upload", "10"))  # development: beta users, then a split
+    rule = as_json(flags("get", "use_tus_upload"))["targeting"]["if"]
+    assert rule[1:] == ["on", {"fractional": [["on", 10], ["off", 90]]}]
     too_much = flags("rollout", "use_tus_upload", "101", "-e", "production")
     assert too_much.exit_code == 2
 

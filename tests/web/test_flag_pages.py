@@ -142,13 +142,33 @@ def test_the_rollout_control_sets_a_split_drawn_as_a_bar(
     assert flag(api, "use_tus_upload")["targeting"]["fractional"][0] == ["on", 30]
 
 
-def test_a_rule_without_a_split_has_no_percentage_and_refuses_one_in_words(
-    console: Console,
+def test_the_templates_beta_rule_takes_a_percentage_for_everyone_else(
+    console: Console, api: httpx.Client
 ) -> None:
     page = console.get(f"{PAGE}/development").text
-    assert 'id="percent-use_tus_upload"' not in page
+    assert 'id="percent-use_tus_upload"' in page
     path = f"{PAGE}/development/use_tus_upload/rollout"
-    refused = console.act(path, "rollout-use_tus_upload", percent="10")
+    row = console.act(path, "rollout-use_tus_upload", percent="10", reason="phase 3")
+    assert row.status_code == 200, row.text
+    rule = flag(api, "use_tus_upload", "development")["targeting"]["if"]
+    assert rule[1:] == ["on", {"fractional": [["on", 10], ["off", 90]]}]
+
+
+def test_a_rule_a_percentage_cannot_set_has_none_and_refuses_one_in_words(
+    console: Console, api: httpx.Client
+) -> None:
+    three = {
+        "state": "ENABLED",
+        "variants": {"a": 1, "b": 2, "c": 3},
+        "defaultVariant": "a",
+        "targeting": {"fractional": [["a", 1], ["b", 1], ["c", 1]]},
+    }
+    made = api.put("/api/v1/environments/development/flags/three_way", json=three)
+    assert made.status_code == 200, made.text
+    page = console.get(f"{PAGE}/development").text
+    assert 'id="percent-three_way"' not in page
+    path = f"{PAGE}/development/three_way/rollout"
+    refused = console.act(path, "rollout-three_way", percent="10")
     assert refused.status_code == 409
     assert "NOT_A_TWO_WAY_SPLIT" in refused.text and "edit the flag" in refused.text
 

@@ -56,6 +56,8 @@ def rolled(flag: dict[str, Any], percent: int, variant: str | None = None) -> di
             {**OFF_FLAG, "targeting": {"fractional": [{"var": "email"}, ["on", 5], ["off", 95]]}},
             by_email,
         ),
+        # the template's rule: beta users get it; the split takes the rule's last branch
+        ({**OFF_FLAG, "targeting": {"if": [{"var": "beta"}, "on", "off"]}}, by_key),
     ],
 )
 def test_raising_the_percentage_only_adds_users(
@@ -83,10 +85,25 @@ def test_the_split_keeps_its_order_and_bucketing_value() -> None:
     assert rolled(nested, 20)["targeting"]["if"][1] == {"fractional": [["on", 20], ["off", 80]]}
 
 
+def test_a_rule_keeps_its_earlier_branches_and_splits_everyone_else() -> None:
+    beta = {**OFF_FLAG, "targeting": {"if": [{"var": "beta"}, "on", "off"]}}
+    assert rollout_share(beta) == ("on", 0.0)
+    split = rolled(beta, 10)
+    assert split["targeting"] == {
+        "if": [{"var": "beta"}, "on", {"fractional": [["on", 10], ["off", 90]]}]
+    }
+    assert rolled(split, 25)["targeting"]["if"][2] == {"fractional": [["on", 25], ["off", 75]]}
+    everyone_beta = who_gets_on(split, lambda user: {"targetingKey": user, "beta": True})
+    assert everyone_beta == set(USERS), "the beta branch still gives every beta user the flag"
+
+
 @pytest.mark.parametrize(
     ("flag", "code"),
     [
-        ({**OFF_FLAG, "targeting": {"if": [{"var": "beta"}, "on", "off"]}}, "NOT_A_TWO_WAY_SPLIT"),
+        (
+            {**OFF_FLAG, "targeting": {"if": [{"var": "beta"}, "on", {"var": "fallback"}]}},
+            "NOT_A_TWO_WAY_SPLIT",
+        ),
         (
             {
                 **OFF_FLAG,
@@ -134,7 +151,10 @@ def test_the_api_sets_a_rollout_and_audits_it(api: httpx.Client) -> None:
         assert refused.status_code == status, refused.text
         if code:
             assert refused.json()["code"] == code
-    ruled = api.post(f"{PROD}/flags/use_tus_upload/rollout", json={"percent": 10})
+    three = {**OFF_FLAG, "variants": {"a": 1, "b": 2, "off": 0}}
+    three["targeting"] = {"fractional": [["a", 1], ["b", 1], ["off", 1]]}
+    assert api.put(f"{PROD}/flags/three_way", json=three).status_code == 200
+    ruled = api.post(f"{PROD}/flags/three_way/rollout", json={"percent": 10})
     assert ruled.status_code == 409 and ruled.json()["code"] == "NOT_A_TWO_WAY_SPLIT"
     missing = api.post(f"{PROD}/flags/nope/rollout", json={"percent": 10})
     assert missing.status_code == 404 and missing.json()["code"] == "FLAG_NOT_FOUND"

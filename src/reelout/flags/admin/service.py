@@ -477,12 +477,27 @@ def _rollout_variant(flag: dict[str, Any], key: str, variant: str | None) -> str
     return others[0]
 
 
+def _open_else(rule: Any) -> list[Any] | None:
+    """The branches of a rule `{"if": [condition, variant, ..., variant]}` whose last branch
+    (everyone the conditions leave) is a plain variant name, so a rollout can split those users
+    and keep the rule's earlier branches (the template's "beta users get it"); else None."""
+    if not isinstance(rule, dict) or list(rule) != ["if"]:
+        return None
+    branches = rule["if"]
+    if isinstance(branches, list) and len(branches) % 2 == 1 and isinstance(branches[-1], str):
+        return branches
+    return None
+
+
 def _two_way(flag: dict[str, Any], key: str) -> tuple[list[Any], int] | None:
     """The flag's one two-way `fractional` split and where its buckets start; None without
-    targeting; refused when the rule has no split, several, or one of more than two buckets."""
+    targeting or with a rule whose last branch can take one (`_open_else`); refused when the
+    rule has no split, several, or one of more than two buckets."""
     if not flag.get("targeting"):
         return None
     splits = fractional.splits(flag["targeting"])
+    if not splits and _open_else(flag["targeting"]) is not None:
+        return None
     start = 0 if splits and isinstance(splits[0][0], list) else 1
     buckets = splits[0][start:] if len(splits) == 1 else []
     names = [b[0] for b in buckets if isinstance(b, list) and b and isinstance(b[0], str)]
@@ -503,14 +518,21 @@ def set_rollout_split(flag: dict[str, Any], key: str, percent: int, variant: str
         raise BadRequest(f"the percentage is {percent}; give 0 to 100", code="INVALID_PERCENT")
     found = _two_way(flag, key)
     if found is None:
+        rule = flag.get("targeting")
+        branches = _open_else(rule) if rule else None
         target = _rollout_variant(flag, key, variant)
-        rest = flag.get("defaultVariant")
+        rest = branches[-1] if branches else flag.get("defaultVariant")
         if not isinstance(rest, str) or rest == target:
             raise BadRequest(
-                f"{key}'s default variant is {rest!r}; roll out another variant",
+                f"{key} gives {rest!r} to the users a rollout would split; roll out another "
+                "variant",
                 code="ROLLOUT_VARIANT_IS_DEFAULT",
             )
-        flag["targeting"] = {"fractional": [[target, percent], [rest, ROLLOUT_TOTAL - percent]]}
+        split = {"fractional": [[target, percent], [rest, ROLLOUT_TOTAL - percent]]}
+        if branches:
+            branches[-1] = split
+        else:
+            flag["targeting"] = split
         return
     args, start = found
     names = [bucket[0] for bucket in args[start:]]
