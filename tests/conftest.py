@@ -9,13 +9,37 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from reelout.clock import ManualClock
 from reelout.config import Settings
+from reelout.media.history import unrecorded
 from tests.support.live import LiveServer, ServerProcess, StartServer, serving
 from tests.support.settings import make_settings
 
 PG_ADMIN_URL = os.environ.get("REELOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class UnrecordedStateChange(AssertionError):
+    """A video's state changed without its row in the state history."""
+
+
+def _refuse_unrecorded(session: Session, *_: object) -> None:
+    missing = unrecorded(session)
+    if missing:
+        raise UnrecordedStateChange(
+            f"video state changed outside media.history.change_state: {missing}"
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_video_state_change_is_recorded() -> Iterator[None]:
+    """In every test (the app runs in this process), a flush that changes a video's state
+    without recording it in the history fails the transaction."""
+    event.listen(Session, "before_flush", _refuse_unrecorded)
+    yield
+    event.remove(Session, "before_flush", _refuse_unrecorded)
 
 
 @pytest.fixture(scope="session")
