@@ -10,9 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from hypothesis import settings as hypothesis_settings
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from reelout.clock import ManualClock
 from reelout.config import Settings
+from reelout.media.history import unrecorded
 from tests.support.live import (
     LiveServer,
     ServerProcess,
@@ -28,6 +31,27 @@ hypothesis_settings.register_profile("reelout", deadline=None)
 hypothesis_settings.load_profile("reelout")
 
 PG_ADMIN_URL = os.environ.get("REELOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class UnrecordedStateChange(AssertionError):
+    """A video's state changed without its row in the state history."""
+
+
+def _refuse_unrecorded(session: Session, *_: object) -> None:
+    missing = unrecorded(session)
+    if missing:
+        raise UnrecordedStateChange(
+            f"video state changed outside media.history.change_state: {missing}"
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_video_state_change_is_recorded() -> Iterator[None]:
+    """In every test (the app runs in this process), a flush that changes a video's state
+    without recording it in the history fails the transaction."""
+    event.listen(Session, "before_flush", _refuse_unrecorded)
+    yield
+    event.remove(Session, "before_flush", _refuse_unrecorded)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from tests.support.settings import make_settings, start_runtime
 def test_migrations_match_the_models(tmp_path: Path, database_url: str) -> None:
     rt = start_runtime(make_settings(tmp_path, database_url=database_url))
     upgrade(rt.db)  # idempotent
-    assert current_heads(rt.db) == {"0008"}
+    assert current_heads(rt.db) == {"0010"}
     load_all()
     with rt.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -43,4 +43,35 @@ def test_0007_names_the_video_of_existing_webhook_events(tmp_path: Path, databas
     with rt.db.engine.connect() as conn:
         rows = dict(conn.execute(text("SELECT id, video_uid FROM webhook_events")).all())
     assert rows == {"evt_a": "a" * 32, "evt_b": None}
+    rt.db.dispose()
+
+
+def test_0009_starts_each_existing_video_history_at_its_current_state(
+    tmp_path: Path, database_url: str
+) -> None:
+    rt = Runtime.from_settings(make_settings(tmp_path, database_url=database_url))
+    upgrade(rt.db, "0008")
+    insert = text(
+        "INSERT INTO videos (uid, created_at, modified_at, state, source, meta, renditions, "
+        "allowed_origins, require_signed_urls, error_code, error_text) VALUES (:uid, "
+        "'2026-12-01 10:00:00', :at, :state, 'direct', '{}', '[]', '[]', false, :code, :text)"
+    )
+    videos = [
+        {"uid": "a" * 32, "at": "2026-12-01 11:00:00", "state": "ready", "code": None, "text": None},
+        {"uid": "b" * 32, "at": "2026-12-01 12:00:00", "state": "error", "code": "ERR_DECODE",
+         "text": "the encoder failed"},
+    ]  # fmt: skip
+    with rt.db.engine.begin() as conn:
+        for video in videos:
+            conn.execute(insert, video)
+    upgrade(rt.db)
+    query = "SELECT video_uid, at, from_state, to_state, error_code, reason, attempt"
+    with rt.db.engine.connect() as conn:
+        rows = conn.execute(text(query + " FROM video_state_changes ORDER BY id")).all()
+    assert [(r[0], str(r[1])[:19], r[2], r[3], r[4], r[6]) for r in rows] == [
+        ("a" * 32, "2026-12-01 11:00:00", None, "ready", None, None),
+        ("b" * 32, "2026-12-01 12:00:00", None, "error", "ERR_DECODE", None),
+    ]
+    assert rows[0][5].startswith("the state when the history began")
+    assert rows[1][5] == "the encoder failed"
     rt.db.dispose()

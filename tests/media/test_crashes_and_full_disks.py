@@ -205,6 +205,16 @@ def test_a_full_disk_while_encoding_is_retried_not_blamed_on_the_video(
             clock.advance(3600)
             run_jobs(live.runtime)
             assert api.get(f"/api/v1/videos/{uid}").json()["status"]["state"] == "ready"
+            changes = api.get(f"/api/v1/videos/{uid}/history").json()["changes"]
+    steps = [(c["from_state"], c["to_state"], c["attempt"]) for c in changes[2:]]
+    assert steps == [
+        ("queued", "processing", 1),
+        ("processing", "queued", 1),
+        ("queued", "processing", 2),
+        ("processing", "ready", 2),
+    ]
+    assert changes[3]["reason"].startswith("waiting for disk space to retry: ")
+    assert changes[3]["error_code"] is None
 
 
 def test_a_disk_full_on_every_attempt_ends_in_err_no_space(tmp_path: Path, clips: Clips) -> None:
@@ -218,7 +228,10 @@ def test_a_disk_full_on_every_attempt_ends_in_err_no_space(tmp_path: Path, clips
             run_jobs(live.runtime)
             clock.advance(3600)
         status = api.get(f"/api/v1/videos/{uid}").json()["status"]
+        last = api.get(f"/api/v1/videos/{uid}/history").json()["changes"][-1]
     assert (status["state"], status["error_code"]) == ("error", "ERR_NO_SPACE")
+    assert (last["from_state"], last["to_state"], last["attempt"]) == ("queued", "error", 3)
+    assert (last["error_code"], last["reason"]) == ("ERR_NO_SPACE", status["error_text"])
     assert (
         "disk was full" in status["error_text"] and "written only in part" in status["error_text"]
     )

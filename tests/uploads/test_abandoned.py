@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from reelout.clock import ManualClock
 from reelout.jobs.registry import JobContext
+from reelout.media import history
 from reelout.media.models import Video
+from reelout.media.schemas import VideoState
 from reelout.runtime import Runtime
 from reelout.uploads.jobs import REAP_JOB
 from reelout.uploads.jobs import reap_expired as reaper_job
@@ -67,6 +69,14 @@ def assert_abandoned(rt: Runtime, uid: str) -> None:
     events = [e for e in error_events(rt) if e["uid"] == uid]
     assert len(events) == 1
     assert events[0]["status"]["error_code"] == "ERR_UPLOAD_ABANDONED"  # type: ignore[index]
+    with rt.db.read() as session:
+        last = history.history(session, uid).changes[-1]
+    assert (last.from_state, last.to_state, last.error_code) == (
+        VideoState.uploading,
+        VideoState.error,
+        "ERR_UPLOAD_ABANDONED",
+    )
+    assert last.reason == row.error_text
 
 
 @pytest.fixture

@@ -281,11 +281,18 @@ def test_schedule_a_change_of_state_variant_and_targeting_then_cancel_it(admin: 
     assert f'id="cancel-{made["id"]}"' in page.text
     assert '<option value="sched_a">' in page.text
 
-    canceled = admin.act(f"/preview/schedules/{made['id']}/cancel", f"cancel-{made['id']}")
+    assert f'<label class="visually-hidden" for="cancel-reason-{made["id"]}">' in page.text
+    cancel, trigger = f"/preview/schedules/{made['id']}/cancel", f"cancel-{made['id']}"
+    unexplained = admin.act(cancel, trigger, {"reason": " "})
+    assert_error(unexplained, 400, "REASON_REQUIRED", trigger)
+    canceled = admin.act(cancel, trigger, {"reason": "launch moved"})
     assert canceled.status_code == 200, canceled.text
     assert f'data-schedule="{made["id"]}" data-status="canceled"' in canceled.text
-    again = admin.act(f"/preview/schedules/{made['id']}/cancel", f"cancel-{made['id']}")
-    assert_error(again, 409, "SCHEDULE_NOT_PENDING", f"cancel-{made['id']}")
+    assert f"by {admin_name(admin)}: launch moved" in canceled.text
+    [after] = [s for s in schedules_of(admin, "preview") if s["id"] == made["id"]]
+    assert (after["canceled_by"], after["cancel_reason"]) == (admin_name(admin), "launch moved")
+    again = admin.act(cancel, trigger, {"reason": "again"})
+    assert_error(again, 409, "SCHEDULE_NOT_PENDING", trigger)
 
 
 def test_a_kill_can_be_scheduled_and_bad_schedules_are_refused_in_words(admin: Admin) -> None:

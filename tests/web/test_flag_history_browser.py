@@ -1,5 +1,6 @@
 """The flags tabs in headless Chromium: promote with the difference shown and see the target's
-OFREP answers change, revert a revision, see the exposures chart drawn, and fit 390 px."""
+OFREP answers change, revert a revision, cancel a scheduled change saying why, see the exposures
+chart drawn, and fit 390 px."""
 
 from __future__ import annotations
 
@@ -147,9 +148,40 @@ def test_the_exposures_chart_is_drawn_from_reported_exposures(
     assert not [line for line in console.logs if "PAGE ERROR" in line], console.logs
 
 
+def schedule_kill(server: LiveServer, env: str, flag: str) -> dict[str, Any]:
+    body = {"flag": flag, "action": "kill", "apply_at": "2099-01-01T00:00:00Z", "reason": "t"}
+    with server.client() as api:
+        reply = api.post(f"{API}/{env}/schedules", json=body)
+    assert reply.status_code == 201, reply.text
+    made: dict[str, Any] = reply.json()
+    return made
+
+
+def test_cancel_a_scheduled_change_saying_why(console: Console, server: LiveServer) -> None:
+    page = console.page
+    page.on("dialog", accept)
+    put_flag(server, "development", "to_cancel", {"state": "ENABLED", "variants": {"a": 1},
+                                                  "defaultVariant": "a"})  # fmt: skip
+    made = schedule_kill(server, "development", "to_cancel")
+    page.goto(server.url + f"{FLAGS}/development/schedules")
+    row = f'tr[data-schedule="{made["id"]}"]'
+    page.click(f"{row} button")  # no reason yet: the browser asks for one
+    assert page.locator(f'{row}[data-status="pending"]').count() == 1
+    page.fill(f"#cancel-reason-{made['id']}", "the launch moved")
+    page.click(f"{row} button")
+    page.wait_for_selector(f'{row}[data-status="canceled"]')
+    assert f"by {made['scheduled_by']}: the launch moved" in console.text(row)
+    with server.client() as api:
+        after = api.get(f"{API}/development/schedules/{made['id']}").json()
+    assert (after["canceled_by"], after["cancel_reason"]) == (made["scheduled_by"],
+                                                              "the launch moved")  # fmt: skip
+    assert not [line for line in console.logs if "PAGE ERROR" in line], console.logs
+
+
 def test_each_tab_fits_a_390_px_screen(console: Console, server: LiveServer) -> None:
     put_flag(server, "development", "a_rather_long_flag_key_that_could_push_the_layout_wide",
              {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on"})  # fmt: skip
+    schedule_kill(server, "development", "a_rather_long_flag_key_that_could_push_the_layout_wide")
     page = console.page
     page.set_viewport_size({"width": 390, "height": 844})
     revision = head(server, "development")

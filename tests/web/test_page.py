@@ -92,7 +92,10 @@ def test_static_files_are_served(serve: Serve) -> None:
 def test_libraries_splits_installed_from_missing(tmp_path: Path) -> None:
     assert libraries(tmp_path) == ([], list(LIBRARIES))
     (tmp_path / LIBRARIES[1].file).write_text("x")
-    assert libraries(tmp_path) == ([LIBRARIES[1]], [lib for lib in LIBRARIES if lib != LIBRARIES[1]])
+    assert libraries(tmp_path) == (
+        [LIBRARIES[1]],
+        [lib for lib in LIBRARIES if lib != LIBRARIES[1]],
+    )
 
 
 def test_session_cookies_round_trip_and_resist_tampering(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from reelout.auth.session_cookies import CSRF_HEADER
 from tests.support.live import LiveServer, live_server_fixture
@@ -156,11 +157,8 @@ def test_a_ready_videos_page(web: tuple[httpx.Client, dict[str, str]], videos: V
         kbits = f"<td>{round(rendition['bandwidth'] / 1000)}</td>"
         assert size + kbits in html, rendition
     history = html[html.index('id="history"') : html.index("Webhook deliveries")]
-    assert re.findall(r"<td>(created|video\.ready|now)</td>", history) == [
-        "created",
-        "video.ready",
-        "now",
-    ]
+    assert re.findall(r'data-to="(\w+)"', history) == ["uploading", "queued", "processing", "ready"]
+    assert "created: uploading" in history and "processing → ready" in history
     deliveries = html[html.index("Webhook deliveries") :]
     assert "<td>video.ready</td>" in deliveries and "video.error" not in deliveries
     assert "Harbour_Crane.mp4" in html and 'data-state="ready"' in html
@@ -176,7 +174,9 @@ def test_a_failed_videos_page_says_why(
     assert code and f"<strong>{code}</strong>" in html
     assert 'id="no-player"' in html and 'id="player-data"' not in html
     history = html[html.index('id="history"') : html.index("Webhook deliveries")]
-    assert history.count(f"<strong>{code}</strong>") == 2  # the video.error event and now
+    assert history.count(f"<strong>{code}</strong>") == 1
+    assert re.findall(r'data-to="(\w+)"', history)[-1] == "error"
+    assert f"<strong>{code}</strong>: {escape(text)}" in history
     assert "<td>video.error</td>" in html[html.index("Webhook deliveries") :]
     sign = client.post(f"/console/videos/{video['uid']}/token", headers=hx | {"HX-Trigger": "sign"})
     assert sign.status_code == 409 and sign.headers["hx-retarget"] == "#sign-error"
@@ -218,7 +218,12 @@ def test_re_encode_queues_a_new_version_and_refuses_a_busy_video(
     assert done["status"]["state"] == "ready"
     state = client.get(f"/console/videos/{uid}/state", headers=hx)
     assert 'data-state="ready"' in state.text and "every 2s" not in state.text
-    assert client.get(f"/console/videos/{uid}").text.count("<td>video.ready</td>") == 4
+    html = client.get(f"/console/videos/{uid}").text
+    assert html.count("<td>video.ready</td>") == 2, "a delivery for each version"
+    history = html[html.index('id="history"') : html.index("Webhook deliveries")]
+    again = ["ready", "queued", "processing", "ready"]
+    assert re.findall(r'data-to="(\w+)"', history)[-4:] == again
+    assert "re-encode requested" in history
 
 
 def test_delete_removes_the_video_and_says_so(

@@ -164,6 +164,7 @@ class DeadJob:
     kind: str
     payload: dict[str, Any]
     error: str
+    attempts: int | None = None  # how many it had, when known
 
 
 BuriedFn = Callable[[DeadJob], None]
@@ -190,7 +191,8 @@ def claim(
         while (job := session.scalar(_claimable(now, kinds))) is not None:
             if job.state == RUNNING and job.attempts >= job.max_attempts:
                 _bury_lost(job, now)  # its last try died with its worker
-                buried.append(DeadJob(job.id, job.kind, dict(job.payload), job.last_error or ""))
+                error = job.last_error or ""
+                buried.append(DeadJob(job.id, job.kind, dict(job.payload), error, job.attempts))
                 session.flush()
                 continue
             job.state = RUNNING

@@ -255,7 +255,7 @@ class Worker(Generic[H]):
         rt = self.runtime
         state = service.fail(rt.db, rt.clock, ctx.job_id, ctx.lease_owner, error)
         if state == service.DEAD:
-            self._dead(service.DeadJob(ctx.job_id, ctx.kind, ctx.payload, error))
+            self._dead(service.DeadJob(ctx.job_id, ctx.kind, ctx.payload, error, ctx.attempt))
             log.error(
                 "job %s (%s) is dead after %s attempts: %s",
                 ctx.job_id,

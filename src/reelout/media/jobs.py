@@ -48,7 +48,8 @@ def tools(ffmpeg: str | None, ffprobe: str | None) -> Tools:
 def process_video(ctx: JobContext[MediaContext]) -> None:
     """Turn the video's original into a published HLS ladder, MP4 fallback and poster."""
     rt, uid = ctx.runtime, str(ctx.payload["uid"])
-    job = Job(rt, tools(rt.settings.ffmpeg, rt.settings.ffprobe), uid, ctx.cancelled)
+    found = tools(rt.settings.ffmpeg, rt.settings.ffprobe)
+    job = Job(rt, found, uid, ctx.cancelled, attempt=ctx.attempt)
     try:
         job.run(job_key=f"{ctx.job_id}-{ctx.attempt}")
     except FfmpegCancelled as exc:
@@ -80,6 +81,7 @@ def processing_gave_up(rt: MediaContext, job: DeadJob) -> None:
             code,
             text + first_line,
             base_url=configured_base_url(rt.settings),
+            attempt=job.attempts,
         )
 
 

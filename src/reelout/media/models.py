@@ -1,11 +1,21 @@
-"""Tables of the media domain: the video record."""
+"""Tables of the media domain: the video record and the history of its states."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelout.db.base import Base, UTCDateTime
@@ -40,3 +50,20 @@ class Video(Base):
     renditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
     require_signed_urls: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class VideoStateChange(Base):
+    """One change of a video's state, written in the transaction that makes it (media.history);
+    deleted with its video."""
+
+    __tablename__ = "video_state_changes"
+    __table_args__ = (Index("ix_video_state_changes_video_uid_id", "video_uid", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    video_uid: Mapped[str] = mapped_column(String(32), ForeignKey("videos.uid", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: created
+    to_state: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the processing job's

@@ -74,9 +74,15 @@ class Job:
     """One run of the pipeline for one video."""
 
     def __init__(
-        self, rt: MediaContext, tools: Tools, uid: str, cancelled: threading.Event
+        self,
+        rt: MediaContext,
+        tools: Tools,
+        uid: str,
+        cancelled: threading.Event,
+        attempt: int | None = None,
     ) -> None:
         self.rt, self.tools, self.uid, self.cancelled = rt, tools, uid, cancelled
+        self.attempt = attempt  # the job's, recorded in the video's state history
         self._last_progress = 0.0
 
     @property
@@ -86,7 +92,7 @@ class Job:
     # -- database steps -------------------------------------------------------------------------
     def _begin(self) -> tuple[int | None, str | None] | None:
         with self.rt.db.session() as session:
-            video = media.start_processing(session, self.rt.clock, self.uid)
+            video = media.start_processing(session, self.rt.clock, self.uid, self.attempt)
             return None if video is None else (video.size, video.original_sha256)
 
     def _progress(self, pct: float, force: bool = False) -> None:
@@ -100,7 +106,15 @@ class Job:
     def _fail(self, code: str, text: str) -> None:
         log.warning("video %s failed: %s %s", self.uid, code, text.splitlines()[0])
         with self.rt.db.session() as session:
-            media.mark_failed(session, self.rt.clock, self.uid, code, text, base_url=self._base_url)
+            media.mark_failed(
+                session,
+                self.rt.clock,
+                self.uid,
+                code,
+                text,
+                base_url=self._base_url,
+                attempt=self.attempt,
+            )
 
     def _ready(self, done: Published) -> bool:
         with self.rt.db.session() as session:
@@ -115,6 +129,7 @@ class Job:
                 renditions=done.renditions,
                 purge_grace=self.rt.settings.media_version_grace_seconds,
                 base_url=self._base_url,
+                attempt=self.attempt,
             )
 
     # -- the run --------------------------------------------------------------------------------
@@ -149,9 +164,8 @@ class Job:
     def _wait_for_space(self, detail: str) -> None:
         log.warning("video %s waits for disk space: %s", self.uid, detail)
         with self.rt.db.session() as session:
-            media.wait_for_retry(
-                session, self.rt.clock, self.uid, f"waiting for disk space to retry: {detail}"
-            )
+            text = f"waiting for disk space to retry: {detail}"
+            media.wait_for_retry(session, self.rt.clock, self.uid, text, self.attempt)
 
     def _source(self) -> Path:
         store = self.rt.media_store

@@ -1,4 +1,4 @@
-"""HTTP routes for videos: creator uploads, read, list, delete."""
+"""HTTP routes for videos: creator uploads, read, list, state history, delete."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep
 from reelout.auth.service import require_playback_signer
 from reelout.deps import ChangeReason
 from reelout.errors import BadRequest
-from reelout.media import service
+from reelout.media import history, service
 from reelout.media.context import MediaDep
 from reelout.media.recommend import Network
 from reelout.media.schemas import (
@@ -21,6 +21,7 @@ from reelout.media.schemas import (
     PlaybackToken,
     Stage,
     TokenRequest,
+    VideoHistory,
     VideoOut,
     VideoPage,
     VideoState,
@@ -74,6 +75,15 @@ def get_video(uid: str, request: Request, rt: MediaDep, _: AdminDep) -> VideoOut
     with rt.db.read() as session:
         video = service.get_video(session, uid)
         return service.to_schema(video, base_url(request, rt.settings))
+
+
+@router.get("/{uid}/history")
+def video_history(uid: str, rt: MediaDep, _: AdminDep) -> VideoHistory:
+    """Every state the video has been in, oldest first: when, from which state, why (an error's
+    code and message) and which processing attempt made the change."""
+    with rt.db.read() as session:
+        service.get_video(session, uid)
+        return history.history(session, uid)
 
 
 @router.patch("/{uid}")

@@ -71,6 +71,25 @@ class VideoOut(BaseModel):
     original_sha256: str | None
 
 
+class StateChange(BaseModel):
+    """One change of a video's state."""
+
+    at: datetime
+    from_state: VideoState | None = Field(description="null: the video was created.")
+    to_state: VideoState
+    error_code: str | None = Field(description="Why processing or the upload failed.")
+    reason: str | None = Field(description="What happened, in words (an error's message).")
+    attempt: int | None = Field(
+        description="The processing job's attempt (1 is the first) that made the change; "
+        "null for changes outside processing."
+    )
+
+
+class VideoHistory(BaseModel):
+    uid: str
+    changes: list[StateChange] = Field(description="Oldest first.")
+
+
 class VideoUpdate(BaseModel):
     meta: dict[str, Any] | None = None
     allowed_origins: list[str] | None = Field(default=None, max_length=100)

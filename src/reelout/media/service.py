@@ -20,7 +20,7 @@ from reelout.config import Settings
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, Unauthorized
 from reelout.jobs import service as jobs
-from reelout.media import signing
+from reelout.media import history, signing
 from reelout.media.models import Video
 from reelout.media.recommend import Network, Option, recommended_max_height
 from reelout.media.schemas import (
@@ -67,7 +67,6 @@ def create_video(
         uid=new_uid(),
         created_at=now,
         modified_at=now,
-        state=VideoState.uploading.value,
         source=source,
         size=size,
         max_bytes=max_bytes,
@@ -76,6 +75,9 @@ def create_video(
         stage=stage.value if stage else None,
     )
     session.add(video)
+    history.change_state(
+        session, clock, video, VideoState.uploading, reason=f"created for a {source} upload"
+    )
     session.flush()
     return video
 
@@ -168,8 +170,8 @@ def original_received(session: Session, clock: Clock, uid: str, *, size: int, sh
     video = get_video(session, uid)
     video.size = size
     video.original_sha256 = sha256
-    video.state = VideoState.queued.value
-    video.modified_at = clock.now()
+    reason = f"the original arrived ({size} bytes)"
+    history.change_state(session, clock, video, VideoState.queued, reason=reason)
     _enqueue_processing(session, clock, uid)
     return video
 
@@ -180,7 +182,7 @@ def upload_failed(
     """The upload ended before all its bytes arrived (terminated, expired)."""
     video = session.get(Video, uid)
     if video is not None and video.state == VideoState.uploading.value:
-        _set_error(video, clock, VideoState.error, code, text)
+        _set_error(session, clock, video, VideoState.error, code, text)
         _announce(session, clock, "video.error", video, base_url)
 
 
@@ -191,10 +193,19 @@ def _announce(session: Session, clock: Clock, event: str, video: Video, base_url
     webhooks.emit(session, clock, event, data, video_uid=video.uid)
 
 
-def _set_error(video: Video, clock: Clock, state: VideoState, code: str, text: str) -> None:
-    video.state = state.value
+def _set_error(
+    session: Session,
+    clock: Clock,
+    video: Video,
+    state: VideoState,
+    code: str,
+    text: str,
+    attempt: int | None = None,
+) -> None:
+    history.change_state(
+        session, clock, video, state, error_code=code, reason=text, attempt=attempt
+    )
     video.error_code, video.error_text = code, text
-    video.modified_at = clock.now()
 
 
 def original_fault(store: MediaStore, uid: str, size: int | None, sha256: str | None) -> str | None:
@@ -218,25 +229,35 @@ def original_fault(store: MediaStore, uid: str, size: int | None, sha256: str | 
     )
 
 
-def start_processing(session: Session, clock: Clock, uid: str) -> Video | None:
-    """queued → processing at 0 %; None when the video is gone or not waiting for processing."""
+def start_processing(
+    session: Session, clock: Clock, uid: str, attempt: int | None = None
+) -> Video | None:
+    """queued → processing at 0 %; None when the video is gone or not waiting for processing.
+    `attempt` is the processing job's (processing → processing: an attempt ended unfinished)."""
     video = session.get(Video, uid)
     if video is None or video.state not in (VideoState.queued.value, VideoState.processing.value):
         return None
-    video.state, video.pct_complete = VideoState.processing.value, 0.0
+    reason = "processing started"
+    if video.state == VideoState.processing.value:
+        reason = "processing started again: the previous attempt ended without an outcome"
+    history.change_state(
+        session, clock, video, VideoState.processing, reason=reason, attempt=attempt
+    )
+    video.pct_complete = 0.0
     video.error_code = video.error_text = None
-    video.modified_at = clock.now()
     return video
 
 
-def wait_for_retry(session: Session, clock: Clock, uid: str, text: str) -> None:
+def wait_for_retry(
+    session: Session, clock: Clock, uid: str, text: str, attempt: int | None = None
+) -> None:
     """processing → queued, with why on the status (no error code: nothing is wrong with the
     video) until the next attempt starts."""
     video = session.get(Video, uid)
     if video is not None and video.state == VideoState.processing.value:
-        video.state, video.pct_complete = VideoState.queued.value, None
+        history.change_state(session, clock, video, VideoState.queued, reason=text, attempt=attempt)
+        video.pct_complete = None
         video.error_text = text
-        video.modified_at = clock.now()
 
 
 def set_progress(session: Session, clock: Clock, uid: str, pct: float) -> None:
@@ -247,7 +268,14 @@ def set_progress(session: Session, clock: Clock, uid: str, pct: float) -> None:
 
 
 def mark_failed(
-    session: Session, clock: Clock, uid: str, code: str, text: str, *, base_url: str
+    session: Session,
+    clock: Clock,
+    uid: str,
+    code: str,
+    text: str,
+    *,
+    base_url: str,
+    attempt: int | None = None,
 ) -> None:
     """Processing could not make the video playable: state error with a code and a reason.
     A failed re-encode keeps the published version playing: the state goes back to ready and
@@ -256,7 +284,8 @@ def mark_failed(
     if video is None:
         return
     playable = video.version is not None
-    _set_error(video, clock, VideoState.ready if playable else VideoState.error, code, text)
+    state = VideoState.ready if playable else VideoState.error
+    _set_error(session, clock, video, state, code, text, attempt)
     if playable:
         video.pct_complete = 100.0
     else:
@@ -295,9 +324,9 @@ def reprocess(
     if not store.has_original(uid):
         raise Conflict("the video's original is gone; upload it again", code="ORIGINAL_MISSING")
     patch = audit.patch_of({"state": video.state}, {"state": VideoState.queued.value})
-    video.state, video.pct_complete = VideoState.queued.value, None
+    history.change_state(session, clock, video, VideoState.queued, reason="re-encode requested")
+    video.pct_complete = None
     video.error_code = video.error_text = None
-    video.modified_at = clock.now()
     _enqueue_processing(session, clock, uid)
     target = Target("video", uid)
     audit.record(session, clock, who, "video.reprocessed", target, reason=reason, patch=patch)
@@ -327,6 +356,7 @@ def mark_ready(
     renditions: list[dict[str, Any]],
     purge_grace: float,
     base_url: str,
+    attempt: int | None = None,
 ) -> bool:
     """A version is published: the video plays from it. False when the video is gone."""
     video = session.get(Video, uid)
@@ -340,11 +370,12 @@ def mark_ready(
             {"uid": uid, "version": video.version},
             run_at=clock.now() + timedelta(seconds=purge_grace),
         )
-    video.state, video.pct_complete, video.version = VideoState.ready.value, 100.0, version
+    reason = f"version {version} published"
+    history.change_state(session, clock, video, VideoState.ready, reason=reason, attempt=attempt)
+    video.pct_complete, video.version = 100.0, version
     video.duration, video.input_width, video.input_height = duration, width, height
     video.renditions = renditions
     video.error_code = video.error_text = None
-    video.modified_at = clock.now()
     _announce(session, clock, "video.ready", video, base_url)
     return True
 

@@ -295,12 +295,18 @@ def create_schedule(
 
 @router.post("/schedules/{schedule_id}/cancel")
 def cancel_schedule(
-    env: str, schedule_id: int, request: Request, rt: SigningDep, viewer: ActionViewer
+    env: str,
+    schedule_id: int,
+    request: Request,
+    rt: SigningDep,
+    viewer: ActionViewer,
+    reason: Reason = "",
 ) -> Response:
-    """DELETE /api/v1/environments/{env}/schedules/{id}: a pending change will not apply."""
+    """DELETE /api/v1/environments/{env}/schedules/{id}, as the signed-in key, with a reason:
+    a pending change will not apply."""
     environment = _environment(rt, env)
     with rt.db.session() as session:
-        schedules.cancel(session, rt.clock, environment, schedule_id)
+        schedules.cancel(session, rt.clock, environment, schedule_id, viewer.who, _reason(reason))
     return _schedule_list(request, rt, viewer, environment)
 
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.orm import Session
 
 from reelout.context import Signing
 from reelout.deps import app_context
 from reelout.errors import BadRequest
+from reelout.media import history
 from reelout.media import service as media
 from reelout.media.context import MediaContext
 from reelout.media.schemas import Stage, VideoOut, VideoState
@@ -123,27 +123,6 @@ def videos_page(request: Request, rt: VideosDep, viewer: PageViewer) -> Response
     return render(request, rt, "videos.html", context, viewer=viewer, section="videos")
 
 
-def _history(session: Session, video: VideoOut) -> list[dict[str, Any]]:
-    """What is known of the video's past: its creation, the events announced about it (oldest
-    first) and its state now. Reelout keeps no row per state change."""
-    past: list[dict[str, Any]] = [{"at": video.created, "what": "created", "state": "uploading"}]
-    for event in webhooks.video_events(session, video.uid):
-        status = event.data.get("video", {}).get("status", {})
-        past.append(
-            {
-                "at": event.created,
-                "what": event.type,
-                "state": status.get("state", ""),
-                "error_code": status.get("error_code"),
-                "error_text": status.get("error_text"),
-            }
-        )
-    status = video.status
-    now = {"at": video.modified, "what": "now", "state": status.state.value}
-    past.append(now | {"error_code": status.error_code, "error_text": status.error_text})
-    return past
-
-
 def _player(rt: VideosDep, video: VideoOut, base: str) -> dict[str, Any] | None:
     """What the page's player plays: the video's URLs, signed when the video requires it."""
     if video.playback is None:
@@ -163,7 +142,7 @@ def video_page(uid: str, request: Request, rt: VideosDep, viewer: PageViewer) ->
     base = base_url(request, rt.settings)
     with rt.db.read() as session:
         video = media.to_schema(media.get_video(session, uid), base)
-        history = _history(session, video)
+        changes = history.history(session, uid)
         deliveries = webhooks.list_deliveries(
             session, webhooks.DeliveryFilter(video_uid=uid), limit=DELIVERIES_SHOWN
         )
@@ -171,7 +150,7 @@ def video_page(uid: str, request: Request, rt: VideosDep, viewer: PageViewer) ->
     context = {
         "video": video,
         "busy": video.status.state in BUSY,
-        "history": history,
+        "history": changes,
         "deliveries": deliveries,
         "player": player,
         "token_ttl": rt.settings.playback_token_ttl_seconds,

@@ -3,7 +3,6 @@ the attempt bookkeeping of the delivery job, the delivery log, resends and pruni
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -468,27 +467,6 @@ def abandon(session: Session, delivery_id: str, reason: str) -> None:
     delivery = _locked_delivery(session, delivery_id)
     if delivery is not None and delivery.state == PENDING:
         _give_up(delivery, reason)
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """An event as it was announced: its type, when, and the `data` of its body."""
-
-    id: str
-    type: str
-    created: datetime
-    data: dict[str, Any]
-
-
-def video_events(session: Session, video_uid: str, limit: int = 100) -> list[EventRecord]:
-    """The events announced about a video, oldest first (as long as retention keeps them)."""
-    rows = session.scalars(
-        select(WebhookEvent)
-        .where(WebhookEvent.video_uid == video_uid)
-        .order_by(WebhookEvent.created_at, WebhookEvent.id)
-        .limit(limit)
-    )
-    return [EventRecord(e.id, e.type, e.created_at, json.loads(e.body)["data"]) for e in rows]
 
 
 # ---- the delivery log --------------------------------------------------------------------------

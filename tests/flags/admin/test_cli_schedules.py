@@ -156,9 +156,15 @@ def test_bad_times_and_cancels_exit_with_the_error_code(
             "--json",
         ).stdout
     )
-    canceled = cli("schedule", "cancel", str(made["id"]), "-e", "preview", "--json")
+    canceled = cli(
+        "schedule", "cancel", str(made["id"]), "-e", "preview", "-r", "not tonight", "--json"
+    )
     assert canceled.exit_code == 0, canceled.output
-    assert json.loads(canceled.stdout)["status"] == "canceled"
+    body = json.loads(canceled.stdout)
+    assert body["status"] == "canceled" and body["cancel_reason"] == "not tonight"
+    assert body["canceled_by"] == made["scheduled_by"] and body["canceled_by"].startswith("cli:")
+    listed = cli("schedule", "list", "-e", "preview")
+    assert f"canceled by {body['canceled_by']}: not tonight" in listed.output
     again = cli("schedule", "cancel", str(made["id"]), "-e", "preview")
     assert again.exit_code == 1 and "SCHEDULE_NOT_PENDING" in again.output
     wrong_env = cli("schedule", "cancel", str(made["id"]))

@@ -271,13 +271,19 @@ def test_pending_changes_per_environment_are_limited(start: Callable[..., Clocke
 
 def test_a_pending_change_can_be_canceled_and_then_never_applies(live: Clocked) -> None:
     put_set(live.api, "development")
+    me = audit(live.api)[0]["actor"]
     made = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR)).json()
+    assert (made["canceled_by"], made["canceled_by_key_id"], made["cancel_reason"]) == (None,) * 3
     url = f"{ENVS}/development/schedules/{made['id']}"
     live.clock.advance(60)
-    canceled = live.api.delete(url)
+    canceled = live.api.delete(url, params={"reason": "  launch moved  "})
     assert canceled.status_code == 200, canceled.text
-    assert canceled.json()["status"] == "canceled"
-    assert moment(canceled.json()["canceled_at"]) == live.clock.now()
+    body = canceled.json()
+    assert body["status"] == "canceled"
+    assert moment(body["canceled_at"]) == live.clock.now()
+    assert (body["canceled_by"], body["cancel_reason"]) == (me, "launch moved")
+    assert body["canceled_by_key_id"] == made["scheduled_by_key_id"]
+    assert live.api.get(url).json()["canceled_by"] == me
 
     again = live.api.delete(url)
     assert again.status_code == 409 and again.json()["code"] == "SCHEDULE_NOT_PENDING"
@@ -286,6 +292,20 @@ def test_a_pending_change_can_be_canceled_and_then_never_applies(live: Clocked) 
     assert live.run_due_jobs() == 1
     assert live.api.get(url).json()["status"] == "canceled"
     assert flag_of(live, "player").json()["state"] == "ENABLED" and revisions(live) == [1]
+
+
+def test_a_cancel_without_a_reason_records_who_and_a_too_long_reason_is_refused(
+    live: Clocked,
+) -> None:
+    put_set(live.api, "development")
+    made = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR)).json()
+    url = f"{ENVS}/development/schedules/{made['id']}"
+    too_long = live.api.delete(url, params={"reason": "x" * 2001})
+    assert too_long.status_code == 400 and too_long.json()["code"] == "REASON_TOO_LONG"
+    assert live.api.get(url).json()["status"] == "pending"
+    plain = live.api.delete(url).json()
+    assert plain["status"] == "canceled" and plain["cancel_reason"] is None
+    assert plain["canceled_by"] == made["scheduled_by"]
 
 
 def test_an_applied_change_cannot_be_canceled(live: Clocked) -> None:
@@ -303,7 +323,11 @@ def test_schedules_are_listed_by_status_and_found_only_in_their_environment(
     put_set(live.api, "development")
     keep = live.schedule(flag="player", action="kill", apply_at=live.at(HOUR)).json()
     drop = live.schedule(flag="use_tus_upload", action="kill", apply_at=live.at(HOUR)).json()
-    live.api.delete(f"{ENVS}/development/schedules/{drop['id']}")
+    by_header = live.api.delete(
+        f"{ENVS}/development/schedules/{drop['id']}",
+        headers={"Reelout-Change-Reason": "not this one"},
+    )
+    assert by_header.json()["cancel_reason"] == "not this one"
 
     def ids(**query: str) -> list[int]:
         reply = live.api.get(f"{ENVS}/development/schedules", params=query)

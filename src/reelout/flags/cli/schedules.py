@@ -137,6 +137,9 @@ def schedule_add(
 
 
 def _outcome(item: ScheduleOut) -> str:
+    if item.canceled_by is not None:
+        why = f": {item.cancel_reason}" if item.cancel_reason else ""
+        return f"canceled by {item.canceled_by}{why}"
     if item.error is not None:
         return f"{item.error.code}: {item.error.message}"
     return f"revision {item.revision}" if item.revision is not None else "-"
@@ -171,12 +174,18 @@ def schedule_list(
 
 def schedule_cancel(
     schedule_id: Annotated[int, typer.Argument(help="Id from `reelout flags schedule list`.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why; kept on the schedule.")
+    ] = None,
     env: Env = DEFAULT_ENV,
     as_json: AsJson = False,
 ) -> None:
-    """Cancel a pending scheduled change."""
+    """Cancel a pending scheduled change (recorded as canceled by cli:<user>)."""
     with admin_runtime() as rt, rt.db.session() as session:
-        canceled = schedules.cancel(session, rt.clock, checked_environment(rt, env), schedule_id)
+        environment = checked_environment(rt, env)
+        canceled = schedules.cancel(
+            session, rt.clock, environment, schedule_id, cli_principal(), reason
+        )
     if as_json:
         _print_json(canceled)
         return

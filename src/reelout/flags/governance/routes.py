@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +13,7 @@ from reelout.auth.deps import AdminDep
 from reelout.context import Core
 from reelout.deps import CoreDep
 from reelout.flags.admin import service
+from reelout.flags.admin.routes import REASON_HEADER
 from reelout.flags.governance import schedules, stale_report
 from reelout.flags.governance.schemas import (
     ScheduleIn,
@@ -76,9 +77,21 @@ def get_schedule(env: str, schedule_id: int, rt: CoreDep, _: AdminDep) -> Schedu
 
 
 @router.delete("/schedules/{schedule_id}")
-def cancel_schedule(env: str, schedule_id: int, rt: CoreDep, _: AdminDep) -> ScheduleOut:
+def cancel_schedule(
+    env: str,
+    schedule_id: int,
+    rt: CoreDep,
+    who: AdminDep,
+    reason_header: Annotated[str | None, Header(alias=REASON_HEADER)] = None,
+    reason: Annotated[
+        str | None, Query(description="Why (or the Reelout-Change-Reason header); optional.")
+    ] = None,
+) -> ScheduleOut:
+    """Cancel a pending change; the schedule records who canceled it, and why if given."""
     with rt.db.session() as session:
-        return schedules.cancel(session, rt.clock, _env(rt, env), schedule_id)
+        return schedules.cancel(
+            session, rt.clock, _env(rt, env), schedule_id, who, reason_header or reason
+        )
 
 
 @router.get("/flags/stale")

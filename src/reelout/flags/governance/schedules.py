@@ -197,6 +197,9 @@ def schedule_out(row: FlagSchedule) -> ScheduleOut:
         created_at=row.created_at,
         applied_at=row.applied_at,
         canceled_at=row.canceled_at,
+        canceled_by=row.canceled_by,
+        canceled_by_key_id=row.canceled_by_key_id,
+        cancel_reason=row.cancel_reason,
         revision=row.revision,
         error=error,
     )
@@ -237,10 +240,24 @@ def _rowcount(session: Session, schedule_id: int, values: dict[str, Any]) -> int
     return result.rowcount
 
 
-def cancel(session: Session, clock: Clock, environment: str, schedule_id: int) -> ScheduleOut:
-    """Cancel a pending change; 409 SCHEDULE_NOT_PENDING once it was applied, failed or canceled."""
+def cancel(
+    session: Session,
+    clock: Clock,
+    environment: str,
+    schedule_id: int,
+    who: Principal,
+    reason: str | None = None,
+) -> ScheduleOut:
+    """Cancel a pending change in the name of `who`, saying why if given; 409
+    SCHEDULE_NOT_PENDING once it was applied, failed or canceled."""
     row = _row(session, environment, schedule_id)
-    values = {"status": ScheduleStatus.canceled.value, "canceled_at": clock.now()}
+    values = {
+        "status": ScheduleStatus.canceled.value,
+        "canceled_at": clock.now(),
+        "canceled_by": who.name,
+        "canceled_by_key_id": who.key_id,
+        "cancel_reason": service.check_reason(reason),
+    }
     if _rowcount(session, schedule_id, values) != 1:
         session.refresh(row)
         raise Conflict(

@@ -58,6 +58,11 @@ class ScheduleOut(BaseModel):
     created_at: datetime
     applied_at: datetime | None
     canceled_at: datetime | None
+    canceled_by: str | None = Field(
+        default=None, description="The name of the API key that canceled it."
+    )
+    canceled_by_key_id: str | None = None
+    cancel_reason: str | None = Field(default=None, description="Why it was canceled.")
     revision: int | None = Field(description="The revision applying it produced.")
     error: ScheduleError | None = Field(description="Why applying it failed.")
 
