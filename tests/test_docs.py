@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 
 from reelout.config import Settings
+from reelout.web.routes import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -95,3 +96,18 @@ def test_no_page_links_to_a_missing_file_of_the_repository(page: str) -> None:
     text = (ROOT / page).read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)", text):
         assert (ROOT / page).parent.joinpath(target).resolve().exists(), f"{page} → {target}"
+
+
+def test_the_console_page_shows_a_screenshot_of_every_page() -> None:
+    """Each navigation entry and each flags tab has its picture (`make screenshots`) on the
+    console page, and the picture is there."""
+    text = (DOCS / "console.md").read_text(encoding="utf-8")
+    shown = set(re.findall(r"!\[[^\]]+\]\((console/[\w-]+\.png)\)", text))
+    wanted = {f"console/{page.nav.section}.png" for page in PAGES} | {
+        f"console/flags-{tab}.png"
+        for tab in ("revisions", "promote", "schedules", "stale", "exposures")
+    }
+    wanted |= {"console/video.png", "console/flag-edit.png"}
+    assert wanted <= shown, f"no screenshot on docs/console.md for {sorted(wanted - shown)}"
+    missing = [name for name in shown if not (DOCS / name).is_file()]
+    assert not missing, f"run `make screenshots`: {missing} are missing"
