@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -70,9 +71,14 @@ def test_create_a_key_shows_its_secret_once_and_revoke_records_the_reason(
     assert "tv-app" in listed.text and secret.group(1) not in listed.text  # never again
 
     revoke = f"revoke-{key_id.group(1)}"
+    # a browser sends an answer beyond Latin-1 percent-encoded, and says so
     gone = web.post(
         f"/console/keys/{key_id.group(1)}/revoke",
-        headers={"HX-Trigger": revoke, "HX-Prompt": "a test"},
+        headers={
+            "HX-Trigger": revoke,
+            "HX-Prompt": quote("leaked 🔑 in a 日本 build"),
+            "HX-Prompt-URI-AutoEncoded": "true",
+        },
     )
     assert gone.status_code == 200 and f'id="{revoke}"' not in gone.text
     assert "tv-app" in web.get("/console/keys?revoked=true").text
@@ -80,7 +86,7 @@ def test_create_a_key_shows_its_secret_once_and_revoke_records_the_reason(
     with server.client() as api:
         entries = api.get("/api/v1/audit/all", params={"target": key_id.group(1)}).json()
     assert [(e["action"], e["actor"], e["reason"]) for e in entries["entries"]] == [
-        ("key.revoked", "bootstrap", "a test"),
+        ("key.revoked", "bootstrap", "leaked 🔑 in a 日本 build"),
         ("key.created", "bootstrap", None),
     ]
 

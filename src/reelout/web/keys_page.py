@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 
 from reelout.auth import service
 from reelout.auth.schemas import KeyCreated, Scope
 from reelout.context import Signing
 from reelout.deps import SigningDep
-from reelout.web.pages import PREFIX, ActionViewer, ConsoleRoute, PageViewer, Viewer, render
+from reelout.web.pages import (
+    PREFIX,
+    ActionViewer,
+    ConsoleRoute,
+    PageViewer,
+    PromptAnswer,
+    Viewer,
+    render,
+)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
-Reason = Annotated[str | None, Header(alias="HX-Prompt")]  # htmx's prompt: the revoke reason
 
 
 def _panel(
@@ -77,7 +84,7 @@ def revoke_key(
     request: Request,
     rt: SigningDep,
     viewer: ActionViewer,
-    reason: Reason = None,
+    reason: PromptAnswer,
     revoked: bool = False,
 ) -> Response:
     """DELETE /api/v1/keys/{id}'s service; the prompt's answer is the audit trail's reason."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -135,6 +135,19 @@ def action_viewer(request: Request, rt: SigningDep) -> Viewer:
     return Viewer(session, session_principal(rt, session))
 
 
+def prompt_answer(request: Request) -> str | None:
+    """What the person typed into an action's `hx-prompt` (htmx's `HX-Prompt` header), blank
+    as None. A browser cannot send characters outside Latin-1 in a header, so htmx sends such an
+    answer percent-encoded and says so in `HX-Prompt-URI-AutoEncoded`."""
+    answer = request.headers.get("hx-prompt")
+    if answer is None:
+        return None
+    if request.headers.get("hx-prompt-uri-autoencoded") == "true":
+        answer = unquote(answer)
+    return answer.strip() or None
+
+
+PromptAnswer = Annotated[str | None, Depends(prompt_answer)]
 PageViewer = Annotated[Viewer, Depends(page_viewer)]
 ActionViewer = Annotated[Viewer, Depends(action_viewer)]
 

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Header, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 
 from reelout.context import Signing
 from reelout.deps import SigningDep
-from reelout.web.pages import PREFIX, ActionViewer, ConsoleRoute, PageViewer, Viewer, render
+from reelout.web.pages import (
+    PREFIX,
+    ActionViewer,
+    ConsoleRoute,
+    PageViewer,
+    PromptAnswer,
+    Viewer,
+    render,
+)
 from reelout.webhooks import policy, service
 from reelout.webhooks.schemas import DeliveryState, EndpointCreated, SecretRotation
 from reelout.webhooks.secretbox import box_for
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
-Reason = Annotated[str | None, Header(alias="HX-Prompt")]  # htmx's prompt: the audit reason
 PAGE_SIZE = 25
 
 
@@ -86,7 +93,7 @@ def create_endpoint(
 
 @router.post("/webhooks/{endpoint_id}/delete")
 def delete_endpoint(
-    endpoint_id: str, request: Request, rt: SigningDep, viewer: ActionViewer, reason: Reason = None
+    endpoint_id: str, request: Request, rt: SigningDep, viewer: ActionViewer, reason: PromptAnswer
 ) -> Response:
     """DELETE /api/v1/webhooks/{id}'s service; the prompt's answer is the audit reason."""
     with rt.db.session() as session:
@@ -129,7 +136,7 @@ def delivery_attempts(
 
 @router.post("/webhooks/deliveries/{delivery_id}/resend")
 def resend(
-    delivery_id: str, request: Request, rt: SigningDep, viewer: ActionViewer, reason: Reason = None
+    delivery_id: str, request: Request, rt: SigningDep, viewer: ActionViewer, reason: PromptAnswer
 ) -> Response:
     """POST /api/v1/webhooks/deliveries/{id}/resend's service: one more attempt right away."""
     with rt.db.session() as session:
