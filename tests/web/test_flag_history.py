@@ -142,7 +142,7 @@ def test_revisions_list_who_why_and_which_flags_and_a_revision_its_patch(admin: 
     assert one.status_code == 200
     assert f"Against revision {first}" in text(one)
     assert "Changed rev_a" in text(one)
-    patch = re.search(r'<pre class="json" id="revision-patch">(.*?)</pre>', one.text, re.S)
+    patch = re.search(r'<pre class="json" id="revision-patch"[^>]*>(.*?)</pre>', one.text, re.S)
     assert patch
     assert json.loads(html.unescape(patch.group(1))) == [
         {"op": "replace", "path": "/flags/rev_a/defaultVariant", "value": "on"}
@@ -209,7 +209,7 @@ def test_promote_shows_the_difference_to_the_next_environment_then_applies_it(
     assert picker, page.text
     targets = re.findall(r'<option value="(\w+)"( selected)?>', picker.group(0))
     assert targets == [("preview", " selected"), ("production", "")]  # the next one by default
-    patch = re.search(r'<pre class="json" id="promote-patch">(.*?)</pre>', page.text, re.S)
+    patch = re.search(r'<pre class="json" id="promote-patch"[^>]*>(.*?)</pre>', page.text, re.S)
     assert patch and "/flags/promo_a" in html.unescape(patch.group(1))
     assert admin.flag_set("preview").get("flags", {}).get("promo_a") is None  # not yet
 

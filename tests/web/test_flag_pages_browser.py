@@ -116,7 +116,7 @@ def test_a_refused_kill_without_reason_and_an_error_in_place(
     page.click("#rollout-enable_debug_logs button")
     page.wait_for_selector("#targeting-enable_debug_logs:has-text('fractional 10/90')")
     page.goto(server.url + "/console/flags/development")
-    assert page.query_selector("#percent-use_tus_upload") is None, "an if rule has no percent"
+    assert page.query_selector("#percent-use_tus_upload"), "the beta rule takes a percentage"
     page.fill("#kill-reason-beta_mode", "")
     page.click("#kill-beta_mode button")  # the browser holds the form: a reason is required
     assert page.evaluate(
