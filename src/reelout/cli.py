@@ -13,14 +13,16 @@ from rich.table import Table
 from reelout import logs
 from reelout.auth import service as auth_service
 from reelout.auth.schemas import Scope
-from reelout.cli_common import console
+from reelout.cli_audit import audit
+from reelout.cli_common import cli_principal, console
 from reelout.cli_common import fail as _fail
 from reelout.cli_common import runtime as _runtime
+from reelout.cli_videos import videos_app
+from reelout.cli_webhooks import webhooks_app
 from reelout.config import Settings
 from reelout.errors import ReeloutError
 from reelout.flags.admin.service import seed_on_start
 from reelout.flags.cli import schedules as cli_schedules
-from reelout.flags.cli.base import cli_principal
 from reelout.flags.cli.commands import flags_app
 from reelout.runtime import Runtime
 
@@ -33,6 +35,9 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 cli_schedules.register(flags_app)
 app.add_typer(flags_app, name="flags")
+app.add_typer(videos_app, name="videos")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("audit")(audit)
 
 
 @app.command()

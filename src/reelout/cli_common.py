@@ -1,11 +1,21 @@
-"""Pieces every `reelout` command shares: the Rich consoles, the runtime and the error exit."""
+"""Pieces every `reelout` command shares: the Rich consoles, the runtime, who a change is recorded
+as, and the error exit."""
 
 from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, redirect_stdout
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
+from reelout.auth.schemas import Scope
+from reelout.auth.service import Principal
 from reelout.config import Settings
 from reelout.errors import ReeloutError
 from reelout.runtime import Runtime
@@ -13,6 +23,7 @@ from reelout.startup import FirstStart, prepare
 
 console = Console()
 err_console = Console(stderr=True)
+CLI_ACTOR = "cli:"
 
 
 def runtime(*first_start: FirstStart) -> Runtime:
@@ -27,3 +38,42 @@ def fail(exc: ReeloutError) -> typer.Exit:
     """Print an error's code and message on stderr; raise the result to exit with status 1."""
     err_console.print(f"[red]error[/red] {exc.code}: {escape(exc.message)}")
     return typer.Exit(code=1)
+
+
+def cli_principal() -> Principal:
+    """Who a change from the command line is recorded as: `cli:<OS user name>`."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment nor in the password database
+        user = "unknown"
+    name = CLI_ACTOR + user
+    return Principal(key_id=name[:32], name=name[:200], scope=Scope.admin, environment=None)
+
+
+@contextmanager
+def command_runtime(
+    *first_start: FirstStart, hints: Mapping[str, str] | None = None
+) -> Iterator[Runtime]:
+    """The runtime for one command; a ReeloutError ends it with the usual error exit (status 1)
+    and, for a code in `hints`, what to do next."""
+    try:
+        with redirect_stdout(sys.stderr):  # a first start's admin-key notice never mixes into JSON
+            rt = runtime(*first_start)
+        try:
+            yield rt
+        finally:
+            rt.db.dispose()
+    except ReeloutError as exc:
+        exit_ = fail(exc)
+        if hints and exc.code in hints:
+            err_console.print(escape(hints[exc.code]))
+        raise exit_ from None
+
+
+def table(*headers: str, whole: tuple[str, ...] = (), **options: Any) -> Table:
+    """A Rich table whose `whole` columns (ids, URLs) fold onto more lines rather than being cut
+    short on a narrow terminal, so they can be copied."""
+    made = Table(**options)
+    for header in headers:
+        made.add_column(header, overflow="fold" if header in whole else "ellipsis")
+    return made

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, status
 from reelout.auth.deps import AdminDep, PlaybackSignerDep, PrincipalDep
 from reelout.auth.service import require_playback_signer
 from reelout.deps import ChangeReason
-from reelout.errors import BadRequest
 from reelout.media import history, service
 from reelout.media.context import MediaDep
 from reelout.media.recommend import Network
@@ -128,19 +127,11 @@ def playback_token(
     body: TokenRequest | None = None,
 ) -> PlaybackToken:
     """A signed-URL token for a video that requires one (an admin or server key)."""
-    settings = rt.settings
-    ttl = (body.expires_in if body else None) or settings.playback_token_ttl_seconds
-    if ttl > settings.playback_token_max_ttl_seconds:
-        raise BadRequest(
-            f"expires_in is {ttl} s; the longest a token may last is "
-            f"{settings.playback_token_max_ttl_seconds} s (REELOUT_PLAYBACK_TOKEN_MAX_TTL_SECONDS)",
-            code="TOKEN_TTL_TOO_LONG",
-            details={"max_seconds": settings.playback_token_max_ttl_seconds},
-        )
+    ttl = service.token_ttl(rt.settings, body.expires_in if body else None)
     with rt.db.read() as session:
         video = service.get_video(session, uid)
         return service.playback_token(
-            video, base_url(request, settings), rt.playback_key, rt.clock.now(), ttl
+            video, base_url(request, rt.settings), rt.playback_key, rt.clock.now(), ttl
         )
 
 

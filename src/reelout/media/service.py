@@ -553,6 +553,22 @@ def _with_token(url: str, token: str | None) -> str:
     return f"{url}{'&' if '?' in url else '?'}token={token}"
 
 
+def token_ttl(settings: Settings, requested: int | None) -> int:
+    """A playback token's lifetime in seconds: the one asked for, else
+    REELOUT_PLAYBACK_TOKEN_TTL_SECONDS; longer than REELOUT_PLAYBACK_TOKEN_MAX_TTL_SECONDS is
+    refused (400 TOKEN_TTL_TOO_LONG)."""
+    ttl = requested or settings.playback_token_ttl_seconds
+    longest = settings.playback_token_max_ttl_seconds
+    if ttl > longest:
+        raise BadRequest(
+            f"expires_in is {ttl} s; the longest a token may last is "
+            f"{longest} s (REELOUT_PLAYBACK_TOKEN_MAX_TTL_SECONDS)",
+            code="TOKEN_TTL_TOO_LONG",
+            details={"max_seconds": longest},
+        )
+    return ttl
+
+
 def playback_token(
     video: Video, base_url: str, key: bytes, now: datetime, ttl_seconds: int
 ) -> PlaybackToken:

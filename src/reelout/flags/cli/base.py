@@ -1,9 +1,8 @@
-"""What every `reelout flags` command shares: who a change is recorded as, the runtime for one
-command, its error exit (faults by JSON Pointer and a next step), and the common options."""
+"""What every `reelout flags` command shares: the runtime for one command, its error exit (faults
+by JSON Pointer and a next step), and the common options."""
 
 from __future__ import annotations
 
-import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -12,15 +11,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from reelout.auth.schemas import Scope
-from reelout.auth.service import Principal
 from reelout.cli_common import err_console, fail, runtime
 from reelout.errors import ReeloutError
 from reelout.flags.admin import service
 from reelout.runtime import Runtime
 
 DEFAULT_ENV = "development"
-CLI_ACTOR = "cli:"
 HINTS = {
     "INVALID_FLAG_SET": "Nothing was changed; fix the definition and run the command again.",
     "INVALID_JSON": "Nothing was changed; fix the JSON and run the command again.",
@@ -35,16 +31,6 @@ HINTS = {
 
 Env = Annotated[str, typer.Option("--env", "-e", help="The environment (REELOUT_ENVIRONMENTS).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def cli_principal() -> Principal:
-    """Who a change from the command line is recorded as: `cli:<OS user name>`."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no user name in the environment nor in the password database
-        user = "unknown"
-    name = CLI_ACTOR + user
-    return Principal(key_id=name[:32], name=name[:200], scope=Scope.admin, environment=None)
 
 
 def error_exit(exc: ReeloutError) -> typer.Exit:

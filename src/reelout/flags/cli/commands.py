@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from reelout.cli_common import console, err_console
+from reelout.cli_common import cli_principal, console, err_console
 from reelout.errors import BadRequest, PayloadTooLarge, PreconditionFailed
 from reelout.flags.admin import service
 from reelout.flags.admin.schemas import AuditEntryOut, DiffSummary, PromotionOut, WriteOut
@@ -23,7 +23,6 @@ from reelout.flags.cli.base import (
     Env,
     admin_runtime,
     checked_environment,
-    cli_principal,
 )
 from reelout.flags.engine import templates, validation
 from reelout.runtime import Runtime

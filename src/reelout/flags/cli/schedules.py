@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from reelout.cli_common import console
+from reelout.cli_common import cli_principal, console
 from reelout.errors import BadRequest
 from reelout.flags.cli.base import (
     DEFAULT_ENV,
@@ -22,7 +22,6 @@ from reelout.flags.cli.base import (
     Env,
     admin_runtime,
     checked_environment,
-    cli_principal,
 )
 from reelout.flags.engine import validation
 from reelout.flags.governance import schedules, stale_report
