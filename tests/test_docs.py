@@ -9,7 +9,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import typer
+from typer.core import TyperGroup
 
+from reelout.cli import app as cli_app
 from reelout.config import Settings
 from reelout.web.routes import PAGES
 
@@ -111,3 +114,27 @@ def test_the_console_page_shows_a_screenshot_of_every_page() -> None:
     assert wanted <= shown, f"no screenshot on docs/console.md for {sorted(wanted - shown)}"
     missing = [name for name in shown if not (DOCS / name).is_file()]
     assert not missing, f"run `make screenshots`: {missing} are missing"
+
+
+def _command_lines(group: TyperGroup, prefix: str) -> list[str]:
+    lines = []
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            lines += _command_lines(command, f"{prefix} {name}")
+        else:
+            lines.append(f"{prefix} {name}")
+    return lines
+
+
+def test_every_command_is_documented() -> None:
+    """Each `reelout …` command (and sub-command) is named on some page or in the README."""
+    root = typer.main.get_command(cli_app)
+    assert isinstance(root, TyperGroup)
+    text = "\n".join([*hooks._pages().values(), (ROOT / "README.md").read_text(encoding="utf-8")])
+    shown = set(re.findall(r"reelout(?: [a-z][a-z-]*)+", text))
+    missing = [
+        line
+        for line in _command_lines(root, "reelout")
+        if not any(seen == line or seen.startswith(line + " ") for seen in shown)
+    ]
+    assert missing == [], f"document these commands in docs/: {missing}"
