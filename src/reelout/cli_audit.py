@@ -14,9 +14,8 @@ from rich.text import Text
 from reelout.audit import service
 from reelout.audit.routes import utc
 from reelout.audit.schemas import Area, ChangeOut
-from reelout.cli_common import command_runtime, console
+from reelout.cli_common import AsJson, command_runtime, console, fail_with_hints, iso_time
 from reelout.cli_common import table as cli_table
-from reelout.cli_videos import iso_time
 from reelout.flags.admin.service import seed_on_start
 
 HINTS = {"INVALID_CURSOR": "Pass the cursor a previous `reelout audit` printed."}
@@ -68,13 +67,16 @@ def audit(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many changes.")] = 50,
     cursor: Annotated[str | None, typer.Option(help="The next page's cursor.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Every change, newest first: who, what, to which target, when, why and its JSON Patch."""
     from reelout.app import AUDIT_SOURCES  # the sources GET /api/v1/audit/all reads
 
     where = service.ChangeFilter(actor, area, env, target, action, utc(since), utc(until))
-    with command_runtime(seed_on_start, hints=HINTS) as rt, rt.db.read() as session:
+    with (
+        command_runtime(seed_on_start, exit_with=fail_with_hints(HINTS)) as rt,
+        rt.db.read() as session,
+    ):
         page = service.list_changes(session, AUDIT_SOURCES, where, limit=limit, cursor=cursor)
     if as_json:
         typer.echo(json.dumps(page.model_dump(mode="json"), indent=2, ensure_ascii=False))

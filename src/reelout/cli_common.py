@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +25,12 @@ from reelout.startup import FirstStart, prepare
 console = Console()
 err_console = Console(stderr=True)
 CLI_ACTOR = "cli:"
+ErrorExit = Callable[[ReeloutError], typer.Exit]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# Why a change is made, where the API takes a Reelout-Change-Reason header
+ChangeReason = Annotated[
+    str | None, typer.Option("--reason", "-r", help="Why; kept in the audit trail.")
+]
 
 
 def runtime(*first_start: FirstStart) -> Runtime:
@@ -50,12 +57,22 @@ def cli_principal() -> Principal:
     return Principal(key_id=name[:32], name=name[:200], scope=Scope.admin, environment=None)
 
 
+def fail_with_hints(hints: Mapping[str, str]) -> ErrorExit:
+    """`fail`, then what to do next for a code in `hints`."""
+
+    def exit_with(exc: ReeloutError) -> typer.Exit:
+        exit_ = fail(exc)
+        if exc.code in hints:
+            err_console.print(escape(hints[exc.code]))
+        return exit_
+
+    return exit_with
+
+
 @contextmanager
-def command_runtime(
-    *first_start: FirstStart, hints: Mapping[str, str] | None = None
-) -> Iterator[Runtime]:
-    """The runtime for one command; a ReeloutError ends it with the usual error exit (status 1)
-    and, for a code in `hints`, what to do next."""
+def command_runtime(*first_start: FirstStart, exit_with: ErrorExit = fail) -> Iterator[Runtime]:
+    """The runtime for one command; a ReeloutError ends it with `exit_with`'s error exit
+    (status 1), after the transaction it broke off was rolled back."""
     try:
         with redirect_stdout(sys.stderr):  # a first start's admin-key notice never mixes into JSON
             rt = runtime(*first_start)
@@ -64,10 +81,18 @@ def command_runtime(
         finally:
             rt.db.dispose()
     except ReeloutError as exc:
-        exit_ = fail(exc)
-        if hints and exc.code in hints:
-            err_console.print(escape(hints[exc.code]))
-        raise exit_ from None
+        raise exit_with(exc) from None
+
+
+def iso_time(text: str) -> datetime:
+    """An ISO 8601 time as typed (no zone: UTC, as the API reads it); anything else is a usage
+    error (status 2)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time; e.g. 2026-12-01 or 2026-12-01T09:00:00Z"
+        ) from None
 
 
 def table(*headers: str, whole: tuple[str, ...] = (), **options: Any) -> Table:

@@ -14,7 +14,16 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from reelout.cli_common import cli_principal, command_runtime, console, err_console
+from reelout.cli_common import (
+    AsJson,
+    ChangeReason,
+    cli_principal,
+    command_runtime,
+    console,
+    err_console,
+    fail_with_hints,
+    iso_time,
+)
 from reelout.cli_common import table as cli_table
 from reelout.errors import BadRequest
 from reelout.flags.admin.service import seed_on_start
@@ -34,8 +43,6 @@ HINTS = {
 MAX_SEARCH_CHARS = 200  # as GET /api/v1/videos
 
 Uid = Annotated[str, typer.Argument(help="The video's uid (see `reelout videos list`).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why; kept in the audit trail.")]
 BaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -43,16 +50,6 @@ BaseUrl = Annotated[
         help="Scheme, host and prefix clients reach this server at (default: REELOUT_PUBLIC_URL).",
     ),
 ]
-
-
-def iso_time(text: str) -> datetime:
-    """An ISO 8601 time as typed (no zone: UTC); anything else is a usage error (status 2)."""
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO 8601 time; e.g. 2026-12-01 or 2026-12-01T09:00:00Z"
-        ) from None
 
 
 def _search(text: str | None) -> str | None:
@@ -63,7 +60,7 @@ def _search(text: str | None) -> str | None:
 
 @contextmanager
 def _videos() -> Iterator[Runtime]:
-    with command_runtime(seed_on_start, hints=HINTS) as rt:
+    with command_runtime(seed_on_start, exit_with=fail_with_hints(HINTS)) as rt:
         yield rt
 
 
@@ -228,7 +225,7 @@ def state_history(uid: Uid, as_json: AsJson = False) -> None:
 
 
 @videos_app.command("reencode")
-def reencode(uid: Uid, reason: Reason = None) -> None:
+def reencode(uid: Uid, reason: ChangeReason = None) -> None:
     """Encode the original again into a new version; the current one plays until it is out
     (POST /api/v1/videos/UID/reprocess)."""
     with _videos() as rt, rt.db.session() as session:
@@ -241,7 +238,7 @@ def reencode(uid: Uid, reason: Reason = None) -> None:
 @videos_app.command("delete")
 def delete(
     uid: Uid,
-    reason: Reason = None,
+    reason: ChangeReason = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a video and every file of it (DELETE /api/v1/videos/UID)."""

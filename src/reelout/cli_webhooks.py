@@ -14,7 +14,15 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from reelout.cli_common import cli_principal, command_runtime, console, err_console
+from reelout.cli_common import (
+    AsJson,
+    ChangeReason,
+    cli_principal,
+    command_runtime,
+    console,
+    err_console,
+    fail_with_hints,
+)
 from reelout.cli_common import table as cli_table
 from reelout.flags.admin.service import seed_on_start
 from reelout.runtime import Runtime
@@ -42,14 +50,12 @@ EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (see `reelout
 DeliveryId = Annotated[
     str, typer.Argument(help="The delivery's id (see `reelout webhooks deliveries`).")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why; kept in the audit trail.")]
 SHOWN_ONCE = "The signing secret is shown once; store it now (only a hint of it is kept):"
 
 
 @contextmanager
 def _webhooks() -> Iterator[Runtime]:
-    with command_runtime(seed_on_start, hints=HINTS) as rt:
+    with command_runtime(seed_on_start, exit_with=fail_with_hints(HINTS)) as rt:
         yield rt
 
 
@@ -125,7 +131,7 @@ def create(
 
 
 @webhooks_app.command("delete")
-def delete(endpoint_id: EndpointId, reason: Reason = None) -> None:
+def delete(endpoint_id: EndpointId, reason: ChangeReason = None) -> None:
     """Remove an endpoint; its pending deliveries stop (DELETE /api/v1/webhooks/ID)."""
     with _webhooks() as rt, rt.db.session() as session:
         service.delete_endpoint(session, rt.clock, cli_principal(), endpoint_id, reason)
@@ -280,7 +286,7 @@ def delivery(delivery_id: DeliveryId, as_json: AsJson = False) -> None:
 
 
 @webhooks_app.command("resend")
-def resend(delivery_id: DeliveryId, reason: Reason = None) -> None:
+def resend(delivery_id: DeliveryId, reason: ChangeReason = None) -> None:
     """Send a finished delivery again: same event id and body, one more attempt right away
     (POST /api/v1/webhooks/deliveries/ID/resend)."""
     with _webhooks() as rt, rt.db.session() as session:

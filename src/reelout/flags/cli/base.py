@@ -3,15 +3,13 @@ by JSON Pointer and a next step), and the common options."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from reelout.cli_common import err_console, fail, runtime
+from reelout.cli_common import command_runtime, err_console, fail
 from reelout.errors import ReeloutError
 from reelout.flags.admin import service
 from reelout.runtime import Runtime
@@ -30,7 +28,6 @@ HINTS = {
 }
 
 Env = Annotated[str, typer.Option("--env", "-e", help="The environment (REELOUT_ENVIRONMENTS).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def error_exit(exc: ReeloutError) -> typer.Exit:
@@ -43,18 +40,9 @@ def error_exit(exc: ReeloutError) -> typer.Exit:
     return exit_
 
 
-@contextmanager
-def admin_runtime() -> Iterator[Runtime]:
+def admin_runtime() -> AbstractContextManager[Runtime]:
     """The runtime for one command; a ReeloutError ends it (exit status 1) with nothing written."""
-    try:
-        with redirect_stdout(sys.stderr):  # a first start's admin-key notice never mixes into JSON
-            rt = runtime(service.seed_on_start)
-        try:
-            yield rt
-        finally:
-            rt.db.dispose()
-    except ReeloutError as exc:
-        raise error_exit(exc) from None
+    return command_runtime(service.seed_on_start, exit_with=error_exit)
 
 
 def checked_environment(rt: Runtime, name: str) -> str:

@@ -13,13 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from reelout.cli_common import cli_principal, console, err_console
+from reelout.cli_common import AsJson, cli_principal, console, err_console
 from reelout.errors import BadRequest, PayloadTooLarge, PreconditionFailed
 from reelout.flags.admin import service
 from reelout.flags.admin.schemas import AuditEntryOut, DiffSummary, PromotionOut, WriteOut
 from reelout.flags.cli.base import (
     DEFAULT_ENV,
-    AsJson,
     Env,
     admin_runtime,
     checked_environment,

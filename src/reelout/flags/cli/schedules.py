@@ -14,11 +14,10 @@ from pydantic import BaseModel, ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from reelout.cli_common import cli_principal, console
+from reelout.cli_common import AsJson, cli_principal, console
 from reelout.errors import BadRequest
 from reelout.flags.cli.base import (
     DEFAULT_ENV,
-    AsJson,
     Env,
     admin_runtime,
     checked_environment,
