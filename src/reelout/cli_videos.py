@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import BaseModel
@@ -43,10 +44,19 @@ HINTS = {
 MAX_SEARCH_CHARS = 200  # as GET /api/v1/videos
 
 Uid = Annotated[str, typer.Argument(help="The video's uid (see `reelout videos list`).")]
+
+
+def _http_url(text: str | None) -> str | None:
+    if text is not None and urlsplit(text).scheme not in ("http", "https"):
+        raise typer.BadParameter(f"{text!r} is not an http(s) URL; e.g. https://media.example.com")
+    return text
+
+
 BaseUrl = Annotated[
     str | None,
     typer.Option(
         "--base-url",
+        callback=_http_url,
         help="Scheme, host and prefix clients reach this server at (default: REELOUT_PUBLIC_URL).",
     ),
 ]

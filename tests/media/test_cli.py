@@ -145,5 +145,6 @@ def test_a_signed_playback_url_plays_and_needs_a_public_url(
     long = as_json(cli("videos", "url", good, "--ttl", "3600", "--json"))
     assert set(long) == {"token", "expires_at", "hls", "mp4", "poster"}
     assert cli("videos", "url", good, "--ttl", "59").exit_code == 2
+    assert cli("videos", "url", good, "--base-url", "media.example.com").exit_code == 2
     refused(cli("videos", "url", good, "--ttl", "99999999"), "TOKEN_TTL_TOO_LONG", "the longest")
     refused(cli("videos", "url", videos["error"]), "VIDEO_NOT_READY", "once it is ready")
