@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from reelout import cli_common
 from reelout.cli import app
 from reelout.flags.engine.templates import SEED_FLAGS
+from tests.support.cli import as_json, ok
 from tests.support.live import serving
 from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.support.waiting import wait_until
@@ -51,15 +52,6 @@ def flags(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
         return runner.invoke(app, ["flags", *args], input=input, env={**env, **settings})
 
     return run
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result).stdout)
 
 
 def revision(flags: Flags, env: str = "development") -> int:

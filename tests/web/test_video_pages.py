@@ -250,8 +250,9 @@ def test_a_video_that_requires_signed_urls_plays_from_signed_ones(
     server: LiveServer, web: tuple[httpx.Client, dict[str, str]], videos: Videos
 ) -> None:
     client, _ = web
-    uid, hls = videos["ready"]["uid"], videos["ready"]["playback"]["hls"]
+    uid = videos["ready"]["uid"]
     with server.client() as api:
+        hls = settled(api, uid)["playback"]["hls"]  # now: another test may have re-encoded it
         assert api.patch(f"/api/v1/videos/{uid}", json={"require_signed_urls": True}).is_success
     try:
         html = client.get(f"/console/videos/{uid}").text
