@@ -1,0 +1,1 @@
+"""Statistics for comparing a treatment with its control: pure functions over sufficient statistics."""
