@@ -110,6 +110,16 @@ def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float:
     return float(dist.chi2.sf(chi2, len(arms) - 1))
 
 
+def proportions_chi2(successes: Sequence[int], totals: Sequence[int]) -> tuple[float, float]:
+    """Pearson chi-square that k proportions are equal (no continuity correction): (chi2, p)."""
+    expected = sum(successes) / sum(totals)
+    chi2 = 0.0
+    for x, n in zip(successes, totals, strict=True):
+        for observed, share in ((x, expected), (n - x, 1 - expected)):
+            chi2 += (observed - share * n) ** 2 / (share * n)
+    return chi2, float(dist.chi2.sf(chi2, len(totals) - 1))
+
+
 def ratio_estimate(arm: RatioMoments) -> Estimate:
     """F5: a ratio metric's R = Σm/Σd with its delta-method variance, as (R, n·Var(R̂), n)."""
     n = arm.n
