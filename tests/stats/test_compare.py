@@ -211,3 +211,10 @@ def test_an_anytime_valid_interval_is_wider_than_a_fixed_one(
     a, b = Estimate(p_a, p_a * (1 - p_a), n_a), Estimate(p_b, p_b * (1 - p_b), n_b)
     fixed, anytime = welch(a, b), sequential(a, b)
     assert anytime.lower <= fixed.lower and fixed.upper <= anytime.upper
+
+
+def test_a_ratio_of_one_unit_has_no_spread_and_of_none_is_refused() -> None:
+    one = ratio_estimate(RatioMoments(1, 3.0, 4.0, 9.0, 16.0, 12.0))
+    assert (one.mean, one.variance, one.n) == (0.75, 0.0, 1)
+    with pytest.raises(ValueError, match="denominator"):
+        ratio_estimate(RatioMoments(2, 1.0, 0.0, 1.0, 0.0, 0.0))

@@ -123,6 +123,10 @@ def proportions_chi2(successes: Sequence[int], totals: Sequence[int]) -> tuple[f
 def ratio_estimate(arm: RatioMoments) -> Estimate:
     """F5: a ratio metric's R = Σm/Σd with its delta-method variance, as (R, n·Var(R̂), n)."""
     n = arm.n
+    if n < 1 or arm.d == 0:
+        raise ValueError("a ratio needs at least one unit and a denominator other than 0")
+    if n < 2:  # one unit: a value, no spread yet
+        return Estimate(arm.m / arm.d, 0.0, n)
     m_bar, d_bar = arm.m / n, arm.d / n
     s_m2 = (arm.m2 - arm.m**2 / n) / (n - 1)
     s_d2 = (arm.d2 - arm.d**2 / n) / (n - 1)
