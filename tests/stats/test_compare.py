@@ -94,11 +94,7 @@ def test_welch_absolute_and_relative() -> None:  # vectors 7 and 8
 
 
 def test_welch_relative_on_proportions() -> None:  # vector 9: s² = p(1 - p)
-    def arm(x: int, n: int) -> Estimate:
-        p = x / n
-        return Estimate(p, p * (1 - p), n)
-
-    got = welch(arm(14, 28), arm(16, 30), relative=True)
+    got = welch(Estimate.of_proportion(14, 28), Estimate.of_proportion(16, 30), relative=True)
     assert (got.effect, got.se) == (
         pytest.approx(0.06667, abs=1e-5),
         pytest.approx(0.2717, abs=1e-4),
@@ -111,11 +107,9 @@ def test_welch_relative_on_proportions() -> None:  # vector 9: s² = p(1 - p)
 
 
 def test_sequential_relative_on_proportions() -> None:  # vector 10, N* = 5000
-    def arm(x: int, n: int) -> Estimate:
-        p = x / n
-        return Estimate(p, p * (1 - p), n)
-
-    got = sequential(arm(1396, 3000), arm(2422, 3461), relative=True)
+    got = sequential(
+        Estimate.of_proportion(1396, 3000), Estimate.of_proportion(2422, 3461), relative=True
+    )
     assert (got.effect, got.se) == (
         pytest.approx(0.50386, abs=1e-5),
         pytest.approx(0.03386, abs=1e-5),
@@ -140,11 +134,8 @@ def test_sequential_absolute_two_and_one_sided() -> None:  # vector 12 and the c
 
 
 def test_anytime_validity_costs_evidence() -> None:  # the spec's "cost of anytime validity"
-    def arm(x: int, n: int) -> Estimate:
-        p = x / n
-        return Estimate(p, p * (1 - p), n)
-
-    control, treatment = arm(200, 10_000), arm(260, 10_000)
+    control = Estimate.of_proportion(200, 10_000)
+    treatment = Estimate.of_proportion(260, 10_000)
     assert two_proportion_z(200, 10_000, 260, 10_000)[1] == pytest.approx(0.0046, abs=1e-4)
     got = sequential(control, treatment)
     assert (got.lower, got.upper) == (

@@ -63,6 +63,12 @@ class Estimate:
     variance: float
     n: int
 
+    @classmethod
+    def of_proportion(cls, successes: int, n: int) -> Estimate:
+        """A rate with the proportion's variance p(1 - p) (gbstats' convention for 0/1 units)."""
+        p = successes / n
+        return cls(p, p * (1 - p), n)
+
 
 @dataclass(frozen=True)
 class Comparison:
