@@ -209,6 +209,11 @@ def test_the_editor_saves_a_flag_and_shows_faults_at_their_pointer(
     assert stale.headers["hx-retarget"] == "#flag-editor-error"
     not_json = console.act(path, "flag-editor", definition="{", etag='"production-r2"')
     assert not_json.status_code == 400 and "INVALID_JSON" in not_json.text
+    # a form field passes the body limit's depth check, so the editor checks the JSON itself
+    deep = '{"variants": {"a": ' + "[" * 64 + "]" * 64 + "}}"
+    too_deep = console.act(path, "flag-editor", definition=deep, etag='"production-r2"')
+    assert too_deep.status_code == 400 and "JSON_TOO_DEEP" in too_deep.text
+    assert flag(api, "beta_mode")["defaultVariant"] == "on", "nothing changed"
 
 
 def test_editing_a_missing_flag_says_so(console: Console) -> None:

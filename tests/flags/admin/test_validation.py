@@ -122,3 +122,9 @@ def test_the_engine_refuses_prerequisite_cycles_and_rules_it_cannot_run() -> Non
         check({"flags": {"f": unknown}})
     assert [e["pointer"] for e in broken.value.details["errors"]] == ["/flags/f/targeting"]
     assert check({"flags": {"a": needs("b"), "b": BOOL}})["flags"]["a"] == needs("b")
+
+
+def test_json_nested_past_what_python_can_read_is_refused_in_words() -> None:
+    with pytest.raises(BadRequest) as refused:
+        parse("[" * 100_000 + "]" * 100_000)
+    assert refused.value.code == "JSON_TOO_DEEP"

@@ -194,6 +194,8 @@ def parse(text: str | bytes) -> Any:
         return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="INVALID_JSON") from None
+    except RecursionError:  # a body no route's depth limit saw first (a form field, a file)
+        raise BadRequest("the JSON is nested too deeply to read", code="JSON_TOO_DEEP") from None
 
 
 def engine_faults(document: dict[str, Any]) -> list[Fault]:
