@@ -16,11 +16,20 @@ from reelout.deps import SigningDep
 from reelout.errors import BadRequest
 from reelout.flags.admin import service
 from reelout.flags.admin.schemas import PromotionOut
+from reelout.flags.engine import validation
 from reelout.flags.exposures import service as exposures
 from reelout.flags.exposures.routes import DEFAULT_DAYS
 from reelout.flags.governance import schedules, stale_report
 from reelout.flags.governance.schemas import ScheduleAction, ScheduleIn
-from reelout.web.pages import PREFIX, ActionViewer, ConsoleRoute, PageViewer, Viewer, render
+from reelout.web.pages import (
+    PREFIX,
+    ActionViewer,
+    ConsoleRoute,
+    PageViewer,
+    Viewer,
+    refuse_deep_json,
+    render,
+)
 
 router = APIRouter(
     prefix=PREFIX + "/flags/{env}", include_in_schema=False, route_class=ConsoleRoute
@@ -223,12 +232,12 @@ def schedules_page(env: str, request: Request, rt: SigningDep, viewer: PageViewe
 
 def _targeting(text: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        return validation.parse(text)
+    except BadRequest as exc:
         raise BadRequest(
-            f"the targeting is not JSON ({exc}); give a JSON Logic rule, or leave it empty",
-            code="INVALID_JSON",
-        ) from exc
+            f"the targeting: {exc.message}; give a JSON Logic rule, or leave it empty",
+            code=exc.code,
+        ) from None
 
 
 def _patch(
@@ -284,6 +293,7 @@ def create_schedule(
 ) -> Response:
     """POST /api/v1/environments/{env}/schedules, as the signed-in key, with a reason."""
     environment = _environment(rt, env)
+    refuse_deep_json(targeting, rt.settings.json_max_depth)
     fields = {"state": state, "default_variant": default_variant, "targeting": targeting}
     with rt.db.session() as session:
         patch = _patch(session, environment, flag, fields)

@@ -13,9 +13,16 @@ from reelout.context import Signing
 from reelout.deps import SigningDep
 from reelout.errors import BadRequest, ReeloutError
 from reelout.flags.admin import service
-from reelout.jsondepth import too_deep, too_deep_message
 from reelout.web.flag_rows import FlagRow, flag_split, one_line, slug
-from reelout.web.pages import PREFIX, ActionViewer, ConsoleRoute, PageViewer, Viewer, render
+from reelout.web.pages import (
+    PREFIX,
+    ActionViewer,
+    ConsoleRoute,
+    PageViewer,
+    Viewer,
+    refuse_deep_json,
+    render,
+)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
 SECTION = "flags"
@@ -186,8 +193,7 @@ def save_flag(
     JSON pointers next to the text area."""
     environment = _env(rt, env)
     edit = _edit(viewer, reason, etag or None)
-    if too_deep(definition.encode(), rt.settings.json_max_depth):  # a form: BodyLimits skips it
-        raise BadRequest(too_deep_message(rt.settings.json_max_depth), code="JSON_TOO_DEEP")
+    refuse_deep_json(definition, rt.settings.json_max_depth)
     try:
         with rt.db.session() as session:
             written, _ = service.put_flag(

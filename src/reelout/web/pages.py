@@ -33,7 +33,8 @@ from reelout.auth.session_cookies import (
 from reelout.config import Settings
 from reelout.context import Signing
 from reelout.deps import SigningDep
-from reelout.errors import ReeloutError, Unauthorized
+from reelout.errors import BadRequest, ReeloutError, Unauthorized
+from reelout.jsondepth import too_deep, too_deep_message
 from reelout.urls import base_url
 
 PREFIX = "/console"
@@ -133,6 +134,13 @@ def action_viewer(request: Request, rt: SigningDep) -> Viewer:
         raise LoginRequired
     session = codec(request).authorize(cookie, request.headers.get(CSRF_HEADER))
     return Viewer(session, session_principal(rt, session))
+
+
+def refuse_deep_json(text: str, max_depth: int) -> None:
+    """The depth limit for JSON sent in a form field (BodyLimits checks JSON bodies only):
+    400 `JSON_TOO_DEEP` past REELOUT_JSON_MAX_DEPTH."""
+    if too_deep(text.encode(), max_depth):
+        raise BadRequest(too_deep_message(max_depth), code="JSON_TOO_DEEP")
 
 
 def prompt_answer(request: Request) -> str | None:
