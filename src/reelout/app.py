@@ -36,6 +36,8 @@ from reelout.media.routes import router as videos_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
 from reelout.tasks import build_registry
+from reelout.telemetry.routes import PREFIX as TELEMETRY_PREFIX
+from reelout.telemetry.routes import router as telemetry_router
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import PREFIX as TUS_PREFIX
@@ -100,7 +102,12 @@ AUDIT_SOURCES = (own_changes, flag_changes)
 def body_rules(settings: Settings) -> tuple[tuple[str, Limit | None], ...]:
     """BodyLimits' rules: uploads stream under their own limits; the flag admin and exposure
     batches take larger bodies; every other body is small JSON (or a console form)."""
-    return ((TUS_PREFIX, None), ("/api/v1/orders/", None), *flags.body_rules(settings))
+    return (
+        (TUS_PREFIX, None),
+        ("/api/v1/orders/", None),
+        (TELEMETRY_PREFIX, None),  # gzip and NDJSON: the ingest reads under its own limits
+        *flags.body_rules(settings),
+    )
 
 
 def create_worker_app() -> FastAPI:
@@ -157,7 +164,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(keys_router)
     # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
-    for router in (videos_router, orders_router, tus_router, playback_router, webhooks_router):
+    routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)
+    for router in (*routers, webhooks_router):
         app.include_router(router)
     # every change, from the audit trail and the flag audit log; admin keys only
     app.state.audit_sources = AUDIT_SOURCES

@@ -687,6 +687,45 @@ class Settings(BaseSettings):
             "(more → 413 `EXPOSURE_BATCH_TOO_LARGE`)."
         ),
     )
+    # telemetry: POST /api/v1/telemetry/events
+    telemetry_max_batch_events: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Most events one telemetry batch holds (more → 413 `BATCH_TOO_LARGE`, nothing stored)."
+        ),
+    )
+    telemetry_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest telemetry batch body as sent, gzip or not (larger → 413 `BODY_TOO_LARGE`)."
+        ),
+    )
+    telemetry_max_decoded_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest telemetry batch once a gzip body is inflated (larger → 413 "
+            "`BODY_TOO_LARGE`): a small compressed body cannot grow past it."
+        ),
+    )
+    telemetry_max_event_bytes: int = Field(
+        default=16 * 1024,
+        ge=256,
+        description=(
+            "Largest single event (its JSON); a larger one is rejected alone "
+            "(`EVENT_TOO_LARGE` at its index) and the rest of its batch is stored."
+        ),
+    )
+    telemetry_raw_retention_days: float = Field(
+        default=14,
+        gt=0,
+        description=(
+            "Raw telemetry events received longer ago than this are deleted; the minute "
+            "rollups that KPIs read are kept for `REELOUT_TELEMETRY_ROLLUP_RETENTION_DAYS`."
+        ),
+    )
 
     @field_validator(
         "cors_origins", "environments", "webhook_allow_networks", "media_containers", mode="before"

@@ -1,0 +1,117 @@
+"""HTTP routes of telemetry: the ingest (client key; JSON, NDJSON, text/plain for sendBeacon,
+gzip) and the event model's JSON Schema."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from reelout.auth import service as auth
+from reelout.auth.environment_keys import environment_principal, missing_key, presented_key
+from reelout.context import Core
+from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from reelout.jsondepth import too_deep, too_deep_message
+from reelout.limits import public_limits
+from reelout.telemetry import events, service
+from reelout.telemetry.batches import items
+
+PREFIX = "/api/v1/telemetry"
+router = APIRouter(prefix=PREFIX, tags=["telemetry"])
+_NDJSON = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+_JSON = ("application/json", "text/plain", "")  # text/plain: what navigator.sendBeacon sends
+
+
+@router.get("/schema", summary="The telemetry event model as JSON Schema")
+def event_schema() -> dict[str, Any]:
+    return events.json_schema()
+
+
+@router.post("/events", summary="Report telemetry events (client key)")
+async def report_events(request: Request) -> JSONResponse:
+    rt: Core = request.app.state.runtime
+    environment, key_id = await run_in_threadpool(_reporter, rt, request)
+    public_limits(request.app.state).check(request, key_id)
+    ndjson = _is_ndjson(request.headers.get("content-type", ""))
+    body = _decoded(await _body(request, rt.settings.telemetry_max_body_bytes), request, rt)
+    if not ndjson and too_deep(body, rt.settings.json_max_depth):
+        raise BadRequest(too_deep_message(rt.settings.json_max_depth), code="JSON_TOO_DEEP")
+    outcome = await run_in_threadpool(service.ingest, rt, environment, items(body, ndjson))
+    return JSONResponse(outcome.body())
+
+
+def _reporter(rt: Core, request: Request) -> tuple[str, str]:
+    """The key's environment and id; the key may come as `?key=` too, since sendBeacon cannot
+    set headers (a client key is public: it ships inside every app)."""
+    token = presented_key(request) or request.query_params.get("key")
+    if not token:
+        raise missing_key()
+    with rt.db.read() as session:
+        who = environment_principal(auth.authenticate(session, token))
+    assert who.environment is not None  # an environment key names one
+    return who.environment, who.key_id
+
+
+def _is_ndjson(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind in _NDJSON:
+        return True
+    if kind in _JSON:
+        return False
+    raise UnsupportedMediaType(
+        f"a batch is application/json, application/x-ndjson or text/plain, not {kind!r}",
+        code="UNSUPPORTED_MEDIA_TYPE",
+    )
+
+
+async def _body(request: Request, max_bytes: int) -> bytes:
+    """The body as sent, refused past `max_bytes` before more is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes, "REELOUT_TELEMETRY_MAX_BODY_BYTES")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(max_bytes, "REELOUT_TELEMETRY_MAX_BODY_BYTES")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("the client went away mid-body", code="INCOMPLETE_BODY") from None
+    return b"".join(chunks)
+
+
+def _decoded(body: bytes, request: Request, rt: Core) -> bytes:
+    """The body without its Content-Encoding (identity or gzip), at most
+    REELOUT_TELEMETRY_MAX_DECODED_BYTES once inflated: a small bomb stays small."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    if encoding != "gzip":
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding!r} is not accepted; send gzip or no encoding",
+            code="UNSUPPORTED_ENCODING",
+        )
+    limit = rt.settings.telemetry_max_decoded_bytes
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        decoded = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"the gzip body is corrupt ({exc})", code="INVALID_GZIP") from exc
+    if len(decoded) > limit:
+        raise _too_large(limit, "REELOUT_TELEMETRY_MAX_DECODED_BYTES")
+    if not inflater.eof:
+        raise BadRequest("the gzip body is cut short", code="INVALID_GZIP")
+    return decoded
+
+
+def _too_large(limit: int, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the batch is over {limit} bytes ({setting}); send smaller batches",
+        code="BODY_TOO_LARGE",
+        headers={"Connection": "close"},
+    )

@@ -1,0 +1,139 @@
+"""Telemetry ingest: store a checked batch once per event_id (durable before the answer), record
+the server's own facts as events, and drop raw events past their retention."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from reelout.context import Core
+from reelout.telemetry.batches import Checked, Limits, Rejected, check
+from reelout.telemetry.events import event_time
+from reelout.telemetry.models import TelemetryEvent
+
+SERVER_FACTS = uuid.UUID("6f1d3c3e-6c38-4c55-9d2a-7d1f2b3a9e01")  # namespace of server event ids
+PURGE_ROWS = 5_000  # raw events deleted per statement by the retention purge
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a batch: stored now, stored before (same event_id), refused."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [
+                {"index": r.index, "code": r.code, "message": r.message} for r in self.rejected
+            ],
+        }
+
+
+def limits(core: Core) -> Limits:
+    settings = core.settings
+    return Limits(settings.telemetry_max_batch_events, settings.telemetry_max_event_bytes)
+
+
+def ingest(core: Core, environment: str, raw: Sequence[Any], source: str = "client") -> Outcome:
+    """Check each event and store the good ones; committed before this returns."""
+    accepted, rejected = check(raw, limits(core), server=source == "server")
+    stored = store(core, environment, accepted, source)
+    return Outcome(stored, len(accepted) - stored, rejected)
+
+
+def store(core: Core, environment: str, events: Sequence[Checked], source: str) -> int:
+    """Insert the events whose event_id is new (in this batch and in the table); how many."""
+    received_at = core.clock.now()
+    unique = {item.event.event_id: item for item in events}
+    if not unique:
+        return 0
+    rows = [_row(item, environment, source, received_at) for item in unique.values()]
+    with core.db.session() as session:
+        inserted = session.execute(_insert_new(session), rows).all()
+    return len(inserted)
+
+
+def _row(item: Checked, environment: str, source: str, received_at: datetime) -> dict[str, Any]:
+    event = item.event
+    return {
+        "event_id": event.event_id,
+        "environment": environment,
+        "type": event.type,
+        "source": source,
+        "viewer_id": event.viewer_id,
+        "event_time": event_time(event, received_at),
+        "received_at": received_at,
+        "body": item.body.decode(),
+    }
+
+
+def _insert_new(session: Session) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(TelemetryEvent).on_conflict_do_nothing(index_elements=["event_id"])
+    return statement.returning(TelemetryEvent.event_id)
+
+
+def record_server_fact(
+    core: Core,
+    environment: str,
+    fact: Mapping[str, Any],
+    key: str,
+) -> bool:
+    """One fact the server saw itself (an upload finished, a video processed) as an event whose
+    id derives from `key`, so reporting it twice stores it once. True when it is new."""
+    when = core.clock.now()
+    raw = {
+        "event_id": str(uuid.uuid5(SERVER_FACTS, f"{environment}\x1f{key}")),
+        "client_time": when.isoformat(),
+        **fact,
+    }
+    outcome = ingest(core, environment, [raw], source="server")
+    if outcome.rejected:
+        raise ValueError(f"a server fact failed its own schema: {outcome.rejected[0].message}")
+    return outcome.accepted == 1
+
+
+def purge(core: Core) -> int:
+    """Delete raw events received before the retention (REELOUT_TELEMETRY_RAW_RETENTION_DAYS)."""
+    cutoff = core.clock.now() - timedelta(days=core.settings.telemetry_raw_retention_days)
+    ids = select(TelemetryEvent.id).where(TelemetryEvent.received_at < cutoff).limit(PURGE_ROWS)
+    deleted = 0
+    while True:
+        with core.db.session() as session:
+            result = session.execute(delete(TelemetryEvent).where(TelemetryEvent.id.in_(ids)))
+        rows = int(cast(CursorResult[Any], result).rowcount)
+        deleted += rows
+        if rows < PURGE_ROWS:
+            return deleted
+
+
+def count(core: Core, environment: str | None = None) -> int:
+    """How many raw events are stored (in one environment)."""
+    query = select(func.count()).select_from(TelemetryEvent)
+    if environment:
+        query = query.where(TelemetryEvent.environment == environment)
+    with core.db.session() as session:
+        return int(session.scalar(query) or 0)
+
+
+def stored_event(core: Core, event_id: uuid.UUID) -> dict[str, Any] | None:
+    """One stored event as received, with what the server added."""
+    with core.db.session() as session:
+        row = session.scalar(select(TelemetryEvent).where(TelemetryEvent.event_id == event_id))
+    if row is None:
+        return None
+    added = {"environment": row.environment, "source": row.source}
+    return {**orjson.loads(row.body), **added, "received_at": row.received_at.isoformat()}
