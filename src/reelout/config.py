@@ -718,6 +718,27 @@ class Settings(BaseSettings):
             "(`EVENT_TOO_LARGE` at its index) and the rest of its batch is stored."
         ),
     )
+    telemetry_rollup_retention_days: float = Field(
+        default=400,
+        gt=0,
+        description=(
+            "Minute rollups older than this are deleted (KPIs and alerts read them; raw events "
+            "go sooner, after `REELOUT_TELEMETRY_RAW_RETENTION_DAYS`)."
+        ),
+    )
+    telemetry_rollup_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="How often the minute rollups fold in newly arrived telemetry events.",
+    )
+    telemetry_rollup_delay_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "How far behind the clock the rollups read: an event is folded in once it arrived "
+            "this long ago, so a batch still committing on PostgreSQL is never skipped."
+        ),
+    )
     telemetry_raw_retention_days: float = Field(
         default=14,
         gt=0,

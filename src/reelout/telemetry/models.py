@@ -1,11 +1,11 @@
-"""The telemetry tables: raw events as received (one row per event_id)."""
+"""The telemetry tables: raw events (one row per event_id), units' state, minute rollups, cursor."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelout.db.base import Base, UTCDateTime
@@ -29,3 +29,49 @@ class TelemetryEvent(Base):
     event_time: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     body: Mapped[str] = mapped_column(Text)
+
+
+class TelemetryUnit(Base):
+    """A unit's folded state (an upload attempt, a view, a session, a viewer): what the rollups
+    need to take its old numbers out when a new event of it arrives."""
+
+    __tablename__ = "telemetry_units"
+
+    environment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class TelemetryRollup(Base):
+    """One minute of one metric for one cohort (flag and variant, "" = everyone) on one platform
+    and app version: the units' additive sums (see telemetry.sums)."""
+
+    __tablename__ = "telemetry_rollups"
+
+    environment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(48), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(255), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(64), primary_key=True)
+    app_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[float] = mapped_column(Float)
+    sum_x: Mapped[float] = mapped_column(Float)
+    sum_x2: Mapped[float] = mapped_column(Float)
+    sum_d: Mapped[float] = mapped_column(Float)
+    sum_d2: Mapped[float] = mapped_column(Float)
+    sum_xd: Mapped[float] = mapped_column(Float)
+    hist: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TelemetryCursor(Base):
+    """How far the rollups have read the raw events: the last event id folded in, and the
+    arrival time up to which every event is in the rollups (the watermark)."""
+
+    __tablename__ = "telemetry_cursor"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_id: Mapped[int] = mapped_column(RowId)
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,255 @@
+"""What events say about the units they belong to: an upload attempt, a view, an app session, a
+viewer. A unit's state folds in its events in any order and any chunking (so the rollups may
+read events as they arrive); its facts are the numbers the metrics read. Pure: no I/O.
+
+Hand-written: these are Reelout's own definitions of the industry's QoE measures (Mux Data's
+views, Sentry's sessions), over Reelout's own event model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+UnitKind = Literal["attempt", "view", "session", "viewer"]
+UNIT_KINDS: tuple[UnitKind, ...] = ("attempt", "view", "session", "viewer")
+MAX_ARMS = 64  # flags a unit is attributed to
+MAX_UPLOADS_PER_VIEWER = 500  # distinct upload attempts a viewer's state remembers
+State = dict[str, Any]
+
+UPLOAD_END = {"upload_completed": "ok", "upload_failed": "failed", "upload_abandoned": "abandoned"}
+VIEW_EVENTS = frozenset(
+    {
+        "player_ready",
+        "play_request",
+        "playing",
+        "pause",
+        "seeking",
+        "seeked",
+        "rebuffer_start",
+        "rebuffer_end",
+        "rendition_change",
+        "error",
+        "heartbeat",
+        "view_end",
+        "cache_hit",
+    }
+)
+BAD_SESSIONS = frozenset({"crashed", "abnormal"})
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One stored event as the rollups read it: its decoded JSON and when it counts (ms)."""
+
+    body: Mapping[str, Any]
+    at_ms: int
+
+    @property
+    def type(self) -> str:
+        return str(self.body["type"])
+
+
+def unit_ids(event: Mapping[str, Any]) -> dict[UnitKind, str]:
+    """The units an event tells about, by kind, and their ids."""
+    kind = event["type"]
+    ids: dict[UnitKind, str] = {"viewer": event["viewer_id"]}
+    if kind.startswith("upload_"):
+        ids["attempt"] = event.get("upload_id") or f"event:{event['event_id']}"
+    if kind in VIEW_EVENTS and event.get("view_id"):
+        ids["view"] = event["view_id"]
+    if kind == "app_session" and event.get("session_id"):
+        ids["session"] = event["session_id"]
+    return ids
+
+
+def fold(kind: UnitKind, state: State, events: Iterable[Seen]) -> State:
+    """The unit's state after `events` (a new dict; `state` is left as it was)."""
+    folded = dict(state)
+    folded["_arms"] = dict(state.get("_arms", {}))
+    step = _STEPS[kind]
+    for seen in events:
+        _attribute(folded, seen)
+        step(folded, seen)
+    return folded
+
+
+def _attribute(state: State, seen: Seen) -> None:
+    """A unit belongs to the minute of its earliest event, with that event's platform and app
+    version, and to the variant of each flag it carried earliest (ties: the smaller name)."""
+    body, at = seen.body, seen.at_ms
+    first = (at, body.get("platform") or "", body.get("app_version") or "")
+    if "_at" not in state or first < (state["_at"], state["_platform"], state["_app_version"]):
+        state["_at"], state["_platform"], state["_app_version"] = first
+    arms = state["_arms"]
+    for flag, variant in (body.get("flags") or {}).items():
+        held = arms.get(flag)
+        if (held is None and len(arms) < MAX_ARMS) or (held and (at, variant) < tuple(held)):
+            arms[flag] = [at, variant]
+
+
+def attribution(state: State) -> tuple[int, str, str, dict[str, str]]:
+    """When a unit counts (ms), its platform, app version, and its variant of each flag."""
+    arms = {flag: held[1] for flag, held in state.get("_arms", {}).items()}
+    return state["_at"], state["_platform"], state["_app_version"], arms
+
+
+def _most(state: State, name: str, value: Any) -> None:
+    if value is not None:
+        state[name] = max(state.get(name, value), value)
+
+
+def _least(state: State, name: str, value: Any) -> None:
+    if value is not None:
+        state[name] = min(state.get(name, value), value)
+
+
+def _attempt(state: State, seen: Seen) -> None:
+    body, outcome = seen.body, UPLOAD_END.get(seen.type)
+    if outcome:
+        state[outcome] = 1
+    if seen.type == "upload_completed":
+        _most(state, "bytes", body.get("bytes"))
+        _least(state, "duration_ms", body.get("duration_ms"))
+
+
+def _view(state: State, seen: Seen) -> None:
+    body, kind = seen.body, seen.type
+    if kind == "play_request":
+        _least(state, "requested_at", seen.at_ms)
+    elif kind == "playing":
+        _least(state, "first_playing_at", seen.at_ms)
+    elif kind == "error" and body.get("fatal"):
+        state["fatal"] = 1
+        if body.get("category", "playback") == "playback":
+            state["fatal_playback"] = 1
+        if body.get("before_first_frame"):
+            state["fatal_before_frame"] = 1
+    elif kind == "rebuffer_start":
+        state["rebuffer_starts"] = state.get("rebuffer_starts", 0) + 1
+    elif kind == "view_end":
+        state["ended"] = 1
+    for counter in ("watch_ms", "rebuffer_ms", "rebuffer_count", "startup_ms"):
+        _most(state, counter, body.get(counter))
+
+
+def _session(state: State, seen: Seen) -> None:
+    state["seen"] = 1
+    if seen.body.get("status") in BAD_SESSIONS:
+        state["crashed"] = 1
+
+
+def _viewer(state: State, seen: Seen) -> None:
+    body, kind = seen.body, seen.type
+    outcome = UPLOAD_END.get(kind)
+    if outcome:
+        uploads: dict[str, str] = dict(state.get("uploads", {}))
+        attempt = body.get("upload_id") or f"event:{body['event_id']}"
+        if attempt in uploads or len(uploads) < MAX_UPLOADS_PER_VIEWER:
+            best = min(uploads.get(attempt, outcome), outcome, key=_OUTCOME_RANK.__getitem__)
+            uploads[attempt] = best
+        state["uploads"] = uploads
+    elif kind == "play_request":
+        state["views"] = state.get("views", 0) + 1
+    elif kind == "error" and body.get("fatal"):
+        state["failed_views"] = state.get("failed_views", 0) + 1
+    elif kind == "app_session":
+        state["sessions"] = state.get("sessions", 0) + 1
+        if body.get("status") in BAD_SESSIONS:
+            state["crashed_sessions"] = state.get("crashed_sessions", 0) + 1
+    elif kind == "rating":
+        state["ratings"] = state.get("ratings", 0) + 1
+        state["score_sum"] = state.get("score_sum", 0) + int(body["score"])
+    elif kind == "complaint":
+        state["complaints"] = state.get("complaints", 0) + 1
+    elif kind == "cache_hit":
+        state["cache_hit_bytes"] = state.get("cache_hit_bytes", 0) + int(body["bytes"])
+
+
+_OUTCOME_RANK = {"ok": 0, "failed": 1, "abandoned": 2}  # a retry that succeeded is a success
+_STEPS = {"attempt": _attempt, "view": _view, "session": _session, "viewer": _viewer}
+
+
+def facts(kind: UnitKind, state: State) -> dict[str, float]:
+    """The numbers a unit's metrics read; a fact a unit does not have yet is absent."""
+    return _FACTS[kind](state)
+
+
+def _attempt_facts(state: State) -> dict[str, float]:
+    ended = {outcome for outcome in ("ok", "failed", "abandoned") if state.get(outcome)}
+    if not ended:
+        return {}
+    succeeded = "ok" in ended
+    out = {"attempted": 1.0, "succeeded": float(succeeded), "failed": float(not succeeded)}
+    if succeeded and state.get("bytes") and state.get("duration_ms") is not None:
+        out["seconds_per_100mb"] = state["duration_ms"] / 1000 * 100e6 / state["bytes"]
+    return out
+
+
+def _view_facts(state: State) -> dict[str, float]:
+    if "requested_at" not in state and "first_playing_at" not in state:
+        return {}
+    played = "first_playing_at" in state or state.get("watch_ms", 0) > 0
+    fatal = bool(state.get("fatal"))
+    out = {
+        "views": 1.0,
+        "played": float(played),
+        "startup_failed": float(fatal and not played),
+        "exited_before_start": float(bool(state.get("ended")) and not played and not fatal),
+        "playback_failed": float(bool(state.get("fatal_playback"))),
+    }
+    startup = _startup_ms(state)
+    if played and startup is not None:
+        out["startup_seconds"] = startup / 1000
+    if played:
+        watch, stall = float(state.get("watch_ms", 0)), float(state.get("rebuffer_ms", 0))
+        stalls = max(state.get("rebuffer_count", 0), state.get("rebuffer_starts", 0))
+        out |= {"watch_ms": watch, "rebuffer_ms": stall, "viewing_ms": watch + stall}
+        out["rebuffered"] = float(stalls > 0)
+    return out
+
+
+def _startup_ms(state: State) -> float | None:
+    """play_request -> first playing on the device's clock, else what the player reported."""
+    if "requested_at" in state and "first_playing_at" in state:
+        return float(max(0, state["first_playing_at"] - state["requested_at"]))
+    reported = state.get("startup_ms")
+    return float(reported) if reported is not None else None
+
+
+def _session_facts(state: State) -> dict[str, float]:
+    crashed = float(bool(state.get("crashed")))
+    return {"sessions": 1.0, "crashed": crashed, "crash_free": 1.0 - crashed}
+
+
+def _viewer_facts(state: State) -> dict[str, float]:
+    uploads = state.get("uploads", {})
+    outcomes = list(uploads.values())
+    out = {
+        "viewers": 1.0,
+        "upload_attempts": float(len(outcomes)),
+        "upload_successes": float(outcomes.count("ok")),
+        "views": float(state.get("views", 0)),
+        "operations": float(len(outcomes) + state.get("views", 0)),
+        "failed_operations": float(
+            len(outcomes) - outcomes.count("ok") + state.get("failed_views", 0)
+        ),
+        "ratings": float(state.get("ratings", 0)),
+        "score_sum": float(state.get("score_sum", 0)),
+        "complained": float(state.get("complaints", 0) > 0),
+        "sessions": float(state.get("sessions", 0)),
+        "crashed_sessions": float(state.get("crashed_sessions", 0)),
+        "cache_hit_bytes": float(state.get("cache_hit_bytes", 0)),
+    }
+    if out["sessions"]:
+        out["crash_free"] = float(out["crashed_sessions"] == 0)
+    return out
+
+
+_FACTS = {
+    "attempt": _attempt_facts,
+    "view": _view_facts,
+    "session": _session_facts,
+    "viewer": _viewer_facts,
+}

@@ -1,0 +1,186 @@
+"""Merging minute rollups equals computing from raw events, for every metric kind: however the
+events are chunked as they arrive, and whatever window is read."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reelout.telemetry.facts import Seen, State, fold, unit_ids
+from reelout.telemetry.metrics import CATALOGUE, METRICS
+from reelout.telemetry.sums import (
+    MINUTE_MS,
+    RowKey,
+    Sums,
+    change,
+    contributions,
+    estimate,
+    quantile,
+    total,
+)
+
+T0 = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS
+TYPES_AND_FIELDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "upload_completed": st.fixed_dictionaries(
+        {
+            "bytes": st.integers(1, 10**9),
+            "duration_ms": st.integers(0, 10**6),
+            "method": st.just("tus"),
+        }
+    ),
+    "upload_failed": st.fixed_dictionaries(
+        {"error_class": st.just("network"), "retryable": st.booleans()}
+    ),
+    "upload_abandoned": st.just({}),
+    "play_request": st.just({}),
+    "playing": st.just({}),
+    "rebuffer_start": st.just({}),
+    "heartbeat": st.fixed_dictionaries(
+        {"watch_ms": st.integers(0, 10**6), "rebuffer_ms": st.integers(0, 10**5)}
+    ),
+    "view_end": st.fixed_dictionaries({"reason": st.sampled_from(["completed", "user_exit"])}),
+    "error": st.fixed_dictionaries(
+        {
+            "code": st.just("E"),
+            "fatal": st.booleans(),
+            "category": st.sampled_from(["playback", "business"]),
+            "before_first_frame": st.booleans(),
+        }
+    ),
+    "app_session": st.fixed_dictionaries(
+        {"status": st.sampled_from(["ok", "exited", "crashed", "abnormal"])}
+    ),
+    "rating": st.fixed_dictionaries({"score": st.integers(1, 5)}),
+    "complaint": st.fixed_dictionaries({"kind": st.just("slow")}),
+}
+
+
+@st.composite
+def an_event(draw: st.DrawFn) -> Seen:
+    type_ = draw(st.sampled_from(sorted(TYPES_AND_FIELDS)))
+    body: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "type": type_,
+        "viewer_id": draw(st.sampled_from(["v1", "v2", "v3", "v4"])),
+        "view_id": draw(st.sampled_from(["w1", "w2", "w3"])),
+        "upload_id": draw(st.sampled_from(["u1", "u2", None])),
+        "session_id": draw(st.sampled_from(["s1", "s2"])),
+        "platform": draw(st.sampled_from(["ios", "web"])),
+        "flags": draw(
+            st.dictionaries(st.just("new-player"), st.sampled_from(["on", "off"]), max_size=1)
+        ),
+        **draw(TYPES_AND_FIELDS[type_]),
+    }
+    return Seen(body, T0 + draw(st.integers(0, 5 * MINUTE_MS)))
+
+
+def _units(events: Sequence[Seen]) -> dict[tuple[str, str], list[Seen]]:
+    units: dict[tuple[str, str], list[Seen]] = defaultdict(list)
+    for seen in events:
+        for kind, unit_id in unit_ids(seen.body).items():
+            units[(kind, unit_id)].append(seen)
+    return units
+
+
+def rolled_up(chunks: Sequence[Sequence[Seen]]) -> dict[RowKey, Sums]:
+    """What the rollup job keeps: units' states folded chunk by chunk, rows changed by deltas."""
+    states: dict[tuple[str, str], State] = {}
+    rows: dict[RowKey, Sums] = defaultdict(Sums)
+    for chunk in chunks:
+        for (kind, unit_id), arrived in _units(chunk).items():
+            old = states.get((kind, unit_id), {})
+            new = states[(kind, unit_id)] = fold(kind, old, arrived)  # type: ignore[arg-type]
+            for key, sums in change(kind, old, new).items():  # type: ignore[arg-type]
+                rows[key].add(sums)
+    return rows
+
+
+def from_raw(events: Sequence[Seen]) -> dict[RowKey, Sums]:
+    """The same numbers computed at once from every raw event."""
+    rows: dict[RowKey, Sums] = defaultdict(Sums)
+    for (kind, _), seen in _units(events).items():
+        for key, sums in contributions(kind, fold(kind, {}, seen)).items():  # type: ignore[arg-type]
+            rows[key].add(sums)
+    return rows
+
+
+def window(rows: dict[RowKey, Sums], metric: str, variant: str, first: int, last: int) -> Sums:
+    return total(
+        sums
+        for key, sums in rows.items()
+        if key.metric == metric
+        and key.variant == variant
+        and first <= (key.minute - T0) // MINUTE_MS <= last
+    )
+
+
+def close(a: Sums, b: Sums) -> bool:
+    pairs = zip((a.n, a.x, a.x2, a.d, a.d2, a.xd), (b.n, b.x, b.x2, b.d, b.d2, b.xd), strict=True)
+    hist = {k: v for k, v in a.hist.items() if abs(v) > 1e-9} == {
+        k: v for k, v in b.hist.items() if abs(v) > 1e-9
+    }
+    return hist and all(abs(p - q) <= 1e-6 * max(1.0, abs(p), abs(q)) for p, q in pairs)
+
+
+@settings(max_examples=150)
+@given(
+    events=st.lists(an_event(), min_size=1, max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=5),
+    first=st.integers(0, 5),
+    span=st.integers(0, 5),
+)
+def test_merged_minutes_equal_raw_events_for_every_metric(
+    events: list[Seen], cuts: list[int], first: int, span: int
+) -> None:
+    bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
+    chunks = [events[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    merged, raw = rolled_up(chunks), from_raw(events)
+    for metric in CATALOGUE:  # proportions, ratios and means alike
+        for variant in ("", "on", "off"):
+            got = window(merged, metric.name, variant, first, first + span)
+            want = window(raw, metric.name, variant, first, first + span)
+            assert close(got, want), (metric.name, variant, got, want)
+
+
+def test_a_late_event_moves_its_unit_to_its_own_minute() -> None:
+    late = Seen(
+        {"event_id": "a", "type": "play_request", "viewer_id": "v", "view_id": "w"},
+        T0 + 3 * MINUTE_MS,
+    )
+    early = Seen({**late.body, "event_id": "b", "type": "playing"}, T0 + 3 * MINUTE_MS + 900)
+    earlier = Seen({**late.body, "event_id": "c", "type": "player_ready"}, T0)
+    rows = rolled_up([[late, early], [earlier]])
+    minutes = {
+        key.minute for key, sums in rows.items() if sums.n and key.metric == "video_startup_seconds"
+    }
+    assert minutes == {T0}
+
+
+@pytest.mark.parametrize(
+    ("metric", "values", "expected"),
+    [
+        ("upload_success_rate", [(1, 1), (0, 1), (1, 1), (1, 1)], 0.75),
+        ("rebuffer_percentage", [(10, 100), (0, 300)], 0.025),
+        ("video_startup_seconds", [(1.0, 1), (3.0, 1)], 2.0),
+    ],
+)
+def test_estimates_read_back_the_metric(
+    metric: str, values: list[tuple[float, float]], expected: float
+) -> None:
+    sums = total(Sums.of_unit(x, d, METRICS[metric].quantiles) for x, d in values)
+    found = estimate(METRICS[metric], sums)
+    assert found is not None
+    assert found.mean == pytest.approx(expected)
+
+
+def test_quantiles_from_the_histogram_are_within_its_bucket_width() -> None:
+    sums = total(Sums.of_unit(float(v), 1, True) for v in range(1, 1001))
+    p50, p90 = quantile(sums.hist, 0.5), quantile(sums.hist, 0.9)
+    assert p50 == pytest.approx(500, rel=0.03)
+    assert p90 == pytest.approx(900, rel=0.03)
