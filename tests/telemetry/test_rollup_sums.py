@@ -3,6 +3,7 @@ events are chunked as they arrive, and whatever window is read."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -139,7 +140,7 @@ def test_merged_minutes_equal_raw_events_for_every_metric(
     events: list[Seen], cuts: list[int], first: int, span: int
 ) -> None:
     bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
-    chunks = [events[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [events[a:b] for a, b in itertools.pairwise(bounds)]
     merged, raw = rolled_up(chunks), from_raw(events)
     for metric in CATALOGUE:  # proportions, ratios and means alike
         for variant in ("", "on", "off"):
