@@ -145,8 +145,9 @@ def moments_estimate(arm: Moments) -> Estimate:
     return Estimate(arm.mean, arm.variance, arm.n)
 
 
-def _difference(control: Estimate, treatment: Estimate, relative: bool) -> tuple[float, float]:
-    """F4: the effect and its variance (Welch; delta method for the relative change)."""
+def difference(control: Estimate, treatment: Estimate, relative: bool) -> tuple[float, float]:
+    """F4: treatment - control (or its change relative to |control|) and that effect's variance
+    (Welch; delta method for the relative change)."""
     a, b = control, treatment
     if not relative:
         return b.mean - a.mean, b.variance / b.n + a.variance / a.n
@@ -168,7 +169,7 @@ def welch(
     control: Estimate, treatment: Estimate, *, relative: bool = False, alpha: float = 0.05
 ) -> Comparison:
     """F4: fixed-horizon Welch t comparison, two-sided interval and p-value."""
-    effect, variance = _difference(control, treatment, relative)
+    effect, variance = difference(control, treatment, relative)
     se = math.sqrt(variance)
     dof = _welch_dof(control, treatment)
     t = float(dist.t.ppf(1 - alpha / 2, dof))
@@ -190,7 +191,7 @@ def sequential(
 ) -> Comparison:
     """F6: the asymptotic confidence sequence (two-sided), valid at every look, with its
     always-valid p-value (= 1/E, E the mSPRT statistic of F7 with tau^2 = rho^2V)."""
-    effect, variance = _difference(control, treatment, relative)
+    effect, variance = difference(control, treatment, relative)
     n = control.n + treatment.n
     s2 = variance * n
     rho = _rho(alpha, n_star)
@@ -213,7 +214,7 @@ def sequential_lower_bound(
     n_star: int = DEFAULT_N_STAR,
 ) -> float:
     """F6, one-sided: a lower bound on treatment - control valid at every look (rho from 2*alpha)."""
-    effect, variance = _difference(control, treatment, relative)
+    effect, variance = difference(control, treatment, relative)
     n = control.n + treatment.n
     rho = _rho(2 * alpha, n_star)
     nr = n * rho * rho
