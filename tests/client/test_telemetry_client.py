@@ -22,7 +22,8 @@ import pytest
 from sqlalchemy import select
 
 from reelout.client import upload
-from reelout.client.telemetry import Backoff, TelemetryClient, UploadTelemetry
+from reelout.client.telemetry import Backoff, TelemetryClient, UploadTelemetry, upload_outcome
+from reelout.client.uploader import UploadResult
 from reelout.telemetry.models import TelemetryEvent
 from tests.client.conftest import MakeSource
 from tests.support.live import LiveServer, serve_in_thread
@@ -462,7 +463,7 @@ def test_track_never_raises_and_counts_what_it_cannot_send(
 
 
 def test_uploads_are_reported_as_upload_events(
-    start_reelout: StartReelout, make_client: MakeClient, make_source: MakeSource
+    start_reelout: StartReelout, make_client: MakeClient, make_source: MakeSource, tmp_path: Path
 ) -> None:
     server = start_reelout()
     client = make_client(server)
@@ -471,10 +472,12 @@ def test_uploads_are_reported_as_upload_events(
     results = upload(source.path, server=server.url, key=ADMIN_TOKEN, progress=uploads.progress)
     uploads.finished(results)
     refused = upload(source.path, server=server.url, key="rlo_admin_wrong", retries=0)
-    uploads.finished(refused)
+    missing = upload(tmp_path / "gone.mp4", server=server.url, key=ADMIN_TOKEN)
+    uploads.finished(refused + missing)
     assert client.flush()
-    by_type = {event["type"]: event for event in server.stored().values()}
-    assert sorted(by_type) == ["upload_completed", "upload_failed", "upload_started"]
+    events = server.stored().values()
+    by_type = {event["type"]: event for event in events if event["type"] != "upload_failed"}
+    assert sorted(by_type) == ["upload_completed", "upload_started"]
     started, completed = by_type["upload_started"], by_type["upload_completed"]
     assert started["upload_id"] == completed["upload_id"]
     assert (started["bytes"], started["method"]) == (source.size, "tus")
@@ -484,6 +487,25 @@ def test_uploads_are_reported_as_upload_events(
         1,
     )
     assert completed["order_stage"] == "inbound"
-    failed = by_type["upload_failed"]
-    assert (failed["error_class"], failed["retryable"]) == ("http_401", False)
-    assert failed["upload_id"] != completed["upload_id"]
+    failed = sorted(
+        (e["error_class"], e["retryable"], e["upload_id"] != completed["upload_id"])
+        for e in events
+        if e["type"] == "upload_failed"
+    )
+    assert failed == [("http_401", False, True), ("local_file", False, True)]
+
+
+def test_an_uploader_result_maps_to_its_event(tmp_path: Path) -> None:
+    done = UploadResult(tmp_path / "a.mp4", size=10, ok=True, seconds=1.25, retries=2)
+    assert upload_outcome(done) == (
+        "upload_completed",
+        {"method": "tus", "bytes": 10, "attempts": 3, "duration_ms": 1250},
+    )
+    busy = UploadResult(tmp_path / "a.mp4", size=10, status=503, error="HTTP 503")
+    assert upload_outcome(busy)[1]["error_class"] == "http_503"
+    assert upload_outcome(busy)[1]["retryable"] is True
+    cut = UploadResult(tmp_path / "a.mp4", error="creating the upload failed: cannot reach")
+    assert (upload_outcome(cut)[1]["error_class"], upload_outcome(cut)[1]["retryable"]) == (
+        "transport",
+        True,
+    )

@@ -622,7 +622,14 @@ def upload_outcome(result: UploadResult) -> tuple[str, dict[str, Any]]:
     common = {"method": "tus", "bytes": result.size, "attempts": result.retries + 1}
     if result.ok:
         return "upload_completed", {**common, "duration_ms": round(result.seconds * 1000)}
-    status = result.status
+    status, error = result.status, result.error or ""
     retryable = status is None or status >= 500 or status in UPLOAD_RETRY_STATUSES
-    error_class = f"http_{status}" if status else "transport"
+    if status:
+        error_class = f"http_{status}"
+    elif error.startswith("cannot read"):  # the uploader's words for a local file it can't read
+        error_class, retryable = "local_file", False
+    elif error.startswith("cancelled"):
+        error_class = "cancelled"
+    else:
+        error_class = "transport"  # no answer: refused, reset, timed out
     return "upload_failed", {**common, "error_class": error_class, "retryable": retryable}
