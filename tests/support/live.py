@@ -61,11 +61,14 @@ class LiveServer:
         stop_uvicorn(self.server, self.thread)
 
 
-def start_uvicorn(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
-    """Run an ASGI app on a free loopback port in a thread; returns once it accepts requests.
+def start_uvicorn(
+    app: ASGIApp, port: int | None = None, **options: Any
+) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Run an ASGI app on a loopback port (`port`, else a free one) in a thread; returns once it
+    accepts requests.
 
     `options` go to uvicorn.Config (e.g. `proxy_headers=False`, `lifespan="off"`)."""
-    port = free_port()
+    port = port or free_port()
     options = {"log_level": "warning", "lifespan": "on", **options}
     config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
     server = uvicorn.Server(config)

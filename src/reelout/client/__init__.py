@@ -1,4 +1,5 @@
-"""Python SDK: the resumable uploader and the in-process OpenFeature flag provider (`.flags`).
+"""Python SDK: the resumable uploader, the in-process OpenFeature flag provider (`.flags`) and
+the telemetry client (`.telemetry`).
 
 Names load on first use (PEP 562) so that `reelout` commands other than `upload` do not pay for
 importing tuspy and its HTTP stacks.
