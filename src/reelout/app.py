@@ -45,6 +45,7 @@ from reelout.uploads.routes import MethodOverrideMiddleware
 from reelout.uploads.routes import router as tus_router
 from reelout.uploads.space import low_disk
 from reelout.web.routes import install as install_console
+from reelout.web.sdk import PREFIX as SDK_PREFIX
 from reelout.webhooks.routes import router as webhooks_router
 
 log = logging.getLogger("reelout")
@@ -85,11 +86,15 @@ API_REQUEST_HEADERS = (
 API_EXPOSE_HEADERS = ("ETag", "Retry-After", "Deprecation")
 
 
+# Paths that answer CORS themselves: published media (per video), the browser SDK (any origin).
+OWN_CORS = (MEDIA_PREFIX + "/", SDK_PREFIX + "/")
+
+
 class ApiCorsMiddleware(CORSMiddleware):
-    """CORS from REELOUT_CORS_ORIGINS for the API; published media answer CORS per video."""
+    """CORS from REELOUT_CORS_ORIGINS for the API; media and the SDK answer their own."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(MEDIA_PREFIX + "/"):
+        if scope["type"] == "http" and scope["path"].startswith(OWN_CORS):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

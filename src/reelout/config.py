@@ -367,6 +367,18 @@ class Settings(BaseSettings):
         ),
     )
 
+    # the console reports its own uploads and playbacks (browser SDK) into the flags' environment
+    console_telemetry: bool = Field(
+        default=True,
+        description=(
+            "The console reports its own uploads and playbacks with the browser telemetry SDK "
+            "into `REELOUT_CONSOLE_FLAGS_ENVIRONMENT` (the environment whose flags it is served, "
+            "so its events count in their arms), as the signed-in admin's session through "
+            "`POST /console/api/telemetry`; no key is made or shown. `false`: its pages report "
+            "nothing and that path answers 404 `CONSOLE_TELEMETRY_OFF`."
+        ),
+    )
+
     # console login attempts per client address (0: no limit)
     console_login_attempts_per_minute: int = Field(
         default=10,

@@ -11,6 +11,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser
 
@@ -88,6 +89,7 @@ def test_a_wheel_built_without_npm_serves_the_whole_console(
     for lib in LIBRARIES:
         assert f"reelout/web/static/vendor/{lib.file}" in names
         assert f"reelout/web/static/vendor/{lib.package}.LICENSE" in names
+    assert "reelout/web/static/sdk/telemetry.js" in names  # served at /sdk/telemetry.js
 
     reelout = clean_venv(tmp_path / "venv", wheel)
     alone = {"PATH": path, "PYTHONPATH": ""}  # nothing from the checkout
@@ -112,6 +114,9 @@ def test_a_wheel_built_without_npm_serves_the_whole_console(
             "object",
         ]
         assert page.evaluate("() => tus.isSupported && Hls.isSupported()")
+        assert page.evaluate("() => typeof window.reeloutTelemetry.track") == "function"
+        sdk = httpx.get(server.url + "/sdk/telemetry.js", timeout=10)
+        assert sdk.status_code == 200 and "createTelemetry" in sdk.text
         console.context.close()
     finally:
         server.kill()

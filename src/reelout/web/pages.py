@@ -165,6 +165,20 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def telemetry_config(rt: Signing, viewer: Viewer) -> dict[str, str] | None:
+    """What a page's telemetry SDK needs to report as this admin: the console's own ingest path
+    (session and CSRF header, no key) and the viewer, the admin key's id, which is also the
+    targeting key of the console's flags. None when REELOUT_CONSOLE_TELEMETRY is off."""
+    if not rt.settings.console_telemetry:
+        return None
+    return {
+        "eventsPath": PREFIX + "/api/telemetry",
+        "viewerId": viewer.who.key_id,
+        "platform": "web",
+        "appVersion": f"console-{__version__}",
+    }
+
+
 def page_headers(request: Request, settings: Settings) -> dict[str, str]:
     """No caching, a strict Content-Security-Policy (no inline script or style), no sniffing."""
     own = origin_of(base_url(request, settings))

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from reelout.auth import service as auth_service
 from reelout.auth.deps import session_principal
@@ -21,16 +22,19 @@ from reelout.auth.session_cookies import (
 from reelout.config import Settings
 from reelout.context import Signing
 from reelout.deps import SigningDep
-from reelout.errors import Forbidden, Unauthorized
+from reelout.errors import Forbidden, NotFound, Unauthorized
 from reelout.flags.serving.cache import serving_cache
 from reelout.limits import public_limits
 from reelout.media.schemas import Stage
+from reelout.telemetry import service as telemetry
+from reelout.telemetry.batches import items
 from reelout.urls import base_url
 from reelout.web import (
     audit_page,
     flag_history,
     flag_pages,
     keys_page,
+    sdk,
     video_pages,
     webhooks_page,
 )
@@ -49,6 +53,7 @@ from reelout.web.pages import (
     origin_of,
     render,
     signed_in,
+    telemetry_config,
 )
 
 UPLOAD_PATHS = {
@@ -86,6 +91,7 @@ def install(app: FastAPI, rt: Signing) -> None:
     for page in PAGES:
         app.include_router(page.router)
     app.include_router(api_router)
+    app.include_router(sdk.router)  # /sdk/telemetry.js, for any page of any origin
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="console-static")
 
 
@@ -127,6 +133,7 @@ def console_page(request: Request, rt: SigningDep, viewer: PageViewer) -> Respon
         "paths": UPLOAD_PATHS,
         "installed": [lib for lib in installed if lib.pages == "upload"],
         "missing": missing,
+        "telemetry": telemetry_config(rt, viewer),
     }
     return render(request, rt, "console.html", context, viewer=viewer, section="upload")
 
@@ -202,3 +209,21 @@ def console_flags(request: Request, rt: SigningDep) -> JSONResponse:
         )
     body = upload_flags(served, key_id, rt.clock.now().timestamp())
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@api_router.post("/telemetry")
+async def console_telemetry(request: Request, rt: SigningDep) -> JSONResponse:
+    """The console's own events (its uploads and its player, through /sdk/telemetry.js): the
+    admin's session and CSRF header stand for a client key; the events go to
+    REELOUT_CONSOLE_FLAGS_ENVIRONMENT through the same checks and store as the ingest."""
+    await run_in_threadpool(_api_key_id, request, rt)
+    settings = rt.settings
+    if not settings.console_telemetry:
+        raise NotFound(
+            "the console reports no telemetry here (REELOUT_CONSOLE_TELEMETRY=false)",
+            code="CONSOLE_TELEMETRY_OFF",
+        )
+    batch = items(await request.body(), ndjson=False)
+    environment = settings.console_flags_environment
+    outcome = await run_in_threadpool(telemetry.ingest, rt, environment, batch)
+    return JSONResponse(outcome.body())

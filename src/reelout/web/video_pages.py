@@ -18,7 +18,15 @@ from reelout.media import service as media
 from reelout.media.context import MediaContext
 from reelout.media.schemas import Stage, VideoOut, VideoState
 from reelout.urls import base_url
-from reelout.web.pages import PREFIX, ActionViewer, ConsoleRoute, PageViewer, is_htmx, render
+from reelout.web.pages import (
+    PREFIX,
+    ActionViewer,
+    ConsoleRoute,
+    PageViewer,
+    is_htmx,
+    render,
+    telemetry_config,
+)
 from reelout.webhooks import service as webhooks
 
 router = APIRouter(prefix=PREFIX + "/videos", include_in_schema=False, route_class=ConsoleRoute)
@@ -128,12 +136,17 @@ def _player(rt: VideosDep, video: VideoOut, base: str) -> dict[str, Any] | None:
     if video.playback is None:
         return None
     if not video.require_signed_urls:
-        return {"playback": video.playback.model_dump(), "thumbnail": video.thumbnail}
+        return {
+            "uid": video.uid,
+            "playback": video.playback.model_dump(),
+            "thumbnail": video.thumbnail,
+        }
     with rt.db.read() as session:
         row = media.get_video(session, video.uid)
         ttl = rt.settings.playback_token_ttl_seconds
         signed = media.playback_token(row, base, rt.playback_key, rt.clock.now(), ttl)
-    return {"playback": {"hls": signed.hls, "mp4": signed.mp4}, "thumbnail": signed.poster}
+    playback = {"hls": signed.hls, "mp4": signed.mp4}
+    return {"uid": video.uid, "playback": playback, "thumbnail": signed.poster}
 
 
 @router.get("/{uid}")
@@ -154,6 +167,7 @@ def video_page(uid: str, request: Request, rt: VideosDep, viewer: PageViewer) ->
         "deliveries": deliveries,
         "player": player,
         "token_ttl": rt.settings.playback_token_ttl_seconds,
+        "telemetry": telemetry_config(rt, viewer) if player else None,
     }
     return render(request, rt, "video.html", context, viewer=viewer, section="videos")
 

@@ -3,6 +3,8 @@
 // selector and the poster, natively, or as the MP4 fallback). The user's feature flags pick the
 // upload path unless the page's select overrides them. Plain script, no build step; tus-js-client and hls.js are
 // the UMD builds that `make web` copies into static/vendor (the globals `tus` and `Hls`).
+// Every upload is reported through the page's telemetry client (static/reporting.js), when there
+// is one, with the variants of the user's flags.
 "use strict";
 
 (() => {
@@ -19,7 +21,7 @@
   // What the page is doing, for a person in DevTools and for the end-to-end tests.
   const state = {
     path: null, uid: null, video: null, upload: null, hls: null, playerMode: null, hlsErrors: [],
-    flags: null, flagsProblem: null,
+    flags: null, flagsProblem: null, tracker: null, view: null,
   };
   window.reelout = state;
 
@@ -143,11 +145,33 @@
     line.title = state.flags ? `your targetingKey: ${state.flags.context.targetingKey}` : "";
   }
 
+  // ---- telemetry (static/reporting.js) -----------------------------------------------------
+
+  const telemetry = () => window.reeloutTelemetry || null;
+
+  // The variants the user is served, which every event carries (flag key -> variant).
+  function reportFlags(flags) {
+    const tel = telemetry();
+    if (!tel) return;
+    const variants = {};
+    for (const [key, flag] of Object.entries((flags && flags.flags) || {})) {
+      if (flag.variant) variants[key] = flag.variant;
+    }
+    tel.setFlags(variants);
+  }
+
+  // A tracker of one upload made by XHR (direct, legacy), or null without telemetry.
+  function uploadTracker(method, file) {
+    const tel = telemetry();
+    return tel ? tel.uploads.start({ method, bytes: file.size }) : null;
+  }
+
   // Reads the user's flags; on any error the code defaults apply (state.flags = null).
   async function readFlags() {
     try {
       state.flags = await api("GET", "/console/api/flags");
       state.flagsProblem = null;
+      reportFlags(state.flags);
     } catch (err) {
       state.flags = null;
       state.flagsProblem = err.message;
@@ -192,7 +216,7 @@
         window.addEventListener("online", onOnline, { once: true });
         setButtons({ busy: true, pause: true, cancel: true });
       };
-      const upload = new tus.Upload(file, {
+      const options = {
         endpoint: link.upload.url,
         headers: { Authorization: `Bearer ${link.upload.token}` },
         metadata: { filename: file.name, filetype: file.type || "application/octet-stream" },
@@ -205,7 +229,11 @@
           say(`Upload stopped: ${tusProblem(err)}. Resume continues from the server's offset.`, true);
           setButtons({ busy: true, resume: true, cancel: true });
         },
-      });
+      };
+      const tel = telemetry();
+      const tracked = tel ? tel.uploads.tus(file, options, { videoId: link.uid }) : null;
+      state.tracker = tracked;
+      const upload = new tus.Upload(file, tracked ? tracked.options : options);
       state.upload = {
         pause() {
           paused = true;
@@ -220,6 +248,7 @@
         },
         cancel() {
           paused = true;
+          if (tracked) tracked.abandon();
           upload.abort(true).catch(() => {}).finally(() => reject(new Error("cancelled")));
         },
       };
@@ -229,24 +258,43 @@
 
   // ---- direct binary and legacy base64 ----------------------------------------------------
 
-  function post(url, body, contentType) {
+  // POSTs one upload body; `tracker` (or null) reports it.
+  function post(url, body, contentType, tracker) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url);
       xhr.setRequestHeader("Content-Type", contentType);
       xhr.setRequestHeader("Accept", "application/json");
       xhr.setRequestHeader("X-CSRF-Token", CSRF);
-      xhr.upload.onprogress = (event) => showProgress(event.loaded, event.total);
+      xhr.upload.onprogress = (event) => {
+        showProgress(event.loaded, event.total);
+        if (tracker) tracker.progress(event.loaded, event.total);
+      };
       xhr.onload = () => {
         let data = null;
         try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-        if (xhr.status === 201) resolve(data); else reject(new ApiError(xhr.status, data));
+        if (xhr.status === 201) {
+          if (tracker) { tracker.videoId = data && data.uid; tracker.complete(); }
+          resolve(data);
+        } else {
+          const retryable = xhr.status >= 500 || xhr.status === 408 || xhr.status === 429;
+          if (tracker) tracker.fail({ errorClass: `http_${xhr.status}`, retryable });
+          reject(new ApiError(xhr.status, data));
+        }
       };
-      xhr.onerror = () => reject(new Error("the network failed (this path cannot resume: upload again)"));
-      xhr.onabort = () => reject(new Error("cancelled"));
+      xhr.onerror = () => {
+        if (tracker) tracker.fail({ errorClass: navigator.onLine ? "network" : "offline", retryable: true });
+        reject(new Error("the network failed (this path cannot resume: upload again)"));
+      };
+      xhr.onabort = () => {
+        if (tracker) tracker.abandon();
+        reject(new Error("cancelled"));
+      };
       state.upload = { cancel: () => xhr.abort() };
+      state.tracker = tracker;
       setButtons({ busy: true, cancel: true });
       startMeter();
+      if (tracker) tracker.start();
       xhr.send(body);
     });
   }
@@ -254,7 +302,7 @@
   async function uploadDirect(file, target) {
     const type = file.type.startsWith("video/") ? file.type : "application/octet-stream";
     const url = `${stageUrl(target)}?filename=${encodeURIComponent(file.name)}`;
-    const video = await post(url, file, type);
+    const video = await post(url, file, type, uploadTracker("direct", file));
     return video.uid;
   }
 
@@ -270,7 +318,7 @@
   async function uploadLegacy(file, target) {
     const encoded = await readAsDataUrl(file);  // "data:video/mp4;base64,…" is accepted as is
     const body = JSON.stringify({ filename: file.name, file_base64: encoded });
-    const video = await post(stageUrl(target), body, "application/json");
+    const video = await post(stageUrl(target), body, "application/json", uploadTracker("base64", file));
     return video.uid;
   }
 

@@ -2,6 +2,8 @@
 // video ({playback: {hls, mp4}, thumbnail}) with hls.js and a rendition selector, natively where
 // the browser has no Media Source Extensions, and as the MP4 fallback when neither works or
 // hls.js fails. Plain script, no build step; hls.js is the UMD build in static/vendor (`Hls`).
+// Each playback is reported through the page's telemetry client (static/reporting.js), when
+// there is one: hls.js and the <video> as one view, the MP4 fallback as a view of its own.
 "use strict";
 
 window.ReeloutPlayer = (() => {
@@ -12,8 +14,17 @@ window.ReeloutPlayer = (() => {
     state.hls = null;
     state.playerMode = null;
     state.hlsErrors = state.hlsErrors || [];
+    state.view = null;
+
+    // Start reporting a view (the video is played at once: autoplay); ends the one before.
+    function report(attach) {
+      if (state.view) state.view.destroy();
+      const telemetry = window.reeloutTelemetry;
+      state.view = telemetry ? attach(telemetry, { videoId: state.video.uid, autoplay: true }) : null;
+    }
 
     function stop() {
+      if (state.view) { state.view.destroy(); state.view = null; }
       if (state.hls) { state.hls.destroy(); state.hls = null; }
       element.onerror = null;
       element.removeAttribute("src");
@@ -41,6 +52,8 @@ window.ReeloutPlayer = (() => {
     }
 
     function playSource(url, name, text) {
+      // first, so that the view hears the element's error before the fallback below ends it
+      report((telemetry, options) => telemetry.attachVideo(element, options));
       element.onerror = name === "native"
         ? () => playMp4(state.video, "the browser's own HLS player failed")
         : null;
@@ -57,6 +70,7 @@ window.ReeloutPlayer = (() => {
     function playHlsJs(video) {
       const hls = new Hls();
       state.hls = hls;
+      report((telemetry, options) => telemetry.attachHls(hls, element, options));
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
         fillRenditions(hls);
         element.play().catch(() => { /* autoplay refused: the controls still work */ });
