@@ -16,6 +16,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from reelout import __version__, logs
+from reelout.alerts import defaults as alert_defaults
+from reelout.alerts.routes import router as alerts_router
 from reelout.audit.routes import router as audit_router
 from reelout.audit.service import own_changes
 from reelout.auth.deps import admin
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        prepare(rt, flag_admin.seed_on_start)
+        prepare(rt, flag_admin.seed_on_start, alert_defaults.seed_on_start)
         worker = EmbeddedWorker(rt, build_registry()) if settings.embedded_worker else None
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
@@ -157,7 +159,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(keys_router)
     # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
-    for router in (videos_router, orders_router, tus_router, playback_router, webhooks_router):
+    routers = (videos_router, orders_router, tus_router, playback_router, webhooks_router)
+    for router in (*routers, alerts_router):
         app.include_router(router)
     # every change, from the audit trail and the flag audit log; admin keys only
     app.state.audit_sources = AUDIT_SOURCES

@@ -17,6 +17,7 @@ DOMAIN_JOB_MODULES = (
     "reelout.media.jobs",
     "reelout.webhooks.jobs",
     "reelout.flags.governance.jobs",
+    "reelout.alerts.jobs",
 )
 
 
