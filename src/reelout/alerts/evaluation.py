@@ -78,6 +78,18 @@ def _health(session: Session, rule_id: str, now: datetime, error: str | None) ->
         row.last_eval_at, row.last_error = now, error
 
 
+def _failed(
+    session: Session, rule_id: str, now: datetime, exc: Exception, result: TickResult
+) -> None:
+    """Record a rule's failed evaluation (its alerts keep their states); logged when it is news."""
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    row = session.get(AlertRuleRow, rule_id)
+    if row is None or row.last_error != error:
+        log.warning("alert rule %s: evaluation failed: %s", rule_id, error)
+    result.errors[rule_id] = error
+    _health(session, rule_id, now, error)
+
+
 def _evaluate_alerts(
     session: Session,
     source: SignalSource,
@@ -90,9 +102,7 @@ def _evaluate_alerts(
         try:
             samples = _samples(source, rule, rule.windows(), now)
         except Exception as exc:  # the source is another domain's code: keep the others going
-            log.warning("alert rule %s: sampling failed: %s", rule.id, exc)
-            result.errors[rule.id] = f"{type(exc).__name__}: {exc}"[:2000]
-            _health(session, rule.id, now, result.errors[rule.id])
+            _failed(session, rule.id, now, exc, result)
             continue
         outcome = evaluate(rule, observe(rule, samples), prior, now)
         store.save_instances(session, rule.id, outcome.instances, outcome.transitions)
@@ -204,9 +214,7 @@ def _digests(
         try:
             _run_digest(session, clock, settings, source, rule, slot)
         except Exception as exc:  # the source is another domain's code
-            log.warning("digest %s: failed: %s", rule.id, exc)
-            result.errors[rule.id] = f"{type(exc).__name__}: {exc}"[:2000]
-            _health(session, rule.id, now, result.errors[rule.id])
+            _failed(session, rule.id, now, exc, result)
             continue
         _health(session, rule.id, now, None)
         result.digests += 1

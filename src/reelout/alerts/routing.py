@@ -61,7 +61,8 @@ class SilenceWindow:
 
 @dataclass(frozen=True)
 class AlertView:
-    """An alert as notifications show it; `status` is firing, nodata or resolved."""
+    """An alert as notifications show it; `status` is firing, nodata, pending or resolved (only
+    firing and nodata alerts are active: pending ones are not told yet)."""
 
     fingerprint: str
     labels: Mapping[str, str]
@@ -73,7 +74,7 @@ class AlertView:
 
     @property
     def active(self) -> bool:
-        return self.status != "resolved"
+        return self.status in ("firing", "nodata")
 
     def to_json(self) -> dict[str, Any]:
         return {
