@@ -78,10 +78,11 @@ def default_rules() -> list[rules.AnyRule]:
 
 def seed_on_start(session: Session, clock: Clock, settings: Settings) -> None:
     """A first-start step: the default rules and routing, once: the routing row it writes marks
-    the seed as done, so rules deleted later are never put back."""
+    the seed as done, so rules deleted later are never put back. Not in the audit trail (the
+    rules show `updated_by: system`)."""
     if not settings.seed_alerts or session.get(AlertRoutingRow, 1) is not None:
         return
     if not session.scalar(select(func.count()).select_from(AlertRuleRow)):
         for rule in default_rules():
-            store_rule(session, clock, _System(), rule)
-    save_routing(session, clock, _System(), rules.Routing())
+            store_rule(session, clock, _System(), rule, audited=False)
+    save_routing(session, clock, _System(), rules.Routing(), audited=False)

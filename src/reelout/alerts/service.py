@@ -123,7 +123,9 @@ def _check_room(session: Session, adding: int, max_rules: int) -> None:
         )
 
 
-def store_rule(session: Session, clock: Clock, who: Actor, rule: AnyRule) -> str:
+def store_rule(
+    session: Session, clock: Clock, who: Actor, rule: AnyRule, *, audited: bool = True
+) -> str:
     """Insert or replace one rule; `created`, `updated` or `unchanged`."""
     body = json.dumps(rules.dump(rule), ensure_ascii=False, sort_keys=True)
     row = session.get(AlertRuleRow, rule.id, with_for_update=True)
@@ -138,6 +140,8 @@ def store_rule(session: Session, clock: Clock, who: Actor, rule: AnyRule) -> str
     row.updated_at, row.updated_by, row.last_error = now, who.name[:200], None
     row.next_run_at = rules.next_run(rule.schedule, now) if isinstance(rule, DigestRule) else None
     session.flush()
+    if not audited:
+        return "created" if before is None else "updated"
     patch = audit.patch_of(before or {}, rules.dump(rule))
     audit.record(
         session, clock, who, "alerts.rule_saved", Target("alert_rule", rule.id), patch=patch
@@ -216,7 +220,9 @@ def get_routing(session: Session) -> Routing:
     return Routing() if row is None else Routing.model_validate_json(row.body)
 
 
-def save_routing(session: Session, clock: Clock, who: Actor, routing: Routing) -> str:
+def save_routing(
+    session: Session, clock: Clock, who: Actor, routing: Routing, *, audited: bool = True
+) -> str:
     """Replace the routing document; `updated` or `unchanged`."""
     body = routing.model_dump_json(by_alias=True)
     row = session.get(AlertRoutingRow, 1, with_for_update=True)
@@ -227,6 +233,8 @@ def save_routing(session: Session, clock: Clock, who: Actor, routing: Routing) -
         row = AlertRoutingRow(id=1)
         session.add(row)
     row.body, row.updated_at, row.updated_by = body, clock.now(), who.name[:200]
+    if not audited:
+        return "updated"
     patch = audit.patch_of(before, routing.model_dump(mode="json"))
     audit.record(
         session,
