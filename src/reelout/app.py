@@ -16,6 +16,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from reelout import __version__, logs
+from reelout.alerts import defaults as alert_defaults
+from reelout.alerts.routes import router as alerts_router
 from reelout.audit.routes import router as audit_router
 from reelout.audit.service import own_changes
 from reelout.auth.deps import admin
@@ -128,7 +130,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        prepare(rt, flag_admin.seed_on_start)
+        prepare(rt, flag_admin.seed_on_start, alert_defaults.seed_on_start)
         worker = EmbeddedWorker(rt, build_registry()) if settings.embedded_worker else None
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them
@@ -170,7 +172,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
     routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)
-    for router in (*routers, webhooks_router):
+    for router in (*routers, webhooks_router, alerts_router):
         app.include_router(router)
     # every change, from the audit trail and the flag audit log; admin keys only
     app.state.audit_sources = AUDIT_SOURCES

@@ -11,8 +11,10 @@ import typer
 from rich.table import Table
 
 from reelout import logs
+from reelout.alerts.defaults import seed_on_start as seed_alerts
 from reelout.auth import service as auth_service
 from reelout.auth.schemas import Scope
+from reelout.cli_alerts import alerts_app
 from reelout.cli_audit import audit
 from reelout.cli_common import cli_principal, console
 from reelout.cli_common import fail as _fail
@@ -37,6 +39,7 @@ cli_schedules.register(flags_app)
 app.add_typer(flags_app, name="flags")
 app.add_typer(videos_app, name="videos")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(alerts_app, name="alerts")
 app.command("audit")(audit)
 
 
@@ -61,7 +64,7 @@ def serve(
     bind_host, bind_port = host or settings.host, port or settings.port
     try:  # a weak chosen secret, say, is refused here with its message, not a traceback
         if settings.workers > 1:  # migrate (and seed) once, before the processes start
-            prepare(Runtime.from_settings(settings), seed_on_start)
+            prepare(Runtime.from_settings(settings), seed_on_start, seed_alerts)
         target = create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app"
     except ReeloutError as exc:
         raise _fail(exc) from None
@@ -90,7 +93,7 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Apply database migrations (also done on every start)."""
-    rt = _runtime(seed_on_start)
+    rt = _runtime(seed_on_start, seed_alerts)
     console.print(f"[green]database is up to date[/green] ({rt.db.engine.url.get_backend_name()})")
 
 
@@ -103,7 +106,7 @@ def worker(
     from reelout.media.jobs import tools as media_tools
     from reelout.tasks import build_registry
 
-    rt = _runtime(seed_on_start)
+    rt = _runtime(seed_on_start, seed_alerts)
     logs.configure(rt.settings.log_level, rt.settings.log_format)
     media_tools(rt.settings.ffmpeg, rt.settings.ffprobe)  # finds and logs the encoder once
     run_worker(rt, build_registry(), concurrency or rt.settings.worker_concurrency)

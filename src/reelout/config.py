@@ -760,6 +760,54 @@ class Settings(BaseSettings):
         ),
     )
 
+    # alerts
+    alerts_eval_seconds: int = Field(
+        default=60,
+        ge=1,
+        description=(
+            "How often the alert rules are evaluated (one evaluation per slot across all "
+            "workers); also how often digests are checked for being due."
+        ),
+    )
+    seed_alerts: bool = Field(
+        default=True,
+        description=(
+            "On start, install the three default alert rules (`error-rate-critical`, "
+            "`upload-failure-sustained`, `upload-success-daily`) when no alert rule exists yet. "
+            "Rules deleted later are never put back."
+        ),
+    )
+    alerts_max_rules: int = Field(
+        default=200, ge=1, description="Most alert and digest rules (more → 409 `TOO_MANY_RULES`)."
+    )
+    alerts_max_receivers: int = Field(
+        default=20, ge=1, description="Most receivers (more → 409 `TOO_MANY_RECEIVERS`)."
+    )
+    alerts_max_silences: int = Field(
+        default=500,
+        ge=1,
+        description="Most silences not yet ended (more → 409 `TOO_MANY_SILENCES`).",
+    )
+    alerts_max_silence_days: float = Field(
+        default=30,
+        gt=0,
+        description="The longest a silence may last (longer → 422 `SILENCE_TOO_LONG`).",
+    )
+    alerts_delivery_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=50,
+        description=(
+            "Attempts per alert notification (the jobs backoff: 5 s doubling, so 10 attempts "
+            "span about 40 minutes) before it is logged failed."
+        ),
+    )
+    alerts_history_days: float = Field(
+        default=30,
+        gt=0,
+        description="Alert history and the delivery log keep this many days (pruned hourly).",
+    )
+
     @field_validator(
         "cors_origins", "environments", "webhook_allow_networks", "media_containers", mode="before"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def load_all() -> None:
     """Import every domain's models; the generic db layer names none of them itself."""
+    import reelout.alerts.models
     import reelout.audit.models
     import reelout.auth.models
     import reelout.flags.admin.models

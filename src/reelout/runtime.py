@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from reelout import datafolder
+from reelout.alerts.signals import NoSignals, SignalSource
 from reelout.auth.secret import check_admin_token, secret_key
 from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
@@ -26,6 +27,8 @@ class Runtime:
     settings: Settings
     db: Database
     clock: Clock = field(default_factory=SystemClock)
+    # where alert rules read metrics; the telemetry domain's KPI source replaces NoSignals
+    alert_signals: SignalSource = field(default_factory=NoSignals)
     upload_store: UploadStore = field(init=False)
     media_store: MediaStore = field(init=False)
     locker: Locker = field(init=False)

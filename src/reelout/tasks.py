@@ -18,6 +18,7 @@ DOMAIN_JOB_MODULES = (
     "reelout.webhooks.jobs",
     "reelout.flags.governance.jobs",
     "reelout.telemetry.jobs",
+    "reelout.alerts.jobs",
 )
 
 

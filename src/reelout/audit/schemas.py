@@ -16,6 +16,7 @@ class Area(StrEnum):
     keys = "keys"
     webhooks = "webhooks"
     videos = "videos"
+    alerts = "alerts"
 
 
 class ChangeOut(BaseModel):

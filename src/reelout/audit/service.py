@@ -26,7 +26,12 @@ COLUMNS = (
     "target_kind", "target_id", "reason", "patch",
 )  # fmt: skip
 OWN_SOURCE = "audit"
-AREA_OF_ACTION = {"key": Area.keys, "webhook": Area.webhooks, "video": Area.videos}
+AREA_OF_ACTION = {
+    "key": Area.keys,
+    "webhook": Area.webhooks,
+    "video": Area.videos,
+    "alerts": Area.alerts,
+}
 
 
 class Actor(Protocol):
