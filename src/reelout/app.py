@@ -39,6 +39,7 @@ from reelout.runtime import Runtime
 from reelout.startup import prepare
 from reelout.tasks import build_registry
 from reelout.telemetry.routes import PREFIX as TELEMETRY_PREFIX
+from reelout.telemetry.routes import kpi_router
 from reelout.telemetry.routes import router as telemetry_router
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
@@ -172,7 +173,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
     routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)
-    for router in (*routers, webhooks_router, alerts_router):
+    for router in (*routers, webhooks_router, alerts_router, kpi_router):
         app.include_router(router)
     # every change, from the audit trail and the flag audit log; admin keys only
     app.state.audit_sources = AUDIT_SOURCES

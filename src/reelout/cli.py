@@ -19,6 +19,7 @@ from reelout.cli_audit import audit
 from reelout.cli_common import cli_principal, console
 from reelout.cli_common import fail as _fail
 from reelout.cli_common import runtime as _runtime
+from reelout.cli_kpi import kpi
 from reelout.cli_videos import videos_app
 from reelout.cli_webhooks import webhooks_app
 from reelout.config import Settings
@@ -41,6 +42,7 @@ app.add_typer(videos_app, name="videos")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(alerts_app, name="alerts")
 app.command("audit")(audit)
+app.command("kpi")(kpi)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
 from reelout.db.engine import Database
 from reelout.media.storage import FileMediaStore, MediaStore
+from reelout.telemetry.kpis import KpiSignals
 from reelout.uploads.locks import FileLocker, LocalLocker, Locker
 from reelout.uploads.store import FileUploadStore, UploadStore
 
@@ -27,7 +28,7 @@ class Runtime:
     settings: Settings
     db: Database
     clock: Clock = field(default_factory=SystemClock)
-    # where alert rules read metrics; the telemetry domain's KPI source replaces NoSignals
+    # where alert rules read metrics: the KPI rollups (`from_settings`); none until then
     alert_signals: SignalSource = field(default_factory=NoSignals)
     upload_store: UploadStore = field(init=False)
     media_store: MediaStore = field(init=False)
@@ -53,4 +54,6 @@ class Runtime:
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         check_admin_token(settings)
         datafolder.secure(settings)
-        return cls(settings, Database(settings.resolved_database_url), clock or SystemClock())
+        runtime = cls(settings, Database(settings.resolved_database_url), clock or SystemClock())
+        runtime.alert_signals = KpiSignals(runtime)  # alert rules read the KPI rollups
+        return runtime

@@ -152,15 +152,7 @@ def window_rows(
 ) -> Iterable[tuple[str, Sums]]:
     """(variant, sums) of every minute row of a metric and flag ("" = everyone) in
     [since, until), over all platforms and app versions."""
-    rows = session.scalars(
-        select(TelemetryRollup).where(
-            TelemetryRollup.environment == environment,
-            TelemetryRollup.metric == metric,
-            TelemetryRollup.flag == flag,
-            TelemetryRollup.minute >= since,
-            TelemetryRollup.minute < until,
-        )
-    )
+    rows = session.scalars(_window(environment, metric, flag, since, until))
     for row in rows:
         yield row.variant, _sums(row)
 
@@ -175,3 +167,37 @@ def purge(core: Core) -> int:
         rows = session.execute(delete(TelemetryRollup).where(TelemetryRollup.minute < old_rows))
         units = session.execute(delete(TelemetryUnit).where(TelemetryUnit.updated_at < idle_units))
     return int(getattr(rows, "rowcount", 0)) + int(getattr(units, "rowcount", 0))
+
+
+def minute_rows(
+    session: Session, environment: str, metric: str, flag: str, since: datetime, until: datetime
+) -> Iterable[tuple[datetime, str, Sums]]:
+    """(minute, variant, sums) of a metric and flag in [since, until), for series."""
+    rows = session.scalars(_window(environment, metric, flag, since, until))
+    for row in rows:
+        yield row.minute, row.variant, _sums(row)
+
+
+def labelled_rows(
+    session: Session, metric: str, since: datetime, until: datetime, environment: str | None
+) -> Iterable[tuple[str, str, str, Sums]]:
+    """(environment, flag, variant, sums) of every row of a metric in [since, until)."""
+    query = select(TelemetryRollup).where(
+        TelemetryRollup.metric == metric,
+        TelemetryRollup.minute >= since,
+        TelemetryRollup.minute < until,
+    )
+    if environment not in (None, "*"):
+        query = query.where(TelemetryRollup.environment == environment)
+    for row in session.scalars(query):
+        yield row.environment, row.flag, row.variant, _sums(row)
+
+
+def _window(environment: str, metric: str, flag: str, since: datetime, until: datetime) -> Any:
+    return select(TelemetryRollup).where(
+        TelemetryRollup.environment == environment,
+        TelemetryRollup.metric == metric,
+        TelemetryRollup.flag == flag,
+        TelemetryRollup.minute >= since,
+        TelemetryRollup.minute < until,
+    )

@@ -1,27 +1,33 @@
 """HTTP routes of telemetry: the ingest (client key; JSON, NDJSON, text/plain for sendBeacon,
-gzip) and the event model's JSON Schema."""
+gzip), the event model's JSON Schema, and the KPIs per cohort (admin)."""
 
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from reelout.auth import service as auth
+from reelout.auth.deps import AdminDep
 from reelout.auth.environment_keys import environment_principal, missing_key, presented_key
 from reelout.context import Core
+from reelout.deps import CoreDep
 from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from reelout.jsondepth import too_deep, too_deep_message
 from reelout.limits import public_limits
 from reelout.telemetry import events, service
+from reelout.telemetry import kpis as kpis_service
 from reelout.telemetry.batches import items
+from reelout.telemetry.metrics import CATALOGUE, METRICS, SEED_KPIS
 
 PREFIX = "/api/v1/telemetry"
 router = APIRouter(prefix=PREFIX, tags=["telemetry"])
+kpi_router = APIRouter(prefix="/api/v1/kpis", tags=["telemetry"])
 _NDJSON = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 _JSON = ("application/json", "text/plain", "")  # text/plain: what navigator.sendBeacon sends
 
@@ -115,3 +121,67 @@ def _too_large(limit: int, setting: str) -> PayloadTooLarge:
         code="BODY_TOO_LARGE",
         headers={"Connection": "close"},
     )
+
+
+@kpi_router.get("", summary="The seed's KPI table for a flag's arms (or everyone)")
+def kpis(
+    rt: CoreDep,
+    _: AdminDep,
+    environment: Annotated[str, Query(description="The environment whose telemetry to read.")],
+    flag: Annotated[str | None, Query(description="Compare this flag's arms.")] = None,
+    window: Annotated[str, Query(description="How far back: 15m, 6h, 7d.")] = "24h",
+    control: Annotated[str | None, Query(description="The control variant.")] = None,
+    treatment: Annotated[str | None, Query(description="The treatment variant.")] = None,
+    metric: Annotated[
+        list[str] | None, Query(description="Metrics to show (default: the seed's six).")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="The window's end (default: now).")] = None,
+) -> dict[str, Any]:
+    names = _known(metric) if metric else list(SEED_KPIS)
+    end = until.replace(tzinfo=until.tzinfo or UTC) if until else None
+    window_ = kpis_service.parse_window(window)
+    table = kpis_service.kpi_table(rt, environment, window_, flag, control, treatment, names, end)
+    return kpis_service.table_body(table)
+
+
+@kpi_router.get("/metrics", summary="The metric catalogue: every metric's definition")
+def metric_catalogue(_: AdminDep) -> dict[str, Any]:
+    return {"metrics": [kpis_service.definition(metric) for metric in CATALOGUE]}
+
+
+@kpi_router.get("/series", summary="One metric per arm over time (for charts)")
+def kpi_series(
+    rt: CoreDep,
+    _: AdminDep,
+    environment: Annotated[str, Query()],
+    metric: Annotated[str, Query()],
+    flag: Annotated[str | None, Query()] = None,
+    window: Annotated[str, Query()] = "24h",
+    step: Annotated[str, Query(description="Bucket width: 1m, 15m, 1h.")] = "1h",
+) -> dict[str, Any]:
+    (name,) = _known([metric])
+    found = kpis_service.series(
+        rt,
+        environment,
+        name,
+        flag,
+        kpis_service.parse_window(window),
+        kpis_service.parse_window(step),
+    )
+    return {
+        "metric": name,
+        "series": {
+            variant: [{"at": at.isoformat(), "value": value} for at, value in points]
+            for variant, points in found.items()
+        },
+    }
+
+
+def _known(names: list[str]) -> list[str]:
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise BadRequest(
+            f"unknown metric {unknown[0]!r}; GET /api/v1/kpis/metrics lists them",
+            code="UNKNOWN_METRIC",
+        )
+    return names

@@ -1,0 +1,174 @@
+"""KPIs per cohort from real telemetry: events sent over HTTP, rolled up by the job, read back
+as the seed's table (API and CLI) and as the signals the alert rules evaluate."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from reelout.clock import ManualClock
+from reelout.webhooks.signing import verify
+from tests.support.cli import as_json, cli_for, ok, refused
+from tests.support.jobs import run_jobs
+from tests.support.live import LiveServer, StartLive
+from tests.telemetry.conftest import client_key
+from tests.webhooks.receiver import Receiver
+
+FLAG = "new-uploader"
+LOOPBACK = ["127.0.0.0/8"]
+
+
+def upload(clock: ManualClock, variant: str, ok: bool, seconds: float = 60.0) -> dict[str, Any]:
+    fields: dict[str, Any] = (
+        {"type": "upload_completed", "bytes": 50_000_000, "duration_ms": int(seconds * 1000),
+         "method": "tus"}
+        if ok
+        else {"type": "upload_failed", "error_class": "network", "retryable": True}
+    )  # fmt: skip
+    return {
+        "event_id": str(uuid.uuid4()),
+        "viewer_id": f"viewer-{uuid.uuid4().hex[:8]}",
+        "upload_id": uuid.uuid4().hex,
+        "client_time": clock.now().isoformat(),
+        "flags": {FLAG: variant},
+        **fields,
+    }
+
+
+def send(live: LiveServer, key: str, events: list[dict[str, Any]]) -> None:
+    with live.client(token=key) as app:
+        reply = app.post("/api/v1/telemetry/events", json=events)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["accepted"] == len(events), reply.text
+
+
+@pytest.fixture
+def reelout(live_servers: StartLive, clock: ManualClock) -> tuple[LiveServer, str]:
+    live = live_servers(
+        clock=clock, telemetry_rollup_delay_seconds=0, webhook_allow_networks=LOOPBACK
+    )
+    return live, client_key(live)
+
+
+def test_the_seed_table_compares_treatment_with_control(
+    reelout: tuple[LiveServer, str], clock: ManualClock
+) -> None:
+    live, key = reelout
+    events = [upload(clock, "off", ok=i < 85, seconds=180) for i in range(100)]
+    events += [upload(clock, "on", ok=i < 97, seconds=80) for i in range(100)]
+    send(live, key, events)
+    clock.advance(60)
+    run_jobs(live.runtime, tick=True)
+    with live.client() as admin:
+        reply = admin.get(
+            "/api/v1/kpis", params={"environment": "production", "flag": FLAG, "window": "1h"}
+        )
+    assert reply.status_code == 200, reply.text
+    rows = {row["metric"]: row for row in reply.json()["kpis"]}
+    success = rows["upload_success_rate"]
+    assert success["baseline"] == 0.85 and success["target"] == {"op": ">=", "value": 0.95}
+    assert success["control"]["variant"] == "off" and success["treatment"]["variant"] == "on"
+    assert success["control"]["value"] == pytest.approx(0.85)
+    assert success["treatment"]["value"] == pytest.approx(0.97)
+    assert success["control"]["n"] == success["treatment"]["n"] == 100
+    low, high = success["treatment"]["lower"], success["treatment"]["upper"]
+    assert low < 0.97 < high
+    diff = success["difference"]
+    assert diff["estimate"] == pytest.approx(0.12)
+    se = math.sqrt(0.85 * 0.15 / 99 + 0.97 * 0.03 / 99)  # Welch on unit variances (n - 1)
+    assert diff["upper"] - diff["lower"] == pytest.approx(2 * 1.97 * se, rel=0.02)
+    assert success["passed"] is True
+    upload_time = rows["upload_seconds_100mb"]
+    assert upload_time["control"]["value"] == pytest.approx(360)  # 180 s for 50 MB
+    assert upload_time["treatment"]["value"] == pytest.approx(160)
+    assert upload_time["passed"] is False
+    assert rows["video_startup_seconds"]["treatment"] is None  # no view yet: no arm to show
+    assert reply.json()["watermark"] is not None
+
+
+def test_kpi_query_errors_are_clear(reelout: tuple[LiveServer, str]) -> None:
+    live, _ = reelout
+    with live.client() as admin:
+        bad_window = admin.get("/api/v1/kpis", params={"environment": "production", "window": "5y"})
+        bad_metric = admin.get(
+            "/api/v1/kpis", params={"environment": "production", "metric": "happiness"}
+        )
+        catalogue = admin.get("/api/v1/kpis/metrics").json()["metrics"]
+    assert (bad_window.status_code, bad_window.json()["code"]) == (400, "INVALID_WINDOW")
+    assert (bad_metric.status_code, bad_metric.json()["code"]) == (400, "UNKNOWN_METRIC")
+    names = {metric["name"] for metric in catalogue}
+    assert {"upload_success_rate", "rebuffer_percentage", "crash_rate", "satisfaction"} <= names
+
+
+def test_reelout_kpi_prints_the_same_table(
+    reelout: tuple[LiveServer, str], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live, key = reelout
+    send(live, key, [upload(clock, v, ok=True) for v in ("on", "off") for _ in range(3)])
+    clock.advance(60)
+    run_jobs(live.runtime, tick=True)
+    cli = cli_for(live, monkeypatch)
+    asked = ["kpi", "--env", "production", "--flag", FLAG, "--until", clock.now().isoformat()]
+    rows = {row["metric"]: row for row in as_json(cli(*asked, "--json"))["kpis"]}
+    assert rows["upload_success_rate"]["treatment"]["value"] == 1.0
+    with live.client() as admin:
+        api = admin.get(
+            "/api/v1/kpis",
+            params={"environment": "production", "flag": FLAG, "until": clock.now().isoformat()},
+        ).json()
+    assert [row["treatment"] for row in api["kpis"]] == [
+        rows[row["metric"]]["treatment"] for row in api["kpis"]
+    ]
+    shown = ok(cli(*asked)).stdout
+    assert "Upload success rate" in shown and "100.0%" in shown and "pass" in shown
+    refused(cli("kpi", "--env", "production", "--window", "soon"), "INVALID_WINDOW", "15m")
+
+
+def test_a_failing_variant_fires_the_upload_alert_from_real_telemetry(
+    reelout: tuple[LiveServer, str], clock: ManualClock
+) -> None:
+    """The seed's upload-failure rule (> 3 % over 30 minutes, at least 100 attempts, held for
+    30 minutes) on events sent over HTTP: 20 attempts an arm a minute reach its volume guard
+    in the 5th minute, so it fires 30 minutes after that (and one group_wait later)."""
+    live, key = reelout
+    with Receiver(clock) as receiver, live.client() as admin:
+        reply = admin.post(
+            "/api/v1/alerts/receivers",
+            json={"id": "on-call", "kind": "webhook", "url": receiver.url("/hook")},
+        )
+        assert reply.status_code == 201, reply.text
+        secret = reply.json()["secret"]
+        first_breach = clock.now()
+        while not receiver.requests and clock.now() < first_breach + timedelta(hours=1):
+            minute = [upload(clock, "on", ok=i >= 2) for i in range(20)]
+            minute += [upload(clock, "off", ok=True) for _ in range(20)]
+            send(live, key, minute)
+            clock.advance(60)
+            run_jobs(live.runtime, tick=True)
+        fired_after = clock.now() - first_breach
+    assert timedelta(minutes=35) <= fired_after <= timedelta(minutes=37)
+    [got] = receiver.requests
+    assert verify(secret, got.signature, got.body, now=got.at)
+    [alert] = json.loads(got.body)["data"]["alerts"]
+    assert alert["labels"]["variant"] == "on" and alert["labels"]["flag"] == FLAG
+    assert alert["value"] == pytest.approx(0.1)
+
+
+def test_everyone_without_a_flag(reelout: tuple[LiveServer, str], clock: ManualClock) -> None:
+    live, key = reelout
+    send(live, key, [upload(clock, "on", ok=i % 2 == 0) for i in range(10)])
+    clock.advance(60)
+    run_jobs(live.runtime, tick=True)
+    with httpx.Client(base_url=live.url, headers={"Authorization": "Bearer x"}) as stranger:
+        assert stranger.get("/api/v1/kpis", params={"environment": "production"}).status_code == 401
+    with live.client() as admin:
+        rows = admin.get("/api/v1/kpis", params={"environment": "production"}).json()["kpis"]
+    success = next(row for row in rows if row["metric"] == "upload_success_rate")
+    assert success["control"]["value"] == 0.5 and success["treatment"] is None
+    assert success["passed"] is False
