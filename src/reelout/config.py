@@ -730,6 +730,14 @@ class Settings(BaseSettings):
             "(`EVENT_TOO_LARGE` at its index) and the rest of its batch is stored."
         ),
     )
+    telemetry_server_environment: str = Field(
+        default="production",
+        min_length=1,
+        description=(
+            "The environment whose telemetry holds the server's own facts (uploads finished or "
+            "failed at its endpoints, processing ready or failed); OFREP exposures keep theirs."
+        ),
+    )
     telemetry_rollup_retention_days: float = Field(
         default=400,
         gt=0,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
@@ -70,3 +73,33 @@ def _change(row: VideoStateChange) -> StateChange:
         reason=row.reason,
         attempt=row.attempt,
     )
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One recorded change of state with what the telemetry of server facts needs of its video."""
+
+    id: int
+    video_uid: str
+    at: datetime
+    from_state: str | None
+    to_state: str
+    error_code: str | None
+    source: str
+    size: int | None
+    created_at: datetime
+
+
+def transitions_since(session: Session, after_id: int, limit: int) -> list[Transition]:
+    """The state changes recorded after `after_id`, oldest first (at most `limit`)."""
+    rows = session.execute(
+        select(VideoStateChange, Video.source, Video.size, Video.created_at)
+        .join(Video, Video.uid == VideoStateChange.video_uid)
+        .where(VideoStateChange.id > after_id)
+        .order_by(VideoStateChange.id)
+        .limit(limit)
+    ).all()
+    return [
+        Transition(c.id, c.video_uid, c.at, c.from_state, c.to_state, c.error_code, s, n, t)
+        for c, s, n, t in rows
+    ]

@@ -57,6 +57,8 @@ def unit_ids(event: Mapping[str, Any]) -> dict[UnitKind, str]:
     ids: dict[UnitKind, str] = {"viewer": event["viewer_id"]}
     if kind.startswith("upload_"):
         ids["attempt"] = event.get("upload_id") or f"event:{event['event_id']}"
+    if kind.startswith("processing_"):
+        ids["attempt"] = f"processing:{event.get('video_id') or event['event_id']}"
     if kind in VIEW_EVENTS and event.get("view_id"):
         ids["view"] = event["view_id"]
     if kind == "app_session" and event.get("session_id"):
@@ -107,6 +109,10 @@ def _least(state: State, name: str, value: Any) -> None:
 
 def _attempt(state: State, seen: Seen) -> None:
     body, outcome = seen.body, UPLOAD_END.get(seen.type)
+    if body.get("source") == "server":  # the server's own record: its own metrics
+        state["server"] = 1
+    if seen.type.startswith("processing_"):
+        state[seen.type] = 1
     if outcome:
         state[outcome] = 1
     if seen.type == "upload_completed":
@@ -142,6 +148,8 @@ def _session(state: State, seen: Seen) -> None:
 
 def _viewer(state: State, seen: Seen) -> None:
     body, kind = seen.body, seen.type
+    if body.get("source") == "server" and kind != "exposure":
+        return  # a server fact has no viewer: it counts in the server's metrics alone
     outcome = UPLOAD_END.get(kind)
     if outcome:
         uploads: dict[str, str] = dict(state.get("uploads", {}))
@@ -177,6 +185,18 @@ def facts(kind: UnitKind, state: State) -> dict[str, float]:
 
 
 def _attempt_facts(state: State) -> dict[str, float]:
+    if "processing_ready" in state or "processing_failed" in state:
+        return {"processed": 1.0, "processing_ok": float("processing_ready" in state)}
+    if state.get("server"):
+        return _prefixed("server_", _client_attempt_facts(state))
+    return _client_attempt_facts(state)
+
+
+def _prefixed(prefix: str, facts: dict[str, float]) -> dict[str, float]:
+    return {prefix + name: value for name, value in facts.items()}
+
+
+def _client_attempt_facts(state: State) -> dict[str, float]:
     ended = {outcome for outcome in ("ok", "failed", "abandoned") if state.get(outcome)}
     if not ended:
         return {}

@@ -1,4 +1,4 @@
-"""Background jobs of telemetry: the minute rollups, and the raw events' retention purge."""
+"""Background jobs of telemetry: server facts and the minute rollups, and the retention purge."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from reelout.context import Core
 from reelout.jobs.registry import JobContext, Registry
-from reelout.telemetry import rollups, service
+from reelout.telemetry import rollups, server_facts, service
 
 log = logging.getLogger(__name__)
 ROLLUP_JOB = "telemetry.rollup"
@@ -16,6 +16,9 @@ PURGE_EVERY_SECONDS = 3600
 
 
 def roll_up(ctx: JobContext[Core]) -> None:
+    recorded = server_facts.collect(ctx.runtime)
+    if recorded:
+        log.debug("recorded %d server facts as telemetry", recorded)
     folded = rollups.roll_up(ctx.runtime)
     if folded:
         log.debug("rolled up %d telemetry events", folded)

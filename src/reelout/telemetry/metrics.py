@@ -132,6 +132,13 @@ CATALOGUE: tuple[Metric, ...] = (
        "Complaint rate", "Viewers who complained, of viewers seen.", lag_minutes=60),
     _m("error_rate", "ratio", "viewer", "failed_operations", "operations", "lower", "percent",
        "Error rate", "Failed upload attempts and views with a fatal error, of attempts and views."),
+    _m("server_upload_success_rate", "proportion", "attempt", "server_succeeded",
+       "server_attempted", "higher", "percent", "Upload success at the server",
+       "Uploads (tus, direct, legacy base64) that finished at Reelout's endpoints, of those "
+       "that finished or failed there: the server's own record, with no client reporting."),
+    _m("processing_success_rate", "proportion", "attempt", "processing_ok", "processed",
+       "higher", "percent", "Processing success",
+       "Videos whose processing ended ready, of those whose processing ended."),
 )  # fmt: skip
 METRICS: dict[str, Metric] = {metric.name: metric for metric in CATALOGUE}
 SEED_KPIS = tuple(metric.name for metric in CATALOGUE if metric.goal is not None)

@@ -4,7 +4,7 @@ the server's own facts as events, and drop raw events past their retention."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -76,8 +76,19 @@ def _row(item: Checked, environment: str, source: str, received_at: datetime) ->
         "viewer_id": event.viewer_id,
         "event_time": event_time(event, received_at),
         "received_at": received_at,
-        "body": item.body.decode(),
+        "body": _marked(item.body, source).decode(),
     }
+
+
+def _marked(body: bytes, source: str) -> bytes:
+    """The event as stored: `source` is the server's word, never the sender's."""
+    if source == "server":
+        return orjson.dumps({**orjson.loads(body), "source": "server"})
+    if b'"source"' not in body:
+        return body
+    event = orjson.loads(body)
+    event.pop("source", None)
+    return orjson.dumps(event)
 
 
 def _insert_new(session: Session) -> Any:
@@ -86,24 +97,9 @@ def _insert_new(session: Session) -> Any:
     return statement.returning(TelemetryEvent.event_id)
 
 
-def record_server_fact(
-    core: Core,
-    environment: str,
-    fact: Mapping[str, Any],
-    key: str,
-) -> bool:
-    """One fact the server saw itself (an upload finished, a video processed) as an event whose
-    id derives from `key`, so reporting it twice stores it once. True when it is new."""
-    when = core.clock.now()
-    raw = {
-        "event_id": str(uuid.uuid5(SERVER_FACTS, f"{environment}\x1f{key}")),
-        "client_time": when.isoformat(),
-        **fact,
-    }
-    outcome = ingest(core, environment, [raw], source="server")
-    if outcome.rejected:
-        raise ValueError(f"a server fact failed its own schema: {outcome.rejected[0].message}")
-    return outcome.accepted == 1
+def server_event_id(name: str) -> str:
+    """The event id of a server fact named `name` (the same fact, the same id)."""
+    return str(uuid.uuid5(SERVER_FACTS, name))
 
 
 def purge(core: Core) -> int:

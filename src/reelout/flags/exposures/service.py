@@ -28,6 +28,7 @@ from reelout.config import Settings
 from reelout.db.engine import Database
 from reelout.flags.engine.evaluator import Resolution
 from reelout.flags.exposures.models import FlagExposure
+from reelout.telemetry import service as telemetry
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +162,34 @@ class ExposureRecorder:
     def _write(self, batch: Sequence[Pending], today: date) -> None:
         with self._db.session() as session:
             store(session, batch)
+        self._as_telemetry(batch)
+        with self._db.session() as session:
             if self._purged_on != today:
                 keep = self._settings.exposure_retention_days
                 removed = purge(session, before=today - timedelta(days=keep))
                 if removed:
                     log.info("exposure log: removed %d exposures older than %d days", removed, keep)
         self._purged_on = today
+
+    def _as_telemetry(self, batch: Sequence[Pending]) -> None:
+        """Each exposure as a telemetry `exposure` event too (its id derives from the row, so
+        one a day, like the log), for the KPIs' arms and sample-ratio checks."""
+        host = _Host(self._settings, self._db, self._clock)
+        by_environment: dict[str, list[dict[str, Any]]] = {}
+        for (environment, day, flag, key, variant), seen in batch:
+            name = f"exposure:{environment}:{day}:{flag}:{key}:{variant}"
+            by_environment.setdefault(environment, []).append({
+                "event_id": telemetry.server_event_id(name), "type": "exposure",
+                "viewer_id": key, "client_time": seen.isoformat(), "flag": flag,
+                "variant": variant, "flags": {flag: variant},
+            })  # fmt: skip
+        step = self._settings.telemetry_max_batch_events
+        for environment, events in by_environment.items():
+            for start in range(0, len(events), step):
+                try:
+                    telemetry.ingest(host, environment, events[start : start + step], "server")
+                except Exception:  # the exposure log is written: telemetry must not undo it
+                    log.exception("exposure log: could not record exposures as telemetry")
 
     def _requeue(self, batch: list[Pending]) -> None:
         with self._lock:
@@ -195,6 +218,15 @@ class ExposureRecorder:
             self._task = None
         if self.enabled:
             await asyncio.to_thread(self.flush)
+
+
+@dataclass(frozen=True)
+class _Host:
+    """What the telemetry service needs, from what the recorder holds."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
 
 
 def recorder(app_state: Any) -> ExposureRecorder:
