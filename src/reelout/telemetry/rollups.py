@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reelout.context import Core
@@ -69,17 +70,28 @@ def _fold(session: Session, events: Sequence[tuple[str, Seen]], now: datetime) -
             by_unit[(environment, kind, unit_id[:300])].append(seen)
     before = _states(session, list(by_unit))
     delta: dict[tuple[str, RowKey], Sums] = {}
+    states: list[dict[str, Any]] = []
     for key, arrived in by_unit.items():
         environment, kind = key[0], _kind(key[1])
         old = before.get(key, {})
         new = fold(kind, old, arrived)
         for row, sums in change(kind, old, new).items():
             delta.setdefault((environment, row), Sums()).add(sums)
-        session.merge(TelemetryUnit(
-            environment=environment, kind=kind, unit_id=key[2], state=orjson.dumps(new).decode(),
-            updated_at=now,
-        ))  # fmt: skip
+        states.append({"environment": environment, "kind": kind, "unit_id": key[2],
+                       "state": orjson.dumps(new).decode(), "updated_at": now})  # fmt: skip
+    if states:
+        session.execute(_upsert(session, TelemetryUnit, ("state", "updated_at")), states)
     _apply(session, delta)
+
+
+def _upsert(session: Session, table: Any, columns: Sequence[str]) -> Any:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE SET `columns` (SQLite and PostgreSQL)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    keys = [column.name for column in table.__table__.primary_key.columns]
+    return statement.on_conflict_do_update(
+        index_elements=keys, set_={name: statement.excluded[name] for name in columns}
+    )
 
 
 def _kind(name: str) -> UnitKind:
@@ -94,19 +106,47 @@ def _states(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, State]:
     columns = tuple_(TelemetryUnit.environment, TelemetryUnit.kind, TelemetryUnit.unit_id)
     for start in range(0, len(keys), UNIT_QUERY):
         part = keys[start : start + UNIT_QUERY]
-        for unit in session.scalars(select(TelemetryUnit).where(columns.in_(part))):
-            found[(unit.environment, unit.kind, unit.unit_id)] = orjson.loads(unit.state)
+        query = select(
+            TelemetryUnit.environment,
+            TelemetryUnit.kind,
+            TelemetryUnit.unit_id,
+            TelemetryUnit.state,
+        ).where(columns.in_(part))
+        for environment, kind, unit_id, state in session.execute(query):
+            found[(environment, kind, unit_id)] = orjson.loads(state)
     return found
 
 
 def _apply(session: Session, delta: dict[tuple[str, RowKey], Sums]) -> None:
-    """Add each change to its row (read, add, write: the one rollup job is the only writer)."""
+    """Add each change to its row: the rows read in one query, written in one upsert (the one
+    rollup job is their only writer)."""
+    if not delta:
+        return
+    current = _current(session, delta)
+    rows = []
     for (environment, key), sums in sorted(delta.items()):
-        ident = _ident(environment, key)
-        row = session.get(TelemetryRollup, ident)
-        current = _sums(row) if row else Sums()
-        current.add(sums)
-        session.merge(_row(environment, key, current))
+        total_ = current.get((environment, key)) or Sums()
+        total_.add(sums)
+        rows.append(_values(environment, key, total_))
+    columns = ("n", "sum_x", "sum_x2", "sum_d", "sum_d2", "sum_xd", "hist")
+    session.execute(_upsert(session, TelemetryRollup, columns), rows)
+
+
+def _current(
+    session: Session, delta: dict[tuple[str, RowKey], Sums]
+) -> dict[tuple[str, RowKey], Sums]:
+    environments = {environment for environment, _ in delta}
+    minutes = {datetime.fromtimestamp(key.minute / 1000, UTC) for _, key in delta}
+    found: dict[tuple[str, RowKey], Sums] = {}
+    query = select(TelemetryRollup).where(
+        TelemetryRollup.environment.in_(environments), TelemetryRollup.minute.in_(minutes)
+    )
+    for row in session.scalars(query):
+        key = RowKey(int(row.minute.timestamp() * 1000), row.flag, row.variant, row.platform,
+                     row.app_version, row.metric)  # fmt: skip
+        if (row.environment, key) in delta:
+            found[(row.environment, key)] = _sums(row)
+    return found
 
 
 def _ident(environment: str, key: RowKey) -> dict[str, Any]:
@@ -126,13 +166,13 @@ def _sums(row: TelemetryRollup) -> Sums:
     return Sums(row.n, row.sum_x, row.sum_x2, row.sum_d, row.sum_d2, row.sum_xd, hist)
 
 
-def _row(environment: str, key: RowKey, sums: Sums) -> TelemetryRollup:
+def _values(environment: str, key: RowKey, sums: Sums) -> dict[str, Any]:
     hist = orjson.dumps({str(k): v for k, v in sorted(sums.hist.items())}).decode()
-    return TelemetryRollup(
+    return {
         **_ident(environment, key),
-        n=sums.n, sum_x=sums.x, sum_x2=sums.x2, sum_d=sums.d, sum_d2=sums.d2, sum_xd=sums.xd,
-        hist=hist if sums.hist else None,
-    )  # fmt: skip
+        "n": sums.n, "sum_x": sums.x, "sum_x2": sums.x2, "sum_d": sums.d, "sum_d2": sums.d2,
+        "sum_xd": sums.xd, "hist": hist if sums.hist else None,
+    }  # fmt: skip
 
 
 def watermark(core: Core) -> datetime | None:
