@@ -14,6 +14,7 @@ from reelout.errors import ServiceUnavailable, TooManyRequests
 from reelout.ratelimit import CallerLimits, Slot, Slots, TokenBuckets, retry_after
 from reelout.urls import client_address
 
+EVALUATION_ADVICE = "evaluate in bulk and revalidate by ETag (a 304 costs nothing)"
 STREAMS_RETRY_SECONDS = 5  # a refused stream's Retry-After, before jitter
 
 
@@ -41,7 +42,7 @@ class PublicLimits:
             settings.ofrep_max_streams_per_caller,
         )
 
-    def check(self, request: Request, key_id: str) -> None:
+    def check(self, request: Request, key_id: str, advice: str = EVALUATION_ADVICE) -> None:
         """Take this request from its caller's and its key's budgets, or 429 RATE_LIMITED."""
         if not self.requests.on:
             return
@@ -51,8 +52,7 @@ class PublicLimits:
             raise TooManyRequests(
                 "this app key made too many requests from this address "
                 "(REELOUT_RATE_LIMIT_CALLER_PER_SECOND) or from everywhere "
-                f"(REELOUT_RATE_LIMIT_KEY_PER_SECOND); retry in {wait} s, and evaluate in bulk "
-                "and revalidate by ETag (a 304 costs nothing)",
+                f"(REELOUT_RATE_LIMIT_KEY_PER_SECOND); retry in {wait} s, and {advice}",
                 code="RATE_LIMITED",
                 headers={"Retry-After": str(wait)},
             )

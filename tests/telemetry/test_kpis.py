@@ -128,6 +128,7 @@ def test_reelout_kpi_prints_the_same_table(
     shown = ok(cli(*asked)).stdout
     assert "Upload success rate" in shown and "100.0%" in shown and "pass" in shown
     refused(cli("kpi", "--env", "production", "--window", "soon"), "INVALID_WINDOW", "15m")
+    refused(cli("kpi", "--env", "production", "--metric", "joy"), "UNKNOWN_METRIC", "'joy'")
 
 
 def test_a_failing_variant_fires_the_upload_alert_from_real_telemetry(

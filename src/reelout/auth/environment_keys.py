@@ -48,6 +48,6 @@ def environment_principal(who: Principal, allowed: frozenset[Scope] = READERS) -
             code="SERVER_KEY_REQUIRED",
         )
     raise Forbidden(
-        "flag evaluation takes a client key: it names the environment to read",
+        "flag evaluation and telemetry take a client key: it names the environment",
         code="CLIENT_KEY_REQUIRED",
     )

@@ -74,6 +74,17 @@ def parse_window(text: str) -> timedelta:
     return window
 
 
+def known(names: Sequence[str]) -> list[str]:
+    """The names, if every one is a metric; 400 UNKNOWN_METRIC otherwise."""
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise BadRequest(
+            f"unknown metric {unknown[0]!r}; GET /api/v1/kpis/metrics lists them",
+            code="UNKNOWN_METRIC",
+        )
+    return list(names)
+
+
 def kpi_table(
     core: Core,
     environment: str,
@@ -86,6 +97,7 @@ def kpi_table(
 ) -> KpiTable:
     """The metrics over [until - window, until) (until: now), per arm of `flag`, or for
     everyone without one."""
+    metrics = known(metrics)
     until = until or core.clock.now()
     since = until - window
     with core.db.read() as session:

@@ -23,7 +23,7 @@ from reelout.limits import public_limits
 from reelout.telemetry import events, service
 from reelout.telemetry import kpis as kpis_service
 from reelout.telemetry.batches import items
-from reelout.telemetry.metrics import CATALOGUE, METRICS, SEED_KPIS
+from reelout.telemetry.metrics import CATALOGUE, SEED_KPIS
 
 PREFIX = "/api/v1/telemetry"
 router = APIRouter(prefix=PREFIX, tags=["telemetry"])
@@ -41,7 +41,8 @@ def event_schema() -> dict[str, Any]:
 async def report_events(request: Request) -> JSONResponse:
     rt: Core = request.app.state.runtime
     environment, key_id = await run_in_threadpool(_reporter, rt, request)
-    public_limits(request.app.state).check(request, key_id)
+    advice = "send fewer, larger batches (up to REELOUT_TELEMETRY_MAX_BATCH_EVENTS events)"
+    public_limits(request.app.state).check(request, key_id, advice)
     ndjson = _is_ndjson(request.headers.get("content-type", ""))
     body = _decoded(await _body(request, rt.settings.telemetry_max_body_bytes), request, rt)
     if not ndjson and too_deep(body, rt.settings.json_max_depth):
@@ -137,7 +138,7 @@ def kpis(
     ] = None,
     until: Annotated[datetime | None, Query(description="The window's end (default: now).")] = None,
 ) -> dict[str, Any]:
-    names = _known(metric) if metric else list(SEED_KPIS)
+    names = kpis_service.known(metric) if metric else list(SEED_KPIS)
     end = until.replace(tzinfo=until.tzinfo or UTC) if until else None
     window_ = kpis_service.parse_window(window)
     table = kpis_service.kpi_table(rt, environment, window_, flag, control, treatment, names, end)
@@ -159,7 +160,7 @@ def kpi_series(
     window: Annotated[str, Query()] = "24h",
     step: Annotated[str, Query(description="Bucket width: 1m, 15m, 1h.")] = "1h",
 ) -> dict[str, Any]:
-    (name,) = _known([metric])
+    (name,) = kpis_service.known([metric])
     found = kpis_service.series(
         rt,
         environment,
@@ -175,13 +176,3 @@ def kpi_series(
             for variant, points in found.items()
         },
     }
-
-
-def _known(names: list[str]) -> list[str]:
-    unknown = [name for name in names if name not in METRICS]
-    if unknown:
-        raise BadRequest(
-            f"unknown metric {unknown[0]!r}; GET /api/v1/kpis/metrics lists them",
-            code="UNKNOWN_METRIC",
-        )
-    return names
