@@ -19,6 +19,7 @@ from reelout.telemetry.metrics import CATALOGUE, Metric
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_PAGE = ROOT / "docs" / "telemetry" / "events.md"
 KPIS_PAGE = ROOT / "docs" / "telemetry" / "kpis.md"
+TO = "\u2013"  # the en dash of a range ("1 to 255"), as the page writes it
 BIG = 2**53  # the model's "any count" ceiling: not worth a word on the page
 COMMON_HEADING = "## Fields every event has"
 NO_FIELDS = "No fields of its own."
@@ -40,10 +41,10 @@ def _type(schema: dict[str, Any]) -> str:
             return formats[schema["format"]]
         if "maxLength" not in schema:
             return "string"
-        return f"string, {schema.get('minLength', 0)}–{schema['maxLength']} chars"
+        return f"string, {schema.get('minLength', 0)}{TO}{schema['maxLength']} chars"
     if kind == "integer":
         low, high = schema.get("minimum"), schema.get("maximum")
-        return f"integer ≥ {low}" if high in (None, BIG) else f"integer {low}–{high}"
+        return f"integer ≥ {low}" if high in (None, BIG) else f"integer {low}{TO}{high}"
     if kind == "object":
         return f"object: string → string, ≤ {schema['maxProperties']} entries"
     return str(kind)
@@ -144,10 +145,14 @@ def catalogue_table() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for metric in CATALOGUE:
-        over = f"`{metric.numerator}` / `{metric.denominator}`" if metric.denominator else (
-            f"mean of `{metric.numerator}`"
+        over = (
+            f"`{metric.numerator}` / `{metric.denominator}`"
+            if metric.denominator
+            else (f"mean of `{metric.numerator}`")
         )
-        extra = f" Arrives late: read it after {metric.lag_minutes} min." if metric.lag_minutes else ""
+        extra = (
+            f" Arrives late: read it after {metric.lag_minutes} min." if metric.lag_minutes else ""
+        )
         extra += " With p50 and p90." if metric.quantiles else ""
         lines.append(
             f"| `{metric.name}` ({metric.title}) | {metric.kind} | {metric.unit} | {over} | "
