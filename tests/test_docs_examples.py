@@ -1,6 +1,6 @@
 """The docs' runnable examples ("Flags in 5 minutes", the README's tour, the Python telemetry
-client): their commands, run against a live server on a fresh data folder, give exactly the
-answers the page shows."""
+client, the telemetry ingest): their commands, run against a live server on a fresh data
+folder, give exactly the answers the page shows."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ EXAMPLES = [
     Example(ROOT / "docs" / "flags" / "tutorial.md", "flags-in-5-minutes", 1, 8),
     Example(ROOT / "README.md", "five-minute-tour", 0, 4),
     Example(ROOT / "docs" / "telemetry" / "python-client.md", "python-telemetry", 1, 1),
+    Example(ROOT / "docs" / "telemetry" / "ingest.md", "telemetry-ingest", 0, 4),
 ]
 DOCUMENTED_URL = "http://127.0.0.1:8000"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)

@@ -409,15 +409,16 @@ class Settings(BaseSettings):
             " deeper → 400 `JSON_TOO_DEEP`."
         ),
     )
-    # public endpoints (OFREP, exposures): requests per second per caller (key + address) and
-    # per key over all addresses, each with its burst (0: no limit, the default)
+    # public endpoints (OFREP, exposures, telemetry): requests per second per caller (key +
+    # address) and per key over all addresses, each with its burst (0: no limit, the default)
     rate_limit_caller_per_second: float = Field(
         default=0.0,
         ge=0,
         description=(
             "Requests a second one caller (a client key from one client address; the forwarded "
             "address only with `REELOUT_BEHIND_PROXY`) may make to the public endpoints (OFREP "
-            "evaluations, `POST /api/v1/exposures`; the burst it may save up is "
+            "evaluations, `POST /api/v1/exposures`, `POST /api/v1/telemetry/events`; the burst "
+            "it may save up is "
             "`REELOUT_RATE_LIMIT_CALLER_BURST`); past that, 429 `RATE_LIMITED` with a jittered "
             "`Retry-After`. A 304 revalidation is free. Off by default: a key ships in every "
             "install of an app, and its users may share one address. `0`: no limit."
