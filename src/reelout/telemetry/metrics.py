@@ -87,8 +87,8 @@ def _m(
 CATALOGUE: tuple[Metric, ...] = (
     _m("upload_success_rate", "proportion", "attempt", "succeeded", "attempted", "higher",
        "percent", "Upload success rate",
-       "Upload attempts that completed, of attempts that ended (completed, failed, abandoned); "
-       "a client's and the server's reports of one upload_id are one attempt.",
+       "Upload attempts the apps reported that completed, of those that ended (completed, "
+       "failed, abandoned); the server's own record is server_upload_success_rate.",
        goal=Goal(0.85, ">=", 0.95)),
     _m("upload_failure_rate", "proportion", "attempt", "failed", "attempted", "lower",
        "percent", "Upload failure rate", "Upload attempts that ended without completing."),
