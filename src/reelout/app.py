@@ -36,6 +36,7 @@ from reelout.media.routes import router as videos_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
 from reelout.tasks import build_registry
+from reelout.telemetry import metrics_routes
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import PREFIX as TUS_PREFIX
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(keys_router)
     # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
+    # after every other middleware (it times them all), and /metrics behind OFREP
+    metrics_routes.install(app, rt)
     for router in (videos_router, orders_router, tus_router, playback_router, webhooks_router):
         app.include_router(router)
     # every change, from the audit trail and the flag audit log; admin keys only

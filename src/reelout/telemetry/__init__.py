@@ -1,0 +1,1 @@
+"""Telemetry: the event model, ingest, rollups, metric definitions and KPIs per cohort."""
