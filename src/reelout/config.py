@@ -543,7 +543,7 @@ class Settings(BaseSettings):
             "Unset: `GET /metrics` is open (keep it off the public network). Set: it asks for "
             "`Authorization: Bearer <token>` (else 401 `METRICS_TOKEN_REQUIRED` or "
             "`INVALID_METRICS_TOKEN`); the token must be as strong as `REELOUT_MIN_SECRET_CHARS` "
-            "asks, else `serve` refuses to start with `WEAK_METRICS_TOKEN`."
+            "asks, else every command refuses to start with `WEAK_METRICS_TOKEN`."
         ),
     )
     metrics_max_flag_series: int = Field(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from reelout import datafolder
-from reelout.auth.secret import check_admin_token, secret_key
+from reelout.auth.secret import check_admin_token, check_metrics_token, secret_key
 from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
 from reelout.db.engine import Database
@@ -49,5 +49,6 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         check_admin_token(settings)
+        check_metrics_token(settings)
         datafolder.secure(settings)
         return cls(settings, Database(settings.resolved_database_url), clock or SystemClock())

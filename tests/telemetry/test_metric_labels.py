@@ -1,12 +1,10 @@
-"""The bounded labels, directly and with Hypothesis: first-come caps, fixed sets, and the flag
-evaluation counter that folds pairs past the cap into `other` without losing a count."""
+"""The bounded labels, directly and with Hypothesis: first-come caps and fixed sets."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reelout.flags.engine.evaluator import ErrorCode, Reason, Resolution
 from reelout.telemetry.metric_labels import (
     OTHER,
     FirstSeen,
@@ -14,7 +12,6 @@ from reelout.telemetry.metric_labels import (
     status_class,
     upload_method,
 )
-from reelout.telemetry.prometheus import FlagEvaluations
 
 scopes = st.sampled_from(["production", "staging"])
 values = st.sampled_from(["a", "b", "c", "d", "e", "f"])
@@ -54,40 +51,3 @@ def test_fixed_sets() -> None:
     assert [upload_method(s) for s in ("tus", "direct", "legacy", "ftp")] == [
         "tus", "direct", "base64", OTHER,
     ]  # fmt: skip
-
-
-def counts(evaluations: FlagEvaluations) -> dict[tuple[str, ...], float]:
-    (family,) = evaluations.collect()
-    return {tuple(s.labels.values()): s.value for s in family.samples}
-
-
-def served(variant: str) -> Resolution:
-    return Resolution(variant, variant, Reason.STATIC)
-
-
-@given(
-    st.integers(min_value=0, max_value=3),
-    st.lists(st.tuples(scopes, st.sampled_from(["f1", "f2", "f3"]), values), max_size=30),
-)
-def test_folding_into_other_loses_no_evaluation(
-    limit: int, answers: list[tuple[str, str, str]]
-) -> None:
-    evaluations = FlagEvaluations(limit)
-    for environment, key, variant in answers:
-        evaluations.evaluated(environment, [(key, served(variant))])
-    counted = counts(evaluations)
-    assert sum(counted.values()) == len(answers)
-    for scope in ("production", "staging"):
-        named = {(f, v) for (env, f, v, _) in counted if env == scope and f != OTHER}
-        assert len(named) <= limit
-
-
-def test_an_unknown_key_never_takes_a_pair_s_place() -> None:
-    evaluations = FlagEvaluations(1)
-    missing = Resolution(None, None, Reason.ERROR, ErrorCode.FLAG_NOT_FOUND, "no such flag")
-    evaluations.evaluated("production", [("typo", missing), ("typo2", missing)])
-    evaluations.evaluated("production", [("real", served("on"))])
-    assert counts(evaluations) == {
-        ("production", OTHER, "", "ERROR"): 2,
-        ("production", "real", "on", "STATIC"): 1,
-    }

@@ -16,8 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tusclient.client import TusClient
 
 from reelout.app import create_app
+from reelout.auth.secret import MetricsTokenError
 from reelout.media import facts
-from reelout.telemetry.metrics_routes import MetricsTokenError, metrics_of
+from reelout.telemetry.metrics_routes import metrics_of
 from tests.media.clips import Clips
 from tests.media.conftest import clips
 from tests.support.jobs import run_jobs

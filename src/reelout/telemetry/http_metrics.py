@@ -2,8 +2,8 @@
 status class, and timed from its arrival to the end of its answer.
 
 Pure ASGI rather than Starlette's BaseHTTPMiddleware, which runs each request in a task of its
-own and costs tens of microseconds; this adds two clock reads, a wrapped `send` and two dict
-lookups. The route is the template of the route that answered (`/api/v1/videos/{uid}`), never
+own and costs tens of microseconds; this adds two clock reads, a wrapped `send` and one
+increment of `hot_counters.HttpRequests`. The route is the template of the route that answered (`/api/v1/videos/{uid}`), never
 the raw path, so the series stay bounded.
 """
 
@@ -13,7 +13,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reelout.telemetry.metric_labels import UNMATCHED
+from reelout.telemetry.metric_labels import UNMATCHED, http_method
 from reelout.telemetry.prometheus import Metrics
 
 
@@ -34,7 +34,7 @@ class HttpMetrics:
     """Counts and times every HTTP request into `metrics` (outermost: sees every answer)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+        self.app, self.http = app, metrics.http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,4 +55,4 @@ class HttpMetrics:
         finally:
             elapsed = time.perf_counter() - started
             route = route_template(scope, root_path)
-            self.metrics.http_request(scope["method"], route, status, elapsed)
+            self.http.observe(http_method(scope["method"]), route, status, elapsed)

@@ -10,28 +10,12 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client.exposition import choose_encoder
 
 from reelout.auth.deps import bearer_token
-from reelout.auth.strength import refusal
-from reelout.config import Settings
 from reelout.context import Core
-from reelout.errors import ReeloutError, Unauthorized
+from reelout.errors import Unauthorized
 from reelout.telemetry.http_metrics import HttpMetrics
 from reelout.telemetry.prometheus import Metrics
 
 router = APIRouter(include_in_schema=False)
-
-
-class MetricsTokenError(ReeloutError):
-    code = "WEAK_METRICS_TOKEN"
-
-
-def check_metrics_token(settings: Settings) -> None:
-    """Refuse to start with a REELOUT_METRICS_TOKEN a person could guess."""
-    if settings.metrics_token:
-        problem = refusal(
-            settings.metrics_token, settings.min_secret_chars, "REELOUT_METRICS_TOKEN"
-        )
-        if problem is not None:
-            raise MetricsTokenError(problem)
 
 
 def metrics_of(app_state: Any) -> Metrics:
@@ -72,7 +56,6 @@ def install(app: FastAPI, rt: Core) -> None:
     metrics = app.state.metrics = Metrics(settings)
     if not settings.metrics_enabled:
         return
-    check_metrics_token(settings)
     app.state.flag_evaluations = metrics.flag_evaluations
     rt.db.on_commit(metrics.committed)
     app.add_middleware(HttpMetrics, metrics=metrics)

@@ -3,19 +3,17 @@ the small typed functions the facts are recorded with.
 
 Each app owns its `CollectorRegistry` (never the library's global one), so every app in a process
 (the tests make many) counts on its own. Labels fed from outside are bounded (`metric_labels`).
-Flag evaluations are the one hot path (an OFREP bulk answer evaluates every flag of a set): they
-are counted in a plain dict under one lock per answer and handed to the registry as a custom
-collector at scrape time, a third of the CPU of a library counter per flag (measured).
+What is counted on every request (HTTP requests, OFREP evaluations) goes through the custom
+collectors of `hot_counters`; the rest through the library's metric types.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -23,68 +21,14 @@ from sqlalchemy.orm import Session
 
 from reelout import __version__
 from reelout.config import Settings
-from reelout.flags.engine.evaluator import ErrorCode, Resolution
 from reelout.media import facts
-from reelout.telemetry.metric_labels import (
-    OTHER,
-    FirstSeen,
-    http_method,
-    status_class,
-    upload_method,
-)
+from reelout.telemetry.hot_counters import FlagEvaluations, HttpRequests
+from reelout.telemetry.metric_labels import OTHER, FirstSeen, upload_method
 
-# Request durations: OFREP answers take milliseconds, uploads and streams minutes.
-HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120)
 MAX_CODES = 64  # distinct error codes per metric (the source names a few dozen)
 MAX_EVENT_TYPES = 64  # distinct telemetry event types (the event model has about 25)
 MAX_SEVERITIES = 16  # distinct alert severities
 EventOutcome = Literal["accepted", "rejected", "duplicate"]
-FlagLabels = tuple[str, str, str, str]  # environment, flag, variant, reason
-
-
-class FlagEvaluations:
-    """Counts of OFREP evaluations by environment, flag, variant and reason: a collector.
-
-    At most `max_series` (flag, variant) pairs per environment keep their names; every later
-    pair is counted as flag `other`, variant `other`. A key the environment has no flag for is
-    counted as flag `other`, variant `""` and never takes a pair's place."""
-
-    def __init__(self, max_series: int) -> None:
-        self._series: FirstSeen[tuple[str, str]] = FirstSeen(max_series, (OTHER, OTHER))
-        self._counts: dict[FlagLabels, int] = {}
-        self._lock = threading.Lock()
-
-    def evaluated(self, environment: str, resolved: Sequence[tuple[str, Resolution]]) -> None:
-        """What one OFREP answer served (called on the request path: kept cheap)."""
-        counts = self._counts
-        with self._lock:
-            for key, resolution in resolved:
-                labels = (environment, key, resolution.variant or "", resolution.reason)
-                if labels in counts:
-                    counts[labels] += 1
-                else:
-                    self._first(labels, resolution)
-
-    def _first(self, labels: FlagLabels, resolution: Resolution) -> None:
-        environment, key, variant, reason = labels
-        if resolution.error_code == ErrorCode.FLAG_NOT_FOUND:
-            flag, variant = OTHER, ""
-        else:
-            flag, variant = self._series.label((key, variant), environment)
-        named = (environment, flag, variant, str(reason))
-        self._counts[named] = self._counts.get(named, 0) + 1
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "reelout_flag_evaluations",
-            "Flag evaluations OFREP answered, by environment, flag, variant and reason.",
-            labels=("environment", "flag", "variant", "reason"),
-        )
-        with self._lock:
-            counted = list(self._counts.items())
-        for labels, value in counted:
-            family.add_metric([str(label) for label in labels], value)
-        yield family
 
 
 class Metrics:
@@ -100,20 +44,8 @@ class Metrics:
         )
         self.flag_evaluations = FlagEvaluations(settings.metrics_max_flag_series)
         registry.register(self.flag_evaluations)
-        self._http_counter = Counter(
-            "reelout_http_requests",
-            "HTTP requests answered, by method, route template and status class.",
-            ("method", "route", "status_class"),
-            registry=registry,
-        )
-        self._http_seconds = Histogram(
-            "reelout_http_request_duration_seconds",
-            "From a request's arrival to the end of its answer, by method and route template.",
-            ("method", "route"),
-            buckets=HTTP_BUCKETS,
-            registry=registry,
-        )
-        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.http = HttpRequests()
+        registry.register(self.http)
         self._init_domain_metrics(registry)
 
     def _init_domain_metrics(self, registry: CollectorRegistry) -> None:
@@ -163,22 +95,6 @@ class Metrics:
         self._severities: FirstSeen[str] = FirstSeen(MAX_SEVERITIES, OTHER)
         self._firing_shown: set[str] = set()  # the severities the gauge has a series for
         self._lock = threading.Lock()
-
-    # -- HTTP (the middleware, once per request) -------------------------------------------------
-    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (http_method(method), route, status // 100)
-        children = self._http.get(key)
-        if children is None:
-            children = self._http.setdefault(key, self._http_children(key, status))
-        children[0].inc()
-        children[1].observe(seconds)
-
-    def _http_children(self, key: tuple[str, str, int], status: int) -> tuple[Counter, Histogram]:
-        method, route, _ = key
-        return (
-            self._http_counter.labels(method, route, status_class(status)),
-            self._http_seconds.labels(method, route),
-        )
 
     # -- uploads and processing ----------------------------------------------------------------
     def upload_finished(self, source: str) -> None:
