@@ -38,6 +38,7 @@ from reelout.media.routes import router as videos_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
 from reelout.tasks import build_registry
+from reelout.telemetry import metrics_routes
 from reelout.telemetry.routes import PREFIX as TELEMETRY_PREFIX
 from reelout.telemetry.routes import kpi_router
 from reelout.telemetry.routes import router as telemetry_router
@@ -172,6 +173,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(keys_router)
     # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
+    # after every other middleware (it times them all), and /metrics behind OFREP
+    metrics_routes.install(app, rt)
     routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)
     for router in (*routers, webhooks_router, alerts_router, kpi_router):
         app.include_router(router)

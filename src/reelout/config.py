@@ -347,7 +347,8 @@ class Settings(BaseSettings):
         default=32,
         ge=28,
         description=(
-            "Characters a chosen secret (`REELOUT_ADMIN_TOKEN`, `REELOUT_SECRET_KEY`) must have "
+            "Characters a chosen secret (`REELOUT_ADMIN_TOKEN`, `REELOUT_SECRET_KEY`, "
+            "`REELOUT_METRICS_TOKEN`) must have "
             "beyond an `rlo_admin_` prefix; it must also take at least 10^24 guesses by the "
             "zxcvbn estimator (no repeats, words, sequences or keyboard runs). Generated keys "
             "always pass."
@@ -538,6 +539,32 @@ class Settings(BaseSettings):
             "How often each process reads the environments' head revisions and key revocations: a"
             " change made anywhere (another replica, `reelout flags`) reaches every stream and "
             "every process's OFREP answers within this, and so does a key's revocation."
+        ),
+    )
+
+    # Prometheus metrics: GET /metrics
+    metrics_enabled: bool = Field(
+        default=True,
+        description=(
+            "Serve `GET /metrics` (Prometheus) and count HTTP requests, uploads, processing and "
+            "flag evaluations for it. `false`: no route, no counting."
+        ),
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description=(
+            "Unset: `GET /metrics` is open (keep it off the public network). Set: it asks for "
+            "`Authorization: Bearer <token>` (else 401 `METRICS_TOKEN_REQUIRED` or "
+            "`INVALID_METRICS_TOKEN`); the token must be as strong as `REELOUT_MIN_SECRET_CHARS` "
+            "asks, else every command refuses to start with `WEAK_METRICS_TOKEN`."
+        ),
+    )
+    metrics_max_flag_series: int = Field(
+        default=200,
+        ge=0,
+        description=(
+            "Distinct (flag, variant) pairs per environment that `reelout_flag_evaluations` "
+            'names; evaluations of later pairs count as `flag="other"`, `variant="other"`.'
         ),
     )
 

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from reelout import datafolder
 from reelout.alerts.signals import NoSignals, SignalSource
-from reelout.auth.secret import check_admin_token, secret_key
+from reelout.auth.secret import check_admin_token, check_metrics_token, secret_key
 from reelout.clock import Clock, SystemClock
 from reelout.config import Settings
 from reelout.db.engine import Database
@@ -53,6 +53,7 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         check_admin_token(settings)
+        check_metrics_token(settings)
         datafolder.secure(settings)
         runtime = cls(settings, Database(settings.resolved_database_url), clock or SystemClock())
         runtime.alert_signals = KpiSignals(runtime)  # alert rules read the KPI rollups

@@ -89,7 +89,11 @@ def serve_once(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("variable", "code"),
-    [("REELOUT_ADMIN_TOKEN", "WEAK_ADMIN_TOKEN"), ("REELOUT_SECRET_KEY", "INVALID_SECRET_KEY")],
+    [
+        ("REELOUT_ADMIN_TOKEN", "WEAK_ADMIN_TOKEN"),
+        ("REELOUT_SECRET_KEY", "INVALID_SECRET_KEY"),
+        ("REELOUT_METRICS_TOKEN", "WEAK_METRICS_TOKEN"),
+    ],
 )
 def test_serve_refuses_a_weak_chosen_secret_and_says_how_to_make_one(
     tmp_path: Path, variable: str, code: str

@@ -270,3 +270,24 @@ def test_cors_preflight_lets_a_browser_app_send(start_telemetry: StartTelemetry)
         )
     assert reply.status_code == 200
     assert reply.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_metrics_count_the_ingest_by_type_and_outcome(telemetry: Telemetry) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    first = upload_completed()
+    telemetry.send([first, event("pause"), event("rating", score=9)])
+    telemetry.send([first])
+    with telemetry.live.client(token=None) as scraper:
+        text = scraper.get("/metrics").text
+    samples = {
+        (s.labels["type"], s.labels["outcome"]): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "reelout_telemetry_events"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert samples[("upload_completed", "accepted")] == 1
+    assert samples[("pause", "accepted")] == 1
+    assert samples[("upload_completed", "duplicate")] == 1
+    assert samples[("other", "rejected")] == 1

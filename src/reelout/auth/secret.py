@@ -1,6 +1,7 @@
 """The server's own secret (signs console sessions and playback URLs): REELOUT_SECRET_KEY, else a
 random one kept in the data folder (mode 0600), made on first use; and the strength check of
-every secret an operator chooses (that one and REELOUT_ADMIN_TOKEN), made at start-up."""
+every secret an operator chooses (that one, REELOUT_ADMIN_TOKEN and REELOUT_METRICS_TOKEN), made
+at start-up."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ class AdminTokenError(ReeloutError):
     code = "WEAK_ADMIN_TOKEN"
 
 
+class MetricsTokenError(ReeloutError):
+    code = "WEAK_METRICS_TOKEN"
+
+
 def check_admin_token(settings: Settings) -> None:
     """Refuse to start with a REELOUT_ADMIN_TOKEN a person could guess."""
     if not settings.admin_token:  # unset or empty: a random admin key is made
@@ -31,6 +36,15 @@ def check_admin_token(settings: Settings) -> None:
             f"{problem}. If the weak token is already an admin key, create a new admin key "
             "(`reelout keys create --scope admin`) and revoke the old one."
         )
+
+
+def check_metrics_token(settings: Settings) -> None:
+    """Refuse to start with a REELOUT_METRICS_TOKEN a person could guess."""
+    if not settings.metrics_token:  # unset or empty: /metrics is open
+        return
+    problem = refusal(settings.metrics_token, settings.min_secret_chars, "REELOUT_METRICS_TOKEN")
+    if problem is not None:
+        raise MetricsTokenError(problem)
 
 
 def secret_key(settings: Settings) -> str:

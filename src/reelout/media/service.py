@@ -20,7 +20,7 @@ from reelout.config import Settings
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, Unauthorized
 from reelout.jobs import service as jobs
-from reelout.media import history, signing
+from reelout.media import facts, history, signing
 from reelout.media.models import Video
 from reelout.media.recommend import Network, Option, recommended_max_height
 from reelout.media.schemas import (
@@ -173,6 +173,7 @@ def original_received(session: Session, clock: Clock, uid: str, *, size: int, sh
     reason = f"the original arrived ({size} bytes)"
     history.change_state(session, clock, video, VideoState.queued, reason=reason)
     _enqueue_processing(session, clock, uid)
+    facts.note(session, facts.UploadEnded(video.source))
     return video
 
 
@@ -183,6 +184,7 @@ def upload_failed(
     video = session.get(Video, uid)
     if video is not None and video.state == VideoState.uploading.value:
         _set_error(session, clock, video, VideoState.error, code, text)
+        facts.note(session, facts.UploadEnded(video.source, code))
         _announce(session, clock, "video.error", video, base_url)
 
 
@@ -286,6 +288,7 @@ def mark_failed(
     playable = video.version is not None
     state = VideoState.ready if playable else VideoState.error
     _set_error(session, clock, video, state, code, text, attempt)
+    facts.note(session, facts.ProcessingEnded(code))
     if playable:
         video.pct_complete = 100.0
     else:
@@ -376,6 +379,7 @@ def mark_ready(
     video.duration, video.input_width, video.input_height = duration, width, height
     video.renditions = renditions
     video.error_code = video.error_text = None
+    facts.note(session, facts.ProcessingEnded())
     _announce(session, clock, "video.ready", video, base_url)
     return True
 
@@ -449,6 +453,16 @@ def discard_video(session: Session, store: MediaStore, uid: str) -> None:
     session.delete(video)
     session.flush()
     store.delete_video(uid)
+
+
+def discard_failed_upload(session: Session, store: MediaStore, uid: str, code: str) -> None:
+    """A streamed upload failed mid-body (`code` says why): its video and files go, if it is
+    still uploading (the abandoned-upload reaper may have ended it first)."""
+    video = session.get(Video, uid)
+    if video is None or video.state != VideoState.uploading.value:
+        return
+    facts.note(session, facts.UploadEnded(video.source, code))
+    discard_video(session, store, uid)
 
 
 def delete_video(

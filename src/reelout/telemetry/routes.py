@@ -24,6 +24,7 @@ from reelout.telemetry import events, service
 from reelout.telemetry import kpis as kpis_service
 from reelout.telemetry.batches import items
 from reelout.telemetry.metrics import CATALOGUE, SEED_KPIS
+from reelout.telemetry.metrics_routes import metrics_of
 
 PREFIX = "/api/v1/telemetry"
 router = APIRouter(prefix=PREFIX, tags=["telemetry"])
@@ -48,6 +49,10 @@ async def report_events(request: Request) -> JSONResponse:
     if not ndjson and too_deep(body, rt.settings.json_max_depth):
         raise BadRequest(too_deep_message(rt.settings.json_max_depth), code="JSON_TOO_DEEP")
     outcome = await run_in_threadpool(service.ingest, rt, environment, items(body, ndjson))
+    if rt.settings.metrics_enabled:
+        counted = metrics_of(request.app.state)
+        for name, by_type in outcome.types.items():
+            counted.events_ingested(name, by_type)  # type: ignore[arg-type]
     return JSONResponse(outcome.body())
 
 

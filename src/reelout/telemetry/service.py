@@ -4,6 +4,7 @@ the server's own facts as events, and drop raw events past their retention."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ class Outcome:
     accepted: int
     duplicates: int
     rejected: list[Rejected] = field(default_factory=list)
+    types: dict[str, Counter[str]] = field(default_factory=dict)  # outcome -> type -> events
 
     def body(self) -> dict[str, Any]:
         return {
@@ -50,20 +52,25 @@ def limits(core: Core) -> Limits:
 def ingest(core: Core, environment: str, raw: Sequence[Any], source: str = "client") -> Outcome:
     """Check each event and store the good ones; committed before this returns."""
     accepted, rejected = check(raw, limits(core), server=source == "server")
-    stored = store(core, environment, accepted, source)
-    return Outcome(stored, len(accepted) - stored, rejected)
+    new = store(core, environment, accepted, source)
+    types = {
+        "accepted": Counter(i.event.type for i in accepted if i.event.event_id in new),
+        "duplicate": Counter(i.event.type for i in accepted if i.event.event_id not in new),
+        "rejected": Counter({"other": len(rejected)}),
+    }
+    return Outcome(len(new), len(accepted) - len(new), rejected, types)
 
 
-def store(core: Core, environment: str, events: Sequence[Checked], source: str) -> int:
-    """Insert the events whose event_id is new (in this batch and in the table); how many."""
+def store(core: Core, environment: str, events: Sequence[Checked], source: str) -> set[uuid.UUID]:
+    """Insert the events whose event_id is new (in this batch and in the table); their ids."""
     received_at = core.clock.now()
     unique = {item.event.event_id: item for item in events}
     if not unique:
-        return 0
+        return set()
     rows = [_row(item, environment, source, received_at) for item in unique.values()]
     with core.db.session() as session:
-        inserted = session.execute(_insert_new(session), rows).all()
-    return len(inserted)
+        inserted = session.execute(_insert_new(session), rows).scalars().all()
+    return set(inserted)
 
 
 def _row(item: Checked, environment: str, source: str, received_at: datetime) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from reelout.errors import BadRequest, Gone, PayloadTooLarge
+from reelout.errors import BadRequest, Gone, PayloadTooLarge, ReeloutError
 from reelout.iothreads import run_io
 from reelout.media import service as media
 from reelout.media.models import Video
@@ -80,16 +80,14 @@ class OriginalSink:
             )
             return media.to_schema(video)
 
-    def abort(self) -> None:
+    def abort(self, code: str) -> None:
         """Keep nothing: the partial original goes, and so does the video unless the reaper
-        already ended it (then it stays, in its error state)."""
+        already ended it (then it stays, in its error state). `code` says why it failed."""
         with contextlib.suppress(OSError):  # closing flushes; on a full disk that fails too
             self._file.close()
         self.rt.media_store.delete_video(self.uid)
         with self.rt.db.session() as session:
-            video = session.get(Video, self.uid)
-            if video is not None and video.state == VideoState.uploading.value:
-                media.discard_video(session, self.rt.media_store, self.uid)
+            media.discard_failed_upload(session, self.rt.media_store, self.uid, code)
 
 
 def _new_video(
@@ -149,18 +147,21 @@ async def receive(
         await batcher.flush()
         return await run_in_threadpool(sink.commit, late_meta or {})
     except ClientDisconnect:
-        await run_in_threadpool(sink.abort)
-        raise BadRequest(
+        gone = BadRequest(
             "the client went away before the upload finished; nothing was kept",
             code="CLIENT_DISCONNECTED",
-        ) from None
+        )
+        await run_in_threadpool(sink.abort, gone.code)
+        raise gone from None
     except OSError as exc:
-        await run_in_threadpool(sink.abort)
-        if is_no_room(exc):
-            raise no_room(exc) from exc
+        refusal = no_room(exc) if is_no_room(exc) else None
+        await run_in_threadpool(sink.abort, refusal.code if refusal else ReeloutError.code)
+        if refusal is not None:
+            raise refusal from exc
         raise
-    except BaseException:
-        await run_in_threadpool(sink.abort)
+    except BaseException as exc:
+        code = exc.code if isinstance(exc, ReeloutError) else ReeloutError.code
+        await run_in_threadpool(sink.abort, code)
         raise
 
 

@@ -19,6 +19,7 @@ from reelout.flags.exposures import service as exposures
 from reelout.flags.serving import ofrep
 from reelout.flags.serving.cache import Served, ServingCache, serving_cache
 from reelout.flags.serving.streams import event_streams, token_period
+from reelout.flags.serving.tally import evaluation_counter
 from reelout.limits import public_limits
 
 router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
@@ -88,7 +89,9 @@ async def evaluate_flag(key: str, request: Request) -> Response:
     if context is None:
         return _invalid_context(key)
     resolution = resolve(served.flags, key, context, rt.clock.now().timestamp())
-    exposures.recorder(request.app.state).served(served.environment, context, [(key, resolution)])
+    resolved = [(key, resolution)]
+    exposures.recorder(request.app.state).served(served.environment, context, resolved)
+    evaluation_counter(request.app.state).evaluated(served.environment, resolved)
     body = ofrep.result(key, resolution)
     if ofrep.is_not_found(resolution):
         return JSONResponse(body, status_code=404)
@@ -110,6 +113,7 @@ async def evaluate_flags(request: Request) -> Response:
     now = rt.clock.now().timestamp()
     resolved = [(key, resolve(served.flags, key, context, now)) for key in served.flags.flags]
     exposures.recorder(request.app.state).served(served.environment, context, resolved)
+    evaluation_counter(request.app.state).evaluated(served.environment, resolved)
     flags = [ofrep.result(key, resolution) for key, resolution in resolved]
     body: dict[str, Any] = {"flags": flags, "metadata": dict(served.flags.metadata)}
     streams = event_streams(rt, request, key_id, served.revision, period)

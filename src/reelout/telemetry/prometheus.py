@@ -1,0 +1,150 @@
+"""Reelout's Prometheus metrics (prometheus-client): one registry per app, its metric objects, and
+the small typed functions the facts are recorded with.
+
+Each app owns its `CollectorRegistry` (never the library's global one), so every app in a process
+(the tests make many) counts on its own. Labels fed from outside are bounded (`metric_labels`).
+What is counted on every request (HTTP requests, OFREP evaluations) goes through the custom
+collectors of `hot_counters`; the rest through the library's metric types.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from sqlalchemy.orm import Session
+
+from reelout import __version__
+from reelout.config import Settings
+from reelout.media import facts
+from reelout.telemetry.hot_counters import FlagEvaluations, HttpRequests
+from reelout.telemetry.metric_labels import OTHER, FirstSeen, upload_method
+
+MAX_CODES = 64  # distinct error codes per metric (the source names a few dozen)
+MAX_EVENT_TYPES = 64  # distinct telemetry event types (the event model has about 25)
+MAX_SEVERITIES = 16  # distinct alert severities
+EventOutcome = Literal["accepted", "rejected", "duplicate"]
+
+
+class Metrics:
+    """One app's metrics: the registry `/metrics` shows and what records into it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.token = settings.metrics_token  # what `GET /metrics` asks for, when set
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=registry)
+        Info("reelout_build", "The running Reelout.", registry=registry).info(
+            {"version": __version__}
+        )
+        self.flag_evaluations = FlagEvaluations(settings.metrics_max_flag_series)
+        registry.register(self.flag_evaluations)
+        self.http = HttpRequests()
+        registry.register(self.http)
+        self._init_domain_metrics(registry)
+
+    def _init_domain_metrics(self, registry: CollectorRegistry) -> None:
+        self._uploads_finished = Counter(
+            "reelout_uploads_finished",
+            "Uploads whose whole original arrived, by method (tus, direct, base64).",
+            ("method",),
+            registry=registry,
+        )
+        self._uploads_failed = Counter(
+            "reelout_uploads_failed",
+            "Uploads that ended without their original, by method and error code.",
+            ("method", "code"),
+            registry=registry,
+        )
+        self._processing_ready = Counter(
+            "reelout_processing_ready",
+            "Processing runs that published a version.",
+            registry=registry,
+        )
+        self._processing_failed = Counter(
+            "reelout_processing_failed",
+            "Processing runs that failed, by the video's error code.",
+            ("code",),
+            registry=registry,
+        )
+        self._events = Counter(
+            "reelout_telemetry_events",
+            "Telemetry events the ingest took, by type and outcome (accepted, rejected, duplicate).",
+            ("type", "outcome"),
+            registry=registry,
+        )
+        self._alerts_fired = Counter(
+            "reelout_alerts_fired",
+            "Alerts that started firing, by severity.",
+            ("severity",),
+            registry=registry,
+        )
+        self._alerts_firing = Gauge(
+            "reelout_alerts_firing",
+            "Alerts firing now, by severity.",
+            ("severity",),
+            registry=registry,
+        )
+        self._codes: FirstSeen[str] = FirstSeen(MAX_CODES, OTHER)
+        self._types: FirstSeen[str] = FirstSeen(MAX_EVENT_TYPES, OTHER)
+        self._severities: FirstSeen[str] = FirstSeen(MAX_SEVERITIES, OTHER)
+        self._firing_shown: set[str] = set()  # the severities the gauge has a series for
+        self._lock = threading.Lock()
+
+    # -- uploads and processing ----------------------------------------------------------------
+    def upload_finished(self, source: str) -> None:
+        """A video's original arrived whole; `source` is the video's (tus, direct, legacy)."""
+        self._uploads_finished.labels(upload_method(source)).inc()
+
+    def upload_failed(self, source: str, code: str) -> None:
+        """A video's upload ended without its original, for the reason `code`."""
+        self._uploads_failed.labels(upload_method(source), self._codes.label(code, "upload")).inc()
+
+    def processing_ready(self) -> None:
+        self._processing_ready.inc()
+
+    def processing_failed(self, code: str) -> None:
+        self._processing_failed.labels(self._codes.label(code, "processing")).inc()
+
+    def committed(self, session: Session) -> None:
+        """A unit of work committed: count the media facts it established (`Database.on_commit`)."""
+        for fact in facts.told(session):
+            if isinstance(fact, facts.UploadEnded):
+                if fact.error_code is None:
+                    self.upload_finished(fact.source)
+                else:
+                    self.upload_failed(fact.source, fact.error_code)
+            elif fact.error_code is None:
+                self.processing_ready()
+            else:
+                self.processing_failed(fact.error_code)
+
+    # -- telemetry ingest and alerts -------------------------------------------------------------
+    def events_ingested(self, outcome: EventOutcome, by_type: Mapping[str, int]) -> None:
+        """One batch's events of one outcome, counted per type. Give the type as validated (an
+        event whose type is not in the event model as `other`): the first MAX_EVENT_TYPES
+        types keep their names, later ones count as `other`."""
+        for event_type, count in by_type.items():
+            if count:
+                self._events.labels(self._types.label(event_type), outcome).inc(count)
+
+    def alert_fired(self, severity: str) -> None:
+        """An alert went from pending (or inactive) to firing."""
+        self._alerts_fired.labels(self._severities.label(severity)).inc()
+
+    def alerts_firing(self, by_severity: Mapping[str, int]) -> None:
+        """How many alerts fire now, per severity; a severity left out fires none."""
+        now: dict[str, int] = {}
+        for severity, count in by_severity.items():
+            label = self._severities.label(severity)
+            now[label] = now.get(label, 0) + count
+        with self._lock:
+            self._firing_shown |= now.keys()
+            shown = sorted(self._firing_shown)
+        for label in shown:
+            self._alerts_firing.labels(label).set(now.get(label, 0))
