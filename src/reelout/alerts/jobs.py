@@ -17,7 +17,6 @@ from reelout.errors import ReeloutError
 from reelout.jobs.registry import JobContext, Registry
 from reelout.jobs.service import DeadJob
 from reelout.webhooks import sender
-from reelout.webhooks.pinning import Guard
 from reelout.webhooks.secretbox import box_for
 
 log = logging.getLogger("reelout.alerts")
@@ -51,13 +50,7 @@ def deliver(ctx: JobContext[AlertsHost]) -> None:
         request = delivery.start_attempt(session, rt.clock, delivery_id, box_for(rt.secret))
     if request is None:
         return
-    settings = rt.settings
-    result = sender.post(
-        request,
-        timeout=settings.webhook_timeout_seconds,
-        clock=rt.clock,
-        guard=Guard(allow=tuple(settings.webhook_allow_networks)),
-    )
+    result = sender.post_as_configured(request, rt.settings, rt.clock)
     with rt.db.session() as session:
         state = delivery.finish_attempt(session, rt.clock, delivery_id, result)
     if state is DeliveryState.pending:

@@ -10,7 +10,6 @@ from reelout.errors import ReeloutError
 from reelout.jobs.registry import JobContext, Registry
 from reelout.jobs.service import DeadJob
 from reelout.webhooks import sender, service
-from reelout.webhooks.pinning import Guard
 from reelout.webhooks.schemas import DeliveryState
 from reelout.webhooks.secretbox import box_for
 
@@ -34,12 +33,8 @@ def deliver(ctx: JobContext[Signing]) -> None:
     if request is None:
         return
     settings = rt.settings
-    result = sender.post(
-        request,
-        timeout=settings.webhook_timeout_seconds,
-        clock=rt.clock,
-        guard=Guard(allow=tuple(settings.webhook_allow_networks)),
-        excerpt_bytes=settings.webhook_response_excerpt_bytes,
+    result = sender.post_as_configured(
+        request, settings, rt.clock, settings.webhook_response_excerpt_bytes
     )
     with rt.db.session() as session:
         state = service.finish_attempt(

@@ -14,6 +14,7 @@ import httpcore
 import httpx
 
 from reelout.clock import Clock
+from reelout.config import Settings
 from reelout.webhooks.pinning import AddressRefused, Guard, LookupFailed, PinnedBackend
 
 MAX_EXCERPT_BYTES = 4096  # the most REELOUT_WEBHOOK_RESPONSE_EXCERPT_BYTES may keep
@@ -191,3 +192,13 @@ def post(
         error, code, permanent = _failure(exc, timeout)
     duration_ms = max(0, round((clock.monotonic() - start) * 1000))
     return AttemptResult(started, duration_ms, status, error, code, answer, permanent)
+
+
+def post_as_configured(
+    request: Request, settings: Settings, clock: Clock, excerpt_bytes: int = 0
+) -> AttemptResult:
+    """`post` under the server's webhook settings: REELOUT_WEBHOOK_TIMEOUT_SECONDS and the
+    networks REELOUT_WEBHOOK_ALLOW_NETWORKS lets through (media webhooks and alert receivers)."""
+    guard = Guard(allow=tuple(settings.webhook_allow_networks))
+    timeout = settings.webhook_timeout_seconds
+    return post(request, timeout=timeout, clock=clock, guard=guard, excerpt_bytes=excerpt_bytes)
