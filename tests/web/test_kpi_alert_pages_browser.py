@@ -21,6 +21,7 @@ from tests.web.conftest import Console, open_console
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]
 FLAG = "new-uploader"
+ALERTED = "faster-uploader"  # the alerts test's own flag, so the tests share no arm
 ENV = "production"
 
 
@@ -38,7 +39,9 @@ def reelout(tmp_path_factory: pytest.TempPathFactory, clock: ManualClock) -> Ite
         yield live
 
 
-def upload(clock: ManualClock, variant: str, ok: bool, seconds: float = 60.0) -> dict[str, Any]:
+def upload(
+    clock: ManualClock, variant: str, ok: bool, seconds: float = 60.0, flag: str = FLAG
+) -> dict[str, Any]:
     fields: dict[str, Any] = (
         {"type": "upload_completed", "bytes": 50_000_000, "duration_ms": int(seconds * 1000),
          "method": "tus"}
@@ -50,7 +53,7 @@ def upload(clock: ManualClock, variant: str, ok: bool, seconds: float = 60.0) ->
         "viewer_id": f"viewer-{uuid.uuid4().hex[:8]}",
         "upload_id": uuid.uuid4().hex,
         "client_time": clock.now().isoformat(),
-        "flags": {FLAG: variant},
+        "flags": {flag: variant},
         **fields,
     }
 
@@ -122,3 +125,80 @@ def test_the_board_shows_the_seed_table_and_a_chart_per_kpi(
         ).json()["series"]  # fmt: skip
     assert sorted(series) == ["off", "on"]
     assert not [log for log in console.logs if "PAGE ERROR" in log or "Refused" in log]
+
+
+RULE = {
+    "id": "console-upload-failures",
+    "description": "Fires at once when the new uploader fails (for the console test).",
+    "signal": {
+        "metric": "upload_failure_rate",
+        "scope": {"environment": ENV, "flag": ALERTED, "variant": "*"},
+        "window": "5m",
+    },
+    "condition": {"op": ">", "threshold": 0.03, "min_denominator": 2},
+    "for": "0s",
+    "severity": "page",
+}
+
+
+def fire(reelout: LiveServer, clock: ManualClock) -> None:
+    """The rule above, then failing uploads in the `on` arm, rolled up and evaluated."""
+    with reelout.client() as admin:
+        created = admin.post("/api/v1/alerts/rules", json=RULE)
+        assert created.status_code == 201, created.text
+    send(reelout, [upload(clock, "on", ok=i >= 5, flag=ALERTED) for i in range(10)])
+    clock.advance(60)
+    run_jobs(reelout.runtime, tick=True)
+    with reelout.client() as admin:
+        firing = admin.get("/api/v1/alerts", params={"rule": RULE["id"]}).json()["alerts"]
+    assert [(a["state"], a["labels"]["variant"]) for a in firing] == [("firing", "on")], firing
+
+
+def silences(reelout: LiveServer) -> list[dict[str, Any]]:
+    with reelout.client() as admin:
+        reply = admin.get("/api/v1/alerts/silences")
+    assert reply.status_code == 200, reply.text
+    found: list[dict[str, Any]] = reply.json()
+    return found
+
+
+def test_an_alert_is_silenced_from_its_row_and_the_silence_expired(
+    console: Console, reelout: LiveServer, clock: ManualClock
+) -> None:
+    fire(reelout, clock)
+    page = console.page
+    page.goto(reelout.url + "/console/alerts")
+    row = page.locator(f"#alerts-table tr[data-state=firing]:has(code:text-is('{RULE['id']}'))")
+    assert row.count() == 1
+    text = row.inner_text()
+    assert "page" in text and "variant=on" in text and "fires when > 3.00 %" in text
+    assert "50.00 %" in text  # 5 of 10 attempts failed
+    assert RULE["id"] in page.locator("#alert-rules").inner_text()
+    assert "inactive → " in page.locator("#alert-history").inner_text()
+    button = row.locator("button", has_text="Silence")
+    button_id = button.get_attribute("id")
+
+    # an answer without a duration is refused where it was asked, and nothing is made
+    page.once("dialog", lambda dialog: dialog.accept("because"))
+    button.click()
+    console.wait(f"$('{button_id}-error').textContent.includes('SILENCE_ANSWER_INVALID')")
+    assert silences(reelout) == []
+
+    page.once("dialog", lambda dialog: dialog.accept("2h rolling back the new uploader"))
+    button.click()
+    page.locator("#alerts-live .notice").wait_for()
+    [made] = silences(reelout)
+    with reelout.client() as admin:
+        alert = admin.get("/api/v1/alerts", params={"rule": RULE["id"]}).json()["alerts"][0]
+    assert {m["name"]: m["value"] for m in made["matchers"]} == alert["labels"]
+    assert {m["op"] for m in made["matchers"]} == {"="}
+    assert made["comment"] == "rolling back the new uploader" and made["state"] == "active"
+    assert alert["silenced_by"] == [made["id"]]
+    assert f"silenced by {made['id']}" in page.locator("#alerts-table").inner_text()
+    assert "Silence " + made["id"] in console.text("#alerts-live .notice")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"#expire-{made['id']}")
+    page.locator("#alerts-live .notice", has_text="has ended").wait_for()
+    assert silences(reelout) == []
+    assert "No silences." in page.locator("#silences-table").inner_text()
