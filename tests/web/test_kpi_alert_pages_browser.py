@@ -15,9 +15,10 @@ from playwright.sync_api import Browser
 from reelout.clock import ManualClock
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, serving
-from tests.support.settings import make_settings
+from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.telemetry.conftest import client_key
 from tests.web.conftest import Console, open_console
+from tests.web.test_accessibility import UNREACHABLE_ACTIONS, axe_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]
 FLAG = "new-uploader"
@@ -128,7 +129,6 @@ def test_the_board_shows_the_seed_table_and_a_chart_per_kpi(
 
 
 RULE = {
-    "id": "console-upload-failures",
     "description": "Fires at once when the new uploader fails (for the console test).",
     "signal": {
         "metric": "upload_failure_rate",
@@ -141,17 +141,22 @@ RULE = {
 }
 
 
-def fire(reelout: LiveServer, clock: ManualClock) -> None:
-    """The rule above, then failing uploads in the `on` arm, rolled up and evaluated."""
+def fire(reelout: LiveServer, clock: ManualClock, flag: str = ALERTED) -> str:
+    """A rule like the above on `flag`, then failing uploads in its `on` arm (and good ones in
+    `off`), rolled up and evaluated; the rule's id."""
+    rule = {**RULE, "id": f"console-{flag}"}
+    rule["signal"] = {**RULE["signal"], "scope": {"environment": ENV, "flag": flag, "variant": "*"}}
     with reelout.client() as admin:
-        created = admin.post("/api/v1/alerts/rules", json=RULE)
+        created = admin.post("/api/v1/alerts/rules", json=rule)
         assert created.status_code == 201, created.text
-    send(reelout, [upload(clock, "on", ok=i >= 5, flag=ALERTED) for i in range(10)])
+    events = [upload(clock, "on", ok=i >= 5, flag=flag) for i in range(10)]
+    send(reelout, events + [upload(clock, "off", ok=True, flag=flag) for _ in range(10)])
     clock.advance(60)
     run_jobs(reelout.runtime, tick=True)
     with reelout.client() as admin:
-        firing = admin.get("/api/v1/alerts", params={"rule": RULE["id"]}).json()["alerts"]
+        firing = admin.get("/api/v1/alerts", params={"rule": rule["id"]}).json()["alerts"]
     assert [(a["state"], a["labels"]["variant"]) for a in firing] == [("firing", "on")], firing
+    return str(rule["id"])
 
 
 def silences(reelout: LiveServer) -> list[dict[str, Any]]:
@@ -165,15 +170,15 @@ def silences(reelout: LiveServer) -> list[dict[str, Any]]:
 def test_an_alert_is_silenced_from_its_row_and_the_silence_expired(
     console: Console, reelout: LiveServer, clock: ManualClock
 ) -> None:
-    fire(reelout, clock)
+    rule = fire(reelout, clock)
     page = console.page
     page.goto(reelout.url + "/console/alerts")
-    row = page.locator(f"#alerts-table tr[data-state=firing]:has(code:text-is('{RULE['id']}'))")
+    row = page.locator(f"#alerts-table tr[data-state=firing]:has(code:text-is('{rule}'))")
     assert row.count() == 1
     text = row.inner_text()
     assert "page" in text and "variant=on" in text and "fires when > 3.00 %" in text
     assert "50.00 %" in text  # 5 of 10 attempts failed
-    assert RULE["id"] in page.locator("#alert-rules").inner_text()
+    assert rule in page.locator("#alert-rules").inner_text()
     assert "inactive → " in page.locator("#alert-history").inner_text()
     button = row.locator("button", has_text="Silence")
     button_id = button.get_attribute("id")
@@ -189,7 +194,7 @@ def test_an_alert_is_silenced_from_its_row_and_the_silence_expired(
     page.locator("#alerts-live .notice").wait_for()
     [made] = silences(reelout)
     with reelout.client() as admin:
-        alert = admin.get("/api/v1/alerts", params={"rule": RULE["id"]}).json()["alerts"][0]
+        alert = admin.get("/api/v1/alerts", params={"rule": rule}).json()["alerts"][0]
     assert {m["name"]: m["value"] for m in made["matchers"]} == alert["labels"]
     assert {m["op"] for m in made["matchers"]} == {"="}
     assert made["comment"] == "rolling back the new uploader" and made["state"] == "active"
@@ -202,3 +207,30 @@ def test_an_alert_is_silenced_from_its_row_and_the_silence_expired(
     page.locator("#alerts-live .notice", has_text="has ended").wait_for()
     assert silences(reelout) == []
     assert "No silences." in page.locator("#silences-table").inner_text()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_both_pages_pass_axe_and_fit_a_phone(
+    browser: Browser, reelout: LiveServer, clock: ManualClock, width: int
+) -> None:
+    """With data in them (a table, charts, a firing alert): axe-core's checks, and no sideways
+    scrolling at 390 px (the empty pages are in tests/web/test_accessibility.py too)."""
+    flag = f"phone-{width}"
+    fire(reelout, clock, flag)
+    context = browser.new_context(viewport={"width": width, "height": 844}, bypass_csp=True)
+    try:
+        page = context.new_page()
+        page.goto(reelout.url + "/console/login")
+        page.fill("#key", ADMIN_TOKEN)
+        page.click("#login")
+        page.wait_for_url(reelout.url + "/console")
+        for path in (f"/kpis?environment={ENV}&flag={flag}&window=1h", "/alerts"):
+            page.goto(reelout.url + "/console" + path)
+            page.wait_for_load_state("networkidle")
+            assert page.locator("#kpi-table, #alerts-table tr[data-state=firing]").count() >= 1
+            width_now = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width_now <= width, f"{path} is {width_now} px wide at {width} px"
+            assert axe_violations(page) == [], path
+            assert page.evaluate(UNREACHABLE_ACTIONS) == []
+    finally:
+        context.close()
