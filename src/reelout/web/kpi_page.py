@@ -4,7 +4,7 @@ GET /api/v1/kpis gives it, and one chart per KPI over time per arm (GET /api/v1/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -118,18 +118,30 @@ def has_data(table: kpis.KpiTable) -> bool:
     return any(arm.n > 0 for arm in arms)
 
 
-def chart(metric: Metric, found: dict[str, list[tuple[Any, float | None]]]) -> dict[str, Any]:
-    """The `data-chart` JSON of one KPI: the union of buckets, one series per arm (a gap where
-    an arm has no units), percentages in percent."""
+def chart(
+    metric: Metric,
+    found: dict[str, list[tuple[datetime, float | None]]],
+    since: datetime,
+    until: datetime,
+    step: timedelta,
+) -> dict[str, Any]:
+    """The `data-chart` JSON of one KPI: every bucket of the window (as kpis.series aligns
+    them), one series per arm with a gap where it had no units, percentages in percent."""
     scale = 100.0 if metric.display == "percent" else 1.0
-    xs = sorted({int(at.timestamp()) for points in found.values() for at, _ in points})
+    width = int(step.total_seconds())
+    first = int(since.timestamp()) // width * width
+    xs = list(range(first, int(until.timestamp()) + 1, width))
     variants = sorted(found)
     ys = []
     for variant in variants:
         by_x = {int(at.timestamp()): value for at, value in found[variant]}
-        ys.append([None if by_x.get(x) is None else by_x[x] * scale for x in xs])  # type: ignore[operator]
+        ys.append([_scaled(by_x.get(x), scale) for x in xs])
     labels = [{"label": variant or "everyone"} for variant in variants]
-    return {"series": labels, "x": xs, "ys": ys}
+    return {"series": labels, "x": xs, "ys": ys, "points": True}
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
 
 
 @router.get("/kpis")
@@ -155,7 +167,8 @@ def kpis_page(
         if found:
             charts.append({"name": row.metric.name, "title": row.metric.title,
                            "unit": _unit(METRICS[row.metric.name]),
-                           "data": chart(row.metric, found)})  # fmt: skip
+                           "data": chart(row.metric, found, table.since, table.until,
+                                         WINDOWS[window])})  # fmt: skip
     context = {
         "env": env,
         "environments": settings.environments,
