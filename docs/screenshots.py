@@ -1,7 +1,8 @@
 """Screenshots of every console page for docs/console.md: `make screenshots` (needs chromium).
 
 Starts `reelout serve` on a scratch data folder, gives it something to show through the public
-API (a processed video, keys, a webhook endpoint, a flag split, exposures), logs in with
+API (a processed video, keys, a webhook endpoint, a flag split, exposures, telemetry for the
+KPI board, a firing alert and a silence), logs in with
 Playwright in Debian's Chromium and saves one screenshot per navigation entry (and the upload
 page) into docs/console/, at 1280 px wide.
 """
@@ -16,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -27,6 +30,7 @@ OUT = Path(__file__).parent / "console"
 TOKEN = secrets.token_urlsafe(32)  # a fresh admin token for the scratch server
 ORDER = "A-17/inbound"
 FLAG_TABS = ("revisions", "promote", "schedules", "stale", "exposures?flag=use_tus_upload")
+NAV_QUERY = {"kpis": "?flag=use_tus_upload&window=1h"}  # a navigation page shown with a choice
 
 
 def _free_port() -> int:
@@ -45,6 +49,8 @@ def _server(folder: Path) -> Iterator[str]:
         "REELOUT_ADMIN_TOKEN": TOKEN,
         "REELOUT_JOB_POLL_SECONDS": "0.2",
         "REELOUT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+        "REELOUT_TELEMETRY_ROLLUP_SECONDS": "1",
+        "REELOUT_ALERTS_EVAL_SECONDS": "2",
     }
     reelout = Path(sys.executable).with_name("reelout")
     child = subprocess.Popen([str(reelout), "serve"], env=env, stdout=subprocess.DEVNULL)
@@ -137,7 +143,66 @@ def _seed(api: httpx.Client, folder: Path) -> str:
                 "/ofrep/v1/evaluate/flags/use_tus_upload",
                 json={"context": {"targetingKey": f"user-{user}"}},
             )
+        _telemetry(app)
+    _alert(api)
     return uid
+
+
+def _upload_event(variant: str, ok: bool, seconds: float, at: float) -> dict[str, object]:
+    fields: dict[str, object] = (
+        {"type": "upload_completed", "bytes": 50_000_000, "duration_ms": int(seconds * 1000),
+         "method": "tus"}
+        if ok
+        else {"type": "upload_failed", "error_class": "network", "retryable": True}
+    )  # fmt: skip
+    return {
+        "event_id": str(uuid.uuid4()),
+        "viewer_id": f"viewer-{uuid.uuid4().hex[:8]}",
+        "upload_id": uuid.uuid4().hex,
+        "client_time": datetime.fromtimestamp(at, UTC).isoformat(),
+        "flags": {"use_tus_upload": variant},
+        **fields,
+    }
+
+
+def _telemetry(app: httpx.Client) -> None:
+    """Uploads of both arms of use_tus_upload over the last 50 minutes: tus fails less often
+    and is faster (for the KPI board)."""
+    now = time.time()
+    for step in range(10):
+        at = now - (50 - 5 * step) * 60
+        events = [_upload_event("on", i % 25 != 0, 70 + step, at) for i in range(40)]
+        events += [_upload_event("off", i % 7 != 0, 170 - step, at) for i in range(40)]
+        app.post("/api/v1/telemetry/events", json=events).raise_for_status()
+
+
+def _alert(api: httpx.Client) -> None:
+    """A rule that fires at once on the uploads above, fired; a silence beside it."""
+    rule = {
+        "id": "uploads-failing-now",
+        "description": "Upload failures above 3% in development, at once.",
+        "signal": {
+            "metric": "upload_failure_rate",
+            "scope": {"environment": "development", "flag": "use_tus_upload", "variant": "*"},
+            "window": "1h",
+        },
+        "condition": {"op": ">", "threshold": 0.03, "min_denominator": 20},
+        "for": "0s",
+        "severity": "warning",
+    }
+    api.post("/api/v1/alerts/rules", json=rule).raise_for_status()
+    _wait(
+        lambda: api.get("/api/v1/alerts", params={"state": "firing"}).json()["alerts"], "an alert"
+    )
+    silence = {
+        "matchers": [
+            {"name": "variant", "value": "off"},
+            {"name": "environment", "value": "development"},
+        ],
+        "duration": "4h",
+        "comment": "the old uploader: known to fail on the lab's network",
+    }
+    api.post("/api/v1/alerts/silences", json=silence).raise_for_status()
 
 
 def _shoot(page: Page, base: str, path: str, name: str) -> None:
@@ -168,7 +233,7 @@ def main() -> None:
             )
             for href in links:
                 name = href.removeprefix("/console").strip("/") or "upload"
-                _shoot(page, base, href, name)
+                _shoot(page, base, href + NAV_QUERY.get(name, ""), name)
             _shoot(page, base, f"/console/videos/{uid}", "video")
             for tab in FLAG_TABS:
                 _shoot(

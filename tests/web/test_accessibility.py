@@ -52,6 +52,9 @@ PAGES = [
     "/flags/development/schedules",
     "/flags/development/stale",
     "/flags/development/exposures?flag=use_tus_upload",
+    "/kpis",
+    "/kpis?environment=production&flag=use_tus_upload&window=1h",
+    "/alerts",
     "/keys",
     "/webhooks",
     "/audit",
@@ -62,6 +65,19 @@ UNREACHABLE_ACTIONS = """() => [...document.querySelectorAll(
   .filter((el) => !el.matches('a[href], button, input, select, textarea, form')
                   && !(el.getAttribute('hx-trigger') || '').match(/load|every|revealed/))
   .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's findings of RULES on the page as it is now (`rule: targets` each)."""
+    if not AXE.is_file():
+        pytest.fail("axe-core is not installed: run `make node` (tests/js/package.json)")
+    page.add_script_tag(path=str(AXE))
+    found: list[str] = page.evaluate(
+        """async (rules) => (await axe.run(document, {runOnly: {type: 'rule', values: rules}}))
+             .violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)""",
+        RULES,
+    )
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +108,6 @@ def test_every_control_is_named_and_reachable(
     page.goto(server.url + "/console" + path.format(uid=ready_uid))
     page.wait_for_load_state("networkidle")
     assert page.locator("main").count() == 1, page.content()[:500]
-    page.add_script_tag(path=str(AXE))
-    violations = page.evaluate(
-        """async (rules) => (await axe.run(document, {runOnly: {type: 'rule', values: rules}}))
-             .violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)""",
-        RULES,
-    )
+    violations = axe_violations(page)
     assert violations == [], f"{path}: {violations}"
     assert page.evaluate(UNREACHABLE_ACTIONS) == []

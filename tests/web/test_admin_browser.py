@@ -152,7 +152,7 @@ def long_rows(server: LiveServer) -> None:
 
 
 @pytest.mark.usefixtures("long_rows")
-@pytest.mark.parametrize("path", ["/keys", "/webhooks", "/audit"])
+@pytest.mark.parametrize("path", ["/keys", "/webhooks", "/audit", "/kpis", "/alerts"])
 def test_the_pages_fit_a_phone(browser: Browser, server: LiveServer, path: str) -> None:
     console = open_console(browser, server.url)
     try:

@@ -30,10 +30,12 @@ from reelout.telemetry import service as telemetry
 from reelout.telemetry.batches import items
 from reelout.urls import base_url
 from reelout.web import (
+    alerts_page,
     audit_page,
     flag_history,
     flag_pages,
     keys_page,
+    kpi_page,
     sdk,
     video_pages,
     webhooks_page,
@@ -73,6 +75,8 @@ PAGES = (
     Page(NavItem("upload", "Upload", ""), router),
     Page(NavItem("videos", "Videos", "/videos"), video_pages.router),
     Page(NavItem("flags", "Flags", "/flags"), flag_pages.router),
+    Page(NavItem("kpis", "KPIs", "/kpis"), kpi_page.router),
+    Page(NavItem("alerts", "Alerts", "/alerts"), alerts_page.router),
     Page(NavItem("keys", "Keys", "/keys"), keys_page.router),
     Page(NavItem("webhooks", "Webhooks", "/webhooks"), webhooks_page.router),
     Page(NavItem("audit", "Audit", "/audit"), audit_page.router),

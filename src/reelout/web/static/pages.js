@@ -17,15 +17,18 @@
   });
 
   // <div data-chart> with a <script type="application/json"> inside: {series: [{label}],
-  // x: [unix seconds], ys: [[...], ...]} drawn by uPlot (loaded by the pages that chart).
+  // x: [unix seconds], ys: [[...], ...], points?: true} drawn by uPlot (loaded by the pages
+  // that chart); `points` marks every value, for series with gaps (null) between them.
   function drawCharts(root) {
     if (typeof uPlot === "undefined") return;
     for (const box of root.querySelectorAll("[data-chart]:not([data-drawn])")) {
       const data = JSON.parse(box.querySelector("script[type='application/json']").textContent);
       const width = Math.max(280, Math.min(box.clientWidth || 640, 900));
-      const series = [{}].concat(data.series.map((s, i) => ({
-        label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2,
-      })));
+      const series = [{}].concat(data.series.map((s, i) => {
+        const line = { label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2 };
+        if (data.points) line.points = { show: true, size: 6 }; // sparse buckets: mark each value
+        return line;
+      }));
       new uPlot({ width, height: 220, series, scales: { x: { time: true } } }, [data.x, ...data.ys], box);
       box.dataset.drawn = "yes";
     }
