@@ -354,16 +354,16 @@ def kill_nine(plan: Plan, database_url: str | None, say: Callable[[str], None], 
     return {"database": folder.name.split("-")[1], **counted, "stored": found, "lost": lost}
 
 
-def run(plan: Plan, say: Callable[[str], None], kill: bool) -> dict[str, Any]:
+def run(plan: Plan, say: Callable[[str], None], kill: bool, ingest: bool) -> dict[str, Any]:
     runs: list[Run] = []
     checks: list[dict[str, Any]] = []
     kills: list[dict[str, Any]] = []
     with work_dir("telemetry-ingest-") as tmp:
         urls: list[str | None] = [None]
         with contextlib.ExitStack() as stack:
-            if plan.database:
+            if plan.database and ingest:
                 urls.append(stack.enter_context(scratch_postgres(plan.database)))
-            for url in urls:
+            for url in urls if ingest else []:
                 found, check = run_config(plan, url, say, tmp)
                 runs += found
                 checks.append(check)
@@ -387,12 +387,12 @@ def _median(runs: list[Run]) -> Run:
 
 def print_tables(console: Console, result: dict[str, Any]) -> None:
     runs: list[Run] = result["runs"]
-    table = Table(title=f"batches of {BATCH} events (median run of each)")
+    table = None if not runs else Table(title=f"batches of {BATCH} events (median run of each)")
     for col in ("config", "server", "events/s", "CPU ms / 1,000 ev", "p50 ms", "p99 ms"):
         table.add_column(col, justify="left" if col in ("config", "server") else "right")
     table.add_column("errors", justify="right")
     table.add_column("load 1m", justify="right")
-    for config in dict.fromkeys(r.config for r in runs):
+    for config in dict.fromkeys(r.config for r in runs) if runs else []:
         mine = {
             p: _median([r for r in runs if r.config == config and r.path == p])
             for p in ("reelout", "bare parse")
@@ -419,7 +419,8 @@ def print_tables(console: Console, result: dict[str, Any]) -> None:
             "",
             "",
         )
-    console.print(table)
+    if table is not None:
+        console.print(table)
     for check in result["stored"]:
         console.print(
             f"{check['config']}: {check['answered']:,} events answered in the measured "
@@ -431,6 +432,8 @@ def print_tables(console: Console, result: dict[str, Any]) -> None:
             f"in {k['answers']:,} answers, {k['stored']:,} stored after restart, "
             f"lost = {k['lost']}"
         )
+    if not runs:
+        return
     best = max(
         (
             _median([r for r in runs if r.config == c and r.path == "reelout"])
@@ -445,7 +448,7 @@ def print_tables(console: Console, result: dict[str, Any]) -> None:
     )
 
 
-def parse_args(argv: list[str] | None) -> tuple[Plan, bool, bool, int | None]:
+def parse_args(argv: list[str] | None) -> tuple[Plan, bool, tuple[bool, bool], int | None]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
     ap.add_argument("--seconds", type=int, default=10, help="each measured wrk run (default 10)")
@@ -458,6 +461,7 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool, bool, int | None]:
         "postgresql://postgres@127.0.0.1:5432/test (a scratch database is made and dropped)",
     )
     ap.add_argument("--no-kill", action="store_true", help="skip the kill -9 runs")
+    ap.add_argument("--only-kill", action="store_true", help="only the kill -9 runs")
     ap.add_argument(
         "--set",
         action="append",
@@ -481,11 +485,11 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool, bool, int | None]:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         plan.profile = args.profile.resolve()
-    return plan, args.json, not args.no_kill, args.serve_limit
+    return plan, args.json, (not args.no_kill, not args.only_kill), args.serve_limit
 
 
 def main(argv: list[str] | None = None) -> int:
-    plan, as_json, kill, limit_port = parse_args(argv)
+    plan, as_json, (kill, ingest), limit_port = parse_args(argv)
     if limit_port is not None:
         serve_limit(limit_port, plan.workers[0])
         return 0
@@ -493,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("this bench needs wrk on PATH (Debian: apt-get install wrk)")
     console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 170)
     started = datetime.now(UTC)
-    result = run(plan, lambda msg: console.print(f"[dim]{msg}[/dim]"), kill)
+    result = run(plan, lambda msg: console.print(f"[dim]{msg}[/dim]"), kill, ingest)
     if as_json:
         doc = {
             "started": started.isoformat(timespec="seconds"),
