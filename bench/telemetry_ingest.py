@@ -248,8 +248,18 @@ class Run:
         return 1e6 * self.server_cpu_s / (BATCH * self.requests) if self.requests else 0.0
 
 
+def fresh(script: Path) -> Path:
+    """The script again with a new run token: wrk restarts its counters on every run, so each run
+    needs its own event_ids (or the events are answered as duplicates)."""
+    text = script.read_text()
+    key = text.split('wrk.headers["Authorization"] = "Bearer ', 1)[1].split('"', 1)[0]
+    script.write_text(lua_script(key, secrets.token_hex(4)))
+    return script
+
+
 def measure(plan: Plan, config: str, name: str, server: Server, script: Path, rnd: int) -> Run:
     settle(server)
+    fresh(script)
     with UsageSampler(server.pid) as sampler:
         figures, wrk_cpu = wrk(plan, f"http://127.0.0.1:{server.port}{PATH}", script, plan.seconds)
         settle(server)
@@ -276,6 +286,7 @@ def profile(plan: Plan, server: Server, script: Path, out: Path) -> None:
     cmd = [spy, "record", "--pid", str(server.pid), "--subprocesses", "--gil", "--nonblocking"]
     cmd += ["--rate", "200", "--duration", str(plan.seconds), "--format", "raw", "-o", str(out)]
     settle(server)
+    fresh(script)
     with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as sampler:
         time.sleep(0.5)
         wrk(plan, f"http://127.0.0.1:{server.port}{PATH}", script, plan.seconds)
