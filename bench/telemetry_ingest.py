@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +37,6 @@ from ofrep_bulk import (
     _popen,
     call,
     machine,
-    scratch_postgres,
     settle,
     start_ours,
     wrk,
@@ -193,6 +192,22 @@ def started(start: Callable[[], Server], tries: int = 4) -> Server:
             if attempt == tries - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def scratch_postgres(url: str) -> Iterator[str]:
+    """A new database `bench_telemetry_<hex>` on the server of `url`, dropped afterwards."""
+    import psycopg
+
+    name = f"bench_telemetry_{secrets.token_hex(4)}"
+    admin_url = url.replace("+psycopg", "")
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def client_key(server: Server) -> str:
@@ -396,14 +411,14 @@ def _median(runs: list[Run]) -> Run:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def print_tables(console: Console, result: dict[str, Any]) -> None:
-    runs: list[Run] = result["runs"]
-    table = None if not runs else Table(title=f"batches of {BATCH} events (median run of each)")
+def ingest_table(runs: list[Run]) -> Table:
+    """Each configuration's median run of reelout and of the reference, and their ratio."""
+    table = Table(title=f"batches of {BATCH} events (median run of each)")
     for col in ("config", "server", "events/s", "CPU ms / 1,000 ev", "p50 ms", "p99 ms"):
         table.add_column(col, justify="left" if col in ("config", "server") else "right")
     table.add_column("errors", justify="right")
     table.add_column("load 1m", justify="right")
-    for config in dict.fromkeys(r.config for r in runs) if runs else []:
+    for config in dict.fromkeys(r.config for r in runs):
         mine = {
             p: _median([r for r in runs if r.config == config and r.path == p])
             for p in ("reelout", "bare parse")
@@ -430,8 +445,13 @@ def print_tables(console: Console, result: dict[str, Any]) -> None:
             "",
             "",
         )
-    if table is not None:
-        console.print(table)
+    return table
+
+
+def print_tables(console: Console, result: dict[str, Any]) -> None:
+    runs: list[Run] = result["runs"]
+    if runs:
+        console.print(ingest_table(runs))
     for check in result["stored"]:
         console.print(
             f"{check['config']}: {check['answered']:,} events answered in the measured "
