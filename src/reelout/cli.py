@@ -29,6 +29,8 @@ from reelout.flags.cli import schedules as cli_schedules
 from reelout.flags.cli.commands import flags_app
 from reelout.runtime import Runtime
 
+WORKER_START_SECONDS = 60  # how long `serve --workers N` waits for a worker to come up
+
 app = typer.Typer(
     help="Reelout: self-hosted video platform with progressive delivery built in.",
     no_args_is_help=True,
@@ -89,6 +91,9 @@ def serve(
         access_log=settings.access_log,
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        # a worker process imports the whole app before it answers its supervisor: on a busy
+        # 2-core host that took over 10 s, and uvicorn's 5 s default killed it in a loop
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
 
 
