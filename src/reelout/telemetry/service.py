@@ -98,10 +98,18 @@ def _marked(body: bytes, source: str) -> bytes:
     return orjson.dumps(event)
 
 
+EVENTS = TelemetryEvent.__table__
+# Core statements, made once: the ORM's bulk insert costs more than the insert itself here
+_INSERT_NEW = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(EVENTS)
+    .on_conflict_do_nothing(index_elements=["event_id"])
+    .returning(EVENTS.c.event_id)
+    for dialect in (postgresql, sqlite)
+}
+
+
 def _insert_new(session: Session) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(TelemetryEvent).on_conflict_do_nothing(index_elements=["event_id"])
-    return statement.returning(TelemetryEvent.event_id)
+    return _INSERT_NEW[session.get_bind().dialect.name]
 
 
 def server_event_id(name: str) -> str:
