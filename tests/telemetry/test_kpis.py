@@ -173,3 +173,30 @@ def test_everyone_without_a_flag(reelout: tuple[LiveServer, str], clock: ManualC
     success = next(row for row in rows if row["metric"] == "upload_success_rate")
     assert success["control"]["value"] == 0.5 and success["treatment"] is None
     assert success["passed"] is False
+
+
+def test_error_rate_sees_a_long_known_viewer_fail_now(
+    reelout: tuple[LiveServer, str], clock: ManualClock
+) -> None:
+    """Error rate counts actions (upload attempts, views) when they happen, so an alert's short
+    window sees the failures of a viewer first seen hours ago."""
+    live, key = reelout
+    old = upload(clock, "on", ok=True)
+    send(live, key, [old])
+    clock.advance(3 * 3600)
+    now = [{**upload(clock, "on", ok=False), "viewer_id": old["viewer_id"]} for _ in range(3)]
+    view = {"viewer_id": old["viewer_id"], "view_id": "w1", "client_time": clock.now().isoformat()}
+    now += [
+        {**view, "event_id": str(uuid.uuid4()), "type": "play_request"},
+        {**view, "event_id": str(uuid.uuid4()), "type": "error", "code": "E", "fatal": True},
+    ]
+    send(live, key, now)
+    clock.advance(60)
+    run_jobs(live.runtime, tick=True)
+    with live.client() as admin:
+        rows = admin.get(
+            "/api/v1/kpis",
+            params={"environment": "production", "metric": "error_rate", "window": "15m"},
+        ).json()["kpis"]
+    assert rows[0]["control"]["n"] == 4  # three failed uploads and one failed view
+    assert rows[0]["control"]["value"] == 1.0

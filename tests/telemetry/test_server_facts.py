@@ -52,13 +52,15 @@ def test_uploads_and_processing_are_recorded_per_method(live_servers: StartLive)
     }
     assert all(e["error_code"] for e in events if e["type"] == "processing_failed")
     with live.client() as admin:
-        rows = admin.get(
+        reply = admin.get(
             "/api/v1/kpis",
             params={
                 "environment": "production",
                 "metric": ["server_upload_success_rate", "processing_success_rate"],
             },
-        ).json()["kpis"]
+        )
+    assert reply.status_code == 200, reply.text
+    rows = reply.json()["kpis"]
     values = {row["metric"]: row["control"]["value"] for row in rows}
     assert values == {"server_upload_success_rate": 1.0, "processing_success_rate": 0.0}
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-UnitKind = Literal["attempt", "view", "session", "viewer"]
-UNIT_KINDS: tuple[UnitKind, ...] = ("attempt", "view", "session", "viewer")
+UnitKind = Literal["attempt", "view", "session", "viewer", "action"]
+UNIT_KINDS: tuple[UnitKind, ...] = ("attempt", "view", "session", "viewer", "action")
 MAX_ARMS = 64  # flags a unit is attributed to
 MAX_UPLOADS_PER_VIEWER = 500  # distinct upload attempts a viewer's state remembers
 State = dict[str, Any]
@@ -61,6 +61,10 @@ def unit_ids(event: Mapping[str, Any]) -> dict[UnitKind, str]:
         ids["attempt"] = f"processing:{event.get('video_id') or event['event_id']}"
     if kind in VIEW_EVENTS and event.get("view_id"):
         ids["view"] = event["view_id"]
+    if "attempt" in ids and not kind.startswith("processing_"):
+        ids["action"] = f"upload:{ids['attempt']}"  # an action: one upload attempt or one view
+    elif "view" in ids:
+        ids["action"] = f"view:{ids['view']}"
     if kind == "app_session" and event.get("session_id"):
         ids["session"] = event["session_id"]
     return ids
@@ -146,6 +150,20 @@ def _session(state: State, seen: Seen) -> None:
         state["crashed"] = 1
 
 
+def _action(state: State, seen: Seen) -> None:
+    """One thing a user tried (an upload attempt or a view) and whether it failed: short-lived
+    units, so a window of minutes sees them when they happen (what rates to alert on need)."""
+    body, kind = seen.body, seen.type
+    if body.get("source") == "server":
+        state["server"] = 1
+    if kind in UPLOAD_END:
+        _least(state, "outcome", _OUTCOME_RANK[UPLOAD_END[kind]])
+    elif kind in ("play_request", "playing"):
+        state["view"] = 1
+    elif kind == "error" and body.get("fatal"):
+        state["fatal"] = 1
+
+
 def _viewer(state: State, seen: Seen) -> None:
     body, kind = seen.body, seen.type
     if body.get("source") == "server" and kind != "exposure":
@@ -160,8 +178,6 @@ def _viewer(state: State, seen: Seen) -> None:
         state["uploads"] = uploads
     elif kind == "play_request":
         state["views"] = state.get("views", 0) + 1
-    elif kind == "error" and body.get("fatal"):
-        state["failed_views"] = state.get("failed_views", 0) + 1
     elif kind == "app_session":
         state["sessions"] = state.get("sessions", 0) + 1
         if body.get("status") in BAD_SESSIONS:
@@ -176,7 +192,13 @@ def _viewer(state: State, seen: Seen) -> None:
 
 
 _OUTCOME_RANK = {"ok": 0, "failed": 1, "abandoned": 2}  # a retry that succeeded is a success
-_STEPS = {"attempt": _attempt, "view": _view, "session": _session, "viewer": _viewer}
+_STEPS = {
+    "attempt": _attempt,
+    "view": _view,
+    "session": _session,
+    "viewer": _viewer,
+    "action": _action,
+}
 
 
 def facts(kind: UnitKind, state: State) -> dict[str, float]:
@@ -251,10 +273,6 @@ def _viewer_facts(state: State) -> dict[str, float]:
         "upload_attempts": float(len(outcomes)),
         "upload_successes": float(outcomes.count("ok")),
         "views": float(state.get("views", 0)),
-        "operations": float(len(outcomes) + state.get("views", 0)),
-        "failed_operations": float(
-            len(outcomes) - outcomes.count("ok") + state.get("failed_views", 0)
-        ),
         "ratings": float(state.get("ratings", 0)),
         "score_sum": float(state.get("score_sum", 0)),
         "complained": float(state.get("complaints", 0) > 0),
@@ -267,9 +285,20 @@ def _viewer_facts(state: State) -> dict[str, float]:
     return out
 
 
+def _action_facts(state: State) -> dict[str, float]:
+    if state.get("server"):
+        return {}  # the server's record of an upload has its own metrics
+    if "outcome" in state:
+        return {"actions": 1.0, "failed": float(state["outcome"] != _OUTCOME_RANK["ok"])}
+    if state.get("view") or state.get("fatal"):
+        return {"actions": 1.0, "failed": float(bool(state.get("fatal")))}
+    return {}
+
+
 _FACTS = {
     "attempt": _attempt_facts,
     "view": _view_facts,
     "session": _session_facts,
     "viewer": _viewer_facts,
+    "action": _action_facts,
 }

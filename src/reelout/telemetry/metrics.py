@@ -130,8 +130,10 @@ CATALOGUE: tuple[Metric, ...] = (
        goal=Goal(3.5, ">=", 4.2)),
     _m("complaint_rate", "proportion", "viewer", "complained", "viewers", "lower", "percent",
        "Complaint rate", "Viewers who complained, of viewers seen.", lag_minutes=60),
-    _m("error_rate", "ratio", "viewer", "failed_operations", "operations", "lower", "percent",
-       "Error rate", "Failed upload attempts and views with a fatal error, of attempts and views."),
+    _m("error_rate", "proportion", "action", "failed", "actions", "lower", "percent",
+       "Error rate",
+       "Actions (upload attempts the apps reported, and views) that failed: the upload did not "
+       "complete, or the view met a fatal error."),
     _m("server_upload_success_rate", "proportion", "attempt", "server_succeeded",
        "server_attempted", "higher", "percent", "Upload success at the server",
        "Uploads (tus, direct, legacy base64) that finished at Reelout's endpoints, of those "
