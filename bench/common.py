@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -327,3 +328,19 @@ def tus_patch(
     if resp.status != 204:
         raise TusError(f"PATCH {path} @ {offset}", resp.status, data)
     return int(resp.headers["Upload-Offset"])
+
+
+@contextlib.contextmanager
+def scratch_postgres(url: str, prefix: str) -> Iterator[str]:
+    """A new database `<prefix>_<hex>` on the server of `url` for one run, dropped afterwards."""
+    import psycopg
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin_url = url.replace("+psycopg", "")
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

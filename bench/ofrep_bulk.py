@@ -11,13 +11,12 @@ import json
 import os
 import platform
 import resource
-import secrets
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ from common import (
     _wait_up,
     free_port,
     reelout_env,
+    scratch_postgres,
     work_dir,
 )
 
@@ -305,22 +305,6 @@ def start_limit(folder: Path, workers: int, body: bytes, etag: str) -> Server:
     return _popen("limit", cmd, env, folder, port)
 
 
-@contextlib.contextmanager
-def scratch_postgres(url: str) -> Iterator[str]:
-    """A new database on the server of `url` for this run, dropped afterwards."""
-    import psycopg
-
-    name = f"reelout_ofrep_bench_{secrets.token_hex(4)}"
-    admin_url = url.replace("+psycopg", "")
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def call(
     server: Server, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
@@ -556,7 +540,7 @@ def run(plan: Plan, say: Callable[[str], None]) -> list[Run]:
             runs += run_config(plan, workers, None, say, tmp)
         if plan.database:
             for workers in plan.workers:
-                with scratch_postgres(plan.database) as url:
+                with scratch_postgres(plan.database, "reelout_ofrep_bench") as url:
                     runs += run_config(plan, workers, url, say, tmp)
     return runs
 

@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, UsageSampler, free_port, work_dir
+from common import ROOT, Server, UsageSampler, free_port, scratch_postgres, work_dir
 from ofrep_bulk import (
     LUA_COMMON,
     Plan,
@@ -192,22 +192,6 @@ def started(start: Callable[[], Server], tries: int = 4) -> Server:
             if attempt == tries - 1:
                 raise
     raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def scratch_postgres(url: str) -> Iterator[str]:
-    """A new database `bench_telemetry_<hex>` on the server of `url`, dropped afterwards."""
-    import psycopg
-
-    name = f"bench_telemetry_{secrets.token_hex(4)}"
-    admin_url = url.replace("+psycopg", "")
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def client_key(server: Server) -> str:
@@ -388,7 +372,7 @@ def run(plan: Plan, say: Callable[[str], None], kill: bool, ingest: bool) -> dic
         urls: list[str | None] = [None]
         with contextlib.ExitStack() as stack:
             if plan.database and ingest:
-                urls.append(stack.enter_context(scratch_postgres(plan.database)))
+                urls.append(stack.enter_context(scratch_postgres(plan.database, "bench_telemetry")))
             for url in urls if ingest else []:
                 found, check = run_config(plan, url, say, tmp)
                 runs += found
@@ -397,7 +381,9 @@ def run(plan: Plan, say: Callable[[str], None], kill: bool, ingest: bool) -> dic
             urls = [None]
             with contextlib.ExitStack() as stack:
                 if plan.database:
-                    urls.append(stack.enter_context(scratch_postgres(plan.database)))
+                    urls.append(
+                        stack.enter_context(scratch_postgres(plan.database, "bench_telemetry"))
+                    )
                 for url in urls:
                     kills.append(kill_nine(plan, url, say, tmp))
     return {"runs": runs, "stored": checks, "kill": kills}

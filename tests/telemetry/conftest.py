@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reelout.clock import Clock
 from reelout.telemetry import service
 from tests.support.live import LiveServer, StartLive
 
@@ -82,3 +83,24 @@ def telemetry(start_telemetry: StartTelemetry) -> Telemetry:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def upload_outcome(
+    clock: Clock, variant: str, ok: bool, seconds: float = 60.0, flag: str = "new-uploader"
+) -> dict[str, Any]:
+    """A new uploader's 50 MB upload attempt, completed in `seconds` or failed, now on `clock`,
+    served `variant` of `flag`."""
+    fields: dict[str, Any] = (
+        {"type": "upload_completed", "bytes": 50_000_000, "duration_ms": int(seconds * 1000),
+         "method": "tus"}
+        if ok
+        else {"type": "upload_failed", "error_class": "network", "retryable": True}
+    )  # fmt: skip
+    return {
+        "event_id": str(uuid.uuid4()),
+        "viewer_id": f"viewer-{uuid.uuid4().hex[:8]}",
+        "upload_id": uuid.uuid4().hex,
+        "client_time": clock.now().isoformat(),
+        "flags": {flag: variant},
+        **fields,
+    }

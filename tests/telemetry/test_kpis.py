@@ -18,27 +18,11 @@ from tests.support.cli import as_json, cli_for, ok, refused
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartLive
 from tests.telemetry.conftest import client_key
+from tests.telemetry.conftest import upload_outcome as upload
 from tests.webhooks.receiver import Receiver
 
 FLAG = "new-uploader"
 LOOPBACK = ["127.0.0.0/8"]
-
-
-def upload(clock: ManualClock, variant: str, ok: bool, seconds: float = 60.0) -> dict[str, Any]:
-    fields: dict[str, Any] = (
-        {"type": "upload_completed", "bytes": 50_000_000, "duration_ms": int(seconds * 1000),
-         "method": "tus"}
-        if ok
-        else {"type": "upload_failed", "error_class": "network", "retryable": True}
-    )  # fmt: skip
-    return {
-        "event_id": str(uuid.uuid4()),
-        "viewer_id": f"viewer-{uuid.uuid4().hex[:8]}",
-        "upload_id": uuid.uuid4().hex,
-        "client_time": clock.now().isoformat(),
-        "flags": {FLAG: variant},
-        **fields,
-    }
 
 
 def send(live: LiveServer, key: str, events: list[dict[str, Any]]) -> None:

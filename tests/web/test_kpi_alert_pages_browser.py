@@ -4,7 +4,6 @@ an alert fired from failing uploads, silenced from the page, and the silence exp
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, serving
 from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.telemetry.conftest import client_key
+from tests.telemetry.conftest import upload_outcome as upload
 from tests.web.conftest import Console, open_console
 from tests.web.test_accessibility import UNREACHABLE_ACTIONS, axe_violations
 
@@ -38,25 +38,6 @@ def reelout(tmp_path_factory: pytest.TempPathFactory, clock: ManualClock) -> Ite
     settings = make_settings(folder, telemetry_rollup_delay_seconds=0)
     with serving(settings, clock) as live:
         yield live
-
-
-def upload(
-    clock: ManualClock, variant: str, ok: bool, seconds: float = 60.0, flag: str = FLAG
-) -> dict[str, Any]:
-    fields: dict[str, Any] = (
-        {"type": "upload_completed", "bytes": 50_000_000, "duration_ms": int(seconds * 1000),
-         "method": "tus"}
-        if ok
-        else {"type": "upload_failed", "error_class": "network", "retryable": True}
-    )  # fmt: skip
-    return {
-        "event_id": str(uuid.uuid4()),
-        "viewer_id": f"viewer-{uuid.uuid4().hex[:8]}",
-        "upload_id": uuid.uuid4().hex,
-        "client_time": clock.now().isoformat(),
-        "flags": {flag: variant},
-        **fields,
-    }
 
 
 def send(live: LiveServer, events: list[dict[str, Any]]) -> None:
