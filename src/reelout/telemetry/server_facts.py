@@ -6,7 +6,6 @@ as events by the exposure log itself, as it flushes.)"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from reelout.context import Core
@@ -35,7 +34,7 @@ def _video_facts(core: Core) -> int:
         environment = core.settings.telemetry_server_environment
         events = [event for change in changes for event in _facts_of(change)]
         stored += ingest(core, environment, events, source="server").accepted
-        _advance(core, "videos", last_id=changes[-1].id)
+        _advance(core, "videos", changes[-1].id)
         if len(changes) < BATCH:
             return stored
 
@@ -63,17 +62,13 @@ def _facts_of(change: Transition) -> list[dict[str, Any]]:
     elif change.to_state == "error" and change.from_state in ("queued", "processing"):
         out.append({**base, "type": "processing_failed", "error_code": change.error_code})
     return [
-        {**event, "event_id": _id(f"video-change:{change.id}:{i}")} for i, event in enumerate(out)
+        {**event, "event_id": server_event_id(f"video-change:{change.id}:{i}")}
+        for i, event in enumerate(out)
     ]
 
 
-def _id(name: str) -> str:
-    return server_event_id(name)
-
-
-def _advance(core: Core, name: str, last_id: int = 0, watermark: datetime | None = None) -> None:
+def _advance(core: Core, name: str, last_id: int) -> None:
     with core.db.session() as session:
         cursor = session.get(TelemetryCursor, name) or TelemetryCursor(name=name, last_id=0)
         cursor.last_id = max(cursor.last_id, last_id)
-        cursor.watermark = watermark or cursor.watermark
         session.merge(cursor)
