@@ -4,6 +4,7 @@ admin, into its flags' environment: the events land in the database, valid, one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,6 +33,12 @@ def served(console: Console) -> tuple[str, dict[str, str]]:
     flags = console.page.evaluate("() => window.reelout.flags")
     variants = {key: flag["variant"] for key, flag in flags["flags"].items() if flag["variant"]}
     return flags["context"]["targetingKey"], variants
+
+
+def reported(server: LiveServer, until: Callable[[list[Event]], bool], **match: Any) -> list[Event]:
+    """The events the console itself sent (the server's own facts about the same upload or
+    video, written by the telemetry job, are left out)."""
+    return wait_for_events(server, until, source="client", **match)
 
 
 def split(events: list[Event]) -> tuple[list[Event], list[list[Event]]]:
@@ -69,7 +76,7 @@ def test_a_tus_upload_and_its_playback_report_their_events(
     assert variants, "the console's flags carry no variant"
     flush(console)
 
-    events = wait_for_events(server, has_types("upload_completed", "view_end"), video_id=uid)
+    events = reported(server, has_types("upload_completed", "view_end"), video_id=uid)
     for event in events:
         model.parse(event)
         assert (event["environment"], event["source"]) == ("development", "client")
@@ -101,7 +108,7 @@ def test_direct_and_legacy_uploads_report_their_method(
     console.wait("window.reelout.tracker && window.reelout.tracker.state === 'completed'")
     upload_id = console.page.evaluate("() => window.reelout.tracker.id")
     flush(console)
-    events = wait_for_events(server, has_types("upload_completed"), upload_id=upload_id)
+    events = reported(server, has_types("upload_completed"), upload_id=upload_id)
     upload = one_sequence(events, "upload_id")
     assert types_of(upload)[0] == "upload_started"
     completed = upload[-1]
@@ -121,7 +128,7 @@ def test_a_cancelled_upload_is_reported_abandoned(
     console.wait("$('status').textContent === 'Upload cancelled'")
     upload_id = console.page.evaluate("() => window.reelout.tracker.id")
     flush(console)
-    events = wait_for_events(server, has_types("upload_abandoned"), upload_id=upload_id)
+    events = reported(server, has_types("upload_abandoned"), upload_id=upload_id)
     assert types_of(one_sequence(events, "upload_id"))[-1] == "upload_abandoned"
 
 
@@ -136,7 +143,7 @@ def test_leaving_the_page_mid_upload_reports_it_abandoned(
     console.wait("Number($('progress').dataset.sent) > 40000")
     upload_id = console.page.evaluate("() => window.reelout.tracker.id")
     console.page.goto("about:blank")
-    events = wait_for_events(server, has_types("upload_abandoned"), upload_id=upload_id)
+    events = reported(server, has_types("upload_abandoned"), upload_id=upload_id)
     upload = one_sequence(events, "upload_id")
     assert types_of(upload)[0] == "upload_started" and types_of(upload)[-1] == "upload_abandoned"
     assert "upload_completed" not in types_of(upload)
@@ -178,7 +185,7 @@ def test_the_mp4_fallback_ends_the_failed_hls_view_and_reports_its_own(
         console.page.unroute("**/master.m3u8")
     flush(console)
     viewer, _ = served(console)
-    events = wait_for_events(
+    events = reported(
         server,
         lambda found: types_of(found).count("view_end") >= 2,
         video_id=uid,
@@ -205,5 +212,5 @@ def test_the_video_page_reports_its_playback(
     console.wait("$('player').ended")
     view_id = console.page.evaluate("() => window.reelout.view.id")
     flush(console)
-    events = wait_for_events(server, has_types("view_end"), view_id=view_id)
+    events = reported(server, has_types("view_end"), view_id=view_id)
     check_view_played_to_the_end(one_sequence(events, "view_id"), "hls.js")
