@@ -57,6 +57,7 @@ def install(app: FastAPI, rt: Core) -> Callable[[], AbstractAsyncContextManager[
     settings = rt.settings
     app.state.exposures = ExposureRecorder(rt.db, rt.clock, settings)
     app.state.serving = ServingCache(settings.flag_change_poll_seconds)
+    app.state.keys = app.state.serving.keys  # telemetry's ingest trusts the same keys
     app.state.change_feed = ChangeFeed()
     # a write committed in this process: its answers and its streams move at once
     app.state.flag_writes = FlagWrites(app.state.serving.forget, app.state.change_feed.poke)

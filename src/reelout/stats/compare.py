@@ -12,10 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from scipy import stats as dist
+from typing import Any
 
 DEFAULT_N_STAR = 5000  # total units at which a confidence sequence is tightest (gbstats default)
+
+
+def _dist() -> Any:
+    """scipy.stats, imported on first use: importing it takes about a second, which every
+    `reelout serve` worker and CLI command would otherwise pay at start-up (this module is
+    imported by the KPIs, which the runtime wires in)."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ def wilson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """F2: Wilson score interval for a proportion; (0, 1) without data."""
     if n == 0:
         return 0.0, 1.0
-    z = float(dist.norm.ppf(1 - alpha / 2))
+    z = float(_dist().norm.ppf(1 - alpha / 2))
     p = successes / n
     scale = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / scale
@@ -102,7 +110,7 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
     if se == 0:
         return 0.0, 1.0
     z = (x2 / n2 - x1 / n1) / se
-    return z, float(2 * dist.norm.sf(abs(z)))
+    return z, float(2 * _dist().norm.sf(abs(z)))
 
 
 def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float:
@@ -113,7 +121,7 @@ def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float:
     if total == 0 or len(arms) < 2:
         return 1.0
     chi2 = sum((o - w / weight * total) ** 2 / (w / weight * total) for o, w in arms)
-    return float(dist.chi2.sf(chi2, len(arms) - 1))
+    return float(_dist().chi2.sf(chi2, len(arms) - 1))
 
 
 def proportions_chi2(successes: Sequence[int], totals: Sequence[int]) -> tuple[float, float]:
@@ -123,7 +131,7 @@ def proportions_chi2(successes: Sequence[int], totals: Sequence[int]) -> tuple[f
     for x, n in zip(successes, totals, strict=True):
         for observed, share in ((x, expected), (n - x, 1 - expected)):
             chi2 += (observed - share * n) ** 2 / (share * n)
-    return chi2, float(dist.chi2.sf(chi2, len(totals) - 1))
+    return chi2, float(_dist().chi2.sf(chi2, len(totals) - 1))
 
 
 def ratio_estimate(arm: RatioMoments) -> Estimate:
@@ -172,8 +180,8 @@ def welch(
     effect, variance = difference(control, treatment, relative)
     se = math.sqrt(variance)
     dof = _welch_dof(control, treatment)
-    t = float(dist.t.ppf(1 - alpha / 2, dof))
-    p = float(2 * dist.t.sf(abs(effect / se), dof)) if se > 0 else 1.0
+    t = float(_dist().t.ppf(1 - alpha / 2, dof))
+    p = float(2 * _dist().t.sf(abs(effect / se), dof)) if se > 0 else 1.0
     return Comparison(effect, se, effect - t * se, effect + t * se, p)
 
 
@@ -225,7 +233,7 @@ def sequential_lower_bound(
 
 def sample_size_per_arm(p1: float, p2: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """F12: units per arm to tell p1 from p2 with a two-sided test at `alpha` and `power`."""
-    z = float(dist.norm.ppf(1 - alpha / 2) + dist.norm.ppf(power))
+    z = float(_dist().norm.ppf(1 - alpha / 2) + _dist().norm.ppf(power))
     return math.ceil(z * z * (p1 * (1 - p1) + p2 * (1 - p2)) / (p2 - p1) ** 2)
 
 

@@ -11,6 +11,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from reelout.errors import BadRequest, PayloadTooLarge
+from reelout.jsondepth import nests_deeper, too_deep_message
 from reelout.telemetry.events import EVENT, SERVER_ONLY, Common, Event
 
 BATCH = TypeAdapter[list[Any]](list[Event])
@@ -42,22 +43,37 @@ class Checked:
     body: bytes
 
 
-def items(body: bytes, ndjson: bool) -> list[Any]:
+def items(body: bytes, ndjson: bool, max_depth: int) -> list[Any]:
     """The batch's events as decoded JSON values; a line of NDJSON that is not JSON is kept as
-    `_Unreadable` so that it is rejected alone, at its index."""
+    `_Unreadable` so that it is rejected alone, at its index. A body (or an NDJSON line) nesting
+    deeper than `max_depth` (REELOUT_JSON_MAX_DEPTH) is refused whole."""
     if ndjson:
-        return [_line(line) for line in body.splitlines() if line.strip()]
+        lines = [_line(line) for line in body.splitlines() if line.strip()]
+        _check_depth(lines, max_depth + 1)  # the lines are not inside a JSON array
+        return lines
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson stops at 1,024 levels
+            raise _too_deep(max_depth) from exc
         raise BadRequest(
             f"the body is not JSON ({exc}); send an array of events, "
             '{"events": [...]}, or one event per line as application/x-ndjson',
             code="INVALID_JSON",
         ) from exc
+    _check_depth(value, max_depth)
     if isinstance(value, dict) and isinstance(value.get("events"), list):
         return list(value["events"])
     return value if isinstance(value, list) else [value]
+
+
+def _check_depth(value: Any, max_depth: int) -> None:
+    if nests_deeper(value, max_depth):
+        raise _too_deep(max_depth)
+
+
+def _too_deep(max_depth: int) -> BadRequest:
+    return BadRequest(too_deep_message(max_depth), code="JSON_TOO_DEEP")
 
 
 class _Unreadable:

@@ -15,10 +15,10 @@ from starlette.requests import ClientDisconnect
 from reelout.auth import service as auth
 from reelout.auth.deps import AdminDep
 from reelout.auth.environment_keys import environment_principal, missing_key, presented_key
+from reelout.auth.key_cache import key_cache
 from reelout.context import Core
 from reelout.deps import CoreDep
 from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from reelout.jsondepth import too_deep, too_deep_message
 from reelout.limits import public_limits
 from reelout.telemetry import events, service
 from reelout.telemetry import kpis as kpis_service
@@ -41,14 +41,13 @@ def event_schema() -> dict[str, Any]:
 @router.post("/events", summary="Report telemetry events (client key)")
 async def report_events(request: Request) -> JSONResponse:
     rt: Core = request.app.state.runtime
-    environment, key_id = await run_in_threadpool(_reporter, rt, request)
+    environment, key_id = await _reporter(rt, request)
     advice = "send fewer, larger batches (up to REELOUT_TELEMETRY_MAX_BATCH_EVENTS events)"
     public_limits(request.app.state).check(request, key_id, advice)
     ndjson = _is_ndjson(request.headers.get("content-type", ""))
     body = _decoded(await _body(request, rt.settings.telemetry_max_body_bytes), request, rt)
-    if not ndjson and too_deep(body, rt.settings.json_max_depth):
-        raise BadRequest(too_deep_message(rt.settings.json_max_depth), code="JSON_TOO_DEEP")
-    outcome = await run_in_threadpool(service.ingest, rt, environment, items(body, ndjson))
+    batch = items(body, ndjson, rt.settings.json_max_depth)
+    outcome = await run_in_threadpool(service.ingest, rt, environment, batch)
     if rt.settings.metrics_enabled:
         counted = metrics_of(request.app.state)
         for name, by_type in outcome.types.items():
@@ -56,16 +55,26 @@ async def report_events(request: Request) -> JSONResponse:
     return JSONResponse(outcome.body())
 
 
-def _reporter(rt: Core, request: Request) -> tuple[str, str]:
-    """The key's environment and id; the key may come as `?key=` too, since sendBeacon cannot
-    set headers (a client key is public: it ships inside every app)."""
+async def _reporter(rt: Core, request: Request) -> tuple[str, str]:
+    """The key's environment and id (from the process's key cache, else the database); the key
+    may come as `?key=` too, since sendBeacon cannot set headers (a client key is public: it
+    ships inside every app)."""
     token = presented_key(request) or request.query_params.get("key")
     if not token:
         raise missing_key()
-    with rt.db.read() as session:
-        who = environment_principal(auth.authenticate(session, token))
+    keys = key_cache(request.app.state)
+    who = keys.known(token)
+    if who is None:
+        who = await run_in_threadpool(_authenticate, rt, token)
+        keys.remember(token, who)
+    who = environment_principal(who)
     assert who.environment is not None  # an environment key names one
     return who.environment, who.key_id
+
+
+def _authenticate(rt: Core, token: str) -> auth.Principal:
+    with rt.db.read() as session:
+        return auth.authenticate(session, token)
 
 
 def _is_ndjson(content_type: str) -> bool:

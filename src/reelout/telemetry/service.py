@@ -12,13 +12,12 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session
 
 from reelout.context import Core
 from reelout.telemetry.batches import Checked, Limits, Rejected, check
 from reelout.telemetry.events import event_time
+from reelout.telemetry.inserts import NewEvent, insert_new
 from reelout.telemetry.models import TelemetryEvent
 
 SERVER_FACTS = uuid.UUID("6f1d3c3e-6c38-4c55-9d2a-7d1f2b3a9e01")  # namespace of server event ids
@@ -54,37 +53,31 @@ def ingest(core: Core, environment: str, raw: Sequence[Any], source: str = "clie
     accepted, rejected = check(raw, limits(core), server=source == "server")
     new = store(core, environment, accepted, source)
     types = {
-        "accepted": Counter(i.event.type for i in accepted if i.event.event_id in new),
-        "duplicate": Counter(i.event.type for i in accepted if i.event.event_id not in new),
+        "accepted": Counter(i.event.type for i in accepted if i.event.event_id.hex in new),
+        "duplicate": Counter(i.event.type for i in accepted if i.event.event_id.hex not in new),
         "rejected": Counter({"other": len(rejected)}),
     }
     return Outcome(len(new), len(accepted) - len(new), rejected, types)
 
 
-def store(core: Core, environment: str, events: Sequence[Checked], source: str) -> set[uuid.UUID]:
-    """Insert the events whose event_id is new (in this batch and in the table); their ids."""
+def store(core: Core, environment: str, events: Sequence[Checked], source: str) -> set[str]:
+    """Insert the events whose event_id is new (in this batch and in the table); their ids (as
+    32 hex digits)."""
     received_at = core.clock.now()
     unique = {item.event.event_id: item for item in events}
-    if not unique:
+    rows = [_row(item, source, received_at) for item in unique.values()]
+    if not rows:
         return set()
-    rows = [_row(item, environment, source, received_at) for item in unique.values()]
     with core.db.session() as session:
-        inserted = session.execute(_insert_new(session), rows).scalars().all()
-    return set(inserted)
+        return insert_new(session.connection(), environment, source, received_at, rows)
 
 
-def _row(item: Checked, environment: str, source: str, received_at: datetime) -> dict[str, Any]:
+def _row(item: Checked, source: str, received_at: datetime) -> NewEvent:
     event = item.event
-    return {
-        "event_id": event.event_id,
-        "environment": environment,
-        "type": event.type,
-        "source": source,
-        "viewer_id": event.viewer_id,
-        "event_time": event_time(event, received_at),
-        "received_at": received_at,
-        "body": _marked(item.body, source).decode(),
-    }
+    body = _marked(item.body, source).decode()
+    return NewEvent(
+        event.event_id, event.type, event.viewer_id, event_time(event, received_at), body
+    )
 
 
 def _marked(body: bytes, source: str) -> bytes:
@@ -96,20 +89,6 @@ def _marked(body: bytes, source: str) -> bytes:
     event = orjson.loads(body)
     event.pop("source", None)
     return orjson.dumps(event)
-
-
-EVENTS = TelemetryEvent.__table__
-# Core statements, made once: the ORM's bulk insert costs more than the insert itself here
-_INSERT_NEW = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(EVENTS)
-    .on_conflict_do_nothing(index_elements=["event_id"])
-    .returning(EVENTS.c.event_id)
-    for dialect in (postgresql, sqlite)
-}
-
-
-def _insert_new(session: Session) -> Any:
-    return _INSERT_NEW[session.get_bind().dialect.name]
 
 
 def server_event_id(name: str) -> str:

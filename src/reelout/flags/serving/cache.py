@@ -12,7 +12,6 @@ a re-fetch naming a newer revision (`flagConfigEtag`) is read from the database.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from reelout.auth import service as auth
+from reelout.auth.key_cache import KeyCache
 from reelout.auth.service import Principal
 from reelout.db.engine import Database
 from reelout.flags.admin import service
@@ -43,17 +43,16 @@ class _Checked:
     """A value and when (monotonic seconds) it was last read from the database."""
 
     served: Served | None = None
-    who: Principal | None = None
     at: float = 0.0
 
 
 class ServingCache:
-    """Keys (by the SHA-256 of the secret) and compiled flag sets, confirmed by the change watch
+    """Keys (`keys`, by the SHA-256 of the secret) and compiled flag sets, confirmed by the change watch
     on every poll; an entry the watch has not confirmed for `trust` seconds is read again."""
 
     def __init__(self, poll_seconds: float) -> None:
         self.trust = max(20 * poll_seconds, 5.0)
-        self._keys: dict[str, _Checked] = {}
+        self.keys = KeyCache(self.trust)
         self._sets: dict[str, _Checked] = {}
         self._revocations: tuple[int, datetime | None] | None = None
         self._lock = threading.Lock()
@@ -61,17 +60,16 @@ class ServingCache:
 
     def fresh(self, secret: str) -> tuple[Served, Principal] | None:
         """The key's environment's flags from memory, or None: then `load` in a thread."""
-        now = time.monotonic()
-        key = self._keys.get(_digest(secret))
-        if key is None or key.who is None or now - key.at > self.trust:
+        who = self.keys.known(secret)
+        if who is None:
             return None
-        entry = self._sets.get(key.who.environment or "")
-        if entry is None or entry.served is None or now - entry.at > self.trust:
+        entry = self._sets.get(who.environment or "")
+        if entry is None or entry.served is None or time.monotonic() - entry.at > self.trust:
             return None
-        return entry.served, key.who
+        return entry.served, who
 
     def remember(self, secret: str, who: Principal) -> None:
-        self._keys[_digest(secret)] = _Checked(who=who, at=time.monotonic())
+        self.keys.remember(secret, who)
 
     def load(self, session: Session, environment: str) -> Served:
         """Inside the caller's read: a revision lookup, and the set only after a change. Loads
@@ -110,13 +108,11 @@ class ServingCache:
         revoked: frozenset[str] = frozenset()
         if self._revocations is not None and revocations != self._revocations:
             revoked = auth.revoked_after(session, self._revocations[1])
-        with self._lock:
-            if revocations != self._revocations:
-                self._keys.clear()
-                self._revocations = revocations
-            else:
-                for digest, key in list(self._keys.items()):
-                    self._keys[digest] = replace(key, at=max(key.at, read_at))
+        if revocations != self._revocations:
+            self.keys.forget_all()
+            self._revocations = revocations
+        else:
+            self.keys.confirm(read_at)
         return revoked
 
     def forget(self, environment: str) -> None:
@@ -132,10 +128,6 @@ def serving_cache(state: Any) -> ServingCache:
     """The app's cache (`app.state.serving`, made by `flags.routes.install`)."""
     cache: ServingCache = state.serving
     return cache
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def read_changes(db: Database, serving: ServingCache) -> Reading:
