@@ -43,8 +43,10 @@ TYPES_AND_FIELDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "playing": st.just({}),
     "rebuffer_start": st.just({}),
     "heartbeat": st.fixed_dictionaries(
-        {"watch_ms": st.integers(0, 10**6), "rebuffer_ms": st.integers(0, 10**5)}
+        {"watch_ms": st.integers(0, 10**6), "rebuffer_ms": st.integers(0, 10**5)},
+        optional={"startup_ms": st.integers(0, 10**4), "network_bytes": st.integers(0, 10**7)},
     ),
+    "cache_hit": st.fixed_dictionaries({"bytes": st.integers(0, 10**6)}),
     "view_end": st.fixed_dictionaries({"reason": st.sampled_from(["completed", "user_exit"])}),
     "error": st.fixed_dictionaries(
         {
@@ -169,6 +171,8 @@ def test_a_late_event_moves_its_unit_to_its_own_minute() -> None:
         ("upload_success_rate", [(1, 1), (0, 1), (1, 1), (1, 1)], 0.75),
         ("rebuffer_percentage", [(10, 100), (0, 300)], 0.025),
         ("video_startup_seconds", [(1.0, 1), (3.0, 1)], 2.0),
+        ("video_startup_log_ms", [(6.0, 1), (8.0, 1)], 7.0),
+        ("cache_hit_ratio", [(300, 1000), (0, 1000)], 0.15),
     ],
 )
 def test_estimates_read_back_the_metric(
