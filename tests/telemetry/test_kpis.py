@@ -90,6 +90,27 @@ def test_kpi_query_errors_are_clear(reelout: tuple[LiveServer, str]) -> None:
     assert {"upload_success_rate", "rebuffer_percentage", "crash_rate", "satisfaction"} <= names
 
 
+def test_an_unknown_environment_is_not_found_not_an_empty_table(
+    reelout: tuple[LiveServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live, _ = reelout
+    with live.client() as admin:
+        table = admin.get("/api/v1/kpis", params={"environment": "nope"})
+        series = admin.get(
+            "/api/v1/kpis/series", params={"environment": "nope", "metric": "crash_rate"}
+        )
+        known = admin.get("/api/v1/kpis/series", params={"environment": "preview",
+                                                          "metric": "crash_rate"})  # fmt: skip
+    for reply in (table, series):
+        assert (reply.status_code, reply.json()["code"]) == (404, "UNKNOWN_ENVIRONMENT")
+        assert "'nope'" in reply.json()["message"]
+    assert table.json()["details"]["environments"] == ["development", "preview", "production"]
+    assert (known.status_code, known.json()["series"]) == (200, {})  # known, just no data
+    cli = cli_for(live, monkeypatch)
+    refused(cli("kpi", "--env", "nope"), "UNKNOWN_ENVIRONMENT", "production")
+    ok(cli("kpi", "--env", "preview"))
+
+
 def test_reelout_kpi_prints_the_same_table(
     reelout: tuple[LiveServer, str], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
