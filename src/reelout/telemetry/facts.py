@@ -76,6 +76,8 @@ def fold(kind: UnitKind, state: State, events: Iterable[Seen]) -> State:
     """The unit's state after `events` (a new dict; `state` is left as it was)."""
     folded = dict(state)
     folded["_arms"] = dict(state.get("_arms", {}))
+    if "startups" in state:  # a viewer's views, changed in place below: copied once per fold
+        folded["startups"] = {view: dict(entry) for view, entry in state["startups"].items()}
     step = _STEPS[kind]
     for seen in events:
         _attribute(folded, seen)
@@ -206,15 +208,17 @@ def _viewer(state: State, seen: Seen) -> None:
 
 
 def _viewer_view(state: State, seen: Seen, view_id: str) -> None:
-    """The viewer's own record of each view's startup clock (for the mean of log startup)."""
-    startups: dict[str, State] = dict(state.get("startups", {}))
+    """The viewer's own record of each view's startup clock (for the mean of log startup);
+    `fold` gave this state its own copy of the records, so they change in place."""
+    startups: dict[str, State] = state.setdefault("startups", {})
     if view_id not in startups and len(startups) >= MAX_VIEWS_PER_VIEWER:
         return
-    entry = dict(startups.get(view_id, {}))
+    entry = startups.get(view_id, {})
     _startup_clock(entry, seen)
+    if entry.get("watch_ms"):
+        entry["watch_ms"] = 1  # only whether it played counts here: a beat changes nothing
     if entry:
         startups[view_id] = entry
-        state["startups"] = startups
 
 
 _OUTCOME_RANK = {"ok": 0, "failed": 1, "abandoned": 2}  # a retry that succeeded is a success
