@@ -90,6 +90,27 @@ def test_kpi_query_errors_are_clear(reelout: tuple[LiveServer, str]) -> None:
     assert {"upload_success_rate", "rebuffer_percentage", "crash_rate", "satisfaction"} <= names
 
 
+def test_an_unknown_environment_is_not_found_not_an_empty_table(
+    reelout: tuple[LiveServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live, _ = reelout
+    with live.client() as admin:
+        table = admin.get("/api/v1/kpis", params={"environment": "nope"})
+        series = admin.get(
+            "/api/v1/kpis/series", params={"environment": "nope", "metric": "crash_rate"}
+        )
+        known = admin.get("/api/v1/kpis/series", params={"environment": "preview",
+                                                          "metric": "crash_rate"})  # fmt: skip
+    for reply in (table, series):
+        assert (reply.status_code, reply.json()["code"]) == (404, "UNKNOWN_ENVIRONMENT")
+        assert "'nope'" in reply.json()["message"]
+    assert table.json()["details"]["environments"] == ["development", "preview", "production"]
+    assert (known.status_code, known.json()["series"]) == (200, {})  # known, just no data
+    cli = cli_for(live, monkeypatch)
+    refused(cli("kpi", "--env", "nope"), "UNKNOWN_ENVIRONMENT", "production")
+    ok(cli("kpi", "--env", "preview"))
+
+
 def test_reelout_kpi_prints_the_same_table(
     reelout: tuple[LiveServer, str], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,3 +205,60 @@ def test_error_rate_sees_a_long_known_viewer_fail_now(
         ).json()["kpis"]
     assert rows[0]["control"]["n"] == 4  # three failed uploads and one failed view
     assert rows[0]["control"]["value"] == 1.0
+
+
+def _view(
+    clock: ManualClock, viewer: str, variant: str, startup_ms: int, **counters: Any
+) -> list[dict[str, Any]]:
+    """One view of `viewer`: a play request, the first frame `startup_ms` later (device clock),
+    and a view_end carrying `counters`, all a minute ago (a device time ahead of the server's
+    counts as when the event arrived)."""
+    at = clock.now() - timedelta(minutes=1)
+    common = {"viewer_id": viewer, "view_id": uuid.uuid4().hex, "flags": {FLAG: variant}}
+
+    def one(type_: str, ms: int, **fields: Any) -> dict[str, Any]:
+        when = (at + timedelta(milliseconds=ms)).isoformat()
+        return {**common, "event_id": str(uuid.uuid4()), "type": type_, "client_time": when,
+                **fields}  # fmt: skip
+
+    return [
+        one("play_request", 0),
+        one("playing", startup_ms),
+        one("view_end", startup_ms + 1000, reason="completed", watch_ms=1000, **counters),
+    ]
+
+
+def test_log_startup_per_viewer_and_cache_hit_ratio_from_real_events(
+    reelout: tuple[LiveServer, str], clock: ManualClock
+) -> None:
+    """Two viewers an arm: the log-startup mean averages each viewer's own mean of ln(ms); the
+    cache hit ratio adds the cache_hit bytes and the views' network_bytes."""
+    live, key = reelout
+    events = _view(clock, "a", "off", 1000) + _view(clock, "a", "off", 4000)
+    events += _view(clock, "b", "off", 2000, network_bytes=6000)
+    events += _view(clock, "c", "on", 500, network_bytes=1000)
+    events += _view(clock, "d", "on", 800, network_bytes=0)
+    hits = [(events[-4], 3000), (events[-1], 1000)]  # c's view: 3000 cached; d's: all cached
+    events += [{**view_end, "event_id": str(uuid.uuid4()), "type": "cache_hit", "bytes": n}
+               for view_end, n in hits]  # fmt: skip
+    send(live, key, events)
+    clock.advance(120)
+    run_jobs(live.runtime, tick=True)
+    with live.client() as admin:
+        reply = admin.get(
+            "/api/v1/kpis",
+            params={"environment": "production", "flag": FLAG, "window": "1h",
+                    "metric": ["video_startup_log_ms", "cache_hit_ratio"]},
+        )  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    rows = {row["metric"]: row for row in reply.json()["kpis"]}
+    log_startup = rows["video_startup_log_ms"]
+    viewer_a = (math.log(1000) + math.log(4000)) / 2
+    assert log_startup["control"]["n"] == 2
+    assert log_startup["control"]["value"] == pytest.approx((viewer_a + math.log(2000)) / 2)
+    assert log_startup["treatment"]["value"] == pytest.approx((math.log(500) + math.log(800)) / 2)
+    assert log_startup["difference"]["estimate"] < 0  # the treatment starts faster
+    cache = rows["cache_hit_ratio"]
+    assert (cache["control"]["n"], cache["control"]["value"]) == (1, 0.0)
+    assert cache["treatment"]["n"] == 2
+    assert cache["treatment"]["value"] == pytest.approx(4000 / 5000)

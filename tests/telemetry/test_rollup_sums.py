@@ -43,8 +43,10 @@ TYPES_AND_FIELDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "playing": st.just({}),
     "rebuffer_start": st.just({}),
     "heartbeat": st.fixed_dictionaries(
-        {"watch_ms": st.integers(0, 10**6), "rebuffer_ms": st.integers(0, 10**5)}
+        {"watch_ms": st.integers(0, 10**6), "rebuffer_ms": st.integers(0, 10**5)},
+        optional={"startup_ms": st.integers(0, 10**4), "network_bytes": st.integers(0, 10**7)},
     ),
+    "cache_hit": st.fixed_dictionaries({"bytes": st.integers(0, 10**6)}),
     "view_end": st.fixed_dictionaries({"reason": st.sampled_from(["completed", "user_exit"])}),
     "error": st.fixed_dictionaries(
         {
@@ -149,6 +151,38 @@ def test_merged_minutes_equal_raw_events_for_every_metric(
             assert close(got, want), (metric.name, variant, got, want)
 
 
+PLAYBACK = ("play_request", "playing", "heartbeat", "view_end", "cache_hit")
+
+
+@st.composite
+def a_playback_event(draw: st.DrawFn) -> Seen:
+    """Playback alone, from two viewers: their views meet often enough to have a startup."""
+    type_ = draw(st.sampled_from(PLAYBACK))
+    body = {"event_id": str(uuid.uuid4()), "type": type_,
+            "viewer_id": draw(st.sampled_from(["v1", "v2"])),
+            "view_id": draw(st.sampled_from(["w1", "w2", "w3"])),
+            "flags": {"new-player": draw(st.sampled_from(["on", "off"]))},
+            **draw(TYPES_AND_FIELDS[type_])}  # fmt: skip
+    return Seen(body, T0 + draw(st.integers(0, 3 * MINUTE_MS)))
+
+
+@settings(max_examples=100)
+@given(
+    events=st.lists(a_playback_event(), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(0, 30), max_size=4),
+)
+def test_merged_minutes_equal_raw_events_for_the_viewer_startup_and_cache_metrics(
+    events: list[Seen], cuts: list[int]
+) -> None:
+    bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
+    chunks = [events[a:b] for a, b in itertools.pairwise(bounds)]
+    merged, raw = rolled_up(chunks), from_raw(events)
+    for metric in ("video_startup_log_ms", "cache_hit_ratio", "video_startup_seconds"):
+        for variant in ("", "on", "off"):
+            got, want = window(merged, metric, variant, 0, 3), window(raw, metric, variant, 0, 3)
+            assert close(got, want), (metric, variant, got, want)
+
+
 def test_a_late_event_moves_its_unit_to_its_own_minute() -> None:
     late = Seen(
         {"event_id": "a", "type": "play_request", "viewer_id": "v", "view_id": "w"},
@@ -169,6 +203,8 @@ def test_a_late_event_moves_its_unit_to_its_own_minute() -> None:
         ("upload_success_rate", [(1, 1), (0, 1), (1, 1), (1, 1)], 0.75),
         ("rebuffer_percentage", [(10, 100), (0, 300)], 0.025),
         ("video_startup_seconds", [(1.0, 1), (3.0, 1)], 2.0),
+        ("video_startup_log_ms", [(6.0, 1), (8.0, 1)], 7.0),
+        ("cache_hit_ratio", [(300, 1000), (0, 1000)], 0.15),
     ],
 )
 def test_estimates_read_back_the_metric(

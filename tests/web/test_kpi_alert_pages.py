@@ -23,6 +23,7 @@ def test_values_read_in_their_unit() -> None:
     assert shown(METRICS["upload_success_rate"], 0.97) == "97.0 %"
     assert shown(METRICS["upload_seconds_100mb"], 84.25) == "84.2 s"
     assert shown(METRICS["satisfaction"], 4.2149) == "4.21"
+    assert shown(METRICS["video_startup_log_ms"], 7.6009) == "7.60"
     assert shown(METRICS["crash_rate"], None) == "—"
     assert shown_difference(METRICS["upload_success_rate"], 0.12) == "+12.0 pp"
     assert shown_difference(METRICS["upload_seconds_100mb"], -90.0) == "-90.0 s"

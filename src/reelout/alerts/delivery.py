@@ -13,7 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from reelout import __version__
-from reelout.alerts import payloads
+from reelout.alerts import counters, payloads
 from reelout.alerts.models import AlertDelivery, AlertReceiver
 from reelout.alerts.schemas import DeliveryState, ReceiverKind
 from reelout.clock import Clock
@@ -61,6 +61,7 @@ def queue(
         created_at=now,
     )
     session.add(row)
+    counters.bump(session, counters.NOTIFICATIONS, (receiver.id, event, status))
     session.flush()
     row.job_id = jobs.enqueue(
         session,

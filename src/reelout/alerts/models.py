@@ -151,3 +151,15 @@ class AlertEvaluatorLock(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertCounter(Base):
+    """A count that only grows, for `/metrics`: the history and the delivery log are pruned,
+    these rows are not. One row per counter and label values (a JSON array, in the counter's
+    label order); bumped in the transaction that records what it counts."""
+
+    __tablename__ = "alert_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(400), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from reelout.alerts import counters
 from reelout.alerts.evaluator import Instance, State, Transition
 from reelout.alerts.models import AlertGroupRow, AlertInstance, AlertSilence, AlertTransition
 from reelout.alerts.routing import AlertView, Group, Matcher, MatchOp, SilenceWindow
@@ -61,7 +62,9 @@ def load_instances(session: Session) -> list[Instance]:
 def save_instances(
     session: Session, rule_id: str, kept: Sequence[Instance], transitions: Iterable[Transition]
 ) -> None:
-    """Make the rule's stored instances exactly `kept`, and append its transitions."""
+    """Make the rule's stored instances exactly `kept`, append its transitions and count them
+    (`counters`)."""
+    transitions = list(transitions)
     rows = {r.fingerprint: r for r in session.scalars(
         select(AlertInstance).where(AlertInstance.rule_id == rule_id)
     )}  # fmt: skip
@@ -87,6 +90,7 @@ def save_instances(
                 summary=summaries.get(t.fingerprint),
             )
         )
+    counters.count_transitions(session, transitions)
     session.flush()
 
 

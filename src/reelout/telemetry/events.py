@@ -160,6 +160,9 @@ class ViewCounters(Common):
     rebuffer_ms: Millis | None = Field(default=None, description="time stalled after first frame")
     rebuffer_count: Count | None = None
     startup_ms: Millis | None = Field(default=None, description="play_request -> first playing")
+    network_bytes: Count | None = Field(
+        default=None, description="media bytes loaded over the network, cache hits excluded"
+    )
 
 
 class Heartbeat(ViewCounters):

@@ -8,6 +8,7 @@ views, Sentry's sessions), over Reelout's own event model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,6 +17,7 @@ UnitKind = Literal["attempt", "view", "session", "viewer", "action"]
 UNIT_KINDS: tuple[UnitKind, ...] = ("attempt", "view", "session", "viewer", "action")
 MAX_ARMS = 64  # flags a unit is attributed to
 MAX_UPLOADS_PER_VIEWER = 500  # distinct upload attempts a viewer's state remembers
+MAX_VIEWS_PER_VIEWER = 500  # distinct views whose startup a viewer's state remembers
 State = dict[str, Any]
 
 UPLOAD_END = {"upload_completed": "ok", "upload_failed": "failed", "upload_abandoned": "abandoned"}
@@ -74,6 +76,8 @@ def fold(kind: UnitKind, state: State, events: Iterable[Seen]) -> State:
     """The unit's state after `events` (a new dict; `state` is left as it was)."""
     folded = dict(state)
     folded["_arms"] = dict(state.get("_arms", {}))
+    if "startups" in state:  # a viewer's views, changed in place below: copied once per fold
+        folded["startups"] = {view: dict(entry) for view, entry in state["startups"].items()}
     step = _STEPS[kind]
     for seen in events:
         _attribute(folded, seen)
@@ -126,11 +130,8 @@ def _attempt(state: State, seen: Seen) -> None:
 
 def _view(state: State, seen: Seen) -> None:
     body, kind = seen.body, seen.type
-    if kind == "play_request":
-        _least(state, "requested_at", seen.at_ms)
-    elif kind == "playing":
-        _least(state, "first_playing_at", seen.at_ms)
-    elif kind == "error" and body.get("fatal"):
+    _startup_clock(state, seen)
+    if kind == "error" and body.get("fatal"):
         state["fatal"] = 1
         if body.get("category", "playback") == "playback":
             state["fatal_playback"] = 1
@@ -140,8 +141,21 @@ def _view(state: State, seen: Seen) -> None:
         state["rebuffer_starts"] = state.get("rebuffer_starts", 0) + 1
     elif kind == "view_end":
         state["ended"] = 1
-    for counter in ("watch_ms", "rebuffer_ms", "rebuffer_count", "startup_ms"):
+    elif kind == "cache_hit":
+        state["cache_hit_bytes"] = state.get("cache_hit_bytes", 0) + int(body["bytes"])
+    for counter in ("rebuffer_ms", "rebuffer_count", "network_bytes"):
         _most(state, counter, body.get(counter))
+
+
+def _startup_clock(state: State, seen: Seen) -> None:
+    """What a view's startup time and whether it played are read from (a view's state, or one
+    entry of a viewer's)."""
+    if seen.type == "play_request":
+        _least(state, "requested_at", seen.at_ms)
+    elif seen.type == "playing":
+        _least(state, "first_playing_at", seen.at_ms)
+    for counter in ("watch_ms", "startup_ms"):
+        _most(state, counter, seen.body.get(counter))
 
 
 def _session(state: State, seen: Seen) -> None:
@@ -189,6 +203,22 @@ def _viewer(state: State, seen: Seen) -> None:
         state["complaints"] = state.get("complaints", 0) + 1
     elif kind == "cache_hit":
         state["cache_hit_bytes"] = state.get("cache_hit_bytes", 0) + int(body["bytes"])
+    if kind in VIEW_EVENTS and body.get("view_id"):
+        _viewer_view(state, seen, str(body["view_id"]))
+
+
+def _viewer_view(state: State, seen: Seen, view_id: str) -> None:
+    """The viewer's own record of each view's startup clock (for the mean of log startup);
+    `fold` gave this state its own copy of the records, so they change in place."""
+    startups: dict[str, State] = state.setdefault("startups", {})
+    if view_id not in startups and len(startups) >= MAX_VIEWS_PER_VIEWER:
+        return
+    entry = startups.get(view_id, {})
+    _startup_clock(entry, seen)
+    if entry.get("watch_ms"):
+        entry["watch_ms"] = 1  # only whether it played counts here: a beat changes nothing
+    if entry:
+        startups[view_id] = entry
 
 
 _OUTCOME_RANK = {"ok": 0, "failed": 1, "abandoned": 2}  # a retry that succeeded is a success
@@ -230,11 +260,12 @@ def _client_attempt_facts(state: State) -> dict[str, float]:
 
 
 def _view_facts(state: State) -> dict[str, float]:
+    out = _cache_facts(state)
     if "requested_at" not in state and "first_playing_at" not in state:
-        return {}
-    played = "first_playing_at" in state or state.get("watch_ms", 0) > 0
+        return out
+    played = _played(state)
     fatal = bool(state.get("fatal"))
-    out = {
+    out |= {
         "views": 1.0,
         "played": float(played),
         "startup_failed": float(fatal and not played),
@@ -250,6 +281,32 @@ def _view_facts(state: State) -> dict[str, float]:
         out |= {"watch_ms": watch, "rebuffer_ms": stall, "viewing_ms": watch + stall}
         out["rebuffered"] = float(stalls > 0)
     return out
+
+
+def _cache_facts(state: State) -> dict[str, float]:
+    """Bytes from the player's cache and all bytes it delivered, for a view that reported its
+    `network_bytes` (without it the share of cache bytes is unknown, not 100 %)."""
+    if "network_bytes" not in state:
+        return {}
+    hit = float(state.get("cache_hit_bytes", 0))
+    return {"cache_hit_bytes": hit, "delivered_bytes": hit + float(state["network_bytes"])}
+
+
+def _played(state: State) -> bool:
+    return "first_playing_at" in state or state.get("watch_ms", 0) > 0
+
+
+def _log_startup_mean(startups: Mapping[str, State]) -> float | None:
+    """The mean of ln(startup ms) over the views that played (at least 1 ms each), the views
+    as the view unit counts them (with a play_request or playing)."""
+    logs = [
+        math.log(max(1.0, startup))
+        for entry in startups.values()
+        if ("requested_at" in entry or "first_playing_at" in entry)
+        and _played(entry)
+        and (startup := _startup_ms(entry)) is not None
+    ]
+    return sum(logs) / len(logs) if logs else None
 
 
 def _startup_ms(state: State) -> float | None:
@@ -282,6 +339,9 @@ def _viewer_facts(state: State) -> dict[str, float]:
     }
     if out["sessions"]:
         out["crash_free"] = float(out["crashed_sessions"] == 0)
+    log_startup = _log_startup_mean(state.get("startups", {}))
+    if log_startup is not None:
+        out["log_startup_ms"] = log_startup
     return out
 
 

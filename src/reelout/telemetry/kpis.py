@@ -13,7 +13,7 @@ from typing import Any
 
 from reelout.alerts.signals import WILDCARD, SignalSample, UnknownMetric
 from reelout.context import Core
-from reelout.errors import BadRequest
+from reelout.errors import BadRequest, NotFound
 from reelout.stats.compare import Estimate, welch, wilson
 from reelout.telemetry import rollups
 from reelout.telemetry.metrics import METRICS, SEED_KPIS, Metric
@@ -85,6 +85,19 @@ def known(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
+def check_environment(core: Core, environment: str) -> str:
+    """The environment, if the settings name it (REELOUT_ENVIRONMENTS: where client keys, and
+    so telemetry, get theirs); 404 UNKNOWN_ENVIRONMENT otherwise, not an empty table."""
+    environments = list(core.settings.environments)
+    if environment not in environments:
+        raise NotFound(
+            f"no environment {environment!r}; the environments are {', '.join(environments)}",
+            code="UNKNOWN_ENVIRONMENT",
+            details={"environments": environments},
+        )
+    return environment
+
+
 def kpi_table(
     core: Core,
     environment: str,
@@ -98,6 +111,7 @@ def kpi_table(
     """The metrics over [until - window, until) (until: now), per arm of `flag`, or for
     everyone without one."""
     metrics = known(metrics)
+    environment = check_environment(core, environment)
     until = until or core.clock.now()
     since = until - window
     with core.db.read() as session:
@@ -212,6 +226,7 @@ def series(
 ) -> dict[str, list[tuple[datetime, float | None]]]:
     """The metric per arm in buckets of `step` over the window (for the console's charts)."""
     found = METRICS[metric]
+    environment = check_environment(core, environment)
     until = core.clock.now()
     since = until - window
     step_s = max(60, int(step.total_seconds()))

@@ -11,6 +11,7 @@ from reelout.telemetry.facts import UnitKind
 
 MetricKind = Literal["proportion", "ratio", "mean"]
 Direction = Literal["higher", "lower"]
+Display = Literal["percent", "seconds", "score", "log_ms"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Metric:
     numerator: str
     denominator: str | None
     direction: Direction
-    display: Literal["percent", "seconds", "score"]
+    display: Display
     description: str
     lag_minutes: int = 0
     quantiles: bool = False
@@ -65,7 +66,7 @@ def _m(
     numerator: str,
     denominator: str | None,
     direction: Direction,
-    display: Literal["percent", "seconds", "score"],
+    display: Display,
     title: str,
     description: str,
     **extra: object,
@@ -104,6 +105,12 @@ CATALOGUE: tuple[Metric, ...] = (
        "play_request → first playing, per view that played (Mux's Video Startup Time); read it "
        "with exits before start and startup failures, which have none.",
        quantiles=True, goal=Goal(3.5, "<=", 2.0)),
+    _m("video_startup_log_ms", "mean", "viewer", "log_startup_ms", None, "lower", "log_ms",
+       "Video startup time, log per viewer",
+       "Each viewer's mean of ln(startup ms) over their views that played (startup as in "
+       "video_startup_seconds, 1 ms at least), averaged over viewers: the randomization unit "
+       "carries the variance, and an arm difference of 0.05 is about 5 % slower startup "
+       "(exp of the value is the geometric mean in ms)."),
     _m("exits_before_video_start", "proportion", "view", "exited_before_start", "views",
        "lower", "percent", "Exits before video start",
        "Views that ended after play intent, before the first frame, without a fatal error."),
@@ -118,6 +125,12 @@ CATALOGUE: tuple[Metric, ...] = (
     _m("views_with_buffering", "proportion", "view", "rebuffered", "played", "lower",
        "percent", "Views with buffering", "Views that played and stalled at least once.",
        goal=Goal(0.15, "<=", 0.08)),
+    _m("cache_hit_ratio", "ratio", "view", "cache_hit_bytes", "delivered_bytes", "higher",
+       "percent", "Cache hit ratio",
+       "Σ bytes the player took from its own cache (cache_hit events) / Σ bytes it delivered "
+       "(those plus the network_bytes counter of heartbeat and view_end), over views that "
+       "report network_bytes: cache_hit carries only the hit, so a view without that counter "
+       "has no known share and does not count."),
     _m("crash_rate", "proportion", "session", "crashed", "sessions", "lower", "percent",
        "Crash rate", "App sessions that ended crashed or abnormal (Sentry's statuses).",
        goal=Goal(0.025, "<=", 0.01)),

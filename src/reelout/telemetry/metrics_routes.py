@@ -12,6 +12,7 @@ from prometheus_client.exposition import choose_encoder
 from reelout.auth.deps import bearer_token
 from reelout.context import Core
 from reelout.errors import Unauthorized
+from reelout.telemetry.alert_metrics import AlertMetrics
 from reelout.telemetry.http_metrics import HttpMetrics
 from reelout.telemetry.prometheus import Metrics
 
@@ -49,14 +50,16 @@ def scrape(request: Request) -> Response:
 
 def install(app: FastAPI, rt: Core) -> None:
     """Make the app's metrics (`app.state.metrics`, where domains record into them). With
-    REELOUT_METRICS_ENABLED, also time every request, count committed media facts, serve
-    `GET /metrics`, and let OFREP count its evaluations (`app.state.flag_evaluations`).
+    REELOUT_METRICS_ENABLED, also time every request, count committed media facts, show the
+    alerts (read at scrape time), serve `GET /metrics`, and let OFREP count its evaluations
+    (`app.state.flag_evaluations`).
     Add it after every other middleware: it must be the outermost to see every answer."""
     settings = rt.settings
     metrics = app.state.metrics = Metrics(settings)
     if not settings.metrics_enabled:
         return
     app.state.flag_evaluations = metrics.flag_evaluations
+    metrics.registry.register(AlertMetrics(rt))
     rt.db.on_commit(metrics.committed)
     app.add_middleware(HttpMetrics, metrics=metrics)
     app.include_router(router)

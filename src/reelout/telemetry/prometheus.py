@@ -4,16 +4,16 @@ the small typed functions the facts are recorded with.
 Each app owns its `CollectorRegistry` (never the library's global one), so every app in a process
 (the tests make many) counts on its own. Labels fed from outside are bounded (`metric_labels`).
 What is counted on every request (HTTP requests, OFREP evaluations) goes through the custom
-collectors of `hot_counters`; the rest through the library's metric types.
+collectors of `hot_counters`; the alerts through `alert_metrics`, which reads the database at
+scrape time; the rest through the library's metric types.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import CollectorRegistry, Counter, Info
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -27,7 +27,6 @@ from reelout.telemetry.metric_labels import OTHER, FirstSeen, upload_method
 
 MAX_CODES = 64  # distinct error codes per metric (the source names a few dozen)
 MAX_EVENT_TYPES = 64  # distinct telemetry event types (the event model has about 25)
-MAX_SEVERITIES = 16  # distinct alert severities
 EventOutcome = Literal["accepted", "rejected", "duplicate"]
 
 
@@ -78,23 +77,8 @@ class Metrics:
             ("type", "outcome"),
             registry=registry,
         )
-        self._alerts_fired = Counter(
-            "reelout_alerts_fired",
-            "Alerts that started firing, by severity.",
-            ("severity",),
-            registry=registry,
-        )
-        self._alerts_firing = Gauge(
-            "reelout_alerts_firing",
-            "Alerts firing now, by severity.",
-            ("severity",),
-            registry=registry,
-        )
         self._codes: FirstSeen[str] = FirstSeen(MAX_CODES, OTHER)
         self._types: FirstSeen[str] = FirstSeen(MAX_EVENT_TYPES, OTHER)
-        self._severities: FirstSeen[str] = FirstSeen(MAX_SEVERITIES, OTHER)
-        self._firing_shown: set[str] = set()  # the severities the gauge has a series for
-        self._lock = threading.Lock()
 
     # -- uploads and processing ----------------------------------------------------------------
     def upload_finished(self, source: str) -> None:
@@ -124,7 +108,7 @@ class Metrics:
             else:
                 self.processing_failed(fact.error_code)
 
-    # -- telemetry ingest and alerts -------------------------------------------------------------
+    # -- telemetry ingest --------------------------------------------------------------------
     def events_ingested(self, outcome: EventOutcome, by_type: Mapping[str, int]) -> None:
         """One batch's events of one outcome, counted per type. Give the type as validated (an
         event whose type is not in the event model as `other`): the first MAX_EVENT_TYPES
@@ -132,19 +116,3 @@ class Metrics:
         for event_type, count in by_type.items():
             if count:
                 self._events.labels(self._types.label(event_type), outcome).inc(count)
-
-    def alert_fired(self, severity: str) -> None:
-        """An alert went from pending (or inactive) to firing."""
-        self._alerts_fired.labels(self._severities.label(severity)).inc()
-
-    def alerts_firing(self, by_severity: Mapping[str, int]) -> None:
-        """How many alerts fire now, per severity; a severity left out fires none."""
-        now: dict[str, int] = {}
-        for severity, count in by_severity.items():
-            label = self._severities.label(severity)
-            now[label] = now.get(label, 0) + count
-        with self._lock:
-            self._firing_shown |= now.keys()
-            shown = sorted(self._firing_shown)
-        for label in shown:
-            self._alerts_firing.labels(label).set(now.get(label, 0))

@@ -190,4 +190,5 @@ def _span(window: str) -> tuple[timedelta, timedelta]:
 
 
 def _unit(metric: Metric) -> str:
-    return {"percent": "%", "seconds": "seconds", "score": "score of 5"}[metric.display]
+    units = {"percent": "%", "seconds": "seconds", "score": "score of 5", "log_ms": "ln ms"}
+    return units[metric.display]
