@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another to finish
 
 
 def _normalise_url(url: str) -> str:
@@ -24,7 +27,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -51,6 +54,10 @@ class Database:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READONLY: True}), expire_on_commit=False
         )
+        # SQLite has one writer at a time. Threads of this process queue here, woken the moment
+        # the writer commits, instead of in SQLite's busy handler, which sleeps and polls (up to
+        # 100 ms a try): under concurrent writes that sleeping, not the writing, set the pace.
+        self._write_turn = threading.RLock()
 
     def _create_engine(self, database: str | None) -> Engine:
         if not self.is_sqlite:
@@ -66,8 +73,21 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        with self._turn(), self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This thread's turn to write (SQLite); as long a wait as SQLite's own busy timeout."""
+        if not self.is_sqlite:
+            yield
+            return
+        if not self._write_turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise TimeoutError(f"another writer held the database for {BUSY_TIMEOUT_MS} ms")
+        try:
+            yield
+        finally:
+            self._write_turn.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
