@@ -407,7 +407,8 @@ class Settings(BaseSettings):
         le=500,
         description=(
             "Deepest nesting of arrays and objects in a JSON body (every route that parses JSON);"
-            " deeper → 400 `JSON_TOO_DEEP`."
+            " deeper → 400 `JSON_TOO_DEEP`. In a telemetry batch it holds for each event, and a"
+            " deeper event is rejected alone."
         ),
     )
     # public endpoints (OFREP, exposures, telemetry): requests per second per caller (key +
@@ -418,8 +419,9 @@ class Settings(BaseSettings):
         description=(
             "Requests a second one caller (a client key from one client address; the forwarded "
             "address only with `REELOUT_BEHIND_PROXY`) may make to the public endpoints (OFREP "
-            "evaluations, `POST /api/v1/exposures`, `POST /api/v1/telemetry/events`; the burst "
-            "it may save up is "
+            "evaluations, `POST /api/v1/exposures`, `POST /api/v1/telemetry/events`; telemetry "
+            "counts in a budget of its own at the same rate, so it never costs flag evaluations; "
+            "the burst it may save up is "
             "`REELOUT_RATE_LIMIT_CALLER_BURST`); past that, 429 `RATE_LIMITED` with a jittered "
             "`Retry-After`. A 304 revalidation is free. Off by default: a key ships in every "
             "install of an app, and its users may share one address. `0`: no limit."

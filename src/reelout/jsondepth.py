@@ -1,5 +1,4 @@
-"""How deep JSON nests (pure): a text before any parser recurses into it, or a value that a
-parser with its own depth limit (orjson's is 1,024) has already built.
+"""How deep a JSON text nests, without parsing it (pure): so no parser ever recurses too far.
 
 Hand-written: the standard library's parser is the thing being protected, and no maintained
 library answers "deeper than N?" on raw bytes. Strings are dropped with one regular expression
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import re
 from itertools import accumulate
-from typing import Any
 
 _STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
 _BRACKETS = b"[]{}"
@@ -25,22 +23,6 @@ def too_deep(raw: bytes, max_depth: int) -> bool:
         return False
     skeleton = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
     return max(accumulate(_STEP[b] for b in skeleton), default=0) > max_depth
-
-
-def nests_deeper(value: Any, max_depth: int) -> bool:
-    """Whether a parsed JSON value nests arrays and objects more than `max_depth` levels: one
-    pass over its containers, level by level, cheaper than scanning its text again."""
-    level = [value] if isinstance(value, list | dict) else []
-    for _ in range(max_depth):
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, list | dict)
-        ]
-        if not level:
-            return False
-    return bool(level)
 
 
 def too_deep_message(max_depth: int) -> str:

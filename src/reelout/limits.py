@@ -4,7 +4,7 @@ attempts, event-stream slots (503), each refusal with a code and a jittered Retr
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 
@@ -24,12 +24,10 @@ class PublicLimits:
     def __init__(self, settings: Settings, clock: Clock, rng: random.Random | None = None) -> None:
         self.settings, self.clock = settings, clock
         self.rng = rng or random.Random()
-        self.requests = CallerLimits(
-            (settings.rate_limit_caller_per_second, settings.rate_limit_caller_burst),
-            (settings.rate_limit_key_per_second, settings.rate_limit_key_burst),
-            settings.rate_limit_max_buckets,
-            self.rng,
-        )
+        # the same rates, two budgets: a burst of telemetry (an app sending what it saved up
+        # offline) must never cost that app its flag evaluations, nor the other way round
+        self.requests = self._caller_limits()
+        self.telemetry = self._caller_limits()
         per_minute = settings.console_login_attempts_per_minute
         self.logins = (
             TokenBuckets(per_minute / 60, per_minute, settings.rate_limit_max_buckets)
@@ -42,12 +40,29 @@ class PublicLimits:
             settings.ofrep_max_streams_per_caller,
         )
 
-    def check(self, request: Request, key_id: str, advice: str = EVALUATION_ADVICE) -> None:
-        """Take this request from its caller's and its key's budgets, or 429 RATE_LIMITED."""
-        if not self.requests.on:
+    def _caller_limits(self) -> CallerLimits:
+        settings = self.settings
+        return CallerLimits(
+            (settings.rate_limit_caller_per_second, settings.rate_limit_caller_burst),
+            (settings.rate_limit_key_per_second, settings.rate_limit_key_burst),
+            settings.rate_limit_max_buckets,
+            self.rng,
+        )
+
+    def check(
+        self,
+        request: Request,
+        key_id: str,
+        advice: str = EVALUATION_ADVICE,
+        budget: Literal["flags", "telemetry"] = "flags",
+    ) -> None:
+        """Take this request from its caller's and its key's budgets (flag evaluations and
+        exposures share one, telemetry has its own), or 429 RATE_LIMITED."""
+        limits = self.telemetry if budget == "telemetry" else self.requests
+        if not limits.on:
             return
         address = client_address(request, self.settings)
-        wait = self.requests.check(key_id, address, self.clock.monotonic())
+        wait = limits.check(key_id, address, self.clock.monotonic())
         if wait is not None:
             raise TooManyRequests(
                 "this app key made too many requests from this address "

@@ -143,7 +143,7 @@ def test_an_ndjson_line_that_is_not_json_is_rejected_alone(telemetry: Telemetry)
             400,
             "INVALID_GZIP",
         ),
-        (b"[" * 200 + b"]" * 200, {"content-type": "application/json"}, 400, "JSON_TOO_DEEP"),
+        (b"[" * 2000 + b"]" * 2000, {"content-type": "application/json"}, 400, "JSON_TOO_DEEP"),
     ],
     ids=["not-json", "xml", "brotli", "not-gzip", "cut-gzip", "too-deep"],
 )
@@ -224,6 +224,34 @@ def test_event_size_limit_on_both_sides(start_telemetry: StartTelemetry) -> None
     assert [(r["index"], r["code"]) for r in answer["rejected"]] == [(1, "EVENT_TOO_LARGE")]
 
 
+def nested(levels: int) -> Any:
+    """A JSON value nesting `levels` arrays deep (0: a plain number)."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("ndjson", [False, True], ids=["json", "ndjson"])
+def test_event_depth_limit_on_both_sides(start_telemetry: StartTelemetry, ndjson: bool) -> None:
+    """REELOUT_JSON_MAX_DEPTH holds for each event (its object is one level): one nesting
+    deeper is rejected alone, its neighbours stored."""
+    telemetry = start_telemetry(json_max_depth=8)
+    at_limit = {**event("pause"), "extension": nested(7)}  # unknown fields are kept as sent
+    over = {**event("pause"), "extension": nested(8)}
+    if ndjson:
+        body = b"\n".join(orjson.dumps(e) for e in (at_limit, over))
+        with telemetry.app() as app:
+            reply = app.post(EVENTS, content=body, headers={"content-type": "application/x-ndjson"})
+    else:
+        reply = telemetry.send([at_limit, over])
+    answer = reply.json()
+    assert answer["accepted"] == 1
+    assert [(r["index"], r["code"]) for r in answer["rejected"]] == [(1, "JSON_TOO_DEEP")]
+    assert "REELOUT_JSON_MAX_DEPTH" in answer["rejected"][0]["message"]
+    assert telemetry.stored() == 1
+
+
 def test_rate_limit_per_caller_answers_429_with_retry_after(
     start_telemetry: StartTelemetry,
 ) -> None:
@@ -233,6 +261,18 @@ def test_rate_limit_per_caller_answers_429_with_retry_after(
     assert replies[2].json()["code"] == "RATE_LIMITED"
     assert int(replies[2].headers["retry-after"]) >= 1
     assert telemetry.stored() == 2
+
+
+def test_telemetry_has_its_own_budget_so_flags_keep_answering(
+    start_telemetry: StartTelemetry,
+) -> None:
+    """The same key and address: telemetry spent its budget, its flag evaluations did not."""
+    telemetry = start_telemetry(rate_limit_caller_per_second=0.01, rate_limit_caller_burst=2)
+    assert [telemetry.send([event("pause")]).status_code for _ in range(3)] == [200, 200, 429]
+    evaluation = {"context": {"targetingKey": "u1"}}
+    with telemetry.app() as app:
+        flags = [app.post("/ofrep/v1/evaluate/flags", json=evaluation) for _ in range(3)]
+    assert [reply.status_code for reply in flags] == [200, 200, 429]
 
 
 def test_the_schema_describes_what_the_ingest_takes(telemetry: Telemetry) -> None:

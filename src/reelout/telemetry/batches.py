@@ -11,7 +11,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from reelout.errors import BadRequest, PayloadTooLarge
-from reelout.jsondepth import nests_deeper, too_deep_message
+from reelout.jsondepth import too_deep, too_deep_message
 from reelout.telemetry.events import EVENT, SERVER_ONLY, Common, Event
 
 BATCH = TypeAdapter[list[Any]](list[Event])
@@ -19,10 +19,12 @@ BATCH = TypeAdapter[list[Any]](list[Event])
 
 @dataclass(frozen=True)
 class Limits:
-    """The named limits of one batch (REELOUT_TELEMETRY_MAX_BATCH_EVENTS, ..._MAX_EVENT_BYTES)."""
+    """The named limits of one batch (REELOUT_TELEMETRY_MAX_BATCH_EVENTS, ..._MAX_EVENT_BYTES,
+    REELOUT_JSON_MAX_DEPTH for one event)."""
 
     max_events: int
     max_event_bytes: int
+    max_depth: int
 
 
 @dataclass(frozen=True)
@@ -43,37 +45,28 @@ class Checked:
     body: bytes
 
 
-def items(body: bytes, ndjson: bool, max_depth: int) -> list[Any]:
+def items(body: bytes, ndjson: bool) -> list[Any]:
     """The batch's events as decoded JSON values; a line of NDJSON that is not JSON is kept as
-    `_Unreadable` so that it is rejected alone, at its index. A body (or an NDJSON line) nesting
-    deeper than `max_depth` (REELOUT_JSON_MAX_DEPTH) is refused whole."""
+    `_Unreadable` so that it is rejected alone, at its index. (Each event's own nesting is
+    checked with the event; orjson itself stops a body at 1,024 levels.)"""
     if ndjson:
-        lines = [_line(line) for line in body.splitlines() if line.strip()]
-        _check_depth(lines, max_depth + 1)  # the lines are not inside a JSON array
-        return lines
+        return [_line(line) for line in body.splitlines() if line.strip()]
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if "depth limit" in str(exc):  # orjson stops at 1,024 levels
-            raise _too_deep(max_depth) from exc
+        if "depth limit" in str(exc):
+            raise BadRequest(
+                "the JSON body nests more than 1,024 levels deep; send a flat list of events",
+                code="JSON_TOO_DEEP",
+            ) from exc
         raise BadRequest(
             f"the body is not JSON ({exc}); send an array of events, "
             '{"events": [...]}, or one event per line as application/x-ndjson',
             code="INVALID_JSON",
         ) from exc
-    _check_depth(value, max_depth)
     if isinstance(value, dict) and isinstance(value.get("events"), list):
         return list(value["events"])
     return value if isinstance(value, list) else [value]
-
-
-def _check_depth(value: Any, max_depth: int) -> None:
-    if nests_deeper(value, max_depth):
-        raise _too_deep(max_depth)
-
-
-def _too_deep(max_depth: int) -> BadRequest:
-    return BadRequest(too_deep_message(max_depth), code="JSON_TOO_DEEP")
 
 
 class _Unreadable:
@@ -104,7 +97,7 @@ def check(
         bodies = [_encoded(item) for item in raw]
     except (ValidationError, TypeError):
         return _one_by_one(raw, limits, server)
-    if any(len(body) > limits.max_event_bytes for body in bodies) or (
+    if any(_oversized(body, limits) for body in bodies) or (
         not server and any(event.type in SERVER_ONLY for event in events)
     ):
         return _one_by_one(raw, limits, server)
@@ -135,6 +128,8 @@ def _check_one(index: int, item: Any, limits: Limits, server: bool) -> Checked |
             f"the event is {len(body)} bytes, over {limits.max_event_bytes} "
             "(REELOUT_TELEMETRY_MAX_EVENT_BYTES)",
         )
+    if too_deep(body, limits.max_depth):
+        return Rejected(index, "JSON_TOO_DEEP", too_deep_message(limits.max_depth))
     try:
         event: Common = EVENT.validate_python(item)
     except ValidationError as exc:
@@ -142,6 +137,10 @@ def _check_one(index: int, item: Any, limits: Limits, server: bool) -> Checked |
     if event.type in SERVER_ONLY and not server:
         return Rejected(index, "SERVER_ONLY_TYPE", f"only the server reports {event.type!r}")
     return Checked(index, event, body)
+
+
+def _oversized(body: bytes, limits: Limits) -> bool:
+    return len(body) > limits.max_event_bytes or too_deep(body, limits.max_depth)
 
 
 def _encoded(item: Any) -> bytes:

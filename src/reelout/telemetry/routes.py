@@ -43,10 +43,10 @@ async def report_events(request: Request) -> JSONResponse:
     rt: Core = request.app.state.runtime
     environment, key_id = await _reporter(rt, request)
     advice = "send fewer, larger batches (up to REELOUT_TELEMETRY_MAX_BATCH_EVENTS events)"
-    public_limits(request.app.state).check(request, key_id, advice)
+    public_limits(request.app.state).check(request, key_id, advice, budget="telemetry")
     ndjson = _is_ndjson(request.headers.get("content-type", ""))
     body = _decoded(await _body(request, rt.settings.telemetry_max_body_bytes), request, rt)
-    batch = items(body, ndjson, rt.settings.json_max_depth)
+    batch = items(body, ndjson)
     outcome = await run_in_threadpool(service.ingest, rt, environment, batch)
     if rt.settings.metrics_enabled:
         counted = metrics_of(request.app.state)

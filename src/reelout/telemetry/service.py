@@ -45,7 +45,11 @@ class Outcome:
 
 def limits(core: Core) -> Limits:
     settings = core.settings
-    return Limits(settings.telemetry_max_batch_events, settings.telemetry_max_event_bytes)
+    return Limits(
+        settings.telemetry_max_batch_events,
+        settings.telemetry_max_event_bytes,
+        settings.json_max_depth,
+    )
 
 
 def ingest(core: Core, environment: str, raw: Sequence[Any], source: str = "client") -> Outcome:

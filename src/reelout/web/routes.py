@@ -227,7 +227,7 @@ async def console_telemetry(request: Request, rt: SigningDep) -> JSONResponse:
             "the console reports no telemetry here (REELOUT_CONSOLE_TELEMETRY=false)",
             code="CONSOLE_TELEMETRY_OFF",
         )
-    batch = items(await request.body(), False, rt.settings.json_max_depth)
+    batch = items(await request.body(), ndjson=False)
     environment = settings.console_flags_environment
     outcome = await run_in_threadpool(telemetry.ingest, rt, environment, batch)
     return JSONResponse(outcome.body())
