@@ -101,3 +101,41 @@ def test_ofrep_exposures_are_exposure_events(live_servers: StartLive) -> None:
     exposures = [e for e in stored(live) if e["type"] == "exposure"]
     assert sorted(e["viewer_id"] for e in exposures) == ["u1", "u2", "u3"]
     assert all(e["flags"] == {"new-uploader": e["variant"]} for e in exposures)
+
+
+def test_an_upload_naming_its_uploader_counts_in_the_arm_ofrep_served_them(
+    live_servers: StartLive,
+) -> None:
+    """`viewer_id` in an upload's metadata: the server's facts about it carry the variants
+    that viewer was served, so the server's upload success rate compares arms."""
+    live = live_servers(exposure_flush_seconds=3600, telemetry_rollup_delay_seconds=0)
+    key = client_key(live)
+    with live.client() as admin:
+        admin.put("/api/v1/environments/production/flagset", json=FLAGS).raise_for_status()
+    with live.client(token=key) as app:
+        served = app.post("/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": "u7"}})
+    variant = next(f["variant"] for f in served.json()["flags"] if f["key"] == "new-uploader")
+    live.app.state.exposures.flush()
+    with live.client() as api:
+        url = "/api/v1/orders/A-2/inbound/videos"
+        named = {"file_base64": base64.b64encode(b"not a video").decode(), "viewer_id": "u7"}
+        assert api.post(url, json=named).status_code == 201
+        anonymous = {"file_base64": base64.b64encode(b"nor this").decode()}
+        assert api.post(url, json=anonymous).status_code == 201
+    run_jobs(live.runtime, tick=True)
+    uploads = [e for e in stored(live) if e["type"] == "upload_completed"]
+    by_viewer = {e["viewer_id"].split(":")[0]: e["flags"] for e in uploads}
+    assert by_viewer == {"u7": {"new-uploader": variant}, "video": {}}
+    with live.client() as admin:
+        reply = admin.get(
+            "/api/v1/kpis",
+            params={
+                "environment": "production",
+                "flag": "new-uploader",
+                "metric": ["server_upload_success_rate"],
+            },
+        )
+    assert reply.status_code == 200, reply.text
+    [row] = reply.json()["kpis"]
+    arms = [arm for arm in (row["control"], row["treatment"]) if arm]
+    assert [(arm["variant"], arm["n"]) for arm in arms] == [(variant, 1)], row

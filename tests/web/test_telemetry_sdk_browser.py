@@ -324,6 +324,9 @@ def test_a_tus_upload_retried_after_a_500_reports_its_attempts(
     assert completed["bytes"] == clip.stat().st_size == events[0]["bytes"]
     assert {event["video_id"] for event in events} == {link["uid"]}
     assert flaky.statuses("PATCH", "/files/")[0] == 500
+    with server.client() as api:  # the uploader, for the server's own record of the upload
+        meta = api.get(f"/api/v1/videos/{link['uid']}").json()["meta"]
+    assert meta == {"filename": "clip.mp4", "viewer_id": "viewer-tus"}
 
 
 def test_a_tus_upload_refused_reports_the_failure(

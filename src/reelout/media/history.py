@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
@@ -88,18 +89,19 @@ class Transition:
     source: str
     size: int | None
     created_at: datetime
+    meta: dict[str, Any]
 
 
 def transitions_since(session: Session, after_id: int, limit: int) -> list[Transition]:
     """The state changes recorded after `after_id`, oldest first (at most `limit`)."""
     rows = session.execute(
-        select(VideoStateChange, Video.source, Video.size, Video.created_at)
+        select(VideoStateChange, Video.source, Video.size, Video.created_at, Video.meta)
         .join(Video, Video.uid == VideoStateChange.video_uid)
         .where(VideoStateChange.id > after_id)
         .order_by(VideoStateChange.id)
         .limit(limit)
     ).all()
     return [
-        Transition(c.id, c.video_uid, c.at, c.from_state, c.to_state, c.error_code, s, n, t)
-        for c, s, n, t in rows
+        Transition(c.id, c.video_uid, c.at, c.from_state, c.to_state, c.error_code, s, n, t, m)
+        for c, s, n, t, m in rows
     ]

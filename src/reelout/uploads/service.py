@@ -220,6 +220,8 @@ class TusService:
             self._check_size(row.length, video.max_bytes)
             if row.length is not None:
                 video.size = row.length
+            if meta:  # the uploader's metadata joins the link's, as a direct upload's fields do
+                video.meta = {**video.meta, **meta}
         else:
             order_id, stage = _order_stage(meta)
             video = media.create_video(

@@ -848,8 +848,12 @@ export class Telemetry {
   #tusUpload(file, options, context) {
     const tracker = new UploadTracker(this, { bytes: file && file.size, ...context, method: "tus" });
     const own = (fn) => this.guard(fn);
+    // the uploader's viewer id in the upload's metadata: the server's own record of the upload
+    // then counts in the arms this viewer was served
+    const metadata = { viewer_id: this.#common.viewer_id, ...(options.metadata || {}) };
     tracker.options = {
       ...options,
+      metadata,
       onBeforeRequest: (req) => {
         own(() => tracker.start());
         return options.onBeforeRequest ? options.onBeforeRequest(req) : undefined;
