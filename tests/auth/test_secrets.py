@@ -130,7 +130,7 @@ def test_what_a_listing_shows_of_a_key(secret: str, shown: str) -> None:
 
 
 def test_the_upgrade_cuts_the_prefixes_stored_before(tmp_path: Path, database_url: str) -> None:
-    rt = Runtime.from_settings(make_settings(tmp_path, database_url=database_url))
+    rt = Runtime.from_settings(make_settings(tmp_path, blank=True, database_url=database_url))
     upgrade(rt.db, "0003")
     before = {"a": "mysecretpasswo", "b": "rlo_client_Abc", "c": "rlo_admin_Abcd", "d": "abc"}
     rows = [

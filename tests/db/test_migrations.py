@@ -27,7 +27,7 @@ def test_migrations_match_the_models(tmp_path: Path, database_url: str) -> None:
 
 
 def test_0007_names_the_video_of_existing_webhook_events(tmp_path: Path, database_url: str) -> None:
-    rt = Runtime.from_settings(make_settings(tmp_path, database_url=database_url))
+    rt = Runtime.from_settings(make_settings(tmp_path, blank=True, database_url=database_url))
     upgrade(rt.db, "0006")
     bodies = {
         "evt_a": '{"id":"evt_a","type":"video.ready","data":{"video":{"uid":"' + "a" * 32 + '"}}}',
@@ -49,7 +49,7 @@ def test_0007_names_the_video_of_existing_webhook_events(tmp_path: Path, databas
 def test_0009_starts_each_existing_video_history_at_its_current_state(
     tmp_path: Path, database_url: str
 ) -> None:
-    rt = Runtime.from_settings(make_settings(tmp_path, database_url=database_url))
+    rt = Runtime.from_settings(make_settings(tmp_path, blank=True, database_url=database_url))
     upgrade(rt.db, "0008")
     insert = text(
         "INSERT INTO videos (uid, created_at, modified_at, state, source, meta, renditions, "
