@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 
@@ -71,3 +72,32 @@ def test_the_access_log_names_paths_without_their_tokens(proxied: tuple[LiveServ
         "nginx to write the access log line",
     )
     assert secret not in log.read_text()
+
+
+def test_the_example_takes_a_whole_telemetry_batch_and_keeps_metrics_inside(
+    proxied: tuple[LiveServer, str],
+) -> None:
+    """A batch of 1,000 events (far over the 64 KiB default) reaches the ingest; /metrics is
+    not served to the public side (Prometheus scrapes the processes themselves)."""
+    server, proxy_url = proxied
+    with server.client() as admin:
+        body = {"scope": "client", "environment": "production", "name": "app"}
+        key = admin.post("/api/v1/keys", json=body).json()["key"]
+        assert admin.get("/metrics").status_code == 200, "served on the process's own port"
+    batch = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "type": "heartbeat",
+            "viewer_id": f"viewer-{n}",
+            "client_time": "2026-12-02T10:00:00Z",
+            "watch_ms": n,
+        }
+        for n in range(1000)
+    ]
+    assert len(json.dumps(batch)) > 64 * KiB
+    with httpx.Client(base_url=proxy_url, headers={"Authorization": f"Bearer {key}"}) as app:
+        reply = app.post("/api/v1/telemetry/events", json=batch)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["accepted"] == 1000
+        hidden = app.get("/metrics")
+    assert hidden.status_code == 404 and hidden.headers["server"].startswith("nginx")
