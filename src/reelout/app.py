@@ -42,6 +42,7 @@ from reelout.telemetry import metrics_routes
 from reelout.telemetry.routes import PREFIX as TELEMETRY_PREFIX
 from reelout.telemetry.routes import kpi_router
 from reelout.telemetry.routes import router as telemetry_router
+from reelout.telemetry.writer import IngestWriter
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
 from reelout.uploads.routes import PREFIX as TUS_PREFIX
@@ -141,10 +142,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # a full collection under load scans only what requests made (~10 ms, not ~100 ms).
         gc.collect()
         gc.freeze()
+        app.state.telemetry_writer.start()
         try:
             async with flags_running():
                 yield
         finally:
+            await run_in_threadpool(app.state.telemetry_writer.stop)
             if worker:
                 await worker.stop()
             rt.db.dispose()
@@ -173,6 +176,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(keys_router)
     # Starlette tries routes in order: the hottest path (OFREP, from every app) comes first
     flags_running = flags.install(app, rt)
+    app.state.telemetry_writer = IngestWriter(rt.db)
     # after every other middleware (it times them all), and /metrics behind OFREP
     metrics_routes.install(app, rt)
     routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)

@@ -25,6 +25,7 @@ from reelout.telemetry import kpis as kpis_service
 from reelout.telemetry.batches import items
 from reelout.telemetry.metrics import CATALOGUE, SEED_KPIS
 from reelout.telemetry.metrics_routes import metrics_of
+from reelout.telemetry.writer import ingest_writer
 
 PREFIX = "/api/v1/telemetry"
 router = APIRouter(prefix=PREFIX, tags=["telemetry"])
@@ -46,8 +47,10 @@ async def report_events(request: Request) -> JSONResponse:
     public_limits(request.app.state).check(request, key_id, advice, budget="telemetry")
     ndjson = _is_ndjson(request.headers.get("content-type", ""))
     body = _decoded(await _body(request, rt.settings.telemetry_max_body_bytes), request, rt)
-    batch = items(body, ndjson)
-    outcome = await run_in_threadpool(service.ingest, rt, environment, batch)
+    prepared = service.prepare(rt, items(body, ndjson))  # CPU only: about 5 µs an event
+    writer = ingest_writer(request.app.state)
+    new = await writer.store(environment, "client", prepared.received_at, prepared.rows)
+    outcome = prepared.outcome(new)
     if rt.settings.metrics_enabled:
         counted = metrics_of(request.app.state)
         for name, by_type in outcome.types.items():

@@ -52,28 +52,48 @@ def limits(core: Core) -> Limits:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch checked and turned into rows, before it is stored."""
+
+    accepted: list[Checked]
+    rejected: list[Rejected]
+    rows: list[NewEvent]
+    received_at: datetime
+
+    def outcome(self, new: set[str]) -> Outcome:
+        """What became of the batch, given the ids that were new (32 hex digits)."""
+        accepted, rejected = self.accepted, self.rejected
+        types = {
+            "accepted": Counter(i.event.type for i in accepted if i.event.event_id.hex in new),
+            "duplicate": Counter(i.event.type for i in accepted if i.event.event_id.hex not in new),
+            "rejected": Counter({"other": len(rejected)}),
+        }
+        return Outcome(len(new), len(accepted) - len(new), rejected, types)
+
+
+def prepare(core: Core, raw: Sequence[Any], source: str = "client") -> Prepared:
+    """Check each event and make the rows of the good ones (once per event_id); pure CPU."""
+    accepted, rejected = check(raw, limits(core), server=source == "server")
+    received_at = core.clock.now()
+    unique = {item.event.event_id: item for item in accepted}
+    rows = [_row(item, source, received_at) for item in unique.values()]
+    return Prepared(accepted, rejected, rows, received_at)
+
+
 def ingest(core: Core, environment: str, raw: Sequence[Any], source: str = "client") -> Outcome:
     """Check each event and store the good ones; committed before this returns."""
-    accepted, rejected = check(raw, limits(core), server=source == "server")
-    new = store(core, environment, accepted, source)
-    types = {
-        "accepted": Counter(i.event.type for i in accepted if i.event.event_id.hex in new),
-        "duplicate": Counter(i.event.type for i in accepted if i.event.event_id.hex not in new),
-        "rejected": Counter({"other": len(rejected)}),
-    }
-    return Outcome(len(new), len(accepted) - len(new), rejected, types)
+    prepared = prepare(core, raw, source)
+    return prepared.outcome(store(core, environment, source, prepared))
 
 
-def store(core: Core, environment: str, events: Sequence[Checked], source: str) -> set[str]:
-    """Insert the events whose event_id is new (in this batch and in the table); their ids (as
-    32 hex digits)."""
-    received_at = core.clock.now()
-    unique = {item.event.event_id: item for item in events}
-    rows = [_row(item, source, received_at) for item in unique.values()]
-    if not rows:
+def store(core: Core, environment: str, source: str, prepared: Prepared) -> set[str]:
+    """Insert the rows whose event_id is new; their ids (as 32 hex digits)."""
+    if not prepared.rows:
         return set()
     with core.db.session() as session:
-        return insert_new(session.connection(), environment, source, received_at, rows)
+        connection = session.connection()
+        return insert_new(connection, environment, source, prepared.received_at, prepared.rows)
 
 
 def _row(item: Checked, source: str, received_at: datetime) -> NewEvent:

@@ -1,0 +1,129 @@
+"""The ingest's writer: one thread per process stores every batch the HTTP ingest accepted, and
+the batches that arrive while it writes go together into its next transaction (group commit).
+
+Hand-written, because it is the ingest's hot path and a small one: with a thread-pool hop and a
+transaction per request, requests queued for the database's one writer and paid a commit each;
+here a request waits for the commit that holds its batch (an accepted event is still on disk
+before its answer) and one commit serves every batch that arrived meanwhile. A transaction that
+fails is tried again batch by batch, so one bad batch fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.engine import Connection
+
+from reelout.db.engine import Database
+from reelout.telemetry.inserts import NewEvent, insert_new
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Batch:
+    environment: str
+    source: str
+    received_at: datetime
+    rows: Sequence[NewEvent]
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[set[str]] = field(repr=False)
+
+
+class IngestWriter:
+    """Started with the app (`start`), stopped with it (`stop`); `store` from the event loop."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._waiting: deque[_Batch] = deque()
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="telemetry-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is waiting, then end the thread."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    async def store(
+        self, environment: str, source: str, received_at: datetime, rows: Sequence[NewEvent]
+    ) -> set[str]:
+        """The ids (32 hex digits) of the rows that were new, once their commit is done."""
+        if not rows:
+            return set()
+        loop = asyncio.get_running_loop()
+        batch = _Batch(environment, source, received_at, rows, loop, loop.create_future())
+        with self._ready:
+            if self._thread is None:
+                raise RuntimeError("the telemetry writer is not running")
+            self._waiting.append(batch)
+            self._ready.notify()
+        return await batch.done
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._waiting and not self._stopping:
+                    self._ready.wait()
+                if not self._waiting:
+                    return
+                batches = list(self._waiting)
+                self._waiting.clear()
+            self._write(batches)
+
+    def _write(self, batches: list[_Batch]) -> None:
+        try:
+            with self._db.session() as session:
+                connection = session.connection()
+                results = [_insert(connection, batch) for batch in batches]
+        except Exception:
+            if len(batches) == 1:
+                log.exception("telemetry: a batch could not be stored")
+                _settle(batches[0], error=RuntimeError("the batch could not be stored"))
+                return
+            for batch in batches:  # alone, so that one bad batch fails only its own request
+                self._write([batch])
+            return
+        for batch, new in zip(batches, results, strict=True):
+            _settle(batch, result=new)
+
+
+def _insert(connection: Connection, batch: _Batch) -> set[str]:
+    return insert_new(connection, batch.environment, batch.source, batch.received_at, batch.rows)
+
+
+def _settle(
+    batch: _Batch, result: set[str] | None = None, error: BaseException | None = None
+) -> None:
+    def settle() -> None:
+        if batch.done.done():  # the request went away (cancelled) meanwhile
+            return
+        if error is not None:
+            batch.done.set_exception(error)
+        else:
+            batch.done.set_result(result or set())
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        batch.loop.call_soon_threadsafe(settle)
+
+
+def ingest_writer(state: object) -> IngestWriter:
+    """The app's writer (`app.state.telemetry_writer`, made and started by create_app)."""
+    found: IngestWriter = state.telemetry_writer  # type: ignore[attr-defined]
+    return found
