@@ -33,23 +33,27 @@ class NewEvent:
     body: str
 
 
-def insert_new(
-    connection: Connection,
-    environment: str,
-    source: str,
-    received_at: datetime,
-    rows: Sequence[NewEvent],
-) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    """The rows of one accepted batch, with what they share."""
+
+    environment: str
+    source: str  # client | server
+    received_at: datetime
+    rows: Sequence[NewEvent]
+
+
+def insert_new(connection: Connection, batch: NewBatch) -> set[str]:
     """Insert the rows whose event_id is not stored yet, in the caller's transaction; their ids
     (as 32 hex digits)."""
-    if not rows:
+    if not batch.rows:
         return set()
     if connection.dialect.name == "postgresql":
-        return _postgresql(connection, environment, source, received_at, rows)
+        return _postgresql(connection, batch)
     inserted: set[str] = set()
-    for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-        chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
-        inserted |= _sqlite(connection, environment, source, received_at, chunk)
+    for start in range(0, len(batch.rows), SQLITE_ROWS_PER_STATEMENT):
+        chunk = batch.rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+        inserted |= _sqlite(connection, batch, chunk)
     return inserted
 
 
@@ -63,13 +67,8 @@ _UNNEST = (
 )
 
 
-def _postgresql(
-    connection: Connection,
-    environment: str,
-    source: str,
-    received_at: datetime,
-    rows: Sequence[NewEvent],
-) -> set[str]:
+def _postgresql(connection: Connection, batch: NewBatch) -> set[str]:
+    rows = batch.rows
     columns = (
         [row.event_id for row in rows],
         [row.type for row in rows],
@@ -80,20 +79,14 @@ def _postgresql(
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         # %b, the binary form: the text form of a text[] escapes every quote of every body
-        cursor.execute(_UNNEST, (environment, source, received_at, *columns))
+        cursor.execute(_UNNEST, (batch.environment, batch.source, batch.received_at, *columns))
         return {event_id.hex for (event_id,) in cursor.fetchall()}
     finally:
         cursor.close()
 
 
-def _sqlite(
-    connection: Connection,
-    environment: str,
-    source: str,
-    received_at: datetime,
-    rows: Sequence[NewEvent],
-) -> set[str]:
-    arrived = sqlite_time(received_at)
+def _sqlite(connection: Connection, batch: NewBatch, rows: Sequence[NewEvent]) -> set[str]:
+    arrived, environment, source = sqlite_time(batch.received_at), batch.environment, batch.source
     params: list[str] = []
     for row in rows:
         params += (

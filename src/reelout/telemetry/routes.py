@@ -49,7 +49,7 @@ async def report_events(request: Request) -> JSONResponse:
     body = _decoded(await _body(request, rt.settings.telemetry_max_body_bytes), request, rt)
     prepared = service.prepare(rt, items(body, ndjson))  # CPU only: about 5 µs an event
     writer = ingest_writer(request.app.state)
-    new = await writer.store(environment, "client", prepared.received_at, prepared.rows)
+    new = await writer.store(prepared.to(environment))
     outcome = prepared.outcome(new)
     if rt.settings.metrics_enabled:
         counted = metrics_of(request.app.state)

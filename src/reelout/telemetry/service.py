@@ -17,7 +17,7 @@ from sqlalchemy.engine import CursorResult
 from reelout.context import Core
 from reelout.telemetry.batches import Checked, Limits, Rejected, check
 from reelout.telemetry.events import event_time
-from reelout.telemetry.inserts import NewEvent, insert_new
+from reelout.telemetry.inserts import NewBatch, NewEvent, insert_new
 from reelout.telemetry.models import TelemetryEvent
 
 SERVER_FACTS = uuid.UUID("6f1d3c3e-6c38-4c55-9d2a-7d1f2b3a9e01")  # namespace of server event ids
@@ -60,6 +60,11 @@ class Prepared:
     rejected: list[Rejected]
     rows: list[NewEvent]
     received_at: datetime
+    source: str
+
+    def to(self, environment: str) -> NewBatch:
+        """The rows to store into `environment`."""
+        return NewBatch(environment, self.source, self.received_at, self.rows)
 
     def outcome(self, new: set[str]) -> Outcome:
         """What became of the batch, given the ids that were new (32 hex digits)."""
@@ -78,22 +83,21 @@ def prepare(core: Core, raw: Sequence[Any], source: str = "client") -> Prepared:
     received_at = core.clock.now()
     unique = {item.event.event_id: item for item in accepted}
     rows = [_row(item, source, received_at) for item in unique.values()]
-    return Prepared(accepted, rejected, rows, received_at)
+    return Prepared(accepted, rejected, rows, received_at, source)
 
 
 def ingest(core: Core, environment: str, raw: Sequence[Any], source: str = "client") -> Outcome:
     """Check each event and store the good ones; committed before this returns."""
     prepared = prepare(core, raw, source)
-    return prepared.outcome(store(core, environment, source, prepared))
+    return prepared.outcome(store(core, prepared.to(environment)))
 
 
-def store(core: Core, environment: str, source: str, prepared: Prepared) -> set[str]:
+def store(core: Core, batch: NewBatch) -> set[str]:
     """Insert the rows whose event_id is new; their ids (as 32 hex digits)."""
-    if not prepared.rows:
+    if not batch.rows:
         return set()
     with core.db.session() as session:
-        connection = session.connection()
-        return insert_new(connection, environment, source, prepared.received_at, prepared.rows)
+        return insert_new(session.connection(), batch)
 
 
 def _row(item: Checked, source: str, received_at: datetime) -> NewEvent:

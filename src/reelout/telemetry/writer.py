@@ -15,24 +15,17 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-
-from sqlalchemy.engine import Connection
 
 from reelout.db.engine import Database
-from reelout.telemetry.inserts import NewEvent, insert_new
+from reelout.telemetry.inserts import NewBatch, insert_new
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Batch:
-    environment: str
-    source: str
-    received_at: datetime
-    rows: Sequence[NewEvent]
+class _Waiting:
+    batch: NewBatch
     loop: asyncio.AbstractEventLoop
     done: asyncio.Future[set[str]] = field(repr=False)
 
@@ -42,7 +35,7 @@ class IngestWriter:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._waiting: deque[_Batch] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -61,14 +54,12 @@ class IngestWriter:
             self._thread.join()
             self._thread = None
 
-    async def store(
-        self, environment: str, source: str, received_at: datetime, rows: Sequence[NewEvent]
-    ) -> set[str]:
+    async def store(self, new: NewBatch) -> set[str]:
         """The ids (32 hex digits) of the rows that were new, once their commit is done."""
-        if not rows:
+        if not new.rows:
             return set()
         loop = asyncio.get_running_loop()
-        batch = _Batch(environment, source, received_at, rows, loop, loop.create_future())
+        batch = _Waiting(new, loop, loop.create_future())
         with self._ready:
             if self._thread is None:
                 raise RuntimeError("the telemetry writer is not running")
@@ -87,11 +78,11 @@ class IngestWriter:
                 self._waiting.clear()
             self._write(batches)
 
-    def _write(self, batches: list[_Batch]) -> None:
+    def _write(self, batches: list[_Waiting]) -> None:
         try:
             with self._db.session() as session:
                 connection = session.connection()
-                results = [_insert(connection, batch) for batch in batches]
+                results = [insert_new(connection, waiting.batch) for waiting in batches]
         except Exception:
             if len(batches) == 1:
                 log.exception("telemetry: a batch could not be stored")
@@ -104,12 +95,8 @@ class IngestWriter:
             _settle(batch, result=new)
 
 
-def _insert(connection: Connection, batch: _Batch) -> set[str]:
-    return insert_new(connection, batch.environment, batch.source, batch.received_at, batch.rows)
-
-
 def _settle(
-    batch: _Batch, result: set[str] | None = None, error: BaseException | None = None
+    batch: _Waiting, result: set[str] | None = None, error: BaseException | None = None
 ) -> None:
     def settle() -> None:
         if batch.done.done():  # the request went away (cancelled) meanwhile
