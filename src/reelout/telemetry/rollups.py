@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,7 +86,11 @@ def _fold(session: Session, events: Sequence[tuple[str, Seen]], now: datetime) -
         old = before.get(key, {})
         new = fold(kind, old, arrived)
         for row, sums in change(kind, old, new).items():
-            delta.setdefault((environment, row), Sums()).add(sums)
+            held = delta.get((environment, row))
+            if held is None:
+                delta[(environment, row)] = sums.copy()  # change()'s sums may be shared
+            else:
+                held.add(sums)
         states.append({"environment": environment, "kind": kind, "unit_id": key[2],
                        "state": orjson.dumps(new).decode(), "updated_at": now})  # fmt: skip
     if states:
@@ -98,7 +101,7 @@ def _fold(session: Session, events: Sequence[tuple[str, Seen]], now: datetime) -
 def _upsert(session: Session, table: Any, columns: Sequence[str]) -> Any:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE SET `columns` (SQLite and PostgreSQL)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
+    statement = dialect.insert(table.__table__)  # Core: one executemany, not the ORM's bulk path
     keys = [column.name for column in table.__table__.primary_key.columns]
     return statement.on_conflict_do_update(
         index_elements=keys, set_={name: statement.excluded[name] for name in columns}
@@ -133,7 +136,7 @@ def _apply(session: Session, delta: dict[tuple[str, RowKey], Sums]) -> None:
     hourly: dict[tuple[str, RowKey], Sums] = defaultdict(Sums)
     for (environment, key), sums in delta.items():
         hour = key.minute - key.minute % HOUR_MS
-        hourly[(environment, replace(key, minute=hour, platform="", app_version=""))].add(sums)
+        hourly[(environment, key._replace(minute=hour, platform="", app_version=""))].add(sums)
     _add(session, TelemetryRollup, delta)
     _add(session, TelemetryRollupHour, {k: v for k, v in hourly.items() if not v.is_empty()})
 
@@ -161,19 +164,26 @@ def _at(table: RollupTable) -> Any:
 def _current(
     session: Session, table: RollupTable, delta: dict[tuple[str, RowKey], Sums]
 ) -> dict[tuple[str, RowKey], Sums]:
+    """The stored sums of the rows in `delta` (read as plain rows: every row of those minutes
+    comes back, and only the wanted ones are decoded)."""
     environments = {environment for environment, _ in delta}
     times = {datetime.fromtimestamp(key.minute / 1000, UTC) for _, key in delta}
-    found: dict[tuple[str, RowKey], Sums] = {}
+    minute_rows = table is TelemetryRollup
     at = _at(table)
-    query = select(table, at).where(table.environment.in_(environments), at.in_(times))
-    for row, when in session.execute(query):
-        platform, version = (
-            (row.platform, row.app_version) if table is TelemetryRollup else ("", "")
-        )
-        key = RowKey(int(when.timestamp() * 1000), row.flag, row.variant, platform, version,
-                     row.metric)  # fmt: skip
-        if (row.environment, key) in delta:
-            found[(row.environment, key)] = _sums(row)
+    cohort = (table.platform, table.app_version) if minute_rows else ()  # type: ignore[union-attr]
+    query = select(
+        table.environment, at, table.flag, table.variant, table.metric, *cohort,
+        table.n, table.sum_x, table.sum_x2, table.sum_d, table.sum_d2, table.sum_xd, table.hist,
+    ).where(table.environment.in_(environments), at.in_(times))  # fmt: skip
+    found: dict[tuple[str, RowKey], Sums] = {}
+    for row in session.execute(query):
+        environment, when, flag, variant, metric = row[:5]
+        platform, version = row[5:7] if minute_rows else ("", "")
+        key = (environment, RowKey(int(when.timestamp() * 1000), flag, variant, platform, version,
+                                   metric))  # fmt: skip
+        if key in delta:
+            n, x, x2, d, d2, xd, hist = row[-7:]
+            found[key] = Sums(n, x, x2, d, d2, xd, _hist(hist))
     return found
 
 
