@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -116,18 +116,22 @@ def _kind(name: str) -> UnitKind:
 
 
 def _states(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, State]:
+    """The stored states of these units, asked per environment and kind (`unit_id IN (...)`
+    under equalities: the primary key's index on both engines, where PostgreSQL scanned the
+    whole table for a list of (environment, kind, unit_id) tuples)."""
+    by_group: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for environment, kind, unit_id in keys:
+        by_group[(environment, kind)].append(unit_id)
     found: dict[UnitKey, State] = {}
-    columns = tuple_(TelemetryUnit.environment, TelemetryUnit.kind, TelemetryUnit.unit_id)
-    for start in range(0, len(keys), UNIT_QUERY):
-        part = keys[start : start + UNIT_QUERY]
-        query = select(
-            TelemetryUnit.environment,
-            TelemetryUnit.kind,
-            TelemetryUnit.unit_id,
-            TelemetryUnit.state,
-        ).where(columns.in_(part))
-        for environment, kind, unit_id, state in session.execute(query):
-            found[(environment, kind, unit_id)] = orjson.loads(state)
+    for (environment, kind), ids in by_group.items():
+        for start in range(0, len(ids), UNIT_QUERY):
+            query = select(TelemetryUnit.unit_id, TelemetryUnit.state).where(
+                TelemetryUnit.environment == environment,
+                TelemetryUnit.kind == kind,
+                TelemetryUnit.unit_id.in_(ids[start : start + UNIT_QUERY]),
+            )
+            for unit_id, state in session.execute(query):
+                found[(environment, kind, unit_id)] = orjson.loads(state)
     return found
 
 
