@@ -772,7 +772,7 @@ class Settings(BaseSettings):
         default=400,
         gt=0,
         description=(
-            "Minute rollups older than this are deleted (KPIs and alerts read them; raw events "
+            "Minute and hour rollups older than this are deleted (KPIs and alerts read them; raw events "
             "go sooner, after `REELOUT_TELEMETRY_RAW_RETENTION_DAYS`)."
         ),
     )

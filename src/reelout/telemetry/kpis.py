@@ -6,7 +6,7 @@ and the console."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,20 +114,16 @@ def kpi_table(
     environment = check_environment(core, environment)
     until = until or core.clock.now()
     since = until - window
+    quantiles = [name for name in metrics if METRICS[name].quantiles]
     with core.db.read() as session:
-        by_metric = {
-            name: _variants(rollups.window_rows(session, environment, name, flag or ALL, since, until))
-            for name in metrics
-        }  # fmt: skip
-    rows = [_row(METRICS[name], arms, flag, control, treatment) for name, arms in by_metric.items()]
-    return KpiTable(environment, flag, since, until, rollups.watermark(core), rows)
-
-
-def _variants(rows: Iterable[tuple[str, Sums]]) -> dict[str, Sums]:
-    out: dict[str, Sums] = defaultdict(Sums)
-    for variant, sums in rows:
-        out[variant].add(sums)
-    return dict(out)
+        by_metric = rollups.window_sums(
+            session, environment, metrics, flag or ALL, since, until, quantiles
+        )
+        watermark = rollups.read_watermark(session)
+    rows = [
+        _row(METRICS[name], by_metric.get(name, {}), flag, control, treatment) for name in metrics
+    ]
+    return KpiTable(environment, flag, since, until, watermark, rows)
 
 
 def choose_arms(

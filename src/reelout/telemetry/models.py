@@ -1,4 +1,4 @@
-"""The telemetry tables: raw events (one row per event_id), units' state, minute rollups, cursor."""
+"""The telemetry tables: raw events (one row per event_id), units' state, rollups, the cursor."""
 
 from __future__ import annotations
 
@@ -44,7 +44,19 @@ class TelemetryUnit(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-class TelemetryRollup(Base):
+class RollupSums:
+    """The additive sums of a rollup row (see telemetry.sums)."""
+
+    n: Mapped[float] = mapped_column(Float)
+    sum_x: Mapped[float] = mapped_column(Float)
+    sum_x2: Mapped[float] = mapped_column(Float)
+    sum_d: Mapped[float] = mapped_column(Float)
+    sum_d2: Mapped[float] = mapped_column(Float)
+    sum_xd: Mapped[float] = mapped_column(Float)
+    hist: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TelemetryRollup(RollupSums, Base):
     """One minute of one metric for one cohort (flag and variant, "" = everyone) on one platform
     and app version: the units' additive sums (see telemetry.sums)."""
 
@@ -53,17 +65,24 @@ class TelemetryRollup(Base):
     environment: Mapped[str] = mapped_column(String(64), primary_key=True)
     metric: Mapped[str] = mapped_column(String(48), primary_key=True)
     flag: Mapped[str] = mapped_column(String(255), primary_key=True)
-    minute: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
     variant: Mapped[str] = mapped_column(String(255), primary_key=True)
     platform: Mapped[str] = mapped_column(String(64), primary_key=True)
     app_version: Mapped[str] = mapped_column(String(64), primary_key=True)
-    n: Mapped[float] = mapped_column(Float)
-    sum_x: Mapped[float] = mapped_column(Float)
-    sum_x2: Mapped[float] = mapped_column(Float)
-    sum_d: Mapped[float] = mapped_column(Float)
-    sum_d2: Mapped[float] = mapped_column(Float)
-    sum_xd: Mapped[float] = mapped_column(Float)
-    hist: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TelemetryRollupHour(RollupSums, Base):
+    """One hour of one metric for one cohort, over all platforms and app versions: its minute
+    rows added up, written with them. A long window reads its whole hours here (a few rows per
+    hour) and only its ragged ends minute by minute."""
+
+    __tablename__ = "telemetry_rollups_hourly"
+
+    environment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(48), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
+    variant: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class TelemetryCursor(Base):

@@ -8,25 +8,35 @@ a writer still committing a lower id on PostgreSQL is not skipped.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reelout.context import Core
 from reelout.telemetry.facts import UNIT_KINDS, Seen, State, UnitKind, fold, unit_ids
-from reelout.telemetry.models import TelemetryCursor, TelemetryEvent, TelemetryRollup, TelemetryUnit
+from reelout.telemetry.models import (
+    TelemetryCursor,
+    TelemetryEvent,
+    TelemetryRollup,
+    TelemetryRollupHour,
+    TelemetryUnit,
+)
 from reelout.telemetry.sums import RowKey, Sums, change
 
 CURSOR = "rollups"
 CHUNK_EVENTS = 5_000  # events folded per transaction
 UNIT_QUERY = 400  # unit keys per IN (...) query
 UnitKey = tuple[str, str, str]  # environment, kind, unit id
+RollupTable = type[TelemetryRollup] | type[TelemetryRollupHour]
+HOUR_MS = 3_600_000
+MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def roll_up(core: Core, max_chunks: int = 1_000) -> int:
@@ -76,7 +86,11 @@ def _fold(session: Session, events: Sequence[tuple[str, Seen]], now: datetime) -
         old = before.get(key, {})
         new = fold(kind, old, arrived)
         for row, sums in change(kind, old, new).items():
-            delta.setdefault((environment, row), Sums()).add(sums)
+            held = delta.get((environment, row))
+            if held is None:
+                delta[(environment, row)] = sums.copy()  # change()'s sums may be shared
+            else:
+                held.add(sums)
         states.append({"environment": environment, "kind": kind, "unit_id": key[2],
                        "state": orjson.dumps(new).decode(), "updated_at": now})  # fmt: skip
     if states:
@@ -87,7 +101,7 @@ def _fold(session: Session, events: Sequence[tuple[str, Seen]], now: datetime) -
 def _upsert(session: Session, table: Any, columns: Sequence[str]) -> Any:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE SET `columns` (SQLite and PostgreSQL)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
+    statement = dialect.insert(table.__table__)  # Core: one executemany, not the ORM's bulk path
     keys = [column.name for column in table.__table__.primary_key.columns]
     return statement.on_conflict_do_update(
         index_elements=keys, set_={name: statement.excluded[name] for name in columns}
@@ -102,99 +116,180 @@ def _kind(name: str) -> UnitKind:
 
 
 def _states(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, State]:
+    """The stored states of these units, asked per environment and kind (`unit_id IN (...)`
+    under equalities: the primary key's index on both engines, where PostgreSQL scanned the
+    whole table for a list of (environment, kind, unit_id) tuples)."""
+    by_group: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for environment, kind, unit_id in keys:
+        by_group[(environment, kind)].append(unit_id)
     found: dict[UnitKey, State] = {}
-    columns = tuple_(TelemetryUnit.environment, TelemetryUnit.kind, TelemetryUnit.unit_id)
-    for start in range(0, len(keys), UNIT_QUERY):
-        part = keys[start : start + UNIT_QUERY]
-        query = select(
-            TelemetryUnit.environment,
-            TelemetryUnit.kind,
-            TelemetryUnit.unit_id,
-            TelemetryUnit.state,
-        ).where(columns.in_(part))
-        for environment, kind, unit_id, state in session.execute(query):
-            found[(environment, kind, unit_id)] = orjson.loads(state)
+    for (environment, kind), ids in by_group.items():
+        for start in range(0, len(ids), UNIT_QUERY):
+            query = select(TelemetryUnit.unit_id, TelemetryUnit.state).where(
+                TelemetryUnit.environment == environment,
+                TelemetryUnit.kind == kind,
+                TelemetryUnit.unit_id.in_(ids[start : start + UNIT_QUERY]),
+            )
+            for unit_id, state in session.execute(query):
+                found[(environment, kind, unit_id)] = orjson.loads(state)
     return found
 
 
 def _apply(session: Session, delta: dict[tuple[str, RowKey], Sums]) -> None:
-    """Add each change to its row: the rows read in one query, written in one upsert (the one
-    rollup job is their only writer)."""
+    """Add each change to its minute row and to its hour row."""
+    hourly: dict[tuple[str, RowKey], Sums] = defaultdict(Sums)
+    for (environment, key), sums in delta.items():
+        hour = key.minute - key.minute % HOUR_MS
+        hourly[(environment, key._replace(minute=hour, platform="", app_version=""))].add(sums)
+    _add(session, TelemetryRollup, delta)
+    _add(session, TelemetryRollupHour, {k: v for k, v in hourly.items() if not v.is_empty()})
+
+
+def _add(session: Session, table: RollupTable, delta: dict[tuple[str, RowKey], Sums]) -> None:
+    """The rows read in one query, written in one upsert (the one rollup job is their only
+    writer)."""
     if not delta:
         return
-    current = _current(session, delta)
+    current = _current(session, table, delta)
     rows = []
     for (environment, key), sums in sorted(delta.items()):
         total_ = current.get((environment, key)) or Sums()
         total_.add(sums)
-        rows.append(_values(environment, key, total_))
+        rows.append(_values(table, environment, key, total_))
     columns = ("n", "sum_x", "sum_x2", "sum_d", "sum_d2", "sum_xd", "hist")
-    session.execute(_upsert(session, TelemetryRollup, columns), rows)
+    session.execute(_upsert(session, table, columns), rows)
+
+
+def _at(table: RollupTable) -> Any:
+    """The row's time column: the minute, or the hour."""
+    return table.minute if table is TelemetryRollup else table.hour  # type: ignore[union-attr]
 
 
 def _current(
-    session: Session, delta: dict[tuple[str, RowKey], Sums]
+    session: Session, table: RollupTable, delta: dict[tuple[str, RowKey], Sums]
 ) -> dict[tuple[str, RowKey], Sums]:
+    """The stored sums of the rows in `delta` (read as plain rows: every row of those minutes
+    comes back, and only the wanted ones are decoded)."""
     environments = {environment for environment, _ in delta}
-    minutes = {datetime.fromtimestamp(key.minute / 1000, UTC) for _, key in delta}
+    times = {datetime.fromtimestamp(key.minute / 1000, UTC) for _, key in delta}
+    minute_rows = table is TelemetryRollup
+    at = _at(table)
+    cohort = (table.platform, table.app_version) if minute_rows else ()  # type: ignore[union-attr]
+    query = select(
+        table.environment, at, table.flag, table.variant, table.metric, *cohort,
+        table.n, table.sum_x, table.sum_x2, table.sum_d, table.sum_d2, table.sum_xd, table.hist,
+    ).where(table.environment.in_(environments), at.in_(times))  # fmt: skip
     found: dict[tuple[str, RowKey], Sums] = {}
-    query = select(TelemetryRollup).where(
-        TelemetryRollup.environment.in_(environments), TelemetryRollup.minute.in_(minutes)
-    )
-    for row in session.scalars(query):
-        key = RowKey(int(row.minute.timestamp() * 1000), row.flag, row.variant, row.platform,
-                     row.app_version, row.metric)  # fmt: skip
-        if (row.environment, key) in delta:
-            found[(row.environment, key)] = _sums(row)
+    for row in session.execute(query):
+        environment, when, flag, variant, metric = row[:5]
+        platform, version = row[5:7] if minute_rows else ("", "")
+        key = (environment, RowKey(int(when.timestamp() * 1000), flag, variant, platform, version,
+                                   metric))  # fmt: skip
+        if key in delta:
+            n, x, x2, d, d2, xd, hist = row[-7:]
+            found[key] = Sums(n, x, x2, d, d2, xd, _hist(hist))
     return found
 
 
-def _ident(environment: str, key: RowKey) -> dict[str, Any]:
-    return {
-        "environment": environment,
-        "metric": key.metric,
-        "flag": key.flag,
-        "minute": datetime.fromtimestamp(key.minute / 1000, UTC),
-        "variant": key.variant,
-        "platform": key.platform,
-        "app_version": key.app_version,
-    }
-
-
-def _sums(row: TelemetryRollup) -> Sums:
-    hist = {int(k): v for k, v in orjson.loads(row.hist).items()} if row.hist else {}
-    return Sums(row.n, row.sum_x, row.sum_x2, row.sum_d, row.sum_d2, row.sum_xd, hist)
-
-
-def _values(environment: str, key: RowKey, sums: Sums) -> dict[str, Any]:
+def _values(table: RollupTable, environment: str, key: RowKey, sums: Sums) -> dict[str, Any]:
     hist = orjson.dumps({str(k): v for k, v in sorted(sums.hist.items())}).decode()
-    return {
-        **_ident(environment, key),
+    values = {
+        "environment": environment, "metric": key.metric, "flag": key.flag,
+        _at(table).key: datetime.fromtimestamp(key.minute / 1000, UTC), "variant": key.variant,
         "n": sums.n, "sum_x": sums.x, "sum_x2": sums.x2, "sum_d": sums.d, "sum_d2": sums.d2,
         "sum_xd": sums.xd, "hist": hist if sums.hist else None,
     }  # fmt: skip
+    if table is TelemetryRollup:
+        values |= {"platform": key.platform, "app_version": key.app_version}
+    return values
+
+
+def _sums(row: TelemetryRollup | TelemetryRollupHour) -> Sums:
+    return Sums(row.n, row.sum_x, row.sum_x2, row.sum_d, row.sum_d2, row.sum_xd, _hist(row.hist))
+
+
+def _hist(text: str | None) -> dict[int, float]:
+    return {int(k): v for k, v in orjson.loads(text).items()} if text else {}
 
 
 def watermark(core: Core) -> datetime | None:
     """Every event that arrived before this is in the rollups."""
     with core.db.read() as session:
-        cursor = session.get(TelemetryCursor, CURSOR)
+        return read_watermark(session)
+
+
+def read_watermark(session: Session) -> datetime | None:
+    cursor = session.get(TelemetryCursor, CURSOR)
     return cursor.watermark if cursor else None
 
 
-def window_rows(
+def window_sums(
     session: Session,
     environment: str,
-    metric: str,
+    metrics: Sequence[str],
     flag: str,
     since: datetime,
     until: datetime,
-) -> Iterable[tuple[str, Sums]]:
-    """(variant, sums) of every minute row of a metric and flag ("" = everyone) in
-    [since, until), over all platforms and app versions."""
-    rows = session.scalars(_window(environment, metric, flag, since, until))
-    for row in rows:
-        yield row.variant, _sums(row)
+    quantiles: Collection[str] = (),
+) -> dict[str, dict[str, Sums]]:
+    """metric -> variant -> the sums of its rows of `flag` ("" = everyone) in [since, until),
+    over all platforms and app versions, added up by the database; the histograms too for the
+    metrics in `quantiles`."""
+    out: dict[str, dict[str, Sums]] = defaultdict(lambda: defaultdict(Sums))
+    for table, start, end in spans(since, until):
+        at = _at(table)
+        where = (table.environment == environment, table.flag == flag, at >= start, at < end)
+        totals = (
+            select(table.metric, table.variant, *_summed(table))
+            .where(table.metric.in_(metrics), *where)
+            .group_by(table.metric, table.variant)
+        )
+        for metric, variant, *values in session.execute(totals):
+            out[metric][variant].add(Sums(*values))
+        if wanted := [name for name in metrics if name in quantiles]:
+            hists = select(table.metric, table.variant, table.hist).where(
+                table.metric.in_(wanted), *where, table.hist.is_not(None)
+            )
+            for (metric, variant), hist in _merged(session.execute(hists)).items():
+                out[metric][variant].add(Sums(hist=hist))
+    return {metric: dict(arms) for metric, arms in out.items()}
+
+
+def _merged(rows: Iterable[Any]) -> dict[tuple[str, str], dict[int, float]]:
+    """The histograms of the rows added up per (metric, variant): counted as decoded (a few
+    thousand rows for a week), the buckets made numbers once at the end."""
+    merged: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for metric, variant, hist in rows:
+        merged[(metric, variant)].update(orjson.loads(hist))
+    return {
+        key: {int(bucket): count for bucket, count in counts.items() if abs(count) >= 1e-9}
+        for key, counts in merged.items()
+    }
+
+
+def _summed(table: RollupTable) -> list[Any]:
+    columns = (table.n, table.sum_x, table.sum_x2, table.sum_d, table.sum_d2, table.sum_xd)
+    return [func.sum(column) for column in columns]
+
+
+def spans(since: datetime, until: datetime) -> list[tuple[RollupTable, datetime, datetime]]:
+    """The rows that hold exactly the minutes in [since, until): the whole hours from the hour
+    rows, the ragged ends from the minute rows (each as [start, end) of its time column)."""
+    start, end = _ceil(since, MINUTE), _ceil(until, MINUTE)
+    first_hour, last_hour = _ceil(start, HOUR), end - (end - EPOCH) % HOUR
+    if first_hour >= last_hour:
+        return [(TelemetryRollup, start, end)] if start < end else []
+    parts: list[tuple[RollupTable, datetime, datetime]] = [
+        (TelemetryRollup, start, first_hour),
+        (TelemetryRollupHour, first_hour, last_hour),
+        (TelemetryRollup, last_hour, end),
+    ]
+    return [(table, a, b) for table, a, b in parts if a < b]
+
+
+def _ceil(at: datetime, step: timedelta) -> datetime:
+    over = (at - EPOCH) % step
+    return at - over + step if over else at
 
 
 def purge(core: Core) -> int:
@@ -205,8 +300,11 @@ def purge(core: Core) -> int:
     idle_units = now - timedelta(days=settings.telemetry_raw_retention_days)
     with core.db.session() as session:
         rows = session.execute(delete(TelemetryRollup).where(TelemetryRollup.minute < old_rows))
+        hours = session.execute(  # the hours all of whose minutes went
+            delete(TelemetryRollupHour).where(TelemetryRollupHour.hour <= old_rows - HOUR)
+        )
         units = session.execute(delete(TelemetryUnit).where(TelemetryUnit.updated_at < idle_units))
-    return int(getattr(rows, "rowcount", 0)) + int(getattr(units, "rowcount", 0))
+    return sum(int(getattr(result, "rowcount", 0)) for result in (rows, hours, units))
 
 
 def minute_rows(
@@ -221,16 +319,20 @@ def minute_rows(
 def labelled_rows(
     session: Session, metric: str, since: datetime, until: datetime, environment: str | None
 ) -> Iterable[tuple[str, str, str, Sums]]:
-    """(environment, flag, variant, sums) of every row of a metric in [since, until)."""
-    query = select(TelemetryRollup).where(
-        TelemetryRollup.metric == metric,
-        TelemetryRollup.minute >= since,
-        TelemetryRollup.minute < until,
-    )
-    if environment not in (None, "*"):
-        query = query.where(TelemetryRollup.environment == environment)
-    for row in session.scalars(query):
-        yield row.environment, row.flag, row.variant, _sums(row)
+    """(environment, flag, variant, sums) of a metric in [since, until), added up by the
+    database over minutes, platforms and app versions (without histograms)."""
+    for table, start, end in spans(since, until):
+        at = _at(table)
+        labels = (table.environment, table.flag, table.variant)
+        query = (
+            select(*labels, *_summed(table))
+            .where(table.metric == metric, at >= start, at < end)
+            .group_by(*labels)
+        )
+        if environment not in (None, "*"):
+            query = query.where(table.environment == environment)
+        for found_environment, flag, variant, *values in session.execute(query):
+            yield found_environment, flag, variant, Sums(*values)
 
 
 def _window(environment: str, metric: str, flag: str, since: datetime, until: datetime) -> Any:

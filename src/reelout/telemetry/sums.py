@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from reelout.stats.compare import Estimate, Moments, RatioMoments, moments_estimate, ratio_estimate
-from reelout.telemetry.facts import State, UnitKind, attribution, facts
+from reelout.telemetry.facts import UNIT_KINDS, State, UnitKind, attribution, facts
 from reelout.telemetry.metrics import CATALOGUE, Metric
 
 MINUTE_MS = 60_000
@@ -22,10 +23,9 @@ BUCKET_GROWTH = 1.05  # histogram buckets: a quantile is good to about ±2.5 %
 ALL = ""  # the flag and variant of the row that counts every unit
 
 
-@dataclass(frozen=True, order=True)
-class RowKey:
+class RowKey(NamedTuple):
     """Where a unit's numbers go: minute (ms), flag and variant ("" = all), platform,
-    app version, metric."""
+    app version, metric. A named tuple: hashed and compared in C, the rollups' hottest keys."""
 
     minute: int
     flag: str
@@ -35,7 +35,7 @@ class RowKey:
     metric: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Sums:
     """Additive sums over units: n units, x and d with their squares and product, and a sparse
     histogram of x (bucket -> units) for quantile metrics."""
@@ -61,6 +61,13 @@ class Sums:
                 self.hist.pop(bucket, None)
             else:
                 self.hist[bucket] = left
+
+    def copy(self) -> Sums:
+        return Sums(self.n, self.x, self.x2, self.d, self.d2, self.xd, dict(self.hist))
+
+    def negated(self) -> Sums:
+        hist = {bucket: -count for bucket, count in self.hist.items()}
+        return Sums(-self.n, -self.x, -self.x2, -self.d, -self.d2, -self.xd, hist)
 
     @classmethod
     def of_unit(cls, x: float, d: float, quantiles: bool) -> Sums:
@@ -101,34 +108,52 @@ def quantile(hist: Mapping[int, float], q: float) -> float | None:
 
 
 def metrics_of(kind: UnitKind) -> tuple[Metric, ...]:
-    return tuple(metric for metric in CATALOGUE if metric.unit == kind)
+    return _BY_KIND[kind]
+
+
+_BY_KIND = {
+    kind: tuple(metric for metric in CATALOGUE if metric.unit == kind) for kind in UNIT_KINDS
+}
 
 
 def contributions(kind: UnitKind, state: State) -> dict[RowKey, Sums]:
-    """What a unit in `state` puts into each rollup row (nothing before its first event)."""
+    """What a unit in `state` puts into each rollup row (nothing before its first event). The
+    rows of one metric share one object: add it to yours, never change it."""
     if "_at" not in state:
         return {}
     at, platform, app_version, arms = attribution(state)
     minute = at - at % MINUTE_MS
     unit_facts = facts(kind, state)
     out: dict[RowKey, Sums] = {}
+    cohorts = [(ALL, ALL), *sorted(arms.items())]
     for metric in metrics_of(kind):
         counted = metric.contribution(unit_facts)
         if counted is None:
             continue
-        for flag, variant in [(ALL, ALL), *sorted(arms.items())]:
-            key = RowKey(minute, flag, variant, platform, app_version, metric.name)
-            out[key] = Sums.of_unit(*counted, metric.quantiles)
+        unit = Sums.of_unit(*counted, metric.quantiles)  # one object for every cohort's row
+        for flag, variant in cohorts:
+            out[RowKey(minute, flag, variant, platform, app_version, metric.name)] = unit
     return out
 
 
 def change(kind: UnitKind, before: State, after: State) -> dict[RowKey, Sums]:
-    """The rows' change when a unit moves from `before` to `after`."""
-    delta: dict[RowKey, Sums] = {}
-    for sign, state in ((-1.0, before), (1.0, after)):
-        for key, sums in contributions(kind, state).items():
-            delta.setdefault(key, Sums()).add(sums, sign)
-    return {key: sums for key, sums in delta.items() if not sums.is_empty()}
+    """The rows' change when a unit moves from `before` to `after`. The sums may be shared
+    between rows: add them to yours, never change them."""
+    delta = contributions(kind, after)
+    for key, old in contributions(kind, before).items():
+        new = delta.get(key)
+        if new is None:
+            delta[key] = old.negated()
+        elif new == old:
+            del delta[key]  # the same numbers: no change
+        else:
+            moved = new.copy()
+            moved.add(old, -1.0)
+            if moved.is_empty():
+                del delta[key]
+            else:
+                delta[key] = moved
+    return delta
 
 
 def total(rows: Iterable[Sums]) -> Sums:
