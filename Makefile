@@ -1,5 +1,8 @@
 # Two set-up commands: `make run` and `make test`. Both install what is missing first.
 PYTHON ?= python3
+# Test processes: one more than the 2 cores the suite is sized for, since many tests wait on
+# servers, browsers and ffmpeg and a third process fills those waits.
+TEST_WORKERS ?= 3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
@@ -48,7 +51,7 @@ test: $(STAMP) node web
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(MKDOCS) build --quiet
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The docs site (docs/, mkdocs.yml): strict, offline; output in build/docs/ (git-ignored).
 MKDOCS = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
