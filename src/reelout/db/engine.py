@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from reelout.db.writer_turn import WriterTurn
 
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another to finish
 
@@ -21,6 +22,13 @@ def _normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def _lock_file(database: str | None) -> Path | None:
+    """The lock file the writers of an SQLite database file take turns on (none in memory)."""
+    if not database or database == ":memory:":
+        return None
+    return Path(f"{database}-writer.lock")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,10 +62,7 @@ class Database:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READONLY: True}), expire_on_commit=False
         )
-        # SQLite has one writer at a time. Threads of this process queue here, woken the moment
-        # the writer commits, instead of in SQLite's busy handler, which sleeps and polls (up to
-        # 100 ms a try): under concurrent writes that sleeping, not the writing, set the pace.
-        self._write_turn = threading.RLock()
+        self._turn = WriterTurn(_lock_file(parsed.database), BUSY_TIMEOUT_MS / 1000)
 
     def _create_engine(self, database: str | None) -> Engine:
         if not self.is_sqlite:
@@ -73,21 +78,12 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._turn(), self._sessions() as session, session.begin():
+        with self._write_turn(), self._sessions() as session, session.begin():
             yield session
 
-    @contextmanager
-    def _turn(self) -> Iterator[None]:
-        """This thread's turn to write (SQLite); as long a wait as SQLite's own busy timeout."""
-        if not self.is_sqlite:
-            yield
-            return
-        if not self._write_turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-            raise TimeoutError(f"another writer held the database for {BUSY_TIMEOUT_MS} ms")
-        try:
-            yield
-        finally:
-            self._write_turn.release()
+    def _write_turn(self) -> AbstractContextManager[None]:
+        """SQLite has one writer at a time: wait for this one's turn (db.writer_turn)."""
+        return self._turn.taken() if self.is_sqlite else nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -102,3 +98,4 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._turn.close()
