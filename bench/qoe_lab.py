@@ -145,7 +145,7 @@ async function finish(cut) {{
 setTimeout(() => finish(true), cfg.capMs);
 t0 = t();
 if (cfg.arm === "ladder") {{
-  hls = new Hls();
+  hls = new Hls(cfg.hlsConfig || {{}});
   view = tel.attachHls(hls, video, {{ videoId: cfg.videoId, autoplay: true }});
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {{}}));
   hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => m.heights.push(hls.levels[d.level].height));
@@ -317,6 +317,7 @@ class Lab:
     video: dict[str, Any]
     play_seconds: float | None
     cap_s: float
+    hls_config: dict[str, Any]
 
 
 def play_once(browser: Any, lab: Lab, profile: Profile, arm: str, rnd: int) -> Play:
@@ -341,6 +342,7 @@ def play_once(browser: Any, lab: Lab, profile: Profile, arm: str, rnd: int) -> P
             "src": playback["hls"] if arm == "ladder" else playback["mp4"],
             "playSeconds": lab.play_seconds,
             "capMs": int(lab.cap_s * 1000),
+            "hlsConfig": lab.hls_config,
         }
         page.goto(lab.page_url + "#" + quote(json.dumps(cfg)))
         start = time.monotonic()
@@ -381,6 +383,7 @@ class Plan:
     profiles: list[Profile]
     cap_s: float
     ready_timeout_s: float
+    hls_config: dict[str, Any]
 
 
 def run(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
@@ -409,7 +412,7 @@ def run(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
                 sync_playwright() as pw,
             ):
                 browser = pw.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
-                lab = Lab(url, key, video, play_seconds, plan.cap_s)
+                lab = Lab(url, key, video, play_seconds, plan.cap_s, plan.hls_config)
                 for rnd in range(plan.plays):
                     for profile in plan.profiles:
                         for arm in ARMS[:: 1 if rnd % 2 == 0 else -1]:
@@ -589,6 +592,13 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool, Path | None]:
     ap.add_argument(
         "--quick", action="store_true", help=f"smoke run: 1 view each, {QUICK_SECONDS} s of clip"
     )
+    ap.add_argument(
+        "--hls-config",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="hls.js options for the ladder arm, e.g. '{\"startFragPrefetch\": true}' (default: none)",
+    )
     ap.add_argument("--json", action="store_true", help="print the results as JSON only")
     ap.add_argument("--save", type=Path, metavar="FILE", help="also write the JSON to FILE")
     args = ap.parse_args(argv)
@@ -598,7 +608,8 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool, Path | None]:
         ap.error(f"no profile among {wanted}; choose from {[p.name for p in PROFILES]}")
     plays = 1 if args.quick else max(1, args.plays)
     cap = min(args.cap, 120.0) if args.quick else args.cap
-    return Plan(plays, args.quick, profiles, cap, 600.0), args.json, args.save
+    plan = Plan(plays, args.quick, profiles, cap, 600.0, args.hls_config)
+    return plan, args.json, args.save
 
 
 def main(argv: list[str] | None = None) -> int:
