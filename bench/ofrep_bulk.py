@@ -334,14 +334,20 @@ class Loaded:
     body: bytes
 
 
+def client_key(server: Server, environment: str, name: str) -> str:
+    """A new client key of `environment` (the admin API, with the bench's admin token)."""
+    spec = {"scope": "client", "environment": environment, "name": name}
+    status, _, body = call(server, "POST", "/api/v1/keys", spec)
+    _expect("POST /api/v1/keys", status, (200, 201), body)
+    key: str = json.loads(body)["key"]
+    return key
+
+
 def load(server: Server) -> Loaded:
     """PUT the flag set, create a client key, and check both paths once by hand."""
     status, _, body = call(server, "PUT", f"/api/v1/environments/{ENVIRONMENT}/flagset", flag_set())
     _expect("PUT flagset", status, (200, 201), body)
-    spec = {"scope": "client", "environment": ENVIRONMENT, "name": "ofrep-bench"}
-    status, _, body = call(server, "POST", "/api/v1/keys", spec)
-    _expect("POST /api/v1/keys", status, (200, 201), body)
-    key = json.loads(body)["key"]
+    key = client_key(server, ENVIRONMENT, "ofrep-bench")
     auth = {"Authorization": f"Bearer {key}"}
     status, headers, body = call(server, "POST", PATH, {"context": FIXED_CONTEXT}, auth)
     _expect("bulk evaluation", status, (200,), body)

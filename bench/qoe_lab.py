@@ -28,7 +28,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Server, free_port, send_request, start_reelout, work_dir
-from ofrep_bulk import _expect, call, machine
+from ofrep_bulk import _expect, call, client_key, machine
 from transcode import make_source
 
 ENVIRONMENT = "production"
@@ -233,14 +233,6 @@ def wait_ready(
     raise RuntimeError(f"the video was not ready within {timeout:.0f} s")
 
 
-def client_key(server: Server) -> str:
-    spec = {"scope": "client", "environment": ENVIRONMENT, "name": "qoe-lab"}
-    status, _, body = call(server, "POST", "/api/v1/keys", spec)
-    _expect("POST /api/v1/keys", status, (200, 201), body)
-    key: str = json.loads(body)["key"]
-    return key
-
-
 def kpis(server: Server, profile: Profile) -> dict[str, Any]:
     """GET /api/v1/kpis for the profile's flag: mp4 as control, ladder as treatment."""
     query = [("environment", ENVIRONMENT), ("flag", profile.flag), ("window", "24h")]
@@ -404,7 +396,7 @@ def run(plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
             ready_s = time.monotonic() - t0
             rungs = [f"{r['height']}p {r['bandwidth'] / 1e6:.2f}" for r in video["renditions"]]
             say(f"ready after {ready_s:.0f} s; rungs (Mbit/s, peak): {', '.join(rungs)}")
-            key = client_key(server)
+            key = client_key(server, ENVIRONMENT, "qoe-lab")
             play_seconds = QUICK_SECONDS if plan.quick else None
             plays: list[Play] = []
             with (

@@ -33,9 +33,8 @@ from common import ROOT, Server, UsageSampler, free_port, scratch_postgres, work
 from ofrep_bulk import (
     LUA_COMMON,
     Plan,
-    _expect,
     _popen,
-    call,
+    client_key,
     machine,
     settle,
     start_ours,
@@ -194,14 +193,6 @@ def started(start: Callable[[], Server], tries: int = 4) -> Server:
     raise AssertionError("unreachable")
 
 
-def client_key(server: Server) -> str:
-    spec = {"scope": "client", "environment": ENVIRONMENT, "name": "telemetry-bench"}
-    status, _, body = call(server, "POST", "/api/v1/keys", spec)
-    _expect("POST /api/v1/keys", status, (200, 201), body)
-    key: str = json.loads(body)["key"]
-    return key
-
-
 # -- counting what is stored --------------------------------------------------------------------
 
 
@@ -305,7 +296,7 @@ def run_config(
     try:
         ours = started(lambda: start_ours(folder, workers, database_url, plan.settings))
         servers.append(ours)
-        key = client_key(ours)
+        key = client_key(ours, ENVIRONMENT, "telemetry-bench")
         limit = started(lambda: start_limit(folder, workers))
         servers.append(limit)
         scripts = {}
@@ -338,7 +329,7 @@ def kill_nine(plan: Plan, database_url: str | None, say: Callable[[str], None], 
     folder = tmp / f"kill-{'postgresql' if database_url else 'sqlite'}"
     folder.mkdir()
     ours = started(lambda: start_ours(folder, plan.workers[0], database_url, plan.settings))
-    key = client_key(ours)
+    key = client_key(ours, ENVIRONMENT, "telemetry-bench")
     script = folder / "counting.lua"
     script.write_text(lua_script(key, secrets.token_hex(4), counting=True))
     cmd = ["wrk", f"-t{plan.threads}", f"-c{plan.connections}", f"-d{plan.seconds}s"]
