@@ -62,7 +62,12 @@ class Database:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READONLY: True}), expire_on_commit=False
         )
-        self._turn = WriterTurn(_lock_file(parsed.database), BUSY_TIMEOUT_MS / 1000)
+        # SQLite has one writer at a time: each waits for its turn (db.writer_turn)
+        self._turn = (
+            WriterTurn(_lock_file(parsed.database), BUSY_TIMEOUT_MS / 1000)
+            if self.is_sqlite
+            else None
+        )
 
     def _create_engine(self, database: str | None) -> Engine:
         if not self.is_sqlite:
@@ -82,8 +87,7 @@ class Database:
             yield session
 
     def _write_turn(self) -> AbstractContextManager[None]:
-        """SQLite has one writer at a time: wait for this one's turn (db.writer_turn)."""
-        return self._turn.taken() if self.is_sqlite else nullcontext()
+        return self._turn.taken() if self._turn else nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -98,4 +102,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        self._turn.close()
+        if self._turn:
+            self._turn.close()
