@@ -122,6 +122,8 @@ def test_an_upload_naming_its_uploader_counts_in_the_arm_ofrep_served_them(
         assert api.post(url, json=named).status_code == 201
         anonymous = {"file_base64": base64.b64encode(b"nor this").decode()}
         assert api.post(url, json=anonymous).status_code == 201
+        unusable = {"file_base64": base64.b64encode(b"nor that").decode(), "viewer_id": "x" * 300}
+        assert api.post(url, json=unusable).status_code == 201  # counted for everyone only
     run_jobs(live.runtime, tick=True)
     uploads = [e for e in stored(live) if e["type"] == "upload_completed"]
     by_viewer = {e["viewer_id"].split(":")[0]: e["flags"] for e in uploads}
