@@ -175,3 +175,29 @@ def test_a_deferred_partial_being_written_holds_the_links_budget(tmp_path: Path)
             assert done.headers["upload-offset"] == "50"
             assert create(phone, **PARTIAL, **{"Upload-Length": "51"}).status_code == 413
             assert create(phone, **PARTIAL, **{"Upload-Length": "50"}).status_code == 201
+
+
+def test_a_links_upload_metadata_joins_the_videos_meta_but_moves_nothing(
+    server: LiveServer,
+) -> None:
+    """The uploader's tus metadata is kept beside the link's `meta` (its keys winning, as a
+    direct upload's fields do), but `order_id` and `stage` there attach the video to no order:
+    the link decided that."""
+    with server.client() as api:
+        made = api.post("/api/v1/videos", json={"max_bytes": 100, "meta": {"title": "dock 4"}})
+    uid = made.json()["uid"]
+    metadata = "viewer_id dTc=,order_id WC05,stage d29yaw==,title bW9ub3BvbHk="
+    with server.client(token=made.json()["upload"]["token"]) as uploader:
+        reply = create(uploader, **{"Upload-Length": "10", "Upload-Metadata": metadata})
+    assert reply.status_code == 201, reply.text
+    with server.client() as api:
+        video = api.get(f"/api/v1/videos/{uid}").json()
+        in_orders = api.get("/api/v1/videos", params={"order_id": "X-9"}).json()
+    assert video["meta"] == {
+        "title": "monopoly",
+        "viewer_id": "u7",
+        "order_id": "X-9",
+        "stage": "work",
+    }
+    assert video.get("order_id") is None and video.get("stage") is None
+    assert uid not in {v["uid"] for v in in_orders["videos"]}
