@@ -262,8 +262,17 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
+def _ratio(units: float, fixed: int) -> str:
+    return "-" if math.isinf(units) else f"{units / fixed:.2f}x"
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: a rule that never rolled back gives null."""
+    return None if math.isinf(value) else value
+
+
 def _ticks(units: float, per_tick: int) -> str:
-    return "never" if math.isinf(units) else f"{units:,.0f} ({units / per_tick:.0f})"
+    return "past --max-ticks" if math.isinf(units) else f"{units:,.0f} ({units / per_tick:.0f})"
 
 
 def _verdict(rate: Rate, target: float) -> str:
@@ -319,8 +328,7 @@ def print_power(
     def units(value: Callable[[Detection], float]) -> Callable[[Detection], tuple[str, str, str]]:
         def cells(d: Detection) -> tuple[str, str, str]:
             v = value(d)
-            return (_ticks(v, d.units_per_tick), f"{v / d.fixed_n:.2f}x",
-                    f"{v / d.fixed_n_two_sided:.2f}x")  # fmt: skip
+            return _ticks(v, d.units_per_tick), _ratio(v, d.fixed_n), _ratio(v, d.fixed_n_two_sided)
 
         return cells
 
@@ -402,7 +410,10 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_after": load_after,
             "load": asdict(load) | {"alpha_k": load.alpha_k},
             "aa": [asdict(r) | {"rate": r.rate, "wilson95": r.interval} for r in rates],
-            "power": [asdict(d) for d in found],
+            "power": [
+                {k: _finite(v) if isinstance(v, float) else v for k, v in asdict(d).items()}
+                for d in found
+            ],
             "fixed_horizon_power": [{"alpha": a, "power": p} for a, p in fixed_power.items()],
             "peer_max_abs_z_gap": peer_gap,
             "cpu_s": {"aa": aa_cpu, "power": power_cpu},
