@@ -208,18 +208,21 @@ def _judge(g: Guardrail, s: Snapshot, c: _Context) -> _Judged:
         return _Judged(_verdict(g, n, "not_yet", message))
     if g.metric in s.dismissed:
         return _Judged(_verdict(g, n, "dismissed", "dismissed by an operator"))
-    arms = n[:1] if c.stage.monitor_only else n
-    if min(arms) < max(1, g.min_events_per_arm):
-        return _Judged(
-            _verdict(
-                g, n, "insufficient", f"n={_ns(n)} < min_events_per_arm {g.min_events_per_arm}"
-            )
-        )
+    need = max(1, g.min_events_per_arm)
+    if n[0] < need:
+        return _Judged(_verdict(g, n, "insufficient", _too_few(n, g)))
     absolute = _absolute(g, treated or Sums(), n, c) if g.absolute else None
     compared = None
     if g.vs_control is not None and not c.stage.monitor_only:
-        compared = _compare(g, treated or Sums(), control or Sums(), n, c)
+        if n[1] < need:  # the kill switch still judges the treatment alone
+            compared = _Judged(_verdict(g, n, "insufficient", _too_few(n, g)))
+        else:
+            compared = _compare(g, treated or Sums(), control or Sums(), n, c)
     return _combine(g, n, absolute, compared)
+
+
+def _too_few(n: tuple[int, int], g: Guardrail) -> str:
+    return f"n={_ns(n)} < min_events_per_arm {g.min_events_per_arm}"
 
 
 def _combine(
@@ -229,7 +232,7 @@ def _combine(
     if not checks:  # a comparison only, on a stage without a control
         return _Judged(_verdict(g, n, "inconclusive", "no control to compare with at this stage"))
     acts = tuple(act for j in checks for act in j.acts) if g.role != "info" else ()
-    for state in ("fail", "breach", "inconclusive", "insufficient"):
+    for state in ("fail", "breach", "insufficient", "inconclusive"):
         for j in checks:
             if j.verdict.state == state:
                 return _Judged(j.verdict, acts)
@@ -262,7 +265,7 @@ def _absolute(g: Guardrail, sums: Sums, n: tuple[int, int], c: _Context) -> _Jud
     head = f'guardrail "{g.metric}" BREACH' if breached else f'"{g.metric}"'
     message = (
         f"{head}: {word} {_num(bound)} {sign if breached else 'vs'} limit {_num(limit)}"
-        f" (value {_num(value.mean)}, n={n[0]}, {ALPHA}={_num(alpha, 3)})"
+        f" (value {_num(value.mean)}, n={n[0]}, {ALPHA}={_num(alpha)})"
     )
     verdict = MetricVerdict(
         g.metric, g.role, test, value.mean, lower, upper, *n, limit, alpha, state, message
@@ -291,7 +294,7 @@ def _compare(
     relation = ">" if failed else "≤"
     message = (
         f'guardrail "{g.metric}" {word}: harm lower bound {_num(lower)} {relation} margin'
-        f" {_num(margin)}{' (relative)' if relative else ''} (n={_ns(n)}, {ALPHA}={_num(alpha, 3)})"
+        f" {_num(margin)}{' (relative)' if relative else ''} (n={_ns(n)}, {ALPHA}={_num(alpha)})"
     )
     verdict = MetricVerdict(
         g.metric, g.role, "asymptotic_cs", effect, lower, upper, *n, margin, alpha, state, message
@@ -401,7 +404,7 @@ def _policy(
 # ---- output --------------------------------------------------------------------------------
 
 
-def _num(value: float, digits: int = 4) -> str:
+def _num(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 

@@ -266,5 +266,8 @@ def sample_size_per_arm(p1: float, p2: float, alpha: float = 0.05, power: float 
 
 
 def sidak(alpha: float, tests: int) -> float:
-    """F13: the per-test alpha that keeps the family-wise error at `alpha` over `tests` tests."""
+    """F13: the per-test alpha that keeps the family-wise error at `alpha` over `tests` tests
+    (`alpha` itself, exactly, for one test)."""
+    if tests == 1:
+        return alpha
     return float(1 - (1 - alpha) ** (1 / tests))
