@@ -182,7 +182,7 @@ def test_a_proven_regression_rolls_back_with_a_reason_a_person_can_read() -> Non
     (reason,) = got.reasons
     assert re.fullmatch(
         r'guardrail "error_rate" FAIL: harm lower bound 0\.00\d\d\d > margin 0 '
-        r"\(n=12000/12000, α=0\.05\)",  # noqa: RUF001 (the reason writes α)
+        r"\(n=12000/12000, α=0\.05\)",  # noqa: RUF001 (the reason writes alpha as a Greek letter)
         reason,
     ), reason
     v = verdict(got, "error_rate")
