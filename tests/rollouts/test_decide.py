@@ -285,6 +285,24 @@ def test_the_kill_switch_of_a_mean_uses_the_normal_bound_of_its_estimate() -> No
     assert (got.decision, v.state, v.test) == ("pause", "breach", "normal")
 
 
+def test_startup_time_is_compared_on_the_log_scale_with_an_absolute_margin() -> None:
+    """video_startup_log_ms is each viewer's mean ln(ms): 0.15 higher is about 16% slower, past
+    the 0.05 (about 5%) the seed tolerates; 0.02 higher is within it."""
+    rng = np.random.default_rng(3)
+    control = units(rng.normal(7.6, 0.5, 3000))  # about 2 s
+    guardrail = {"metric": "video_startup_log_ms", "role": "guardrail",
+                 "vs_control": {"margin_abs": 0.05}}  # fmt: skip
+    plan = plan_with(guardrails=[guardrail])
+    slower = units(rng.normal(7.75, 0.5, 3000))
+    got = decide(plan, snapshot(arm(3000, video_startup_log_ms=slower),
+                                arm(3000, video_startup_log_ms=control)))  # fmt: skip
+    assert got.decision == "rollback" and verdict(got, "video_startup_log_ms").state == "fail"
+    close = units(rng.normal(7.62, 0.5, 3000))
+    got = decide(plan, snapshot(arm(3000, video_startup_log_ms=close),
+                                arm(3000, video_startup_log_ms=control)))  # fmt: skip
+    assert got.decision == "hold" and verdict(got, "video_startup_log_ms").state != "fail"
+
+
 def test_a_signal_holds_where_a_guardrail_would_roll_back() -> None:
     """Rebuffering, a ratio (Σ stall ms / Σ viewing ms per view, the delta method), judged
     relative to the control: 30% more stalling is proven harm beyond a 10% margin."""

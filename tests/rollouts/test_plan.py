@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reelout.rollouts.plan import Plan, PlanInvalid, load_plan, seed_template
 from reelout.stats.compare import sample_size_per_arm
@@ -101,6 +103,37 @@ def test_a_plan_round_trips_through_its_json() -> None:
     assert load_plan(json.dumps(dumped)) == plan
 
 
+@st.composite
+def plans(draw: st.DrawFn) -> str:
+    """Valid plans: rising percents ending (or not) at a monitor-only 100, durations in seconds
+    or words, guardrails with either margin."""
+    percents = sorted(draw(st.sets(st.integers(1, 99), min_size=1, max_size=5)))
+    stages: list[dict[str, object]] = []
+    for percent in percents:
+        low = draw(st.integers(1, 10 * 86400))
+        stage: dict[str, object] = {"percent": percent, "min_duration": low,
+                                    "warmup": draw(st.sampled_from(["0s", "5m", "1h30m"]))}  # fmt: skip
+        if draw(st.booleans()):
+            stage["max_duration"] = low + draw(st.integers(0, 86400))
+        stages.append(stage)
+    if draw(st.booleans()):
+        stages.append({"percent": 100, "min_duration": "1d", "monitor_only": True})
+    metrics = draw(st.lists(st.sampled_from(sorted(METRICS)), unique=True, max_size=4))
+    guardrails = [
+        {"metric": m, "role": draw(st.sampled_from(["critical", "guardrail", "signal", "info"])),
+         "vs_control": {draw(st.sampled_from(["margin_abs", "margin_rel"])): draw(st.floats(0, 1))}}
+        for m in metrics
+    ]  # fmt: skip
+    return edited(stages=stages, guardrails=guardrails)
+
+
+@settings(max_examples=50, deadline=None)
+@given(plans())
+def test_any_valid_plan_round_trips_through_its_json(text: str) -> None:
+    plan = load_plan(text)
+    assert load_plan(json.dumps(plan.model_dump(mode="json"))) == plan
+
+
 def test_the_spec_example_loads_once_given_its_environment_treatment_and_catalogue_names() -> None:
     """The §4.1 example predates the contract: it names no environment and no treatment, and two
     metrics by names the catalogue does not use. Refused as written, with exactly those problems;
@@ -121,6 +154,7 @@ def test_the_spec_example_loads_once_given_its_environment_treatment_and_catalog
         .replace("rebuffer_pct", "rebuffer_percentage")
     )  # fmt: skip
     plan = load_plan(fixed)
+    assert load_plan(json.dumps(plan.model_dump(mode="json"))) == plan
     assert [s.percent for s in plan.stages] == [10, 25, 50, 100]
     assert plan.stages[2].max_duration == timedelta(hours=72) and plan.stages[3].monitor_only
     assert plan.stats.sequential.tuning_n == 20000
