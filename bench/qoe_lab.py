@@ -45,6 +45,7 @@ METRICS = (
     "exits_before_video_start",
     "video_startup_failure",
 )
+CONSOLE_HLS_CONFIG = {"startLevel": 0}  # the console's player (web/static/player.js HLS_CONFIG)
 BROWSER_ARGS = ["--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 
 
@@ -587,9 +588,10 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool, Path | None]:
     ap.add_argument(
         "--hls-config",
         type=json.loads,
-        default={},
+        default=CONSOLE_HLS_CONFIG,
         metavar="JSON",
-        help="hls.js options for the ladder arm, e.g. '{\"startFragPrefetch\": true}' (default: none)",
+        help="hls.js options for the ladder arm (default: the console player's, "
+        f"{json.dumps(CONSOLE_HLS_CONFIG)}; '{{}}' for hls.js' own defaults)",
     )
     ap.add_argument("--json", action="store_true", help="print the results as JSON only")
     ap.add_argument("--save", type=Path, metavar="FILE", help="also write the JSON to FILE")

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import m3u8
 import pytest
-from playwright.sync_api import Browser, Route
+from playwright.sync_api import Browser, Request, Route
 
 from tests.support.live import LiveServer
 from tests.support.waiting import wait_until
@@ -108,6 +108,29 @@ def test_hls_js_plays_the_master_to_the_end(
     )
 
 
+def test_the_player_starts_on_the_lowest_rung(
+    console: Console, videos: dict[str, dict[str, Any]]
+) -> None:
+    """hls.js starts on the lowest rung (startLevel 0): the smallest first segment is the
+    fastest start on every link (bench/qoe_lab.py); its ABR climbs from there."""
+    body = videos["landscape"]
+    assert len(body["renditions"]) > 1
+    segments: list[str] = []
+
+    def on_request(request: Request) -> None:
+        if "/seg_" in request.url:
+            segments.append(request.url)
+
+    console.page.on("request", on_request)
+    try:
+        watch(console, body["uid"])
+        console.wait("$('player').currentTime > 0")
+    finally:
+        console.page.remove_listener("request", on_request)
+    lowest = min(body["renditions"], key=lambda r: r["height"])
+    assert f"/{lowest['name']}/seg_00000.m4s" in segments[0], segments[:3]
+
+
 def test_rendition_selector_switches_to_the_chosen_level(
     console: Console, videos: dict[str, dict[str, Any]]
 ) -> None:
@@ -118,9 +141,10 @@ def test_rendition_selector_switches_to_the_chosen_level(
     heights = sorted(r["height"] for r in body["renditions"])
     assert labels[0] == "Auto"
     assert sorted(int(label.split("p")[0]) for label in labels[1:]) == heights
-    index = next(i for i, label in enumerate(labels[1:]) if label.startswith("240p"))
+    top = f"{heights[-1]}p"  # away from the lowest rung, where the player starts
+    index = next(i for i, label in enumerate(labels[1:]) if label.startswith(top))
     console.page.select_option("#rendition", str(index))
-    console.wait("$('player-mode').textContent.includes('240p now')")
+    console.wait(f"$('player-mode').textContent.includes('{top} now')")
     assert console.page.evaluate("() => window.reelout.hls.currentLevel") == index
     assert "[reelout] Rendition: " + labels[index + 1] in console.logs
 
