@@ -1,0 +1,1 @@
+"""Staged rollouts: plans, the decision engine, states, store and controller."""
