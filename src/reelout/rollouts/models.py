@@ -41,6 +41,8 @@ class Rollout(Base):
     flag_audit_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int] = mapped_column(Integer)
 
+    __mapper_args__ = {"version_id_col": version}  # SQLAlchemy counts the row's changes
+
 
 class RolloutLogEntry(Base):
     """Append-only: every command and every decision of a rollout, who and why."""
