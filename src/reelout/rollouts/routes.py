@@ -1,0 +1,109 @@
+"""HTTP routes of rollouts (admin keys): create from a plan, list, get, operator commands and the
+log."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, status
+from pydantic import BaseModel, Field
+
+from reelout.auth.deps import AdminDep
+from reelout.deps import ChangeReason, CoreDep
+from reelout.rollouts import service
+from reelout.rollouts.schemas import LogPage, RolloutOut, RolloutPage
+from reelout.rollouts.states import Command, State
+
+router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
+
+
+class OperatorCommand(StrEnum):
+    """The commands a person sends (`states.OPERATOR_COMMANDS`)."""
+
+    start = "start"
+    pause = "pause"
+    resume = "resume"
+    promote = "promote"
+    approve = "approve"
+    abort = "abort"
+    rollback = "rollback"
+    dismiss = "dismiss"
+
+
+class CommandIn(BaseModel):
+    """What a command carries (each optional; the command says which it needs)."""
+
+    model_config = {"extra": "forbid"}
+
+    reason: str | None = Field(None, description="Why: required by promote and dismiss.")
+    metric: str | None = Field(None, description="dismiss: the guardrail metric.")
+    stage: int | None = Field(None, description="approve: the stage index (default: the next).")
+    version: int | None = Field(
+        None, description="The rollout's version you acted on: 412 STALE_ROLLOUT if it moved."
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create(
+    rt: CoreDep,
+    who: AdminDep,
+    plan: Annotated[dict[str, Any], Body(description="The plan (JSON), stored as given.")],
+) -> RolloutOut:
+    """A pending rollout of the plan's flag; nothing is written to the flag until `start`."""
+    with rt.db.session() as session:
+        return service.create(session, rt.clock, plan, who, environments=rt.settings.environments)
+
+
+@router.get("")
+def list_rollouts(
+    rt: CoreDep,
+    _: AdminDep,
+    environment: str | None = None,
+    flag: str | None = None,
+    state: Annotated[list[State] | None, Query(description="Any of these states.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> RolloutPage:
+    """Newest first; pass `next_cursor` back as `cursor`."""
+    states = tuple(s.value for s in state) if state else None
+    where = service.RolloutFilter(environment=environment, flag=flag, states=states)
+    with rt.db.read() as session:
+        return service.list_rollouts(session, where, limit=limit, cursor=cursor)
+
+
+@router.get("/{rollout_id}")
+def get(rt: CoreDep, _: AdminDep, rollout_id: int) -> RolloutOut:
+    with rt.db.read() as session:
+        return service.get(session, rollout_id)
+
+
+@router.get("/{rollout_id}/log")
+def log(
+    rt: CoreDep,
+    _: AdminDep,
+    rollout_id: int,
+    kind: Annotated[str | None, Query(pattern="^(command|decision)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> LogPage:
+    """Oldest first from `cursor` on; `next_cursor` continues after the last entry given."""
+    with rt.db.read() as session:
+        return service.log_page(session, rollout_id, limit=limit, cursor=cursor, kind=kind)
+
+
+@router.post("/{rollout_id}/{command}")
+def command(
+    rt: CoreDep,
+    who: AdminDep,
+    rollout_id: int,
+    command: OperatorCommand,
+    reason_header: ChangeReason = None,
+    body: Annotated[CommandIn | None, Body()] = None,
+) -> RolloutOut:
+    """start, pause, resume, promote, approve, abort, rollback or dismiss."""
+    given = body or CommandIn()
+    reason = given.reason if given.reason is not None else reason_header
+    args = service.CommandArgs(Command(command.value), reason, given.metric, given.stage)
+    with rt.db.session() as session:
+        return service.command(session, rt.clock, rollout_id, args, who, if_version=given.version)
