@@ -381,6 +381,21 @@ def test_a_manual_edit_of_the_flag_pauses_the_rollout(rt: Runtime, act: Act) -> 
     assert act(service.check_manual_edit, rollout) is None
 
 
+def test_a_decision_on_a_manually_edited_flag_pauses_instead(rt: Runtime, act: Act) -> None:
+    rollout = create(act)
+    do(act, rollout, Command.start)
+    act(flags.kill, ENV, FLAG, flags.Edit(BOB, "stop it"))
+    recorded = decide(act, rollout, "advance", 0)
+    assert not recorded.applied and recorded.rollout.state == "paused"
+    assert recorded.rollout.stage == 0 and targeting(rt) == split(10), "no advance was written"
+    assert log(rt, rollout)[-1] == (
+        "command",
+        "rollout-controller",
+        "pause",
+        f"the flag {FLAG} was edited by bob (kill, revision 3) during the rollout: stop it",
+    )
+
+
 # ---- reading -----------------------------------------------------------------------------------
 
 

@@ -454,9 +454,15 @@ def record_decision(
     complete from the last stage), complete, rollback and pause move the state machine with
     their flag writes; extend sets `extended_until`; hold only logs. A decision made for
     another stage than the rollout's, or for a rollout that is not running, is not applied
-    and not logged, so ticks are idempotent and safe with several workers."""
+    and not logged, so ticks are idempotent and safe with several workers. When the flag was
+    edited by someone else since the rollout wrote it, the rollout pauses (as
+    `check_manual_edit` does) and the decision is not applied either."""
     row = _row(session, rollout_id, lock=True)
     if row.state != State.running.value or row.stage != stage:
+        return Recorded(False, _out(row))
+    edited = _edited(session, row)
+    if edited is not None:  # decided on a flag the rollout no longer holds: pause instead
+        _apply(session, clock, row, CommandArgs(Command.pause, edited), CONTROLLER)
         return Recorded(False, _out(row))
     reason = "; ".join(reasons) or None
     row.last_decision = dict(body)
@@ -476,17 +482,24 @@ def _join_reasons(reasons: Sequence[str]) -> str | None:
     return "; ".join(reasons)[:MAX_REASON_CHARS] or None
 
 
-def check_manual_edit(session: Session, clock: Clock, rollout_id: int) -> str | None:
-    """Pause a running rollout whose flag someone else changed since the rollout last wrote it
-    (the flag's newest audit entry is not the rollout's); the pause's reason, else None."""
-    row = _row(session, rollout_id, lock=True)
-    if row.state != State.running.value:
-        return None
+def _edited(session: Session, row: Rollout) -> str | None:
+    """Why the flag is no longer as the rollout left it (None when it is)."""
     latest = flags.latest_audit_of(session, row.environment, row.flag)
     if latest is None or latest.id == row.flag_audit_id:
         return None
     what = f"{latest.action}, revision {latest.revision}"
     why = f": {latest.reason}" if latest.reason else ""
     reason = f"the flag {row.flag} was edited by {latest.actor} ({what}) during the rollout{why}"
-    _apply(session, clock, row, CommandArgs(Command.pause, reason[:MAX_REASON_CHARS]), CONTROLLER)
+    return reason[:MAX_REASON_CHARS]
+
+
+def check_manual_edit(session: Session, clock: Clock, rollout_id: int) -> str | None:
+    """Pause a running rollout whose flag someone else changed since the rollout last wrote it
+    (the flag's newest audit entry is not the rollout's); the pause's reason, else None."""
+    row = _row(session, rollout_id, lock=True)
+    if row.state != State.running.value:
+        return None
+    reason = _edited(session, row)
+    if reason is not None:
+        _apply(session, clock, row, CommandArgs(Command.pause, reason), CONTROLLER)
     return reason
