@@ -3,33 +3,14 @@ and a rollback that connected apps hear at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.flags.test_streams import bulk, by_key, new_key, stream_url
-from tests.rollouts.test_service import FLAG, FLAGS, PLAN
-from tests.support.live import LiveServer, StartLive
+from tests.rollouts.conftest import API, FLAG, PLAN
+from tests.support.live import LiveServer
 from tests.support.sse import EventStream
-
-API = "/api/v1/rollouts"
-
-
-@pytest.fixture
-def server(live_servers: StartLive) -> LiveServer:
-    live = live_servers(flag_change_poll_seconds=0.05, seed_flags=False)
-    with live.client() as admin:
-        reply = admin.put("/api/v1/environments/production/flagset", json=FLAGS)
-        assert reply.status_code in (200, 201), reply.text
-    return live
-
-
-@pytest.fixture
-def api(server: LiveServer) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 def ok(reply: httpx.Response, status: int = 200) -> Any:

@@ -24,31 +24,9 @@ from reelout.rollouts.outline import PlanOutline, outline
 from reelout.rollouts.service import CommandArgs, RolloutFilter
 from reelout.rollouts.states import Command
 from reelout.runtime import Runtime
+from tests.rollouts.conftest import ENV, FLAG, FLAGS, PLAN
 from tests.support.settings import make_settings, start_runtime
 
-ENV = "production"
-FLAG = "use_tus_upload"
-FLAGS: dict[str, Any] = {
-    "flags": {
-        FLAG: {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"},
-        "other": {"state": "ENABLED", "variants": {"a": 1, "b": 2}, "defaultVariant": "a"},
-    }
-}
-PLAN: dict[str, Any] = {
-    "rollout": {
-        "flag": FLAG,
-        "environment": ENV,
-        "treatment": "on",
-        "control": {"variation": "off", "allocation": "matched"},
-        "stages": [
-            {"percent": 10, "min_duration": "2h"},
-            {"percent": 25, "min_duration": "4h"},
-            {"percent": 50, "min_duration": "1d"},
-            {"percent": 100, "min_duration": "1d", "monitor_only": True},
-        ],
-        "guardrails": [{"metric": "error_rate", "role": "guardrail"}, {"metric": "crash_rate"}],
-    }
-}
 ALICE = Principal(key_id="k_alice", name="alice", scope=Scope.admin, environment=None)
 BOB = Principal(key_id="k_bob", name="bob", scope=Scope.admin, environment=None)
 
