@@ -411,11 +411,15 @@ def test_rollouts_list_newest_first_with_filters(rt: Runtime, act: Act, clock: M
     with rt.db.read() as session:
         first = service.list_rollouts(session, limit=2)
         rest = service.list_rollouts(session, limit=2, cursor=first.next_cursor)
-        running = service.list_rollouts(session, RolloutFilter(states=("pending",)))
+        pending = service.list_rollouts(session, RolloutFilter(states=("pending",)))
+        assert service.running(session) == []
         elsewhere = service.list_rollouts(session, RolloutFilter(environment="preview"))
     assert [r.id for r in first.rollouts + rest.rollouts] == [live, *reversed(ids)]
     assert rest.next_cursor is None
-    assert [r.id for r in running.rollouts] == [live] and elsewhere.rollouts == []
+    assert [r.id for r in pending.rollouts] == [live] and elsewhere.rollouts == []
+    do(act, live, Command.start)
+    with rt.db.read() as session:
+        assert [r.id for r in service.running(session)] == [live]
 
 
 @pytest.mark.postgres

@@ -138,6 +138,12 @@ def list_rollouts(
     )
 
 
+def running(session: Session) -> list[RolloutOut]:
+    """Every running rollout, oldest first: what the controller ticks."""
+    query = select(Rollout).where(Rollout.state == State.running.value).order_by(Rollout.id)
+    return [_out(row) for row in session.scalars(query)]
+
+
 def _entry_out(row: RolloutLogEntry) -> LogEntryOut:
     return LogEntryOut(
         id=row.id,
