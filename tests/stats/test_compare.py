@@ -13,10 +13,12 @@ from reelout.stats.compare import (
     Moments,
     RatioMoments,
     moments_estimate,
+    normal_bounds,
     ratio_estimate,
     sample_size_per_arm,
     sequential,
     sequential_lower_bound,
+    sequential_upper_bound,
     sidak,
     srm_p_value,
     two_proportion_z,
@@ -133,6 +135,30 @@ def test_sequential_absolute_two_and_one_sided() -> None:  # vector 12 and the c
     assert sequential_lower_bound(a, b) == pytest.approx(-0.12656844172804982, rel=1e-9)
 
 
+def test_the_one_sided_upper_bound_mirrors_the_lower_one() -> None:  # vector 12 seen from above
+    a, b = moments_estimate(Moments(3000, 1396.87, 52377.9767)), moments_estimate(B7)
+    effect = 0.23437666666666668
+    lower, upper = sequential_lower_bound(a, b), sequential_upper_bound(a, b)
+    assert upper - effect == pytest.approx(effect - lower, rel=1e-12)
+    assert upper == pytest.approx(2 * effect + 0.12656844172804982, rel=1e-9)
+    # absolute: the upper bound on B - A is minus the lower bound on A - B
+    assert sequential_upper_bound(a, b) == pytest.approx(-sequential_lower_bound(b, a), rel=1e-12)
+
+
+def test_a_relative_upper_bound_divides_by_the_control_not_the_treatment() -> None:
+    control, treatment = Estimate.of_proportion(960, 1000), Estimate.of_proportion(900, 1000)
+    upper = sequential_upper_bound(control, treatment, relative=True)
+    assert upper > (0.900 - 0.960) / 0.960  # the point estimate relative to the control
+    swapped = -sequential_lower_bound(treatment, control, relative=True)
+    assert upper != pytest.approx(swapped)  # the arms swapped would divide by 0.900
+
+
+def test_normal_bounds_are_one_sided_at_alpha_each() -> None:
+    low, high = normal_bounds(Estimate(10.0, 4.0, 100), alpha=0.025)  # se = 0.2
+    assert (low, high) == (pytest.approx(10 - 1.959964 * 0.2), pytest.approx(10 + 1.959964 * 0.2))
+    assert normal_bounds(Estimate(1.0, 0.0, 50)) == (1.0, 1.0)
+
+
 def test_anytime_validity_costs_evidence() -> None:  # the spec's "cost of anytime validity"
     control = Estimate.of_proportion(200, 10_000)
     treatment = Estimate.of_proportion(260, 10_000)
@@ -174,7 +200,7 @@ def test_sample_size_table(p1: float, p2: float, n: int) -> None:  # the spec's 
 
 def test_sidak() -> None:
     assert sidak(0.05, 5) == pytest.approx(0.01021, abs=1e-5)
-    assert sidak(0.05, 1) == pytest.approx(0.05)
+    assert sidak(0.05, 1) == 0.05  # exactly, not 0.050000000000000044
     assert math.isclose(1 - (1 - sidak(0.05, 7)) ** 7, 0.05)
 
 

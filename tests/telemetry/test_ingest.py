@@ -11,6 +11,7 @@ import httpx
 import jsonschema
 import orjson
 import pytest
+from sqlalchemy import text
 
 from reelout.telemetry import service
 from tests.telemetry.conftest import StartTelemetry, Telemetry, event, upload_completed
@@ -331,3 +332,32 @@ def test_metrics_count_the_ingest_by_type_and_outcome(telemetry: Telemetry) -> N
     assert samples[("pause", "accepted")] == 1
     assert samples[("upload_completed", "duplicate")] == 1
     assert samples[("other", "rejected")] == 1
+
+
+def test_a_batch_the_database_refuses_is_503_and_safe_to_send_again(
+    telemetry: Telemetry,
+) -> None:
+    """When the write fails (here: a real SQLite trigger refuses every insert), the app hears
+    503 EVENTS_NOT_STORED with Retry-After, nothing of the batch is kept, and the same batch
+    sent again once the database takes writes is stored whole."""
+    kept = [event("rating", score=4)]
+    assert telemetry.send(kept).status_code == 200
+    refuse = (
+        "CREATE TRIGGER refuse_events BEFORE INSERT ON telemetry_events "
+        "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+    )
+    with telemetry.live.runtime.db.session() as session:
+        session.execute(text(refuse))
+    batch = [event("rating", score=5), event("complaint", kind="quality")]
+    reply = telemetry.send(batch)
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["code"] == "EVENTS_NOT_STORED"
+    assert reply.headers["Retry-After"] == "5"
+    assert "send it again" in reply.json()["message"]
+    assert telemetry.stored() == 1
+    with telemetry.live.runtime.db.session() as session:
+        session.execute(text("DROP TRIGGER refuse_events"))
+    again = telemetry.send(batch)
+    assert again.status_code == 200, again.text
+    assert again.json()["accepted"] == 2
+    assert telemetry.stored() == 3

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 from playwright.sync_api import Error as PlaywrightError
@@ -434,9 +435,15 @@ def test_the_hls_adapter_reports_a_view_with_a_stall_a_seek_and_heartbeats(
     assert end["type"] == "view_end" and end["reason"] == "completed"
     assert end["rebuffer_count"] == 1 and end["watch_ms"] > 0 and end["startup_ms"] >= 0
     assert end["rebuffer_ms"] >= view[types.index("rebuffer_end")]["duration_ms"] > 0
+    # the bytes hls.js loaded: the first segment at least, as the server serves it
+    first = page.evaluate("() => hls.levels[hls.currentLevel].details.fragments[0].url")
+    assert end["network_bytes"] >= len(httpx.get(first).content) > 0
     beats = [e for e in view if e["type"] == "heartbeat"]
     assert beats, "no heartbeat in a view of more than 12 s at one per 500 ms"
-    counters = [(e["watch_ms"], e["rebuffer_ms"], e["rebuffer_count"]) for e in [*beats, end]]
+    counters = [
+        (e["watch_ms"], e["rebuffer_ms"], e["rebuffer_count"], e["network_bytes"])
+        for e in [*beats, end]
+    ]
     for earlier, later in itertools.pairwise(counters):
         assert all(a <= b for a, b in zip(earlier, later, strict=True)), "counters went back"
     first_frame = types.index("playing")

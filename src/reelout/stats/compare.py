@@ -213,6 +213,15 @@ def sequential(
     return Comparison(effect, math.sqrt(variance), effect - half, effect + half, p)
 
 
+def _one_sided_halfwidth(variance: float, n: int, alpha: float, n_star: int) -> float:
+    """F6, one-sided: the confidence sequence's halfwidth for an effect of this variance after
+    n units in all (rho from 2*alpha)."""
+    rho = _rho(2 * alpha, n_star)
+    nr = n * rho * rho
+    s2 = variance * n
+    return math.sqrt(s2 * 2 * (nr + 1) / (n * nr) * math.log(1 + math.sqrt(nr + 1) / (2 * alpha)))
+
+
 def sequential_lower_bound(
     control: Estimate,
     treatment: Estimate,
@@ -223,12 +232,31 @@ def sequential_lower_bound(
 ) -> float:
     """F6, one-sided: a lower bound on treatment - control valid at every look (rho from 2*alpha)."""
     effect, variance = difference(control, treatment, relative)
-    n = control.n + treatment.n
-    rho = _rho(2 * alpha, n_star)
-    nr = n * rho * rho
-    s2 = variance * n
-    half = math.sqrt(s2 * 2 * (nr + 1) / (n * nr) * math.log(1 + math.sqrt(nr + 1) / (2 * alpha)))
-    return effect - half
+    return effect - _one_sided_halfwidth(variance, control.n + treatment.n, alpha, n_star)
+
+
+def sequential_upper_bound(
+    control: Estimate,
+    treatment: Estimate,
+    *,
+    relative: bool = False,
+    alpha: float = 0.05,
+    n_star: int = DEFAULT_N_STAR,
+) -> float:
+    """F6, one-sided the other way: an upper bound on treatment - control (or its change
+    relative to |control|) valid at every look. A harm that is control - treatment relative to
+    the control (a higher-is-better metric) has minus this as its lower bound, which swapping
+    the arms of `sequential_lower_bound` would not give (it would divide by the treatment)."""
+    effect, variance = difference(control, treatment, relative)
+    return effect + _one_sided_halfwidth(variance, control.n + treatment.n, alpha, n_star)
+
+
+def normal_bounds(estimate: Estimate, alpha: float = 0.05) -> tuple[float, float]:
+    """One arm's mean with one-sided bounds at `alpha` each (together a 1 - 2*alpha interval):
+    mean -/+ z * sqrt(variance / n), the fixed-horizon normal bound of a ratio or a mean."""
+    z = float(_dist().norm.ppf(1 - alpha))
+    half = z * math.sqrt(estimate.variance / estimate.n) if estimate.n > 0 else math.inf
+    return estimate.mean - half, estimate.mean + half
 
 
 def sample_size_per_arm(p1: float, p2: float, alpha: float = 0.05, power: float = 0.8) -> int:
@@ -238,5 +266,8 @@ def sample_size_per_arm(p1: float, p2: float, alpha: float = 0.05, power: float 
 
 
 def sidak(alpha: float, tests: int) -> float:
-    """F13: the per-test alpha that keeps the family-wise error at `alpha` over `tests` tests."""
+    """F13: the per-test alpha that keeps the family-wise error at `alpha` over `tests` tests
+    (`alpha` itself, exactly, for one test)."""
+    if tests == 1:
+        return alpha
     return float(1 - (1 - alpha) ** (1 / tests))

@@ -18,9 +18,28 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from reelout.db.engine import Database
+from reelout.errors import ServiceUnavailable
 from reelout.telemetry.inserts import NewBatch, insert_new
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 EVENTS_NOT_STORED asks the client to wait before it sends the batch again."""
+
+
+class EventsNotStored(ServiceUnavailable):
+    """The database did not take the batch: none of it was accepted, and sending it again is
+    safe (events are idempotent by event_id)."""
+
+    code = "EVENTS_NOT_STORED"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"the events could not be stored ({why}); none of this batch was accepted: send "
+            f"it again after {RETRY_AFTER_SECONDS} s (events are idempotent by event_id), and "
+            "if this lasts, the server's log says why the database refused the write",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
 
 @dataclass
@@ -62,7 +81,7 @@ class IngestWriter:
         batch = _Waiting(new, loop, loop.create_future())
         with self._ready:
             if self._thread is None:
-                raise RuntimeError("the telemetry writer is not running")
+                raise EventsNotStored("the server is shutting down")
             self._waiting.append(batch)
             self._ready.notify()
         return await batch.done
@@ -86,7 +105,7 @@ class IngestWriter:
         except Exception:
             if len(batches) == 1:
                 log.exception("telemetry: a batch could not be stored")
-                _settle(batches[0], error=RuntimeError("the batch could not be stored"))
+                _settle(batches[0], error=EventsNotStored("the database refused the write"))
                 return
             for batch in batches:  # alone, so that one bad batch fails only its own request
                 self._write([batch])

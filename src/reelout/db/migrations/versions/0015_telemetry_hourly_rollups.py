@@ -24,6 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 KEY = ("environment", "metric", "flag", "variant")  # an hour row holds every platform and version
 SUMS = ("n", "sum_x", "sum_x2", "sum_d", "sum_d2", "sum_xd")
+CHUNK = 10_000  # rows read per fetch and written per insert
 
 
 def _table(name: str, at: str) -> sa.TableClause:
@@ -66,7 +67,9 @@ def upgrade() -> None:
 
 
 def _fill() -> None:
-    """Add the existing minute rows up per hour (their histograms too)."""
+    """Add the existing minute rows up per hour (their histograms too). The minute rows are
+    streamed (a server-side cursor on PostgreSQL), so memory holds one entry per hour key, not
+    every minute row; the hour rows go in chunks."""
     minutes, hours = (
         _table("telemetry_rollups", "minute"),
         _table("telemetry_rollups_hourly", "hour"),
@@ -74,7 +77,8 @@ def _fill() -> None:
     bind = op.get_bind()
     sums: dict[tuple[object, ...], list[float]] = defaultdict(lambda: [0.0] * len(SUMS))
     hists: dict[tuple[object, ...], dict[str, float]] = defaultdict(dict)
-    for row in bind.execute(sa.select(minutes)).mappings():
+    streamed = sa.select(minutes).execution_options(stream_results=True, yield_per=CHUNK)
+    for row in bind.execute(streamed).mappings():
         at: datetime = row["minute"]
         key = (*(row[name] for name in KEY), at.replace(minute=0, second=0, microsecond=0))
         sums[key] = [a + row[name] for a, name in zip(sums[key], SUMS, strict=True)]
@@ -89,8 +93,8 @@ def _fill() -> None:
         }
         for key, values in sums.items()
     ]
-    if rows:
-        bind.execute(sa.insert(hours), rows)
+    for start in range(0, len(rows), CHUNK):
+        bind.execute(sa.insert(hours), rows[start : start + CHUNK])
 
 
 def _hist(hist: dict[str, float] | None) -> str | None:

@@ -53,6 +53,7 @@ const HLS_EVENTS = {
   levelSwitched: "hlsLevelSwitched",
   error: "hlsError",
   destroying: "hlsDestroying",
+  fragLoaded: "hlsFragLoaded",
 };
 
 /**
@@ -458,6 +459,7 @@ export class View {
       id: uuid(), seq: 0, requested: false, requestAt: 0, firstFrame: false, startup: null,
       watch: 0, playingSince: null, rebuffer: 0, stallSince: null, stalls: 0,
       seeking: false, settling: false, fatal: false, ended: false, warnings: 0, lastBeat: "",
+      bytes: 0, // media bytes hls.js loaded over the network (segments, parts, init segments)
     };
   }
 
@@ -498,6 +500,7 @@ export class View {
     on(HLS_EVENTS.manifestParsed, () => this.#playerReady());
     on(HLS_EVENTS.levelSwitched, (_, data) => this.#onLevel(data));
     on(HLS_EVENTS.error, (_, data) => this.#onHlsError(data));
+    on(HLS_EVENTS.fragLoaded, (_, data) => this.#onFragLoaded(data));
     on(HLS_EVENTS.destroying, () => this.destroy());
     if (hls.levels && hls.levels.length) this.#playerReady();
   }
@@ -607,6 +610,11 @@ export class View {
     });
   }
 
+  #onFragLoaded(data) {
+    const stats = (data.part || data.frag || {}).stats;
+    if (stats && stats.loaded > 0) this.#s.bytes += stats.loaded;
+  }
+
   #stopWatch() {
     const s = this.#s;
     if (s.playingSince === null) return;
@@ -632,6 +640,7 @@ export class View {
       rebuffer_ms: whole(s.rebuffer + (s.stallSince === null ? 0 : t - s.stallSince)),
       rebuffer_count: s.stalls,
       startup_ms: s.startup === null ? undefined : s.startup,
+      network_bytes: this.#hls ? whole(s.bytes) : undefined, // a plain <video> cannot tell
     };
   }
 
@@ -640,7 +649,7 @@ export class View {
     const s = this.#s;
     if (!s.requested || s.ended) return;
     const counters = this.counters();
-    const key = JSON.stringify(counters);
+    const key = JSON.stringify({ ...counters, network_bytes: undefined }); // buffering ahead while paused is not news
     if (key === s.lastBeat) return;
     s.lastBeat = key;
     this.#emit("heartbeat", counters);
