@@ -3,7 +3,6 @@ and send the operator's commands, calling the same services as /api/v1/rollouts.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -15,9 +14,9 @@ from rich.text import Text
 
 from reelout.cli_common import AsJson, cli_principal, command_runtime, console, fail_with_hints
 from reelout.cli_common import table as cli_table
-from reelout.errors import BadRequest
 from reelout.flags.admin.service import seed_on_start
 from reelout.rollouts import service
+from reelout.rollouts.plan import load_plan
 from reelout.rollouts.schemas import RolloutOut
 from reelout.rollouts.states import Command, State
 
@@ -42,19 +41,15 @@ def _when(at: datetime | None) -> str:
 
 
 def _read_plan(file: str) -> dict[str, Any]:
+    """A YAML or JSON plan file, checked (`load_plan`), as the JSON it reads as (defaults
+    written out, durations as text)."""
     raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    try:
-        plan = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"the plan is not JSON: {exc}", code="INVALID_PLAN") from None
-    if not isinstance(plan, dict):
-        raise BadRequest("the plan must be a JSON object", code="INVALID_PLAN")
-    return plan
+    return load_plan(raw).model_dump(mode="json")
 
 
 @rollouts_app.command("create")
 def create(
-    file: Annotated[str, typer.Option("--file", "-f", help="A JSON plan; - for stdin.")],
+    file: Annotated[str, typer.Option("--file", "-f", help="A YAML or JSON plan; - for stdin.")],
     as_json: AsJson = False,
 ) -> None:
     """A pending rollout of the plan's flag (POST /api/v1/rollouts)."""

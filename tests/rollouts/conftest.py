@@ -32,7 +32,10 @@ PLAN: dict[str, Any] = {
             {"percent": 50, "min_duration": "1d"},
             {"percent": 100, "min_duration": "1d", "monitor_only": True},
         ],
-        "guardrails": [{"metric": "error_rate", "role": "guardrail"}, {"metric": "crash_rate"}],
+        "guardrails": [
+            {"metric": "error_rate", "role": "guardrail", "vs_control": {"margin_abs": 0.0}},
+            {"metric": "crash_rate", "role": "critical", "vs_control": {"margin_abs": 0.0}},
+        ],
     }
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import yaml
 
 from tests.flags.test_streams import bulk, by_key, new_key, stream_url
 from tests.rollouts.conftest import API, FLAG, PLAN
@@ -45,6 +46,21 @@ def test_create_start_and_read_a_rollout(api: httpx.Client) -> None:
         "promote",
         "looks good",
     )
+
+
+def test_a_yaml_plan_and_the_seed_template(api: httpx.Client) -> None:
+    text = yaml.safe_dump(PLAN)
+    made = ok(api.post(API, content=text, headers={"Content-Type": "application/yaml"}), 201)
+    assert made["plan"]["stages"][3]["monitor_only"] is True
+    assert made["plan"]["health"]["srm"]["p_threshold"] == 0.001, "defaults written out"
+    ok(api.post(f"{API}/{made['id']}/abort"))
+    body = {"flag": FLAG, "environment": "production", "treatment": "on", "control": "off"}
+    seeded = ok(api.post(f"{API}/from-template", json=body), 201)
+    assert [s["percent"] for s in seeded["plan"]["stages"]] == [10, 25, 50, 100]
+    assert seeded["plan"]["control"]["variation"] == "off"
+    assert ok(api.post(f"{API}/{seeded['id']}/start"))["percent"] == 10
+    broken = api.post(API, content="rollout: [}", headers={"Content-Type": "application/yaml"})
+    assert (broken.status_code, broken.json()["code"]) == (400, "INVALID_PLAN")
 
 
 def test_refusals_are_in_words(api: httpx.Client) -> None:

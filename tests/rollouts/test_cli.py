@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.rollouts.conftest import API, FLAG, PLAN
 from tests.support.cli import CLI_USER, Cli, as_json, cli_for, ok, refused
@@ -19,13 +20,15 @@ def cli(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> Cli:
 
 
 def test_a_rollout_from_the_command_line(cli: Cli, server: LiveServer, tmp_path: Path) -> None:
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps(PLAN))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump(PLAN))  # "off" comes out quoted, as YAML needs it
     made = as_json(cli("rollouts", "create", "-f", str(plan), "--json"))
     rid = str(made["id"])
     assert made["state"] == "pending" and made["created_by"] == CLI_USER
+    assert made["plan"]["control"] == PLAN["rollout"]["control"]
+    assert made["plan"]["stages"][0]["warmup"] == "0s", "stored with its defaults written out"
     refused(cli("rollouts", "create", "-f", "-", input=json.dumps(PLAN)), "ROLLOUT_EXISTS", FLAG)
-    refused(cli("rollouts", "create", "-f", "-", input="rollout: {}"), "INVALID_PLAN", "not JSON")
+    refused(cli("rollouts", "create", "-f", "-", input="rollout: [}"), "INVALID_PLAN", "neither")
 
     assert "running" in ok(cli("rollouts", "start", rid)).output
     ok(cli("rollouts", "approve", rid, "--stage", "4"))

@@ -127,6 +127,7 @@ def test_create_stores_the_plan_as_given_and_writes_no_flag(rt: Runtime, act: Ac
         (lambda p: p["rollout"].update(treatment="maybe"), "UNKNOWN_VARIANT"),
         (lambda p: p["rollout"]["stages"][1].update(percent=5), "INVALID_PLAN"),
         (lambda p: p["rollout"].pop("control"), "INVALID_PLAN"),
+        (lambda p: p["rollout"]["guardrails"][0].update(metric="nope"), "INVALID_PLAN"),
     ],
 )
 def test_create_refuses_a_plan_the_flag_cannot_take(

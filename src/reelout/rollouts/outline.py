@@ -1,9 +1,9 @@
 """What the rollout store needs from a plan (pure): its flag, environment, arms, stage percentages
 and guardrail metrics, read from the plan as stored (JSON, `rollout:` wrapper optional).
 
-`PlanCheck` is the seam where a full plan validator plugs in: `create` calls it on the plan it
-is given and stores that plan as given; `outline` is the one used when none is passed, and it
-checks only what the store itself relies on."""
+`PlanCheck` is the seam where a plan validator plugs in: `create` calls it on the plan it is
+given and stores that plan as given. `validated` (the default) is the full check of
+`rollouts.plan`; `outline` reads a stored plan again and checks only what the store relies on."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reelout.errors import BadRequest
+from reelout.rollouts.plan import plan_from_data
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,16 @@ def outline(plan: Mapping[str, Any]) -> PlanOutline:
     if problems:
         raise InvalidPlan(problems)
     return PlanOutline(flag, environment, treatment, control, percents, metrics)
+
+
+def validated(plan: Mapping[str, Any]) -> PlanOutline:
+    """The full plan check (`rollouts.plan`, every problem by its path), then the outline."""
+    checked = plan_from_data(body(plan))
+    return PlanOutline(
+        checked.flag,
+        checked.environment,
+        checked.treatment,
+        checked.control.variation,
+        tuple(stage.percent for stage in checked.stages),
+        tuple(guardrail.metric for guardrail in checked.guardrails),
+    )

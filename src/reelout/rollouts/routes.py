@@ -1,17 +1,19 @@
-"""HTTP routes of rollouts (admin keys): create from a plan, list, get, operator commands and the
-log."""
+"""HTTP routes of rollouts (admin keys): create from a plan (JSON or YAML) or the seed's template,
+list, get, operator commands and the log."""
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 
 from reelout.auth.deps import AdminDep
 from reelout.deps import ChangeReason, CoreDep
 from reelout.rollouts import service
+from reelout.rollouts.plan import load_plan, seed_template
 from reelout.rollouts.schemas import LogPage, RolloutOut, RolloutPage
 from reelout.rollouts.states import Command, State
 
@@ -44,15 +46,60 @@ class CommandIn(BaseModel):
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-def create(
-    rt: CoreDep,
-    who: AdminDep,
-    plan: Annotated[dict[str, Any], Body(description="The plan (JSON), stored as given.")],
-) -> RolloutOut:
+PLAN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+async def _plan(request: Request) -> dict[str, Any]:
+    """The plan of a request: a JSON body as given, a YAML one as the JSON it reads as
+    (defaults written out); 400 INVALID_PLAN naming every problem either way."""
+    raw = await request.body()
+    checked = load_plan(raw)
+    try:
+        given: dict[str, Any] = json.loads(raw)  # a mapping: load_plan read it as one
+    except ValueError:
+        return checked.model_dump(mode="json")
+    return given
+
+
+PlanBody = Annotated[dict[str, Any], Depends(_plan)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=PLAN_BODY)
+def create(rt: CoreDep, who: AdminDep, plan: PlanBody) -> RolloutOut:
     """A pending rollout of the plan's flag; nothing is written to the flag until `start`."""
     with rt.db.session() as session:
         return service.create(session, rt.clock, plan, who, environments=rt.settings.environments)
+
+
+class TemplateIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    flag: str
+    environment: str
+    treatment: str = Field(description="The variant rolled out.")
+    control: str = Field(description="The variant users keep (the old path).")
+
+
+@router.post("/from-template", status_code=status.HTTP_201_CREATED)
+def create_from_template(rt: CoreDep, who: AdminDep, body: TemplateIn) -> RolloutOut:
+    """A pending rollout of the seed's template (10% -> 25% -> 50% -> 100%) for this flag."""
+    plan = seed_template(body.flag, body.environment, body.treatment, body.control)
+    with rt.db.session() as session:
+        return service.create(
+            session,
+            rt.clock,
+            plan.model_dump(mode="json"),
+            who,
+            environments=rt.settings.environments,
+        )
 
 
 @router.get("")

@@ -20,7 +20,7 @@ from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from reelout.flags.admin import arms
 from reelout.flags.admin import service as flags
 from reelout.rollouts.models import Rollout, RolloutLogEntry
-from reelout.rollouts.outline import PlanCheck, PlanOutline, outline
+from reelout.rollouts.outline import PlanCheck, PlanOutline, outline, validated
 from reelout.rollouts.schemas import LogEntryOut, LogPage, RolloutOut, RolloutPage
 from reelout.rollouts.states import (
     FINAL,
@@ -220,7 +220,7 @@ def create(
     who: Principal,
     *,
     environments: Sequence[str],
-    check: PlanCheck = outline,
+    check: PlanCheck = validated,
 ) -> RolloutOut:
     """A pending rollout of `plan` (stored exactly as given once `check` accepts it): its
     environment must be one of `environments`, its flag must exist there with both arms'
