@@ -20,7 +20,9 @@ from reelout.errors import BadRequest, ReeloutError
 from reelout.flags import evaluate, parse_flag_set
 from reelout.flags.admin import service as flags
 from reelout.rollouts import service
-from reelout.rollouts.outline import PlanOutline, outline
+from reelout.rollouts.decide import ArmData, Snapshot, decide, decision_body
+from reelout.rollouts.outline import PlanOutline, body, outline
+from reelout.rollouts.plan import plan_from_data
 from reelout.rollouts.service import CommandArgs, RolloutFilter
 from reelout.rollouts.states import Command
 from reelout.runtime import Runtime
@@ -187,10 +189,10 @@ def test_one_unfinished_rollout_per_flag(act: Act) -> None:
 # ---- commands and decisions --------------------------------------------------------------------
 
 
-def decide(act: Act, rollout: int, decision: str, stage: int, **kwargs: Any) -> Any:
-    body = {"decision": decision, "stage": stage, "reasons": [f"{decision} because"]}
+def record(act: Act, rollout: int, decision: str, stage: int, **kwargs: Any) -> Any:
+    given = {"decision": decision, "stage": stage, "reasons": [f"{decision} because"]}
     return act(
-        service.record_decision, rollout, decision, [f"{decision} because"], body, stage=stage,
+        service.record_decision, rollout, decision, [f"{decision} because"], given, stage=stage,
         **kwargs,
     )  # fmt: skip
 
@@ -204,26 +206,26 @@ def test_a_rollout_from_start_to_completion(rt: Runtime, act: Act, clock: Manual
     assert set(counts) == {"on", "off", "off~excluded"} and counts["off~excluded"] > 250
 
     clock.advance(3600)
-    held = decide(act, rollout, "hold", 0)
+    held = record(act, rollout, "hold", 0)
     assert (
         held.applied
         and held.rollout.stage == 0
         and held.rollout.last_decision["decision"] == "hold"
     )
     until = clock.now() + timedelta(days=1)
-    assert decide(act, rollout, "extend", 0, extend_until=until).rollout.extended_until == until
+    assert record(act, rollout, "extend", 0, extend_until=until).rollout.extended_until == until
     clock.advance(7200)
-    advanced = decide(act, rollout, "advance", 0)
+    advanced = record(act, rollout, "advance", 0)
     assert (advanced.rollout.stage, advanced.rollout.percent) == (1, 25)
     assert advanced.rollout.stage_started_at == clock.now()
     assert advanced.rollout.extended_until is None, "a new stage starts without an extension"
     assert targeting(rt) == split(25)
-    stale = decide(act, rollout, "advance", 0)  # another worker's tick for the old stage
+    stale = record(act, rollout, "advance", 0)  # another worker's tick for the old stage
     assert not stale.applied and stale.rollout.stage == 1
     for stage in (1, 2):
-        decide(act, rollout, "advance", stage)
+        record(act, rollout, "advance", stage)
     assert targeting(rt) == split(100) and served(rt) == {"on": 400}
-    done = decide(act, rollout, "advance", 3)
+    done = record(act, rollout, "advance", 3)
     assert (done.rollout.state, done.rollout.ended_at, done.rollout.allowed) == (
         "completed",
         clock.now(),
@@ -285,11 +287,11 @@ def test_a_rollback_gives_everyone_the_control(rt: Runtime, act: Act) -> None:
 def test_the_controllers_rollback_and_pause(rt: Runtime, act: Act) -> None:
     rollout = create(act)
     do(act, rollout, Command.start)
-    paused = decide(act, rollout, "pause", 0)
+    paused = record(act, rollout, "pause", 0)
     assert paused.rollout.state == "paused"
-    assert not decide(act, rollout, "rollback", 0).applied, "a paused rollout takes no ticks"
+    assert not record(act, rollout, "rollback", 0).applied, "a paused rollout takes no ticks"
     do(act, rollout, Command.resume)
-    rolled = decide(act, rollout, "rollback", 0)
+    rolled = record(act, rollout, "rollback", 0)
     assert rolled.rollout.state == "rolled_back" and served(rt) == {"off": 400}
 
 
@@ -364,7 +366,7 @@ def test_a_decision_on_a_manually_edited_flag_pauses_instead(rt: Runtime, act: A
     rollout = create(act)
     do(act, rollout, Command.start)
     act(flags.kill, ENV, FLAG, flags.Edit(BOB, "stop it"))
-    recorded = decide(act, rollout, "advance", 0)
+    recorded = record(act, rollout, "advance", 0)
     assert not recorded.applied and recorded.rollout.state == "paused"
     assert recorded.rollout.stage == 0 and targeting(rt) == split(10), "no advance was written"
     assert log(rt, rollout)[-1] == (
@@ -375,13 +377,51 @@ def test_a_decision_on_a_manually_edited_flag_pauses_instead(rt: Runtime, act: A
     )
 
 
+def tick(rt: Runtime, clock: ManualClock, rollout: int, **seen: Any) -> service.Recorded:
+    """One controller tick as the controller makes it: the stored plan, a snapshot, the real
+    `decide`, then `record_decision` (the snapshot's telemetry is given, not measured)."""
+    with rt.db.session() as session:
+        if service.check_manual_edit(session, clock, rollout) is not None:
+            return service.Recorded(False, service.get(session, rollout))
+        now = service.get(session, rollout)
+        assert now.stage_started_at is not None
+        plan = plan_from_data(body(now.plan))
+        snapshot = Snapshot(
+            now=clock.now(), stage=now.stage, stage_started_at=now.stage_started_at,
+            telemetry_watermark=clock.now(), last_exposure_at=clock.now(),
+            treatment=ArmData(0, {}), control=ArmData(0, {}),
+            approved_stages=frozenset(now.approvals), dismissed=frozenset(now.dismissed),
+            extended_until=now.extended_until, **seen,
+        )  # fmt: skip
+        made = decide(plan, snapshot)
+        return service.record_decision(
+            session, clock, rollout, made.decision, made.reasons, decision_body(made),
+            stage=made.stage, extend_until=made.extend_until,
+        )  # fmt: skip
+
+
+def test_the_real_decision_function_drives_the_store(
+    rt: Runtime, act: Act, clock: ManualClock
+) -> None:
+    rollout = create(act)
+    do(act, rollout, Command.start)
+    held = tick(rt, clock, rollout)
+    assert held.applied and held.rollout.state == "running"
+    assert held.rollout.last_decision is not None
+    assert held.rollout.last_decision["decision"] == "hold"
+    vetoed = tick(rt, clock, rollout, page_alerts=("error-rate-critical",))
+    assert vetoed.applied and vetoed.rollout.state == "paused"
+    (decision,) = [e for e in log(rt, rollout) if e[0] == "decision"][-1:]
+    assert decision[2] == "pause" and "error-rate-critical" in str(decision[3])
+
+
 # ---- reading -----------------------------------------------------------------------------------
 
 
 def test_the_log_pages_oldest_first_and_can_be_followed(rt: Runtime, act: Act) -> None:
     rollout = create(act)
     do(act, rollout, Command.start)
-    decide(act, rollout, "hold", 0)
+    record(act, rollout, "hold", 0)
     with rt.db.read() as session:
         first = service.log_page(session, rollout, limit=2)
         second = service.log_page(session, rollout, limit=2, cursor=first.next_cursor)
@@ -390,7 +430,7 @@ def test_the_log_pages_oldest_first_and_can_be_followed(rt: Runtime, act: Act) -
     with rt.db.read() as session:
         waiting = service.log_page(session, rollout, cursor=second.next_cursor)
     assert waiting.entries == [] and waiting.next_cursor == second.next_cursor
-    decide(act, rollout, "hold", 0)
+    record(act, rollout, "hold", 0)
     with rt.db.read() as session:
         arrived = service.log_page(session, rollout, cursor=waiting.next_cursor)
         assert [e.what for e in arrived.entries] == ["hold"]
@@ -439,7 +479,7 @@ def test_a_rollout_on_postgresql(tmp_path: Path, clock: ManualClock, pg_server_u
     run(flags.patch_flag, ENV, FLAG, b'{"defaultVariant": "on"}', flags.Edit(BOB))
     assert run(service.check_manual_edit, rollout) is not None
     do(run, rollout, Command.resume)
-    assert decide(run, rollout, "advance", 0).rollout.percent == 25
+    assert record(run, rollout, "advance", 0).rollout.percent == 25
     assert do(run, rollout, Command.rollback, reason="pg").state == "rolled_back"
     assert [what for _, _, what, _ in log(rt, rollout)] == [
         "create", "start", "pause", "resume", "advance", "advance", "rollback",
