@@ -35,6 +35,7 @@ from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
+from reelout.rollouts.routes import router as rollouts_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
 from reelout.tasks import build_registry
@@ -180,7 +181,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     # after every other middleware (it times them all), and /metrics behind OFREP
     metrics_routes.install(app, rt)
     routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)
-    for router in (*routers, webhooks_router, alerts_router, kpi_router):
+    for router in (*routers, webhooks_router, alerts_router, kpi_router, rollouts_router):
         app.include_router(router)
     # every change, from the audit trail and the flag audit log; admin keys only
     app.state.audit_sources = AUDIT_SOURCES

@@ -20,6 +20,7 @@ from reelout.cli_common import cli_principal, console
 from reelout.cli_common import fail as _fail
 from reelout.cli_common import runtime as _runtime
 from reelout.cli_kpi import kpi
+from reelout.cli_rollouts import rollouts_app
 from reelout.cli_videos import videos_app
 from reelout.cli_webhooks import webhooks_app
 from reelout.config import Settings
@@ -43,6 +44,7 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(videos_app, name="videos")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(rollouts_app, name="rollouts")
 app.command("audit")(audit)
 app.command("kpi")(kpi)
 

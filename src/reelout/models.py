@@ -13,6 +13,7 @@ def load_all() -> None:
     import reelout.flags.governance.models
     import reelout.jobs.models
     import reelout.media.models
+    import reelout.rollouts.models
     import reelout.telemetry.models
     import reelout.uploads.models
     import reelout.webhooks.models  # noqa: F401

@@ -28,7 +28,8 @@ class ChangeOut(BaseModel):
     action: str = Field(
         description="`key.created`, `key.revoked`, `webhook.created`, `webhook.deleted`, "
         "`webhook.secret_rotated`, `webhook.tested`, `webhook.resent`, `video.deleted`, "
-        "`video.reprocessed`, or `flag.<action>` (put, patch, delete, kill, promote, revert, init)."
+        "`video.reprocessed`, or `flag.<action>` (put, patch, delete, kill, rollout, promote, "
+        "revert, init, rollout_arms, rollback)."
     )
     actor: str = Field(description="The name of the API key that made the change.")
     actor_key_id: str

@@ -1,1 +1,2 @@
-"""Staged rollouts: plans, the decision each tick makes, and the controller that acts on it."""
+"""Staged rollouts: plans, the decision each tick makes, the state machine, the store and the
+controller that acts on them."""

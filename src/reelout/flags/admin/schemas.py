@@ -18,6 +18,8 @@ class AuditAction(StrEnum):
     revert = "revert"
     init = "init"
     rollout = "rollout"
+    rollout_arms = "rollout_arms"  # a staged rollout's treatment / excluded / control split
+    rollback = "rollback"  # a staged rollout gave everyone its control
 
 
 class EnvironmentOut(BaseModel):

@@ -20,7 +20,7 @@ from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
-from reelout.flags.admin import writes
+from reelout.flags.admin import arms, writes
 from reelout.flags.admin.changes import Head
 from reelout.flags.admin.models import (
     FlagAuditEntry,
@@ -586,6 +586,62 @@ def rollout(
     record = Record(AuditAction.rollout, key)
     written, document = _edit_flags(session, clock, environment, edit, record, change)
     return written, document["flags"][key]
+
+
+# ---- a staged rollout's arms ---------------------------------------------------------------
+
+
+def rollout_arms(
+    session: Session,
+    clock: Clock,
+    environment: str,
+    key: str,
+    split: arms.Arms,
+    edit: Edit,
+) -> tuple[WriteOut, FlagAuditEntry | None]:
+    """Write a staged rollout's arms split (`arms.set_rollout_arms`) as one audited revision
+    (action `rollout_arms`); the audit entry is None when the flag already had that split."""
+
+    def change(document: dict[str, Any]) -> None:
+        flag = _flag(document, environment, key)
+        arms.set_rollout_arms(flag, key, split.treatment, split.control, split.percent)
+
+    record = Record(AuditAction.rollout_arms, key)
+    written, _ = _edit_flags(session, clock, environment, edit, record, change)
+    return written, _written_entry(session, written)
+
+
+def rollback_to_control(
+    session: Session, clock: Clock, environment: str, key: str, control: str, edit: Edit
+) -> tuple[WriteOut, FlagAuditEntry | None]:
+    """Everyone gets `control` (`arms.set_control_for_everyone`), as one audited revision
+    (action `rollback`). Like `kill`, it is a flag-set write: once committed, the app's
+    `FlagWrites` pokes the change feed and every connected OFREP event stream gets a
+    `refetchEvaluation` at once."""
+
+    def change(document: dict[str, Any]) -> None:
+        arms.set_control_for_everyone(_flag(document, environment, key), key, control)
+
+    record = Record(AuditAction.rollback, key)
+    written, _ = _edit_flags(session, clock, environment, edit, record, change)
+    return written, _written_entry(session, written)
+
+
+def _written_entry(session: Session, written: WriteOut) -> FlagAuditEntry | None:
+    if not written.changed:
+        return None
+    query = select(FlagAuditEntry).where(
+        FlagAuditEntry.environment == written.environment,
+        FlagAuditEntry.revision == written.revision,
+    )
+    return session.scalars(query).one()
+
+
+def latest_audit_of(session: Session, environment: str, key: str) -> FlagAuditEntry | None:
+    """The newest audit entry that changed flag `key` in `environment` (whole-set writes that
+    touched it included)."""
+    query = _audit_query(AuditFilter(environment=environment, flag=key)).limit(1)
+    return session.scalars(query).first()
 
 
 def summary(old: dict[str, Any], new: dict[str, Any]) -> DiffSummary:
