@@ -195,6 +195,15 @@ def apply_document(
     return out
 
 
+def ensure_rule(session: Session, clock: Clock, who: Actor, rule: AnyRule) -> bool:
+    """Store a built-in rule when no rule has its id (True then); one that exists, edited or
+    disabled by a person, is left as it is."""
+    if session.get(AlertRuleRow, rule.id) is not None:
+        return False
+    store_rule(session, clock, who, rule)
+    return True
+
+
 def delete_rule(session: Session, clock: Clock, who: Actor, rule_id: str) -> None:
     """Remove a rule and its alerts (their groups report them resolved)."""
     row = _row(session, rule_id, lock=True)
@@ -499,6 +508,29 @@ def send_test(
     row = session.get(AlertDelivery, delivery_id)
     assert row is not None
     return _delivery_out(row)
+
+
+def send_message(
+    session: Session,
+    clock: Clock,
+    receiver_id: str,
+    event: str,
+    status: str,
+    *,
+    data: dict[str, Any],
+    slack: dict[str, Any],
+    max_attempts: int,
+    kind: str | None = None,
+) -> str | None:
+    """Queue a message that is not an alert (e.g. a rollout's) to one receiver, through the
+    same delivery log, signing and retries; its delivery id, or None when there is no receiver
+    `receiver_id` (of `kind`, when given)."""
+    row = session.get(AlertReceiver, receiver_id)
+    if row is None or (kind is not None and row.kind != kind):
+        return None
+    return delivery.queue(
+        session, clock, row, event, status, data=data, slack=slack, max_attempts=max_attempts
+    )
 
 
 # ---- reading alerts ----------------------------------------------------------------------------
