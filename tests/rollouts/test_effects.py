@@ -25,11 +25,13 @@ from tests.rollouts.test_decide import arm, rate
 from tests.rollouts.test_service import served
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartLive
+from tests.telemetry.test_prometheus import scrape, value
 from tests.webhooks.receiver import Received, Receiver
 
 LOOPBACK = "127.0.0.0/8"
 NOTIFY = ["webhook:deploy-bot", "slack:#video-rollouts"]
 NOTIFIED = {**PLAN["rollout"], "notify": NOTIFY}
+NOTIFICATIONS = "reelout_alert_notifications_total"
 
 
 @pytest.fixture
@@ -179,6 +181,10 @@ def test_a_rollback_decision_freezes_its_evidence_pages_and_tells_the_plans_targ
     assert message["blocks"][0]["text"]["text"].startswith(f"[ROLLED BACK] rollout {rid}")
     evidence = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
     assert any('guardrail "error_rate" FAIL' in text for text in evidence)
+    counted = scrape(server)  # the messages are counted with the alerts' notifications
+    for receiver_id in ("deploy-bot", "video-rollouts"):
+        assert value(counted, NOTIFICATIONS, receiver=receiver_id, event="rollout.rolled_back",
+                     status="rolled_back") == 1  # fmt: skip
 
 
 def test_the_frozen_evidence_never_changes_and_the_alert_resolves_after_its_window(
