@@ -26,6 +26,7 @@ from tests.rollouts.test_service import served
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartLive
 from tests.telemetry.test_prometheus import scrape, value
+from tests.web.test_login import login
 from tests.webhooks.receiver import Received, Receiver
 
 LOOPBACK = "127.0.0.0/8"
@@ -232,6 +233,11 @@ def test_an_operators_rollback_freezes_the_last_decision_and_says_who(
         and frozen["decision"]["decision"] == "hold"
     )
     assert alert["labels"]["reason"] == "command"
+    with httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as web:
+        cookie, _ = login(web)
+        page = web.get("/console/alerts", headers=cookie)
+    assert page.status_code == 200
+    assert "rollout-rolled-back" in page.text and f"rollout {rid} of {FLAG}" in page.text
     got = by_path(receiver)
     note = signed_body(got["/deploy-bot"][0], hooks["deploy-bot"])
     assert note["type"] == "rollout.rolled_back"
@@ -271,3 +277,33 @@ def test_pause_and_completion_tell_the_targets_and_an_unknown_target_is_skipped(
     assert notes[1]["data"]["who"] == "rollout-controller"
     assert notes[1]["data"]["decision"]["decision"] == "complete"
     assert set(by_path(receiver)) == {"/deploy-bot"}
+
+
+def test_the_rule_is_stored_once_kept_as_edited_and_put_back_when_deleted(
+    server: LiveServer, clock: ManualClock, receiver: Receiver, hooks: dict[str, str]
+) -> None:
+    rt = server.runtime
+    rule_url = "/api/v1/alerts/rules/rollout-rolled-back"
+
+    def rolled_back() -> list[dict[str, Any]]:
+        """Start a rollout, roll it back by hand, and the alerts firing once the jobs ran."""
+        with server.client() as api:
+            rid = started(api, PLAN["rollout"])
+            ok(api.post(f"{API}/{rid}/rollback", json={"reason": "test"}))
+            clock.advance(1)
+            run_jobs(rt, tick=True)
+            found = ok(api.get("/api/v1/alerts", params={"state": "firing"}))["alerts"]
+        return [a for a in found if a["labels"]["rollout"] == str(rid)]
+
+    with server.client() as api:
+        assert api.get(rule_url).status_code == 404, "not before the first rollback"
+    assert len(rolled_back()) == 1
+    with server.client() as api:
+        stored = ok(api.get(rule_url))
+        assert stored["updated_by"] == "rollout-controller", "stored as the controller"
+        ok(api.put(rule_url, json={**stored["rule"], "enabled": False}))
+    assert rolled_back() == [], "disabled by a person: no page"
+    with server.client() as api:
+        assert ok(api.get(rule_url))["enabled"] is False, "left as it was edited"
+        assert api.delete(rule_url).status_code == 204
+    assert len(rolled_back()) == 1, "deleted: stored again at the next rollback"

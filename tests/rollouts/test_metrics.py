@@ -24,8 +24,9 @@ OTHER_PLAN = {**PLAN["rollout"], "flag": "other", "treatment": "b",
 
 
 @pytest.fixture
-def server(live_servers: StartLive, clock: ManualClock) -> LiveServer:
-    live = live_servers(clock=clock, seed_flags=False)
+def server(live_servers: StartLive, clock: ManualClock, database_url: str) -> LiveServer:
+    """On SQLite and on PostgreSQL (the counts are upserts, the newest rollouts a subquery)."""
+    live = live_servers(clock=clock, seed_flags=False, database_url=database_url)
     with live.client() as admin:
         reply = admin.put(f"/api/v1/environments/{ENV}/flagset", json=FLAGS)
         assert reply.status_code in (200, 201), reply.text

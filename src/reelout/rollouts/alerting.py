@@ -30,7 +30,6 @@ from reelout.alerts.signals import (
     SignalSource,
     UnknownMetric,
 )
-from reelout.audit.service import Actor
 from reelout.clock import Clock
 from reelout.context import Core
 from reelout.rollouts.models import Rollout
@@ -77,9 +76,16 @@ def rule() -> AlertRule:
     return parsed
 
 
-def raise_alert(session: Session, clock: Clock, who: Actor, rollout_id: int) -> None:
+class _Controller:
+    """Who the built-in rule is stored as (in the audit trail), whoever rolled back."""
+
+    key_id = "rollouts"
+    name = "rollout-controller"
+
+
+def raise_alert(session: Session, clock: Clock, rollout_id: int) -> None:
     """After a rollback, in its transaction: the rule if it is missing, and an evaluation now."""
-    alerts.ensure_rule(session, clock, who, rule())
+    alerts.ensure_rule(session, clock, _Controller(), rule())
     evaluation.evaluate_soon(session, clock, f"rollback:{rollout_id}")
 
 

@@ -81,14 +81,13 @@ def after_step(
     clock: Clock,
     row: Rollout,
     entry: RolloutLogEntry,
-    who: Actor,
     decision: Mapping[str, Any] | None,
 ) -> None:
     """What the step that `entry` logged does beyond the flag (once the step is flushed; the
     evidence is frozen before, with the step): for a rollback, raise the alert; for a state
     the plan's targets hear of, queue their job."""
     if row.state == State.rolled_back.value:
-        alerting.raise_alert(session, clock, who, row.id)
+        alerting.raise_alert(session, clock, row.id)
     if row.state in notices.EVENTS and _targets(row):
         payload = {"rollout_id": row.id, "entry_id": entry.id, "decision": decision}
         jobs.enqueue(session, clock, NOTIFY_JOB, payload, dedupe_key=f"{NOTIFY_JOB}:{entry.id}")

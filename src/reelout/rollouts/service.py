@@ -365,7 +365,7 @@ def _apply(
         effects.freeze(row, clock.now(), who, reason, decision)
     entry = _log(session, clock, row, "command", who.name, args.command.value, reason, body)
     _flush(session, row)
-    effects.after_step(session, clock, row, entry, who, decision)
+    effects.after_step(session, clock, row, entry, decision)
     return row
 
 
