@@ -26,6 +26,7 @@ class RolloutOut(BaseModel):
     extended_until: datetime | None
     last_decision: dict[str, Any] | None
     frozen_evidence: dict[str, Any] | None = Field(
+        default=None,
         description=(
             "Set once, when the rollout is rolled back: when, who, why (`reason`, and its class "
             "`reason_class`), the stage, and `decision`: the decision that rolled it back (for "
