@@ -38,7 +38,7 @@ class StageRow:
     index: int
     percent: int
     min_duration: str
-    max_duration: str
+    max_duration: str  # "" when the stage has none
     warmup: str
     min_units_per_arm: int
     monitor_only: bool
@@ -86,7 +86,7 @@ def timeline(rollout: RolloutOut, plan: Plan, commands: Iterable[LogEntryOut]) -
                 index=index,
                 percent=stage.percent,
                 min_duration=spell_duration(stage.min_duration),
-                max_duration=spell_duration(stage.max_duration) if stage.max_duration else "—",
+                max_duration=spell_duration(stage.max_duration) if stage.max_duration else "",
                 warmup=spell_duration(stage.warmup) if stage.warmup else "—",
                 min_units_per_arm=stage.min_units_per_arm,
                 monitor_only=stage.monitor_only,
