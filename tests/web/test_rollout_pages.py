@@ -363,18 +363,3 @@ def test_the_log_pages_back_with_the_services_cursor(
     assert len(rest) == 7 and int(rest[0]) < int(first[-1])  # 25 decisions + start + create
     assert 'id="log-more"' not in older.text
     assert re.findall(r'data-what="(\w+)"', older.text)[-2:] == ["start", "create"]
-
-
-def test_the_api_reads_the_log_newest_first_too(console: Console, api: httpx.Client) -> None:
-    rollout = create(console)
-    command(console, rollout, "start")
-    command(console, rollout, "pause")
-    newest = api.get(f"/api/v1/rollouts/{rollout}/log", params={"order": "newest", "limit": 2})
-    assert newest.status_code == 200, newest.text
-    page = newest.json()
-    assert [e["what"] for e in page["entries"]] == ["pause", "start"] and page["more"]
-    rest = api.get(
-        f"/api/v1/rollouts/{rollout}/log",
-        params={"order": "newest", "cursor": page["next_cursor"]},
-    ).json()
-    assert [e["what"] for e in rest["entries"]] == ["create"] and not rest["more"]

@@ -30,7 +30,8 @@ def rollout(state: str = "running", stage: int = 0, **fields: Any) -> RolloutOut
         "allowed": [c.value for c in allowed(position) if c in OPERATOR_COMMANDS],
     }  # fmt: skip
     values.update(fields)
-    return RolloutOut(**values)
+    unsaid = {name: None for name in RolloutOut.model_fields if name not in values}
+    return RolloutOut.model_validate(values | unsaid)  # fields added later: none
 
 
 def entry(
