@@ -126,6 +126,45 @@ def test_a_command_the_state_no_longer_allows_is_refused_in_words(
     assert console.text("#rollout-state") == "running"  # the page as it was: reload to see
 
 
+def test_promote_dismiss_and_roll_back_with_their_reasons(
+    console: Console, reelout: LiveServer
+) -> None:
+    rollout = from_template(reelout, "use_direct_file_upload")
+    api_command(reelout, rollout, "start")
+    page = console.page
+    page.goto(f"{reelout.url}/console/rollouts/{rollout}")
+
+    page.fill("#promote-reason", "the canary is fine")
+    page.click("#cmd-promote-button")
+    page.locator("#rollout-notice", has_text="running at stage 2 (25%)").wait_for()
+    assert "25 %" in page.locator("#rollout-timeline li[aria-current=step]").inner_text()
+
+    page.select_option("#dismiss-metric", "crash_rate")
+    page.fill("#dismiss-reason", "a known crash in the old SDK")
+    page.click("#cmd-dismiss-button")
+    page.locator("#rollout-notice", has_text="dismiss:").wait_for()
+    assert "crash_rate (dismissed)" in page.locator("#dismiss-metric").inner_text()
+
+    page.click("#cmd-approve-button")
+    page.locator("#rollout-notice", has_text="approve:").wait_for()
+
+    page.fill("#rollback-reason", "uploads stall on Safari")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cmd-rollback-button")
+    page.locator("#rollout-notice", has_text="the rollout is rolled_back").wait_for()
+    assert console.text("#rollout-state") == "rolled back"
+    assert page.locator("#rollout-commands button:enabled").count() == 0
+    whats = log_whats(console)
+    assert whats[:4] == ["rollback", "approve", "dismiss", "promote"]
+    rollback_row = page.locator("#log-table tr[data-what=rollback]").inner_text()
+    assert "uploads stall on Safari" in rollback_row and "bootstrap" in rollback_row
+    with reelout.client() as api:
+        flag = api.get(f"/api/v1/environments/{ENV}/flags/use_direct_file_upload").json()
+        stored = api.get(f"/api/v1/rollouts/{rollout}").json()
+    assert "fractional" not in str(flag.get("targeting"))  # everyone on the control
+    assert stored["dismissed"] == {"crash_rate": "a known crash in the old SDK"}
+
+
 def test_a_guardrail_with_logged_decisions_gets_its_chart(
     console: Console, reelout: LiveServer, clock: ManualClock
 ) -> None:

@@ -20,6 +20,7 @@ ChartKind = Literal["harm", "value"]
 COMPARISON_TESTS = ("asymptotic_cs",)  # decide's comparison with the control
 ABSOLUTE_TESTS = ("wilson", "normal")  # decide's kill switch on the treatment alone
 # What the buttons send, in the order they stand (states.OPERATOR_COMMANDS).
+MARKED = 200  # a chart marks each decision's estimate up to this many decisions
 BUTTONS = ("start", "pause", "resume", "promote", "approve", "dismiss", "rollback", "abort")
 
 
@@ -271,7 +272,7 @@ def _chart(
     series = [
         {"label": "upper bound", "color": "#7a9be6", "width": 1},
         {"label": "lower bound", "color": "#7a9be6", "width": 1},
-        {"label": "estimate", "color": "#2454d6", "width": 2, "points": True},
+        {"label": "estimate", "color": "#2454d6", "width": 2, "points": len(xs) <= MARKED},
         {"label": line, "color": "#c0392b", "width": 2, "dash": [6, 4]},
     ]
     _, lower, upper, _, threshold = points[-1]
