@@ -2,7 +2,7 @@
 
 Starts `reelout serve` on a scratch data folder, gives it something to show through the public
 API (a processed video, keys, a webhook endpoint, a flag split, exposures, telemetry for the
-KPI board, a firing alert and a silence), logs in with
+KPI board, a firing alert and a silence, a started rollout), logs in with
 Playwright in Debian's Chromium and saves one screenshot per navigation entry (and the upload
 page) into docs/console/, at 1280 px wide.
 """
@@ -145,7 +145,17 @@ def _seed(api: httpx.Client, folder: Path) -> str:
             )
         _telemetry(app)
     _alert(api)
+    _rollout(api)
     return uid
+
+
+def _rollout(api: httpx.Client) -> None:
+    """The seed's rollout of use_tus_upload in production, started (for the Rollouts pages)."""
+    template = {"flag": "use_tus_upload", "environment": "production", "treatment": "on",
+                "control": "off"}  # fmt: skip
+    made = api.post("/api/v1/rollouts/from-template", json=template)
+    made.raise_for_status()
+    api.post(f"/api/v1/rollouts/{made.json()['id']}/start").raise_for_status()
 
 
 def _upload_event(variant: str, ok: bool, seconds: float, at: float) -> dict[str, object]:
@@ -240,6 +250,7 @@ def main() -> None:
                     page, base, f"/console/flags/development/{tab}", "flags-" + tab.split("?")[0]
                 )
             _shoot(page, base, "/console/flags/development/use_tus_upload/edit", "flag-edit")
+            _shoot(page, base, "/console/rollouts/1", "rollout")
             browser.close()
 
 

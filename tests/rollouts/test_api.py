@@ -100,3 +100,17 @@ def test_a_rollback_reaches_connected_apps(api: httpx.Client, server: LiveServer
     assert (after["variant"], after["value"]) == ("off", False)
     (last,) = ok(api.get(f"{API}/{rid}/log"))["entries"][-1:]
     assert (last["what"], last["reason"]) == ("rollback", "upload errors")
+
+
+def test_the_log_reads_newest_first_too(api: httpx.Client) -> None:
+    rid = ok(api.post(API, json=PLAN), 201)["id"]
+    ok(api.post(f"{API}/{rid}/start"))
+    ok(api.post(f"{API}/{rid}/pause"))
+    newest = ok(api.get(f"{API}/{rid}/log", params={"order": "newest", "limit": 2}))
+    assert [e["what"] for e in newest["entries"]] == ["pause", "start"] and newest["more"]
+    back = {"order": "newest", "cursor": newest["next_cursor"]}
+    rest = ok(api.get(f"{API}/{rid}/log", params=back))
+    assert [e["what"] for e in rest["entries"]] == ["create"] and not rest["more"]
+    assert ok(api.get(f"{API}/{rid}/log", params=back | {"kind": "decision"}))["entries"] == []
+    refused = api.get(f"{API}/{rid}/log", params={"order": "sideways"})
+    assert refused.status_code == 422 and refused.json()["code"] == "INVALID_REQUEST"

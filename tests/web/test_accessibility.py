@@ -55,6 +55,7 @@ PAGES = [
     "/kpis",
     "/kpis?environment=production&flag=use_tus_upload&window=1h",
     "/alerts",
+    "/rollouts",
     "/keys",
     "/webhooks",
     "/audit",

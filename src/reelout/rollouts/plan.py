@@ -383,6 +383,17 @@ def load_plan(text: str | bytes) -> Plan:
     return plan_from_data(data)
 
 
+def plan_document(text: str | bytes) -> dict[str, Any]:
+    """The plan to store from YAML or JSON text: JSON as given, YAML as the JSON it reads as
+    (defaults written out); PlanInvalid naming every problem either way."""
+    checked = load_plan(text)
+    try:
+        given: dict[str, Any] = json.loads(text)  # a mapping: load_plan read it as one
+    except ValueError:
+        return checked.model_dump(mode="json")
+    return given
+
+
 def plan_from_data(data: Mapping[str, Any]) -> Plan:
     """A plan from parsed data, or PlanInvalid listing every problem with its path."""
     try:

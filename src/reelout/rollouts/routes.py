@@ -3,7 +3,6 @@ list, get, operator commands and the log."""
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel, Field
 from reelout.auth.deps import AdminDep
 from reelout.deps import ChangeReason, CoreDep
 from reelout.rollouts import service
-from reelout.rollouts.plan import load_plan, seed_template
+from reelout.rollouts.plan import plan_document, seed_template
 from reelout.rollouts.schemas import LogPage, RolloutOut, RolloutPage
 from reelout.rollouts.states import Command, State
 
@@ -58,15 +57,8 @@ PLAN_BODY: dict[str, Any] = {
 
 
 async def _plan(request: Request) -> dict[str, Any]:
-    """The plan of a request: a JSON body as given, a YAML one as the JSON it reads as
-    (defaults written out); 400 INVALID_PLAN naming every problem either way."""
-    raw = await request.body()
-    checked = load_plan(raw)
-    try:
-        given: dict[str, Any] = json.loads(raw)  # a mapping: load_plan read it as one
-    except ValueError:
-        return checked.model_dump(mode="json")
-    return given
+    """The plan of a request (`plan_document`)."""
+    return plan_document(await request.body())
 
 
 PlanBody = Annotated[dict[str, Any], Depends(_plan)]
@@ -133,10 +125,17 @@ def log(
     kind: Annotated[str | None, Query(pattern="^(command|decision)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    order: Annotated[
+        str, Query(pattern="^(oldest|newest)$", description="newest: the latest entries first.")
+    ] = "oldest",
 ) -> LogPage:
-    """Oldest first from `cursor` on; `next_cursor` continues after the last entry given."""
+    """Oldest first from `cursor` on; `next_cursor` continues after the last entry given
+    (with `order=newest`: the latest first, and `next_cursor` goes back in time)."""
     with rt.db.read() as session:
-        return service.log_page(session, rollout_id, limit=limit, cursor=cursor, kind=kind)
+        return service.log_page(
+            session, rollout_id, limit=limit, cursor=cursor, kind=kind,
+            newest_first=order == "newest",
+        )  # fmt: skip
 
 
 @router.post("/{rollout_id}/{command}")

@@ -54,7 +54,7 @@ class LogEntryOut(BaseModel):
 
 
 class LogPage(BaseModel):
-    entries: list[LogEntryOut] = Field(description="Oldest first.")
+    entries: list[LogEntryOut] = Field(description="Oldest first (newest first when asked).")
     more: bool = Field(description="Whether entries after these exist already.")
     next_cursor: str | None = Field(
         description="Pass back as `cursor` for the entries after these, now or once they arrive."

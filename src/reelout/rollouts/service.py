@@ -167,19 +167,22 @@ def log_page(
     limit: int = 50,
     cursor: str | None = None,
     kind: str | None = None,
+    newest_first: bool = False,
 ) -> LogPage:
     """The rollout's log, oldest first from `cursor` on; the next cursor continues after the
-    last entry given (the same cursor again when there was none), so a reader can follow it."""
+    last entry given (the same cursor again when there was none), so a reader can follow it.
+    `newest_first` reads it backwards: the newest entries first, and the cursor continues
+    with those before the last one given."""
     _row(session, rollout_id)
-    query = (
-        select(RolloutLogEntry)
-        .where(RolloutLogEntry.rollout_id == rollout_id)
-        .order_by(RolloutLogEntry.id)
-    )
+    order = RolloutLogEntry.id.desc() if newest_first else RolloutLogEntry.id
+    query = select(RolloutLogEntry).where(RolloutLogEntry.rollout_id == rollout_id).order_by(order)
     if kind is not None:
         query = query.where(RolloutLogEntry.kind == kind)
     if cursor:
-        query = query.where(RolloutLogEntry.id > _cursor_id(cursor)[1])
+        after = _cursor_id(cursor)[1]
+        query = query.where(
+            RolloutLogEntry.id < after if newest_first else RolloutLogEntry.id > after
+        )
     rows = list(session.scalars(query.limit(limit + 1)))
     more, rows = len(rows) > limit, rows[:limit]
     next_cursor = encode_cursor(rows[-1].at, str(rows[-1].id)) if rows else cursor

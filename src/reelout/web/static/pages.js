@@ -16,24 +16,30 @@
     }
   });
 
-  // <div data-chart> with a <script type="application/json"> inside: {series: [{label}],
-  // x: [unix seconds], ys: [[...], ...], points?: true} drawn by uPlot (loaded by the pages
-  // that chart); `points` marks every value, for series with gaps (null) between them.
+  // <div data-chart> with a <script type="application/json"> inside: {series: [{label,
+  // color?, width?, dash?, points?}], x: [unix seconds], ys: [[...], ...], points?: true,
+  // bands?: [[upper, lower], ...]} drawn by uPlot (loaded by the pages that chart). `points`
+  // (for the chart or one series) marks every value, for series with gaps (null) between
+  // them; a band fills between two series (indexes into `series`), e.g. an interval.
   function drawCharts(root) {
     if (typeof uPlot === "undefined") return;
     for (const box of root.querySelectorAll("[data-chart]:not([data-drawn])")) {
       const data = JSON.parse(box.querySelector("script[type='application/json']").textContent);
       const width = Math.max(280, Math.min(box.clientWidth || 640, 900));
       const series = [{}].concat(data.series.map((s, i) => {
-        const line = { label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2 };
-        if (data.points) line.points = { show: true, size: 6 }; // sparse buckets: mark each value
+        const line = { label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: s.width || 2 };
+        if (s.dash) line.dash = s.dash;
+        if (data.points || s.points) line.points = { show: true, size: 6 }; // mark each value
         return line;
       }));
-      new uPlot({ width, height: 220, series, scales: { x: { time: true } } }, [data.x, ...data.ys], box);
+      const bands = (data.bands || []).map(([upper, lower]) => ({ series: [upper + 1, lower + 1], fill: BAND }));
+      const options = { width, height: 220, series, bands, scales: { x: { time: true } } };
+      new uPlot(options, [data.x, ...data.ys], box);
       box.dataset.drawn = "yes";
     }
   }
   const PALETTE = ["#2454d6", "#d6248f", "#12a150", "#c77700", "#6b3fd6", "#0b8ea5"];
+  const BAND = "rgba(36, 84, 214, 0.15)";
 
   document.addEventListener("DOMContentLoaded", () => drawCharts(document));
   document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.target));
