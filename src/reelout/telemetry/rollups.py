@@ -255,6 +255,54 @@ def window_sums(
     return {metric: dict(arms) for metric, arms in out.items()}
 
 
+def latest(
+    session: Session,
+    environment: str,
+    metrics: Sequence[str],
+    flag: str,
+    variants: Collection[str],
+    since: datetime,
+    until: datetime,
+) -> datetime | None:
+    """The latest minute in [since, until) in which a unit of these metrics started in one of
+    these variants of `flag`, or None: the newest rows first (an hour row found is narrowed to
+    its minute rows, when they are still kept)."""
+    for table, start, end in reversed(spans(since, until)):
+        found = _latest_in(session, table, environment, metrics, flag, variants, start, end)
+        if found is None:
+            continue
+        if table is TelemetryRollupHour:
+            hour_end = found + HOUR
+            minute = _latest_in(session, TelemetryRollup, environment, metrics, flag, variants,
+                                found, hour_end)  # fmt: skip
+            return minute or found
+        return found
+    return None
+
+
+def _latest_in(
+    session: Session,
+    table: RollupTable,
+    environment: str,
+    metrics: Sequence[str],
+    flag: str,
+    variants: Collection[str],
+    start: datetime,
+    end: datetime,
+) -> datetime | None:
+    at = _at(table)
+    query = select(func.max(at)).where(
+        table.environment == environment,
+        table.metric.in_(metrics),
+        table.flag == flag,
+        table.variant.in_(list(variants)),
+        at >= start,
+        at < end,
+    )
+    found: datetime | None = session.scalar(query)
+    return found
+
+
 def _merged(rows: Iterable[Any]) -> dict[tuple[str, str], dict[int, float]]:
     """The histograms of the rows added up per (metric, variant): counted as decoded (a few
     thousand rows for a week), the buckets made numbers once at the end."""
