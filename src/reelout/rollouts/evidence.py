@@ -16,9 +16,8 @@ metrics (a view, an upload) carrying the arm's variant.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -97,24 +96,12 @@ Found = dict[str, dict[str, Sums]]  # metric -> variant -> sums
 def _guardrail_sums(
     session: Session, plan: Plan, arms: Sequence[str], since: datetime, now: datetime
 ) -> Found:
-    """The sums of every guardrail's metric up to now - its lag, and the exposures up to now:
-    one rollup query per distinct lag."""
-    by_lag: dict[timedelta, set[str]] = defaultdict(set)
-    by_lag[timedelta(0)].add(EXPOSURES)
-    for guardrail in plan.guardrails:
-        by_lag[guardrail.lag].add(guardrail.metric)
-    found: Found = {}
-    for lag, metrics in sorted(by_lag.items()):
-        until = now - lag
-        if until <= since:
-            continue
-        read = rollups.window_sums(
-            session, plan.environment, sorted(metrics), plan.flag, since, until
-        )
-        for metric in metrics:  # a metric watched at two lags keeps the shorter one's
-            if metric in read and metric not in found:
-                found[metric] = {arm: read[metric][arm] for arm in arms if arm in read[metric]}
-    return found
+    """The sums of every guardrail's metric up to now - its lag, and the exposures up to now,
+    in one statement."""
+    ends = {g.metric: now - g.lag for g in plan.guardrails if now - g.lag > since}
+    if now > since:
+        ends[EXPOSURES] = now
+    return rollups.window_sums_until(session, plan.environment, plan.flag, since, ends, arms)
 
 
 def _arm(plan: Plan, found: Found, arm: str) -> ArmData:

@@ -9,12 +9,12 @@ a writer still committing a lower id on PostgreSQL is not skipped.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -253,6 +253,71 @@ def window_sums(
             for (metric, variant), hist in _merged(session.execute(hists)).items():
                 out[metric][variant].add(Sums(hist=hist))
     return {metric: dict(arms) for metric, arms in out.items()}
+
+
+def window_sums_until(
+    session: Session,
+    environment: str,
+    flag: str,
+    since: datetime,
+    ends: Mapping[str, datetime],
+    variants: Collection[str],
+) -> dict[str, dict[str, Sums]]:
+    """metric -> variant -> the sums of its rows of `flag` in [since, ends[metric]), for these
+    variants: `window_sums` where each metric ends at its own time (a rollout's guardrails each
+    cut at their lag), in one statement, without histograms. The metrics' spans that start
+    together are read together (the window's head, its whole hours, the tails in the last
+    hours), each metric cut at its own end there."""
+    groups: dict[tuple[RollupTable, datetime], dict[datetime, list[str]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for metric, end in ends.items():
+        for table, start, stop in spans(since, end):
+            groups[(table, start)][stop].append(metric)
+    parts = [
+        _span_sums(table, start, stops, environment, flag, variants)
+        for (table, start), stops in groups.items()
+    ]
+    if not parts:
+        return {}
+    rows = union_all(*parts).subquery()
+    totals = select(
+        rows.c.metric, rows.c.variant, *(func.sum(rows.c[name]) for name in SUMMED)
+    ).group_by(rows.c.metric, rows.c.variant)
+    out: dict[str, dict[str, Sums]] = defaultdict(dict)
+    for metric, variant, *values in session.execute(totals):
+        out[metric][variant] = Sums(*values)
+    return dict(out)
+
+
+def _span_sums(
+    table: RollupTable,
+    start: datetime,
+    stops: Mapping[datetime, Sequence[str]],
+    environment: str,
+    flag: str,
+    variants: Collection[str],
+) -> Any:
+    """The sums per metric and variant of `table`'s rows from `start`, each metric up to its
+    stop: the index's range up to the last stop, each metric's own stop a filter on it."""
+    at = _at(table)
+    metrics = sorted(metric for names in stops.values() for metric in names)
+    cut = (
+        or_(*(and_(table.metric.in_(sorted(names)), at < stop) for stop, names in stops.items()))
+        if len(stops) > 1
+        else true()
+    )
+    return (
+        select(table.metric.label("metric"), table.variant.label("variant"),
+               *(total.label(name) for total, name in zip(_summed(table), SUMMED, strict=True)))
+        .where(table.environment == environment, table.flag == flag,
+               table.metric.in_(metrics), table.variant.in_(sorted(variants)),
+               at >= start, at < max(stops), cut)
+        .group_by(table.metric, table.variant)
+    )  # fmt: skip
+
+
+SUMMED = ("n", "sum_x", "sum_x2", "sum_d", "sum_d2", "sum_xd")
 
 
 def latest(
