@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, or_, select, true, union_all
+from sqlalchemy import and_, delete, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -265,29 +265,23 @@ def window_sums_until(
 ) -> dict[str, dict[str, Sums]]:
     """metric -> variant -> the sums of its rows of `flag` in [since, ends[metric]), for these
     variants: `window_sums` where each metric ends at its own time (a rollout's guardrails each
-    cut at their lag), in one statement, without histograms. The metrics' spans that start
-    together are read together (the window's head, its whole hours, the tails in the last
-    hours), each metric cut at its own end there."""
+    cut at their lag), without histograms. The metrics' spans that start together are read in
+    one query (the window's head, its whole hours, the tails in the last hours), each metric
+    cut at its own end there: a few small queries (one UNION of them made PostgreSQL start
+    parallel workers, slower than the queries alone)."""
     groups: dict[tuple[RollupTable, datetime], dict[datetime, list[str]]] = defaultdict(
         lambda: defaultdict(list)
     )
     for metric, end in ends.items():
         for table, start, stop in spans(since, end):
             groups[(table, start)][stop].append(metric)
-    parts = [
-        _span_sums(table, start, stops, environment, flag, variants)
-        for (table, start), stops in groups.items()
-    ]
-    if not parts:
-        return {}
-    rows = union_all(*parts).subquery()
-    totals = select(
-        rows.c.metric, rows.c.variant, *(func.sum(rows.c[name]) for name in SUMMED)
-    ).group_by(rows.c.metric, rows.c.variant)
-    out: dict[str, dict[str, Sums]] = defaultdict(dict)
-    for metric, variant, *values in session.execute(totals):
-        out[metric][variant] = Sums(*values)
-    return dict(out)
+    out: dict[str, dict[str, Sums]] = defaultdict(lambda: defaultdict(Sums))
+    for (table, start), stops in groups.items():
+        for metric, variant, *values in session.execute(
+            _span_sums(table, start, stops, environment, flag, variants)
+        ):
+            out[metric][variant].add(Sums(*values))
+    return {metric: dict(arms) for metric, arms in out.items()}
 
 
 def _span_sums(
@@ -308,16 +302,12 @@ def _span_sums(
         else true()
     )
     return (
-        select(table.metric.label("metric"), table.variant.label("variant"),
-               *(total.label(name) for total, name in zip(_summed(table), SUMMED, strict=True)))
+        select(table.metric, table.variant, *_summed(table))
         .where(table.environment == environment, table.flag == flag,
                table.metric.in_(metrics), table.variant.in_(sorted(variants)),
                at >= start, at < max(stops), cut)
         .group_by(table.metric, table.variant)
     )  # fmt: skip
-
-
-SUMMED = ("n", "sum_x", "sum_x2", "sum_d", "sum_d2", "sum_xd")
 
 
 def latest(
