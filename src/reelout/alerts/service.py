@@ -660,18 +660,28 @@ def deliveries(
 
 
 def vetoes(session: Session, *, flag: str, environment: str | None = None) -> list[AlertOut]:
-    """Firing alerts of rules with the `pause_rollouts` action about `flag` (for the rollout
-    controller's external veto)."""
+    """The alerts firing now (or held firing) that veto a rollout of `flag`: those of page
+    severity and those of rules with the `pause_rollouts` action, whose labels name the flag
+    (`flag=<key>`) and, when they name an environment, `environment`. Silences do not lift a
+    veto: they mute notifications, not the evidence. Oldest first."""
+    query = (
+        select(AlertInstance)
+        .where(AlertInstance.state.in_(("firing", "recovering")))
+        .order_by(AlertInstance.state_since, AlertInstance.fingerprint)
+    )
+    firing = list(session.scalars(query))
+    if not firing:  # the usual case: no rule to read (a rollout controller asks every tick)
+        return []
     pausing = {
         r.id for r in load_rules(session)
         if isinstance(r, rules.AlertRule) and rules.Action.pause_rollouts in r.actions
     }  # fmt: skip
-    query = select(AlertInstance).where(AlertInstance.state.in_(("firing", "recovering")))
     found = []
-    for row in session.scalars(query):
+    for row in firing:
         labels = row.labels
+        paging = labels.get(rules.SEVERITY_LABEL) == rules.Severity.page.value
         if (
-            row.rule_id in pausing
+            (paging or row.rule_id in pausing)
             and labels.get("flag") == flag
             and (environment is None or labels.get("environment", environment) == environment)
         ):
