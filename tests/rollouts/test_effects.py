@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reelout.alerts.service import vetoes
 from reelout.clock import ManualClock
 from reelout.rollouts import service
 from reelout.rollouts.decide import ArmData, Snapshot, decide, decision_body
@@ -233,6 +234,9 @@ def test_an_operators_rollback_freezes_the_last_decision_and_says_who(
         and frozen["decision"]["decision"] == "hold"
     )
     assert alert["labels"]["reason"] == "command"
+    with rt.db.read() as session:  # the page is about that rollout: the next try is not vetoed
+        assert alert["labels"]["flag"] == FLAG
+        assert vetoes(session, flag=FLAG, environment=ENV) == []
     with httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as web:
         cookie, _ = login(web)
         page = web.get("/console/alerts", headers=cookie)

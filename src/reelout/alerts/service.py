@@ -662,8 +662,10 @@ def deliveries(
 def vetoes(session: Session, *, flag: str, environment: str | None = None) -> list[AlertOut]:
     """The alerts firing now (or held firing) that veto a rollout of `flag`: those of page
     severity and those of rules with the `pause_rollouts` action, whose labels name the flag
-    (`flag=<key>`) and, when they name an environment, `environment`. Silences do not lift a
-    veto: they mute notifications, not the evidence. Oldest first."""
+    (`flag=<key>`) and, when they name an environment, `environment`. An alert about one
+    rollout (a `rollout=<id>` label, such as the rollback page) vetoes no other: a rollout rolled
+    back an hour ago must not pause the next try. Silences do not lift a veto: they mute
+    notifications, not the evidence. Oldest first."""
     query = (
         select(AlertInstance)
         .where(AlertInstance.state.in_(("firing", "recovering")))
@@ -683,6 +685,7 @@ def vetoes(session: Session, *, flag: str, environment: str | None = None) -> li
         if (
             (paging or row.rule_id in pausing)
             and labels.get("flag") == flag
+            and "rollout" not in labels
             and (environment is None or labels.get("environment", environment) == environment)
         ):
             found.append(_alert_out(row, (), ()))
