@@ -31,7 +31,7 @@ class RolloutOut(BaseModel):
             "Set once, when the rollout is rolled back: when, who, why (`reason`, and its class "
             "`reason_class`), the stage, and `decision`: the decision that rolled it back (for "
             "an operator's rollback, the last decision the controller had made)."
-        )
+        ),
     )
     allowed: list[str] = Field(description="The operator commands the state allows now.")
     version: int = Field(description="Grows with every change; send it back to act on this one.")
