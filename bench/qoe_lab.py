@@ -45,7 +45,8 @@ METRICS = (
     "exits_before_video_start",
     "video_startup_failure",
 )
-CONSOLE_HLS_CONFIG = {"startLevel": 0}  # the console's player (web/static/player.js HLS_CONFIG)
+# the console's player (web/static/player.js HLS_CONFIG)
+CONSOLE_HLS_CONFIG = {"startLevel": 0, "enableWorker": False}
 BROWSER_ARGS = ["--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 
 

@@ -7,7 +7,10 @@
 "use strict";
 
 window.ReeloutPlayer = (() => {
-  const HLS_CONFIG = { startLevel: 0 }; // bench/qoe_lab.py's ladder arm uses the same
+  // bench/qoe_lab.py's ladder arm uses the same. No worker: Reelout's segments are fMP4, which
+  // hls.js passes through untouched, so a worker (hls.js evaluated a second time) only delays
+  // the first frame.
+  const HLS_CONFIG = { startLevel: 0, enableWorker: false };
   // `element` the <video>, `select` the rendition <select>, `mode` where the player's mode is
   // shown; `state` (the page's window.reelout) gets hls, playerMode, hlsErrors and video, for
   // a person in DevTools and for the end-to-end tests; `say` reports what happens.
