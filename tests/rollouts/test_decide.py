@@ -165,6 +165,19 @@ def test_a_52_48_split_holds_for_srm() -> None:
                         got.reasons[0])  # fmt: skip
 
 
+def test_srm_tests_the_stages_own_split_past_50_percent() -> None:
+    """At 75% the control is the 25% left: 75:25 is the plan, 50:50 is a mismatch."""
+    stages = [{"percent": 10, "min_duration": "2h"}, {"percent": 75, "min_duration": "2h"},
+              {"percent": 100, "min_duration": "1d", "monitor_only": True}]  # fmt: skip
+    planned = plan_with(stages=stages)
+    as_planned = snapshot(*(arm(n, error_rate=rate(n // 50, n)) for n in (15_000, 5_000)), stage=1)
+    assert not decide(planned, as_planned).reasons[0].startswith("SRM")
+    even = snapshot(*healthy(10_000), stage=1)
+    got = decide(planned, even)
+    assert got.decision == "hold"
+    assert got.reasons[0].startswith("SRM: exposures 10000/10000 against a 75/25 split")
+
+
 def test_srm_waits_for_enough_units_and_its_action_is_configurable() -> None:
     lopsided = snapshot(arm(14, error_rate=rate(0, 14)), arm(0))
     assert not decide(plan_with(), lopsided).reasons[0].startswith("SRM")  # 7 expected per arm

@@ -269,7 +269,7 @@ def test_the_analysis_runs_from_the_first_stage_with_the_same_arm_ratio() -> Non
     assert evidence.analysis_since(the_plan, 2, starts) == starts[2] + timedelta(minutes=5)
     # 100%, monitor only: no control
     assert evidence.analysis_since(the_plan, 3, starts) == starts[3]
-    assert [evidence.arm_ratio(s) for s in the_plan.stages] == [(10, 10), (50, 50), (75, 25), None]
+    assert [s.shares for s in the_plan.stages] == [(10, 10), (50, 50), (75, 25), None]
 
 
 # ---- page alerts -----------------------------------------------------------------------------------

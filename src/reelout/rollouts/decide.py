@@ -142,16 +142,19 @@ def _health(plan: Plan, s: Snapshot) -> tuple[DecisionKind, str] | None:
 
 
 def _srm(plan: Plan, s: Snapshot) -> tuple[DecisionKind, str] | None:
-    """F3 on the matched split (equal weights), once each arm expects enough units."""
-    srm = plan.health.srm
+    """F3 against the stage's planned split (matched: 50/50 up to the 50% stage, 75:25 at 75%),
+    once the smaller arm expects enough units."""
+    srm, shares = plan.health.srm, plan.stages[s.stage].shares
+    assert shares is not None  # a monitor-only stage has no control and no SRM check
     observed = (s.treatment.exposures, s.control.exposures)
-    if sum(observed) / 2 < srm.min_units_per_arm:
+    if sum(observed) * min(shares) / sum(shares) < srm.min_units_per_arm:
         return None
-    p = srm_p_value(observed, (0.5, 0.5))
+    p = srm_p_value(observed, shares)
     if p >= srm.p_threshold:
         return None
+    planned = "/".join(str(round(100 * share / sum(shares))) for share in shares)
     return srm.action, (
-        f"SRM: exposures {observed[0]}/{observed[1]} against a 50/50 split,"
+        f"SRM: exposures {observed[0]}/{observed[1]} against a {planned} split,"
         f" p={p:.3g} < {srm.p_threshold:g}"
     )
 

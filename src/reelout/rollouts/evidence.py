@@ -28,19 +28,10 @@ from reelout.telemetry import rollups
 from reelout.telemetry.sums import Sums
 
 EXPOSURES = "exposed_units"
-ArmRatio = tuple[int, int] | None  # treatment : control shares; None without a control
-
-
-def arm_ratio(stage: Stage) -> ArmRatio:
-    """The treatment and control shares of a stage: the control matched to the treatment up
-    to 50%, the rest of the traffic past that; no control on a monitor-only stage."""
-    if stage.monitor_only:
-        return None
-    return stage.percent, min(stage.percent, 100 - stage.percent)
 
 
 def _same_ratio(a: Stage, b: Stage) -> bool:
-    ratio_a, ratio_b = arm_ratio(a), arm_ratio(b)
+    ratio_a, ratio_b = a.shares, b.shares
     if ratio_a is None or ratio_b is None:
         return ratio_a == ratio_b
     return ratio_a[0] * ratio_b[1] == ratio_b[0] * ratio_a[1]

@@ -56,6 +56,15 @@ class Stage(Strict):
     min_units_per_arm: int = Field(0, ge=0)
     monitor_only: bool = False
 
+    @property
+    def shares(self) -> tuple[int, int] | None:
+        """The treatment's and the control's share of the traffic (percent): the control
+        matched to the treatment up to 50%, the rest of the traffic past that (75 -> 75:25);
+        None on a monitor-only stage, which has no control."""
+        if self.monitor_only:
+            return None
+        return self.percent, min(self.percent, 100 - self.percent)
+
     @field_validator("min_duration")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
