@@ -798,6 +798,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    # rollouts
+    rollout_tick_seconds: int = Field(
+        default=60,
+        ge=1,
+        description=(
+            "How often the rollout controller decides every running rollout (one tick per slot "
+            "across all workers)."
+        ),
+    )
+
     # alerts
     alerts_eval_seconds: int = Field(
         default=60,

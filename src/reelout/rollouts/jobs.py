@@ -1,5 +1,6 @@
-"""Background jobs of the rollouts domain: telling the plan's `notify` targets that a rollout
-paused, rolled back, completed or was aborted (`effects.send_notices`)."""
+"""Background jobs of the rollouts domain: the controller's periodic tick (`controller.tick`), and
+telling the plan's `notify` targets that a rollout paused, rolled back, completed or was aborted
+(`effects.send_notices`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from typing import TypeVar
 
 from reelout.context import Core
 from reelout.jobs.registry import JobContext, Registry
-from reelout.rollouts import effects
+from reelout.rollouts import controller, effects
+
+
+def tick(ctx: JobContext[Core]) -> None:
+    controller.tick(ctx.runtime.db, ctx.runtime.clock)
 
 
 def notify(ctx: JobContext[Core]) -> None:
@@ -23,3 +28,5 @@ Host = TypeVar("Host", bound=Core)
 
 def register(registry: Registry[Host]) -> None:
     registry.handler(effects.NOTIFY_JOB)(notify)
+    registry.handler(controller.TICK_JOB)(tick)
+    registry.periodic("rollouts-tick", controller.TICK_JOB, lambda s: s.rollout_tick_seconds)

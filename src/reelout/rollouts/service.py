@@ -3,7 +3,7 @@ controller's decisions, notice manual edits of the flag, and read rollouts and t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -443,6 +443,33 @@ def _write_flag(
 def _join(why: str, reason: str | None) -> str:
     text = f"{why}: {reason}" if reason else why
     return text[:MAX_REASON_CHARS]
+
+
+def stage_entries(commands: Iterable[LogEntryOut]) -> dict[int, datetime]:
+    """stage index -> when the rollout entered it, from the log's command rows (their `from`
+    and `to` positions): a start enters stage 0, an advance or promote the next stage."""
+    entered: dict[int, datetime] = {}
+    for entry in commands:
+        before, after = entry.body.get("from"), entry.body.get("to")
+        if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+            continue
+        starts = before.get("state") == "pending" and after.get("state") == "running"
+        stage = after.get("stage")
+        if isinstance(stage, int) and (starts or stage != before.get("stage")):
+            entered.setdefault(stage, entry.at)
+    return entered
+
+
+def stage_starts(session: Session, rollout_id: int) -> dict[int, datetime]:
+    """stage index -> when the rollout entered it, read from its log."""
+    entries: list[LogEntryOut] = []
+    cursor: str | None = None
+    while True:
+        page = log_page(session, rollout_id, limit=500, cursor=cursor, kind="command")
+        entries += page.entries
+        if not page.more:
+            return stage_entries(entries)
+        cursor = page.next_cursor
 
 
 # ---- the controller ------------------------------------------------------------------------

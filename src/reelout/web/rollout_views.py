@@ -13,6 +13,7 @@ from reelout.alerts.templates import spell_duration
 from reelout.rollouts.outline import body
 from reelout.rollouts.plan import Guardrail, Plan, plan_from_data
 from reelout.rollouts.schemas import LogEntryOut, RolloutOut
+from reelout.rollouts.service import stage_entries
 from reelout.telemetry.metrics import METRICS
 
 StageStatus = Literal["done", "current", "ahead"]
@@ -47,21 +48,6 @@ class StageRow:
     entered_at: datetime | None
     left_at: datetime | None
     approval: str  # "", "needed", "approved"
-
-
-def stage_entries(commands: Iterable[LogEntryOut]) -> dict[int, datetime]:
-    """stage index -> when the rollout entered it, from the log's command rows (their `from`
-    and `to` positions): a start enters stage 0, an advance or promote the next stage."""
-    entered: dict[int, datetime] = {}
-    for entry in commands:
-        before, after = entry.body.get("from"), entry.body.get("to")
-        if not isinstance(before, Mapping) or not isinstance(after, Mapping):
-            continue
-        starts = before.get("state") == "pending" and after.get("state") == "running"
-        stage = after.get("stage")
-        if isinstance(stage, int) and (starts or stage != before.get("stage")):
-            entered.setdefault(stage, entry.at)
-    return entered
 
 
 def timeline(rollout: RolloutOut, plan: Plan, commands: Iterable[LogEntryOut]) -> list[StageRow]:

@@ -1,0 +1,88 @@
+"""The rollout controller: each tick decides every running rollout on its evidence (the plan, the
+telemetry rollups, the alerts) and records the decision, which moves the rollout and its flag."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from reelout.clock import Clock
+from reelout.db.engine import Database
+from reelout.rollouts import evidence, service
+from reelout.rollouts.decide import Decision, Snapshot, decide, decision_body
+from reelout.rollouts.outline import body
+from reelout.rollouts.plan import Plan, plan_from_data
+from reelout.rollouts.schemas import RolloutOut
+
+log = logging.getLogger("reelout.rollouts")
+TICK_JOB = "rollouts.tick"
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick did: decisions made (by kind) and how many of them moved a rollout."""
+
+    decisions: Counter[str] = field(default_factory=Counter)
+    applied: int = 0
+
+
+def tick(db: Database, clock: Clock) -> TickResult:
+    """Decide every running rollout once, each in its own transaction, so one rollout's failure
+    costs only its own decision."""
+    with db.read() as session:
+        ids = [rollout.id for rollout in service.running(session)]
+    decisions: Counter[str] = Counter()
+    applied = 0
+    for rollout_id in ids:
+        try:
+            made = tick_one(db, clock, rollout_id)
+        except Exception:  # logged; the next tick tries again
+            log.exception("rollout %d: the tick failed", rollout_id)
+            continue
+        if made is not None:
+            decisions[made[0].decision] += 1
+            applied += made[1].applied
+    return TickResult(decisions, applied)
+
+
+def tick_one(
+    db: Database, clock: Clock, rollout_id: int
+) -> tuple[Decision, service.Recorded] | None:
+    """One rollout's decision at `clock.now()`, recorded; None when it is no longer running or
+    its flag was edited by someone else (which pauses it)."""
+    with db.session() as session:
+        if service.check_manual_edit(session, clock, rollout_id) is not None:
+            return None
+        rollout = service.get(session, rollout_id)
+        if rollout.state != "running" or rollout.stage_started_at is None:
+            return None
+        made = decide(*_evidence(session, clock, rollout))
+        recorded = service.record_decision(
+            session, clock, rollout_id, made.decision, made.reasons, decision_body(made),
+            stage=made.stage, extend_until=made.extend_until,
+        )  # fmt: skip
+    if recorded.applied and made.decision != "hold":
+        log.info("rollout %d of %s: %s (%s)", rollout_id, rollout.flag, made.decision,
+                 "; ".join(made.reasons))  # fmt: skip
+    return made, recorded
+
+
+def _evidence(session: Session, clock: Clock, rollout: RolloutOut) -> tuple[Plan, Snapshot]:
+    """The plan and the snapshot it is judged on: the analysis runs from the first stage with
+    the current arm ratio (evidence.analysis_since), whose start the rollout's log gives."""
+    assert rollout.stage_started_at is not None
+    plan = plan_from_data(body(rollout.plan))
+    starts = service.stage_starts(session, rollout.id)
+    starts[rollout.stage] = rollout.stage_started_at
+    entered = [starts.get(i, rollout.stage_started_at) for i in range(rollout.stage + 1)]
+    snapshot = evidence.snapshot(
+        session, plan, stage=rollout.stage, stage_started_at=rollout.stage_started_at,
+        analysis_since=evidence.analysis_since(plan, rollout.stage, entered),
+        now=clock.now(), page_alerts=evidence.page_alerts(session, plan),
+        approved_stages=frozenset(rollout.approvals), dismissed=frozenset(rollout.dismissed),
+        extended_until=rollout.extended_until,
+    )  # fmt: skip
+    return plan, snapshot
