@@ -96,7 +96,9 @@ def test_a_healthy_stage_advances_and_writes_the_next_split(
     clock.set(T0 + timedelta(minutes=61))
     run_jobs(live.runtime, tick=True)
     moved = rollout(live, rid)
-    assert (moved["state"], moved["stage"], moved["percent"]) == ("running", 1, 50), moved["last_decision"]["reasons"]
+    assert (moved["state"], moved["stage"], moved["percent"]) == ("running", 1, 50), moved[
+        "last_decision"
+    ]["reasons"]
     split = served(live)["targeting"]["fractional"]
     assert [bucket[1] for bucket in split[-3:]] == [50, 0, 50]
 
