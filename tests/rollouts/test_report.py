@@ -4,6 +4,8 @@ ingest and rolled up by the real job, so the report's KPI table has both arms.""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,16 @@ from tests.support.live import LiveServer, StartLive
 from tests.telemetry.conftest import client_key
 from tests.telemetry.conftest import upload_outcome as upload
 from tests.web.test_rollout_pages import record
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "rollouts" / "report.md"
+
+
+def documented() -> dict[str, Any]:
+    """The JSON example of docs/rollouts/report.md."""
+    found = re.search(r"^```json\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.M | re.S)
+    assert found, "no JSON example on the report's page"
+    shown: dict[str, Any] = json.loads(found.group(1))
+    return shown
 
 
 def check(reply: httpx.Response, status: int = 200) -> Any:
@@ -123,6 +135,13 @@ def test_the_report_of_a_rolled_back_rollout(server: LiveServer, clock: ManualCl
     assert [e["what"] for e in report["log"]] == [
         "create", "start", "dismiss", "hold", "advance", "advance", "rollback", "rollback",
     ]  # fmt: skip
+    shown = documented()  # the docs' example is this rollout's report, abridged
+    assert list(shown) == list(report)
+    for field in ("final", "window", "stages", "decisions"):
+        assert shown[field] == report[field], field
+    assert shown["kpis"]["kpis"][0]["treatment"]["value"] == success["treatment"]["value"]
+    assert set(shown["guardrails"][0]) <= set(error_rate) | {"…"}
+    assert set(shown["log"][0]) == set(report["log"][0])
     frozen = report["frozen_evidence"]
     assert frozen is None or frozen["stage"] == 1  # once the rollback effects freeze it
 
