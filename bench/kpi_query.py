@@ -75,9 +75,10 @@ class Event:
     body: dict[str, Any]
 
 
-def _visit(rng: random.Random, tag: str, start: int) -> list[Event]:
+def _visit(rng: random.Random, tag: str, start: int, exposure: bool = False) -> list[Event]:
     """One viewer's visit: an app session, a view, sometimes an upload and a rating; the
-    treatment arm ("on") is better on every KPI, by about what the seed hopes for."""
+    treatment arm ("on") is better on every KPI, by about what the seed hopes for. With
+    `exposure`, the visit opens with the flag's `exposure` event (as OFREP's log writes it)."""
     on = rng.random() < 0.5
     common = {
         "viewer_id": f"viewer-{tag}-{M}",
@@ -94,6 +95,8 @@ def _visit(rng: random.Random, tag: str, start: int) -> list[Event]:
         body = {"event_id": E, "type": type_, **common, "seq": len(out), **fields}
         out.append(Event(min(at, 59_999), body))
 
+    if exposure:  # no random draw: the rest of the visit is the same with or without it
+        add(start, "exposure", flag=FLAG, variant=ARMS[on])
     crashed = rng.random() < (0.008 if on else 0.025)
     add(start, "app_session", status="crashed" if crashed else "ok")
     view = {"view_id": f"view-{tag}-{M}"}
@@ -135,18 +138,18 @@ def _visit(rng: random.Random, tag: str, start: int) -> list[Event]:
     return out
 
 
-def profile_events(profile: int, visits: int) -> list[Event]:
+def profile_events(profile: int, visits: int, exposures: bool = False) -> list[Event]:
     rng = random.Random(profile)
     events: list[Event] = []
     for visit in range(visits):
-        events += _visit(rng, f"{profile}-{visit}", rng.randrange(0, 25_000))
+        events += _visit(rng, f"{profile}-{visit}", rng.randrange(0, 25_000), exposures)
     events.sort(key=lambda e: e.offset_ms)
     return events
 
 
-def visits_per_minute() -> int:
+def visits_per_minute(exposures: bool = False) -> int:
     """Visits per synthetic minute so that DAYS of minutes hold about TARGET_EVENTS events."""
-    sample = sum(len(profile_events(p, 100)) for p in range(8)) / 800
+    sample = sum(len(profile_events(p, 100, exposures)) for p in range(8)) / 800
     return round(TARGET_EVENTS / (DAYS * 1440) / sample)
 
 
@@ -223,10 +226,17 @@ class Built:
     seconds_raw: float
 
 
-def build(db: Database, minutes: int, raw_minutes: int, say: Callable[[str], None]) -> Built:
-    visits = visits_per_minute()
+def build(
+    db: Database,
+    minutes: int,
+    raw_minutes: int,
+    say: Callable[[str], None],
+    exposures: bool = False,
+) -> Built:
+    """The data set; with `exposures`, each visit also has its `exposure` event."""
+    visits = visits_per_minute(exposures)
     say(f"{visits} visits per minute; folding {PROFILES} synthetic minutes")
-    per_profile = [profile_events(p, visits) for p in range(PROFILES)]
+    per_profile = [profile_events(p, visits, exposures) for p in range(PROFILES)]
     minute_sums = [profile_sums(events, p) for p, events in enumerate(per_profile)]
     rows = [row for p, sums in enumerate(minute_sums) for row in as_rows(p, sums)]
     say(f"adding up the {PROFILES} distinct hours they make")

@@ -570,7 +570,9 @@ def print_goals(console: Console, checks: list[tuple[str, str, bool | None]]) ->
 
 def parse_args(argv: list[str] | None) -> tuple[Plan, bool, Path | None]:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--plays", type=int, default=3, help="views per profile and arm (default 3)")
+    ap.add_argument(
+        "--plays", type=int, help="views per profile and arm (default 3; 1 with --quick)"
+    )
     ap.add_argument(
         "--profiles",
         default=",".join(p.name for p in PROFILES),
@@ -583,7 +585,9 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool, Path | None]:
         help="a view still playing after this many seconds ends as user_exit (default 300)",
     )
     ap.add_argument(
-        "--quick", action="store_true", help=f"smoke run: 1 view each, {QUICK_SECONDS} s of clip"
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_SECONDS} s of the clip, 1 view each unless --plays says",
     )
     ap.add_argument(
         "--hls-config",
@@ -600,7 +604,7 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool, Path | None]:
     profiles = [p for p in PROFILES if p.name in wanted]
     if not profiles:
         ap.error(f"no profile among {wanted}; choose from {[p.name for p in PROFILES]}")
-    plays = 1 if args.quick else max(1, args.plays)
+    plays = max(1, args.plays if args.plays is not None else 1 if args.quick else 3)
     cap = min(args.cap, 120.0) if args.quick else args.cap
     plan = Plan(plays, args.quick, profiles, cap, 600.0, args.hls_config)
     return plan, args.json, args.save

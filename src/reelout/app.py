@@ -35,6 +35,8 @@ from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
+from reelout.rollouts.alerting import with_rollbacks
+from reelout.rollouts.metrics import RolloutMetrics
 from reelout.rollouts.routes import router as rollouts_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
@@ -131,6 +133,7 @@ def create_worker_app() -> FastAPI:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     rt = Runtime.from_settings(settings, clock)
+    rt.alert_signals = with_rollbacks(rt, rt.alert_signals)  # the rollback alert's signal
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -180,6 +183,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.telemetry_writer = IngestWriter(rt.db)
     # after every other middleware (it times them all), and /metrics behind OFREP
     metrics_routes.install(app, rt)
+    if settings.metrics_enabled:  # the rollouts, read at scrape time like the alerts
+        app.state.metrics.registry.register(RolloutMetrics(rt))
     routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)
     for router in (*routers, webhooks_router, alerts_router, kpi_router, rollouts_router):
         app.include_router(router)

@@ -113,9 +113,11 @@ def worker(
     """Run a standalone job worker (several may run against one PostgreSQL database)."""
     from reelout.jobs.worker import run_worker
     from reelout.media.jobs import tools as media_tools
+    from reelout.rollouts.alerting import with_rollbacks
     from reelout.tasks import build_registry
 
     rt = _runtime(seed_on_start, seed_alerts)
+    rt.alert_signals = with_rollbacks(rt, rt.alert_signals)  # the rollback alert's signal
     logs.configure(rt.settings.log_level, rt.settings.log_format)
     media_tools(rt.settings.ffmpeg, rt.settings.ffprobe)  # finds and logs the encoder once
     run_worker(rt, build_registry(), concurrency or rt.settings.worker_concurrency)

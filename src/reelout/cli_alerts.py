@@ -36,6 +36,7 @@ from reelout.cli_common import (
 from reelout.cli_common import table as cli_table
 from reelout.errors import ReeloutError
 from reelout.flags.admin.service import seed_on_start
+from reelout.rollouts.alerting import with_rollbacks
 from reelout.runtime import Runtime
 from reelout.webhooks.secretbox import box_for
 
@@ -68,6 +69,7 @@ def _alerts() -> Iterator[Runtime]:
     with command_runtime(
         seed_on_start, defaults.seed_on_start, exit_with=fail_with_hints(HINTS)
     ) as rt:
+        rt.alert_signals = with_rollbacks(rt, rt.alert_signals)  # rules may name it
         yield rt
 
 

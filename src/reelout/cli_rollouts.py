@@ -18,6 +18,7 @@ from reelout.cli_kpi import _table as kpi_table
 from reelout.flags.admin.service import seed_on_start
 from reelout.rollouts import report as reports
 from reelout.rollouts import service
+from reelout.rollouts.notices import failing
 from reelout.rollouts.plan import load_plan
 from reelout.rollouts.schemas import RolloutOut
 from reelout.rollouts.states import Command, State
@@ -107,7 +108,19 @@ def _show(rollout: RolloutOut, as_json: bool) -> None:
         lines.append(f"approved stages: {', '.join(str(s + 1) for s in rollout.approvals)}")
     for metric, why in rollout.dismissed.items():
         lines.append(f"dismissed {metric}: {why}")
+    lines += _frozen(rollout.frozen_evidence)
     console.print(Text("\n".join(lines)))
+
+
+def _frozen(frozen: dict[str, Any] | None) -> list[str]:
+    """What a rolled-back rollout was rolled back on: who, when, why, the failing guardrails."""
+    if not frozen:
+        return []
+    head = (
+        f"rolled back by {frozen.get('who')} at {frozen.get('at')}"
+        f" ({frozen.get('reason_class')}): {frozen.get('reason') or 'no reason given'}"
+    )
+    return [head, *(f"  {message}" for message in failing(frozen.get("decision")))]
 
 
 @rollouts_app.command("show")

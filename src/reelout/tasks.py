@@ -19,6 +19,7 @@ DOMAIN_JOB_MODULES = (
     "reelout.flags.governance.jobs",
     "reelout.telemetry.jobs",
     "reelout.alerts.jobs",
+    "reelout.rollouts.jobs",
 )
 
 

@@ -46,6 +46,8 @@ def test_a_rollout_from_the_command_line(cli: Cli, server: LiveServer, tmp_path:
     with server.client() as api:
         rollout = api.get(f"{API}/{rid}").json()
     assert rollout["state"] == "rolled_back" and rollout["approvals"] == [3]
+    shown = ok(cli("rollouts", "show", rid)).output
+    assert f"rolled back by {CLI_USER} at " in shown and "(command): tickets" in shown
 
     entries = as_json(cli("rollouts", "log", rid, "--json"))["entries"]
     assert [e["what"] for e in entries] == [

@@ -39,6 +39,9 @@ TYPES_AND_FIELDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {"error_class": st.just("network"), "retryable": st.booleans()}
     ),
     "upload_abandoned": st.just({}),
+    "exposure": st.fixed_dictionaries(
+        {"flag": st.just("new-player"), "variant": st.sampled_from(["on", "off"])}
+    ),
     "play_request": st.just({}),
     "playing": st.just({}),
     "rebuffer_start": st.just({}),

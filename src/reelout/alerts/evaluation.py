@@ -29,6 +29,7 @@ from reelout.alerts.signals import SignalSample, SignalSource
 from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.db.engine import Database
+from reelout.jobs import service as jobs
 
 log = logging.getLogger("reelout.alerts")
 EVAL_JOB = "alerts.evaluate"
@@ -228,6 +229,12 @@ def _enabled(session: Session) -> list[AnyRule]:
         except (rules.RuleError, ValueError) as exc:  # stored under an older format
             row.last_error = f"the stored rule no longer reads: {exc}"[:2000]
     return found
+
+
+def evaluate_soon(session: Session, clock: Clock, key: str) -> None:
+    """Queue an evaluation now, in the caller's transaction (e.g. after a rollback, so its
+    alert fires within seconds rather than at the next scheduled tick); one per `key`."""
+    jobs.enqueue(session, clock, EVAL_JOB, {}, dedupe_key=f"{EVAL_JOB}:{key}")
 
 
 def tick(db: Database, clock: Clock, source: SignalSource, settings: Settings) -> TickResult:

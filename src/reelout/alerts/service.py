@@ -195,6 +195,15 @@ def apply_document(
     return out
 
 
+def ensure_rule(session: Session, clock: Clock, who: Actor, rule: AnyRule) -> bool:
+    """Store a built-in rule when no rule has its id (True then); one that exists, edited or
+    disabled by a person, is left as it is."""
+    if session.get(AlertRuleRow, rule.id) is not None:
+        return False
+    store_rule(session, clock, who, rule)
+    return True
+
+
 def delete_rule(session: Session, clock: Clock, who: Actor, rule_id: str) -> None:
     """Remove a rule and its alerts (their groups report them resolved)."""
     row = _row(session, rule_id, lock=True)
@@ -501,6 +510,29 @@ def send_test(
     return _delivery_out(row)
 
 
+def send_message(
+    session: Session,
+    clock: Clock,
+    receiver_id: str,
+    event: str,
+    status: str,
+    *,
+    data: dict[str, Any],
+    slack: dict[str, Any],
+    max_attempts: int,
+    kind: str | None = None,
+) -> str | None:
+    """Queue a message that is not an alert (e.g. a rollout's) to one receiver, through the
+    same delivery log, signing and retries; its delivery id, or None when there is no receiver
+    `receiver_id` (of `kind`, when given)."""
+    row = session.get(AlertReceiver, receiver_id)
+    if row is None or (kind is not None and row.kind != kind):
+        return None
+    return delivery.queue(
+        session, clock, row, event, status, data=data, slack=slack, max_attempts=max_attempts
+    )
+
+
 # ---- reading alerts ----------------------------------------------------------------------------
 
 
@@ -628,19 +660,32 @@ def deliveries(
 
 
 def vetoes(session: Session, *, flag: str, environment: str | None = None) -> list[AlertOut]:
-    """Firing alerts of rules with the `pause_rollouts` action about `flag` (for the rollout
-    controller's external veto)."""
+    """The alerts firing now (or held firing) that veto a rollout of `flag`: those of page
+    severity and those of rules with the `pause_rollouts` action, whose labels name the flag
+    (`flag=<key>`) and, when they name an environment, `environment`. An alert about one
+    rollout (a `rollout=<id>` label, such as the rollback page) vetoes no other: a rollout rolled
+    back an hour ago must not pause the next try. Silences do not lift a veto: they mute
+    notifications, not the evidence. Oldest first."""
+    query = (
+        select(AlertInstance)
+        .where(AlertInstance.state.in_(("firing", "recovering")))
+        .order_by(AlertInstance.state_since, AlertInstance.fingerprint)
+    )
+    firing = list(session.scalars(query))
+    if not firing:  # the usual case: no rule to read (a rollout controller asks every tick)
+        return []
     pausing = {
         r.id for r in load_rules(session)
         if isinstance(r, rules.AlertRule) and rules.Action.pause_rollouts in r.actions
     }  # fmt: skip
-    query = select(AlertInstance).where(AlertInstance.state.in_(("firing", "recovering")))
     found = []
-    for row in session.scalars(query):
+    for row in firing:
         labels = row.labels
+        paging = labels.get(rules.SEVERITY_LABEL) == rules.Severity.page.value
         if (
-            row.rule_id in pausing
+            (paging or row.rule_id in pausing)
             and labels.get("flag") == flag
+            and "rollout" not in labels
             and (environment is None or labels.get("environment", environment) == environment)
         ):
             found.append(_alert_out(row, (), ()))

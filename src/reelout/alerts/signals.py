@@ -49,3 +49,22 @@ class NoSignals:
 
     def known_metrics(self) -> Collection[str]:
         return frozenset()
+
+
+class CombinedSignals:
+    """Several sources as one: a metric is asked of the first source that knows it (the KPI
+    rollups, and the rollouts' own `rollout_rolled_back`)."""
+
+    def __init__(self, *sources: SignalSource) -> None:
+        self.sources = sources
+
+    def sample(
+        self, metric: str, scope: Mapping[str, str], window: timedelta, at: datetime
+    ) -> Sequence[SignalSample]:
+        for source in self.sources:
+            if metric in source.known_metrics():
+                return source.sample(metric, scope, window, at)
+        raise UnknownMetric(f"no signal source knows the metric {metric!r}")
+
+    def known_metrics(self) -> Collection[str]:
+        return frozenset(m for source in self.sources for m in source.known_metrics())

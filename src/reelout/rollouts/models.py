@@ -1,5 +1,5 @@
-"""Tables of the rollouts domain: each rollout with its plan and position, and its append-only
-log of commands and decisions."""
+"""Tables of the rollouts domain: each rollout with its plan and position, its append-only
+log of commands and decisions, and the decision counts `/metrics` shows."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class Rollout(Base):
     dismissed: Mapped[dict[str, str]] = mapped_column(JSON)  # metric -> the dismissal's reason
     extended_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # set once, when the rollout is rolled back: what it was rolled back on (`effects.freeze`)
+    frozen_evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # the flag audit entry of the rollout's last write to the flag: a newer one is a manual edit
     flag_audit_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int] = mapped_column(Integer)
@@ -58,3 +60,14 @@ class RolloutLogEntry(Base):
     what: Mapped[str] = mapped_column(String(32))  # the command's name or the decision's kind
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RolloutCount(Base):
+    """A count that only grows, for `/metrics`: decisions and commands by kind and reason class
+    (`reasons.classify`), bumped in the transaction that logs them."""
+
+    __tablename__ = "rollout_counts"
+
+    decision: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)

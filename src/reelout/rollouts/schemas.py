@@ -25,6 +25,14 @@ class RolloutOut(BaseModel):
     dismissed: dict[str, str] = Field(description="Dismissed metric -> the dismissal's reason.")
     extended_until: datetime | None
     last_decision: dict[str, Any] | None
+    frozen_evidence: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Set once, when the rollout is rolled back: when, who, why (`reason`, and its class "
+            "`reason_class`), the stage, and `decision`: the decision that rolled it back (for "
+            "an operator's rollback, the last decision the controller had made)."
+        ),
+    )
     allowed: list[str] = Field(description="The operator commands the state allows now.")
     version: int = Field(description="Grows with every change; send it back to act on this one.")
 

@@ -19,8 +19,10 @@ from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from reelout.flags.admin import arms
 from reelout.flags.admin import service as flags
+from reelout.rollouts import effects
 from reelout.rollouts.models import Rollout, RolloutLogEntry
 from reelout.rollouts.outline import PlanCheck, PlanOutline, outline, validated
+from reelout.rollouts.reasons import COMMAND, MANUAL_EDIT, classify
 from reelout.rollouts.schemas import LogEntryOut, LogPage, RolloutOut, RolloutPage
 from reelout.rollouts.states import (
     FINAL,
@@ -79,6 +81,7 @@ def _out(row: Rollout) -> RolloutOut:
         dismissed=row.dismissed,
         extended_until=row.extended_until,
         last_decision=row.last_decision,
+        frozen_evidence=row.frozen_evidence,
         allowed=[c.value for c in allowed(_position(row)) if c in OPERATOR_COMMANDS],
         version=row.version,
     )
@@ -198,18 +201,18 @@ def _log(
     what: str,
     reason: str | None,
     body: Mapping[str, Any],
-) -> None:
-    session.add(
-        RolloutLogEntry(
-            rollout_id=row.id,
-            at=clock.now(),
-            kind=kind,
-            who=who,
-            what=what,
-            reason=reason,
-            body=dict(body),
-        )
+) -> RolloutLogEntry:
+    entry = RolloutLogEntry(
+        rollout_id=row.id,
+        at=clock.now(),
+        kind=kind,
+        who=who,
+        what=what,
+        reason=reason,
+        body=dict(body),
     )
+    session.add(entry)
+    return entry
 
 
 def _reason(reason: str | None) -> str | None:
@@ -333,12 +336,22 @@ def command(
             details={"version": row.version},
         )
     _check_args(args, outline(row.plan), row)
-    return _out(_apply(session, clock, row, args, who))
+    _apply(session, clock, row, args, who)
+    effects.count(session, args.command.value, COMMAND)
+    return _out(row)
 
 
 def _apply(
-    session: Session, clock: Clock, row: Rollout, args: CommandArgs, who: Principal
+    session: Session,
+    clock: Clock,
+    row: Rollout,
+    args: CommandArgs,
+    who: Principal,
+    decision: Mapping[str, Any] | None = None,
 ) -> Rollout:
+    """One step of the state machine: its flag write, the rollout's new position (and frozen
+    evidence, for a rollback), its log row, then the step's effects (`effects.after_step`).
+    `decision` is the controller's decision body that caused the step, if one did."""
     before = _position(row)
     step = transition(before, args.command)
     reason = _reason(args.reason)
@@ -351,8 +364,11 @@ def _apply(
         body["flag_revision"] = written
     body.update(_note(row, args))
     _move(row, clock, step.position)
-    _log(session, clock, row, "command", who.name, args.command.value, reason, body)
+    if step.position.state is State.rolled_back:
+        effects.freeze(row, clock.now(), who, reason, decision)
+    entry = _log(session, clock, row, "command", who.name, args.command.value, reason, body)
     _flush(session, row)
+    effects.after_step(session, clock, row, entry, decision)
     return row
 
 
@@ -472,15 +488,18 @@ def record_decision(
     edited = _edited(session, row)
     if edited is not None:  # decided on a flag the rollout no longer holds: pause instead
         _apply(session, clock, row, CommandArgs(Command.pause, edited), CONTROLLER)
+        effects.count(session, Command.pause.value, MANUAL_EDIT)
         return Recorded(False, _out(row))
     reason = "; ".join(reasons) or None
     row.last_decision = dict(body)
     _log(session, clock, row, "decision", CONTROLLER.name, decision, reason, body)
+    effects.count(session, decision, classify(reasons))
     follow = _DECISION_COMMANDS.get(decision)
     if decision == "advance":
         follow = Command.complete if row.stage == _last(row) else Command.advance
     if follow is not None:
-        _apply(session, clock, row, CommandArgs(follow, _join_reasons(reasons)), CONTROLLER)
+        args = CommandArgs(follow, _join_reasons(reasons))
+        _apply(session, clock, row, args, CONTROLLER, decision=body)
     elif decision == "extend" and extend_until is not None:
         row.extended_until = extend_until
     _flush(session, row)
@@ -511,4 +530,5 @@ def check_manual_edit(session: Session, clock: Clock, rollout_id: int) -> str | 
     reason = _edited(session, row)
     if reason is not None:
         _apply(session, clock, row, CommandArgs(Command.pause, reason), CONTROLLER)
+        effects.count(session, Command.pause.value, MANUAL_EDIT)
     return reason

@@ -23,6 +23,7 @@ MAX_STATUSES = 16  # notification statuses (firing, resolved, test, a digest's v
 SEVERITIES = frozenset(severity.value for severity in Severity)
 STATES = frozenset(state.value for state in counters.COUNTED_STATES)
 EVENTS = frozenset({NOTIFICATION_EVENT, DIGEST_EVENT, TEST_EVENT})
+ROLLOUT_EVENT = "rollout."  # the rollouts' messages to their plans' targets: rollout.paused, …
 Labels = tuple[str, ...]
 
 
@@ -61,10 +62,12 @@ class AlertMetrics:
         notifications = CounterMetricFamily(
             "reelout_alert_notifications",
             "Messages queued to alert receivers, by receiver, event (alert.notification, "
-            "alert.digest, alert.test) and status (firing, resolved, a digest's verdict, test).",
+            "alert.digest, alert.test, a rollout's rollout.paused, rollout.rolled_back, "
+            "rollout.completed, rollout.aborted) and status (firing, resolved, a digest's "
+            "verdict, test, a rollout's state).",
             labels=("receiver", "event", "status"),
         )
-        relabel = (self._receivers.label, _fixed(EVENTS), self._statuses.label)
+        relabel = (self._receivers.label, _event, self._statuses.label)
         for labels, count in _summed(found.counters[counters.NOTIFICATIONS], relabel):
             notifications.add_metric(labels, count)
         yield notifications
@@ -81,6 +84,12 @@ class AlertMetrics:
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # read at scrape time: nothing to collect when registering
+
+
+def _event(value: str) -> str:
+    """A notification's event: the alerts' fixed set, and the rollouts' four `rollout.*`
+    events (named in code, never by an operator)."""
+    return value if value in EVENTS or value.startswith(ROLLOUT_EVENT) else OTHER
 
 
 def _summed(

@@ -1,5 +1,5 @@
 """What events say about the units they belong to: an upload attempt, a view, an app session, a
-viewer. A unit's state folds in its events in any order and any chunking (so the rollups may
+viewer, an exposure. A unit's state folds in its events in any order and any chunking (so the rollups may
 read events as they arrive); its facts are the numbers the metrics read. Pure: no I/O.
 
 Hand-written: these are Reelout's own definitions of the industry's QoE measures (Mux Data's
@@ -8,15 +8,17 @@ views, Sentry's sessions), over Reelout's own event model.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
-UnitKind = Literal["attempt", "view", "session", "viewer", "action"]
-UNIT_KINDS: tuple[UnitKind, ...] = ("attempt", "view", "session", "viewer", "action")
+UnitKind = Literal["attempt", "view", "session", "viewer", "action", "exposure"]
+UNIT_KINDS: tuple[UnitKind, ...] = ("attempt", "view", "session", "viewer", "action", "exposure")
 MAX_ARMS = 64  # flags a unit is attributed to
 MAX_UPLOADS_PER_VIEWER = 500  # distinct upload attempts a viewer's state remembers
 MAX_VIEWS_PER_VIEWER = 500  # distinct views whose startup a viewer's state remembers
+MAX_UNIT_ID = 300  # the units table's id width
 State = dict[str, Any]
 
 UPLOAD_END = {"upload_completed": "ok", "upload_failed": "failed", "upload_abandoned": "abandoned"}
@@ -68,7 +70,19 @@ def unit_ids(event: Mapping[str, Any]) -> dict[UnitKind, str]:
         ids["action"] = f"view:{ids['view']}"
     if kind == "app_session" and event.get("session_id"):
         ids["session"] = event["session_id"]
+    if kind == "exposure":
+        ids["exposure"] = exposure_unit(event["flag"], event["variant"], event["viewer_id"])
     return ids
+
+
+def exposure_unit(flag: str, variant: str, viewer_id: str) -> str:
+    """The id of a viewer's exposure to one variant of one flag: a unit of its own, so a viewer
+    moved to another variant (a rollout's next stage) counts in that arm from then on. Ids past
+    the units' 300 characters are a digest, so they stay distinct."""
+    joined = "\x1f".join((flag, variant, viewer_id))
+    if len(joined) <= MAX_UNIT_ID:
+        return joined
+    return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()
 
 
 def fold(kind: UnitKind, state: State, events: Iterable[Seen]) -> State:
@@ -220,6 +234,13 @@ def _viewer_view(state: State, seen: Seen, view_id: str) -> None:
         startups[view_id] = entry
 
 
+def _exposure(state: State, seen: Seen) -> None:
+    """A viewer served a variant of a flag: the unit belongs to that arm alone (whatever other
+    flags the event carries), from its earliest exposure."""
+    body = seen.body
+    state["_arms"] = {str(body["flag"]): [state["_at"], str(body["variant"])]}
+
+
 _OUTCOME_RANK = {"ok": 0, "failed": 1, "abandoned": 2}  # a retry that succeeded is a success
 _STEPS = {
     "attempt": _attempt,
@@ -227,6 +248,7 @@ _STEPS = {
     "session": _session,
     "viewer": _viewer,
     "action": _action,
+    "exposure": _exposure,
 }
 
 
@@ -354,10 +376,15 @@ def _action_facts(state: State) -> dict[str, float]:
     return {}
 
 
+def _exposure_facts(state: State) -> dict[str, float]:
+    return {"exposed": 1.0}
+
+
 _FACTS = {
     "attempt": _attempt_facts,
     "view": _view_facts,
     "session": _session_facts,
     "viewer": _viewer_facts,
     "action": _action_facts,
+    "exposure": _exposure_facts,
 }

@@ -11,7 +11,7 @@ from reelout.telemetry.facts import UnitKind
 
 MetricKind = Literal["proportion", "ratio", "mean"]
 Direction = Literal["higher", "lower"]
-Display = Literal["percent", "seconds", "score", "log_ms"]
+Display = Literal["percent", "seconds", "score", "log_ms", "count"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,11 @@ CATALOGUE: tuple[Metric, ...] = (
     _m("processing_success_rate", "proportion", "attempt", "processing_ok", "processed",
        "higher", "percent", "Processing success",
        "Videos whose processing ended ready, of those whose processing ended."),
+    _m("exposed_units", "mean", "exposure", "exposed", None, "higher", "count",
+       "Exposed units",
+       "Viewers served each variant (exposure events: OFREP's log, or the app's), each counted "
+       "once per variant, in the minute of their first exposure to it: read n, the count (the "
+       "value is always 1). The rollout controller's units per arm and sample-ratio check."),
 )  # fmt: skip
 METRICS: dict[str, Metric] = {metric.name: metric for metric in CATALOGUE}
 SEED_KPIS = tuple(metric.name for metric in CATALOGUE if metric.goal is not None)

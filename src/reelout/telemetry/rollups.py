@@ -9,12 +9,12 @@ a writer still committing a lower id on PostgreSQL is not skipped.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -253,6 +253,109 @@ def window_sums(
             for (metric, variant), hist in _merged(session.execute(hists)).items():
                 out[metric][variant].add(Sums(hist=hist))
     return {metric: dict(arms) for metric, arms in out.items()}
+
+
+def window_sums_until(
+    session: Session,
+    environment: str,
+    flag: str,
+    since: datetime,
+    ends: Mapping[str, datetime],
+    variants: Collection[str],
+) -> dict[str, dict[str, Sums]]:
+    """metric -> variant -> the sums of its rows of `flag` in [since, ends[metric]), for these
+    variants: `window_sums` where each metric ends at its own time (a rollout's guardrails each
+    cut at their lag), without histograms. The metrics' spans that start together are read in
+    one query (the window's head, its whole hours, the tails in the last hours), each metric
+    cut at its own end there: a few small queries (one UNION of them made PostgreSQL start
+    parallel workers, slower than the queries alone)."""
+    groups: dict[tuple[RollupTable, datetime], dict[datetime, list[str]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for metric, end in ends.items():
+        for table, start, stop in spans(since, end):
+            groups[(table, start)][stop].append(metric)
+    out: dict[str, dict[str, Sums]] = defaultdict(lambda: defaultdict(Sums))
+    for (table, start), stops in groups.items():
+        for metric, variant, *values in session.execute(
+            _span_sums(table, start, stops, environment, flag, variants)
+        ):
+            out[metric][variant].add(Sums(*values))
+    return {metric: dict(arms) for metric, arms in out.items()}
+
+
+def _span_sums(
+    table: RollupTable,
+    start: datetime,
+    stops: Mapping[datetime, Sequence[str]],
+    environment: str,
+    flag: str,
+    variants: Collection[str],
+) -> Any:
+    """The sums per metric and variant of `table`'s rows from `start`, each metric up to its
+    stop: the index's range up to the last stop, each metric's own stop a filter on it."""
+    at = _at(table)
+    metrics = sorted(metric for names in stops.values() for metric in names)
+    cut = (
+        or_(*(and_(table.metric.in_(sorted(names)), at < stop) for stop, names in stops.items()))
+        if len(stops) > 1
+        else true()
+    )
+    return (
+        select(table.metric, table.variant, *_summed(table))
+        .where(table.environment == environment, table.flag == flag,
+               table.metric.in_(metrics), table.variant.in_(sorted(variants)),
+               at >= start, at < max(stops), cut)
+        .group_by(table.metric, table.variant)
+    )  # fmt: skip
+
+
+def latest(
+    session: Session,
+    environment: str,
+    metrics: Sequence[str],
+    flag: str,
+    variants: Collection[str],
+    since: datetime,
+    until: datetime,
+) -> datetime | None:
+    """The latest minute in [since, until) in which a unit of these metrics started in one of
+    these variants of `flag`, or None: the newest rows first (an hour row found is narrowed to
+    its minute rows, when they are still kept)."""
+    for table, start, end in reversed(spans(since, until)):
+        found = _latest_in(session, table, environment, metrics, flag, variants, start, end)
+        if found is None:
+            continue
+        if table is TelemetryRollupHour:
+            hour_end = found + HOUR
+            minute = _latest_in(session, TelemetryRollup, environment, metrics, flag, variants,
+                                found, hour_end)  # fmt: skip
+            return minute or found
+        return found
+    return None
+
+
+def _latest_in(
+    session: Session,
+    table: RollupTable,
+    environment: str,
+    metrics: Sequence[str],
+    flag: str,
+    variants: Collection[str],
+    start: datetime,
+    end: datetime,
+) -> datetime | None:
+    at = _at(table)
+    query = select(func.max(at)).where(
+        table.environment == environment,
+        table.metric.in_(metrics),
+        table.flag == flag,
+        table.variant.in_(list(variants)),
+        at >= start,
+        at < end,
+    )
+    found: datetime | None = session.scalar(query)
+    return found
 
 
 def _merged(rows: Iterable[Any]) -> dict[tuple[str, str], dict[int, float]]:

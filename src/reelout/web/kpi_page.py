@@ -190,5 +190,11 @@ def _span(window: str) -> tuple[timedelta, timedelta]:
 
 
 def _unit(metric: Metric) -> str:
-    units = {"percent": "%", "seconds": "seconds", "score": "score of 5", "log_ms": "ln ms"}
+    units = {
+        "percent": "%",
+        "seconds": "seconds",
+        "score": "score of 5",
+        "log_ms": "ln ms",
+        "count": "units",
+    }
     return units[metric.display]

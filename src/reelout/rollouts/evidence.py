@@ -1,0 +1,120 @@
+"""The evidence a rollout tick decides on, read from the store: each arm's guardrail sums and
+exposed units from the telemetry rollups, the rollups' watermark, and the page alerts about
+the flag.
+
+The analysis window. Each guardrail's sums cover the units that started in
+[analysis_since, now - its lag): cumulative across stages, as the spec asks, for as long as the
+arms' ratio stays the same (`analysis_since` gives the start of that run of stages plus its
+first stage's warmup). A unit counts in the minute of its earliest event (the rollups' rule),
+so a window is about the units that started in it.
+
+Exposures are the `exposed_units` metric: the viewers first served the arm's variant in
+[analysis_since, now), each once per variant. `last_exposure_at` is the latest minute in that
+window in which a unit of either arm started: an exposure, or a unit of one of the guardrails'
+metrics (a view, an upload) carrying the arm's variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from reelout.alerts import service as alerts
+from reelout.rollouts.decide import ArmData, Snapshot
+from reelout.rollouts.plan import Plan, Stage
+from reelout.telemetry import rollups
+from reelout.telemetry.sums import Sums
+
+EXPOSURES = "exposed_units"
+ArmRatio = tuple[int, int] | None  # treatment : control shares; None without a control
+
+
+def arm_ratio(stage: Stage) -> ArmRatio:
+    """The treatment and control shares of a stage: the control matched to the treatment up
+    to 50%, the rest of the traffic past that; no control on a monitor-only stage."""
+    if stage.monitor_only:
+        return None
+    return stage.percent, min(stage.percent, 100 - stage.percent)
+
+
+def _same_ratio(a: Stage, b: Stage) -> bool:
+    ratio_a, ratio_b = arm_ratio(a), arm_ratio(b)
+    if ratio_a is None or ratio_b is None:
+        return ratio_a == ratio_b
+    return ratio_a[0] * ratio_b[1] == ratio_b[0] * ratio_a[1]
+
+
+def analysis_since(plan: Plan, stage: int, stage_started: Sequence[datetime]) -> datetime:
+    """Where the cumulative analysis of `stage` starts: the start of the first stage of the run
+    of stages up to it whose arm ratio is the same (1:1 up to 50%), plus that stage's warmup.
+    `stage_started[i]` is when stage i started (for every stage up to `stage`)."""
+    first = stage
+    while first > 0 and _same_ratio(plan.stages[first - 1], plan.stages[stage]):
+        first -= 1
+    return stage_started[first] + plan.stages[first].warmup
+
+
+def snapshot(
+    session: Session,
+    plan: Plan,
+    *,
+    stage: int,
+    stage_started_at: datetime,
+    analysis_since: datetime,
+    now: datetime,
+    page_alerts: Sequence[str] = (),
+    approved_stages: Collection[int] = frozenset(),
+    dismissed: Collection[str] = frozenset(),
+    extended_until: datetime | None = None,
+) -> Snapshot:
+    """The evidence for `decide(plan, snapshot)` at `now`, read in `session`."""
+    arms = (plan.treatment, plan.control.variation)
+    sums = _guardrail_sums(session, plan, arms, analysis_since, now)
+    watched = sorted({EXPOSURES, *(g.metric for g in plan.guardrails)})
+    last = rollups.latest(session, plan.environment, watched, plan.flag, arms, analysis_since, now)
+    treatment, control = (_arm(plan, sums, arm) for arm in arms)
+    return Snapshot(
+        now=now,
+        stage=stage,
+        stage_started_at=stage_started_at,
+        telemetry_watermark=rollups.read_watermark(session),
+        last_exposure_at=last,
+        treatment=treatment,
+        control=control,
+        page_alerts=tuple(page_alerts),
+        approved_stages=frozenset(approved_stages),
+        dismissed=frozenset(dismissed),
+        extended_until=extended_until,
+    )
+
+
+Found = dict[str, dict[str, Sums]]  # metric -> variant -> sums
+
+
+def _guardrail_sums(
+    session: Session, plan: Plan, arms: Sequence[str], since: datetime, now: datetime
+) -> Found:
+    """The sums of every guardrail's metric up to now - its lag, and the exposures up to now,
+    in one statement."""
+    ends = {g.metric: now - g.lag for g in plan.guardrails if now - g.lag > since}
+    if now > since:
+        ends[EXPOSURES] = now
+    return rollups.window_sums_until(session, plan.environment, plan.flag, since, ends, arms)
+
+
+def _arm(plan: Plan, found: Found, arm: str) -> ArmData:
+    metrics = {
+        g.metric: found[g.metric][arm] for g in plan.guardrails if arm in found.get(g.metric, {})
+    }
+    exposed = found.get(EXPOSURES, {}).get(arm)
+    return ArmData(exposures=0 if exposed is None else max(0, round(exposed.n)), metrics=metrics)
+
+
+def page_alerts(session: Session, plan: Plan) -> tuple[str, ...]:
+    """The names of the alerts firing now that veto the plan's flag (alerts.service.vetoes:
+    page severity or the `pause_rollouts` action, labelled `flag=<the flag's key>`, in the
+    plan's environment or naming none)."""
+    found = alerts.vetoes(session, flag=plan.flag, environment=plan.environment)
+    return tuple(sorted({alert.labels.get("alertname", alert.rule) for alert in found}))
