@@ -204,6 +204,10 @@ def _print_report(made: reports.Report) -> None:
         )  # fmt: skip
     if verdicts.row_count:
         console.print(verdicts)
+    frozen = report_page.frozen_facts(made.frozen_evidence)
+    if frozen:
+        said = "\n".join(f"  {label}: {text}" for label, text in frozen)
+        console.print(Text("rolled back on:\n" + said))
     log = cli_table("at (UTC)", "kind", "who", "what", "reason")
     for entry in report_page.log_lines(made):
         e = entry.run.last

@@ -142,8 +142,13 @@ def test_the_report_of_a_rolled_back_rollout(server: LiveServer, clock: ManualCl
     assert shown["kpis"]["kpis"][0]["treatment"]["value"] == success["treatment"]["value"]
     assert set(shown["guardrails"][0]) <= set(error_rate) | {"…"}
     assert set(shown["log"][0]) == set(report["log"][0])
-    frozen = report["frozen_evidence"]
-    assert frozen is None or frozen["stage"] == 1  # once the rollback effects freeze it
+    assert {k: v for k, v in shown["frozen_evidence"].items() if k != "decision"} == {
+        k: v for k, v in report["frozen_evidence"].items() if k != "decision"
+    }
+    frozen = report["frozen_evidence"]  # what the rollback froze, as the rollout has it
+    assert frozen == rollout["frozen_evidence"]
+    assert (frozen["cause"], frozen["stage"], frozen["percent"]) == ("decision", 1, 25)
+    assert frozen["decision"]["per_metric"]["error_rate"]["state"] == "fail"
 
 
 def test_a_running_rollouts_report_runs_to_now_and_a_pending_one_has_no_window(
@@ -192,6 +197,7 @@ def test_reelout_rollouts_report(
     assert "Upload success rate" in shown and "97.0%" in shown and "pass" in shown
     assert "error_rate" in shown and "fail" in shown
     assert "dismissed: no crash reports from this SDK yet" in shown
+    assert "rolled back on:" in shown and "Stage: 2 (25 %)" in shown
 
     page = tmp_path / "report.html"
     said = ok(cli("rollouts", "report", str(rid), "--output", str(page))).stdout

@@ -72,6 +72,10 @@ def test_the_report_page_of_a_rolled_back_rollout(
     crash = row(page, "report-metric-table", "data-metric", "crash_rate")
     assert "dismissed: no crash reports from this SDK yet" in crash
 
+    frozen = html.unescape(page.split('id="report-frozen"')[1].split("</section>")[0])
+    assert "Rolled back on" in frozen and "(decision)" in frozen and "2 (25 %)" in frozen
+    assert 'guardrail "error_rate" FAIL: harm lower bound' in frozen
+
     data = chart_data(page, "chart-error_rate-harm")
     assert len(data["x"]) == 3 and data["x"][-1] == int(at["rollback"].timestamp())
     whats = re.findall(r'data-kind="\w+" data-what="(\w+)"', page.split('id="report-log"')[1])
@@ -90,6 +94,7 @@ def test_a_pending_rollouts_report_says_there_is_no_window_yet(
     page = console.get(f"{PAGE}/{rid}/report").text
     assert "No analysis window yet: the rollout has not started." in page
     assert 'id="report-no-charts"' in page and 'id="report-no-verdicts"' in page
+    assert 'id="report-frozen"' not in page
     assert page.count('data-status="not-entered"') == 4
 
 

@@ -78,12 +78,6 @@ def latest_verdicts(rollout: RolloutOut, plan: PlanOutline) -> list[dict[str, An
     return sorted(rows, key=lambda row: order.get(row["metric"], len(order)))
 
 
-def _frozen(rollout: RolloutOut) -> dict[str, Any] | None:
-    """The evidence a rollback froze, where the rollout carries it (a later field)."""
-    frozen = getattr(rollout, "frozen_evidence", None)
-    return dict(frozen) if isinstance(frozen, Mapping) else None
-
-
 def build(core: Core, rollout_id: int) -> Report:
     """The report of one rollout as it stands now (a running one's runs to now)."""
     with core.db.read() as session:
@@ -113,7 +107,7 @@ def build(core: Core, rollout_id: int) -> Report:
         stages=stages,
         table=table,
         guardrails=latest_verdicts(rollout, plan),
-        frozen_evidence=_frozen(rollout),
+        frozen_evidence=rollout.frozen_evidence,
         log=log,
     )
 

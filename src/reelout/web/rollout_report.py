@@ -5,6 +5,7 @@ evidence and the log), and the same page as one self-contained HTML file for the
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -108,6 +109,30 @@ class LogLine:
         return shown if self.run.count == 1 else f"{shown} to {last:%Y-%m-%d %H:%M:%S}"
 
 
+def frozen_facts(frozen: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """What a rollback froze, as (label, words) lines: when, who, why, where, and the
+    guardrails its decision found failing or breached."""
+    if not frozen:
+        return []
+    facts = []
+    if frozen.get("at"):
+        facts.append(("When", f"{frozen['at']} ({frozen.get('cause') or 'rollback'})"))
+    if frozen.get("who"):
+        facts.append(("Who", str(frozen["who"])))
+    reason = frozen.get("reason") or "—"
+    kind = frozen.get("reason_class")
+    facts.append(("Why", f"{reason} [{kind}]" if kind else str(reason)))
+    stage = frozen.get("stage")
+    if isinstance(stage, int):
+        facts.append(("Stage", f"{stage + 1} ({frozen.get('percent', '?')} %)"))
+    decision = frozen.get("decision") or {}
+    per_metric = decision.get("per_metric") if isinstance(decision, Mapping) else None
+    for name, verdict in (per_metric or {}).items():
+        if isinstance(verdict, Mapping) and verdict.get("state") in ("fail", "breach"):
+            facts.append((f"Guardrail {name}", str(verdict.get("message") or verdict["state"])))
+    return facts
+
+
 def log_lines(report: reports.Report) -> list[LogLine]:
     runs = folded(report.log)
     summaries = views.log_rows(run.last for run in runs)
@@ -130,7 +155,7 @@ def report_context(report: reports.Report) -> dict[str, Any]:
         "metric_rows": views.metric_rows(rollout, plan),
         "guardrail_charts": views.guardrail_charts(plan, decisions),
         "log_lines": log_lines(report),
-        "frozen": report.frozen_evidence,
+        "frozen": frozen_facts(report.frozen_evidence),
         "first_reason": views.first_reason(rollout.last_decision),
     }
 
