@@ -14,7 +14,7 @@ from rich.text import Text
 
 from reelout.cli_common import AsJson, cli_principal, command_runtime, console, fail_with_hints
 from reelout.cli_common import table as cli_table
-from reelout.cli_kpi import _table as kpi_table
+from reelout.cli_kpi import kpi_rich_table
 from reelout.flags.admin.service import seed_on_start
 from reelout.rollouts import report as reports
 from reelout.rollouts import service
@@ -162,7 +162,7 @@ def report(
     """The rollout's report: stages, KPIs against the seed's targets, guardrails and the log
     (GET /api/v1/rollouts/ID/report; the console's report page with --output)."""
     with command_runtime(exit_with=fail_with_hints(HINTS)) as rt:
-        made = reports.build(rt, rollout_id)
+        made = reports.build(rt, rollout_id, charts=output is not None)
     if output is not None:
         output.write_text(report_page.standalone_html(made), encoding="utf-8")
         console.print(Text(f"rollout {rollout_id}'s report written to {output}"))
@@ -192,7 +192,7 @@ def _print_report(made: reports.Report) -> None:
         )  # fmt: skip
     console.print(stages)
     if made.table is not None:
-        console.print(kpi_table(made.table))
+        console.print(kpi_rich_table(made.table))
     verdicts = cli_table(
         "guardrail", "role", "state", "estimate", "interval", "margin", "n (T / C)"
     )

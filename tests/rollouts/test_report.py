@@ -206,6 +206,7 @@ def test_reelout_rollouts_report(
     assert text.startswith("<!doctype html>") and f"Rollout {rid} report" in text
     assert 'id="report-kpis"' in text and "97.0 %" in text
     assert 'data-chart id="chart-error_rate-harm"' in text
+    assert 'data-chart id="chart-kpi-upload_success_rate"' in text
     assert "uPlot" in text  # the charts' library inlined: the file stands alone
     assert "/console/static/" not in text
     refused(cli("rollouts", "report", "99"), "ROLLOUT_NOT_FOUND", "no rollout 99")

@@ -76,6 +76,13 @@ def test_the_report_page_of_a_rolled_back_rollout(
     assert "Rolled back on" in frozen and "(decision)" in frozen and "2 (25 %)" in frozen
     assert 'guardrail "error_rate" FAIL: harm lower bound' in frozen
 
+    success_chart = chart_data(page, "chart-kpi-upload_success_rate")
+    assert [s["label"] for s in success_chart["series"]] == ["off", "on"]  # not the excluded
+    assert success_chart["x"][1] - success_chart["x"][0] == 120  # 2 min buckets over 2h22m
+    off, on = ([v for v in ys if v is not None] for ys in success_chart["ys"])
+    assert off == pytest.approx([85.0]) and on == pytest.approx([97.0])  # the minute they came
+    assert 'id="chart-kpi-video_startup_seconds"' not in page  # no data, no chart
+
     data = chart_data(page, "chart-error_rate-harm")
     assert len(data["x"]) == 3 and data["x"][-1] == int(at["rollback"].timestamp())
     whats = re.findall(r'data-kind="\w+" data-what="(\w+)"', page.split('id="report-log"')[1])

@@ -21,7 +21,7 @@ from tests.web.conftest import Console, open_console
 from tests.web.test_accessibility import UNREACHABLE_ACTIONS, axe_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]
-DRAWN = "document.querySelectorAll('[data-chart][data-drawn]').length >= 1"
+DRAWN = "document.querySelectorAll('[data-chart][data-drawn]').length >= 3"  # 2 KPIs, 1 guardrail
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,9 @@ def test_the_standalone_file_charts_from_disk(
 ) -> None:
     """What `reelout rollouts report ID --output FILE.html` writes, opened with no server."""
     file = tmp_path / "report.html"
-    file.write_text(standalone_html(reports.build(reelout.runtime, rollout)), encoding="utf-8")
+    file.write_text(
+        standalone_html(reports.build(reelout.runtime, rollout, charts=True)), encoding="utf-8"
+    )
     context = browser.new_context(viewport={"width": 1100, "height": 900}, offline=True)
     try:
         page = context.new_page()

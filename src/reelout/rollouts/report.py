@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -29,6 +29,8 @@ from reelout.rollouts.states import FINAL, State
 from reelout.telemetry import kpis
 
 READ_CHUNK = 500  # log entries read per query
+CHART_BUCKETS = 120  # a KPI chart's buckets over the window, at most (each a whole minute or more)
+Series = dict[str, list[tuple[datetime, float | None]]]  # variant -> (bucket start, value)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Report:
     guardrails: list[dict[str, Any]]
     frozen_evidence: dict[str, Any] | None
     log: list[LogEntryOut]  # oldest first
+    series: dict[str, Series] = field(default_factory=dict)  # KPI -> per arm, when asked
+    step: timedelta = timedelta(minutes=1)  # the series' bucket
 
     @property
     def final(self) -> bool:
@@ -78,8 +82,35 @@ def latest_verdicts(rollout: RolloutOut, plan: PlanOutline) -> list[dict[str, An
     return sorted(rows, key=lambda row: order.get(row["metric"], len(order)))
 
 
-def build(core: Core, rollout_id: int) -> Report:
-    """The report of one rollout as it stands now (a running one's runs to now)."""
+def chart_step(window: timedelta) -> timedelta:
+    """A bucket for KPI charts over `window`: whole minutes, at most CHART_BUCKETS of them."""
+    minutes = -(-int(window.total_seconds()) // (60 * CHART_BUCKETS))  # rounded up
+    return timedelta(minutes=max(1, minutes))
+
+
+def kpi_series(
+    core: Core, plan: PlanOutline, table: kpis.KpiTable, step: timedelta
+) -> dict[str, Series]:
+    """Each KPI of the table that has units, over the table's window in `step`s, for the
+    control and the treatment (not the excluded rest)."""
+    found = {}
+    for row in table.rows:
+        if any(arm is not None and arm.n > 0 for arm in (row.control, row.treatment)):
+            per_arm = kpis.series(
+                core, plan.environment, row.metric.name, plan.flag,
+                table.until - table.since, step, until=table.until,
+            )  # fmt: skip
+            found[row.metric.name] = {
+                variant: points
+                for variant, points in per_arm.items()
+                if variant in (plan.control, plan.treatment)
+            }
+    return found
+
+
+def build(core: Core, rollout_id: int, *, charts: bool = False) -> Report:
+    """The report of one rollout as it stands now (a running one's runs to now); with
+    `charts`, each KPI with data per arm over the window too (for the pages)."""
     with core.db.read() as session:
         rollout = service.get(session, rollout_id)
         log = whole_log(session, rollout_id)
@@ -99,6 +130,8 @@ def build(core: Core, rollout_id: int) -> Report:
             plan.treatment,
             until=window[1],
         )
+    step = chart_step(window[1] - window[0]) if window else timedelta(minutes=1)
+    series = kpi_series(core, plan, table, step) if charts and table else {}
     return Report(
         rollout=rollout,
         outline=plan,
@@ -109,6 +142,8 @@ def build(core: Core, rollout_id: int) -> Report:
         guardrails=latest_verdicts(rollout, plan),
         frozen_evidence=rollout.frozen_evidence,
         log=log,
+        series=series,
+        step=step,
     )
 
 

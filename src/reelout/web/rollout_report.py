@@ -20,8 +20,9 @@ from reelout.deps import SigningDep
 from reelout.rollouts import report as reports
 from reelout.rollouts.history import LogRun, StageHistory, folded
 from reelout.rollouts.plan import Stage
+from reelout.telemetry.metrics import METRICS
 from reelout.web import rollout_views as views
-from reelout.web.kpi_page import board_row, has_data
+from reelout.web.kpi_page import board_row, chart, has_data, unit_of
 from reelout.web.pages import (
     PREFIX,
     STATIC_DIR,
@@ -139,6 +140,18 @@ def log_lines(report: reports.Report) -> list[LogLine]:
     return [LogLine(run, row.summary) for run, row in zip(runs, summaries, strict=True)]
 
 
+def kpi_charts(report: reports.Report) -> list[dict[str, Any]]:
+    """A chart per KPI with data: its value per arm over the rollout, bucket by bucket."""
+    table, charts = report.table, []
+    for name, found in report.series.items():
+        if table is None or not found:
+            continue
+        metric = METRICS[name]
+        data = chart(metric, found, table.since, table.until, report.step)
+        charts.append({"name": name, "title": metric.title, "unit": unit_of(metric), "data": data})
+    return charts
+
+
 def report_context(report: reports.Report) -> dict[str, Any]:
     """What the report's template shows (the page and the file alike)."""
     rollout = report.rollout
@@ -154,6 +167,7 @@ def report_context(report: reports.Report) -> dict[str, Any]:
         "kpi_data": table is not None and has_data(table),
         "metric_rows": views.metric_rows(rollout, plan),
         "guardrail_charts": views.guardrail_charts(plan, decisions),
+        "kpi_charts": kpi_charts(report),
         "log_lines": log_lines(report),
         "frozen": frozen_facts(report.frozen_evidence),
         "first_reason": views.first_reason(rollout.last_decision),
@@ -163,7 +177,8 @@ def report_context(report: reports.Report) -> dict[str, Any]:
 @router.get("/rollouts/{rollout_id}/report")
 def report_page(request: Request, rollout_id: int, rt: SigningDep, viewer: PageViewer) -> Response:
     """The rollout's report: the same as GET /api/v1/rollouts/{id}/report, to read and print."""
-    context = report_context(reports.build(rt, rollout_id)) | {"charts": True}
+    made = reports.build(rt, rollout_id, charts=True)
+    context = report_context(made) | {"charts": True}
     return render(request, rt, "rollout_report.html", context, viewer=viewer, section=SECTION)
 
 
