@@ -55,7 +55,8 @@ def _verdict(row: KpiRow) -> Text:
     return Text("pass", style="green") if row.passed else Text("fail", style="red")
 
 
-def _table(table: kpis.KpiTable) -> Table:
+def kpi_rich_table(table: kpis.KpiTable) -> Table:
+    """The seed's table as `reelout kpi` prints it (also in `reelout rollouts report`)."""
     arms = ("control", "treatment") if table.flag else ("everyone",)
     out = cli_table(
         "KPI", "baseline", "target", *arms, *(("difference",) if table.flag else ()), "goal"
@@ -101,4 +102,4 @@ def kpi(
     if as_json:
         typer.echo(json.dumps(kpis.table_body(table), indent=2))
     else:
-        console.print(_table(table))
+        console.print(kpi_rich_table(table))

@@ -1,5 +1,5 @@
 """`reelout rollouts`: create a rollout from a plan file, list and show rollouts, read their log
-and send the operator's commands, calling the same services as /api/v1/rollouts."""
+and report, and send the operator's commands, calling the same services as /api/v1/rollouts."""
 
 from __future__ import annotations
 
@@ -14,12 +14,16 @@ from rich.text import Text
 
 from reelout.cli_common import AsJson, cli_principal, command_runtime, console, fail_with_hints
 from reelout.cli_common import table as cli_table
+from reelout.cli_kpi import kpi_rich_table
 from reelout.flags.admin.service import seed_on_start
+from reelout.rollouts import report as reports
 from reelout.rollouts import service
 from reelout.rollouts.notices import failing
 from reelout.rollouts.plan import load_plan
 from reelout.rollouts.schemas import RolloutOut
 from reelout.rollouts.states import Command, State
+from reelout.web import rollout_report as report_page
+from reelout.web import rollout_views as views
 
 rollouts_app = typer.Typer(
     help="Staged rollouts: plans, their state, commands and decision log.", no_args_is_help=True
@@ -144,6 +148,72 @@ def log(
     for e in page.entries:
         table.add_row(_when(e.at), e.kind, e.who, e.what, Text(e.reason or "-"))
     console.print(table)
+
+
+@rollouts_app.command("report")
+def report(
+    rollout_id: RolloutId,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report as one HTML file (charts inlined)."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The rollout's report: stages, KPIs against the seed's targets, guardrails and the log
+    (GET /api/v1/rollouts/ID/report; the console's report page with --output)."""
+    with command_runtime(exit_with=fail_with_hints(HINTS)) as rt:
+        made = reports.build(rt, rollout_id, charts=output is not None)
+    if output is not None:
+        output.write_text(report_page.standalone_html(made), encoding="utf-8")
+        console.print(Text(f"rollout {rollout_id}'s report written to {output}"))
+    elif as_json:
+        _echo(reports.report_body(made))
+    else:
+        _print_report(made)
+
+
+def _print_report(made: reports.Report) -> None:
+    r, window = made.rollout, made.window
+    decided = ", ".join(f"{kind} {n}" for kind, n in made.decisions.items()) or "none"
+    lines = [
+        f"rollout {r.id}: {r.flag} in {r.environment}, {r.state}"
+        + ("" if made.final else " (not over: the report runs to now)"),
+        f"window: {_when(window[0])} to {_when(window[1])} UTC" if window else "window: none yet",
+        f"decisions: {decided}",
+    ]
+    console.print(Text("\n".join(lines)))
+    plan = views.stored_plan(r)
+    stages = cli_table("stage", "plan", "entered", "left", "duration", "units (T / C)", "decisions")
+    for s in made.stages:
+        line = report_page.stage_line(s, plan.stages[s.index], made.final)
+        stages.add_row(
+            f"{s.index + 1} ({s.percent}%)", line.planned, line.entered, line.left,
+            line.duration, line.units, line.decisions,
+        )  # fmt: skip
+    console.print(stages)
+    if made.table is not None:
+        console.print(kpi_rich_table(made.table))
+    verdicts = cli_table(
+        "guardrail", "role", "state", "estimate", "interval", "margin", "n (T / C)"
+    )
+    for m in views.metric_rows(r, plan):
+        state = f"{m.state}: {m.dismissed}" if m.dismissed else m.state
+        verdicts.add_row(
+            m.metric, m.role, state, m.estimate, m.interval, m.threshold,
+            f"{m.n_treatment} / {m.n_control}",
+        )  # fmt: skip
+    if verdicts.row_count:
+        console.print(verdicts)
+    frozen = report_page.frozen_facts(made.frozen_evidence)
+    if frozen:
+        said = "\n".join(f"  {label}: {text}" for label, text in frozen)
+        console.print(Text("rolled back on:\n" + said))
+    log = cli_table("at (UTC)", "kind", "who", "what", "reason")
+    for entry in report_page.log_lines(made):
+        e = entry.run.last
+        what = e.what + (f" x{entry.run.count}" if entry.run.count > 1 else "")
+        log.add_row(entry.span, e.kind, e.who, what, Text(e.reason or "-"))
+    console.print(log)
 
 
 def _command(

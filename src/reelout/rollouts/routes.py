@@ -1,5 +1,5 @@
 """HTTP routes of rollouts (admin keys): create from a plan (JSON or YAML) or the seed's template,
-list, get, operator commands and the log."""
+list, get, operator commands, the log and the report."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from reelout.auth.deps import AdminDep
 from reelout.deps import ChangeReason, CoreDep
-from reelout.rollouts import service
+from reelout.rollouts import report, service
 from reelout.rollouts.plan import plan_document, seed_template
-from reelout.rollouts.schemas import LogPage, RolloutOut, RolloutPage
+from reelout.rollouts.schemas import LogPage, RolloutOut, RolloutPage, RolloutReportOut
 from reelout.rollouts.states import Command, State
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
@@ -136,6 +136,14 @@ def log(
             session, rollout_id, limit=limit, cursor=cursor, kind=kind,
             newest_first=order == "newest",
         )  # fmt: skip
+
+
+@router.get("/{rollout_id}/report")
+def rollout_report(rt: CoreDep, _: AdminDep, rollout_id: int) -> RolloutReportOut:
+    """The rollout's report: plan, state, every stage's dates, duration, units and decisions,
+    the seed's KPI table treatment against control from the first stage's start to the end (or
+    now), the guardrails' latest verdicts, any frozen evidence and the whole log, oldest first."""
+    return report.report_body(report.build(rt, rollout_id))
 
 
 @router.post("/{rollout_id}/{command}")

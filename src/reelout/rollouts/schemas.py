@@ -59,3 +59,49 @@ class LogPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass back as `cursor` for the entries after these, now or once they arrive."
     )
+
+
+class StageReportOut(BaseModel):
+    index: int = Field(description="The stage's index into the plan's stages.")
+    percent: int
+    entered_at: datetime | None = Field(description="When the rollout entered it (null: never).")
+    left_at: datetime | None = Field(
+        description="When it left it: the next stage's entry, or the rollout's end in its last "
+        "stage (null while it is still in it, or never entered it)."
+    )
+    duration_seconds: float | None = Field(
+        description="left_at (or now, while in it) minus entered_at; pauses included."
+    )
+    units: dict[str, int] | None = Field(
+        description="{treatment, control}: the units per arm the stage's last decision counted "
+        "(the most any guardrail had); null when no decision judged a guardrail in it."
+    )
+    decisions: dict[str, int] = Field(description="Decision kind -> how many the stage had.")
+
+
+class AnalysisWindow(BaseModel):
+    since: datetime = Field(description="The first stage's start.")
+    until: datetime = Field(description="The rollout's end, or now while it is not over.")
+
+
+class RolloutReportOut(BaseModel):
+    rollout: RolloutOut = Field(description="The rollout, with its plan exactly as given.")
+    generated_at: datetime
+    final: bool = Field(
+        description="Whether the rollout is over (completed, rolled back, aborted)."
+    )
+    window: AnalysisWindow | None = Field(description="null until the rollout starts.")
+    stages: list[StageReportOut]
+    decisions: dict[str, int] = Field(description="Decision kind -> how many, every stage.")
+    kpis: dict[str, Any] | None = Field(
+        description="The seed's KPI table over the window, treatment against control, as "
+        "GET /api/v1/kpis answers it (null until the rollout starts)."
+    )
+    guardrails: list[dict[str, Any]] = Field(
+        description="Each guardrail's latest verdict (the last decision's per_metric, with "
+        "`metric` and the `dismissed` reason or null), in the plan's order."
+    )
+    frozen_evidence: dict[str, Any] | None = Field(
+        description="What a rolled-back rollout was rolled back on, when it has it."
+    )
+    log: list[LogEntryOut] = Field(description="Every command and decision, oldest first.")

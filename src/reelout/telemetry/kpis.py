@@ -218,12 +218,19 @@ def _row_body(row: KpiRow) -> dict[str, Any]:
 
 
 def series(
-    core: Core, environment: str, metric: str, flag: str | None, window: timedelta, step: timedelta
+    core: Core,
+    environment: str,
+    metric: str,
+    flag: str | None,
+    window: timedelta,
+    step: timedelta,
+    until: datetime | None = None,
 ) -> dict[str, list[tuple[datetime, float | None]]]:
-    """The metric per arm in buckets of `step` over the window (for the console's charts)."""
+    """The metric per arm in buckets of `step` over [until - window, until) (until: now), for
+    the console's charts."""
     found = METRICS[metric]
     environment = check_environment(core, environment)
-    until = core.clock.now()
+    until = until or core.clock.now()
     since = until - window
     step_s = max(60, int(step.total_seconds()))
     buckets: dict[str, dict[int, Sums]] = defaultdict(lambda: defaultdict(Sums))

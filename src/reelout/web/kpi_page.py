@@ -166,7 +166,7 @@ def kpis_page(
         found = kpis.series(rt, env, row.metric.name, flag or None, *_span(window))
         if found:
             charts.append({"name": row.metric.name, "title": row.metric.title,
-                           "unit": _unit(METRICS[row.metric.name]),
+                           "unit": unit_of(METRICS[row.metric.name]),
                            "data": chart(row.metric, found, table.since, table.until,
                                          WINDOWS[window])})  # fmt: skip
     context = {
@@ -189,7 +189,8 @@ def _span(window: str) -> tuple[timedelta, timedelta]:
     return kpis.parse_window(window), WINDOWS[window]
 
 
-def _unit(metric: Metric) -> str:
+def unit_of(metric: Metric) -> str:
+    """What a KPI chart's values count in."""
     units = {
         "percent": "%",
         "seconds": "seconds",

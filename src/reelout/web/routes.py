@@ -37,6 +37,7 @@ from reelout.web import (
     keys_page,
     kpi_page,
     rollout_pages,
+    rollout_report,
     sdk,
     video_pages,
     webhooks_page,
@@ -94,6 +95,7 @@ def install(app: FastAPI, rt: Signing) -> None:
     app.state.console_vendor_dir = VENDOR_DIR
     app.state.console_nav = tuple(page.nav for page in PAGES)
     app.include_router(flag_history.router)  # the flags tabs (no nav entry); before any {key}
+    app.include_router(rollout_report.router)  # a rollout's report (no nav entry)
     for page in PAGES:
         app.include_router(page.router)
     app.include_router(api_router)

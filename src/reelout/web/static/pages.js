@@ -34,10 +34,24 @@
       }));
       const bands = (data.bands || []).map(([upper, lower]) => ({ series: [upper + 1, lower + 1], fill: BAND }));
       const options = { width, height: 220, series, bands, scales: { x: { time: true } } };
-      new uPlot(options, [data.x, ...data.ys], box);
+      plots.push({ plot: new uPlot(options, [data.x, ...data.ys], box), width });
       box.dataset.drawn = "yes";
     }
   }
+  const plots = [];
+  const PRINTED_WIDTH = 640; // fits an A4 or Letter page's text width
+
+  // Printing: the charts are drawn already (on load); they shrink to the page's width while
+  // printing and come back after. <button data-print> prints the page.
+  window.addEventListener("beforeprint", () => {
+    for (const { plot, width } of plots) plot.setSize({ width: Math.min(width, PRINTED_WIDTH), height: 220 });
+  });
+  window.addEventListener("afterprint", () => {
+    for (const { plot, width } of plots) plot.setSize({ width, height: 220 });
+  });
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-print]")) window.print();
+  });
   const PALETTE = ["#2454d6", "#d6248f", "#12a150", "#c77700", "#6b3fd6", "#0b8ea5"];
   const BAND = "rgba(36, 84, 214, 0.15)";
 
