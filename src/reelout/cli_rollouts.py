@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from pydantic import BaseModel
 from rich.text import Text
 
@@ -19,7 +20,7 @@ from reelout.flags.admin.service import seed_on_start
 from reelout.rollouts import report as reports
 from reelout.rollouts import service
 from reelout.rollouts.notices import failing
-from reelout.rollouts.plan import load_plan
+from reelout.rollouts.plan import load_plan, seed_template
 from reelout.rollouts.schemas import RolloutOut
 from reelout.rollouts.states import Command, State
 from reelout.web import rollout_report as report_page
@@ -65,6 +66,21 @@ def create(
                 session, rt.clock, plan, cli_principal(), environments=rt.settings.environments
             )
     _show(made, as_json)
+
+
+@rollouts_app.command("template")
+def template(
+    flag: Annotated[str, typer.Option("--flag", help="The flag to roll out.")],
+    environment: Annotated[str, typer.Option("--env", help="Its environment.")] = "production",
+    treatment: Annotated[str, typer.Option(help="The variant rolled out.")] = "on",
+    control: Annotated[str, typer.Option(help="The variant it is compared with.")] = "off",
+) -> None:
+    """Print the seed's plan (10% -> 25% -> 50% -> 100%) for a flag as YAML, to edit and give to
+    `reelout rollouts create -f`."""
+    plan = seed_template(flag, environment, treatment, control)
+    typer.echo(f"# The seed's rollout of {flag} in {environment}: docs/rollouts/plans.md explains")
+    typer.echo("# every field. Edit it, then: reelout rollouts create -f FILE")
+    typer.echo(yaml.safe_dump({"rollout": plan.model_dump(mode="json")}, sort_keys=False), nl=False)
 
 
 @rollouts_app.command("list")

@@ -63,3 +63,13 @@ def test_a_rollout_from_the_command_line(cli: Cli, server: LiveServer, tmp_path:
         )
     )
     refused(cli("rollouts", "show", "99"), "ROLLOUT_NOT_FOUND", "no rollout 99")
+
+
+def test_the_seeds_template_is_a_plan_to_edit_and_create(cli: Cli) -> None:
+    printed = ok(cli("rollouts", "template", "--flag", FLAG)).stdout
+    assert printed.startswith("# The seed's rollout of use_tus_upload in production")
+    plan = yaml.safe_load(printed)["rollout"]
+    assert (plan["flag"], plan["treatment"], plan["control"]["variation"]) == (FLAG, "on", "off")
+    assert [stage["percent"] for stage in plan["stages"]] == [10, 25, 50, 100]
+    made = as_json(cli("rollouts", "create", "-f", "-", "--json", input=printed))
+    assert made["state"] == "pending" and made["plan"]["stages"] == plan["stages"]
