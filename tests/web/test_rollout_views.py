@@ -58,7 +58,7 @@ LOG = [
 
 
 def test_the_timeline_reads_when_each_stage_was_entered_from_the_log() -> None:
-    assert views.stage_entries(LOG) == {
+    assert views.entries_of_stages(LOG) == {
         0: T0 + timedelta(minutes=5),
         1: T0 + timedelta(minutes=90),
     }  # a pause and a resume enter nothing

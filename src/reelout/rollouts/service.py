@@ -3,7 +3,7 @@ controller's decisions, notice manual edits of the flag, and read rollouts and t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from reelout.db.paging import decode_cursor, encode_cursor
 from reelout.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from reelout.flags.admin import arms
 from reelout.flags.admin import service as flags
-from reelout.rollouts import effects
+from reelout.rollouts import effects, history
 from reelout.rollouts.models import Rollout, RolloutLogEntry
 from reelout.rollouts.outline import PlanCheck, PlanOutline, outline, validated
 from reelout.rollouts.reasons import COMMAND, MANUAL_EDIT, classify
@@ -445,21 +445,6 @@ def _join(why: str, reason: str | None) -> str:
     return text[:MAX_REASON_CHARS]
 
 
-def stage_entries(commands: Iterable[LogEntryOut]) -> dict[int, datetime]:
-    """stage index -> when the rollout entered it, from the log's command rows (their `from`
-    and `to` positions): a start enters stage 0, an advance or promote the next stage."""
-    entered: dict[int, datetime] = {}
-    for entry in commands:
-        before, after = entry.body.get("from"), entry.body.get("to")
-        if not isinstance(before, Mapping) or not isinstance(after, Mapping):
-            continue
-        starts = before.get("state") == "pending" and after.get("state") == "running"
-        stage = after.get("stage")
-        if isinstance(stage, int) and (starts or stage != before.get("stage")):
-            entered.setdefault(stage, entry.at)
-    return entered
-
-
 def stage_starts(session: Session, rollout_id: int) -> dict[int, datetime]:
     """stage index -> when the rollout entered it, read from its log."""
     entries: list[LogEntryOut] = []
@@ -468,7 +453,7 @@ def stage_starts(session: Session, rollout_id: int) -> dict[int, datetime]:
         page = log_page(session, rollout_id, limit=500, cursor=cursor, kind="command")
         entries += page.entries
         if not page.more:
-            return stage_entries(entries)
+            return history.entries_of_stages(entries)
         cursor = page.next_cursor
 
 

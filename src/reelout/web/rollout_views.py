@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from reelout.alerts.templates import spell_duration
+from reelout.rollouts.history import entries_of_stages
 from reelout.rollouts.outline import body
 from reelout.rollouts.plan import Guardrail, Plan, plan_from_data
 from reelout.rollouts.schemas import LogEntryOut, RolloutOut
-from reelout.rollouts.service import stage_entries
 from reelout.telemetry.metrics import METRICS
 
 StageStatus = Literal["done", "current", "ahead"]
@@ -52,7 +52,7 @@ class StageRow:
 
 def timeline(rollout: RolloutOut, plan: Plan, commands: Iterable[LogEntryOut]) -> list[StageRow]:
     """Every stage in order: done, current (the rollout's stage once started) or ahead."""
-    entered = stage_entries(commands)
+    entered = entries_of_stages(commands)
     gated = set(plan.approvals.before_stage)
     rows = []
     for index, stage in enumerate(plan.stages):
