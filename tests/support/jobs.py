@@ -6,6 +6,7 @@ from reelout.jobs.registry import Registry
 from reelout.jobs.worker import Worker
 from reelout.runtime import Runtime
 from reelout.tasks import build_registry
+from reelout.telemetry import jobs as telemetry_jobs
 
 
 def run_jobs(rt: Runtime, *, registry: Registry | None = None, tick: bool = False) -> int:
@@ -16,3 +17,11 @@ def run_jobs(rt: Runtime, *, registry: Registry | None = None, tick: bool = Fals
     while worker.run_once(tick=tick):
         ran += 1
     return ran
+
+
+def telemetry_only() -> Registry[Runtime]:
+    """The telemetry jobs alone (facts, rollups, purge): for tests that make a rollout's
+    decisions themselves, so the controller's periodic tick adds none of its own."""
+    registry: Registry[Runtime] = Registry()
+    telemetry_jobs.register(registry)
+    return registry
