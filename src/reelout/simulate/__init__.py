@@ -1,0 +1,1 @@
+"""Rollout rehearsals: synthetic users driven through a real server on an accelerated clock."""
