@@ -11,18 +11,18 @@ from reelout.rollouts.plan import Plan, Stage, seed_template
 # the rehearsal's stages: the seed's percents, each a short while in plan time, with unit floors
 # a few hundred users reach (the seed's F12 sizes need weeks of real traffic)
 STAGES = (
-    Stage(percent=10, min_duration=timedelta(minutes=30), warmup=timedelta(minutes=5),
-          min_units_per_arm=40),
-    Stage(percent=25, min_duration=timedelta(minutes=20), warmup=timedelta(minutes=5),
-          min_units_per_arm=80),
-    Stage(percent=50, min_duration=timedelta(minutes=20), warmup=timedelta(minutes=5),
-          min_units_per_arm=150),
-    Stage(percent=100, min_duration=timedelta(minutes=20), monitor_only=True),
+    Stage(percent=10, min_duration=timedelta(minutes=20), warmup=timedelta(minutes=5),
+          min_units_per_arm=30),
+    Stage(percent=25, min_duration=timedelta(minutes=15), warmup=timedelta(minutes=5),
+          min_units_per_arm=60),
+    Stage(percent=50, min_duration=timedelta(minutes=15), warmup=timedelta(minutes=5),
+          min_units_per_arm=120),
+    Stage(percent=100, min_duration=timedelta(minutes=10), monitor_only=True),
 )  # fmt: skip
 # guardrails the synthetic users report; complaints (6 h late by design) are left out
 DROPPED_GUARDRAILS = frozenset({"complaint_rate"})
-EVENTS_SCALE = 10  # min_events_per_arm is the seed's divided by this
-TUNING_N = 2000  # about the units the rehearsal sees by its 50 % stage
+EVENTS_SCALE = 20  # min_events_per_arm is the seed's divided by this
+TUNING_N = 600  # about the units per arm by which the rehearsal should catch a regression
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,7 @@ class Scenario:
     expected: str  # the outcome the rehearsal shows: a final state, or the hold's reason class
     control: Behaviour = Behaviour()
     treatment: Behaviour = Behaviour()
-    telemetry_stops_after: timedelta | None = None  # plan time after the start
-    treatment_telemetry_dropped: float = 0.0  # share of the treatment's users that report nothing
+    traffic_stops_after: timedelta | None = None  # plan time after the start
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -56,12 +55,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("regression",
                  "the treatment's upload failures go from 2 % to 10 %: the rollout rolls back",
                  "rolled_back", treatment=Behaviour(upload_failure=0.10)),
-        Scenario("telemetry-outage",
-                 "every app stops sending events 20 minutes in: the rollout holds on telemetry "
-                 "lag", "telemetry_lag", telemetry_stops_after=timedelta(minutes=20)),
-        Scenario("srm",
-                 "40 % of the treatment's users never report: the arms' ratio is off and the "
-                 "rollout holds on SRM", "srm", treatment_telemetry_dropped=0.4),
+        Scenario("outage",
+                 "20 minutes in, the apps go silent (no evaluations, no events): the rollout "
+                 "holds on no traffic", "no_traffic", traffic_stops_after=timedelta(minutes=20)),
     )
 }  # fmt: skip
 
