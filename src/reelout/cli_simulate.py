@@ -13,10 +13,10 @@ import httpx
 import typer
 from rich.table import Table
 
-from reelout.cli_common import console
+from reelout.cli_common import console, err_console
 from reelout.rollouts.plan import Plan
 from reelout.simulate import server as own
-from reelout.simulate.rehearsal import LogLine, Outcome, Rehearsal
+from reelout.simulate.rehearsal import LogLine, Options, Outcome, Rehearsal
 from reelout.simulate.scenarios import SCENARIOS, rehearsal_plan
 
 ScenarioName = StrEnum("ScenarioName", {name: name for name in SCENARIOS})  # type: ignore[misc]
@@ -59,7 +59,7 @@ def client_key(admin: httpx.Client, environment: str) -> str:
     return str(reply.json()["key"])
 
 
-def rehearse(url: str, token: str, plan: Plan, rehearsal: dict[str, object]) -> Outcome:
+def rehearse(url: str, token: str, plan: Plan, options: Options) -> Outcome:
     with (
         httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
@@ -68,7 +68,7 @@ def rehearse(url: str, token: str, plan: Plan, rehearsal: dict[str, object]) -> 
         key = client_key(admin, plan.environment)
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as app:
-            return Rehearsal(admin, app, plan, on_line=show_line, **rehearsal).run()  # type: ignore[arg-type]
+            return Rehearsal(admin, app, plan, options, show_line).run()
 
 
 def summary(outcome: Outcome, url: str, expected: str) -> None:
@@ -115,26 +115,47 @@ def simulate(
     plan = rehearsal_plan(flag, environment)
     console.print(f"[bold]scenario {chosen.name}[/bold]: {chosen.summary}")
     show_plan(plan)
-    options: dict[str, object] = {"scenario": chosen, "users_per_second": users_per_second,
-                                  "timeout_seconds": timeout, "seed": seed}  # fmt: skip
-    if url is not None:
-        token = os.environ.get("REELOUT_ADMIN_TOKEN", "")
-        outcome = rehearse(url.rstrip("/"), token, plan, options)
-        summary(outcome, url.rstrip("/"), chosen.expected)
-    else:
-        folder = data_dir or Path(tempfile.mkdtemp(prefix="reelout-simulate-"))
-        console.print(f"starting reelout serve on {folder} (clock {speed:g} times real time) …")
-        server = own.start(folder, speed)
-        try:
-            outcome = rehearse(server.url, server.admin_token, plan, options)
-        finally:
-            server.stop()
-        summary(outcome, "http://127.0.0.1:8000", chosen.expected)
-        console.print(
-            f"the data folder is kept at {folder}; to see the rollout in the console, run\n"
-            f"  REELOUT_DATA_DIR={folder} REELOUT_ADMIN_TOKEN={server.admin_token} reelout serve\n"
-            "(its clock then runs at real speed, from the plan time the rehearsal reached on)",
-            highlight=False,
-        )
+    options = Options(chosen, users_per_second, timeout, seed)
+    try:
+        if url is not None:
+            outcome = on_server(url.rstrip("/"), plan, options, chosen.expected)
+        else:
+            folder = data_dir or Path(tempfile.mkdtemp(prefix="reelout-simulate-"))
+            outcome = on_own_server(folder, speed, plan, options, chosen.expected)
+    except (httpx.HTTPError, own.ServerDidNotStart) as exc:
+        err_console.print(f"error: the rehearsal stopped: {exc}", highlight=False)
+        raise typer.Exit(1) from None
     if outcome.shown != chosen.expected:
         raise typer.Exit(1)
+
+
+def on_server(url: str, plan: Plan, options: Options, expected: str) -> Outcome:
+    """A rehearsal on the user's own running server, which stays up and shows the rollout."""
+    token = os.environ.get("REELOUT_ADMIN_TOKEN")
+    if not token:
+        err_console.print("error: --url needs an admin key in REELOUT_ADMIN_TOKEN")
+        raise typer.Exit(1)
+    outcome = rehearse(url, token, plan, options)
+    summary(outcome, url, expected)
+    return outcome
+
+
+def on_own_server(
+    folder: Path, speed: float, plan: Plan, options: Options, expected: str
+) -> Outcome:
+    """A rehearsal on a `reelout serve` of its own, on `folder`, which is kept afterwards."""
+    console.print(f"starting reelout serve on {folder} (clock {speed:g} times real time) …")
+    server = own.start(folder, speed)
+    try:
+        outcome = rehearse(server.url, server.admin_token, plan, options)
+    finally:
+        server.stop()
+    summary(outcome, "http://127.0.0.1:8000", expected)
+    console.print(
+        f"the data folder is kept at {folder}; to see the rollout in the console, run\n"
+        f"  REELOUT_DATA_DIR={folder} REELOUT_ADMIN_TOKEN={server.admin_token} reelout serve\n"
+        "and sign in with that token. The rehearsal's records carry its fast clock's times, "
+        f"up to {plan_time(outcome.latest)[1:]} after it started.",
+        highlight=False,
+    )
+    return outcome

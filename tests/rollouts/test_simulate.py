@@ -15,6 +15,8 @@ from typer.testing import CliRunner, Result
 
 from reelout import cli_common
 from reelout.cli import app
+from tests.support.cli import cli_env
+from tests.support.live import StartLive
 from tests.support.settings import ADMIN_TOKEN
 
 LINE = re.compile(r"^\s*\+(\d+)h(\d\d)m\s+(\d+) %\s+(\w+)\s+(.*)$", re.MULTILINE)
@@ -73,3 +75,31 @@ def test_an_upload_regression_in_treatment_rolls_back(rehearse: Any) -> None:
     rollout = stored(folder)
     assert rollout["state"] == "rolled_back" and rollout["percent"] == percent
     assert rollout["frozen_evidence"]["decision"]["decision"] == "rollback"
+
+
+def test_apps_going_silent_hold_the_rollout_on_no_traffic(rehearse: Any) -> None:
+    result, folder = rehearse("outage")
+    assert result.exit_code == 0, result.output
+    log = decisions(result.output)
+    _, decision, reason = log[-1]
+    assert decision == "hold" and reason.startswith("no traffic: no exposure"), result.output
+    assert not {"rollback", "complete"} & {decision for _, decision, _ in log}
+    assert stored(folder)["state"] == "running"
+
+
+def test_a_rehearsal_on_a_running_server_leaves_its_rollout_there(
+    live_servers: StartLive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = live_servers(
+        clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
+    )
+    monkeypatch.setattr(cli_common.console, "width", 200)
+    args = ["simulate", "--scenario", "regression", "--url", live.url, "--timeout", "80"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200", **cli_env(live.runtime.settings)})
+    assert result.exit_code == 0, result.output
+    assert decisions(result.output)[-1][1] == "rollback"
+    with live.client() as api:
+        rollouts = api.get("/api/v1/rollouts").json()["rollouts"]
+    assert [(r["flag"], r["state"]) for r in rollouts] == [("use_tus_upload", "rolled_back")]
+    assert f"console: {live.url}/console/rollouts/{rollouts[0]['id']}" in result.output
+    assert "kept at" not in result.output

@@ -65,30 +65,35 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+@dataclass(frozen=True)
+class Options:
+    scenario: Scenario
+    users_per_second: float
+    timeout_seconds: float
+    seed: int = 7
+
+
 @dataclass
 class Rehearsal:
     admin: httpx.Client
     app: httpx.Client  # with a client key of the plan's environment
     plan: Plan
-    scenario: Scenario
-    users_per_second: float
-    timeout_seconds: float
+    options: Options
     on_line: Callable[[LogLine], None]
-    seed: int = 7
 
     def run(self) -> Outcome:
         clock = ServerClock.read(self.admin)
         created = _ok(self.admin.post(API, json=self.plan.model_dump(mode="json")))
         rollout = _ok(self.admin.post(f"{API}/{created['id']}/start", json={}))
         started = _at(rollout["started_at"])
-        traffic = Traffic(self.app, self.admin, clock, self.scenario, self.plan.flag, self.plan.treatment,
-                          random.Random(self.seed), started_at=started)  # fmt: skip
+        traffic = Traffic(self.app, self.admin, clock, self.options.scenario, self.plan.flag, self.plan.treatment,
+                          random.Random(self.options.seed), started_at=started)  # fmt: skip
         outcome, cursor = Outcome(rollout), None
-        deadline, owed = time.monotonic() + self.timeout_seconds, 0.0
+        deadline, owed = time.monotonic() + self.options.timeout_seconds, 0.0
         with ThreadPoolExecutor(EVALUATORS) as pool:
             while True:
                 step_began = time.monotonic()
-                owed += self.users_per_second * STEP_SECONDS
+                owed += self.options.users_per_second * STEP_SECONDS
                 traffic.arrive(int(owed), pool)
                 owed -= int(owed)
                 cursor = self._follow(outcome, rollout["id"], started, cursor)
@@ -135,7 +140,7 @@ class Rehearsal:
 
     def _hold_shown(self, outcome: Outcome) -> bool:
         """A hold scenario is shown once its hold has lasted HOLD_SHOWN_FOR in plan time."""
-        expected = self.scenario.expected
+        expected = self.options.scenario.expected
         if expected in ENDED or not outcome.lines:
             return False
         first = None
