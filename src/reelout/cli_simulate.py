@@ -30,13 +30,13 @@ def plan_time(delta: timedelta) -> str:
 
 
 def show_plan(plan: Plan) -> None:
-    stages = Table(title=f"Rehearsal plan: {plan.flag} in {plan.environment} "
-                   f"({plan.treatment} vs {plan.control.variation})")  # fmt: skip
-    for header in ("stage", "min duration", "warmup", "min units per arm"):
-        stages.add_column(header)
-    for stage in plan.stages:
-        floor = "monitor only" if stage.monitor_only else str(stage.min_units_per_arm)
-        stages.add_row(f"{stage.percent} %", str(stage.min_duration), str(stage.warmup), floor)
+    """The plan the rehearsal rolls out: its stages in plan time and what it watches."""
+    console.print(f"plan: {plan.flag} in {plan.environment}, {plan.treatment} against "
+                  f"{plan.control.variation} (the seed's template, made small)")  # fmt: skip
+    stages = Table("stage", "min duration", "warmup", "min units per arm")
+    for stage in plan.model_dump(mode="json")["stages"]:
+        floor = "monitor only" if stage["monitor_only"] else str(stage["min_units_per_arm"])
+        stages.add_row(f"{stage['percent']} %", stage["min_duration"], stage["warmup"], floor)
     console.print(stages)
     watched = ", ".join(f"{g.metric} ({g.role}, ≥{g.min_events_per_arm} events)"
                         for g in plan.guardrails)  # fmt: skip

@@ -20,6 +20,7 @@ from reelout.simulate.scenarios import Behaviour, Scenario
 
 BATCH_EVENTS = 500  # events per ingest request
 UPLOAD_BYTES = 32 * 1024  # a real upload's size: small, the rehearsal is about the decisions
+PLAYER_ERROR = "media_error"  # the code a failing view's player reports
 UPLOAD_EVERY = 40  # one user in this many uploads real bytes over tus; the rest report only
 
 
@@ -80,7 +81,7 @@ def user_events(
     events = [done, _event("play_request", viewer, at, **view)]
     if rng.random() < how.view_failure:
         events += [
-            _event("error", viewer, at, code="MEDIA_ERR", fatal=True, before_first_frame=True,
+            _event("error", viewer, at, code=PLAYER_ERROR, fatal=True, before_first_frame=True,
                    **view),
             _event("view_end", viewer, at, reason="error", **view),
         ]  # fmt: skip
