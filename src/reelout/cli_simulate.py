@@ -76,6 +76,8 @@ def summary(outcome: Outcome, url: str, expected: str) -> None:
     served = ", ".join(f"{variant}: {count}" for variant, count in sorted(outcome.served.items()))
     console.print(f"\nrollout {rollout['id']}: [bold]{rollout['state']}[/bold] at "
                   f"{rollout['percent']} % — {outcome.users} users ({served})")  # fmt: skip
+    cut = sum(not upload.completed for upload in outcome.uploads)
+    console.print(f"real tus uploads: {len(outcome.uploads)} ({cut} cut off halfway)")
     shown = outcome.shown
     verdict = "as the scenario expects" if shown == expected else f"expected {expected}"
     console.print(f"shown: {shown} ({verdict})" + (" — timed out" if outcome.timed_out else ""))

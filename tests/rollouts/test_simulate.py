@@ -103,3 +103,8 @@ def test_a_rehearsal_on_a_running_server_leaves_its_rollout_there(
     assert [(r["flag"], r["state"]) for r in rollouts] == [("use_tus_upload", "rolled_back")]
     assert f"console: {live.url}/console/rollouts/{rollouts[0]['id']}" in result.output
     assert "kept at" not in result.output
+    uploads = re.search(r"real tus uploads: (\d+) \((\d+) cut off halfway\)", result.output)
+    assert uploads is not None and int(uploads[1]) > 0, result.output
+    with live.client() as api:
+        videos = api.get("/api/v1/videos", params={"limit": 500}).json()["videos"]
+    assert len(videos) == int(uploads[1])  # each real upload is a video on the server

@@ -17,7 +17,7 @@ import httpx
 from reelout.rollouts.plan import Plan
 from reelout.rollouts.reasons import classify
 from reelout.simulate.scenarios import Scenario
-from reelout.simulate.traffic import ServerClock, Traffic
+from reelout.simulate.traffic import ServerClock, Traffic, Upload
 
 API = "/api/v1/rollouts"
 STEP_SECONDS = 0.25  # real seconds between two arrivals of users
@@ -46,6 +46,7 @@ class Outcome:
     served: dict[str, int] = field(default_factory=dict)
     timed_out: bool = False
     latest: timedelta = timedelta(0)  # plan time of the last decision read
+    uploads: list[Upload] = field(default_factory=list)
 
     @property
     def shown(self) -> str:
@@ -106,6 +107,7 @@ class Rehearsal:
                 time.sleep(max(0.0, STEP_SECONDS - (time.monotonic() - step_began)))
         self._follow(outcome, rollout["id"], started, cursor)
         outcome.users, outcome.served = traffic.users, dict(traffic.served or {})
+        outcome.uploads = traffic.uploads
         return outcome
 
     def _follow(

@@ -10,7 +10,7 @@ import random
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,6 +141,7 @@ class Traffic:
     users: int = 0
     served: dict[str, int] | None = None
     events_sent: int = 0
+    uploads: list[Upload] = field(default_factory=list)  # the real ones, over tus
 
     def serve(self, viewer: str) -> str:
         """The variant OFREP serves `viewer` (which also records the exposure)."""
@@ -172,6 +173,7 @@ class Traffic:
             upload = None
             if self.users % UPLOAD_EVERY == 0:
                 upload = tus_upload(self.admin, self.rng.random() < how.upload_failure)
+                self.uploads.append(upload)
             events += user_events(self.rng, viewer, self.flag, variant, how, at, upload)
         self.served = served
         self.send(events)
