@@ -109,7 +109,7 @@ def simulate(
     users_per_second: Annotated[
         float, typer.Option(min=1, help="Synthetic users arriving per real second.")
     ] = 40.0,
-    timeout: Annotated[float, typer.Option(min=1, help="Real seconds before giving up.")] = 90.0,
+    timeout: Annotated[float, typer.Option(min=1, help="Real seconds before giving up.")] = 180.0,
     seed: Annotated[int, typer.Option(help="The users' random seed.")] = 7,
 ) -> None:
     """Rehearse a rollout of the seed's template with synthetic users on an accelerated clock."""
@@ -125,7 +125,8 @@ def simulate(
             folder = data_dir or Path(tempfile.mkdtemp(prefix="reelout-simulate-"))
             outcome = on_own_server(folder, speed, plan, options, chosen.expected)
     except (httpx.HTTPError, own.ServerDidNotStart) as exc:
-        err_console.print(f"error: the rehearsal stopped: {exc}", highlight=False)
+        said = f" — {exc.response.text[:500]}" if isinstance(exc, httpx.HTTPStatusError) else ""
+        err_console.print(f"error: the rehearsal stopped: {exc}{said}", highlight=False)
         raise typer.Exit(1) from None
     if outcome.shown != chosen.expected:
         raise typer.Exit(1)
@@ -155,9 +156,9 @@ def on_own_server(
     summary(outcome, "http://127.0.0.1:8000", expected)
     console.print(
         f"the data folder is kept at {folder}; to see the rollout in the console, run\n"
-        f"  REELOUT_DATA_DIR={folder} REELOUT_ADMIN_TOKEN={server.admin_token} reelout serve\n"
-        "and sign in with that token. The rehearsal's records carry its fast clock's times, "
-        f"up to {plan_time(outcome.latest)[1:]} after it started.",
+        f"  REELOUT_DATA_DIR={folder} reelout serve\n"
+        f"and sign in with the admin key in {folder / own.ADMIN_KEY_FILE}. The rehearsal's records "
+        f"carry its fast clock's times, up to {plan_time(outcome.latest)[1:]} after it started.",
         highlight=False,
     )
     return outcome

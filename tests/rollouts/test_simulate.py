@@ -28,7 +28,7 @@ def rehearse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
     def run(scenario: str) -> tuple[Result, Path]:
         folder = tmp_path / scenario
-        args = ["simulate", "--scenario", scenario, "--data-dir", str(folder), "--timeout", "80"]
+        args = ["simulate", "--scenario", scenario, "--data-dir", str(folder), "--timeout", "170"]
         return CliRunner().invoke(app, args, env={"COLUMNS": "200"}), folder
 
     return run
@@ -60,6 +60,7 @@ def test_a_healthy_canary_advances_through_every_stage_and_completes(rehearse: A
     assert "rollback" not in [decision for _, decision, _ in log]
     assert "10 %" in result.output and "monitor only" in result.output  # the plan it printed
     assert f"kept at {folder}" in result.output
+    assert (folder / "simulate-admin-token").stat().st_mode & 0o077 == 0
     rollout = stored(folder)
     assert (rollout["state"], rollout["percent"]) == ("completed", 100)
 
@@ -94,7 +95,7 @@ def test_a_rehearsal_on_a_running_server_leaves_its_rollout_there(
         clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
     )
     monkeypatch.setattr(cli_common.console, "width", 200)
-    args = ["simulate", "--scenario", "regression", "--url", live.url, "--timeout", "80"]
+    args = ["simulate", "--scenario", "regression", "--url", live.url, "--timeout", "170"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200", **cli_env(live.runtime.settings)})
     assert result.exit_code == 0, result.output
     assert decisions(result.output)[-1][1] == "rollback"

@@ -9,14 +9,16 @@ from datetime import timedelta
 from reelout.rollouts.plan import Plan, Stage, seed_template
 
 # the rehearsal's stages: the seed's percents, each a short while in plan time, with unit floors
-# a few hundred users reach (the seed's F12 sizes need weeks of real traffic)
+# a few hundred users reach (the seed's F12 sizes need weeks of real traffic); the 50 % stage
+# waits for 250 per arm, about what the sequential test needs to prove a 2 % -> 10 % upload
+# failure regression, so a regression cannot slip through to 100 % when users arrive slowly
 STAGES = (
     Stage(percent=10, min_duration=timedelta(minutes=20), warmup=timedelta(minutes=5),
           min_units_per_arm=30),
     Stage(percent=25, min_duration=timedelta(minutes=15), warmup=timedelta(minutes=5),
-          min_units_per_arm=60),
+          min_units_per_arm=80),
     Stage(percent=50, min_duration=timedelta(minutes=15), warmup=timedelta(minutes=5),
-          min_units_per_arm=120),
+          min_units_per_arm=250),
     Stage(percent=100, min_duration=timedelta(minutes=10), monitor_only=True),
 )  # fmt: skip
 # guardrails the synthetic users report; complaints (6 h late by design) are left out

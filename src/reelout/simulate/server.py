@@ -17,6 +17,7 @@ import httpx
 
 START_SECONDS = 60.0  # a cold start imports the whole app: slow on a busy 2-core host
 LOG_FILE = "simulate-server.log"
+ADMIN_KEY_FILE = "simulate-admin-token"  # the folder's admin key: made on its first start only
 
 
 class ServerDidNotStart(RuntimeError):
@@ -63,10 +64,23 @@ def server_env(data_dir: Path, token: str, port: int, speed: float) -> dict[str,
     }
 
 
+def admin_token(data_dir: Path) -> str:
+    """The admin key of the rehearsals on `data_dir`: kept in the folder (mode 0600), since a
+    server makes its first admin key from REELOUT_ADMIN_TOKEN on its first start only."""
+    kept = data_dir / ADMIN_KEY_FILE
+    if kept.exists():
+        return kept.read_text(encoding="utf-8").strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token + "\n")
+    return token
+
+
 def start(data_dir: Path, speed: float) -> OwnServer:
     """Start `reelout serve` on `data_dir` and wait until it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port, token = free_port(), secrets.token_urlsafe(32)
+    port, token = free_port(), admin_token(data_dir)
     command = [sys.executable, "-c", "from reelout.cli import app; app()", "serve"]
     with (data_dir / LOG_FILE).open("ab") as log:
         process = subprocess.Popen(
