@@ -194,8 +194,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     install_console(app, rt)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def healthz() -> dict[str, object]:
+        # the server's time and clock speed: what `reelout simulate` stamps its events with
+        now, speed = rt.clock.now().isoformat(), rt.settings.clock_speed
+        return {"status": "ok", "version": __version__, "time": now, "clock_speed": speed}
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:

@@ -21,6 +21,7 @@ from reelout.cli_common import fail as _fail
 from reelout.cli_common import runtime as _runtime
 from reelout.cli_kpi import kpi
 from reelout.cli_rollouts import rollouts_app
+from reelout.cli_simulate import simulate
 from reelout.cli_videos import videos_app
 from reelout.cli_webhooks import webhooks_app
 from reelout.config import Settings
@@ -47,6 +48,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(rollouts_app, name="rollouts")
 app.command("audit")(audit)
 app.command("kpi")(kpi)
+app.command("simulate")(simulate)
 
 
 @app.command()

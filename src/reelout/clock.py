@@ -26,6 +26,31 @@ class SystemClock:
         return time.monotonic()
 
 
+class FastClock:
+    """A clock that runs `speed` times faster than real time from its creation (wall and
+    monotonic alike): the simulation-only REELOUT_CLOCK_SPEED, so a plan's hours pass in
+    seconds while every timer, schedule and window still reads one consistent clock."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._wall = datetime.now(UTC)
+        self._start = time.monotonic()
+
+    def _elapsed(self) -> float:
+        return (time.monotonic() - self._start) * self.speed
+
+    def now(self) -> datetime:
+        return self._wall + timedelta(seconds=self._elapsed())
+
+    def monotonic(self) -> float:
+        return self._start + self._elapsed()
+
+
+def clock_for(speed: float) -> Clock:
+    """The real clock, or a FastClock when the simulation knob asks for another speed."""
+    return SystemClock() if speed == 1 else FastClock(speed)
+
+
 class ManualClock:
     """A clock that moves only when told to: for tests, simulations and clock-jump drills."""
 

@@ -799,6 +799,17 @@ class Settings(BaseSettings):
     )
 
     # rollouts
+    clock_speed: float = Field(
+        default=1.0,
+        ge=1,
+        le=100_000,
+        description=(
+            "Simulation only: the server's clock runs this many times faster than real time "
+            "from the process start (timers, job schedules, telemetry windows, rollout stages). "
+            "`reelout simulate` sets it on the server it starts; never set it on a server "
+            "real users depend on."
+        ),
+    )
     rollout_tick_seconds: int = Field(
         default=60,
         ge=1,

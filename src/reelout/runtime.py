@@ -14,7 +14,7 @@ from functools import cached_property
 from reelout import datafolder
 from reelout.alerts.signals import NoSignals, SignalSource
 from reelout.auth.secret import check_admin_token, check_metrics_token, secret_key
-from reelout.clock import Clock, SystemClock
+from reelout.clock import Clock, SystemClock, clock_for
 from reelout.config import Settings
 from reelout.db.engine import Database
 from reelout.media.storage import FileMediaStore, MediaStore
@@ -55,6 +55,10 @@ class Runtime:
         check_admin_token(settings)
         check_metrics_token(settings)
         datafolder.secure(settings)
-        runtime = cls(settings, Database(settings.resolved_database_url), clock or SystemClock())
+        runtime = cls(
+            settings,
+            Database(settings.resolved_database_url),
+            clock or clock_for(settings.clock_speed),
+        )
         runtime.alert_signals = KpiSignals(runtime)  # alert rules read the KPI rollups
         return runtime

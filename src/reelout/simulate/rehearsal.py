@@ -1,0 +1,153 @@
+"""One rehearsal: create and start a rollout of the rehearsal plan, let synthetic users arrive
+at a steady real-time pace while the server's controller decides on its (accelerated) clock, and
+follow the rollout's decision log until it ends or shows the scenario's hold."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from reelout.rollouts.plan import Plan
+from reelout.rollouts.reasons import classify
+from reelout.simulate.scenarios import Scenario
+from reelout.simulate.traffic import ServerClock, Traffic, Upload
+
+API = "/api/v1/rollouts"
+STEP_SECONDS = 0.25  # real seconds between two arrivals of users
+EVALUATORS = 4  # OFREP requests in flight at once
+ENDED = frozenset({"completed", "rolled_back", "aborted", "paused"})
+HOLD_SHOWN_FOR = timedelta(minutes=30)  # plan time a scenario's expected hold must last
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One decision of the log as the rehearsal prints it: a run of decisions of the same kind,
+    stage and reason class is printed once, at its first."""
+
+    plan_time: timedelta  # since the rollout started
+    percent: int
+    decision: str
+    reason: str
+    reason_class: str
+
+
+@dataclass
+class Outcome:
+    rollout: dict[str, Any]
+    lines: list[LogLine] = field(default_factory=list)
+    users: int = 0
+    served: dict[str, int] = field(default_factory=dict)
+    timed_out: bool = False
+    latest: timedelta = timedelta(0)  # plan time of the last decision read
+    uploads: list[Upload] = field(default_factory=list)
+
+    @property
+    def shown(self) -> str:
+        """What the rehearsal showed: the final state, or the class of the hold it ended on."""
+        state = str(self.rollout["state"])
+        if state == "running" and self.lines:
+            return self.lines[-1].reason_class
+        return state
+
+
+def _ok(reply: httpx.Response) -> Any:
+    reply.raise_for_status()
+    return reply.json()
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class Options:
+    scenario: Scenario
+    users_per_second: float
+    timeout_seconds: float
+    seed: int = 7
+
+
+@dataclass
+class Rehearsal:
+    admin: httpx.Client
+    app: httpx.Client  # with a client key of the plan's environment
+    plan: Plan
+    options: Options
+    on_line: Callable[[LogLine], None]
+
+    def run(self) -> Outcome:
+        clock = ServerClock.read(self.admin)
+        created = _ok(self.admin.post(API, json=self.plan.model_dump(mode="json")))
+        rollout = _ok(self.admin.post(f"{API}/{created['id']}/start", json={}))
+        started = _at(rollout["started_at"])
+        traffic = Traffic(self.app, self.admin, clock, self.options.scenario, self.plan.flag, self.plan.treatment,
+                          random.Random(self.options.seed), started_at=started)  # fmt: skip
+        outcome, cursor = Outcome(rollout), None
+        deadline, owed = time.monotonic() + self.options.timeout_seconds, 0.0
+        with ThreadPoolExecutor(EVALUATORS) as pool:
+            while True:
+                step_began = time.monotonic()
+                owed += self.options.users_per_second * STEP_SECONDS
+                traffic.arrive(int(owed), pool)
+                owed -= int(owed)
+                cursor = self._follow(outcome, rollout["id"], started, cursor)
+                outcome.rollout = _ok(self.admin.get(f"{API}/{rollout['id']}"))
+                if outcome.rollout["state"] in ENDED or self._hold_shown(outcome):
+                    break
+                if time.monotonic() > deadline:
+                    outcome.timed_out = True
+                    break
+                time.sleep(max(0.0, STEP_SECONDS - (time.monotonic() - step_began)))
+        self._follow(outcome, rollout["id"], started, cursor)
+        outcome.users, outcome.served = traffic.users, dict(traffic.served or {})
+        outcome.uploads = traffic.uploads
+        return outcome
+
+    def _follow(
+        self, outcome: Outcome, rollout_id: int, started: datetime, cursor: str | None
+    ) -> str | None:
+        """Read the decision log from `cursor` on; report each line that differs from the last."""
+        while True:
+            params: dict[str, Any] = {"kind": "decision", "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            page = _ok(self.admin.get(f"{API}/{rollout_id}/log", params=params))
+            for entry in page["entries"]:
+                self._line(outcome, entry, started)
+            cursor = page["next_cursor"] or cursor
+            if not page["more"]:
+                return cursor
+
+    def _line(self, outcome: Outcome, entry: dict[str, Any], started: datetime) -> None:
+        body = entry["body"]
+        reasons = list(body.get("reasons") or ([entry["reason"]] if entry["reason"] else []))
+        stage = int(body.get("stage", 0))
+        line = LogLine(_at(entry["at"]) - started, self.plan.stages[stage].percent,
+                       entry["what"], reasons[0] if reasons else "", classify(reasons))  # fmt: skip
+        outcome.latest = line.plan_time
+        last = outcome.lines[-1] if outcome.lines else None
+        if last and (last.percent, last.decision, last.reason_class) == (
+            line.percent, line.decision, line.reason_class,
+        ):  # fmt: skip
+            return  # the same hold again, a minute on
+        outcome.lines.append(line)
+        self.on_line(line)
+
+    def _hold_shown(self, outcome: Outcome) -> bool:
+        """A hold scenario is shown once its hold has lasted HOLD_SHOWN_FOR in plan time."""
+        expected = self.options.scenario.expected
+        if expected in ENDED or not outcome.lines:
+            return False
+        first = None
+        for line in reversed(outcome.lines):
+            if line.decision != "hold" or line.reason_class != expected:
+                break
+            first = line
+        return first is not None and outcome.latest - first.plan_time >= HOLD_SHOWN_FOR

@@ -1,0 +1,186 @@
+"""Synthetic users over real HTTP: each evaluates the flag over OFREP with a client key, and the
+variant it is served decides how its upload, its view and its app session go; what it did is
+reported through the real telemetry ingest, stamped with the server's (accelerated) time."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from reelout.simulate.scenarios import Behaviour, Scenario
+
+BATCH_EVENTS = 500  # events per ingest request
+UPLOAD_BYTES = 32 * 1024  # a real upload's size: small, the rehearsal is about the decisions
+PLAYER_ERROR = "media_error"  # the code a failing view's player reports
+UPLOAD_EVERY = 40  # one user in this many uploads real bytes over tus; the rest report only
+
+
+@dataclass
+class ServerClock:
+    """The server's clock as `/healthz` tells it (time and speed), run forward locally."""
+
+    at: datetime
+    speed: float
+    synced: float  # time.monotonic() when `at` was read
+
+    @classmethod
+    def read(cls, api: httpx.Client) -> ServerClock:
+        before = time.monotonic()
+        reply = api.get("/healthz")
+        reply.raise_for_status()
+        body = reply.json()
+        at = datetime.fromisoformat(body["time"])
+        return cls(at, float(body.get("clock_speed", 1.0)), (before + time.monotonic()) / 2)
+
+    def now(self) -> datetime:
+        return self.at + timedelta(seconds=(time.monotonic() - self.synced) * self.speed)
+
+
+def _event(kind: str, viewer: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "event_id": str(uuid.uuid4()), "viewer_id": viewer,
+            "client_time": at.isoformat(), "platform": "simulated", **fields}  # fmt: skip
+
+
+def _lognormal(rng: random.Random, median: float, sigma: float = 0.5) -> float:
+    return median * math.exp(rng.gauss(0.0, sigma))
+
+
+def user_events(
+    rng: random.Random,
+    viewer: str,
+    flag: str,
+    variant: str,
+    how: Behaviour,
+    at: datetime,
+    upload: Upload | None = None,
+) -> list[dict[str, Any]]:
+    """One user's session as its app reports it: an upload attempt (`upload` when it sent real
+    bytes, whose fate it already knows), one view, and the session's end."""
+    flags = {"flags": {flag: variant}}
+    failed = rng.random() < how.upload_failure if upload is None else not upload.completed
+    attempt: dict[str, Any] = {"upload_id": uuid.uuid4().hex, "method": "tus", **flags}
+    if upload is not None:
+        attempt["video_id"] = upload.video_id
+    if failed:
+        done = _event("upload_failed", viewer, at, error_class="network", retryable=True,
+                      **attempt)  # fmt: skip
+    else:
+        ms = int(_lognormal(rng, how.upload_seconds) * 1000)
+        size = UPLOAD_BYTES if upload is not None else 50_000_000
+        done = _event("upload_completed", viewer, at, bytes=size, duration_ms=ms, **attempt)
+    view = {"view_id": uuid.uuid4().hex, "player": "other", **flags}
+    events = [done, _event("play_request", viewer, at, **view)]
+    if rng.random() < how.view_failure:
+        events += [
+            _event("error", viewer, at, code=PLAYER_ERROR, fatal=True, before_first_frame=True,
+                   **view),
+            _event("view_end", viewer, at, reason="error", **view),
+        ]  # fmt: skip
+    else:
+        startup = int(_lognormal(rng, how.startup_ms, 0.4))
+        watch = rng.randint(20_000, 120_000)
+        stall = int(watch * how.rebuffer_share * rng.uniform(0.0, 2.0))
+        events += [
+            _event("playing", viewer, at + timedelta(milliseconds=startup), **view),
+            _event("view_end", viewer, at, reason="completed", startup_ms=startup,
+                   watch_ms=watch, rebuffer_ms=stall, rebuffer_count=1 if stall else 0, **view),
+        ]  # fmt: skip
+    status = "crashed" if rng.random() < how.crash else "exited"
+    session = _event("app_session", viewer, at, status=status, session_id=uuid.uuid4().hex, **flags)
+    return [*events, session]
+
+
+@dataclass(frozen=True)
+class Upload:
+    video_id: str
+    completed: bool
+
+
+def tus_upload(admin: httpx.Client, fails: bool) -> Upload:
+    """A real tus upload through a creator upload link: all its bytes in the creation request,
+    or, for a failing one, half of them (the connection "drops" and the app gives up)."""
+    link = admin.post("/api/v1/videos", json={"meta": {"title": "reelout simulate"}})
+    link.raise_for_status()
+    body = link.json()
+    sent = UPLOAD_BYTES // 2 if fails else UPLOAD_BYTES
+    reply = admin.post(
+        body["upload"]["url"],
+        content=os.urandom(sent),
+        headers={
+            "Authorization": f"Bearer {body['upload']['token']}",
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": str(UPLOAD_BYTES),
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
+    reply.raise_for_status()
+    return Upload(str(body["uid"]), int(reply.headers["Upload-Offset"]) == UPLOAD_BYTES)
+
+
+@dataclass
+class Traffic:
+    """Users arriving at a server: served by OFREP, reporting through the ingest."""
+
+    api: httpx.Client  # with the client key
+    admin: httpx.Client  # makes the creator upload links
+    clock: ServerClock
+    scenario: Scenario
+    flag: str
+    treatment: str
+    rng: random.Random
+    started_at: datetime | None = None
+    users: int = 0
+    served: dict[str, int] | None = None
+    events_sent: int = 0
+    uploads: list[Upload] = field(default_factory=list)  # the real ones, over tus
+
+    def serve(self, viewer: str) -> str:
+        """The variant OFREP serves `viewer` (which also records the exposure)."""
+        reply = self.api.post(
+            f"/ofrep/v1/evaluate/flags/{self.flag}", json={"context": {"targetingKey": viewer}}
+        )
+        reply.raise_for_status()
+        return str(reply.json()["variant"])
+
+    def silent(self) -> bool:
+        """Whether the scenario's outage has begun: no user arrives any more."""
+        stops = self.scenario.traffic_stops_after
+        since = self.clock.now() - self.started_at if self.started_at else None
+        return stops is not None and since is not None and since >= stops
+
+    def arrive(self, count: int, pool: ThreadPoolExecutor) -> None:
+        """`count` new users: each is served a variant (over `pool`'s connections at once),
+        acts, and (mostly) reports it."""
+        if self.silent():
+            return
+        viewers = [f"sim-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        events: list[dict[str, Any]] = []
+        served = self.served if self.served is not None else {}
+        for viewer, variant in zip(viewers, pool.map(self.serve, viewers), strict=True):
+            self.users += 1
+            served[variant] = served.get(variant, 0) + 1
+            at = self.clock.now()
+            how = self.scenario.treatment if variant == self.treatment else self.scenario.control
+            upload = None
+            if self.users % UPLOAD_EVERY == 0:
+                upload = tus_upload(self.admin, self.rng.random() < how.upload_failure)
+                self.uploads.append(upload)
+            events += user_events(self.rng, viewer, self.flag, variant, how, at, upload)
+        self.served = served
+        self.send(events)
+
+    def send(self, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), BATCH_EVENTS):
+            batch = events[start : start + BATCH_EVENTS]
+            reply = self.api.post("/api/v1/telemetry/events", json=batch)
+            reply.raise_for_status()
+            self.events_sent += len(batch)

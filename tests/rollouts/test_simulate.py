@@ -1,0 +1,111 @@
+"""`reelout simulate` end to end: the command starts its own `reelout serve` (a child process on
+an accelerated clock) on a kept data folder, drives synthetic users through OFREP and the ingest,
+and prints the decision log; the rollout it leaves is read back from that folder by
+`reelout rollouts show`, as a later `reelout serve` there would show it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from reelout import cli_common
+from reelout.cli import app
+from tests.support.cli import cli_env
+from tests.support.live import StartLive
+from tests.support.settings import ADMIN_TOKEN
+
+LINE = re.compile(r"^\s*\+(\d+)h(\d\d)m\s+(\d+) %\s+(\w+)\s+(.*)$", re.MULTILINE)
+
+
+@pytest.fixture
+def rehearse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    monkeypatch.setattr(cli_common.console, "width", 200)
+
+    def run(scenario: str) -> tuple[Result, Path]:
+        folder = tmp_path / scenario
+        args = ["simulate", "--scenario", scenario, "--data-dir", str(folder), "--timeout", "170"]
+        return CliRunner().invoke(app, args, env={"COLUMNS": "200"}), folder
+
+    return run
+
+
+def decisions(output: str) -> list[tuple[int, str, str]]:
+    """(stage percent, decision, first reason) of each printed log line."""
+    return [(int(m[3]), m[4], m[5]) for m in LINE.finditer(output)]
+
+
+def stored(folder: Path) -> dict[str, Any]:
+    """The rollout as `reelout rollouts show` reads it from the kept data folder."""
+    env = {"REELOUT_DATA_DIR": str(folder), "REELOUT_ADMIN_TOKEN": ADMIN_TOKEN,
+           "REELOUT_DATABASE_URL": f"sqlite:///{folder / 'reelout.db'}"}  # fmt: skip
+    shown = CliRunner().invoke(app, ["rollouts", "show", "1", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    found: dict[str, Any] = json.loads(shown.stdout)
+    return found
+
+
+def test_a_healthy_canary_advances_through_every_stage_and_completes(rehearse: Any) -> None:
+    result, folder = rehearse("healthy")
+    assert result.exit_code == 0, result.output
+    log = decisions(result.output)
+    advances = [percent for percent, decision, _ in log if decision == "advance"]
+    assert advances == [10, 25, 50], result.output
+    assert log[-1][:2] == (100, "complete"), result.output
+    assert "rollout 1: completed at 100 %" in result.output
+    assert "rollback" not in [decision for _, decision, _ in log]
+    assert "10 %" in result.output and "monitor only" in result.output  # the plan it printed
+    assert f"kept at {folder}" in result.output
+    assert (folder / "simulate-admin-token").stat().st_mode & 0o077 == 0
+    rollout = stored(folder)
+    assert (rollout["state"], rollout["percent"]) == ("completed", 100)
+
+
+def test_an_upload_regression_in_treatment_rolls_back(rehearse: Any) -> None:
+    result, folder = rehearse("regression")
+    assert result.exit_code == 0, result.output
+    log = decisions(result.output)
+    percent, decision, reason = log[-1]
+    assert decision == "rollback", result.output
+    assert re.match(r'guardrail "(upload_success_rate|error_rate)" FAIL', reason), reason
+    assert "complete" not in [decision for _, decision, _ in log]
+    rollout = stored(folder)
+    assert rollout["state"] == "rolled_back" and rollout["percent"] == percent
+    assert rollout["frozen_evidence"]["decision"]["decision"] == "rollback"
+
+
+def test_apps_going_silent_hold_the_rollout_on_no_traffic(rehearse: Any) -> None:
+    result, folder = rehearse("outage")
+    assert result.exit_code == 0, result.output
+    log = decisions(result.output)
+    _, decision, reason = log[-1]
+    assert decision == "hold" and reason.startswith("no traffic: no exposure"), result.output
+    assert not {"rollback", "complete"} & {decision for _, decision, _ in log}
+    assert stored(folder)["state"] == "running"
+
+
+def test_a_rehearsal_on_a_running_server_leaves_its_rollout_there(
+    live_servers: StartLive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = live_servers(
+        clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
+    )
+    monkeypatch.setattr(cli_common.console, "width", 200)
+    args = ["simulate", "--scenario", "regression", "--url", live.url, "--timeout", "170"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200", **cli_env(live.runtime.settings)})
+    assert result.exit_code == 0, result.output
+    assert decisions(result.output)[-1][1] == "rollback"
+    with live.client() as api:
+        rollouts = api.get("/api/v1/rollouts").json()["rollouts"]
+    assert [(r["flag"], r["state"]) for r in rollouts] == [("use_tus_upload", "rolled_back")]
+    assert f"console: {live.url}/console/rollouts/{rollouts[0]['id']}" in result.output
+    assert "kept at" not in result.output
+    uploads = re.search(r"real tus uploads: (\d+) \((\d+) cut off halfway\)", result.output)
+    assert uploads is not None and int(uploads[1]) > 0, result.output
+    with live.client() as api:
+        videos = api.get("/api/v1/videos", params={"limit": 500}).json()["videos"]
+    assert len(videos) == int(uploads[1])  # each real upload is a video on the server
