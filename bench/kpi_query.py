@@ -178,6 +178,15 @@ def profile_sums(events: list[Event], profile: int) -> dict[CohortKey, Sums]:
     return delta
 
 
+def total_sums(minute: dict[CohortKey, Sums]) -> dict[CohortKey, Sums]:
+    """A minute's totals: its rows added up over platforms and app versions (what
+    rollups._apply does per minute)."""
+    out: dict[CohortKey, Sums] = defaultdict(Sums)
+    for (metric, flag, variant, _, _), sums in minute.items():
+        out[(metric, flag, variant, "", "")].add(sums)
+    return out
+
+
 def hour_sums(minutes: list[dict[CohortKey, Sums]], first: int) -> dict[CohortKey, Sums]:
     """An hour's rows: its 60 minutes' rows added up over platforms and app versions (what
     rollups._apply does per hour)."""
@@ -224,6 +233,7 @@ class Built:
     visits_per_minute: int
     seconds_rollups: float
     seconds_raw: float
+    total_rows: int  # the minutes' totals over platforms and app versions
 
 
 def build(
@@ -241,6 +251,7 @@ def build(
     rows = [row for p, sums in enumerate(minute_sums) for row in as_rows(p, sums)]
     say(f"adding up the {PROFILES} distinct hours they make")
     hours = [row for k in range(PROFILES) for row in as_rows(k, hour_sums(minute_sums, 60 * k))]
+    totals = [row for p, sums in enumerate(minute_sums) for row in as_rows(p, total_sums(sums))]
     templates = [
         {"profile": p, "idx": i, "off": e.offset_ms, "type": e.body["type"],
          "viewer": e.body["viewer_id"], "body": orjson.dumps(e.body).decode()}
@@ -257,7 +268,9 @@ def build(
             "CREATE TABLE bench_events (profile INTEGER, idx INTEGER, off INTEGER, type TEXT, "
             "viewer TEXT, body TEXT)"))  # fmt: skip
         conn.execute(text("CREATE TABLE bench_hours AS SELECT * FROM bench_rows WHERE 1 = 0"))
-        for table, values in (("bench_rows", rows), ("bench_hours", hours)):
+        conn.execute(text("CREATE TABLE bench_totals AS SELECT * FROM bench_rows WHERE 1 = 0"))
+        for table, values in (("bench_rows", rows), ("bench_hours", hours),
+                              ("bench_totals", totals)):  # fmt: skip
             conn.execute(text(f"INSERT INTO {table} VALUES (:profile, :metric, :flag, :variant, "
                               ":platform, :app_version, :n, :sum_x, :sum_x2, :sum_d, :sum_d2, "
                               ":sum_xd, :hist)"), values)  # fmt: skip
@@ -266,13 +279,16 @@ def build(
         conn.execute(text("CREATE INDEX bench_rows_p ON bench_rows (profile)"))
         conn.execute(text("CREATE INDEX bench_events_p ON bench_events (profile)"))
         conn.execute(text("CREATE INDEX bench_hours_p ON bench_hours (profile)"))
+        conn.execute(text("CREATE INDEX bench_totals_p ON bench_totals (profile)"))
     events_in = {p: len(e) for p, e in enumerate(per_profile)}
     total = sum(events_in[m % PROFILES] for m in range(minutes))
     t0 = time.perf_counter()
     say(f"writing the rollup rows of {minutes:,} minutes ({total:,} events) with SQL")
     with db.engine.begin() as conn:
         conn.execute(text(_rollup_sql(pg)), {"minutes": minutes, "start": _epoch(start)})
-        conn.execute(text(_rollup_sql(pg, hours=True)), {"minutes": minutes // 60,
+        conn.execute(text(_rollup_sql(pg, "totals")), {"minutes": minutes,
+                                                       "start": _epoch(start)})  # fmt: skip
+        conn.execute(text(_rollup_sql(pg, "hours")), {"minutes": minutes // 60,
                                                          "start": _epoch(start)})  # fmt: skip
     t1 = time.perf_counter()
     first_raw = max(0, minutes - raw_minutes - RAGGED // timedelta(minutes=1))
@@ -287,22 +303,24 @@ def build(
     with db.engine.begin() as conn:
         count = conn.execute(text("SELECT count(*) FROM telemetry_rollups")).scalar_one()
         in_hours = conn.execute(text("SELECT count(*) FROM telemetry_rollups_hourly")).scalar_one()
+        totals_ = conn.execute(text("SELECT count(*) FROM telemetry_rollups_minutely")).scalar_one()
         conn.execute(text("DROP TABLE bench_rows"))
         conn.execute(text("DROP TABLE bench_hours"))
+        conn.execute(text("DROP TABLE bench_totals"))
         conn.execute(text("DROP TABLE bench_events"))
         conn.execute(text("ANALYZE"))
     return Built(minutes, total, raw, int(count), int(in_hours), minutes - first_raw, visits, t1 - t0,
-                 t2 - t1)  # fmt: skip
+                 t2 - t1, int(totals_))  # fmt: skip
 
 
 def _epoch(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def _rollup_sql(pg: bool, hours: bool = False) -> str:
-    """Every minute's (or hour's) rows: its profile's rows at its time. `:minutes` counts the
-    minutes (or hours) from `:start` (unix seconds)."""
-    step = 3600 if hours else 60
+def _rollup_sql(pg: bool, rows: str = "minutes") -> str:
+    """Every minute's rows (or its totals, or every hour's rows): its profile's rows at its
+    time. `:minutes` counts the minutes (or hours) from `:start` (unix seconds)."""
+    step = 3600 if rows == "hours" else 60
     if pg:
         minutes = "SELECT generate_series(0, :minutes - 1) AS i"
         at = f"to_timestamp(:start + m.i * {step})"
@@ -312,11 +330,11 @@ def _rollup_sql(pg: bool, hours: bool = False) -> str:
             "WHERE i < :minutes - 1) SELECT i FROM s"
         )
         at = f"strftime('%Y-%m-%d %H:%M:%S', :start + m.i * {step}, 'unixepoch') || '.000000'"
-    table, column, source, cohort = (
-        ("telemetry_rollups_hourly", "hour", "bench_hours", "")
-        if hours
-        else ("telemetry_rollups", "minute", "bench_rows", ", platform, app_version")
-    )
+    table, column, source, cohort = {
+        "hours": ("telemetry_rollups_hourly", "hour", "bench_hours", ""),
+        "totals": ("telemetry_rollups_minutely", "minute", "bench_totals", ""),
+        "minutes": ("telemetry_rollups", "minute", "bench_rows", ", platform, app_version"),
+    }[rows]
     return (
         f"INSERT INTO {table} (environment, metric, flag, {column}, variant{cohort}, "
         "n, sum_x, sum_x2, sum_d, sum_d2, sum_xd, hist) "

@@ -172,7 +172,8 @@ def run_one(run: Run, url: str | None, folder: Path, say: Callable[[str], None])
     built = build(rt.db, run.minutes, 0, lambda m: say(f"{name}: {m}"), exposures=True)
     as_deployed(rt)
     say(f"{name}: {built.events:,} events, {built.rollup_rows:,} minute rows, "
-        f"{built.hour_rows:,} hour rows in {built.seconds_rollups:.0f} s")  # fmt: skip
+        f"{built.total_rows:,} minute totals, {built.hour_rows:,} hour rows in "
+        f"{built.seconds_rollups:.0f} s")  # fmt: skip
     all_ = rollouts(run.rollouts, run.minutes)
     tick, decisions = measure(name, "tick: snapshot + decide", run.runs, all_,
                               lambda r: one_rollout(rt, r))  # fmt: skip
@@ -207,7 +208,8 @@ def print_tables(console: Console, results: list[dict], run: Run) -> None:
         console.print(
             f"{result['database']}: {b['minutes']:,} minutes, {b['events']:,} events "
             f"({b['visits_per_minute']} visits/min, each with its exposure) → "
-            f"{b['rollup_rows']:,} minute rows, {b['hour_rows']:,} hour rows"
+            f"{b['rollup_rows']:,} minute rows, {b['total_rows']:,} minute totals, "
+            f"{b['hour_rows']:,} hour rows"
         )
         decided: dict[str, int] = {}
         for row in result["rollouts"]:

@@ -18,7 +18,7 @@ from tests.support.settings import make_settings, start_runtime
 def test_migrations_match_the_models(tmp_path: Path, database_url: str) -> None:
     rt = start_runtime(make_settings(tmp_path, database_url=database_url))
     upgrade(rt.db)  # idempotent
-    assert current_heads(rt.db) == {"0017"}
+    assert current_heads(rt.db) == {"0018"}
     load_all()
     with rt.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -104,5 +104,42 @@ def test_0015_adds_up_existing_minute_rollups_per_hour(tmp_path: Path, database_
     assert [(str(r[0])[:19], *r[1:]) for r in rows] == [
         ("2026-12-01 10:00:00", 4.0, 6.0, 6.0, 4.0, 4.0, 6.0, '{"14":2.0,"20":1.0}'),
         ("2026-12-01 11:00:00", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, None),
+    ]
+    rt.db.dispose()
+
+
+def test_0018_adds_up_existing_minute_rollups_over_platforms(
+    tmp_path: Path, database_url: str
+) -> None:
+    rt = Runtime.from_settings(make_settings(tmp_path, blank=True, database_url=database_url))
+    upgrade(rt.db, "0017")
+    insert = text(
+        "INSERT INTO telemetry_rollups (environment, metric, flag, minute, variant, platform, "
+        "app_version, n, sum_x, sum_x2, sum_d, sum_d2, sum_xd, hist) VALUES ('production', "
+        "'video_startup_seconds', 'f', :minute, :variant, :platform, :version, :n, :x, :x, :n, "
+        ":n, :x, :hist)"
+    )
+    minutes = [
+        {"minute": "2026-12-01 10:00:00", "n": 1.0, "x": 2.0, "hist": '{"14":1.0}'},
+        {"minute": "2026-12-01 10:00:00", "platform": "web", "n": 2.0, "x": 3.0,
+         "hist": '{"14":1.0,"20":1.0}'},
+        {"minute": "2026-12-01 10:00:00", "version": "2.0", "n": 1.0, "x": 1.0, "hist": None},
+        {"minute": "2026-12-01 10:00:00", "variant": "off", "n": 1.0, "x": 4.0, "hist": None},
+        {"minute": "2026-12-01 10:01:00", "n": 0.0, "x": 0.0, "hist": None},
+    ]  # fmt: skip
+    with rt.db.engine.begin() as conn:
+        for minute in minutes:
+            conn.execute(insert, {"platform": "ios", "version": "1.0", "variant": "on", **minute})
+    upgrade(rt.db)  # a total per minute and variant, wherever a minute row is (empty or not)
+    query = (
+        "SELECT minute, variant, n, sum_x, sum_x2, sum_d, sum_d2, sum_xd, hist "
+        "FROM telemetry_rollups_minutely"
+    )
+    with rt.db.engine.connect() as conn:
+        rows = conn.execute(text(query + " ORDER BY minute, variant")).all()
+    assert [(str(r[0])[:19], *r[1:]) for r in rows] == [
+        ("2026-12-01 10:00:00", "off", 1.0, 4.0, 4.0, 1.0, 1.0, 4.0, None),
+        ("2026-12-01 10:00:00", "on", 4.0, 6.0, 6.0, 4.0, 4.0, 6.0, '{"14":2.0,"20":1.0}'),
+        ("2026-12-01 10:01:00", "on", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None),
     ]
     rt.db.dispose()

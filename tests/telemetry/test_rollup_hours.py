@@ -34,7 +34,7 @@ def test_a_window_reads_exactly_its_minutes(since: datetime, length: timedelta) 
     until = since + length
     covered: list[datetime] = []
     for table, start, end in rollups.spans(since, until):
-        step = timedelta(minutes=1) if table is TelemetryRollup else timedelta(hours=1)
+        step = timedelta(hours=1) if table is TelemetryRollupHour else timedelta(minutes=1)
         at = start
         while at < end:
             covered += [at + timedelta(minutes=m) for m in range(int(step / timedelta(minutes=1)))]

@@ -71,6 +71,21 @@ class TelemetryRollup(RollupSums, Base):
     app_version: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class TelemetryRollupMinute(RollupSums, Base):
+    """One minute of one metric for one cohort, over all platforms and app versions: that
+    minute's rows added up, written with them (a row wherever a minute row is). A window's
+    ragged ends are read here: one row a minute per metric and variant, not one per platform
+    and app version too."""
+
+    __tablename__ = "telemetry_rollups_minutely"
+
+    environment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(48), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(255), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
+    variant: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
 class TelemetryRollupHour(RollupSums, Base):
     """One hour of one metric for one cohort, over all platforms and app versions: its minute
     rows added up, written with them. A long window reads its whole hours here (a few rows per

@@ -25,6 +25,7 @@ from reelout.telemetry.models import (
     TelemetryEvent,
     TelemetryRollup,
     TelemetryRollupHour,
+    TelemetryRollupMinute,
     TelemetryUnit,
 )
 from reelout.telemetry.sums import RowKey, Sums, change
@@ -33,7 +34,7 @@ CURSOR = "rollups"
 CHUNK_EVENTS = 5_000  # events folded per transaction
 UNIT_QUERY = 400  # unit keys per IN (...) query
 UnitKey = tuple[str, str, str]  # environment, kind, unit id
-RollupTable = type[TelemetryRollup] | type[TelemetryRollupHour]
+RollupTable = type[TelemetryRollup] | type[TelemetryRollupMinute] | type[TelemetryRollupHour]
 HOUR_MS = 3_600_000
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -136,12 +137,17 @@ def _states(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, State]:
 
 
 def _apply(session: Session, delta: dict[tuple[str, RowKey], Sums]) -> None:
-    """Add each change to its minute row and to its hour row."""
+    """Add each change to its minute row, to its minute's total over platforms and app versions
+    (a total wherever a minute row is, empty or not, as `latest` reads them) and to its hour
+    row."""
+    minutely: dict[tuple[str, RowKey], Sums] = defaultdict(Sums)
     hourly: dict[tuple[str, RowKey], Sums] = defaultdict(Sums)
     for (environment, key), sums in delta.items():
-        hour = key.minute - key.minute % HOUR_MS
-        hourly[(environment, key._replace(minute=hour, platform="", app_version=""))].add(sums)
+        total = key._replace(platform="", app_version="")
+        minutely[(environment, total)].add(sums)
+        hourly[(environment, total._replace(minute=key.minute - key.minute % HOUR_MS))].add(sums)
     _add(session, TelemetryRollup, delta)
+    _add(session, TelemetryRollupMinute, minutely)
     _add(session, TelemetryRollupHour, {k: v for k, v in hourly.items() if not v.is_empty()})
 
 
@@ -162,7 +168,7 @@ def _add(session: Session, table: RollupTable, delta: dict[tuple[str, RowKey], S
 
 def _at(table: RollupTable) -> Any:
     """The row's time column: the minute, or the hour."""
-    return table.minute if table is TelemetryRollup else table.hour  # type: ignore[union-attr]
+    return table.hour if table is TelemetryRollupHour else table.minute  # type: ignore[union-attr]
 
 
 def _current(
@@ -172,9 +178,9 @@ def _current(
     comes back, and only the wanted ones are decoded)."""
     environments = {environment for environment, _ in delta}
     times = {datetime.fromtimestamp(key.minute / 1000, UTC) for _, key in delta}
-    minute_rows = table is TelemetryRollup
+    cohorts = table is TelemetryRollup
     at = _at(table)
-    cohort = (table.platform, table.app_version) if minute_rows else ()  # type: ignore[union-attr]
+    cohort = (table.platform, table.app_version) if cohorts else ()  # type: ignore[union-attr]
     query = select(
         table.environment, at, table.flag, table.variant, table.metric, *cohort,
         table.n, table.sum_x, table.sum_x2, table.sum_d, table.sum_d2, table.sum_xd, table.hist,
@@ -182,7 +188,7 @@ def _current(
     found: dict[tuple[str, RowKey], Sums] = {}
     for row in session.execute(query):
         environment, when, flag, variant, metric = row[:5]
-        platform, version = row[5:7] if minute_rows else ("", "")
+        platform, version = row[5:7] if cohorts else ("", "")
         key = (environment, RowKey(int(when.timestamp() * 1000), flag, variant, platform, version,
                                    metric))  # fmt: skip
         if key in delta:
@@ -204,7 +210,7 @@ def _values(table: RollupTable, environment: str, key: RowKey, sums: Sums) -> di
     return values
 
 
-def _sums(row: TelemetryRollup | TelemetryRollupHour) -> Sums:
+def _sums(row: TelemetryRollup | TelemetryRollupMinute | TelemetryRollupHour) -> Sums:
     return Sums(row.n, row.sum_x, row.sum_x2, row.sum_d, row.sum_d2, row.sum_xd, _hist(row.hist))
 
 
@@ -328,8 +334,8 @@ def latest(
             continue
         if table is TelemetryRollupHour:
             hour_end = found + HOUR
-            minute = _latest_in(session, TelemetryRollup, environment, metrics, flag, variants,
-                                found, hour_end)  # fmt: skip
+            minute = _latest_in(session, TelemetryRollupMinute, environment, metrics, flag,
+                                variants, found, hour_end)  # fmt: skip
             return minute or found
         return found
     return None
@@ -377,15 +383,16 @@ def _summed(table: RollupTable) -> list[Any]:
 
 def spans(since: datetime, until: datetime) -> list[tuple[RollupTable, datetime, datetime]]:
     """The rows that hold exactly the minutes in [since, until): the whole hours from the hour
-    rows, the ragged ends from the minute rows (each as [start, end) of its time column)."""
+    rows, the ragged ends from the minutes' totals over platforms and app versions (each as
+    [start, end) of its time column)."""
     start, end = _ceil(since, MINUTE), _ceil(until, MINUTE)
     first_hour, last_hour = _ceil(start, HOUR), end - (end - EPOCH) % HOUR
     if first_hour >= last_hour:
-        return [(TelemetryRollup, start, end)] if start < end else []
+        return [(TelemetryRollupMinute, start, end)] if start < end else []
     parts: list[tuple[RollupTable, datetime, datetime]] = [
-        (TelemetryRollup, start, first_hour),
+        (TelemetryRollupMinute, start, first_hour),
         (TelemetryRollupHour, first_hour, last_hour),
-        (TelemetryRollup, last_hour, end),
+        (TelemetryRollupMinute, last_hour, end),
     ]
     return [(table, a, b) for table, a, b in parts if a < b]
 
@@ -403,17 +410,22 @@ def purge(core: Core) -> int:
     idle_units = now - timedelta(days=settings.telemetry_raw_retention_days)
     with core.db.session() as session:
         rows = session.execute(delete(TelemetryRollup).where(TelemetryRollup.minute < old_rows))
+        totals = session.execute(
+            delete(TelemetryRollupMinute).where(TelemetryRollupMinute.minute < old_rows)
+        )
         hours = session.execute(  # the hours all of whose minutes went
             delete(TelemetryRollupHour).where(TelemetryRollupHour.hour <= old_rows - HOUR)
         )
         units = session.execute(delete(TelemetryUnit).where(TelemetryUnit.updated_at < idle_units))
-    return sum(int(getattr(result, "rowcount", 0)) for result in (rows, hours, units))
+    results = (rows, totals, hours, units)
+    return sum(int(getattr(result, "rowcount", 0)) for result in results)
 
 
 def minute_rows(
     session: Session, environment: str, metric: str, flag: str, since: datetime, until: datetime
 ) -> Iterable[tuple[datetime, str, Sums]]:
-    """(minute, variant, sums) of a metric and flag in [since, until), for series."""
+    """(minute, variant, sums) of a metric and flag in [since, until), for series (the minutes'
+    totals over platforms and app versions)."""
     rows = session.scalars(_window(environment, metric, flag, since, until))
     for row in rows:
         yield row.minute, row.variant, _sums(row)
@@ -439,10 +451,10 @@ def labelled_rows(
 
 
 def _window(environment: str, metric: str, flag: str, since: datetime, until: datetime) -> Any:
-    return select(TelemetryRollup).where(
-        TelemetryRollup.environment == environment,
-        TelemetryRollup.metric == metric,
-        TelemetryRollup.flag == flag,
-        TelemetryRollup.minute >= since,
-        TelemetryRollup.minute < until,
+    return select(TelemetryRollupMinute).where(
+        TelemetryRollupMinute.environment == environment,
+        TelemetryRollupMinute.metric == metric,
+        TelemetryRollupMinute.flag == flag,
+        TelemetryRollupMinute.minute >= since,
+        TelemetryRollupMinute.minute < until,
     )
