@@ -65,19 +65,6 @@ def test_a_healthy_canary_advances_through_every_stage_and_completes(rehearse: A
     assert (rollout["state"], rollout["percent"]) == ("completed", 100)
 
 
-def test_an_upload_regression_in_treatment_rolls_back(rehearse: Any) -> None:
-    result, folder = rehearse("regression")
-    assert result.exit_code == 0, result.output
-    log = decisions(result.output)
-    percent, decision, reason = log[-1]
-    assert decision == "rollback", result.output
-    assert re.match(r'guardrail "(upload_success_rate|error_rate)" FAIL', reason), reason
-    assert "complete" not in [decision for _, decision, _ in log]
-    rollout = stored(folder)
-    assert rollout["state"] == "rolled_back" and rollout["percent"] == percent
-    assert rollout["frozen_evidence"]["decision"]["decision"] == "rollback"
-
-
 def test_apps_going_silent_hold_the_rollout_on_no_traffic(rehearse: Any) -> None:
     result, folder = rehearse("outage")
     assert result.exit_code == 0, result.output
@@ -88,7 +75,7 @@ def test_apps_going_silent_hold_the_rollout_on_no_traffic(rehearse: Any) -> None
     assert stored(folder)["state"] == "running"
 
 
-def test_a_rehearsal_on_a_running_server_leaves_its_rollout_there(
+def test_a_regression_rehearsed_on_a_running_server_rolls_back_and_stays_there(
     live_servers: StartLive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live = live_servers(
@@ -98,10 +85,16 @@ def test_a_rehearsal_on_a_running_server_leaves_its_rollout_there(
     args = ["simulate", "--scenario", "regression", "--url", live.url, "--timeout", "170"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200", **cli_env(live.runtime.settings)})
     assert result.exit_code == 0, result.output
-    assert decisions(result.output)[-1][1] == "rollback"
+    log = decisions(result.output)
+    percent, decision, reason = log[-1]
+    assert decision == "rollback", result.output
+    assert re.match(r'guardrail "(upload_success_rate|error_rate)" FAIL', reason), reason
+    assert "complete" not in [decision for _, decision, _ in log]
     with live.client() as api:
         rollouts = api.get("/api/v1/rollouts").json()["rollouts"]
     assert [(r["flag"], r["state"]) for r in rollouts] == [("use_tus_upload", "rolled_back")]
+    assert rollouts[0]["percent"] == percent
+    assert rollouts[0]["frozen_evidence"]["decision"]["decision"] == "rollback"
     assert f"console: {live.url}/console/rollouts/{rollouts[0]['id']}" in result.output
     assert "kept at" not in result.output
     uploads = re.search(r"real tus uploads: (\d+) \((\d+) cut off halfway\)", result.output)
