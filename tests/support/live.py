@@ -68,11 +68,12 @@ def start_uvicorn(
     accepts requests.
 
     `options` go to uvicorn.Config (e.g. `proxy_headers=False`, `lifespan="off"`)."""
-    port = port or free_port()
+    sockets = [] if port else [_bound_socket()]  # held from the start: no other test takes it
+    port = port or sockets[0].getsockname()[1]
     options = {"log_level": "warning", "lifespan": "on", **options}
     config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets or None}, daemon=True)
     thread.start()
 
     def started() -> bool:
@@ -82,6 +83,14 @@ def start_uvicorn(
 
     wait_until(started, timeout=15, message="the test server to start")
     return server, thread, port
+
+
+def _bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port, for uvicorn to serve on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def stop_uvicorn(server: uvicorn.Server, thread: threading.Thread) -> None:
