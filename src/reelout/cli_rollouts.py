@@ -20,7 +20,7 @@ from reelout.flags.admin.service import seed_on_start
 from reelout.rollouts import report as reports
 from reelout.rollouts import service
 from reelout.rollouts.notices import failing
-from reelout.rollouts.plan import load_plan, seed_template
+from reelout.rollouts.plan import load_plan, seed_template, stored_plan
 from reelout.rollouts.schemas import RolloutOut
 from reelout.rollouts.states import Command, State
 from reelout.web import rollout_report as report_page
@@ -198,7 +198,7 @@ def _print_report(made: reports.Report) -> None:
         f"decisions: {decided}",
     ]
     console.print(Text("\n".join(lines)))
-    plan = views.stored_plan(r)
+    plan = stored_plan(r.plan)
     stages = cli_table("stage", "plan", "entered", "left", "duration", "units (T / C)", "decisions")
     for s in made.stages:
         line = report_page.stage_line(s, plan.stages[s.index], made.final)

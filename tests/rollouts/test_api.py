@@ -69,7 +69,8 @@ def test_refusals_are_in_words(api: httpx.Client) -> None:
         (api.post(API, json=PLAN), 409, "ROLLOUT_EXISTS"),
         (api.post(API, json={"rollout": {"flag": FLAG}}), 400, "INVALID_PLAN"),
         (api.post(f"{API}/{rid}/pause"), 409, "ROLLOUT_STATE_CONFLICT"),
-        (api.post(f"{API}/{rid}/advance"), 422, "INVALID_REQUEST"),  # the controller's
+        (api.post(f"{API}/{rid}/advance"), 400, "NOT_AN_OPERATOR_COMMAND"),  # the controller's
+        (api.post(f"{API}/{rid}/nonsense"), 422, "INVALID_REQUEST"),
         (api.post(f"{API}/{rid}/dismiss", json={"metric": "error_rate"}), 400, "REASON_REQUIRED"),
         (api.post(f"{API}/{rid}/start", json={"version": 7}), 412, "STALE_ROLLOUT"),
         (api.post(f"{API}/{rid + 1}/start"), 404, "ROLLOUT_NOT_FOUND"),

@@ -16,9 +16,7 @@ import pytest
 from reelout.alerts.service import vetoes
 from reelout.clock import ManualClock
 from reelout.rollouts import service
-from reelout.rollouts.decide import ArmData, Snapshot, decide, decision_body
-from reelout.rollouts.outline import body
-from reelout.rollouts.plan import plan_from_data
+from reelout.rollouts.decide import ArmData
 from reelout.runtime import Runtime
 from reelout.webhooks.signing import verify
 from tests.rollouts.conftest import API, ENV, FLAG, FLAGS, PLAN
@@ -26,6 +24,7 @@ from tests.rollouts.test_decide import arm, rate
 from tests.rollouts.test_service import served
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartLive
+from tests.support.ticks import decide_on
 from tests.telemetry.test_prometheus import scrape, value
 from tests.web.test_login import login
 from tests.webhooks.receiver import Received, Receiver
@@ -85,26 +84,8 @@ def started(api: httpx.Client, plan: dict[str, Any] | None = None) -> int:
 def tick(
     rt: Runtime, rollout: int, treatment: ArmData, control: ArmData, **seen: Any
 ) -> service.Recorded:
-    """One controller tick on given evidence (fresh telemetry unless `seen` says otherwise):
-    the real `decide`, then `record_decision`."""
-    clock = rt.clock
-    with rt.db.session() as session:
-        now = service.get(session, rollout)
-        assert now.stage_started_at is not None
-        plan = plan_from_data(body(now.plan))
-        values: dict[str, Any] = {"telemetry_watermark": clock.now(),
-                                  "last_exposure_at": clock.now(), **seen}  # fmt: skip
-        snapshot = Snapshot(
-            now=clock.now(), stage=now.stage, stage_started_at=now.stage_started_at,
-            treatment=treatment, control=control,
-            approved_stages=frozenset(now.approvals), dismissed=frozenset(now.dismissed),
-            extended_until=now.extended_until, **values,
-        )  # fmt: skip
-        made = decide(plan, snapshot)
-        return service.record_decision(
-            session, clock, rollout, made.decision, made.reasons, decision_body(made),
-            stage=made.stage, extend_until=made.extend_until,
-        )  # fmt: skip
+    """One controller tick on given evidence (`ticks.decide_on`)."""
+    return decide_on(rt, rt.clock, rollout, treatment, control, **seen)
 
 
 N = 12_000

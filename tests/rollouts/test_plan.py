@@ -397,7 +397,7 @@ def test_an_approval_names_a_stage() -> None:
         ("flag: [unclosed", "the plan is neither valid YAML nor JSON"),
         ('{"flag": ', "the plan is neither valid YAML nor JSON"),
         ("- a list", "a plan is a mapping"),
-        ("base: &b {flag: x}\nother: *b", "aliases (*name) are not accepted in a plan"),
+        ("base: &b {flag: x}\nother: *b", "aliases (*name) are not accepted"),
     ],
 )
 def test_unreadable_text_is_an_invalid_plan(text: str, message: str) -> None:

@@ -16,18 +16,18 @@ import pytest
 from reelout.auth.schemas import Scope
 from reelout.auth.service import Principal
 from reelout.clock import ManualClock
-from reelout.errors import BadRequest, ReeloutError
+from reelout.errors import ReeloutError
 from reelout.flags import evaluate, parse_flag_set
 from reelout.flags.admin import service as flags
 from reelout.rollouts import service
-from reelout.rollouts.decide import ArmData, Snapshot, decide, decision_body
-from reelout.rollouts.outline import PlanOutline, body, outline
-from reelout.rollouts.plan import plan_from_data
+from reelout.rollouts.decide import ArmData
+from reelout.rollouts.plan import stored_plan
 from reelout.rollouts.service import CommandArgs, RolloutFilter
 from reelout.rollouts.states import Command
 from reelout.runtime import Runtime
 from tests.rollouts.conftest import ENV, FLAG, FLAGS, PLAN
 from tests.support.settings import make_settings, start_runtime
+from tests.support.ticks import decide_on
 
 ALICE = Principal(key_id="k_alice", name="alice", scope=Scope.admin, environment=None)
 BOB = Principal(key_id="k_bob", name="bob", scope=Scope.admin, environment=None)
@@ -146,35 +146,30 @@ def test_create_refuses_a_plan_the_flag_cannot_take(
 
 def test_an_invalid_plan_lists_every_fault() -> None:
     with pytest.raises(ReeloutError) as refused:
-        outline({"rollout": {"flag": "", "stages": [{"percent": 50}, {"percent": 20}]}})
+        stored_plan({"rollout": {"flag": "", "stages": [{"percent": 50}, {"percent": 20}]}})
     assert refused.value.code == "INVALID_PLAN"
     assert refused.value.details == {
         "errors": [
-            "flag: a non-empty string is required",
-            "environment: a non-empty string is required",
-            "treatment: a non-empty string is required",
-            "control.variation: a variant key is required",
-            "stages[1].percent: must be above 50",
+            "flag: String should have at least 1 character",
+            "environment: Field required",
+            "treatment: Field required",
+            "control: Field required",
+            "stages[0].min_duration: Field required",
+            "stages[1].min_duration: Field required",
+            "stages[1].percent: 20 is not above the stage before's 50 (percents rise strictly)",
         ]
     }
 
 
-def test_the_plan_check_is_a_seam(act: Act, rt: Runtime) -> None:
-    seen: list[Mapping[str, Any]] = []
-
-    def strict(plan: Mapping[str, Any]) -> PlanOutline:
-        seen.append(plan)
-        if "notify" not in plan["rollout"]:
-            raise BadRequest("stages[0]: notify is required here", code="INVALID_PLAN")
-        return outline(plan)
-
-    with pytest.raises(ReeloutError, match="notify is required"):
-        create(act, check=strict)
+def test_a_plan_is_stored_as_given_and_read_back_once(act: Act, rt: Runtime) -> None:
     with_notify = {"rollout": {**PLAN["rollout"], "notify": ["slack:#video"]}}
-    rollout = create(act, with_notify, check=strict)
-    assert seen == [PLAN, with_notify]
+    rollout = create(act, with_notify)
     with rt.db.read() as session:
-        assert service.get(session, rollout).plan == with_notify
+        stored = service.get(session, rollout).plan
+    assert stored == with_notify
+    plan = stored_plan(stored)
+    assert plan.notify == ["slack:#video"] and plan.percents == (10, 25, 50, 100)
+    assert stored_plan(copy.deepcopy(with_notify)) is plan, "read again from the cache"
 
 
 def test_one_unfinished_rollout_per_flag(act: Act) -> None:
@@ -378,26 +373,12 @@ def test_a_decision_on_a_manually_edited_flag_pauses_instead(rt: Runtime, act: A
 
 
 def tick(rt: Runtime, clock: ManualClock, rollout: int, **seen: Any) -> service.Recorded:
-    """One controller tick as the controller makes it: the stored plan, a snapshot, the real
-    `decide`, then `record_decision` (the snapshot's telemetry is given, not measured)."""
+    """One controller tick as the controller makes it, on no traffic: a manual edit of the flag
+    pauses the rollout first, else `ticks.decide_on`."""
     with rt.db.session() as session:
         if service.check_manual_edit(session, clock, rollout) is not None:
             return service.Recorded(False, service.get(session, rollout))
-        now = service.get(session, rollout)
-        assert now.stage_started_at is not None
-        plan = plan_from_data(body(now.plan))
-        snapshot = Snapshot(
-            now=clock.now(), stage=now.stage, stage_started_at=now.stage_started_at,
-            telemetry_watermark=clock.now(), last_exposure_at=clock.now(),
-            treatment=ArmData(0, {}), control=ArmData(0, {}),
-            approved_stages=frozenset(now.approvals), dismissed=frozenset(now.dismissed),
-            extended_until=now.extended_until, **seen,
-        )  # fmt: skip
-        made = decide(plan, snapshot)
-        return service.record_decision(
-            session, clock, rollout, made.decision, made.reasons, decision_body(made),
-            stage=made.stage, extend_until=made.extend_until,
-        )  # fmt: skip
+    return decide_on(rt, clock, rollout, ArmData(0, {}), ArmData(0, {}), **seen)
 
 
 def test_the_real_decision_function_drives_the_store(

@@ -6,7 +6,6 @@ import itertools
 
 import pytest
 
-from reelout.rollouts.routes import OperatorCommand
 from reelout.rollouts.states import (
     CONTROLLER_COMMANDS,
     OPERATOR_COMMANDS,
@@ -119,10 +118,6 @@ def test_a_one_stage_plan_completes_from_its_only_stage() -> None:
     assert started == Position(State.running, 0, 1)
     assert Command.advance not in allowed(started)
     assert transition(started, Command.complete).position.state is State.completed
-
-
-def test_the_api_takes_exactly_the_operator_commands() -> None:
-    assert {Command(c.value) for c in OperatorCommand} == OPERATOR_COMMANDS
 
 
 def test_who_issues_which_command() -> None:

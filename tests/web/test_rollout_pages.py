@@ -16,12 +16,11 @@ import pytest
 
 from reelout.clock import ManualClock
 from reelout.rollouts import service
-from reelout.rollouts.decide import ArmData, Snapshot, decide, decision_body
-from reelout.rollouts.outline import body
-from reelout.rollouts.plan import plan_from_data
+from reelout.rollouts.decide import ArmData
 from reelout.runtime import Runtime
 from reelout.telemetry.sums import Sums
 from tests.support.live import LiveServer, live_server_fixture
+from tests.support.ticks import decide_on
 from tests.web.test_flag_pages import Console
 
 server = live_server_fixture(manual_clock=True)
@@ -55,24 +54,9 @@ def record(
     rt: Runtime, clock: ManualClock, rollout: int, errors: tuple[int, int], n: int = 4000
 ) -> service.Recorded:
     """One controller tick on given evidence: `n` units per arm, `errors` = (treatment,
-    control) failed actions among them, the real `decide`, then `record_decision`."""
-    with rt.db.session() as session:
-        now = service.get(session, rollout)
-        assert now.stage_started_at is not None
-        plan = plan_from_data(body(now.plan))
-        treated, control = (ArmData(n, {"error_rate": rate(e, n)}) for e in errors)
-        snapshot = Snapshot(
-            now=clock.now(), stage=now.stage, stage_started_at=now.stage_started_at,
-            telemetry_watermark=clock.now(), last_exposure_at=clock.now(),
-            treatment=treated, control=control,
-            approved_stages=frozenset(now.approvals), dismissed=frozenset(now.dismissed),
-            extended_until=now.extended_until,
-        )  # fmt: skip
-        made = decide(plan, snapshot)
-        return service.record_decision(
-            session, clock, rollout, made.decision, made.reasons, decision_body(made),
-            stage=made.stage, extend_until=made.extend_until,
-        )  # fmt: skip
+    control) failed actions among them (`ticks.decide_on`)."""
+    treated, control = (ArmData(n, {"error_rate": rate(e, n)}) for e in errors)
+    return decide_on(rt, clock, rollout, treated, control)
 
 
 def chart_data(page: str, chart_id: str) -> dict[str, Any]:
@@ -279,7 +263,8 @@ def test_a_command_needs_the_pages_csrf_token(console: Console, api: httpx.Clien
     assert refused.status_code == 403 and "CSRF_TOKEN_MISSING" in refused.text
     assert api.get(f"/api/v1/rollouts/{rollout}").json()["state"] == "pending"
     unknown = command(console, rollout, "advance")  # the controller's, not the operator's
-    assert unknown.status_code == 422
+    assert unknown.status_code == 400 and "NOT_AN_OPERATOR_COMMAND" in unknown.text
+    assert command(console, rollout, "nonsense").status_code == 422
     missing = command(console, 999, "start")
     assert missing.status_code == 404 and "ROLLOUT_NOT_FOUND" in missing.text
 

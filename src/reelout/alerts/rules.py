@@ -9,7 +9,6 @@ a code: the first error's own (`INVALID_DURATION`, `INVALID_CRON`, `INVALID_TEMP
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -17,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import yaml
 from cronsim import CronSim, CronSimError
 from pydantic import (
     BaseModel,
@@ -37,6 +35,7 @@ from pydantic_core import PydanticCustomError
 from reelout.alerts import templates
 from reelout.alerts.templates import spell_duration
 from reelout.errors import BadRequest, ReeloutError
+from reelout.textdata import Unreadable, read_text
 
 MAX_RULES_PER_DOCUMENT = 200
 MAX_LABELS = 16
@@ -377,29 +376,13 @@ AnyRule = AlertRule | DigestRule
 # ---- reading -----------------------------------------------------------------------------------
 
 
-class _NoAliases(yaml.SafeLoader):
-    """YAML without anchors and aliases: a rules file needs none, and they are how a small file
-    expands into a huge document."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not accepted in rules", None
-            )
-        return super().compose_node(parent, index)
-
-
 def load_text(raw: bytes | str) -> Any:
-    """YAML or JSON text as data (JSON is YAML too; a JSON body is read by the JSON parser)."""
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    """YAML or JSON text as data (`textdata.read_text`), or RULES_UNREADABLE."""
     try:
-        if text.lstrip().startswith(("{", "[")):
-            return json.loads(text)
-        return yaml.load(text, Loader=_NoAliases)  # noqa: S506 (a SafeLoader subclass)
-    except (ValueError, yaml.YAMLError, RecursionError) as exc:
+        return read_text(raw)[0]
+    except Unreadable as exc:
         raise BadRequest(
-            f"the rules are neither valid YAML nor JSON: {str(exc).splitlines()[0][:300]}",
-            code="RULES_UNREADABLE",
+            f"the rules are neither valid YAML nor JSON: {exc}", code="RULES_UNREADABLE"
         ) from None
 
 

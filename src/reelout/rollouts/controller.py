@@ -13,8 +13,7 @@ from reelout.clock import Clock
 from reelout.db.engine import Database
 from reelout.rollouts import evidence, service
 from reelout.rollouts.decide import Decision, Snapshot, decide, decision_body
-from reelout.rollouts.outline import body
-from reelout.rollouts.plan import Plan, plan_from_data
+from reelout.rollouts.plan import Plan, stored_plan
 from reelout.rollouts.schemas import RolloutOut
 
 log = logging.getLogger("reelout.rollouts")
@@ -74,7 +73,7 @@ def _evidence(session: Session, clock: Clock, rollout: RolloutOut) -> tuple[Plan
     """The plan and the snapshot it is judged on: the analysis runs from the first stage with
     the current arm ratio (evidence.analysis_since), whose start the rollout's log gives."""
     assert rollout.stage_started_at is not None
-    plan = plan_from_data(body(rollout.plan))
+    plan = stored_plan(rollout.plan)
     starts = service.stage_starts(session, rollout.id)
     starts[rollout.stage] = rollout.stage_started_at
     entered = [starts.get(i, rollout.stage_started_at) for i in range(rollout.stage + 1)]

@@ -21,7 +21,7 @@ from reelout.clock import Clock
 from reelout.jobs import service as jobs
 from reelout.rollouts import alerting, notices, reasons
 from reelout.rollouts.models import Rollout, RolloutCount, RolloutLogEntry
-from reelout.rollouts.outline import body, outline
+from reelout.rollouts.plan import stored_plan
 from reelout.rollouts.states import State
 
 log = logging.getLogger("reelout.rollouts")
@@ -62,7 +62,7 @@ def freeze(
     Nothing changes it afterwards: a rolled-back rollout takes no decision or command."""
     if row.frozen_evidence is not None:
         return
-    plan = outline(row.plan)
+    plan = stored_plan(row.plan)
     cause = "decision" if decision is not None else "command"
     row.frozen_evidence = {
         "at": _iso(now),
@@ -94,8 +94,7 @@ def after_step(
 
 
 def _targets(row: Rollout) -> list[str]:
-    found = body(row.plan).get("notify") or []
-    return [str(t) for t in found] if isinstance(found, list) else []
+    return stored_plan(row.plan).notify
 
 
 def notice(
@@ -103,7 +102,7 @@ def notice(
 ) -> notices.Notice:
     """The notice of the step `entry` logged (its `to` state and stage, whatever the rollout
     did since)."""
-    plan = outline(row.plan)
+    plan = stored_plan(row.plan)
     to = entry.body.get("to", {})
     stage = int(to.get("stage", row.stage))
     evidence = decision
@@ -114,7 +113,7 @@ def notice(
         flag=row.flag,
         environment=row.environment,
         treatment=plan.treatment,
-        control=plan.control,
+        control=plan.control.variation,
         state=str(to.get("state", row.state)),
         stage=stage,
         stages=len(plan.percents),

@@ -25,7 +25,7 @@ from reelout.context import Core
 from reelout.rollouts import effects, reasons
 from reelout.rollouts.decide import DecisionKind
 from reelout.rollouts.models import Rollout
-from reelout.rollouts.outline import body, outline
+from reelout.rollouts.plan import body, stored_plan
 from reelout.rollouts.states import Command, State
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class RolloutMetrics:
                 state.add_metric([*labels, name.value], 1.0 if row.state == name.value else 0.0)
             if row.state not in LIVE:
                 continue
-            percent.add_metric(list(labels), float(outline(row.plan).percents[row.stage]))
+            percent.add_metric(list(labels), float(stored_plan(row.plan).percents[row.stage]))
             plan_guardrails = _guardrails(row.plan)
             per_metric = (row.last_decision or {}).get("per_metric") or {}
             for metric, verdict in sorted(per_metric.items()):

@@ -1,16 +1,16 @@
 """Rollout plans as data (pure): the pydantic model of the plan format (spec §4.1), reading it
 from YAML or JSON, its validation with every problem named by its path, and the seed's plan
-shipped as a template (`templates/seed.yaml`)."""
+shipped as a template (`templates/seed.yaml`), and a stored plan read back (`stored_plan`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -19,6 +19,7 @@ from reelout.alerts.templates import spell_duration
 from reelout.errors import BadRequest
 from reelout.stats.compare import DEFAULT_N_STAR
 from reelout.telemetry.metrics import METRICS, MetricKind
+from reelout.textdata import Unreadable, read_text
 
 Role = Literal["critical", "guardrail", "signal", "info"]
 Direction = Literal["higher_is_better", "lower_is_better"]
@@ -26,6 +27,7 @@ Action = Literal["rollback", "hold", "pause"]
 Percent = Annotated[int, Field(ge=1, le=100)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 SEED_TEMPLATE = "seed.yaml"
+STORED_PLANS_CACHED = 256  # stored plans kept read (validated), by their JSON text
 
 
 class PlanInvalid(BadRequest):
@@ -35,7 +37,7 @@ class PlanInvalid(BadRequest):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 class ControlArm(Strict):
@@ -246,6 +248,16 @@ class Plan(Strict):
     approvals: Approvals = Approvals()
     notify: list[Name] = []
 
+    @property
+    def percents(self) -> tuple[int, ...]:
+        """Each stage's treatment percentage, in order."""
+        return tuple(stage.percent for stage in self.stages)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The guardrails' metrics, in order."""
+        return tuple(guardrail.metric for guardrail in self.guardrails)
+
     @model_validator(mode="after")
     def _coherent(self) -> Plan:
         problems = plan_problems(self.model_dump())
@@ -344,27 +356,11 @@ def _listed(percents: list[int]) -> str:
 # ---- reading -----------------------------------------------------------------------------------
 
 
-class _NoAliases(yaml.SafeLoader):
-    """YAML without anchors and aliases: a plan needs none, and they are how a small text
-    expands into a huge document."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not accepted in a plan", None
-            )
-        return super().compose_node(parent, index)
-
-
-def _read(text: str | bytes) -> Any:
+def _read(text: str | bytes) -> tuple[Any, bool]:
     try:
-        raw = text.decode("utf-8") if isinstance(text, bytes) else text
-        if raw.lstrip().startswith(("{", "[")):
-            return json.loads(raw)
-        return yaml.load(raw, Loader=_NoAliases)  # noqa: S506 (a SafeLoader subclass)
-    except (ValueError, yaml.YAMLError, RecursionError) as exc:
-        why = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise PlanInvalid(f"the plan is neither valid YAML nor JSON: {why}") from None
+        return read_text(text)
+    except Unreadable as exc:
+        raise PlanInvalid(f"the plan is neither valid YAML nor JSON: {exc}") from None
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -377,7 +373,8 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out or "(plan)"
 
 
-def _unwrap(data: Any) -> Any:
+def body(data: Any) -> Any:
+    """A plan without its optional top-level `rollout:` wrapper."""
     if isinstance(data, Mapping) and set(data) == {"rollout"}:
         return data["rollout"]
     return data
@@ -386,21 +383,33 @@ def _unwrap(data: Any) -> Any:
 def load_plan(text: str | bytes) -> Plan:
     """A plan from YAML or JSON text (an optional top-level `rollout:` wraps it), or
     PlanInvalid listing every problem with its path."""
-    data = _unwrap(_read(text))
-    if not isinstance(data, Mapping):
+    return _checked(_read(text)[0])
+
+
+def _checked(data: Any) -> Plan:
+    inner = body(data)
+    if not isinstance(inner, Mapping):
         raise PlanInvalid("a plan is a mapping with flag, environment, treatment, control, stages")
-    return plan_from_data(data)
+    return plan_from_data(inner)
 
 
 def plan_document(text: str | bytes) -> dict[str, Any]:
     """The plan to store from YAML or JSON text: JSON as given, YAML as the JSON it reads as
     (defaults written out); PlanInvalid naming every problem either way."""
-    checked = load_plan(text)
-    try:
-        given: dict[str, Any] = json.loads(text)  # a mapping: load_plan read it as one
-    except ValueError:
-        return checked.model_dump(mode="json")
-    return given
+    data, was_json = _read(text)
+    checked = _checked(data)
+    return dict(data) if was_json else checked.model_dump(mode="json")
+
+
+def stored_plan(data: Mapping[str, Any]) -> Plan:
+    """A rollout's plan as stored (JSON, validated when the rollout was created), read again;
+    the last STORED_PLANS_CACHED plans read are kept (a Plan is immutable)."""
+    return _stored(json.dumps(data, sort_keys=True))
+
+
+@lru_cache(maxsize=STORED_PLANS_CACHED)
+def _stored(text: str) -> Plan:
+    return _checked(json.loads(text))
 
 
 def plan_from_data(data: Mapping[str, Any]) -> Plan:
@@ -422,7 +431,7 @@ def plan_from_data(data: Mapping[str, Any]) -> Plan:
 def seed_template(flag: str, environment: str, treatment: str, control: str) -> Plan:
     """The seed's plan (10% -> 25% -> 50% -> 100%, sized from the F12 table) for this flag."""
     text = resources.files("reelout.rollouts").joinpath("templates", SEED_TEMPLATE).read_text()
-    data = dict(_unwrap(_read(text)))
+    data = dict(body(_read(text)[0]))
     data.update(flag=flag, environment=environment, treatment=treatment)
     data["control"] = {**data["control"], "variation": control}
     return plan_from_data(data)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from reelout.context import Core
 from reelout.rollouts import service
 from reelout.rollouts.history import StageHistory, stage_histories
-from reelout.rollouts.outline import PlanOutline, outline
+from reelout.rollouts.plan import Plan, stored_plan
 from reelout.rollouts.schemas import (
     AnalysisWindow,
     LogEntryOut,
@@ -36,7 +36,7 @@ Series = dict[str, list[tuple[datetime, float | None]]]  # variant -> (bucket st
 @dataclass(frozen=True)
 class Report:
     rollout: RolloutOut
-    outline: PlanOutline
+    plan: Plan
     generated_at: datetime
     window: tuple[datetime, datetime] | None  # (first stage's start, end or now)
     stages: list[StageHistory]
@@ -69,7 +69,7 @@ def whole_log(session: Session, rollout_id: int) -> list[LogEntryOut]:
         cursor = page.next_cursor
 
 
-def latest_verdicts(rollout: RolloutOut, plan: PlanOutline) -> list[dict[str, Any]]:
+def latest_verdicts(rollout: RolloutOut, plan: Plan) -> list[dict[str, Any]]:
     """The last decision's per-metric verdicts, in the plan's order, each with its `metric` and
     the operator's dismissal reason (or None)."""
     per_metric = (rollout.last_decision or {}).get("per_metric") or {}
@@ -88,9 +88,7 @@ def chart_step(window: timedelta) -> timedelta:
     return timedelta(minutes=max(1, minutes))
 
 
-def kpi_series(
-    core: Core, plan: PlanOutline, table: kpis.KpiTable, step: timedelta
-) -> dict[str, Series]:
+def kpi_series(core: Core, plan: Plan, table: kpis.KpiTable, step: timedelta) -> dict[str, Series]:
     """Each KPI of the table that has units, over the table's window in `step`s, for the
     control and the treatment (not the excluded rest)."""
     found = {}
@@ -103,7 +101,7 @@ def kpi_series(
             found[row.metric.name] = {
                 variant: points
                 for variant, points in per_arm.items()
-                if variant in (plan.control, plan.treatment)
+                if variant in (plan.control.variation, plan.treatment)
             }
     return found
 
@@ -114,7 +112,7 @@ def build(core: Core, rollout_id: int, *, charts: bool = False) -> Report:
     with core.db.read() as session:
         rollout = service.get(session, rollout_id)
         log = whole_log(session, rollout_id)
-    plan = outline(rollout.plan)
+    plan = stored_plan(rollout.plan)
     now = core.clock.now()
     stages = stage_histories(plan.percents, log, rollout.ended_at, now)
     since = stages[0].entered_at or rollout.started_at
@@ -126,7 +124,7 @@ def build(core: Core, rollout_id: int, *, charts: bool = False) -> Report:
             rollout.environment,
             window[1] - window[0],
             rollout.flag,
-            plan.control,
+            plan.control.variation,
             plan.treatment,
             until=window[1],
         )
@@ -134,7 +132,7 @@ def build(core: Core, rollout_id: int, *, charts: bool = False) -> Report:
     series = kpi_series(core, plan, table, step) if charts and table else {}
     return Report(
         rollout=rollout,
-        outline=plan,
+        plan=plan,
         generated_at=now,
         window=window,
         stages=stages,

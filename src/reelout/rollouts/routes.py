@@ -3,10 +3,9 @@ list, get, operator commands, the log and the report."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from reelout.auth.deps import AdminDep
@@ -17,19 +16,6 @@ from reelout.rollouts.schemas import LogPage, RolloutOut, RolloutPage, RolloutRe
 from reelout.rollouts.states import Command, State
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
-
-
-class OperatorCommand(StrEnum):
-    """The commands a person sends (`states.OPERATOR_COMMANDS`)."""
-
-    start = "start"
-    pause = "pause"
-    resume = "resume"
-    promote = "promote"
-    approve = "approve"
-    abort = "abort"
-    rollback = "rollback"
-    dismiss = "dismiss"
 
 
 class CommandIn(BaseModel):
@@ -151,13 +137,17 @@ def command(
     rt: CoreDep,
     who: AdminDep,
     rollout_id: int,
-    command: OperatorCommand,
+    command: Annotated[
+        Command,
+        Path(description="An operator's command (advance and complete are the controller's)."),
+    ],
     reason_header: ChangeReason = None,
     body: Annotated[CommandIn | None, Body()] = None,
 ) -> RolloutOut:
-    """start, pause, resume, promote, approve, abort, rollback or dismiss."""
+    """start, pause, resume, promote, approve, abort, rollback or dismiss (400
+    NOT_AN_OPERATOR_COMMAND for the controller's advance and complete)."""
     given = body or CommandIn()
     reason = given.reason if given.reason is not None else reason_header
-    args = service.CommandArgs(Command(command.value), reason, given.metric, given.stage)
+    args = service.CommandArgs(command, reason, given.metric, given.stage)
     with rt.db.session() as session:
         return service.command(session, rt.clock, rollout_id, args, who, if_version=given.version)

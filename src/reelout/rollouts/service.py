@@ -21,7 +21,7 @@ from reelout.flags.admin import arms
 from reelout.flags.admin import service as flags
 from reelout.rollouts import effects, history
 from reelout.rollouts.models import Rollout, RolloutLogEntry
-from reelout.rollouts.outline import PlanCheck, PlanOutline, outline, validated
+from reelout.rollouts.plan import Plan, stored_plan
 from reelout.rollouts.reasons import COMMAND, MANUAL_EDIT, classify
 from reelout.rollouts.schemas import LogEntryOut, LogPage, RolloutOut, RolloutPage
 from reelout.rollouts.states import (
@@ -59,11 +59,11 @@ def _row(session: Session, rollout_id: int, *, lock: bool = False) -> Rollout:
 
 
 def _position(row: Rollout) -> Position:
-    return Position(State(row.state), row.stage, len(outline(row.plan).percents))
+    return Position(State(row.state), row.stage, len(stored_plan(row.plan).percents))
 
 
 def _out(row: Rollout) -> RolloutOut:
-    plan = outline(row.plan)
+    plan = stored_plan(row.plan)
     return RolloutOut(
         id=row.id,
         flag=row.flag,
@@ -226,21 +226,19 @@ def create(
     who: Principal,
     *,
     environments: Sequence[str],
-    check: PlanCheck = validated,
 ) -> RolloutOut:
-    """A pending rollout of `plan` (stored exactly as given once `check` accepts it): its
-    environment must be one of `environments`, its flag must exist there with both arms'
+    """A pending rollout of `plan` (stored exactly as given once `rollouts.plan` validates it):
+    its environment must be one of `environments`, its flag must exist there with both arms'
     variants, and no other rollout of that flag may be pending, running or paused."""
-    checked = check(plan)
+    checked = stored_plan(plan)
     flags.check_environment(checked.environment, list(environments))
-    outline(plan)  # what the store itself reads must be there too
     flags.lock_environment(session, clock, checked.environment)  # creates go one at a time
     _, flag = flags.get_flag(session, checked.environment, checked.flag)
     arms.set_rollout_arms(
         dict(flag, variants=dict(flag.get("variants", {}))),
         checked.flag,
         checked.treatment,
-        checked.control,
+        checked.control.variation,
         checked.percents[0],
     )
     _refuse_second(session, checked)
@@ -263,7 +261,7 @@ def create(
     return _out(row)
 
 
-def _refuse_second(session: Session, checked: PlanOutline) -> None:
+def _refuse_second(session: Session, checked: Plan) -> None:
     query = select(Rollout.id).where(
         Rollout.environment == checked.environment,
         Rollout.flag == checked.flag,
@@ -291,7 +289,7 @@ class CommandArgs:
     stage: int | None = None
 
 
-def _check_args(args: CommandArgs, plan: PlanOutline, row: Rollout) -> None:
+def _check_args(args: CommandArgs, plan: Plan, row: Rollout) -> None:
     if args.command in (Command.promote, Command.dismiss) and _reason(args.reason) is None:
         raise BadRequest(f"{args.command.value} needs a reason", code="REASON_REQUIRED")
     if args.command is Command.dismiss and args.metric not in plan.metrics:
@@ -335,7 +333,7 @@ def command(
             code="STALE_ROLLOUT",
             details={"version": row.version},
         )
-    _check_args(args, outline(row.plan), row)
+    _check_args(args, stored_plan(row.plan), row)
     _apply(session, clock, row, args, who)
     effects.count(session, args.command.value, COMMAND)
     return _out(row)
@@ -385,7 +383,7 @@ def _note(row: Rollout, args: CommandArgs) -> dict[str, Any]:
 
 
 def _last(row: Rollout) -> int:
-    return len(outline(row.plan).percents) - 1
+    return len(stored_plan(row.plan).percents) - 1
 
 
 def _move(row: Rollout, clock: Clock, to: Position) -> None:
@@ -420,20 +418,20 @@ def _write_flag(
 ) -> int | None:
     """The flag write a step needs, as `who`, with the rollout named in the reason; the new
     flag revision (None when nothing was written)."""
-    plan = outline(row.plan)
+    plan = stored_plan(row.plan)
     if effect is Effect.none:
         return None
     if effect is Effect.write_stage:
         percent = plan.percents[stage]
         why = f"rollout {row.id}: stage {stage + 1} of {len(plan.percents)}, {percent}%"
         edit = flags.Edit(who, _join(why, reason))
-        split = arms.Arms(plan.treatment, plan.control, percent)
+        split = arms.Arms(plan.treatment, plan.control.variation, percent)
         written, _ = flags.rollout_arms(session, clock, row.environment, row.flag, split, edit)
     else:
-        why = f"rollout {row.id}: rolled back to {plan.control!r} for everyone"
+        why = f"rollout {row.id}: rolled back to {plan.control.variation!r} for everyone"
         edit = flags.Edit(who, _join(why, reason))
         written, _ = flags.rollback_to_control(
-            session, clock, row.environment, row.flag, plan.control, edit
+            session, clock, row.environment, row.flag, plan.control.variation, edit
         )
     latest = flags.latest_audit_of(session, row.environment, row.flag)
     row.flag_audit_id = latest.id if latest is not None else None  # the flag is as we left it

@@ -13,8 +13,7 @@ from reelout.context import Signing
 from reelout.deps import SigningDep
 from reelout.flags.admin import service as flags
 from reelout.rollouts import service
-from reelout.rollouts.plan import plan_document, seed_template
-from reelout.rollouts.routes import OperatorCommand
+from reelout.rollouts.plan import plan_document, seed_template, stored_plan
 from reelout.rollouts.schemas import LogEntryOut, RolloutOut
 from reelout.rollouts.states import Command
 from reelout.web import rollout_views as views
@@ -135,7 +134,7 @@ def _all(session: Session, rollout_id: int, kind: str, most: int) -> list[LogEnt
 def _live(session: Session, rollout_id: int) -> dict[str, Any]:
     """The part of a rollout's page the commands re-render: everything."""
     rollout = service.get(session, rollout_id)
-    plan = views.stored_plan(rollout)
+    plan = stored_plan(rollout.plan)
     commands = _all(session, rollout_id, "command", CHART_DECISIONS)
     decisions = _all(session, rollout_id, "decision", CHART_DECISIONS)
     log = service.log_page(session, rollout_id, limit=LOG_SHOWN, newest_first=True)
@@ -199,7 +198,7 @@ def _command_fragment(
 def command(
     request: Request,
     rollout_id: int,
-    command: OperatorCommand,
+    command: Command,
     rt: SigningDep,
     viewer: ActionViewer,
     reason: Reason = "",
@@ -208,13 +207,12 @@ def command(
     version: Annotated[int | None, Form()] = None,
 ) -> Response:
     """POST /api/v1/rollouts/{id}/{command}'s service: the state machine refuses in words
-    (409 ROLLOUT_STATE_CONFLICT), shown where the button is."""
-    given = Command(command.value)
-    args = service.CommandArgs(given, reason.strip() or None, metric or None, stage)
+    (409 ROLLOUT_STATE_CONFLICT; 400 NOT_AN_OPERATOR_COMMAND), shown where the button is."""
+    args = service.CommandArgs(command, reason.strip() or None, metric or None, stage)
     with rt.db.session() as session:
         done = service.command(session, rt.clock, rollout_id, args, viewer.who, if_version=version)
     notice = (
-        f"{given.value}: the rollout is {done.state} at stage {done.stage + 1} ({done.percent}%)."
+        f"{command.value}: the rollout is {done.state} at stage {done.stage + 1} ({done.percent}%)."
     )
     return _command_fragment(request, rt, viewer, rollout_id, notice)
 

@@ -155,7 +155,7 @@ def kpi_charts(report: reports.Report) -> list[dict[str, Any]]:
 def report_context(report: reports.Report) -> dict[str, Any]:
     """What the report's template shows (the page and the file alike)."""
     rollout = report.rollout
-    plan = views.stored_plan(rollout)
+    plan = report.plan
     decisions = [e for e in report.log if e.kind == "decision"]
     table = report.table
     return {

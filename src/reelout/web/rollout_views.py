@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from reelout.alerts.templates import spell_duration
 from reelout.rollouts.history import entries_of_stages
-from reelout.rollouts.outline import body
-from reelout.rollouts.plan import Guardrail, Plan, plan_from_data
+from reelout.rollouts.plan import Guardrail, Plan
 from reelout.rollouts.schemas import LogEntryOut, RolloutOut
 from reelout.telemetry.metrics import METRICS
 
@@ -23,11 +22,6 @@ ABSOLUTE_TESTS = ("wilson", "normal")  # decide's kill switch on the treatment a
 # What the buttons send, in the order they stand (states.OPERATOR_COMMANDS).
 MARKED = 200  # a chart marks each decision's estimate up to this many decisions
 BUTTONS = ("start", "pause", "resume", "promote", "approve", "dismiss", "rollback", "abort")
-
-
-def stored_plan(rollout: RolloutOut) -> Plan:
-    """The rollout's plan as the decision function reads it (it was validated when created)."""
-    return plan_from_data(body(rollout.plan))
 
 
 # ---- the timeline ------------------------------------------------------------------------------
