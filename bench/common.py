@@ -1,25 +1,32 @@
-"""Shared bench helpers: start the servers, sample their CPU and RSS, and a lean tus client."""
+"""Shared bench helpers: start the servers, sample their CPU and RSS, a lean tus client, and the
+skeleton of a bench that runs on SQLite then on a scratch PostgreSQL and prints or dumps JSON."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
+import json
 import os
+import platform
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import psutil
+from rich.console import Console
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -344,3 +351,79 @@ def scratch_postgres(url: str, prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- a bench on SQLite, then PostgreSQL ---------------------------------------------------------
+
+Say = Callable[[str], None]
+RunOne = Callable[[str | None, Path, Say], dict[str, Any]]  # (database URL or None, folder, say)
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+
+
+def database_args(ap: argparse.ArgumentParser) -> None:
+    """--database (also on PostgreSQL) and --json, as the database benches take them."""
+    ap.add_argument(
+        "--database",
+        help="also run on PostgreSQL: a server URL such as "
+        "postgresql://postgres@127.0.0.1:5432/test (a scratch database is made and dropped)",
+    )
+    ap.add_argument("--json", action="store_true", help="print the results as JSON only")
+
+
+def on_each_database(
+    database: str | None, prefix: str, run_one: RunOne, say: Say
+) -> list[dict[str, Any]]:
+    """`run_one` on SQLite in a work folder, then (with `database`) on a scratch PostgreSQL
+    database of that server."""
+    results = []
+    with work_dir(f"{prefix.replace('_', '-')}-") as tmp:
+        results.append(run_one(None, tmp, say))
+        if database:
+            url = database
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            with scratch_postgres(url, prefix) as scratch:
+                results.append(run_one(scratch, tmp, say))
+    return results
+
+
+def report(
+    config: Any,
+    as_json: bool,
+    run: Callable[[Say], list[dict[str, Any]]],
+    print_tables: Callable[[Console, list[dict[str, Any]]], None],
+) -> int:
+    """A database bench's main: `run` (saying its progress), then its results as JSON (each
+    result's `timings` dataclasses as dicts, with `config`'s fields, the machine and the load
+    before and after) or as the header line and `print_tables`."""
+    console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 170)
+    started, load_before = datetime.now(UTC), os.getloadavg()
+    results = run(lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    info = machine()
+    if as_json:
+        doc = {
+            "started": started.isoformat(timespec="seconds"),
+            "machine": info,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "config": vars(config),
+            "results": [r | {"timings": [vars(t) for t in r["timings"]]} for r in results],
+        }
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        console.print(f"{started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs ({info['cpu']}), load "
+                      f"before {' '.join(f'{x:.2f}' for x in load_before)}, after "
+                      f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+        print_tables(console, results)
+    return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import random
@@ -26,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,7 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import scratch_postgres, work_dir
-from ofrep_bulk import machine
+from common import Say, database_args, on_each_database, report
 from reelout.clock import ManualClock
 from reelout.config import Settings
 from reelout.db.base import UTCDateTime
@@ -159,7 +158,7 @@ def fold_units(events: list[tuple[str, Seen]]) -> dict[tuple[str, str], tuple[Un
     for _, seen in events:
         for kind, unit_id in unit_ids(seen.body).items():
             by_unit[(kind, unit_id)].append(seen)
-    return {key: (key[0], fold(key[0], {}, seen)) for key, seen in by_unit.items()}  # type: ignore[arg-type]
+    return {key: (key[0], fold(key[0], {}, seen)) for key, seen in by_unit.items()}  # type: ignore[arg-type,misc]
 
 
 CohortKey = tuple[str, str, str, str, str]  # metric, flag, variant, platform, app_version
@@ -496,7 +495,7 @@ class Plan:
     database: str | None
 
 
-def run_one(plan: Plan, url: str | None, folder: Path, say: Callable[[str], None]) -> dict:
+def run_one(plan: Plan, url: str | None, folder: Path, say: Say) -> dict[str, Any]:
     name = "postgresql" if url else "sqlite"
     settings = Settings(data_dir=folder / name, database_url=url, embedded_worker=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -528,23 +527,10 @@ def run_one(plan: Plan, url: str | None, folder: Path, say: Callable[[str], None
     return {"database": name, "built": vars(built), "timings": timings, "checks": checks}
 
 
-def run(plan: Plan, say: Callable[[str], None]) -> list[dict]:
-    results = []
-    with work_dir("kpi-query-") as tmp:
-        results.append(run_one(plan, None, tmp, say))
-        if plan.database:
-            url = plan.database
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            with scratch_postgres(url, "bench_kpi") as scratch:
-                results.append(run_one(plan, scratch, tmp, say))
-    return results
-
-
 # -- output ---------------------------------------------------------------------------------------
 
 
-def print_tables(console: Console, results: list[dict]) -> None:
+def print_tables(console: Console, results: list[dict[str, Any]]) -> None:
     for result in results:
         b = result["built"]
         console.print(
@@ -598,14 +584,9 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool]:
         default="1h,24h",
         help="windows also computed from raw events (default 1h,24h)",
     )
-    ap.add_argument(
-        "--database",
-        help="also run on PostgreSQL: a server URL such as "
-        "postgresql://postgres@127.0.0.1:5432/test (a scratch database is made and dropped)",
-    )
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 2 days of rollups, 1 h of raw events, 10 queries per window")  # fmt: skip
-    ap.add_argument("--json", action="store_true", help="print the results as JSON only")
+    database_args(ap)
     args = ap.parse_args(argv)
     minutes, raw = DAYS * 1440, round(args.raw_hours * 60)
     runs, windows = args.runs, tuple(args.raw_windows.split(","))
@@ -616,24 +597,11 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     plan, as_json = parse_args(argv)
-    console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 170)
-    started = datetime.now(UTC)
-    results = run(plan, lambda msg: console.print(f"[dim]{msg}[/dim]"))
-    info = machine()
-    if as_json:
-        doc = {
-            "started": started.isoformat(timespec="seconds"),
-            "machine": info,
-            "load": os.getloadavg(),
-            "plan": vars(plan),
-            "results": [r | {"timings": [vars(t) for t in r["timings"]]} for r in results],
-        }
-        print(json.dumps(doc, indent=2, default=str))
-    else:
-        console.print(f"{started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs ({info['cpu']}), "
-                      f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
-        print_tables(console, results)
-    return 0
+
+    def run(say: Say) -> list[dict[str, Any]]:
+        return on_each_database(plan.database, "bench_kpi", partial(run_one, plan), say)
+
+    return report(plan, as_json, run, print_tables)
 
 
 if __name__ == "__main__":

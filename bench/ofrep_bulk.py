@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -35,6 +34,7 @@ from common import (
     UsageSampler,
     _wait_up,
     free_port,
+    machine,
     reelout_env,
     scratch_postgres,
     work_dir,
@@ -645,18 +645,6 @@ def print_goals(console: Console, checks: list[tuple[str, str, bool]]) -> None:
     for name, measured, ok in checks:
         table.add_row(name, measured, "[green]PASS[/green]" if ok else "[red]FAIL[/red]")
     console.print(table)
-
-
-def machine() -> dict[str, Any]:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
 def parse_args(argv: list[str] | None) -> tuple[Plan, bool, int | None]:

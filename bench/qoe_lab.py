@@ -27,8 +27,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Server, free_port, send_request, start_reelout, work_dir
-from ofrep_bulk import _expect, call, client_key, machine
+from common import Server, free_port, machine, send_request, start_reelout, work_dir
+from ofrep_bulk import _expect, call, client_key
 from transcode import make_source
 
 ENVIRONMENT = "production"

@@ -29,7 +29,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ofrep_bulk import machine
+from common import machine
 from reelout.stats.compare import (
     DEFAULT_N_STAR,
     Estimate,

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import scratch_postgres, work_dir
+from common import Say, database_args, on_each_database, report
 from kpi_query import ARMS, DAYS, ENVIRONMENT, FLAG, UNTIL, build, p95
-from ofrep_bulk import machine
 from reelout.alerts import defaults
 from reelout.clock import ManualClock
 from reelout.config import Settings
@@ -163,7 +162,7 @@ class Run:
     database: str | None
 
 
-def run_one(run: Run, url: str | None, folder: Path, say: Callable[[str], None]) -> dict:
+def run_one(run: Run, url: str | None, folder: Path, say: Say) -> dict[str, Any]:
     name = "postgresql" if url else "sqlite"
     settings = Settings(data_dir=folder / name, database_url=url, embedded_worker=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -189,20 +188,7 @@ def run_one(run: Run, url: str | None, folder: Path, say: Callable[[str], None])
     return {"database": name, "built": vars(built), "timings": [tick, peer], "rollouts": rows}
 
 
-def run_all(run: Run, say: Callable[[str], None]) -> list[dict]:
-    results = []
-    with work_dir("rollout-tick-") as tmp:
-        results.append(run_one(run, None, tmp, say))
-        if run.database:
-            url = run.database
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            with scratch_postgres(url, "bench_tick") as scratch:
-                results.append(run_one(run, scratch, tmp, say))
-    return results
-
-
-def print_tables(console: Console, results: list[dict], run: Run) -> None:
+def print_tables(console: Console, results: list[dict[str, Any]], run: Run) -> None:
     for result in results:
         b = result["built"]
         console.print(
@@ -242,13 +228,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=30, help="ticks measured (default 30)")
     ap.add_argument("--rollouts", type=int, default=ROLLOUTS, help="rollouts a tick (default 20)")
-    ap.add_argument(
-        "--database",
-        help="also run on PostgreSQL: a server URL such as "
-        "postgresql://postgres@127.0.0.1:5432/test (a scratch database is made and dropped)",
-    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 days of rollups, 5 ticks")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON only")
+    database_args(ap)
     args = ap.parse_args(argv)
     minutes, runs = DAYS * 1440, args.runs
     if args.quick:
@@ -258,27 +239,11 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     run, as_json = parse_args(argv)
-    console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 170)
-    started = datetime.now(UTC)
-    load_before = os.getloadavg()
-    results = run_all(run, lambda msg: console.print(f"[dim]{msg}[/dim]"))
-    info = machine()
-    if as_json:
-        doc = {
-            "started": started.isoformat(timespec="seconds"),
-            "machine": info,
-            "load_before": load_before,
-            "load_after": os.getloadavg(),
-            "run": vars(run),
-            "results": [r | {"timings": [vars(t) for t in r["timings"]]} for r in results],
-        }
-        print(json.dumps(doc, indent=2, default=str))
-    else:
-        console.print(f"{started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs ({info['cpu']}), load "
-                      f"before {' '.join(f'{x:.2f}' for x in load_before)}, after "
-                      f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
-        print_tables(console, results, run)
-    return 0
+
+    def measured(say: Say) -> list[dict[str, Any]]:
+        return on_each_database(run.database, "bench_tick", partial(run_one, run), say)
+
+    return report(run, as_json, measured, partial(print_tables, run=run))
 
 
 if __name__ == "__main__":
