@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -28,16 +29,17 @@ class TickResult:
     applied: int = 0
 
 
-def tick(db: Database, clock: Clock) -> TickResult:
+def tick(db: Database, clock: Clock, *, slot: datetime | None = None) -> TickResult:
     """Decide every running rollout once, each in its own transaction, so one rollout's failure
-    costs only its own decision."""
+    costs only its own decision. `slot`: the schedule's slot this tick is for (a rollout
+    already decided for it, or for a later one, is left alone)."""
     with db.read() as session:
         ids = [rollout.id for rollout in service.running(session)]
     decisions: Counter[str] = Counter()
     applied = 0
     for rollout_id in ids:
         try:
-            made = tick_one(db, clock, rollout_id)
+            made = tick_one(db, clock, rollout_id, slot=slot)
         except Exception:  # logged; the next tick tries again
             log.exception("rollout %d: the tick failed", rollout_id)
             continue
@@ -48,7 +50,7 @@ def tick(db: Database, clock: Clock) -> TickResult:
 
 
 def tick_one(
-    db: Database, clock: Clock, rollout_id: int
+    db: Database, clock: Clock, rollout_id: int, *, slot: datetime | None = None
 ) -> tuple[Decision, service.Recorded] | None:
     """One rollout's decision at `clock.now()`, recorded; None when it is no longer running or
     its flag was edited by someone else (which pauses it)."""
@@ -61,7 +63,7 @@ def tick_one(
         made = decide(*_evidence(session, clock, rollout))
         recorded = service.record_decision(
             session, clock, rollout_id, made.decision, made.reasons, decision_body(made),
-            stage=made.stage, extend_until=made.extend_until,
+            stage=made.stage, extend_until=made.extend_until, slot=slot,
         )  # fmt: skip
     if recorded.applied and made.decision != "hold":
         log.info("rollout %d of %s: %s (%s)", rollout_id, rollout.flag, made.decision,

@@ -4,6 +4,7 @@ telling the plan's `notify` targets that a rollout paused, rolled back, complete
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TypeVar
 
 from reelout.context import Core
@@ -12,7 +13,10 @@ from reelout.rollouts import controller, effects
 
 
 def tick(ctx: JobContext[Core]) -> None:
-    controller.tick(ctx.runtime.db, ctx.runtime.clock)
+    """The schedule's slot is the tick's: a slot's job run twice decides nothing twice."""
+    slot = ctx.payload.get("slot")
+    at = datetime.fromisoformat(slot) if isinstance(slot, str) else None
+    controller.tick(ctx.runtime.db, ctx.runtime.clock, slot=at)
 
 
 def notify(ctx: JobContext[Core]) -> None:

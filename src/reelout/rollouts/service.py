@@ -484,16 +484,19 @@ def record_decision(
     *,
     stage: int,
     extend_until: datetime | None = None,
+    slot: datetime | None = None,
 ) -> Recorded:
     """Log a tick's decision (`decide.decision_body` as `body`) and act on it: advance (or
     complete from the last stage), complete, rollback and pause move the state machine with
     their flag writes; extend sets `extended_until`; hold only logs. A decision made for
     another stage than the rollout's, or for a rollout that is not running, is not applied
-    and not logged, so ticks are idempotent and safe with several workers. When the flag was
+    and not logged, so ticks are idempotent and safe with several workers; so is one for a
+    schedule `slot` the rollout was already decided for (or a later one: the body keeps its
+    `slot`), so a slot's tick run twice logs one decision. When the flag was
     edited by someone else since the rollout wrote it, the rollout pauses (as
     `check_manual_edit` does) and the decision is not applied either."""
     row = _row(session, rollout_id, lock=True)
-    if row.state != State.running.value or row.stage != stage:
+    if row.state != State.running.value or row.stage != stage or _decided(row, slot):
         return Recorded(False, _out(row))
     edited = _edited(session, row)
     if edited is not None:  # decided on a flag the rollout no longer holds: pause instead
@@ -501,19 +504,26 @@ def record_decision(
         effects.count(session, Command.pause.value, MANUAL_EDIT)
         return Recorded(False, _out(row))
     reason = "; ".join(reasons) or None
-    row.last_decision = dict(body)
-    _log(session, clock, row, "decision", CONTROLLER.name, decision, reason, body)
+    logged = {**body, **({"slot": slot.isoformat()} if slot is not None else {})}
+    row.last_decision = logged
+    _log(session, clock, row, "decision", CONTROLLER.name, decision, reason, logged)
     effects.count(session, decision, classify(reasons))
     follow = _DECISION_COMMANDS.get(decision)
     if decision == "advance":
         follow = Command.complete if row.stage == _last(row) else Command.advance
     if follow is not None:
         args = CommandArgs(follow, _join_reasons(reasons))
-        _apply(session, clock, row, args, CONTROLLER, decision=body)
+        _apply(session, clock, row, args, CONTROLLER, decision=logged)
     elif decision == "extend" and extend_until is not None:
         row.extended_until = extend_until
     _flush(session, row)
     return Recorded(True, _out(row))
+
+
+def _decided(row: Rollout, slot: datetime | None) -> bool:
+    """Whether the rollout's last decision was made for `slot` or a later one."""
+    last = (row.last_decision or {}).get("slot")
+    return slot is not None and isinstance(last, str) and datetime.fromisoformat(last) >= slot
 
 
 def _join_reasons(reasons: Sequence[str]) -> str | None:
