@@ -19,6 +19,7 @@ from reelout.clock import ManualClock
 from reelout.jobs.models import Job
 from reelout.jobs.worker import Worker
 from reelout.rollouts import controller
+from reelout.runtime import Runtime
 from reelout.tasks import build_registry
 from tests.conftest import reset_pg
 from tests.rollouts.conftest import API, ENV, FLAGS
@@ -71,7 +72,7 @@ def together(*steps: Callable[[], object]) -> None:
     assert not failures, failures
 
 
-def drain(worker: Worker) -> Callable[[], None]:
+def drain(worker: Worker[Runtime]) -> Callable[[], None]:
     """The worker ticking the schedules and running every job due, as `serve`'s does."""
 
     def run() -> None:
