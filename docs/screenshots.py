@@ -2,9 +2,10 @@
 
 Starts `reelout serve` on a scratch data folder, gives it something to show through the public
 API (a processed video, keys, a webhook endpoint, a flag split, exposures, telemetry for the
-KPI board, a firing alert and a silence, a started rollout), logs in with
-Playwright in Debian's Chromium and saves one screenshot per navigation entry (and the upload
-page) into docs/console/, at 1280 px wide.
+KPI board, a firing alert and a silence, a started rollout of the seed's template with its
+arms' telemetry and the controller's first decisions; about a minute of waiting), logs in with Playwright in Debian's Chromium and saves one
+screenshot per navigation entry (and the upload page, a video, the flag tabs, a rollout and its
+report) into docs/console/, at 1280 px wide.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, sync_playwright
+
+from reelout.rollouts.plan import seed_template
 
 OUT = Path(__file__).parent / "console"
 TOKEN = secrets.token_urlsafe(32)  # a fresh admin token for the scratch server
@@ -51,6 +54,7 @@ def _server(folder: Path) -> Iterator[str]:
         "REELOUT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
         "REELOUT_TELEMETRY_ROLLUP_SECONDS": "1",
         "REELOUT_ALERTS_EVAL_SECONDS": "2",
+        "REELOUT_ROLLOUT_TICK_SECONDS": "2",
     }
     reelout = Path(sys.executable).with_name("reelout")
     child = subprocess.Popen([str(reelout), "serve"], env=env, stdout=subprocess.DEVNULL)
@@ -112,8 +116,9 @@ def _clip(folder: Path) -> bytes:
     return out.read_bytes()
 
 
-def _seed(api: httpx.Client, folder: Path) -> str:
-    """Something on every page: a processed video, keys, a webhook, a flag change, exposures."""
+def _seed(api: httpx.Client, folder: Path) -> tuple[str, int]:
+    """Something on every page: a processed video, keys, a webhook, a flag change, exposures,
+    an alert, a rollout (its id is the second value)."""
     created = api.post(
         f"/api/v1/orders/{ORDER}/videos",
         content=_clip(folder),
@@ -122,9 +127,9 @@ def _seed(api: httpx.Client, folder: Path) -> str:
     created.raise_for_status()
     uid = str(created.json()["uid"])
     _wait(lambda: api.get(f"/api/v1/videos/{uid}").json()["ready_to_stream"], "processing")
-    api.post(
+    ios = api.post(
         "/api/v1/keys", json={"name": "ios-app", "scope": "client", "environment": "production"}
-    )
+    ).json()
     client = api.post(
         "/api/v1/keys", json={"name": "web-app", "scope": "client", "environment": "development"}
     ).json()
@@ -145,34 +150,70 @@ def _seed(api: httpx.Client, folder: Path) -> str:
             )
         _telemetry(app)
     _alert(api)
-    _rollout(api)
-    return uid
+    return uid, _rollout(api, ios["key"])
 
 
-def _rollout(api: httpx.Client) -> None:
-    """The seed's rollout of use_tus_upload in production, started (for the Rollouts pages)."""
-    template = {"flag": "use_tus_upload", "environment": "production", "treatment": "on",
-                "control": "off"}  # fmt: skip
-    made = api.post("/api/v1/rollouts/from-template", json=template)
+def _rollout(api: httpx.Client, key: str) -> int:
+    """The seed's template for use_tus_upload in production without its warmups (so the first
+    minutes count), started; its arms' first uploads (each viewer exposed, then uploading) in
+    the first whole minute after the start (the report's KPIs count whole minutes), and the
+    controller's decisions on them."""
+    plan = seed_template("use_tus_upload", "production", "on", "off").model_dump(mode="json")
+    for stage in plan["stages"]:
+        stage["warmup"] = "0s"
+    made = api.post("/api/v1/rollouts", json=plan)
     made.raise_for_status()
-    api.post(f"/api/v1/rollouts/{made.json()['id']}/start").raise_for_status()
+    rid = int(made.json()["id"])
+    api.post(f"/api/v1/rollouts/{rid}/start").raise_for_status()
+    time.sleep(61 - time.time() % 60)  # into the next whole minute
+    now, events = time.time(), []
+    for variant, every in (("on", 25), ("off", 7)):
+        for i in range(60):
+            viewer = f"viewer-{variant}-{i}"
+            events += [
+                _exposure(variant, viewer, now),
+                _upload_event(variant, i % every != 0, 80.0, now, viewer),
+            ]
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as app:
+        app.headers["Authorization"] = f"Bearer {key}"
+        app.post("/api/v1/telemetry/events", json=events).raise_for_status()
+    log = f"/api/v1/rollouts/{rid}/log"
+    time.sleep(3)  # the rollups fold the events in
+    _wait(lambda: len(api.get(log, params={"kind": "decision"}).json()["entries"]) >= 12,
+          "the controller's decisions")  # fmt: skip
+    return rid
 
 
-def _upload_event(variant: str, ok: bool, seconds: float, at: float) -> dict[str, object]:
-    fields: dict[str, object] = (
-        {"type": "upload_completed", "bytes": 50_000_000, "duration_ms": int(seconds * 1000),
-         "method": "tus"}
-        if ok
-        else {"type": "upload_failed", "error_class": "network", "retryable": True}
-    )  # fmt: skip
+def _event(type_: str, viewer: str, at: float, **fields: object) -> dict[str, object]:
     return {
         "event_id": str(uuid.uuid4()),
-        "viewer_id": f"viewer-{uuid.uuid4().hex[:8]}",
-        "upload_id": uuid.uuid4().hex,
+        "type": type_,
+        "viewer_id": viewer,
         "client_time": datetime.fromtimestamp(at, UTC).isoformat(),
-        "flags": {"use_tus_upload": variant},
         **fields,
     }
+
+
+def _exposure(variant: str, viewer: str, at: float) -> dict[str, object]:
+    return _event("exposure", viewer, at, flag="use_tus_upload", variant=variant)
+
+
+def _upload_event(
+    variant: str, ok: bool, seconds: float, at: float, viewer: str | None = None
+) -> dict[str, object]:
+    fields: dict[str, object] = (
+        {"bytes": 50_000_000, "duration_ms": int(seconds * 1000), "method": "tus"}
+        if ok
+        else {"error_class": "network", "retryable": True}
+    )
+    return _event(
+        "upload_completed" if ok else "upload_failed",
+        viewer or f"viewer-{uuid.uuid4().hex[:8]}",
+        at,
+        upload_id=uuid.uuid4().hex,
+        flags={"use_tus_upload": variant},
+        **fields,
+    )
 
 
 def _telemetry(app: httpx.Client) -> None:
@@ -230,7 +271,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, _server(Path(scratch)) as base:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as api:
-            uid = _seed(api, Path(scratch))
+            uid, rollout = _seed(api, Path(scratch))
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -250,7 +291,8 @@ def main() -> None:
                     page, base, f"/console/flags/development/{tab}", "flags-" + tab.split("?")[0]
                 )
             _shoot(page, base, "/console/flags/development/use_tus_upload/edit", "flag-edit")
-            _shoot(page, base, "/console/rollouts/1", "rollout")
+            _shoot(page, base, f"/console/rollouts/{rollout}", "rollout")
+            _shoot(page, base, f"/console/rollouts/{rollout}/report", "rollout-report")
             browser.close()
 
 
