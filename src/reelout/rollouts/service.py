@@ -58,8 +58,9 @@ def _row(session: Session, rollout_id: int, *, lock: bool = False) -> Rollout:
     return row
 
 
-def _position(row: Rollout) -> Position:
-    return Position(State(row.state), row.stage, len(stored_plan(row.plan).percents))
+def _position(row: Rollout, plan: Plan | None = None) -> Position:
+    stages = len((plan or stored_plan(row.plan)).percents)
+    return Position(State(row.state), row.stage, stages)
 
 
 def _out(row: Rollout) -> RolloutOut:
@@ -82,7 +83,7 @@ def _out(row: Rollout) -> RolloutOut:
         extended_until=row.extended_until,
         last_decision=row.last_decision,
         frozen_evidence=row.frozen_evidence,
-        allowed=[c.value for c in allowed(_position(row)) if c in OPERATOR_COMMANDS],
+        allowed=[c.value for c in allowed(_position(row, plan)) if c in OPERATOR_COMMANDS],
         version=row.version,
     )
 
