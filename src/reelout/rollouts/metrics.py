@@ -25,7 +25,7 @@ from reelout.context import Core
 from reelout.rollouts import effects, reasons
 from reelout.rollouts.decide import DecisionKind
 from reelout.rollouts.models import Rollout
-from reelout.rollouts.plan import body, stored_plan
+from reelout.rollouts.plan import Guardrail, stored_plan
 from reelout.rollouts.states import Command, State
 
 log = logging.getLogger(__name__)
@@ -49,23 +49,17 @@ def newest_rollouts(session: Session) -> list[Rollout]:
     return list(session.scalars(query))
 
 
-def bound(verdict: Mapping[str, Any], guardrail: Mapping[str, Any]) -> float | None:
+def bound(verdict: Mapping[str, Any], guardrail: Guardrail | None) -> float | None:
     """The bound a guardrail's verdict compares with its threshold: the harm's lower bound for
     the comparison with the control, and for an absolute limit the lower bound against a `max`
     or the upper bound against a `min`."""
     interval = verdict.get("interval") or [None, None]
-    absolute = guardrail.get("absolute")
-    if verdict.get("test") in ("wilson", "normal") and isinstance(absolute, Mapping):
-        lower_side = absolute.get("max") is not None
-        value = interval[0] if lower_side else interval[1]
+    absolute = guardrail.absolute if guardrail is not None else None
+    if verdict.get("test") in ("wilson", "normal") and absolute is not None:
+        value = interval[0] if absolute.max is not None else interval[1]
     else:
         value = interval[0]
     return float(value) if isinstance(value, int | float) else None
-
-
-def _guardrails(plan: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    found = body(plan).get("guardrails") or []
-    return {str(g.get("metric")): g for g in found if isinstance(g, Mapping)}
 
 
 class RolloutMetrics:
@@ -132,13 +126,14 @@ class RolloutMetrics:
                 state.add_metric([*labels, name.value], 1.0 if row.state == name.value else 0.0)
             if row.state not in LIVE:
                 continue
-            percent.add_metric(list(labels), float(stored_plan(row.plan).percents[row.stage]))
-            plan_guardrails = _guardrails(row.plan)
+            plan = stored_plan(row.plan)
+            percent.add_metric(list(labels), float(plan.percents[row.stage]))
+            plan_guardrails = {guardrail.metric: guardrail for guardrail in plan.guardrails}
             per_metric = (row.last_decision or {}).get("per_metric") or {}
             for metric, verdict in sorted(per_metric.items()):
                 if not isinstance(verdict, Mapping):
                     continue
-                found = bound(verdict, plan_guardrails.get(metric, {}))
+                found = bound(verdict, plan_guardrails.get(metric))
                 threshold = verdict.get("threshold")
                 if found is not None:
                     guard["bound"].add_metric([*labels, metric], found)
