@@ -373,7 +373,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out or "(plan)"
 
 
-def body(data: Any) -> Any:
+def _body(data: Any) -> Any:
     """A plan without its optional top-level `rollout:` wrapper."""
     if isinstance(data, Mapping) and set(data) == {"rollout"}:
         return data["rollout"]
@@ -387,7 +387,7 @@ def load_plan(text: str | bytes) -> Plan:
 
 
 def _checked(data: Any) -> Plan:
-    inner = body(data)
+    inner = _body(data)
     if not isinstance(inner, Mapping):
         raise PlanInvalid("a plan is a mapping with flag, environment, treatment, control, stages")
     return plan_from_data(inner)
@@ -431,7 +431,7 @@ def plan_from_data(data: Mapping[str, Any]) -> Plan:
 def seed_template(flag: str, environment: str, treatment: str, control: str) -> Plan:
     """The seed's plan (10% -> 25% -> 50% -> 100%, sized from the F12 table) for this flag."""
     text = resources.files("reelout.rollouts").joinpath("templates", SEED_TEMPLATE).read_text()
-    data = dict(body(_read(text)[0]))
+    data = dict(_body(_read(text)[0]))
     data.update(flag=flag, environment=environment, treatment=treatment)
     data["control"] = {**data["control"], "variation": control}
     return plan_from_data(data)
