@@ -200,7 +200,8 @@ def test_a_stage_without_any_client_event_holds_once_max_data_lag_has_passed() -
     early = snapshot(*healthy(), elapsed=timedelta(minutes=10), client_events=never)
     assert decide(plan_with(), early).reasons[0].startswith("collecting")
     late = snapshot(*healthy(), elapsed=timedelta(minutes=11), client_events=never)
-    assert decide(plan_with(), late).reasons[0].startswith(
+    said = decide(plan_with(), late).reasons[0]
+    assert said.startswith(
         "telemetry lag: no client event carrying new-upload-pipeline has arrived in the stage's"
         " 11m while the flag is still being evaluated"
     )

@@ -69,7 +69,7 @@ def _one_chunk(core: Core, session: Session) -> int:
         _fold(session, seen, core.clock.now())
         arrived = ((env, s.body, row[3]) for (env, s), row in zip(seen, rows, strict=True)
                    if row[5] == "client")  # fmt: skip
-        _note_arrivals(session, client_arrivals(arrived))
+        note_arrivals(session, client_arrivals(arrived))
         cursor.last_id = rows[-1][0]
     cursor.watermark = horizon if len(rows) < CHUNK_EVENTS else rows[-1][3]
     session.merge(cursor)
@@ -95,7 +95,7 @@ def client_arrivals(
     return newest
 
 
-def _note_arrivals(session: Session, newest: Mapping[ArrivalKey, datetime]) -> None:
+def note_arrivals(session: Session, newest: Mapping[ArrivalKey, datetime]) -> None:
     """Move each (environment, flag)'s latest client arrival forward (never back: on PostgreSQL
     a chunk's ids may arrive a little out of time order)."""
     if not newest:
