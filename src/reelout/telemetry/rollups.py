@@ -65,11 +65,12 @@ def _one_chunk(core: Core, session: Session) -> int:
         .limit(CHUNK_EVENTS)
     ).all()  # fmt: skip
     if rows:
-        seen = [(env, _seen(at, body)) for _, env, at, _, body, _ in rows]
-        _fold(session, seen, core.clock.now())
-        arrived = ((env, s.body, row[3]) for (env, s), row in zip(seen, rows, strict=True)
-                   if row[5] == "client")  # fmt: skip
-        note_arrivals(session, client_arrivals(arrived))
+        events = [(env, _seen(at, body), arrived, source)
+                  for _, env, at, arrived, body, source in rows]  # fmt: skip
+        _fold(session, [(env, seen) for env, seen, _, _ in events], core.clock.now())
+        by_apps = ((env, seen.body, arrived) for env, seen, arrived, source in events
+                   if source == "client")  # fmt: skip
+        note_arrivals(session, client_arrivals(by_apps))
         cursor.last_id = rows[-1][0]
     cursor.watermark = horizon if len(rows) < CHUNK_EVENTS else rows[-1][3]
     session.merge(cursor)
@@ -87,7 +88,9 @@ def client_arrivals(
     (flag "")."""
     newest: dict[ArrivalKey, datetime] = {}
     for environment, body, received_at in events:
-        flags = [*(body.get("flags") or {}), *([body["flag"]] if body.get("flag") else [])]
+        flags = [*(body.get("flags") or {})]
+        if body.get("type") == "exposure":
+            flags.append(body["flag"])
         for key in ((environment, ""), *((environment, flag[:255]) for flag in flags)):
             held = newest.get(key)
             if held is None or received_at > held:
