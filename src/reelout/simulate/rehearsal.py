@@ -17,7 +17,7 @@ import httpx
 from reelout.rollouts.plan import Plan
 from reelout.rollouts.reasons import classify
 from reelout.simulate.apps import FlagSource, InProcess, Ofrep
-from reelout.simulate.scenarios import Scenario
+from reelout.simulate.scenarios import APPS_SILENT, Scenario
 from reelout.simulate.traffic import ServerClock, Traffic, Upload
 
 API = "/api/v1/rollouts"
@@ -25,6 +25,16 @@ STEP_SECONDS = 0.25  # real seconds between two arrivals of users
 EVALUATORS = 4  # OFREP requests in flight at once
 ENDED = frozenset({"completed", "rolled_back", "aborted", "paused"})
 HOLD_SHOWN_FOR = timedelta(minutes=30)  # plan time a scenario's expected hold must last
+
+
+def reason_class(reasons: list[str]) -> str:
+    """What a decision is about, as the rehearsal tells runs apart: its reasons' class
+    (reelout.rollouts.reasons), with the apps' telemetry lag (their events stopped) told from
+    the rollups falling behind, which share the class `telemetry_lag`."""
+    found = classify(reasons)
+    if found == "telemetry_lag" and reasons[0].startswith("telemetry lag: no client event"):
+        return APPS_SILENT
+    return found
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,7 @@ class Rehearsal:
         reasons = list(body.get("reasons") or ([entry["reason"]] if entry["reason"] else []))
         stage = int(body.get("stage", 0))
         line = LogLine(_at(entry["at"]) - started, self.plan.stages[stage].percent,
-                       entry["what"], reasons[0] if reasons else "", classify(reasons))  # fmt: skip
+                       entry["what"], reasons[0] if reasons else "", reason_class(reasons))  # fmt: skip
         outcome.latest = line.plan_time
         last = outcome.lines[-1] if outcome.lines else None
         if last and (last.percent, last.decision, last.reason_class) == (

@@ -24,6 +24,8 @@ STAGES = (
 )  # fmt: skip
 # guardrails the synthetic users report; complaints (6 h late by design) are left out
 DROPPED_GUARDRAILS = frozenset({"complaint_rate"})
+# the hold on the apps' telemetry lag, told from the rollups' (both `telemetry_lag` as labels)
+APPS_SILENT = "apps_telemetry_lag"
 FlagsPath = Literal["ofrep", "in_process"]  # how the apps get the flag (simulate.apps)
 EVENTS_SCALE = 20  # min_events_per_arm is the seed's divided by this
 TUNING_N = 600  # about the units per arm by which the rehearsal should catch a regression
@@ -46,7 +48,8 @@ class Behaviour:
 class Scenario:
     name: str
     summary: str
-    expected: str  # the outcome the rehearsal shows: a final state, or the hold's reason class
+    expected: str  # what the rehearsal shows: a final state, or the hold's reason class (or
+    # APPS_SILENT)
     control: Behaviour = Behaviour()
     treatment: Behaviour = Behaviour()
     # plan time after the start when the apps' events stop reaching the server (they still
@@ -66,7 +69,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("outage",
                  "10 minutes in, the apps' telemetry stops reaching the server while they still "
                  "evaluate the flag over OFREP: the rollout holds on telemetry lag",
-                 "telemetry_lag", telemetry_stops_after=timedelta(minutes=10)),
+                 APPS_SILENT, telemetry_stops_after=timedelta(minutes=10)),
         Scenario("srm",
                  "the apps evaluate the flag in process and report exposures themselves; the "
                  "treatment's new upload screen reports one only when it is opened (60 % of "
