@@ -15,6 +15,7 @@ from rich.table import Table
 
 from reelout.cli_common import console, err_console
 from reelout.rollouts.plan import Plan
+from reelout.simulate import apps
 from reelout.simulate import server as own
 from reelout.simulate.rehearsal import LogLine, Options, Outcome, Rehearsal
 from reelout.simulate.scenarios import SCENARIOS, rehearsal_plan
@@ -135,12 +136,14 @@ def simulate(
     show_plan(plan)
     options = Options(chosen, users_per_second, timeout, seed)
     try:
+        if chosen.flags == "in_process":
+            apps.check_in_process()  # before a server or a rollout is started
         if url is not None:
             outcome = on_server(url.rstrip("/"), plan, options, chosen.expected)
         else:
             folder = data_dir or Path(tempfile.mkdtemp(prefix="reelout-simulate-"))
             outcome = on_own_server(folder, speed, plan, options, chosen.expected)
-    except (httpx.HTTPError, own.ServerDidNotStart) as exc:
+    except (httpx.HTTPError, own.ServerDidNotStart, apps.SdkMissing) as exc:
         said = f" — {exc.response.text[:500]}" if isinstance(exc, httpx.HTTPStatusError) else ""
         err_console.print(f"error: the rehearsal stopped: {exc}{said}", highlight=False)
         raise typer.Exit(1) from None

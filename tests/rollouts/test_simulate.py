@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,19 @@ def test_exposures_lost_on_the_treatments_path_hold_on_srm_and_never_roll_back(
     with live.client() as api:
         rollouts = api.get("/api/v1/rollouts").json()["rollouts"]
     assert [r["state"] for r in rollouts] == ["running"]
+
+
+def test_the_srm_scenario_says_what_to_install_without_the_openfeature_sdk(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server install may lack the OpenFeature SDK the in-process apps need: said at once,
+    before any server starts."""
+    for name in ("reelout.simulate.in_process", "reelout.client.flags"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in [n for n in sys.modules if n.split(".")[0] == "openfeature"] + ["openfeature"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    args = ["simulate", "--scenario", "srm", "--data-dir", str(tmp_path / "kept")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert "pip install openfeature-sdk" in result.output
+    assert not (tmp_path / "kept").exists()

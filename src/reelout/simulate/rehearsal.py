@@ -16,7 +16,7 @@ import httpx
 
 from reelout.rollouts.plan import Plan
 from reelout.rollouts.reasons import classify
-from reelout.simulate.apps import FlagSource, InProcess, Ofrep
+from reelout.simulate.apps import FlagSource, Ofrep, in_process
 from reelout.simulate.scenarios import APPS_SILENT, Scenario
 from reelout.simulate.traffic import ServerClock, Traffic, Upload
 
@@ -122,7 +122,7 @@ class Rehearsal:
             return Ofrep(self.app, self.plan.flag)
         if self.server_key is None:
             raise ValueError(f"scenario {self.options.scenario.name} needs a server key")
-        return InProcess(str(self.app.base_url).rstrip("/"), self.server_key, self.plan.flag)
+        return in_process(str(self.app.base_url).rstrip("/"), self.server_key, self.plan.flag)
 
     def _drive(self, traffic: Traffic, outcome: Outcome, started: datetime) -> str | None:
         """Users arrive at a steady pace until the rollout ends, shows the scenario's hold, or
