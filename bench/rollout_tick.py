@@ -1,7 +1,7 @@
 """The rollout controller's cost (issue 13): one tick over 20 running rollouts with 7 guardrails
 each, on the rollups of 10 million events. A tick reads, for every rollout, the evidence
 (`rollouts.evidence.snapshot`: each guardrail's sums at its lag, the exposed units and the last
-exposure, the rollups' watermark; `evidence.page_alerts`) and decides (`decide.decide`), one
+exposure, the rollups' watermark, the apps' last arrivals; `evidence.page_alerts`) and decides (`decide.decide`), one
 read transaction per rollout. Goal: p95 < 200 ms a tick.
 
 The peer, in the same run: the KPI table (`kpis.kpi_table`, under GET /api/v1/kpis) of the same
@@ -34,6 +34,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -49,7 +50,7 @@ from reelout.rollouts.decide import Decision, decide
 from reelout.rollouts.plan import Plan, seed_template
 from reelout.runtime import Runtime
 from reelout.telemetry import kpis, rollups
-from reelout.telemetry.models import TelemetryCursor
+from reelout.telemetry.models import TelemetryCursor, TelemetryEvent
 
 GOAL_P95_MS = 200.0
 # The data repeats 97 synthetic minutes whose arms are not exactly 50/50 (about 51/49): over
@@ -147,10 +148,16 @@ def measure(
 
 
 def as_deployed(rt: Runtime) -> None:
-    """The rollups' cursor as the real job leaves it (every event before "now" folded in), and
-    the seed's alert rules, as a first start installs them (the veto reads them)."""
+    """The rollups' cursor and the apps' last arrivals as the real job leaves them (every event
+    before "now" folded in), and the seed's alert rules, as a first start installs them (the
+    veto reads them)."""
     with rt.db.session() as session:
         session.merge(TelemetryCursor(name=rollups.CURSOR, last_id=0, watermark=UNTIL))
+        newest = select(func.max(TelemetryEvent.received_at)).where(
+            TelemetryEvent.source == "client"
+        )
+        last = session.scalar(newest) or UNTIL
+        rollups.note_arrivals(session, {(ENVIRONMENT, FLAG): last, (ENVIRONMENT, ""): last})
         defaults.seed_on_start(session, rt.clock, rt.settings)
 
 

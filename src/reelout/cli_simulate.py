@@ -15,6 +15,7 @@ from rich.table import Table
 
 from reelout.cli_common import console, err_console
 from reelout.rollouts.plan import Plan
+from reelout.simulate import apps
 from reelout.simulate import server as own
 from reelout.simulate.rehearsal import LogLine, Options, Outcome, Rehearsal
 from reelout.simulate.scenarios import SCENARIOS, rehearsal_plan
@@ -52,30 +53,41 @@ def show_line(line: LogLine) -> None:
     )
 
 
-def client_key(admin: httpx.Client, environment: str) -> str:
-    body = {"scope": "client", "environment": environment, "name": "reelout simulate"}
+def environment_key(admin: httpx.Client, environment: str, scope: str = "client") -> str:
+    body = {"scope": scope, "environment": environment, "name": "reelout simulate"}
     reply = admin.post("/api/v1/keys", json=body)
     reply.raise_for_status()
     return str(reply.json()["key"])
 
 
 def rehearse(url: str, token: str, plan: Plan, options: Options) -> Outcome:
+    """The rehearsal with the apps' keys: a client key (OFREP, the ingest), and a server key
+    when the scenario's apps evaluate the flag in process."""
     with (
         httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as admin,
     ):
-        key = client_key(admin, plan.environment)
+        key = environment_key(admin, plan.environment)
+        in_process = options.scenario.flags == "in_process"
+        server_key = environment_key(admin, plan.environment, "server") if in_process else None
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as app:
-            return Rehearsal(admin, app, plan, options, show_line).run()
+            return Rehearsal(admin, app, plan, options, show_line, server_key).run()
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{variant}: {count}" for variant, count in sorted(counts.items()))
 
 
 def summary(outcome: Outcome, url: str, expected: str) -> None:
     rollout = outcome.rollout
-    served = ", ".join(f"{variant}: {count}" for variant, count in sorted(outcome.served.items()))
     console.print(f"\nrollout {rollout['id']}: [bold]{rollout['state']}[/bold] at "
-                  f"{rollout['percent']} % — {outcome.users} users ({served})")  # fmt: skip
+                  f"{rollout['percent']} % — {outcome.users} users "
+                  f"({_counts(outcome.served)})")  # fmt: skip
+    if outcome.reported:
+        console.print(f"exposures the apps reported: {_counts(outcome.reported)}")
+    console.print(f"telemetry events sent: {outcome.events_sent}")
     cut = sum(not upload.completed for upload in outcome.uploads)
     console.print(f"real tus uploads: {len(outcome.uploads)} ({cut} cut off halfway)")
     shown = outcome.shown
@@ -85,9 +97,14 @@ def summary(outcome: Outcome, url: str, expected: str) -> None:
 
 
 def simulate(
-    scenario: Annotated[ScenarioName, typer.Option(help="What the synthetic users do.")] = (
-        ScenarioName["healthy"]
-    ),
+    scenario: Annotated[
+        ScenarioName,
+        typer.Option(
+            help="What the synthetic users do: healthy (completes), regression (rolls back), "
+            "outage (the apps' telemetry stops: holds on telemetry lag), srm (the treatment "
+            "loses exposure reports: holds on sample-ratio mismatch)."
+        ),
+    ] = ScenarioName["healthy"],
     url: Annotated[
         str | None,
         typer.Option(
@@ -119,12 +136,14 @@ def simulate(
     show_plan(plan)
     options = Options(chosen, users_per_second, timeout, seed)
     try:
+        if chosen.flags == "in_process":
+            apps.check_in_process()  # before a server or a rollout is started
         if url is not None:
             outcome = on_server(url.rstrip("/"), plan, options, chosen.expected)
         else:
             folder = data_dir or Path(tempfile.mkdtemp(prefix="reelout-simulate-"))
             outcome = on_own_server(folder, speed, plan, options, chosen.expected)
-    except (httpx.HTTPError, own.ServerDidNotStart) as exc:
+    except (httpx.HTTPError, own.ServerDidNotStart, apps.SdkMissing) as exc:
         said = f" — {exc.response.text[:500]}" if isinstance(exc, httpx.HTTPStatusError) else ""
         err_console.print(f"error: the rehearsal stopped: {exc}{said}", highlight=False)
         raise typer.Exit(1) from None

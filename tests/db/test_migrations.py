@@ -18,7 +18,7 @@ from tests.support.settings import make_settings, start_runtime
 def test_migrations_match_the_models(tmp_path: Path, database_url: str) -> None:
     rt = start_runtime(make_settings(tmp_path, database_url=database_url))
     upgrade(rt.db)  # idempotent
-    assert current_heads(rt.db) == {"0018"}
+    assert current_heads(rt.db) == {"0019"}
     load_all()
     with rt.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from reelout.rollouts.decide import (
     ArmData,
+    ClientEvents,
     Decision,
     MetricVerdict,
     Snapshot,
@@ -130,6 +131,88 @@ def test_no_telemetry_at_all_holds() -> None:
     assert (got.decision, got.reasons) == (
         "hold", ("telemetry lag: no telemetry has been rolled up yet",),
     )  # fmt: skip
+
+
+# ---- the apps' own events --------------------------------------------------------------------
+
+
+def apps(with_flag: timedelta | None, anywhere: timedelta | None = None) -> ClientEvents:
+    """When client events last arrived, as times before the usual tick (an hour into the stage):
+    those carrying the flag, and any (by default the same)."""
+    now = T0 + timedelta(hours=1)
+    latest = anywhere if anywhere is not None else with_flag
+    return ClientEvents(
+        None if with_flag is None else now - with_flag, None if latest is None else now - latest
+    )
+
+
+def test_apps_gone_quiet_while_the_flag_is_served_hold_on_telemetry_lag_first() -> None:
+    """OFREP still logs exposures (the last a minute ago), the apps' own events stopped 34
+    minutes ago: the rollups are current, yet the guardrails read nothing new. A proven
+    regression and a page alert wait: stale data is never judged."""
+    t, c = arm(12_000, error_rate=rate(600, 12_000)), arm(12_000, error_rate=rate(240, 12_000))
+    quiet = snapshot(t, c, page_alerts=("x",), client_events=apps(timedelta(minutes=34)))
+    got = decide(plan_with(), quiet)
+    assert (got.decision, got.per_metric) == ("hold", ())
+    assert got.reasons == (
+        "telemetry lag: no client events carrying new-upload-pipeline since 09:26 UTC (34m)"
+        " while the flag is still being evaluated (last exposure 09:59 UTC); none from any app"
+        " in production either; max_data_lag 10m",
+    )
+
+
+def test_the_apps_lag_holds_only_past_max_data_lag() -> None:
+    limit = plan_with(health={"max_data_lag": "15m"})
+    at_limit = snapshot(*healthy(), client_events=apps(timedelta(minutes=15)))
+    assert decide(limit, at_limit).reasons[0].startswith("collecting")
+    past = snapshot(*healthy(), client_events=apps(timedelta(minutes=15, seconds=1)))
+    got = decide(limit, past)
+    assert got.decision == "hold"
+    assert got.reasons[0].startswith(
+        "telemetry lag: no client events carrying new-upload-pipeline since 09:44 UTC (15m1s)"
+    )
+    assert got.reasons[0].endswith("; max_data_lag 15m")
+
+
+def test_the_reason_says_when_other_apps_still_report() -> None:
+    """Only the events carrying the flag stopped (an app release that dropped the flag from its
+    events, or one app's outage): the environment's others still arrive."""
+    only_flag = apps(timedelta(minutes=20), anywhere=timedelta(minutes=2))
+    got = decide(plan_with(), snapshot(*healthy(), client_events=only_flag))
+    assert "; other client events still arrive in production (last 09:58 UTC);" in got.reasons[0]
+    yesterday = apps(timedelta(hours=10, minutes=10))
+    got = decide(plan_with(), snapshot(*healthy(), client_events=yesterday))
+    assert "since 2026-03-01 23:50 UTC (10h10m)" in got.reasons[0]
+
+
+def test_exposures_that_stopped_too_are_no_traffic_not_telemetry_lag() -> None:
+    """Everything went quiet: not a telemetry problem. Until no_traffic_after the stage goes
+    on collecting; then it holds on no traffic."""
+    gone = apps(timedelta(minutes=15))
+    recently = snapshot(*healthy(), last_exposure_at=T0 + timedelta(minutes=45), client_events=gone)
+    assert decide(plan_with(), recently).reasons[0].startswith("collecting")  # not stopped yet
+    silent = snapshot(*healthy(), last_exposure_at=T0 + timedelta(minutes=20), client_events=gone)
+    assert decide(plan_with(), silent).reasons == ("no traffic: no exposure for more than 30m",)
+
+
+def test_a_stage_without_any_client_event_holds_once_max_data_lag_has_passed() -> None:
+    never = ClientEvents(None, None)
+    early = snapshot(*healthy(), elapsed=timedelta(minutes=10), client_events=never)
+    assert decide(plan_with(), early).reasons[0].startswith("collecting")
+    late = snapshot(*healthy(), elapsed=timedelta(minutes=11), client_events=never)
+    said = decide(plan_with(), late).reasons[0]
+    assert said.startswith(
+        "telemetry lag: no client event carrying new-upload-pipeline has arrived in the stage's"
+        " 11m while the flag is still being evaluated"
+    )
+    untracked = snapshot(*healthy(), elapsed=timedelta(minutes=11), client_events=None)
+    assert decide(plan_with(), untracked).reasons[0].startswith("collecting")
+
+
+def test_rollups_that_fell_behind_are_said_before_the_apps() -> None:
+    both = snapshot(*healthy(), telemetry_watermark=T0 + timedelta(minutes=30),
+                    client_events=apps(timedelta(minutes=40)))  # fmt: skip
+    assert decide(plan_with(), both).reasons[0].startswith("telemetry lag: the rollups are 30m")
 
 
 def test_a_page_alert_pauses() -> None:

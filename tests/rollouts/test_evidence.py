@@ -256,6 +256,39 @@ def test_equal_arms_advance_once_the_stage_has_run_its_course(
     live.runtime.db.dispose()
 
 
+def test_apps_that_stop_reporting_while_ofrep_still_serves_hold_on_their_lag(
+    live_servers: StartLive, clock: ManualClock
+) -> None:
+    """The apps' events stop at 11:10 (another app's at 11:20), the server's exposure log goes
+    on (an SDK's batch at 11:29): the rollups keep up, their watermark moves on, and the tick
+    sees when the apps' own events carrying the flag last arrived."""
+    live, key = started(live_servers, clock, exposure_flush_seconds=3600)
+    clock.set(T0 + timedelta(minutes=70))
+    send(live, key, arm_of("on", 150, 5, clock.now()) + arm_of("off", 150, 5, clock.now()))
+    clock.set(T0 + timedelta(minutes=80))
+    send(live, key, [attempt("elsewhere", "on", True, clock.now(), flag="another-flag")])
+    clock.set(T0 + timedelta(minutes=89))
+    served = [{"flag": FLAG, "variant": "on", "targetingKey": f"late-{i}"} for i in range(3)]
+    with live.client(token=key) as app:
+        assert app.post("/api/v1/exposures", json={"exposures": served}).status_code == 202
+    live.app.state.exposures.flush()  # written as the server's exposure events
+    clock.set(T0 + timedelta(minutes=90))
+    run_jobs(live.runtime, tick=True)
+
+    got = read(live, plan(), clock.now())
+    assert got.client_events is not None
+    assert got.client_events.with_flag == T0 + timedelta(minutes=70)
+    assert got.client_events.anywhere == T0 + timedelta(minutes=80)
+    assert got.telemetry_watermark == clock.now()
+    assert got.last_exposure_at == T0 + timedelta(minutes=89)
+    assert decide(plan(), got).reasons == (
+        f"telemetry lag: no client events carrying {FLAG} since 11:10 UTC (20m) while the flag"
+        " is still being evaluated (last exposure 11:29 UTC); other client events still arrive"
+        " in production (last 11:20 UTC); max_data_lag 10m",
+    )
+    live.runtime.db.dispose()
+
+
 # ---- the analysis window ---------------------------------------------------------------------------
 
 

@@ -1,12 +1,14 @@
 """`reelout simulate` end to end: the command starts its own `reelout serve` (a child process on
-an accelerated clock) on a kept data folder, drives synthetic users through OFREP and the ingest,
-and prints the decision log; the rollout it leaves is read back from that folder by
-`reelout rollouts show`, as a later `reelout serve` there would show it."""
+an accelerated clock) on a kept data folder, or rehearses on a running server, drives synthetic
+users through OFREP (or the in-process SDK and the exposure batches) and the ingest, and prints
+the decision log; the rollout it leaves is read back from that folder by `reelout rollouts
+show`, as a later `reelout serve` there would show it."""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,12 @@ LINE = re.compile(r"^\s*\+(\d+)h(\d\d)m\s+(\d+) %\s+(\w+)\s+(.*)$", re.MULTILINE
 
 @pytest.fixture
 def rehearse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    monkeypatch.setattr(cli_common.console, "width", 200)
+    monkeypatch.setattr(cli_common.console, "width", 400)
 
     def run(scenario: str) -> tuple[Result, Path]:
         folder = tmp_path / scenario
         args = ["simulate", "--scenario", scenario, "--data-dir", str(folder), "--timeout", "170"]
-        return CliRunner().invoke(app, args, env={"COLUMNS": "200"}), folder
+        return CliRunner().invoke(app, args, env={"COLUMNS": "400"}), folder
 
     return run
 
@@ -65,13 +67,21 @@ def test_a_healthy_canary_advances_through_every_stage_and_completes(rehearse: A
     assert (rollout["state"], rollout["percent"]) == ("completed", 100)
 
 
-def test_apps_going_silent_hold_the_rollout_on_no_traffic(rehearse: Any) -> None:
+def test_an_outage_of_the_apps_telemetry_holds_the_rollout_on_telemetry_lag(rehearse: Any) -> None:
+    """The apps still evaluate the flag over OFREP (the server logs the exposures) but their
+    events stop reaching the server: the rollups' watermark moves on, the apps' lag holds."""
     result, folder = rehearse("outage")
     assert result.exit_code == 0, result.output
     log = decisions(result.output)
     _, decision, reason = log[-1]
-    assert decision == "hold" and reason.startswith("no traffic: no exposure"), result.output
-    assert not {"rollback", "complete"} & {decision for _, decision, _ in log}
+    assert decision == "hold", result.output
+    assert re.match(
+        r"telemetry lag: no client events carrying use_tus_upload since \d\d:\d\d UTC \(\w+\)"
+        r" while the flag is still being evaluated \(last exposure \d\d:\d\d UTC\); none from"
+        r" any app in production either; max_data_lag 10m",
+        reason,
+    ), reason
+    assert not {"rollback", "advance", "complete"} & {decision for _, decision, _ in log}
     assert stored(folder)["state"] == "running"
 
 
@@ -81,9 +91,9 @@ def test_a_regression_rehearsed_on_a_running_server_rolls_back_and_stays_there(
     live = live_servers(
         clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
     )
-    monkeypatch.setattr(cli_common.console, "width", 200)
+    monkeypatch.setattr(cli_common.console, "width", 400)
     args = ["simulate", "--scenario", "regression", "--url", live.url, "--timeout", "170"]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "200", **cli_env(live.runtime.settings)})
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400", **cli_env(live.runtime.settings)})
     assert result.exit_code == 0, result.output
     log = decisions(result.output)
     percent, decision, reason = log[-1]
@@ -102,3 +112,46 @@ def test_a_regression_rehearsed_on_a_running_server_rolls_back_and_stays_there(
     with live.client() as api:
         videos = api.get("/api/v1/videos", params={"limit": 500}).json()["videos"]
     assert len(videos) == int(uploads[1])  # each real upload is a video on the server
+
+
+def test_exposures_lost_on_the_treatments_path_hold_on_srm_and_never_roll_back(
+    live_servers: StartLive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The apps evaluate in process (the SDK on the synced flag set, following its changes) and
+    report exposures themselves; the treatment reports 60 % of them."""
+    live = live_servers(
+        clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
+    )
+    monkeypatch.setattr(cli_common.console, "width", 400)
+    args = ["simulate", "--scenario", "srm", "--url", live.url, "--timeout", "170"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400", **cli_env(live.runtime.settings)})
+    assert result.exit_code == 0, result.output
+    log = decisions(result.output)
+    _, decision, reason = log[-1]
+    assert decision == "hold", result.output
+    assert re.match(r"SRM: exposures (\d+)/(\d+) against a 50/50 split, p=\S+ < 0\.001", reason)
+    assert not {"rollback", "complete"} & {decision for _, decision, _ in log}, result.output
+    served = re.search(r"users \(off: (\d+), off~excluded: \d+, on: (\d+)\)", result.output)
+    reported = re.search(r"exposures the apps reported: off: (\d+), .*on: (\d+)", result.output)
+    assert served is not None and reported is not None, result.output
+    assert int(reported[1]) == int(served[1])  # the control reports every exposure
+    assert int(reported[2]) < 0.75 * int(served[2])  # the treatment about 60 % of them
+    with live.client() as api:
+        rollouts = api.get("/api/v1/rollouts").json()["rollouts"]
+    assert [r["state"] for r in rollouts] == ["running"]
+
+
+def test_the_srm_scenario_says_what_to_install_without_the_openfeature_sdk(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A server install may lack the OpenFeature SDK the in-process apps need: said at once,
+    before any server starts."""
+    for name in ("reelout.simulate.in_process", "reelout.client.flags"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in [n for n in sys.modules if n.split(".")[0] == "openfeature"] + ["openfeature"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    args = ["simulate", "--scenario", "srm", "--data-dir", str(tmp_path / "kept")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert "pip install openfeature-sdk" in result.output
+    assert not (tmp_path / "kept").exists()

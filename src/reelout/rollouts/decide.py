@@ -1,7 +1,8 @@
 """The decision a rollout tick makes (spec §4.2), as a pure function of the plan and a snapshot
-of the evidence: health checks first (fresh telemetry, no page alert, traffic, the planned
-split), then each guardrail's absolute kill switch and its anytime-valid comparison with the
-control, then advance, hold, extend or the plan's policy once the stage has run its course.
+of the evidence: health checks first (fresh telemetry: the rollups caught up and the apps still
+reporting; no page alert, traffic, the planned split), then each guardrail's absolute kill
+switch and its anytime-valid comparison with the control, then advance, hold, extend or the
+plan's policy once the stage has run its course.
 
 The statistics are reelout.stats.compare's; the metric values come from the telemetry's sums
 (reelout.telemetry.sums.estimate). Every number in a verdict is on the harm scale: positive
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from reelout.alerts.templates import spell_duration
@@ -47,6 +48,18 @@ class ArmData:
 
 
 @dataclass(frozen=True)
+class ClientEvents:
+    """When the apps' own events (source=client, the ingest's) last arrived on the server. The
+    flag's is what the check reads: the guardrails only see events carrying the flag, so apps
+    that stop sending them (an outage, or a release that dropped the flag from its events)
+    blind the rollout even while other apps keep the environment's telemetry going. The
+    environment's only says which of the two it is."""
+
+    with_flag: datetime | None  # newest client event carrying the flag in the environment
+    anywhere: datetime | None  # newest client event in the environment
+
+
+@dataclass(frozen=True)
 class Snapshot:
     now: datetime
     stage: int  # index into plan.stages
@@ -59,6 +72,7 @@ class Snapshot:
     approved_stages: frozenset[int] = frozenset()  # stage indexes a human approved
     dismissed: frozenset[str] = frozenset()  # metric names dismissed by an operator
     extended_until: datetime | None = None  # set after an extend policy fired
+    client_events: ClientEvents | None = None  # None: not tracked (the check is skipped)
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,9 @@ def _health(plan: Plan, s: Snapshot) -> tuple[DecisionKind, str] | None:
             f"telemetry lag: the rollups are {spell_duration(lag)} behind"
             f" (max_data_lag {spell_duration(health.max_data_lag)})"
         )
+    silent_apps = _client_lag(plan, s)
+    if silent_apps is not None:
+        return "hold", silent_apps
     if s.page_alerts:
         return "pause", f"alert veto: page alert {', '.join(sorted(s.page_alerts))} firing"
     monitor_only = plan.stages[s.stage].monitor_only
@@ -139,6 +156,53 @@ def _health(plan: Plan, s: Snapshot) -> tuple[DecisionKind, str] | None:
     if not monitor_only:
         return _srm(plan, s)
     return None
+
+
+def _client_lag(plan: Plan, s: Snapshot) -> str | None:
+    """The apps' telemetry stopped while the flag is still served: no client event carrying
+    the flag has arrived for more than max_data_lag (or, if none has, in the stage's first
+    max_data_lag), yet a unit was exposed within max_data_lag. The rollups' watermark cannot
+    see this: it moves on when nothing arrives. Exposures come from the server's exposure log,
+    so when they stop too it is no traffic, not stale telemetry: the later check holds on it."""
+    seen, lag = s.client_events, plan.health.max_data_lag
+    exposed = s.last_exposure_at
+    if seen is None or exposed is None or s.now - exposed > lag:
+        return None
+    if s.now - (seen.with_flag or s.stage_started_at) <= lag:
+        return None
+    return (
+        f"telemetry lag: {_stopped(plan, s, seen.with_flag)} while the flag is still being"
+        f" evaluated (last exposure {_clock(exposed, s.now)}); {_elsewhere(plan, s, seen)};"
+        f" max_data_lag {spell_duration(lag)}"
+    )
+
+
+def _stopped(plan: Plan, s: Snapshot, since: datetime | None) -> str:
+    if since is None:
+        took = spell_duration(s.now - s.stage_started_at)
+        return f"no client event carrying {plan.flag} has arrived in the stage's {took}"
+    return (
+        f"no client events carrying {plan.flag} since {_clock(since, s.now)}"
+        f" ({spell_duration(s.now - since)})"
+    )
+
+
+def _elsewhere(plan: Plan, s: Snapshot, seen: ClientEvents) -> str:
+    """Whether the environment's other client events still arrive: the flag's events are lost,
+    or every app's."""
+    if seen.anywhere is not None and s.now - seen.anywhere <= plan.health.max_data_lag:
+        return (
+            f"other client events still arrive in {plan.environment}"
+            f" (last {_clock(seen.anywhere, s.now)})"
+        )
+    return f"none from any app in {plan.environment} either"
+
+
+def _clock(at: datetime, now: datetime) -> str:
+    """A time of day in UTC, with its date when it is not today's."""
+    at = at.astimezone(UTC)
+    same_day = at.date() == now.astimezone(UTC).date()
+    return f"{at:%H:%M} UTC" if same_day else f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def _srm(plan: Plan, s: Snapshot) -> tuple[DecisionKind, str] | None:

@@ -1,6 +1,6 @@
 """The evidence a rollout tick decides on, read from the store: each arm's guardrail sums and
-exposed units from the telemetry rollups, the rollups' watermark, and the page alerts about
-the flag.
+exposed units from the telemetry rollups, the rollups' watermark, when the apps' own events
+last arrived, and the page alerts about the flag.
 
 The analysis window. Each guardrail's sums cover the units that started in
 [analysis_since, now - its lag): cumulative across stages, as the spec asks, for as long as the
@@ -12,6 +12,16 @@ Exposures are the `exposed_units` metric: the viewers first served the arm's var
 [analysis_since, now), each once per variant. `last_exposure_at` is the latest minute in that
 window in which a unit of either arm started: an exposure, or a unit of one of the guardrails'
 metrics (a view, an upload) carrying the arm's variant.
+
+The apps' own events. The watermark says the rollups have caught up with what arrived; it
+cannot say the apps stopped sending (it moves on when nothing arrives). So the tick also reads
+when a client event (source=client: the apps', not the server's exposures or upload facts)
+carrying the flag last arrived in the environment, and when any client event did: two rows of
+`telemetry_arrivals` by key, which the rollups keep as they fold each chunk (the events are
+decoded there anyway), so the tick stays a handful of indexed reads whatever the events'
+volume, and the times are as current as the watermark. The flag's time decides (the guardrails
+read only the events that carry the flag); the environment's tells an outage of every app from
+the flag's events alone going missing.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from reelout.alerts import service as alerts
-from reelout.rollouts.decide import ArmData, Snapshot
+from reelout.rollouts.decide import ArmData, ClientEvents, Snapshot
 from reelout.rollouts.plan import Plan, Stage
 from reelout.telemetry import rollups
 from reelout.telemetry.sums import Sums
@@ -66,6 +76,7 @@ def snapshot(
     watched = sorted({EXPOSURES, *(g.metric for g in plan.guardrails)})
     last = rollups.latest(session, plan.environment, watched, plan.flag, arms, analysis_since, now)
     treatment, control = (_arm(plan, sums, arm) for arm in arms)
+    with_flag, anywhere = rollups.read_client_arrivals(session, plan.environment, plan.flag)
     return Snapshot(
         now=now,
         stage=stage,
@@ -78,6 +89,7 @@ def snapshot(
         approved_stages=frozenset(approved_stages),
         dismissed=frozenset(dismissed),
         extended_until=extended_until,
+        client_events=ClientEvents(with_flag, anywhere),
     )
 
 

@@ -16,7 +16,8 @@ import httpx
 
 from reelout.rollouts.plan import Plan
 from reelout.rollouts.reasons import classify
-from reelout.simulate.scenarios import Scenario
+from reelout.simulate.apps import FlagSource, Ofrep, in_process
+from reelout.simulate.scenarios import APPS_SILENT, Scenario
 from reelout.simulate.traffic import ServerClock, Traffic, Upload
 
 API = "/api/v1/rollouts"
@@ -24,6 +25,16 @@ STEP_SECONDS = 0.25  # real seconds between two arrivals of users
 EVALUATORS = 4  # OFREP requests in flight at once
 ENDED = frozenset({"completed", "rolled_back", "aborted", "paused"})
 HOLD_SHOWN_FOR = timedelta(minutes=30)  # plan time a scenario's expected hold must last
+
+
+def reason_class(reasons: list[str]) -> str:
+    """What a decision is about, as the rehearsal tells runs apart: its reasons' class
+    (reelout.rollouts.reasons), with the apps' telemetry lag (their events stopped) told from
+    the rollups falling behind, which share the class `telemetry_lag`."""
+    found = classify(reasons)
+    if found == "telemetry_lag" and reasons[0].startswith("telemetry lag: no client event"):
+        return APPS_SILENT
+    return found
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,8 @@ class Outcome:
     lines: list[LogLine] = field(default_factory=list)
     users: int = 0
     served: dict[str, int] = field(default_factory=dict)
+    reported: dict[str, int] = field(default_factory=dict)  # exposures the apps reported
+    events_sent: int = 0
     timed_out: bool = False
     latest: timedelta = timedelta(0)  # plan time of the last decision read
     uploads: list[Upload] = field(default_factory=list)
@@ -81,15 +94,40 @@ class Rehearsal:
     plan: Plan
     options: Options
     on_line: Callable[[LogLine], None]
+    server_key: str | None = None  # of the plan's environment: the in-process SDK's
 
     def run(self) -> Outcome:
         clock = ServerClock.read(self.admin)
         created = _ok(self.admin.post(API, json=self.plan.model_dump(mode="json")))
         rollout = _ok(self.admin.post(f"{API}/{created['id']}/start", json={}))
         started = _at(rollout["started_at"])
-        traffic = Traffic(self.app, self.admin, clock, self.options.scenario, self.plan.flag, self.plan.treatment,
-                          random.Random(self.options.seed), started_at=started)  # fmt: skip
-        outcome, cursor = Outcome(rollout), None
+        flags = self._flags()
+        try:
+            traffic = Traffic(self.app, self.admin, flags, clock, self.options.scenario,
+                              self.plan.flag, self.plan.treatment, random.Random(self.options.seed),
+                              started_at=started)  # fmt: skip
+            outcome = Outcome(rollout)
+            cursor = self._drive(traffic, outcome, started)
+        finally:
+            flags.close()
+        self._follow(outcome, rollout["id"], started, cursor)
+        outcome.users, outcome.served = traffic.users, dict(traffic.served)
+        outcome.reported, outcome.events_sent = dict(traffic.reported), traffic.events_sent
+        outcome.uploads = traffic.uploads
+        return outcome
+
+    def _flags(self) -> FlagSource:
+        """How the scenario's apps get the flag: OFREP, or the in-process SDK."""
+        if self.options.scenario.flags == "ofrep":
+            return Ofrep(self.app, self.plan.flag)
+        if self.server_key is None:
+            raise ValueError(f"scenario {self.options.scenario.name} needs a server key")
+        return in_process(str(self.app.base_url).rstrip("/"), self.server_key, self.plan.flag)
+
+    def _drive(self, traffic: Traffic, outcome: Outcome, started: datetime) -> str | None:
+        """Users arrive at a steady pace until the rollout ends, shows the scenario's hold, or
+        the rehearsal times out; the decision log's cursor."""
+        rollout_id, cursor = outcome.rollout["id"], None
         deadline, owed = time.monotonic() + self.options.timeout_seconds, 0.0
         with ThreadPoolExecutor(EVALUATORS) as pool:
             while True:
@@ -97,18 +135,14 @@ class Rehearsal:
                 owed += self.options.users_per_second * STEP_SECONDS
                 traffic.arrive(int(owed), pool)
                 owed -= int(owed)
-                cursor = self._follow(outcome, rollout["id"], started, cursor)
-                outcome.rollout = _ok(self.admin.get(f"{API}/{rollout['id']}"))
+                cursor = self._follow(outcome, rollout_id, started, cursor)
+                outcome.rollout = _ok(self.admin.get(f"{API}/{rollout_id}"))
                 if outcome.rollout["state"] in ENDED or self._hold_shown(outcome):
-                    break
+                    return cursor
                 if time.monotonic() > deadline:
                     outcome.timed_out = True
-                    break
+                    return cursor
                 time.sleep(max(0.0, STEP_SECONDS - (time.monotonic() - step_began)))
-        self._follow(outcome, rollout["id"], started, cursor)
-        outcome.users, outcome.served = traffic.users, dict(traffic.served or {})
-        outcome.uploads = traffic.uploads
-        return outcome
 
     def _follow(
         self, outcome: Outcome, rollout_id: int, started: datetime, cursor: str | None
@@ -130,7 +164,7 @@ class Rehearsal:
         reasons = list(body.get("reasons") or ([entry["reason"]] if entry["reason"] else []))
         stage = int(body.get("stage", 0))
         line = LogLine(_at(entry["at"]) - started, self.plan.stages[stage].percent,
-                       entry["what"], reasons[0] if reasons else "", classify(reasons))  # fmt: skip
+                       entry["what"], reasons[0] if reasons else "", reason_class(reasons))  # fmt: skip
         outcome.latest = line.plan_time
         last = outcome.lines[-1] if outcome.lines else None
         if last and (last.percent, last.decision, last.reason_class) == (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from reelout.rollouts.plan import Plan, Stage, seed_template
 
@@ -23,6 +24,9 @@ STAGES = (
 )  # fmt: skip
 # guardrails the synthetic users report; complaints (6 h late by design) are left out
 DROPPED_GUARDRAILS = frozenset({"complaint_rate"})
+# the hold on the apps' telemetry lag, told from the rollups' (both `telemetry_lag` as labels)
+APPS_SILENT = "apps_telemetry_lag"
+FlagsPath = Literal["ofrep", "in_process"]  # how the apps get the flag (simulate.apps)
 EVENTS_SCALE = 20  # min_events_per_arm is the seed's divided by this
 TUNING_N = 600  # about the units per arm by which the rehearsal should catch a regression
 
@@ -37,16 +41,21 @@ class Behaviour:
     startup_ms: float = 900.0  # median play_request -> first frame
     rebuffer_share: float = 0.01  # stalled share of viewing time
     crash: float = 0.003  # sessions that end crashed
+    exposure_reported: float = 1.0  # users whose exposure the app reports (in-process flags)
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
     summary: str
-    expected: str  # the outcome the rehearsal shows: a final state, or the hold's reason class
+    expected: str  # what the rehearsal shows: a final state, or the hold's reason class (or
+    # APPS_SILENT)
     control: Behaviour = Behaviour()
     treatment: Behaviour = Behaviour()
-    traffic_stops_after: timedelta | None = None  # plan time after the start
+    # plan time after the start when the apps' events stop reaching the server (they still
+    # evaluate the flag and upload)
+    telemetry_stops_after: timedelta | None = None
+    flags: FlagsPath = "ofrep"
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -58,8 +67,14 @@ SCENARIOS: dict[str, Scenario] = {
                  "the treatment's upload failures go from 2 % to 10 %: the rollout rolls back",
                  "rolled_back", treatment=Behaviour(upload_failure=0.10)),
         Scenario("outage",
-                 "20 minutes in, the apps go silent (no evaluations, no events): the rollout "
-                 "holds on no traffic", "no_traffic", traffic_stops_after=timedelta(minutes=20)),
+                 "10 minutes in, the apps' telemetry stops reaching the server while they still "
+                 "evaluate the flag over OFREP: the rollout holds on telemetry lag",
+                 APPS_SILENT, telemetry_stops_after=timedelta(minutes=10)),
+        Scenario("srm",
+                 "the apps evaluate the flag in process and report exposures themselves; the "
+                 "treatment's new upload screen reports one only when it is opened (60 % of "
+                 "users): the rollout holds on sample-ratio mismatch",
+                 "srm", treatment=Behaviour(exposure_reported=0.6), flags="in_process"),
     )
 }  # fmt: skip
 

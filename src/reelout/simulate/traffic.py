@@ -1,6 +1,7 @@
-"""Synthetic users over real HTTP: each evaluates the flag over OFREP with a client key, and the
-variant it is served decides how its upload, its view and its app session go; what it did is
-reported through the real telemetry ingest, stamped with the server's (accelerated) time."""
+"""Synthetic users over real HTTP: each is served the flag (over OFREP with a client key, or by
+the in-process SDK: simulate.apps), and the variant decides how its upload, its view and its app
+session go; what it did is reported through the real telemetry ingest, stamped with the
+server's (accelerated) time."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from reelout.simulate.apps import FlagSource
 from reelout.simulate.scenarios import Behaviour, Scenario
 
 BATCH_EVENTS = 500  # events per ingest request
@@ -128,10 +130,11 @@ def tus_upload(admin: httpx.Client, fails: bool) -> Upload:
 
 @dataclass
 class Traffic:
-    """Users arriving at a server: served by OFREP, reporting through the ingest."""
+    """Users arriving at a server: served the flag by `flags`, reporting through the ingest."""
 
-    api: httpx.Client  # with the client key
+    api: httpx.Client  # with the client key: the ingest
     admin: httpx.Client  # makes the creator upload links
+    flags: FlagSource
     clock: ServerClock
     scenario: Scenario
     flag: str
@@ -139,35 +142,28 @@ class Traffic:
     rng: random.Random
     started_at: datetime | None = None
     users: int = 0
-    served: dict[str, int] | None = None
+    served: dict[str, int] = field(default_factory=dict)
+    reported: dict[str, int] = field(default_factory=dict)  # exposures the apps reported
     events_sent: int = 0
     uploads: list[Upload] = field(default_factory=list)  # the real ones, over tus
 
-    def serve(self, viewer: str) -> str:
-        """The variant OFREP serves `viewer` (which also records the exposure)."""
-        reply = self.api.post(
-            f"/ofrep/v1/evaluate/flags/{self.flag}", json={"context": {"targetingKey": viewer}}
-        )
-        reply.raise_for_status()
-        return str(reply.json()["variant"])
-
-    def silent(self) -> bool:
-        """Whether the scenario's outage has begun: no user arrives any more."""
-        stops = self.scenario.traffic_stops_after
-        since = self.clock.now() - self.started_at if self.started_at else None
-        return stops is not None and since is not None and since >= stops
+    def reporting(self) -> bool:
+        """Whether the apps' telemetry still reaches the server (the scenario's outage has not
+        begun)."""
+        stops = self.scenario.telemetry_stops_after
+        if stops is None or self.started_at is None:
+            return True
+        return self.clock.now() - self.started_at < stops
 
     def arrive(self, count: int, pool: ThreadPoolExecutor) -> None:
         """`count` new users: each is served a variant (over `pool`'s connections at once),
-        acts, and (mostly) reports it."""
-        if self.silent():
-            return
+        acts, and reports it (while the apps' telemetry reaches the server)."""
         viewers = [f"sim-{uuid.uuid4().hex[:12]}" for _ in range(count)]
         events: list[dict[str, Any]] = []
-        served = self.served if self.served is not None else {}
-        for viewer, variant in zip(viewers, pool.map(self.serve, viewers), strict=True):
+        seen: list[tuple[str, str]] = []
+        for viewer, variant in zip(viewers, pool.map(self.flags.variant, viewers), strict=True):
             self.users += 1
-            served[variant] = served.get(variant, 0) + 1
+            self.served[variant] = self.served.get(variant, 0) + 1
             at = self.clock.now()
             how = self.scenario.treatment if variant == self.treatment else self.scenario.control
             upload = None
@@ -175,8 +171,14 @@ class Traffic:
                 upload = tus_upload(self.admin, self.rng.random() < how.upload_failure)
                 self.uploads.append(upload)
             events += user_events(self.rng, viewer, self.flag, variant, how, at, upload)
-        self.served = served
-        self.send(events)
+            if how.exposure_reported >= 1 or self.rng.random() < how.exposure_reported:
+                seen.append((viewer, variant))
+        if self.scenario.flags == "in_process":
+            self.flags.report(seen)
+            for _, variant in seen:
+                self.reported[variant] = self.reported.get(variant, 0) + 1
+        if self.reporting():
+            self.send(events)
 
     def send(self, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), BATCH_EVENTS):

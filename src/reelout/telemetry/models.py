@@ -1,4 +1,5 @@
-"""The telemetry tables: raw events (one row per event_id), units' state, rollups, the cursor."""
+"""The telemetry tables: raw events (one row per event_id), units' state, rollups, the cursor,
+the apps' latest arrivals."""
 
 from __future__ import annotations
 
@@ -109,3 +110,16 @@ class TelemetryCursor(Base):
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
     last_id: Mapped[int] = mapped_column(RowId)
     watermark: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class TelemetryArrival(Base):
+    """When the apps' own events (source=client) last arrived: the newest `received_at` of a
+    client event in an environment carrying a flag (`flag` "" = any client event there). The
+    rollups write it as they fold each chunk, so it is as current as the watermark; a rollout's
+    tick reads one or two rows by key to see whether the apps' telemetry stopped."""
+
+    __tablename__ = "telemetry_arrivals"
+
+    environment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(255), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

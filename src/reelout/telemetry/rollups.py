@@ -1,5 +1,6 @@
 """The minute rollups: fold newly arrived events into their units and the units' numbers into
-minute rows, in one transaction per chunk (so a crash replays a chunk, never half of one).
+minute rows, and note when the apps' own events last arrived (per environment and flag), in one
+transaction per chunk (so a crash replays a chunk, never half of one).
 
 One job runs it (the jobs table makes sure no two workers do at once). Events are read in
 arrival order from a cursor, `REELOUT_TELEMETRY_ROLLUP_DELAY_SECONDS` behind the clock so that
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from reelout.context import Core
 from reelout.telemetry.facts import UNIT_KINDS, Seen, State, UnitKind, fold, unit_ids
 from reelout.telemetry.models import (
+    TelemetryArrival,
     TelemetryCursor,
     TelemetryEvent,
     TelemetryRollup,
@@ -57,17 +59,76 @@ def _one_chunk(core: Core, session: Session) -> int:
     horizon = core.clock.now() - timedelta(seconds=core.settings.telemetry_rollup_delay_seconds)
     rows = session.execute(
         select(TelemetryEvent.id, TelemetryEvent.environment, TelemetryEvent.event_time,
-               TelemetryEvent.received_at, TelemetryEvent.body)
+               TelemetryEvent.received_at, TelemetryEvent.body, TelemetryEvent.source)
         .where(TelemetryEvent.id > cursor.last_id, TelemetryEvent.received_at <= horizon)
         .order_by(TelemetryEvent.id)
         .limit(CHUNK_EVENTS)
     ).all()  # fmt: skip
     if rows:
-        _fold(session, [(env, _seen(at, body)) for _, env, at, _, body in rows], core.clock.now())
+        events = [(env, _seen(at, body), arrived, source)
+                  for _, env, at, arrived, body, source in rows]  # fmt: skip
+        _fold(session, [(env, seen) for env, seen, _, _ in events], core.clock.now())
+        by_apps = ((env, seen.body, arrived) for env, seen, arrived, source in events
+                   if source == "client")  # fmt: skip
+        note_arrivals(session, client_arrivals(by_apps))
         cursor.last_id = rows[-1][0]
     cursor.watermark = horizon if len(rows) < CHUNK_EVENTS else rows[-1][3]
     session.merge(cursor)
     return len(rows)
+
+
+ArrivalKey = tuple[str, str]  # environment, flag ("" = any)
+
+
+def client_arrivals(
+    events: Iterable[tuple[str, Mapping[str, Any], datetime]],
+) -> dict[ArrivalKey, datetime]:
+    """The newest arrival of the client events (environment, body, received_at) per environment
+    and flag they carry (in `flags`, or an exposure's `flag`), and per environment alone
+    (flag "")."""
+    newest: dict[ArrivalKey, datetime] = {}
+    for environment, body, received_at in events:
+        flags = [*(body.get("flags") or {})]
+        if body.get("type") == "exposure":
+            flags.append(body["flag"])
+        for key in ((environment, ""), *((environment, flag[:255]) for flag in flags)):
+            held = newest.get(key)
+            if held is None or received_at > held:
+                newest[key] = received_at
+    return newest
+
+
+def note_arrivals(session: Session, newest: Mapping[ArrivalKey, datetime]) -> None:
+    """Move each (environment, flag)'s latest client arrival forward (never back: on PostgreSQL
+    a chunk's ids may arrive a little out of time order)."""
+    if not newest:
+        return
+    rows = [{"environment": env, "flag": flag, "received_at": at}
+            for (env, flag), at in sorted(newest.items())]  # fmt: skip
+    postgres = session.get_bind().dialect.name == "postgresql"
+    dialect = postgresql if postgres else sqlite
+    statement = dialect.insert(TelemetryArrival.__table__)
+    later = (func.greatest if postgres else func.max)(
+        TelemetryArrival.__table__.c.received_at, statement.excluded.received_at
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["environment", "flag"], set_={"received_at": later}
+        ),
+        rows,
+    )
+
+
+def read_client_arrivals(
+    session: Session, environment: str, flag: str
+) -> tuple[datetime | None, datetime | None]:
+    """When a client event carrying `flag` last arrived in `environment`, and when any client
+    event did (None: none yet): two rows read by their key."""
+    query = select(TelemetryArrival.flag, TelemetryArrival.received_at).where(
+        TelemetryArrival.environment == environment, TelemetryArrival.flag.in_([flag, ""])
+    )
+    found: dict[str, datetime] = {name: at for name, at in session.execute(query)}
+    return found.get(flag), found.get("")
 
 
 def _seen(at: datetime, body: str) -> Seen:
@@ -403,8 +464,8 @@ def _ceil(at: datetime, step: timedelta) -> datetime:
 
 
 def purge(core: Core) -> int:
-    """Delete minute rows past REELOUT_TELEMETRY_ROLLUP_RETENTION_DAYS and units no event has
-    touched within REELOUT_TELEMETRY_RAW_RETENTION_DAYS; how many rows went."""
+    """Delete minute rows (and client arrivals) past REELOUT_TELEMETRY_ROLLUP_RETENTION_DAYS and
+    units no event has touched within REELOUT_TELEMETRY_RAW_RETENTION_DAYS; how many rows went."""
     now, settings = core.clock.now(), core.settings
     old_rows = now - timedelta(days=settings.telemetry_rollup_retention_days)
     idle_units = now - timedelta(days=settings.telemetry_raw_retention_days)
@@ -417,7 +478,10 @@ def purge(core: Core) -> int:
             delete(TelemetryRollupHour).where(TelemetryRollupHour.hour <= old_rows - HOUR)
         )
         units = session.execute(delete(TelemetryUnit).where(TelemetryUnit.updated_at < idle_units))
-    results = (rows, totals, hours, units)
+        arrivals = session.execute(  # flags no app has reported since the rollups' retention
+            delete(TelemetryArrival).where(TelemetryArrival.received_at < old_rows)
+        )
+    results = (rows, totals, hours, units, arrivals)
     return sum(int(getattr(result, "rowcount", 0)) for result in results)
 
 
