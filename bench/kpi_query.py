@@ -44,7 +44,7 @@ from reelout.db.engine import Database
 from reelout.db.migrate import upgrade
 from reelout.runtime import Runtime
 from reelout.telemetry import kpis, rollups
-from reelout.telemetry.facts import Seen, State, UnitKind, fold, unit_ids
+from reelout.telemetry.facts import Seen, State, Unit, UnitKind, fold, units
 from reelout.telemetry.metrics import METRICS, SEED_KPIS
 from reelout.telemetry.models import TelemetryRollup
 from reelout.telemetry.sums import Sums, change, contributions
@@ -152,13 +152,15 @@ def visits_per_minute(exposures: bool = False) -> int:
     return round(TARGET_EVENTS / (DAYS * 1440) / sample)
 
 
-def fold_units(events: list[tuple[str, Seen]]) -> dict[tuple[str, str], tuple[UnitKind, State]]:
+def fold_units(events: list[tuple[str, Seen]]) -> dict[Unit, tuple[UnitKind, State]]:
     """The units of these events, each folded from nothing (what rollups._fold does)."""
-    by_unit: dict[tuple[str, str], list[Seen]] = defaultdict(list)
+    by_unit: dict[Unit, list[Seen]] = defaultdict(list)
     for _, seen in events:
-        for kind, unit_id in unit_ids(seen.body).items():
-            by_unit[(kind, unit_id)].append(seen)
-    return {key: (key[0], fold(key[0], {}, seen)) for key, seen in by_unit.items()}  # type: ignore[arg-type,misc]
+        for unit in units(seen.body):
+            by_unit[unit].append(seen)
+    return {
+        unit: (unit.kind, fold(unit.kind, {}, seen, unit.arm)) for unit, seen in by_unit.items()
+    }
 
 
 CohortKey = tuple[str, str, str, str, str]  # metric, flag, variant, platform, app_version

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reelout.telemetry.facts import Seen, State, fold, unit_ids
+from reelout.telemetry.facts import Seen, State, Unit, fold, units
 from reelout.telemetry.metrics import CATALOGUE, METRICS
 from reelout.telemetry.sums import (
     MINUTE_MS,
@@ -86,23 +86,23 @@ def an_event(draw: st.DrawFn) -> Seen:
     return Seen(body, T0 + draw(st.integers(0, 5 * MINUTE_MS)))
 
 
-def _units(events: Sequence[Seen]) -> dict[tuple[str, str], list[Seen]]:
-    units: dict[tuple[str, str], list[Seen]] = defaultdict(list)
+def _units(events: Sequence[Seen]) -> dict[Unit, list[Seen]]:
+    found: dict[Unit, list[Seen]] = defaultdict(list)
     for seen in events:
-        for kind, unit_id in unit_ids(seen.body).items():
-            units[(kind, unit_id)].append(seen)
-    return units
+        for unit in units(seen.body):
+            found[unit].append(seen)
+    return found
 
 
 def rolled_up(chunks: Sequence[Sequence[Seen]]) -> dict[RowKey, Sums]:
     """What the rollup job keeps: units' states folded chunk by chunk, rows changed by deltas."""
-    states: dict[tuple[str, str], State] = {}
+    states: dict[Unit, State] = {}
     rows: dict[RowKey, Sums] = defaultdict(Sums)
     for chunk in chunks:
-        for (kind, unit_id), arrived in _units(chunk).items():
-            old = states.get((kind, unit_id), {})
-            new = states[(kind, unit_id)] = fold(kind, old, arrived)  # type: ignore[arg-type]
-            for key, sums in change(kind, old, new).items():  # type: ignore[arg-type]
+        for unit, arrived in _units(chunk).items():
+            old = states.get(unit, {})
+            new = states[unit] = fold(unit.kind, old, arrived, unit.arm)
+            for key, sums in change(unit.kind, old, new).items():
                 rows[key].add(sums)
     return rows
 
@@ -110,8 +110,8 @@ def rolled_up(chunks: Sequence[Sequence[Seen]]) -> dict[RowKey, Sums]:
 def from_raw(events: Sequence[Seen]) -> dict[RowKey, Sums]:
     """The same numbers computed at once from every raw event."""
     rows: dict[RowKey, Sums] = defaultdict(Sums)
-    for (kind, _), seen in _units(events).items():
-        for key, sums in contributions(kind, fold(kind, {}, seen)).items():  # type: ignore[arg-type]
+    for unit, seen in _units(events).items():
+        for key, sums in contributions(unit.kind, fold(unit.kind, {}, seen, unit.arm)).items():
             rows[key].add(sums)
     return rows
 

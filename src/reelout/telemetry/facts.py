@@ -1,6 +1,7 @@
 """What events say about the units they belong to: an upload attempt, a view, an app session, a
-viewer, an exposure. A unit's state folds in its events in any order and any chunking (so the rollups may
-read events as they arrive); its facts are the numbers the metrics read. Pure: no I/O.
+viewer, a viewer's exposure to one arm. A unit's state folds in its events in any order and any
+chunking (so the rollups may read events as they arrive); its facts are the numbers the metrics
+read. Pure: no I/O.
 
 Hand-written: these are Reelout's own definitions of the industry's QoE measures (Mux Data's
 views, Sentry's sessions), over Reelout's own event model.
@@ -9,17 +10,19 @@ views, Sentry's sessions), over Reelout's own event model.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
 UnitKind = Literal["attempt", "view", "session", "viewer", "action", "exposure"]
 UNIT_KINDS: tuple[UnitKind, ...] = ("attempt", "view", "session", "viewer", "action", "exposure")
-MAX_ARMS = 64  # flags a unit is attributed to
+MAX_ARMS = 64  # flags a unit is attributed to, and exposure units one event folds into
 MAX_UPLOADS_PER_VIEWER = 500  # distinct upload attempts a viewer's state remembers
 MAX_VIEWS_PER_VIEWER = 500  # distinct views whose startup a viewer's state remembers
 MAX_UNIT_ID = 300  # the units table's id width
 State = dict[str, Any]
+Arm = tuple[str, str]  # a flag and one of its variants
 
 UPLOAD_END = {"upload_completed": "ok", "upload_failed": "failed", "upload_abandoned": "abandoned"}
 VIEW_EVENTS = frozenset(
@@ -54,25 +57,41 @@ class Seen(NamedTuple):
         return str(self.body["type"])
 
 
-def unit_ids(event: Mapping[str, Any]) -> dict[UnitKind, str]:
-    """The units an event tells about, by kind, and their ids."""
+class Unit(NamedTuple):
+    """A unit an event tells about: its kind, its id and, for an exposure unit, its arm."""
+
+    kind: UnitKind
+    id: str
+    arm: Arm | None = None
+
+
+def units(event: Mapping[str, Any]) -> list[Unit]:
+    """The units an event tells about: one of each kind it names, and one exposure unit for each
+    variant it carries (at most MAX_ARMS) and for the variant an exposure event served."""
     kind = event["type"]
-    ids: dict[UnitKind, str] = {"viewer": event["viewer_id"]}
+    found = [Unit("viewer", event["viewer_id"])]
+    attempt = None
     if kind.startswith("upload_"):
-        ids["attempt"] = event.get("upload_id") or f"event:{event['event_id']}"
-    if kind.startswith("processing_"):
-        ids["attempt"] = f"processing:{event.get('video_id') or event['event_id']}"
-    if kind in VIEW_EVENTS and event.get("view_id"):
-        ids["view"] = event["view_id"]
-    if "attempt" in ids and not kind.startswith("processing_"):
-        ids["action"] = f"upload:{ids['attempt']}"  # an action: one upload attempt or one view
-    elif "view" in ids:
-        ids["action"] = f"view:{ids['view']}"
-    if kind == "app_session" and event.get("session_id"):
-        ids["session"] = event["session_id"]
-    if kind == "exposure":
-        ids["exposure"] = exposure_unit(event["flag"], event["variant"], event["viewer_id"])
-    return ids
+        attempt = event.get("upload_id") or f"event:{event['event_id']}"
+        found += [Unit("attempt", attempt), Unit("action", f"upload:{attempt}")]
+    elif kind.startswith("processing_"):
+        found.append(Unit("attempt", f"processing:{event.get('video_id') or event['event_id']}"))
+    elif kind in VIEW_EVENTS and event.get("view_id"):
+        view = event["view_id"]
+        found += [Unit("view", view), Unit("action", f"view:{view}")]
+    elif kind == "app_session" and event.get("session_id"):
+        found.append(Unit("session", event["session_id"]))
+    return found + _exposures(event)
+
+
+def _exposures(event: Mapping[str, Any]) -> list[Unit]:
+    arms: dict[Arm, None] = {}
+    if event["type"] == "exposure":
+        arms[(str(event["flag"]), str(event["variant"]))] = None
+    for arm in itertools.islice((event.get("flags") or {}).items(), MAX_ARMS):
+        arms[arm] = None
+    viewer = event["viewer_id"]
+    return [Unit("exposure", exposure_unit(*arm, viewer), arm) for arm in arms]
 
 
 def exposure_unit(flag: str, variant: str, viewer_id: str) -> str:
@@ -85,37 +104,83 @@ def exposure_unit(flag: str, variant: str, viewer_id: str) -> str:
     return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()
 
 
-def fold(kind: UnitKind, state: State, events: Iterable[Seen]) -> State:
-    """The unit's state after `events` (a new dict; `state` is left as it was)."""
+def fold(kind: UnitKind, state: State, events: Iterable[Seen], arm: Arm | None = None) -> State:
+    """The unit's state after `events` (a new dict; `state` is left as it was). An exposure
+    unit folds with its `arm` (`Unit.arm`)."""
     folded = dict(state)
-    folded["_arms"] = dict(state.get("_arms", {}))
     if "startups" in state:  # a viewer's views, changed in place below: copied once per fold
         folded["startups"] = {view: dict(entry) for view, entry in state["startups"].items()}
-    step = _STEPS[kind]
+    if kind == "exposure":
+        _own_arm(folded, arm)
+        for seen in events:
+            _anchor(folded, seen)
+            _exposure(folded, seen)
+        return folded
+    folded["_arms"] = dict(state.get("_arms", {}))
+    step, carried = _STEPS[kind], kind != "viewer"  # a viewer counts in no arm: its exposures do
     for seen in events:
-        _attribute(folded, seen)
+        _anchor(folded, seen)
+        if carried:
+            _carried(folded, seen)
         step(folded, seen)
     return folded
 
 
-def _attribute(state: State, seen: Seen) -> None:
+def _anchor(state: State, seen: Seen) -> None:
     """A unit belongs to the minute of its earliest event, with that event's platform and app
-    version, and to the variant of each flag it carried earliest (ties: the smaller name)."""
-    body, at = seen.body, seen.at_ms
-    first = (at, body.get("platform") or "", body.get("app_version") or "")
+    version (ties: the smaller names)."""
+    body = seen.body
+    first = (seen.at_ms, body.get("platform") or "", body.get("app_version") or "")
     if "_at" not in state or first < (state["_at"], state["_platform"], state["_app_version"]):
         state["_at"], state["_platform"], state["_app_version"] = first
-    arms = state["_arms"]
-    for flag, variant in (body.get("flags") or {}).items():
+
+
+def _carried(state: State, seen: Seen) -> None:
+    """A unit belongs to the variant of each flag it carried earliest (ties: the smaller name)."""
+    arms, at = state["_arms"], seen.at_ms
+    for flag, variant in (seen.body.get("flags") or {}).items():
         held = arms.get(flag)
         if (held is None and len(arms) < MAX_ARMS) or (held and (at, variant) < tuple(held)):
             arms[flag] = [at, variant]
 
 
-def attribution(state: State) -> tuple[int, str, str, dict[str, str]]:
-    """When a unit counts (ms), its platform, app version, and its variant of each flag."""
+def _own_arm(state: State, arm: Arm | None) -> None:
+    """An exposure unit's arm, kept in its state (`_arm`). A unit stored before exposure units
+    folded their viewer's events has none: it was made by an exposure event, so it stays exposed
+    (see `attribution`)."""
+    if arm is None:
+        raise ValueError("an exposure unit folds with its arm (flag, variant)")
+    if "_arm" not in state:
+        if "_at" in state:
+            state["exposed"] = 1
+        state["_arm"] = list(arm)
+
+
+class Attribution(NamedTuple):
+    """When a unit counts (ms), its platform and app version, its variant of each flag, and
+    whether it counts in everyone's rows too."""
+
+    at: int
+    platform: str
+    app_version: str
+    arms: dict[str, str]
+    everyone: bool
+
+
+def attribution(kind: UnitKind, state: State) -> Attribution:
+    """Where a unit counts. A viewer counts in everyone's rows alone and a viewer's exposure in
+    its arm's alone (so an arm's viewer metrics see each viewer from their first exposure to it);
+    the other units in everyone's and in each variant they carried. An exposure unit stored
+    before exposure units had their own arm (`_arm`) counts as it did then: in everyone's rows
+    and its arm's, as exposed alone, until its next event."""
+    at, platform, version = state["_at"], state["_platform"], state["_app_version"]
+    if kind == "exposure" and "_arm" in state:
+        flag, variant = state["_arm"]
+        return Attribution(at, platform, version, {flag: variant}, False)
+    if kind == "viewer":
+        return Attribution(at, platform, version, {}, True)
     arms = {flag: held[1] for flag, held in state.get("_arms", {}).items()}
-    return state["_at"], state["_platform"], state["_app_version"], arms
+    return Attribution(at, platform, version, arms, True)
 
 
 def _most(state: State, name: str, value: Any) -> None:
@@ -235,10 +300,12 @@ def _viewer_view(state: State, seen: Seen, view_id: str) -> None:
 
 
 def _exposure(state: State, seen: Seen) -> None:
-    """A viewer served a variant of a flag: the unit belongs to that arm alone (whatever other
-    flags the event carries), from its earliest exposure."""
+    """A viewer in one arm: the viewer's events that carried the arm's variant, and whether an
+    exposure event served it (`exposed`)."""
     body = seen.body
-    state["_arms"] = {str(body["flag"]): [state["_at"], str(body["variant"])]}
+    if seen.type == "exposure" and [body["flag"], body["variant"]] == state["_arm"]:
+        state["exposed"] = 1
+    _viewer(state, seen)
 
 
 _OUTCOME_RANK = {"ok": 0, "failed": 1, "abandoned": 2}  # a retry that succeeded is a success
@@ -248,7 +315,6 @@ _STEPS = {
     "session": _session,
     "viewer": _viewer,
     "action": _action,
-    "exposure": _exposure,
 }
 
 
@@ -377,7 +443,21 @@ def _action_facts(state: State) -> dict[str, float]:
 
 
 def _exposure_facts(state: State) -> dict[str, float]:
-    return {"exposed": 1.0}
+    """The viewer's facts in this arm, and `exposed` when an exposure event served it the arm.
+
+    `exposed` counts only units with an exposure event, not every unit whose events carried the
+    variant: `exposed_units` is the arms' sample-ratio check, so it must count what the split
+    assigned (OFREP's log of what it served, or the app's own exposure events), not what happened
+    after the assignment. Whether and how much a viewer's app sends telemetry can depend on the
+    variant (a treatment that crashes at start sends less), and a count of units that sent
+    events would read that treatment effect as a sample-ratio mismatch and hold the rollout
+    instead of letting the guardrails see it."""
+    if "_arm" not in state:
+        return {"exposed": 1.0}  # stored before exposure units held viewers' facts
+    out = _viewer_facts(state)
+    if state.get("exposed"):
+        out["exposed"] = 1.0
+    return out
 
 
 _FACTS = {

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reelout.context import Core
-from reelout.telemetry.facts import UNIT_KINDS, Seen, State, UnitKind, fold, unit_ids
+from reelout.telemetry.facts import UNIT_KINDS, Arm, Seen, State, UnitKind, fold, units
 from reelout.telemetry.models import (
     TelemetryArrival,
     TelemetryCursor,
@@ -135,18 +135,30 @@ def _seen(at: datetime, body: str) -> Seen:
     return Seen(orjson.loads(body), int(at.timestamp() * 1000))
 
 
-def _fold(session: Session, events: Sequence[tuple[str, Seen]], now: datetime) -> None:
+def _by_unit(
+    events: Sequence[tuple[str, Seen]],
+) -> tuple[dict[UnitKey, list[Seen]], dict[UnitKey, Arm]]:
+    """Each unit's events, and the exposure units' arms."""
     by_unit: dict[UnitKey, list[Seen]] = defaultdict(list)
+    arms: dict[UnitKey, Arm] = {}
     for environment, seen in events:
-        for kind, unit_id in unit_ids(seen.body).items():
-            by_unit[(environment, kind, unit_id[:300])].append(seen)
+        for unit in units(seen.body):
+            key: UnitKey = (environment, unit.kind, unit.id[:300])
+            by_unit[key].append(seen)
+            if unit.arm is not None:
+                arms[key] = unit.arm
+    return by_unit, arms
+
+
+def _fold(session: Session, events: Sequence[tuple[str, Seen]], now: datetime) -> None:
+    by_unit, arms = _by_unit(events)
     before = _states(session, list(by_unit))
     delta: dict[tuple[str, RowKey], Sums] = {}
     states: list[dict[str, Any]] = []
     for key, arrived in by_unit.items():
         environment, kind = key[0], _kind(key[1])
         old = before.get(key, {})
-        new = fold(kind, old, arrived)
+        new = fold(kind, old, arrived, arms.get(key))
         for row, sums in change(kind, old, new).items():
             held = delta.get((environment, row))
             if held is None:

@@ -4,7 +4,9 @@ the KPI estimates read back from a window's sums. Pure: no I/O.
 
 A unit counts in the minute of its earliest event, so summing any window's minute rows gives
 exactly the statistics of the units that started in it, with all their events so far; when a
-late event moves a unit, the rollup takes its old contribution out and puts the new one in.
+late event moves a unit, the rollup takes its old contribution out and puts the new one in. The
+viewer metrics count the viewer in everyone's rows and, in a flag's rows, the viewer's exposure
+to each arm (from its first exposure to it): see `facts.attribution`.
 """
 
 from __future__ import annotations
@@ -108,11 +110,15 @@ def quantile(hist: Mapping[int, float], q: float) -> float | None:
 
 
 def metrics_of(kind: UnitKind) -> tuple[Metric, ...]:
+    """The metrics a unit of `kind` counts in: its own, and for a viewer's exposure to an arm
+    the viewer's metrics too (in that arm's rows)."""
     return _BY_KIND[kind]
 
 
+_ALSO: dict[UnitKind, tuple[UnitKind, ...]] = {"exposure": ("viewer",)}
 _BY_KIND = {
-    kind: tuple(metric for metric in CATALOGUE if metric.unit == kind) for kind in UNIT_KINDS
+    kind: tuple(m for m in CATALOGUE if m.unit == kind or m.unit in _ALSO.get(kind, ()))
+    for kind in UNIT_KINDS
 }
 
 
@@ -121,11 +127,12 @@ def contributions(kind: UnitKind, state: State) -> dict[RowKey, Sums]:
     rows of one metric share one object: add it to yours, never change it."""
     if "_at" not in state:
         return {}
-    at, platform, app_version, arms = attribution(state)
+    at, platform, app_version, arms, everyone = attribution(kind, state)
     minute = at - at % MINUTE_MS
     unit_facts = facts(kind, state)
     out: dict[RowKey, Sums] = {}
-    cohorts = [(ALL, ALL), *sorted(arms.items())]
+    cohorts = [(ALL, ALL)] if everyone else []
+    cohorts += sorted(arms.items())
     for metric in metrics_of(kind):
         counted = metric.contribution(unit_facts)
         if counted is None:
