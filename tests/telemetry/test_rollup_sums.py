@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,8 @@ from reelout.telemetry.sums import (
 )
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS
+FLAGS, VARIANTS = ("new-player", "dark-mode"), ("on", "off")
+COHORTS = [("", ""), *((flag, variant) for flag in FLAGS for variant in VARIANTS)]
 TYPES_AND_FIELDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "upload_completed": st.fixed_dictionaries(
         {
@@ -40,7 +43,7 @@ TYPES_AND_FIELDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "upload_abandoned": st.just({}),
     "exposure": st.fixed_dictionaries(
-        {"flag": st.just("new-player"), "variant": st.sampled_from(["on", "off"])}
+        {"flag": st.sampled_from(FLAGS), "variant": st.sampled_from(VARIANTS)}
     ),
     "play_request": st.just({}),
     "playing": st.just({}),
@@ -78,9 +81,7 @@ def an_event(draw: st.DrawFn) -> Seen:
         "upload_id": draw(st.sampled_from(["u1", "u2", None])),
         "session_id": draw(st.sampled_from(["s1", "s2"])),
         "platform": draw(st.sampled_from(["ios", "web"])),
-        "flags": draw(
-            st.dictionaries(st.just("new-player"), st.sampled_from(["on", "off"]), max_size=1)
-        ),
+        "flags": draw(st.dictionaries(st.sampled_from(FLAGS), st.sampled_from(VARIANTS))),
         **draw(TYPES_AND_FIELDS[type_]),
     }
     return Seen(body, T0 + draw(st.integers(0, 5 * MINUTE_MS)))
@@ -101,7 +102,8 @@ def rolled_up(chunks: Sequence[Sequence[Seen]]) -> dict[RowKey, Sums]:
     for chunk in chunks:
         for unit, arrived in _units(chunk).items():
             old = states.get(unit, {})
-            new = states[unit] = fold(unit.kind, old, arrived, unit.arm)
+            new = fold(unit.kind, old, arrived, unit.arm)
+            states[unit] = orjson.loads(orjson.dumps(new))  # as the units table keeps it
             for key, sums in change(unit.kind, old, new).items():
                 rows[key].add(sums)
     return rows
@@ -116,12 +118,14 @@ def from_raw(events: Sequence[Seen]) -> dict[RowKey, Sums]:
     return rows
 
 
-def window(rows: dict[RowKey, Sums], metric: str, variant: str, first: int, last: int) -> Sums:
+def window(
+    rows: dict[RowKey, Sums], metric: str, cohort: tuple[str, str], first: int, last: int
+) -> Sums:
     return total(
         sums
         for key, sums in rows.items()
         if key.metric == metric
-        and key.variant == variant
+        and (key.flag, key.variant) == cohort
         and first <= (key.minute - T0) // MINUTE_MS <= last
     )
 
@@ -148,10 +152,53 @@ def test_merged_minutes_equal_raw_events_for_every_metric(
     chunks = [events[a:b] for a, b in itertools.pairwise(bounds)]
     merged, raw = rolled_up(chunks), from_raw(events)
     for metric in CATALOGUE:  # proportions, ratios and means alike
-        for variant in ("", "on", "off"):
-            got = window(merged, metric.name, variant, first, first + span)
-            want = window(raw, metric.name, variant, first, first + span)
-            assert close(got, want), (metric.name, variant, got, want)
+        for cohort in COHORTS:
+            got = window(merged, metric.name, cohort, first, first + span)
+            want = window(raw, metric.name, cohort, first, first + span)
+            assert close(got, want), (metric.name, cohort, got, want)
+
+
+def recount(events: Sequence[Seen], cohort: tuple[str, str]) -> dict[str, tuple[int, bool, bool]]:
+    """Per viewer in `cohort` (everyone: all their events; an arm: the events that carried its
+    variant or an exposure to it), counted from the raw events: the minute of the first such
+    event, whether one is a complaint, and whether one is an exposure to the arm."""
+    found: dict[str, tuple[int, bool, bool]] = {}
+    for seen in events:
+        body, (flag, variant) = seen.body, cohort
+        served = seen.type == "exposure" and (body["flag"], body["variant"]) == cohort
+        if flag and body["flags"].get(flag) != variant and not served:
+            continue
+        minute, complained, exposed = found.get(body["viewer_id"], (10**9, False, False))
+        minute = min(minute, (seen.at_ms - T0) // MINUTE_MS)
+        found[body["viewer_id"]] = (
+            minute,
+            complained or seen.type == "complaint",
+            exposed or served,
+        )
+    return found
+
+
+@settings(max_examples=100)
+@given(
+    events=st.lists(an_event(), min_size=1, max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=4),
+    first=st.integers(0, 5),
+    span=st.integers(0, 5),
+)
+def test_an_arm_counts_each_viewer_from_their_first_exposure_to_it(
+    events: list[Seen], cuts: list[int], first: int, span: int
+) -> None:
+    """complaint_rate and exposed_units per arm, as the rollups keep them, against a recount:
+    a viewer counts in an arm from the first event that carried its variant or exposed them to
+    it, with every such event; in everyone's rows from their first event, with every event."""
+    bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
+    merged = rolled_up([events[a:b] for a, b in itertools.pairwise(bounds)])
+    for cohort in COHORTS:
+        units = [u for u in recount(events, cohort).values() if first <= u[0] <= first + span]
+        complaints = window(merged, "complaint_rate", cohort, first, first + span)
+        assert (complaints.n, complaints.x) == (len(units), sum(u[1] for u in units)), cohort
+        exposed = window(merged, "exposed_units", cohort, first, first + span).n
+        assert exposed == (sum(u[2] for u in units) if cohort[0] else 0), cohort
 
 
 PLAYBACK = ("play_request", "playing", "heartbeat", "view_end", "cache_hit")
@@ -181,9 +228,9 @@ def test_merged_minutes_equal_raw_events_for_the_viewer_startup_and_cache_metric
     chunks = [events[a:b] for a, b in itertools.pairwise(bounds)]
     merged, raw = rolled_up(chunks), from_raw(events)
     for metric in ("video_startup_log_ms", "cache_hit_ratio", "video_startup_seconds"):
-        for variant in ("", "on", "off"):
-            got, want = window(merged, metric, variant, 0, 3), window(raw, metric, variant, 0, 3)
-            assert close(got, want), (metric, variant, got, want)
+        for cohort in COHORTS[:3]:
+            got, want = window(merged, metric, cohort, 0, 3), window(raw, metric, cohort, 0, 3)
+            assert close(got, want), (metric, cohort, got, want)
 
 
 def test_a_late_event_moves_its_unit_to_its_own_minute() -> None:
