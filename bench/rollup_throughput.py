@@ -29,7 +29,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import scratch_postgres, work_dir
-from kpi_query import PROFILES, _filled, profile_events, visits_per_minute
+from kpi_query import FLAG, PROFILES, _filled, profile_events, visits_per_minute
 from ofrep_bulk import machine
 from reelout.clock import ManualClock
 from reelout.config import Settings
@@ -56,13 +56,18 @@ class Phase:
         return self.events / self.cpu_s if self.cpu_s else 0.0
 
 
-def events(count: int) -> list[dict[str, Any]]:
-    """`count` events of consecutive synthetic minutes, as apps send them."""
-    visits, out, minute = visits_per_minute(), [], 0
+def events(count: int, flags: int = 1) -> list[dict[str, Any]]:
+    """`count` events of consecutive synthetic minutes, as apps send them, each carrying
+    `flags` flags: the visits' own and `flags - 1` others the app evaluated (each viewer's
+    variant of them fixed by the visit)."""
+    visits, minute = visits_per_minute(), 0
+    out: list[dict[str, Any]] = []
     while len(out) < count:
         for index, event in enumerate(profile_events(minute % PROFILES, visits)):
             body = _filled(event.body, minute, index)
             body["event_id"] = str(uuid.UUID(body["event_id"]))
+            arm = body["flags"][FLAG]
+            body["flags"] |= {f"other-{i}": f"{arm}-{i % 3}" for i in range(1, flags)}
             at = START + timedelta(minutes=minute, milliseconds=event.offset_ms)
             body["client_time"] = at.isoformat()
             out.append(body)
@@ -107,9 +112,11 @@ def run_one(url: str | None, folder: Path, batch: list[dict[str, Any]]) -> list[
     return phases
 
 
-def run(count: int, database: str | None, say: Callable[[str], None]) -> list[Phase]:
-    say(f"making {count:,} events")
-    batch = events(count)
+def run(
+    count: int, database: str | None, say: Callable[[str], None], flags: int = 1
+) -> list[Phase]:
+    say(f"making {count:,} events, {flags} flag(s) each")
+    batch = events(count, flags)
     phases: list[Phase] = []
     with work_dir("rollup-throughput-") as tmp:
         say("sqlite")
@@ -148,24 +155,33 @@ def main(argv: list[str] | None = None) -> int:
         help="also run on PostgreSQL: a server URL such as "
         "postgresql://postgres@127.0.0.1:5432/test (a scratch database is made and dropped)",
     )
+    ap.add_argument(
+        "--flags", type=int, default=1, help="flags each event carries (default 1, up to 64)"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 10,000 events")
     ap.add_argument("--json", action="store_true", help="print the results as JSON only")
     args = ap.parse_args(argv)
     count = 10_000 if args.quick else args.events
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 150)
     started = datetime.now(UTC)
-    phases = run(count, args.database, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+
+    def say(msg: str) -> None:
+        console.print(f"[dim]{msg}[/dim]")
+
+    phases = run(count, args.database, say, args.flags)
     info = machine()
     if args.json:
         doc = {
             "started": started.isoformat(timespec="seconds"),
             "machine": info,
+            "flags": args.flags,
             "phases": [asdict(p) | {"events_per_cpu_s": round(p.per_cpu_s)} for p in phases],
         }
         print(json.dumps(doc, indent=2))
     else:
         console.print(f"{started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs ({info['cpu']}), "
-                      f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+                      f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
+                      f"{args.flags} flag(s) an event")  # fmt: skip
         print_table(console, phases)
     return 0
 
