@@ -142,7 +142,9 @@ CATALOGUE: tuple[Metric, ...] = (
        "Satisfaction", "Mean rating (1 to 5), the viewer as the unit.", lag_minutes=60,
        goal=Goal(3.5, ">=", 4.2)),
     _m("complaint_rate", "proportion", "viewer", "complained", "viewers", "lower", "percent",
-       "Complaint rate", "Viewers who complained, of viewers seen.", lag_minutes=60),
+       "Complaint rate",
+       "Viewers who complained, of viewers seen (in a flag's arm: of viewers exposed to it, "
+       "with their complaints that carried its variant).", lag_minutes=60),
     _m("error_rate", "proportion", "action", "failed", "actions", "lower", "percent",
        "Error rate",
        "Actions (upload attempts the apps reported, and views) that failed: the upload did not "
@@ -157,8 +159,10 @@ CATALOGUE: tuple[Metric, ...] = (
     _m("exposed_units", "mean", "exposure", "exposed", None, "higher", "count",
        "Exposed units",
        "Viewers served each variant (exposure events: OFREP's log, or the app's), each counted "
-       "once per variant, in the minute of their first exposure to it: read n, the count (the "
-       "value is always 1). The rollout controller's units per arm and sample-ratio check."),
+       "once per variant, in the minute of their first exposure to it (that event, or an "
+       "earlier one that carried the variant): read n, the count (the value is always 1). A "
+       "viewer whose events carried the variant with no exposure event is not counted. The "
+       "rollout controller's units per arm and sample-ratio check."),
 )  # fmt: skip
 METRICS: dict[str, Metric] = {metric.name: metric for metric in CATALOGUE}
 SEED_KPIS = tuple(metric.name for metric in CATALOGUE if metric.goal is not None)
