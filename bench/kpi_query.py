@@ -6,7 +6,7 @@ code, what a Reelout without rollups would have to do), with a check that both a
 The data: 14 days of minutes, each minute a copy of one of PROFILES synthetic minutes (viewers
 on three platforms and two app versions, half in each arm of one flag, each opening the app,
 watching a video, some uploading or rating). A profile's rollup rows are made by the real code
-(facts.unit_ids, facts.fold, sums.change, the rows rollups.py writes); SQL then copies them to
+(facts.units, facts.fold, sums.change, the rows rollups.py writes); SQL then copies them to
 every minute of its profile (INSERT ... SELECT over the minutes), and writes the raw events the
 same way, the unit ids made unique per minute.
 """

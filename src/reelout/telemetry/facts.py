@@ -116,8 +116,9 @@ def fold(kind: UnitKind, state: State, events: Iterable[Seen], arm: Arm | None =
             _anchor(folded, seen)
             _exposure(folded, seen)
         return folded
-    folded["_arms"] = dict(state.get("_arms", {}))
     step, carried = _STEPS[kind], kind != "viewer"  # a viewer counts in no arm: its exposures do
+    if carried:
+        folded["_arms"] = dict(state.get("_arms", {}))
     for seen in events:
         _anchor(folded, seen)
         if carried:
