@@ -57,10 +57,11 @@ def send(live: LiveServer, key: str, events: list[Any]) -> None:
 
 
 @pytest.fixture
-def live(live_servers: StartLive) -> LiveServer:
-    """The story, rolled up in two goes: what happened before the window, then in it."""
+def live(live_servers: StartLive, database_url: str) -> LiveServer:
+    """The story, rolled up in two goes: what happened before the window, then in it (on
+    SQLite and on PostgreSQL: the `database_url` fixture gives both)."""
     clock = ManualClock(T0 - timedelta(hours=1))
-    server = live_servers(clock=clock, telemetry_rollup_delay_seconds=0)
+    server = live_servers(clock=clock, telemetry_rollup_delay_seconds=0, database_url=database_url)
     key = client_key(server)
     before = T0 - timedelta(hours=2)
     send(server, key, [e for i in range(4) for e in visit(f"returning-{i}", before, None, FAST)])

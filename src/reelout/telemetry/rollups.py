@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, or_, select, true
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -196,17 +196,34 @@ def _states(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, State]:
     by_group: dict[tuple[str, str], list[str]] = defaultdict(list)
     for environment, kind, unit_id in keys:
         by_group[(environment, kind)].append(unit_id)
+    postgres = session.get_bind().dialect.name == "postgresql"
     found: dict[UnitKey, State] = {}
     for (environment, kind), ids in by_group.items():
         for start in range(0, len(ids), UNIT_QUERY):
-            query = select(TelemetryUnit.unit_id, TelemetryUnit.state).where(
-                TelemetryUnit.environment == environment,
-                TelemetryUnit.kind == kind,
-                TelemetryUnit.unit_id.in_(ids[start : start + UNIT_QUERY]),
-            )
-            for unit_id, state in session.execute(query):
+            batch = ids[start : start + UNIT_QUERY]
+            query = _STATES_BY_KEY if postgres else _states_in(environment, kind, batch)
+            where = {"environment": environment, "kind": kind, "ids": batch} if postgres else {}
+            for unit_id, state in session.execute(query, where):
                 found[(environment, kind, unit_id)] = orjson.loads(state)
     return found
+
+
+def _states_in(environment: str, kind: str, ids: Sequence[str]) -> Any:
+    return select(TelemetryUnit.unit_id, TelemetryUnit.state).where(
+        TelemetryUnit.environment == environment,
+        TelemetryUnit.kind == kind,
+        TelemetryUnit.unit_id.in_(ids),
+    )
+
+
+# PostgreSQL: one primary-key lookup per id, whatever the planner's statistics say. With
+# `unit_id IN (...)` a table that grew since its last ANALYZE (a new unit kind, autovacuum
+# off) was read as "few rows of this kind": every row of the kind scanned per query.
+_STATES_BY_KEY = text(
+    "SELECT u.unit_id, u.state FROM unnest(CAST(:ids AS varchar[])) AS wanted(id)"
+    f" CROSS JOIN LATERAL (SELECT unit_id, state FROM {TelemetryUnit.__tablename__}"
+    " WHERE environment = :environment AND kind = :kind AND unit_id = wanted.id LIMIT 1) AS u"
+).bindparams(bindparam("ids"))
 
 
 def _apply(session: Session, delta: dict[tuple[str, RowKey], Sums]) -> None:
