@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text, true
+from sqlalchemy import String, and_, cast, delete, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from reelout.context import Core
@@ -201,9 +202,8 @@ def _states(session: Session, keys: Sequence[UnitKey]) -> dict[UnitKey, State]:
     for (environment, kind), ids in by_group.items():
         for start in range(0, len(ids), UNIT_QUERY):
             batch = ids[start : start + UNIT_QUERY]
-            query = _STATES_BY_KEY if postgres else _states_in(environment, kind, batch)
-            where = {"environment": environment, "kind": kind, "ids": batch} if postgres else {}
-            for unit_id, state in session.execute(query, where):
+            query = (_states_by_key if postgres else _states_in)(environment, kind, batch)
+            for unit_id, state in session.execute(query):
                 found[(environment, kind, unit_id)] = orjson.loads(state)
     return found
 
@@ -216,14 +216,20 @@ def _states_in(environment: str, kind: str, ids: Sequence[str]) -> Any:
     )
 
 
-# PostgreSQL: one primary-key lookup per id, whatever the planner's statistics say. With
-# `unit_id IN (...)` a table that grew since its last ANALYZE (a new unit kind, autovacuum
-# off) was read as "few rows of this kind": every row of the kind scanned per query.
-_STATES_BY_KEY = text(
-    "SELECT u.unit_id, u.state FROM unnest(CAST(:ids AS varchar[])) AS wanted(id)"
-    f" CROSS JOIN LATERAL (SELECT unit_id, state FROM {TelemetryUnit.__tablename__}"
-    " WHERE environment = :environment AND kind = :kind AND unit_id = wanted.id LIMIT 1) AS u"
-).bindparams(bindparam("ids"))
+def _states_by_key(environment: str, kind: str, ids: Sequence[str]) -> Any:
+    """PostgreSQL: one primary-key lookup per id (`unnest` and a LATERAL subquery), whatever
+    the planner's statistics say. With `unit_id IN (...)` a table grown since its last ANALYZE
+    (a new unit kind, autovacuum off) was read as "few rows of this kind", and every row of the
+    kind was scanned per query."""
+    wanted = func.unnest(cast(list(ids), ARRAY(String))).table_valued("id").render_derived("wanted")
+    unit = (
+        select(TelemetryUnit.unit_id, TelemetryUnit.state)
+        .where(TelemetryUnit.environment == environment, TelemetryUnit.kind == kind,
+               TelemetryUnit.unit_id == wanted.c.id)
+        .limit(1)
+        .lateral("unit")
+    )  # fmt: skip
+    return select(unit.c.unit_id, unit.c.state).select_from(wanted).join(unit, true())
 
 
 def _apply(session: Session, delta: dict[tuple[str, RowKey], Sums]) -> None:
