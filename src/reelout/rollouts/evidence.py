@@ -6,7 +6,8 @@ The analysis window. Each guardrail's sums cover the units that started in
 [analysis_since, now - its lag): cumulative across stages, as the spec asks, for as long as the
 arms' ratio stays the same (`analysis_since` gives the start of that run of stages plus its
 first stage's warmup). A unit counts in the minute of its earliest event (the rollups' rule),
-so a window is about the units that started in it.
+so a window is about the units that started in it; for the viewer metrics the unit is the
+viewer's exposure to the arm, which starts at their first exposure to its variant.
 
 Exposures are the `exposed_units` metric: the viewers first served the arm's variant in
 [analysis_since, now), each once per variant. `last_exposure_at` is the latest minute in that
