@@ -28,9 +28,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import scratch_postgres, work_dir
+from common import machine, scratch_postgres, work_dir
 from kpi_query import FLAG, PROFILES, _filled, profile_events, visits_per_minute
-from ofrep_bulk import machine
 from reelout.clock import ManualClock
 from reelout.config import Settings
 from reelout.db.engine import Database
