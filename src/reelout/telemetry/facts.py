@@ -70,7 +70,6 @@ def units(event: Mapping[str, Any]) -> list[Unit]:
     variant it carries (at most MAX_ARMS) and for the variant an exposure event served."""
     kind = event["type"]
     found = [Unit("viewer", event["viewer_id"])]
-    attempt = None
     if kind.startswith("upload_"):
         attempt = event.get("upload_id") or f"event:{event['event_id']}"
         found += [Unit("attempt", attempt), Unit("action", f"upload:{attempt}")]
