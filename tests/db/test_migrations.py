@@ -18,7 +18,7 @@ from tests.support.settings import make_settings, start_runtime
 def test_migrations_match_the_models(tmp_path: Path, database_url: str) -> None:
     rt = start_runtime(make_settings(tmp_path, database_url=database_url))
     upgrade(rt.db)  # idempotent
-    assert current_heads(rt.db) == {"0019"}
+    assert current_heads(rt.db) == {"0020"}
     load_all()
     with rt.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -141,5 +141,39 @@ def test_0018_adds_up_existing_minute_rollups_over_platforms(
         ("2026-12-01 10:00:00", "off", 1.0, 4.0, 4.0, 1.0, 1.0, 4.0, None),
         ("2026-12-01 10:00:00", "on", 4.0, 6.0, 6.0, 4.0, 4.0, 6.0, '{"14":2.0,"20":1.0}'),
         ("2026-12-01 10:01:00", "on", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None),
+    ]
+    rt.db.dispose()
+
+
+def test_0020_adds_up_existing_hour_rollups_per_utc_day(tmp_path: Path, database_url: str) -> None:
+    rt = Runtime.from_settings(make_settings(tmp_path, blank=True, database_url=database_url))
+    upgrade(rt.db, "0019")
+    insert = text(
+        "INSERT INTO telemetry_rollups_hourly (environment, metric, flag, hour, variant, n, sum_x, "
+        "sum_x2, sum_d, sum_d2, sum_xd, hist) VALUES ('production', 'video_startup_seconds', 'f', "
+        ":hour, :variant, :n, :x, :x, :n, :n, :x, :hist)"
+    )
+    hours = [
+        {"hour": "2026-12-01 00:00:00", "n": 1.0, "x": 2.0, "hist": '{"14":1.0}'},
+        {"hour": "2026-12-01 23:00:00", "n": 2.0, "x": 3.0, "hist": '{"14":1.0,"20":1.0}'},
+        {"hour": "2026-12-01 23:00:00", "variant": "off", "n": 1.0, "x": 4.0, "hist": None},
+        {"hour": "2026-12-02 00:00:00", "n": 1.0, "x": 1.0, "hist": None},
+        {"hour": "2026-12-03 05:00:00", "n": 0.0, "x": 0.0, "hist": None},
+    ]  # fmt: skip
+    with rt.db.engine.begin() as conn:
+        for hour in hours:
+            conn.execute(insert, {"variant": "on", **hour})
+    upgrade(rt.db)  # a day row per UTC day and variant, wherever an hour row is
+    query = (
+        "SELECT day, variant, n, sum_x, sum_x2, sum_d, sum_d2, sum_xd, hist "
+        "FROM telemetry_rollups_daily"
+    )
+    with rt.db.engine.connect() as conn:
+        rows = conn.execute(text(query + " ORDER BY day, variant")).all()
+    assert [(str(r[0])[:19], *r[1:]) for r in rows] == [
+        ("2026-12-01 00:00:00", "off", 1.0, 4.0, 4.0, 1.0, 1.0, 4.0, None),
+        ("2026-12-01 00:00:00", "on", 3.0, 5.0, 5.0, 3.0, 3.0, 5.0, '{"14":2.0,"20":1.0}'),
+        ("2026-12-02 00:00:00", "on", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, None),
+        ("2026-12-03 00:00:00", "on", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None),
     ]
     rt.db.dispose()

@@ -1,9 +1,10 @@
 """The hour rollups: each hour row is its minute rows added up (over every platform and app
-version), late events included, and a
-window reads exactly its minutes (whole hours from the hour rows, the ends from the minutes)."""
+version), late events included, and a window reads exactly its minutes (whole UTC days from the
+day rows, whole hours from the hour rows, the ragged ends from the minutes' totals)."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from reelout.clock import ManualClock
 from reelout.telemetry import kpis, rollups
-from reelout.telemetry.models import TelemetryRollup, TelemetryRollupHour
+from reelout.telemetry.models import TelemetryRollup, TelemetryRollupDay, TelemetryRollupHour
 from reelout.telemetry.sums import Sums
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartLive
@@ -24,17 +25,26 @@ from tests.telemetry.conftest import client_key
 
 FLAG = "new-player"
 START = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
 @given(
     since=st.datetimes(datetime(2026, 1, 1), datetime(2026, 1, 3), timezones=st.just(UTC)),
-    length=st.timedeltas(timedelta(0), timedelta(hours=30)),
+    length=st.timedeltas(timedelta(0), timedelta(days=4)),
 )
 def test_a_window_reads_exactly_its_minutes(since: datetime, length: timedelta) -> None:
     until = since + length
     covered: list[datetime] = []
-    for table, start, end in rollups.spans(since, until):
-        step = timedelta(hours=1) if table is TelemetryRollupHour else timedelta(minutes=1)
+    steps = {TelemetryRollupDay: DAY, TelemetryRollupHour: timedelta(hours=1)}
+    spans = rollups.spans(since, until)
+    for (table, _, end), (next_table, start, _) in itertools.pairwise(spans):
+        assert end == start and table is not next_table  # contiguous, coarsest in the middle
+    end = rollups._ceil(until, timedelta(minutes=1))
+    first_day, last_day = rollups._ceil(since, timedelta(days=1)), end - (end - rollups.EPOCH) % DAY
+    assert ((TelemetryRollupDay, first_day, last_day) in spans) == (first_day < last_day)
+    for table, start, end in spans:
+        step = steps.get(table, timedelta(minutes=1))
+        assert (start - rollups.EPOCH) % step == (end - rollups.EPOCH) % step == timedelta(0)
         at = start
         while at < end:
             covered += [at + timedelta(minutes=m) for m in range(int(step / timedelta(minutes=1)))]

@@ -1,6 +1,8 @@
-"""The minute totals (each minute's rows added up over platforms and app versions): a window read
-from them and the hour rows gives exactly the sums, histograms and latest minute that it gave
-from the minute rows and the hour rows, whatever the window and each metric's end."""
+"""The minute totals, hour rows and day rows (each the minute rows added up over platforms and
+app versions, per minute, hour and UTC day): a window read from them gives exactly the sums,
+histograms and labels of its minute rows, and the latest minute the hour ladder gave, whatever
+the window (across days) and each metric's end; the purge keeps a day while any of its minutes
+is kept."""
 
 from __future__ import annotations
 
@@ -15,9 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from reelout.clock import ManualClock
 from reelout.runtime import Runtime
 from reelout.telemetry import rollups
-from reelout.telemetry.models import TelemetryRollup, TelemetryRollupHour, TelemetryRollupMinute
+from reelout.telemetry.models import (
+    TelemetryRollup,
+    TelemetryRollupDay,
+    TelemetryRollupHour,
+    TelemetryRollupMinute,
+)
 from reelout.telemetry.sums import RowKey, Sums
 from tests.support.settings import make_settings, start_runtime
 
@@ -25,8 +33,9 @@ ENVIRONMENT, FLAG = "production", "new-player"
 METRICS = ("error_rate", "crash_rate", "video_startup_seconds", "exposed_units")
 QUANTILES = ("video_startup_seconds",)
 VARIANTS = ("on", "off")
-START = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)  # 4 hours of minutes, across midnight
-MINUTES = 240
+START = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)  # 56 hours of minutes, across two midnights
+MINUTES = 56 * 60
+HOUR = timedelta(hours=1)
 
 
 def _sums(rng: random.Random, quantiles: bool) -> Sums:
@@ -39,12 +48,13 @@ def _sums(rng: random.Random, quantiles: bool) -> Sums:
 
 def _write(rt: Runtime, seed: int) -> None:
     """Minute rows on 3 platforms and 2 app versions (some empty, some of another flag or
-    environment), through the rollups' own writer, in chunks that touch the same rows twice."""
+    environment) in about one minute in three, through the rollups' own writer, in chunks that
+    touch the same rows twice."""
     rng = random.Random(seed)
     chunks: list[dict[tuple[str, RowKey], Sums]] = [{} for _ in range(3)]
     start_ms = int(START.timestamp() * 1000)
     for minute in range(MINUTES):
-        for _ in range(rng.randint(0, 8)):
+        for _ in range(rng.choice((0, 0, 0, 0, 1, 2, 3))):
             metric = rng.choice(METRICS)
             environment = rng.choice((ENVIRONMENT, ENVIRONMENT, "staging"))
             key = RowKey(start_ms + minute * 60_000, rng.choice((FLAG, FLAG, FLAG, "other")),
@@ -75,54 +85,47 @@ def written(tmp_path: Path, database_url: str) -> Iterator[tuple[Runtime, Rows]]
     rt.db.dispose()
 
 
-def _rows_in(
-    rows: Rows, table: rollups.RollupTable, start: datetime, end: datetime
-) -> list[TelemetryRollup | TelemetryRollupHour]:
-    """The old reading of a span: its minute rows (every platform and version), or its hours."""
-    minutes, hours = rows
-    if table is TelemetryRollupHour:
-        return [row for row in hours if start <= row.hour < end and row.flag == FLAG
-                and row.environment == ENVIRONMENT]  # fmt: skip
-    return [row for row in minutes if start <= row.minute < end and row.flag == FLAG
-            and row.environment == ENVIRONMENT]  # fmt: skip
-
-
-def _old_sums(
+def _minute_sums(
     rows: Rows, since: datetime, ends: Mapping[str, datetime], hists: bool
 ) -> dict[str, dict[str, Sums]]:
-    """What window_sums(_until) read before the totals: each span's rows added up."""
+    """Each metric's minute rows of the flag in [since, its end), added up per variant."""
     out: dict[str, dict[str, Sums]] = defaultdict(lambda: defaultdict(Sums))
-    for metric, end in ends.items():
-        for table, start, stop in rollups.spans(since, end):
-            for row in _rows_in(rows, table, start, stop):
-                if row.metric == metric:
-                    sums = rollups._sums(row)
-                    out[metric][row.variant].add(
-                        sums if hists else Sums(sums.n, sums.x, sums.x2, sums.d, sums.d2, sums.xd)
-                    )
+    for row in rows[0]:
+        end = ends.get(row.metric)
+        if end is None or not since <= row.minute < end:
+            continue
+        if (row.environment, row.flag) == (ENVIRONMENT, FLAG):
+            sums = rollups._sums(row)
+            out[row.metric][row.variant].add(
+                sums if hists else Sums(sums.n, sums.x, sums.x2, sums.d, sums.d2, sums.xd)
+            )
     return {metric: dict(arms) for metric, arms in out.items()}
 
 
-def _old_latest(rows: Rows, since: datetime, until: datetime) -> datetime | None:
-    """What latest() read before the totals: the newest span with a row, an hour narrowed to
-    its minute rows."""
-    for table, start, end in reversed(rollups.spans(since, until)):
-        found = [r.hour if isinstance(r, TelemetryRollupHour) else r.minute
-                 for r in _rows_in(rows, table, start, end)]  # fmt: skip
-        if not found:
-            continue
-        if table is TelemetryRollupHour:
-            hour = max(found)
-            inside = [
-                r.minute for r in _rows_in(rows, TelemetryRollup, hour, hour + timedelta(hours=1))
-            ]
-            return max(inside, default=hour)
-        return max(found)
-    return None
+def _hour_ladder_latest(rows: Rows, since: datetime, until: datetime) -> datetime | None:
+    """What latest() gave before the day rows: the newest minute row of the window's ragged
+    ends or, in its whole hours, of the newest hour that has an hour row (or that hour)."""
+    minutes, hours = rows
+
+    def ours(row: TelemetryRollup | TelemetryRollupHour) -> bool:
+        return (row.environment, row.flag) == (ENVIRONMENT, FLAG)
+
+    end = rollups._ceil(until, rollups.MINUTE)
+    first = rollups._ceil(rollups._ceil(since, rollups.MINUTE), HOUR)
+    last = max(first, end - (end - rollups.EPOCH) % HOUR)
+    found = [r.minute for r in minutes if ours(r) and since <= r.minute < until]
+    ends = [at for at in found if not first <= at < last]
+    if ends and max(ends) >= last:
+        return max(ends)
+    whole = [r.hour for r in hours if ours(r) and first <= r.hour < last]
+    if whole:
+        hour = max(whole)
+        return max((at for at in found if hour <= at < hour + HOUR), default=hour)
+    return max(ends, default=None)
 
 
 moments = st.datetimes(
-    datetime(2026, 3, 1, 21, 50), datetime(2026, 3, 2, 2, 10), timezones=st.just(UTC)
+    datetime(2026, 3, 1, 19, 50), datetime(2026, 3, 4, 4, 10), timezones=st.just(UTC)
 )
 
 
@@ -130,7 +133,7 @@ moments = st.datetimes(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(since=moments, ends=st.lists(moments, min_size=len(METRICS), max_size=len(METRICS)))
-def test_windows_from_the_totals_equal_those_from_the_minute_rows(
+def test_windows_from_the_ladder_equal_the_minute_rows(
     written: tuple[Runtime, Rows], since: datetime, ends: list[datetime]
 ) -> None:
     rt, rows = written
@@ -141,20 +144,69 @@ def test_windows_from_the_totals_equal_those_from_the_minute_rows(
                                     QUANTILES)  # fmt: skip
         latest = rollups.latest(session, ENVIRONMENT, list(METRICS), FLAG, VARIANTS, since,
                                 max(ends))  # fmt: skip
-    assert cut == _old_sums(rows, since, until, hists=False)  # each metric at its own end
-    assert whole == _old_sums(rows, since, dict.fromkeys(METRICS, max(ends)), hists=True)
-    assert latest == _old_latest(rows, since, max(ends))
+        labelled = _labelled(rollups.labelled_rows(session, METRICS[0], since, max(ends), None))
+    assert cut == _minute_sums(rows, since, until, hists=False)  # each metric at its own end
+    assert whole == _minute_sums(rows, since, dict.fromkeys(METRICS, max(ends)), hists=True)
+    assert latest == _hour_ladder_latest(rows, since, max(ends))
+    wanted: dict[tuple[str, str, str], Sums] = defaultdict(Sums)
+    for row in rows[0]:
+        if row.metric == METRICS[0] and since <= row.minute < max(ends):
+            sums = rollups._sums(row)
+            wanted[(row.environment, row.flag, row.variant)].add(
+                Sums(sums.n, sums.x, sums.x2, sums.d, sums.d2, sums.xd)
+            )
+    assert labelled == {key: sums for key, sums in wanted.items()}
 
 
-def test_each_total_adds_up_its_minute_rows(written: tuple[Runtime, Rows]) -> None:
+def _labelled(found: Iterator[tuple[str, str, str, Sums]]) -> dict[tuple[str, str, str], Sums]:
+    out: dict[tuple[str, str, str], Sums] = defaultdict(Sums)
+    for environment, flag, variant, sums in found:
+        out[(environment, flag, variant)].add(sums)
+    return dict(out)
+
+
+@pytest.mark.parametrize(
+    ("table", "at", "step"),
+    [
+        (TelemetryRollupMinute, "minute", timedelta(minutes=1)),
+        (TelemetryRollupHour, "hour", HOUR),
+        (TelemetryRollupDay, "day", timedelta(days=1)),
+    ],
+)
+def test_each_total_adds_up_its_minute_rows(
+    written: tuple[Runtime, Rows], table: rollups.RollupTable, at: str, step: timedelta
+) -> None:
     rt, (minutes, _) = written
     wanted: dict[tuple[object, ...], Sums] = defaultdict(Sums)
     for row in minutes:
-        key = (row.environment, row.metric, row.flag, row.minute, row.variant)
-        wanted[key].add(rollups._sums(row))
+        when = row.minute - (row.minute - rollups.EPOCH) % step
+        wanted[(row.environment, row.metric, row.flag, when, row.variant)].add(rollups._sums(row))
     with rt.db.read() as session:
         totals = {
-            (r.environment, r.metric, r.flag, r.minute, r.variant): rollups._sums(r)
-            for r in session.scalars(select(TelemetryRollupMinute))
+            (r.environment, r.metric, r.flag, getattr(r, at), r.variant): rollups._sums(r)
+            for r in session.scalars(select(table))
         }
-    assert totals == wanted  # a total wherever a minute row is, empty ones too
+    if table is TelemetryRollupMinute:  # a total wherever a minute row is, empty ones too
+        assert totals == wanted
+    else:  # an hour or day row wherever its minutes add up to something
+        assert totals == {key: sums for key, sums in wanted.items() if not sums.is_empty()}
+
+
+def test_the_purge_keeps_an_hour_or_a_day_while_any_of_its_minutes_is_kept(
+    tmp_path: Path, database_url: str
+) -> None:
+    now = START + timedelta(hours=56)  # the data's end; keep its last 36 h 30 min
+    settings_ = make_settings(tmp_path, database_url=database_url,
+                              telemetry_rollup_retention_days=36.5 / 24)  # fmt: skip
+    rt = start_runtime(settings_, ManualClock(now))
+    _write(rt, seed=5)
+    rollups.purge(rt)
+    kept = now - timedelta(hours=36, minutes=30)  # 2026-03-02 15:30
+    with rt.db.read() as session:
+        minutes = list(session.scalars(select(TelemetryRollupMinute.minute)))
+        hours = set(session.scalars(select(TelemetryRollupHour.hour)))
+        days = set(session.scalars(select(TelemetryRollupDay.day)))
+    assert min(minutes) >= kept
+    assert min(hours) == datetime(2026, 3, 2, 15, tzinfo=UTC)  # its minutes from 15:30 are kept
+    assert days == {datetime(2026, 3, d, tzinfo=UTC) for d in (2, 3, 4)}  # 1 March all went
+    rt.db.dispose()

@@ -89,8 +89,9 @@ class TelemetryRollupMinute(RollupSums, Base):
 
 class TelemetryRollupHour(RollupSums, Base):
     """One hour of one metric for one cohort, over all platforms and app versions: its minute
-    rows added up, written with them. A long window reads its whole hours here (a few rows per
-    hour) and only its ragged ends minute by minute."""
+    rows added up, written with them. A window reads its whole hours here (a few rows per hour)
+    when they are not whole UTC days (see TelemetryRollupDay), its ragged ends minute by
+    minute."""
 
     __tablename__ = "telemetry_rollups_hourly"
 
@@ -98,6 +99,20 @@ class TelemetryRollupHour(RollupSums, Base):
     metric: Mapped[str] = mapped_column(String(48), primary_key=True)
     flag: Mapped[str] = mapped_column(String(255), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
+    variant: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class TelemetryRollupDay(RollupSums, Base):
+    """One UTC day of one metric for one cohort, over all platforms and app versions: its
+    minute rows added up, written with them. A window of days reads its whole days here, its
+    ragged hours from the hour rows and its ragged minutes from the minutes' totals."""
+
+    __tablename__ = "telemetry_rollups_daily"
+
+    environment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(48), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
     variant: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 

@@ -1,6 +1,7 @@
 """The minute rollups: fold newly arrived events into their units and the units' numbers into
-minute rows, and note when the apps' own events last arrived (per environment and flag), in one
-transaction per chunk (so a crash replays a chunk, never half of one).
+minute rows (and their totals per minute, hour and UTC day), and note when the apps' own events
+last arrived (per environment and flag), in one transaction per chunk (so a crash replays a
+chunk, never half of one).
 
 One job runs it (the jobs table makes sure no two workers do at once). Events are read in
 arrival order from a cursor, `REELOUT_TELEMETRY_ROLLUP_DELAY_SECONDS` behind the clock so that
@@ -27,6 +28,7 @@ from reelout.telemetry.models import (
     TelemetryCursor,
     TelemetryEvent,
     TelemetryRollup,
+    TelemetryRollupDay,
     TelemetryRollupHour,
     TelemetryRollupMinute,
     TelemetryUnit,
@@ -37,10 +39,21 @@ CURSOR = "rollups"
 CHUNK_EVENTS = 5_000  # events folded per transaction
 UNIT_QUERY = 400  # unit keys per IN (...) query
 UnitKey = tuple[str, str, str]  # environment, kind, unit id
-RollupTable = type[TelemetryRollup] | type[TelemetryRollupMinute] | type[TelemetryRollupHour]
-HOUR_MS = 3_600_000
-MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+RollupTable = (
+    type[TelemetryRollup]
+    | type[TelemetryRollupMinute]
+    | type[TelemetryRollupHour]
+    | type[TelemetryRollupDay]
+)
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The ladder a window is read from, coarsest first: whole days, then whole hours (the ragged
+# minutes come from the minutes' totals).
+LADDER: tuple[tuple[RollupTable, timedelta], ...] = (
+    (TelemetryRollupDay, DAY),
+    (TelemetryRollupHour, HOUR),
+)
 
 
 def roll_up(core: Core, max_chunks: int = 1_000) -> int:
@@ -234,17 +247,21 @@ def _states_by_key(environment: str, kind: str, ids: Sequence[str]) -> Any:
 
 def _apply(session: Session, delta: dict[tuple[str, RowKey], Sums]) -> None:
     """Add each change to its minute row, to its minute's total over platforms and app versions
-    (a total wherever a minute row is, empty or not, as `latest` reads them) and to its hour
-    row."""
+    (a total wherever a minute row is, empty or not, as `latest` reads them), to its hour row
+    and to its day row."""
     minutely: dict[tuple[str, RowKey], Sums] = defaultdict(Sums)
     hourly: dict[tuple[str, RowKey], Sums] = defaultdict(Sums)
+    daily: dict[tuple[str, RowKey], Sums] = defaultdict(Sums)
     for (environment, key), sums in delta.items():
         total = key._replace(platform="", app_version="")
         minutely[(environment, total)].add(sums)
-        hourly[(environment, total._replace(minute=key.minute - key.minute % HOUR_MS))].add(sums)
+    for (environment, key), sums in minutely.items():  # fewer keys: the totals'
+        hourly[(environment, key._replace(minute=key.minute - key.minute % HOUR_MS))].add(sums)
+        daily[(environment, key._replace(minute=key.minute - key.minute % DAY_MS))].add(sums)
     _add(session, TelemetryRollup, delta)
     _add(session, TelemetryRollupMinute, minutely)
-    _add(session, TelemetryRollupHour, {k: v for k, v in hourly.items() if not v.is_empty()})
+    for table, rows in ((TelemetryRollupHour, hourly), (TelemetryRollupDay, daily)):
+        _add(session, table, {k: v for k, v in rows.items() if not v.is_empty()})
 
 
 def _add(session: Session, table: RollupTable, delta: dict[tuple[str, RowKey], Sums]) -> None:
@@ -263,7 +280,9 @@ def _add(session: Session, table: RollupTable, delta: dict[tuple[str, RowKey], S
 
 
 def _at(table: RollupTable) -> Any:
-    """The row's time column: the minute, or the hour."""
+    """The row's time column: the minute, the hour or the day."""
+    if table is TelemetryRollupDay:
+        return table.day
     return table.hour if table is TelemetryRollupHour else table.minute  # type: ignore[union-attr]
 
 
@@ -306,7 +325,9 @@ def _values(table: RollupTable, environment: str, key: RowKey, sums: Sums) -> di
     return values
 
 
-def _sums(row: TelemetryRollup | TelemetryRollupMinute | TelemetryRollupHour) -> Sums:
+def _sums(
+    row: TelemetryRollup | TelemetryRollupMinute | TelemetryRollupHour | TelemetryRollupDay,
+) -> Sums:
     return Sums(row.n, row.sum_x, row.sum_x2, row.sum_d, row.sum_d2, row.sum_xd, _hist(row.hist))
 
 
@@ -422,19 +443,31 @@ def latest(
     until: datetime,
 ) -> datetime | None:
     """The latest minute in [since, until) in which a unit of these metrics started in one of
-    these variants of `flag`, or None: the newest rows first (an hour row found is narrowed to
-    its minute rows, when they are still kept)."""
+    these variants of `flag`, or None: the newest rows first (a day row found is narrowed to
+    its hour rows, an hour row to its minutes' totals, when they are still kept)."""
     for table, start, end in reversed(spans(since, until)):
         found = _latest_in(session, table, environment, metrics, flag, variants, start, end)
         if found is None:
             continue
-        if table is TelemetryRollupHour:
-            hour_end = found + HOUR
-            minute = _latest_in(session, TelemetryRollupMinute, environment, metrics, flag,
-                                variants, found, hour_end)  # fmt: skip
-            return minute or found
+        for finer, step in _finer(table):
+            inside = _latest_in(session, finer, environment, metrics, flag, variants, found,
+                                found + step)  # fmt: skip
+            if inside is None:
+                break
+            found = inside
         return found
     return None
+
+
+def _finer(table: RollupTable) -> list[tuple[RollupTable, timedelta]]:
+    """The tables a row of `table` is narrowed through, each with the length of the row it
+    narrows: a day to its hours, an hour to its minutes' totals."""
+    tables = [coarse for coarse, _ in LADDER]
+    if table not in tables:
+        return []
+    tables.append(TelemetryRollupMinute)
+    first = tables.index(table)
+    return [(tables[i + 1], LADDER[i][1]) for i in range(first, len(LADDER))]
 
 
 def _latest_in(
@@ -477,20 +510,29 @@ def _summed(table: RollupTable) -> list[Any]:
     return [func.sum(column) for column in columns]
 
 
-def spans(since: datetime, until: datetime) -> list[tuple[RollupTable, datetime, datetime]]:
-    """The rows that hold exactly the minutes in [since, until): the whole hours from the hour
-    rows, the ragged ends from the minutes' totals over platforms and app versions (each as
-    [start, end) of its time column)."""
-    start, end = _ceil(since, MINUTE), _ceil(until, MINUTE)
-    first_hour, last_hour = _ceil(start, HOUR), end - (end - EPOCH) % HOUR
-    if first_hour >= last_hour:
-        return [(TelemetryRollupMinute, start, end)] if start < end else []
-    parts: list[tuple[RollupTable, datetime, datetime]] = [
-        (TelemetryRollupMinute, start, first_hour),
-        (TelemetryRollupHour, first_hour, last_hour),
-        (TelemetryRollupMinute, last_hour, end),
-    ]
-    return [(table, a, b) for table, a, b in parts if a < b]
+Span = tuple[RollupTable, datetime, datetime]
+
+
+def spans(since: datetime, until: datetime) -> list[Span]:
+    """The rows that hold exactly the minutes in [since, until), in time order: the whole UTC
+    days from the day rows, the ragged whole hours from the hour rows, the ragged minutes from
+    the minutes' totals over platforms and app versions (each as [start, end) of its time
+    column)."""
+    return _ladder(_ceil(since, MINUTE), _ceil(until, MINUTE), LADDER)
+
+
+def _ladder(
+    start: datetime, end: datetime, levels: Sequence[tuple[RollupTable, timedelta]]
+) -> list[Span]:
+    if start >= end:
+        return []
+    if not levels:
+        return [(TelemetryRollupMinute, start, end)]
+    (table, step), finer = levels[0], levels[1:]
+    first, last = _ceil(start, step), end - (end - EPOCH) % step
+    if first >= last:
+        return _ladder(start, end, finer)
+    return [*_ladder(start, first, finer), (table, first, last), *_ladder(last, end, finer)]
 
 
 def _ceil(at: datetime, step: timedelta) -> datetime:
@@ -512,11 +554,14 @@ def purge(core: Core) -> int:
         hours = session.execute(  # the hours all of whose minutes went
             delete(TelemetryRollupHour).where(TelemetryRollupHour.hour <= old_rows - HOUR)
         )
+        days = session.execute(  # the days all of whose minutes went
+            delete(TelemetryRollupDay).where(TelemetryRollupDay.day <= old_rows - DAY)
+        )
         units = session.execute(delete(TelemetryUnit).where(TelemetryUnit.updated_at < idle_units))
         arrivals = session.execute(  # flags no app has reported since the rollups' retention
             delete(TelemetryArrival).where(TelemetryArrival.received_at < old_rows)
         )
-    results = (rows, totals, hours, units, arrivals)
+    results = (rows, totals, hours, days, units, arrivals)
     return sum(int(getattr(result, "rowcount", 0)) for result in results)
 
 
