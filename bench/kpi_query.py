@@ -198,6 +198,15 @@ def hour_sums(minutes: list[dict[CohortKey, Sums]], first: int) -> dict[CohortKe
     return out
 
 
+def day_sums(hours: list[dict[CohortKey, Sums]], first: int) -> dict[CohortKey, Sums]:
+    """A UTC day's rows: its 24 hours' rows added up (what rollups._apply does per day)."""
+    out: dict[CohortKey, Sums] = defaultdict(Sums)
+    for hour in range(first, first + 24):
+        for key, sums in hours[hour % PROFILES].items():
+            out[key].add(sums)
+    return out
+
+
 def as_rows(profile: int, sums_by_key: dict[CohortKey, Sums]) -> list[dict[str, Any]]:
     rows = []
     for (metric, flag, variant, platform, app_version), sums in sorted(sums_by_key.items()):
@@ -235,6 +244,7 @@ class Built:
     seconds_rollups: float
     seconds_raw: float
     total_rows: int  # the minutes' totals over platforms and app versions
+    day_rows: int
 
 
 def build(
@@ -250,8 +260,10 @@ def build(
     per_profile = [profile_events(p, visits, exposures) for p in range(PROFILES)]
     minute_sums = [profile_sums(events, p) for p, events in enumerate(per_profile)]
     rows = [row for p, sums in enumerate(minute_sums) for row in as_rows(p, sums)]
-    say(f"adding up the {PROFILES} distinct hours they make")
-    hours = [row for k in range(PROFILES) for row in as_rows(k, hour_sums(minute_sums, 60 * k))]
+    say(f"adding up the {PROFILES} distinct hours and days they make")
+    hour_totals = [hour_sums(minute_sums, 60 * k) for k in range(PROFILES)]
+    hours = [row for k, sums in enumerate(hour_totals) for row in as_rows(k, sums)]
+    days = [row for k in range(PROFILES) for row in as_rows(k, day_sums(hour_totals, 24 * k))]
     totals = [row for p, sums in enumerate(minute_sums) for row in as_rows(p, total_sums(sums))]
     templates = [
         {"profile": p, "idx": i, "off": e.offset_ms, "type": e.body["type"],
@@ -270,8 +282,9 @@ def build(
             "viewer TEXT, body TEXT)"))  # fmt: skip
         conn.execute(text("CREATE TABLE bench_hours AS SELECT * FROM bench_rows WHERE 1 = 0"))
         conn.execute(text("CREATE TABLE bench_totals AS SELECT * FROM bench_rows WHERE 1 = 0"))
+        conn.execute(text("CREATE TABLE bench_days AS SELECT * FROM bench_rows WHERE 1 = 0"))
         for table, values in (("bench_rows", rows), ("bench_hours", hours),
-                              ("bench_totals", totals)):  # fmt: skip
+                              ("bench_totals", totals), ("bench_days", days)):  # fmt: skip
             conn.execute(text(f"INSERT INTO {table} VALUES (:profile, :metric, :flag, :variant, "
                               ":platform, :app_version, :n, :sum_x, :sum_x2, :sum_d, :sum_d2, "
                               ":sum_xd, :hist)"), values)  # fmt: skip
@@ -281,6 +294,7 @@ def build(
         conn.execute(text("CREATE INDEX bench_events_p ON bench_events (profile)"))
         conn.execute(text("CREATE INDEX bench_hours_p ON bench_hours (profile)"))
         conn.execute(text("CREATE INDEX bench_totals_p ON bench_totals (profile)"))
+        conn.execute(text("CREATE INDEX bench_days_p ON bench_days (profile)"))
     events_in = {p: len(e) for p, e in enumerate(per_profile)}
     total = sum(events_in[m % PROFILES] for m in range(minutes))
     t0 = time.perf_counter()
@@ -291,6 +305,8 @@ def build(
                                                        "start": _epoch(start)})  # fmt: skip
         conn.execute(text(_rollup_sql(pg, "hours")), {"minutes": minutes // 60,
                                                          "start": _epoch(start)})  # fmt: skip
+        conn.execute(text(_rollup_sql(pg, "days")), {"minutes": minutes // 1440,
+                                                        "start": _epoch(start)})  # fmt: skip
     t1 = time.perf_counter()
     first_raw = max(0, minutes - raw_minutes - RAGGED // timedelta(minutes=1))
     raw = sum(events_in[m % PROFILES] for m in range(first_raw, minutes))
@@ -305,13 +321,15 @@ def build(
         count = conn.execute(text("SELECT count(*) FROM telemetry_rollups")).scalar_one()
         in_hours = conn.execute(text("SELECT count(*) FROM telemetry_rollups_hourly")).scalar_one()
         totals_ = conn.execute(text("SELECT count(*) FROM telemetry_rollups_minutely")).scalar_one()
+        in_days = conn.execute(text("SELECT count(*) FROM telemetry_rollups_daily")).scalar_one()
         conn.execute(text("DROP TABLE bench_rows"))
         conn.execute(text("DROP TABLE bench_hours"))
         conn.execute(text("DROP TABLE bench_totals"))
+        conn.execute(text("DROP TABLE bench_days"))
         conn.execute(text("DROP TABLE bench_events"))
         conn.execute(text("ANALYZE"))
     return Built(minutes, total, raw, int(count), int(in_hours), minutes - first_raw, visits, t1 - t0,
-                 t2 - t1, int(totals_))  # fmt: skip
+                 t2 - t1, int(totals_), int(in_days))  # fmt: skip
 
 
 def _epoch(at: datetime) -> int:
@@ -319,9 +337,10 @@ def _epoch(at: datetime) -> int:
 
 
 def _rollup_sql(pg: bool, rows: str = "minutes") -> str:
-    """Every minute's rows (or its totals, or every hour's rows): its profile's rows at its
-    time. `:minutes` counts the minutes (or hours) from `:start` (unix seconds)."""
-    step = 3600 if rows == "hours" else 60
+    """Every minute's rows (or its totals, or every hour's or UTC day's rows): its profile's
+    rows at its time. `:minutes` counts the minutes (or hours, or days) from `:start` (unix
+    seconds, a UTC midnight)."""
+    step = {"hours": 3600, "days": 86_400}.get(rows, 60)
     if pg:
         minutes = "SELECT generate_series(0, :minutes - 1) AS i"
         at = f"to_timestamp(:start + m.i * {step})"
@@ -333,6 +352,7 @@ def _rollup_sql(pg: bool, rows: str = "minutes") -> str:
         at = f"strftime('%Y-%m-%d %H:%M:%S', :start + m.i * {step}, 'unixepoch') || '.000000'"
     table, column, source, cohort = {
         "hours": ("telemetry_rollups_hourly", "hour", "bench_hours", ""),
+        "days": ("telemetry_rollups_daily", "day", "bench_days", ""),
         "totals": ("telemetry_rollups_minutely", "minute", "bench_totals", ""),
         "minutes": ("telemetry_rollups", "minute", "bench_rows", ", platform, app_version"),
     }[rows]
@@ -473,8 +493,9 @@ def p95(values: list[float]) -> float:
 
 
 def rows_in(rt: Runtime, window: timedelta) -> tuple[int, int]:
-    """Rows of the seed KPIs for the flag in the window: those kpi_table reads (hour rows for
-    whole hours, minute rows at the ends), and the minute rows alone."""
+    """Rows of the seed KPIs for the flag in the window: those kpi_table reads (day rows for
+    whole days, hour rows for whole hours, minutes' totals at the ends), and the minute rows
+    alone."""
     names = ", ".join(repr(name) for name in SEED_KPIS)
 
     def count(session: Any, table: rollups.RollupTable, start: datetime, end: datetime) -> int:
@@ -538,7 +559,7 @@ def print_tables(console: Console, results: list[dict[str, Any]]) -> None:
         console.print(
             f"{result['database']}: {b['minutes']:,} minutes, {b['events']:,} events "
             f"({b['visits_per_minute']} visits/min) → {b['rollup_rows']:,} rollup rows; "
-            f"{b['hour_rows']:,} hour rows; {b['raw_events']:,} raw events stored (the last "
+            f"{b['hour_rows']:,} hour rows; {b['day_rows']:,} day rows; {b['raw_events']:,} raw events stored (the last "
             f"{b['raw_minutes'] / 60:g} h)"
         )
     table = Table(

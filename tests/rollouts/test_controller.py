@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from reelout.clock import ManualClock
 from reelout.rollouts import controller
@@ -130,3 +131,26 @@ def test_only_running_rollouts_are_decided(live: LiveServer, clock: ManualClock)
     result = controller.tick(live.runtime.db, clock)
     assert result.decisions == {} and result.applied == 0
     assert rollout(live, rid)["last_decision"] is None
+
+
+def test_a_tick_reads_the_watermark_and_the_alerts_once_for_all_its_rollouts(
+    live: LiveServer, clock: ManualClock
+) -> None:
+    started(live)
+    other = {**PLAN, "flag": "other", "treatment": "b", "control": {"variation": "a"}}
+    with live.client() as api:
+        ok(api.post(f"{API}/{ok(api.post(API, json=other))['id']}/start", json={}))
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    clock.set(T0 + timedelta(minutes=5))
+    event.listen(live.runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        result = controller.tick(live.runtime.db, clock)
+    finally:
+        event.remove(live.runtime.db.engine, "before_cursor_execute", seen)
+    assert sum(result.decisions.values()) == 2
+    assert len([s for s in statements if "FROM telemetry_cursor" in s]) == 1
+    assert len([s for s in statements if "FROM alert_instances" in s]) == 1

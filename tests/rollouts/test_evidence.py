@@ -323,8 +323,11 @@ PAGE_RULE = {**WARNING_RULE, "id": "error-rate-page", "severity": "page"}  # no 
 
 
 def vetoes(live: LiveServer, the_plan: Plan) -> tuple[str, ...]:
+    """The plan's vetoes, read alone; the same as a tick keeps from its one read of them all."""
     with live.runtime.db.read() as session:
-        return evidence.page_alerts(session, the_plan)
+        alone = evidence.page_alerts(session, the_plan)
+        assert evidence.tick_reads(session).page_alerts(the_plan) == alone
+        return alone
 
 
 def test_a_firing_page_alert_about_the_flag_vetoes_it_and_pauses_the_rollout(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -158,7 +159,7 @@ def test_windows_from_the_ladder_equal_the_minute_rows(
     assert labelled == {key: sums for key, sums in wanted.items()}
 
 
-def _labelled(found: Iterator[tuple[str, str, str, Sums]]) -> dict[tuple[str, str, str], Sums]:
+def _labelled(found: Iterable[tuple[str, str, str, Sums]]) -> dict[tuple[str, str, str], Sums]:
     out: dict[tuple[str, str, str], Sums] = defaultdict(Sums)
     for environment, flag, variant, sums in found:
         out[(environment, flag, variant)].add(sums)
@@ -182,10 +183,11 @@ def test_each_total_adds_up_its_minute_rows(
         when = row.minute - (row.minute - rollups.EPOCH) % step
         wanted[(row.environment, row.metric, row.flag, when, row.variant)].add(rollups._sums(row))
     with rt.db.read() as session:
-        totals = {
-            (r.environment, r.metric, r.flag, getattr(r, at), r.variant): rollups._sums(r)
-            for r in session.scalars(select(table))
-        }
+        stored: list[Any] = list(session.scalars(select(table)))
+    totals = {
+        (r.environment, r.metric, r.flag, getattr(r, at), r.variant): rollups._sums(r)
+        for r in stored
+    }
     if table is TelemetryRollupMinute:  # a total wherever a minute row is, empty ones too
         assert totals == wanted
     else:  # an hour or day row wherever its minutes add up to something

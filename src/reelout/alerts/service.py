@@ -666,6 +666,13 @@ def vetoes(session: Session, *, flag: str, environment: str | None = None) -> li
     rollout (a `rollout=<id>` label, such as the rollback page) vetoes no other: a rollout rolled
     back an hour ago must not pause the next try. Silences do not lift a veto: they mute
     notifications, not the evidence. Oldest first."""
+    return vetoes_of(rollout_vetoes(session), flag=flag, environment=environment)
+
+
+def rollout_vetoes(session: Session) -> list[AlertOut]:
+    """The alerts firing now (or held firing) that veto the rollouts of the flag they name, every
+    flag at once (`vetoes` without its flag and environment: a controller tick reads them once
+    and keeps each rollout's with `vetoes_of`). Oldest first."""
     query = (
         select(AlertInstance)
         .where(AlertInstance.state.in_(("firing", "recovering")))
@@ -682,14 +689,21 @@ def vetoes(session: Session, *, flag: str, environment: str | None = None) -> li
     for row in firing:
         labels = row.labels
         paging = labels.get(rules.SEVERITY_LABEL) == rules.Severity.page.value
-        if (
-            (paging or row.rule_id in pausing)
-            and labels.get("flag") == flag
-            and "rollout" not in labels
-            and (environment is None or labels.get("environment", environment) == environment)
-        ):
+        if (paging or row.rule_id in pausing) and "flag" in labels and "rollout" not in labels:
             found.append(_alert_out(row, (), ()))
     return found
+
+
+def vetoes_of(
+    found: Iterable[AlertOut], *, flag: str, environment: str | None = None
+) -> list[AlertOut]:
+    """Those of `rollout_vetoes` that veto a rollout of `flag` in `environment` (see `vetoes`)."""
+    return [
+        alert
+        for alert in found
+        if alert.labels.get("flag") == flag
+        and (environment is None or alert.labels.get("environment", environment) == environment)
+    ]
 
 
 def matchers_of(raw: Sequence[dict[str, str]]) -> tuple[Matcher, ...]:

@@ -32,14 +32,17 @@ class TickResult:
 def tick(db: Database, clock: Clock, *, slot: datetime | None = None) -> TickResult:
     """Decide every running rollout once, each in its own transaction, so one rollout's failure
     costs only its own decision. `slot`: the schedule's slot this tick is for (a rollout
-    already decided for it, or for a later one, is left alone)."""
+    already decided for it, or for a later one, is left alone). What their evidence shares (the
+    rollups' watermark, the firing alerts that veto rollouts) is read once, with the list of
+    rollouts: an alert that starts firing during the tick vetoes from the next one."""
     with db.read() as session:
         ids = [rollout.id for rollout in service.running(session)]
+        shared = evidence.tick_reads(session) if ids else None
     decisions: Counter[str] = Counter()
     applied = 0
     for rollout_id in ids:
         try:
-            made = tick_one(db, clock, rollout_id, slot=slot)
+            made = tick_one(db, clock, rollout_id, slot=slot, shared=shared)
         except Exception:  # logged; the next tick tries again
             log.exception("rollout %d: the tick failed", rollout_id)
             continue
@@ -50,17 +53,23 @@ def tick(db: Database, clock: Clock, *, slot: datetime | None = None) -> TickRes
 
 
 def tick_one(
-    db: Database, clock: Clock, rollout_id: int, *, slot: datetime | None = None
+    db: Database,
+    clock: Clock,
+    rollout_id: int,
+    *,
+    slot: datetime | None = None,
+    shared: evidence.TickReads | None = None,
 ) -> tuple[Decision, service.Recorded] | None:
     """One rollout's decision at `clock.now()`, recorded; None when it is no longer running or
-    its flag was edited by someone else (which pauses it)."""
+    its flag was edited by someone else (which pauses it). `shared`: what the tick read for
+    every rollout (read here when None)."""
     with db.session() as session:
         if service.check_manual_edit(session, clock, rollout_id) is not None:
             return None
         rollout = service.get(session, rollout_id)
         if rollout.state != "running" or rollout.stage_started_at is None:
             return None
-        made = decide(*_evidence(session, clock, rollout))
+        made = decide(*_evidence(session, clock, rollout, shared or evidence.tick_reads(session)))
         recorded = service.record_decision(
             session, clock, rollout_id, made.decision, made.reasons, decision_body(made),
             stage=made.stage, extend_until=made.extend_until, slot=slot,
@@ -71,7 +80,9 @@ def tick_one(
     return made, recorded
 
 
-def _evidence(session: Session, clock: Clock, rollout: RolloutOut) -> tuple[Plan, Snapshot]:
+def _evidence(
+    session: Session, clock: Clock, rollout: RolloutOut, shared: evidence.TickReads
+) -> tuple[Plan, Snapshot]:
     """The plan and the snapshot it is judged on: the analysis runs from the first stage with
     the current arm ratio (evidence.analysis_since), whose start the rollout's log gives."""
     assert rollout.stage_started_at is not None
@@ -82,8 +93,8 @@ def _evidence(session: Session, clock: Clock, rollout: RolloutOut) -> tuple[Plan
     snapshot = evidence.snapshot(
         session, plan, stage=rollout.stage, stage_started_at=rollout.stage_started_at,
         analysis_since=evidence.analysis_since(plan, rollout.stage, entered),
-        now=clock.now(), page_alerts=evidence.page_alerts(session, plan),
+        now=clock.now(), page_alerts=shared.page_alerts(plan),
         approved_stages=frozenset(rollout.approvals), dismissed=frozenset(rollout.dismissed),
-        extended_until=rollout.extended_until,
+        extended_until=rollout.extended_until, shared=shared,
     )  # fmt: skip
     return plan, snapshot

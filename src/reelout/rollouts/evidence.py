@@ -1,6 +1,7 @@
 """The evidence a rollout tick decides on, read from the store: each arm's guardrail sums and
 exposed units from the telemetry rollups, the rollups' watermark, when the apps' own events
-last arrived, and the page alerts about the flag.
+last arrived, and the page alerts about the flag. What every rollout shares (the watermark, the
+firing alerts that veto rollouts) a tick reads once for all of them (`tick_reads`).
 
 The analysis window. Each guardrail's sums cover the units that started in
 [analysis_since, now - its lag): cumulative across stages, as the spec asks, for as long as the
@@ -27,18 +28,38 @@ the flag's events alone going missing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from reelout.alerts import service as alerts
+from reelout.alerts.schemas import AlertOut
 from reelout.rollouts.decide import ArmData, ClientEvents, Snapshot
 from reelout.rollouts.plan import Plan, Stage
 from reelout.telemetry import rollups
 from reelout.telemetry.sums import Sums
 
 EXPOSURES = "exposed_units"
+
+
+@dataclass(frozen=True)
+class TickReads:
+    """What the evidence of every rollout at a tick shares, read once for all of them at the
+    tick's start: the rollups' watermark and the firing alerts that veto rollouts (of every
+    flag; each rollout keeps those about its own)."""
+
+    watermark: datetime | None
+    vetoes: tuple[AlertOut, ...]
+
+    def page_alerts(self, plan: Plan) -> tuple[str, ...]:
+        """`page_alerts(session, plan)` from these alerts."""
+        return _names(alerts.vetoes_of(self.vetoes, flag=plan.flag, environment=plan.environment))
+
+
+def tick_reads(session: Session) -> TickReads:
+    return TickReads(rollups.read_watermark(session), tuple(alerts.rollout_vetoes(session)))
 
 
 def _same_ratio(a: Stage, b: Stage) -> bool:
@@ -70,8 +91,10 @@ def snapshot(
     approved_stages: Collection[int] = frozenset(),
     dismissed: Collection[str] = frozenset(),
     extended_until: datetime | None = None,
+    shared: TickReads | None = None,
 ) -> Snapshot:
-    """The evidence for `decide(plan, snapshot)` at `now`, read in `session`."""
+    """The evidence for `decide(plan, snapshot)` at `now`, read in `session`; the watermark
+    from `shared` when the tick read it for every rollout."""
     arms = (plan.treatment, plan.control.variation)
     sums = _guardrail_sums(session, plan, arms, analysis_since, now)
     watched = sorted({EXPOSURES, *(g.metric for g in plan.guardrails)})
@@ -82,7 +105,9 @@ def snapshot(
         now=now,
         stage=stage,
         stage_started_at=stage_started_at,
-        telemetry_watermark=rollups.read_watermark(session),
+        telemetry_watermark=(
+            shared.watermark if shared is not None else rollups.read_watermark(session)
+        ),
         last_exposure_at=last,
         treatment=treatment,
         control=control,
@@ -120,5 +145,8 @@ def page_alerts(session: Session, plan: Plan) -> tuple[str, ...]:
     """The names of the alerts firing now that veto the plan's flag (alerts.service.vetoes:
     page severity or the `pause_rollouts` action, labelled `flag=<the flag's key>`, in the
     plan's environment or naming none)."""
-    found = alerts.vetoes(session, flag=plan.flag, environment=plan.environment)
+    return _names(alerts.vetoes(session, flag=plan.flag, environment=plan.environment))
+
+
+def _names(found: Iterable[AlertOut]) -> tuple[str, ...]:
     return tuple(sorted({alert.labels.get("alertname", alert.rule) for alert in found}))
