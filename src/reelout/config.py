@@ -772,7 +772,8 @@ class Settings(BaseSettings):
         default=400,
         gt=0,
         description=(
-            "Minute and hour rollups older than this are deleted (KPIs and alerts read them; raw events "
+            "Minute rollups older than this are deleted, and hour and day rollups once all their "
+            "minutes are (KPIs and alerts read them; raw events "
             "go sooner, after `REELOUT_TELEMETRY_RAW_RETENTION_DAYS`)."
         ),
     )
