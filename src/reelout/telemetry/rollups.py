@@ -388,20 +388,20 @@ def window_sums_until(
 ) -> dict[str, dict[str, Sums]]:
     """metric -> variant -> the sums of its rows of `flag` in [since, ends[metric]), for these
     variants: `window_sums` where each metric ends at its own time (a rollout's guardrails each
-    cut at their lag), without histograms. The metrics' spans that start together are read in
-    one query (the window's head, its whole hours, the tails in the last hours), each metric
-    cut at its own end there: a few small queries (one UNION of them made PostgreSQL start
-    parallel workers, slower than the queries alone)."""
-    groups: dict[tuple[RollupTable, datetime], dict[datetime, list[str]]] = defaultdict(
+    cut at their lag), without histograms. One query per table of the ladder (its spans, each
+    metric's own, an OR of index ranges): at most three, where a query per span start took
+    twice as many round trips (and one UNION of them made PostgreSQL start parallel workers,
+    slower than the queries alone)."""
+    groups: dict[RollupTable, dict[tuple[datetime, datetime], list[str]]] = defaultdict(
         lambda: defaultdict(list)
     )
     for metric, end in ends.items():
         for table, start, stop in spans(since, end):
-            groups[(table, start)][stop].append(metric)
+            groups[table][(start, stop)].append(metric)
     out: dict[str, dict[str, Sums]] = defaultdict(lambda: defaultdict(Sums))
-    for (table, start), stops in groups.items():
+    for table, ranges in groups.items():
         for metric, variant, *values in session.execute(
-            _span_sums(table, start, stops, environment, flag, variants)
+            _span_sums(table, ranges, environment, flag, variants)
         ):
             out[metric][variant].add(Sums(*values))
     return {metric: dict(arms) for metric, arms in out.items()}
@@ -409,26 +409,24 @@ def window_sums_until(
 
 def _span_sums(
     table: RollupTable,
-    start: datetime,
-    stops: Mapping[datetime, Sequence[str]],
+    ranges: Mapping[tuple[datetime, datetime], Sequence[str]],
     environment: str,
     flag: str,
     variants: Collection[str],
 ) -> Any:
-    """The sums per metric and variant of `table`'s rows from `start`, each metric up to its
-    stop: the index's range up to the last stop, each metric's own stop a filter on it."""
+    """The sums per metric and variant of `table`'s rows in each metric's [start, stop): an
+    index range per distinct span, OR-ed."""
     at = _at(table)
-    metrics = sorted(metric for names in stops.values() for metric in names)
-    cut = (
-        or_(*(and_(table.metric.in_(sorted(names)), at < stop) for stop, names in stops.items()))
-        if len(stops) > 1
-        else true()
+    cut = or_(
+        *(
+            and_(table.metric.in_(sorted(names)), at >= start, at < stop)
+            for (start, stop), names in sorted(ranges.items())
+        )
     )
     return (
         select(table.metric, table.variant, *_summed(table))
         .where(table.environment == environment, table.flag == flag,
-               table.metric.in_(metrics), table.variant.in_(sorted(variants)),
-               at >= start, at < max(stops), cut)
+               table.variant.in_(sorted(variants)), cut)
         .group_by(table.metric, table.variant)
     )  # fmt: skip
 
