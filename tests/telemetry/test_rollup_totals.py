@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -134,6 +134,13 @@ moments = st.datetimes(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(since=moments, ends=st.lists(moments, min_size=len(METRICS), max_size=len(METRICS)))
+@example(  # ending at midnight: the newest rows are a day's, narrowed to its hour, then minute
+    since=datetime(2026, 3, 1, 19, 50, tzinfo=UTC),
+    ends=[datetime(2026, 3, 3, tzinfo=UTC)] * len(METRICS),
+)
+@example(  # whole days only
+    since=datetime(2026, 3, 2, tzinfo=UTC), ends=[datetime(2026, 3, 4, tzinfo=UTC)] * len(METRICS)
+)
 def test_windows_from_the_ladder_equal_the_minute_rows(
     written: tuple[Runtime, Rows], since: datetime, ends: list[datetime]
 ) -> None:
