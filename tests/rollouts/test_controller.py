@@ -77,14 +77,21 @@ def served(live: LiveServer) -> dict[str, Any]:
     return flag
 
 
+def arms(live: LiveServer, rid: int) -> tuple[str, str]:
+    """The (treatment, control) keys the rollout serves its arms as."""
+    keys = rollout(live, rid)["served_as"]
+    return keys["treatment"], keys["control"]
+
+
 def test_a_healthy_stage_advances_and_writes_the_next_split(
     live: LiveServer, clock: ManualClock
 ) -> None:
     rid = started(live)
-    key = client_key(live)
+    key, (on, off) = client_key(live), arms(live, rid)
+    assert (on, off) == (f"on~r{rid}", f"off~r{rid}")
     clock.set(T0 + timedelta(minutes=31))  # events arrive after they happen
-    send(live, key, arm_of("on", 150, 3, T0 + timedelta(minutes=30), FLAG)
-         + arm_of("off", 150, 3, T0 + timedelta(minutes=30), FLAG))  # fmt: skip
+    send(live, key, arm_of(on, 150, 3, T0 + timedelta(minutes=30), FLAG)
+         + arm_of(off, 150, 3, T0 + timedelta(minutes=30), FLAG))  # fmt: skip
     clock.set(T0 + timedelta(minutes=50))
     run_jobs(live.runtime, tick=True)
     early = rollout(live, rid)
@@ -93,7 +100,7 @@ def test_a_healthy_stage_advances_and_writes_the_next_split(
 
     later = T0 + timedelta(minutes=55)  # traffic goes on (30 minutes of silence would hold)
     clock.set(later + timedelta(minutes=1))
-    send(live, key, arm_of("on", 10, 0, later, FLAG) + arm_of("off", 10, 0, later, FLAG))
+    send(live, key, arm_of(on, 10, 0, later, FLAG) + arm_of(off, 10, 0, later, FLAG))
     clock.set(T0 + timedelta(minutes=61))
     run_jobs(live.runtime, tick=True)
     moved = rollout(live, rid)
@@ -108,10 +115,10 @@ def test_a_regression_in_treatment_rolls_back_to_the_control(
     live: LiveServer, clock: ManualClock
 ) -> None:
     rid = started(live)
-    key = client_key(live)
+    key, (on, off) = client_key(live), arms(live, rid)
     at = T0 + timedelta(minutes=20)
     clock.set(at + timedelta(minutes=1))
-    send(live, key, arm_of("on", 400, 120, at, FLAG) + arm_of("off", 400, 12, at, FLAG))
+    send(live, key, arm_of(on, 400, 120, at, FLAG) + arm_of(off, 400, 12, at, FLAG))
     clock.set(T0 + timedelta(minutes=30))
     run_jobs(live.runtime, tick=True)
 
@@ -121,6 +128,7 @@ def test_a_regression_in_treatment_rolls_back_to_the_control(
     assert found["frozen_evidence"]["decision"]["per_metric"]["error_rate"]["state"] == "fail"
     flag = served(live)
     assert flag["defaultVariant"] == "off" and not flag.get("targeting")
+    assert flag["variants"] == {"on": True, "off": False}  # the rollout's own variants are gone
 
 
 def test_only_running_rollouts_are_decided(live: LiveServer, clock: ManualClock) -> None:

@@ -124,6 +124,7 @@ def read(live: LiveServer, the_plan: Plan, now: datetime, **options: Any) -> Sna
             stage_started_at=options.pop("stage_started_at", T0),
             analysis_since=since,
             now=now,
+            arms=options.pop("arms", ("on", "off")),
             **options,
         )
 

@@ -39,12 +39,12 @@ LEGAL: dict[tuple[State, int], dict[Command, tuple[State, int, Effect]]] = {
     },
     (S.running, 3): {  # the last stage
         C.pause: (S.paused, 3, E.none),
-        C.promote: (S.completed, 3, E.none),
+        C.promote: (S.completed, 3, E.treatment_for_everyone),
         C.approve: (S.running, 3, E.none),
         C.abort: (S.aborted, 3, E.none),
         C.rollback: (S.rolled_back, 3, E.control_for_everyone),
         C.dismiss: (S.running, 3, E.none),
-        C.complete: (S.completed, 3, E.none),
+        C.complete: (S.completed, 3, E.treatment_for_everyone),
     },
     (S.paused, 1): {
         C.resume: (S.running, 1, E.write_stage),
@@ -56,7 +56,7 @@ LEGAL: dict[tuple[State, int], dict[Command, tuple[State, int, Effect]]] = {
     },
     (S.paused, 3): {
         C.resume: (S.running, 3, E.write_stage),
-        C.promote: (S.completed, 3, E.none),
+        C.promote: (S.completed, 3, E.treatment_for_everyone),
         C.approve: (S.paused, 3, E.none),
         C.abort: (S.aborted, 3, E.none),
         C.rollback: (S.rolled_back, 3, E.control_for_everyone),

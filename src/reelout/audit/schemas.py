@@ -29,7 +29,7 @@ class ChangeOut(BaseModel):
         description="`key.created`, `key.revoked`, `webhook.created`, `webhook.deleted`, "
         "`webhook.secret_rotated`, `webhook.tested`, `webhook.resent`, `video.deleted`, "
         "`video.reprocessed`, or `flag.<action>` (put, patch, delete, kill, rollout, promote, "
-        "revert, init, rollout_arms, rollback)."
+        "revert, init, rollout_arms, rollback, rollout_complete)."
     )
     actor: str = Field(description="The name of the API key that made the change.")
     actor_key_id: str

@@ -93,7 +93,8 @@ def _evidence(
     snapshot = evidence.snapshot(
         session, plan, stage=rollout.stage, stage_started_at=rollout.stage_started_at,
         analysis_since=evidence.analysis_since(plan, rollout.stage, entered),
-        now=clock.now(), page_alerts=shared.page_alerts(plan),
+        now=clock.now(), arms=(rollout.served_as.treatment, rollout.served_as.control),
+        page_alerts=shared.page_alerts(plan),
         approved_stages=frozenset(rollout.approvals), dismissed=frozenset(rollout.dismissed),
         extended_until=rollout.extended_until, shared=shared,
     )  # fmt: skip

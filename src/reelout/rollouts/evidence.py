@@ -10,6 +10,11 @@ first stage's warmup). A unit counts in the minute of its earliest event (the ro
 so a window is about the units that started in it; for the viewer metrics the unit is the
 viewer's exposure to the arm, which starts at their first exposure to its variant.
 
+The arms are read under the keys the flag serves them as (`arms`: the rollout's `served_as`,
+`<variant>~r<id>`), variants that exist only while the rollout runs, so every viewer's exposure
+to them starts inside the rollout. Read under the plain names, the control (the old path,
+served to everyone before) would count only the viewers new to it.
+
 Exposures are the `exposed_units` metric: the viewers first served the arm's variant in
 [analysis_since, now), each once per variant. `last_exposure_at` is the latest minute in that
 window in which a unit of either arm started: an exposure, or a unit of one of the guardrails'
@@ -87,15 +92,16 @@ def snapshot(
     stage_started_at: datetime,
     analysis_since: datetime,
     now: datetime,
+    arms: tuple[str, str],
     page_alerts: Sequence[str] = (),
     approved_stages: Collection[int] = frozenset(),
     dismissed: Collection[str] = frozenset(),
     extended_until: datetime | None = None,
     shared: TickReads | None = None,
 ) -> Snapshot:
-    """The evidence for `decide(plan, snapshot)` at `now`, read in `session`; the watermark
-    from `shared` when the tick read it for every rollout."""
-    arms = (plan.treatment, plan.control.variation)
+    """The evidence for `decide(plan, snapshot)` at `now`, read in `session`; `arms`: the
+    (treatment, control) keys the flag serves the arms as; the watermark from `shared` when
+    the tick read it for every rollout."""
     sums = _guardrail_sums(session, plan, arms, analysis_since, now)
     watched = sorted({EXPOSURES, *(g.metric for g in plan.guardrails)})
     last = rollups.latest(session, plan.environment, watched, plan.flag, arms, analysis_since, now)

@@ -8,6 +8,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+class ServedAs(BaseModel):
+    """The variant keys a rollout's flag serves its arms and its excluded rest as."""
+
+    treatment: str = Field(
+        description="The treatment's key: `<treatment>~r<id>`, a copy of the plan's treatment "
+        "variant (the plain name for a rollout made before the arms had keys of their own)."
+    )
+    control: str = Field(description="The control's key: `<control>~r<id>` (or the plain name).")
+    excluded: str = Field(description="The excluded rest's key: `<control>~excluded`.")
+
+
 class RolloutOut(BaseModel):
     id: int
     flag: str
@@ -32,6 +43,10 @@ class RolloutOut(BaseModel):
             "`reason_class`), the stage, and `decision`: the decision that rolled it back (for "
             "an operator's rollback, the last decision the controller had made)."
         ),
+    )
+    served_as: ServedAs = Field(
+        description="The variant keys the flag serves the arms as while the rollout runs: the "
+        "keys its exposures and telemetry carry."
     )
     allowed: list[str] = Field(description="The operator commands the state allows now.")
     version: int = Field(description="Grows with every change; send it back to act on this one.")

@@ -23,7 +23,7 @@ from reelout.rollouts import effects, history
 from reelout.rollouts.models import Rollout, RolloutLogEntry
 from reelout.rollouts.plan import Plan, stored_plan
 from reelout.rollouts.reasons import COMMAND, MANUAL_EDIT, classify
-from reelout.rollouts.schemas import LogEntryOut, LogPage, RolloutOut, RolloutPage
+from reelout.rollouts.schemas import LogEntryOut, LogPage, RolloutOut, RolloutPage, ServedAs
 from reelout.rollouts.states import (
     FINAL,
     OPERATOR_COMMANDS,
@@ -63,6 +63,24 @@ def _position(row: Rollout, plan: Plan | None = None) -> Position:
     return Position(State(row.state), row.stage, stages)
 
 
+def arms_of(row: Rollout, percent: int | None = None) -> arms.Arms:
+    """The rollout's arms at `percent` (default: its current stage's), served under its suffix
+    (none for a rollout made before the arms had keys of their own: the plain names)."""
+    plan = stored_plan(row.plan)
+    if percent is None:
+        percent = plan.percents[row.stage]
+    return arms.Arms(plan.treatment, plan.control.variation, percent, row.arm_suffix or "")
+
+
+def served_as(split: arms.Arms) -> ServedAs:
+    """The keys the arms of `split` are served as."""
+    return ServedAs(
+        treatment=split.served_treatment,
+        control=split.served_control,
+        excluded=arms.excluded_variant(split.control),
+    )
+
+
 def _out(row: Rollout) -> RolloutOut:
     plan = stored_plan(row.plan)
     return RolloutOut(
@@ -83,6 +101,7 @@ def _out(row: Rollout) -> RolloutOut:
         extended_until=row.extended_until,
         last_decision=row.last_decision,
         frozen_evidence=row.frozen_evidence,
+        served_as=served_as(arms_of(row)),
         allowed=[c.value for c in allowed(_position(row, plan)) if c in OPERATOR_COMMANDS],
         version=row.version,
     )
@@ -235,13 +254,6 @@ def create(
     flags.check_environment(checked.environment, list(environments))
     flags.lock_environment(session, clock, checked.environment)  # creates go one at a time
     _, flag = flags.get_flag(session, checked.environment, checked.flag)
-    arms.set_rollout_arms(
-        dict(flag, variants=dict(flag.get("variants", {}))),
-        checked.flag,
-        checked.treatment,
-        checked.control.variation,
-        checked.percents[0],
-    )
     _refuse_second(session, checked)
     now = clock.now()
     row = Rollout(
@@ -257,6 +269,9 @@ def create(
     )
     session.add(row)
     session.flush()
+    row.arm_suffix = arms.rollout_suffix(row.id)
+    scratch = dict(flag, variants=dict(flag.get("variants", {})))
+    arms.set_rollout_arms(scratch, checked.flag, arms_of(row))  # refuses arms the flag lacks
     _log(session, clock, row, "command", who.name, "create", None, {"plan": dict(plan)})
     session.flush()
     return _out(row)
@@ -422,18 +437,17 @@ def _write_flag(
     plan = stored_plan(row.plan)
     if effect is Effect.none:
         return None
+    split = arms_of(row, plan.percents[stage])
+    where = (session, clock, row.environment, row.flag, split)
     if effect is Effect.write_stage:
-        percent = plan.percents[stage]
-        why = f"rollout {row.id}: stage {stage + 1} of {len(plan.percents)}, {percent}%"
-        edit = flags.Edit(who, _join(why, reason))
-        split = arms.Arms(plan.treatment, plan.control.variation, percent)
-        written, _ = flags.rollout_arms(session, clock, row.environment, row.flag, split, edit)
+        why = f"rollout {row.id}: stage {stage + 1} of {len(plan.percents)}, {split.percent}%"
+        written, _ = flags.rollout_arms(*where, flags.Edit(who, _join(why, reason)))
+    elif effect is Effect.treatment_for_everyone:
+        why = f"rollout {row.id}: completed, {split.treatment!r} for everyone"
+        written, _ = flags.complete_with_treatment(*where, flags.Edit(who, _join(why, reason)))
     else:
-        why = f"rollout {row.id}: rolled back to {plan.control.variation!r} for everyone"
-        edit = flags.Edit(who, _join(why, reason))
-        written, _ = flags.rollback_to_control(
-            session, clock, row.environment, row.flag, plan.control.variation, edit
-        )
+        why = f"rollout {row.id}: rolled back to {split.control!r} for everyone"
+        written, _ = flags.rollback_to_control(*where, flags.Edit(who, _join(why, reason)))
     latest = flags.latest_audit_of(session, row.environment, row.flag)
     row.flag_audit_id = latest.id if latest is not None else None  # the flag is as we left it
     return written.revision if written.changed else None

@@ -9,7 +9,9 @@ does to the flag.
 
 Start, advance and promote write the new stage's arms split; resume writes the current stage's
 again (a resume after a manual edit of the flag takes the flag back); rollback gives everyone the
-control; the others leave the flag alone (an abort leaves it as it is, for a person to decide).
+control, completion (complete, or advance and promote from the last stage) the treatment, both
+dropping the rollout's own variants; the others leave the flag alone (an abort leaves it as it
+is, for a person to decide).
 `advance`, `complete` and the controller's own `pause` and `rollback` (alert veto, manual edit of
 the flag, proven harm) are the controller's; the rest are the operator's. Completed, rolled back
 and aborted rollouts are final: every command is refused with 409 `ROLLOUT_STATE_CONFLICT`.
@@ -71,6 +73,7 @@ class Effect(StrEnum):
     none = "none"
     write_stage = "write_stage"  # the arms split of the (new) stage's percentage
     control_for_everyone = "control_for_everyone"  # the rollback
+    treatment_for_everyone = "treatment_for_everyone"  # the completion
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,14 @@ def transition(position: Position, command: Command) -> Step:
         return Step(Position(State.running, 0, position.stages), Effect.write_stage)
     if command in (Command.advance, Command.promote):
         if position.last_stage:
-            return Step(Position(State.completed, stage, position.stages), Effect.none)
+            return Step(
+                Position(State.completed, stage, position.stages), Effect.treatment_for_everyone
+            )
         return Step(Position(State.running, stage + 1, position.stages), Effect.write_stage)
     if command is Command.complete:
-        return Step(Position(State.completed, stage, position.stages), Effect.none)
+        return Step(
+            Position(State.completed, stage, position.stages), Effect.treatment_for_everyone
+        )
     if command is Command.resume:
         return Step(Position(State.running, stage, position.stages), Effect.write_stage)
     if command is Command.pause:

@@ -16,8 +16,9 @@ from reelout.flags.admin.arms import (
     Arms,
     arms_of,
     excluded_variant,
-    set_control_for_everyone,
+    rollout_suffix,
     set_rollout_arms,
+    set_variant_for_everyone,
     shares,
 )
 from reelout.flags.engine import validation
@@ -33,7 +34,7 @@ EXCLUDED = "off~excluded"
 
 def armed(percent: int, flag: dict[str, Any] = FLAG) -> dict[str, Any]:
     changed = copy.deepcopy(flag)
-    set_rollout_arms(changed, "f", "on", "off", percent)
+    set_rollout_arms(changed, "f", Arms("on", "off", percent))
     return changed
 
 
@@ -85,7 +86,7 @@ def test_excluded_units_get_the_controls_value_under_their_own_variant() -> None
 
 def test_a_string_flags_excluded_variant_copies_the_control_value() -> None:
     flag = {"state": "ENABLED", "variants": {"a": "mp4", "b": "hls"}, "defaultVariant": "a"}
-    set_rollout_arms(flag, "player", "b", "a", 20)
+    set_rollout_arms(flag, "player", Arms("b", "a", 20))
     assert flag["variants"][excluded_variant("a")] == "mp4"
     assert excluded_variant("a") == "a~excluded"
 
@@ -111,7 +112,7 @@ def test_bad_arms_are_refused_and_change_nothing(
 ) -> None:
     flag = copy.deepcopy(FLAG)
     with pytest.raises(ReeloutError) as refused:
-        set_rollout_arms(flag, "f", treatment, control, percent)
+        set_rollout_arms(flag, "f", Arms(treatment, control, percent))
     assert refused.value.code == code
     assert flag == FLAG
 
@@ -119,19 +120,47 @@ def test_bad_arms_are_refused_and_change_nothing(
 def test_the_treatment_may_not_be_the_controls_excluded_variant() -> None:
     flag = armed(10)
     with pytest.raises(ReeloutError) as refused:
-        set_rollout_arms(flag, "f", EXCLUDED, "off", 20)
+        set_rollout_arms(flag, "f", Arms(EXCLUDED, "off", 20))
     assert refused.value.code == "SAME_ARMS"
+
+
+def test_a_rollouts_arms_are_served_under_its_own_keys_with_the_plain_values() -> None:
+    flag = copy.deepcopy(FLAG)
+    split = Arms("on", "off", 10, rollout_suffix(7))
+    set_rollout_arms(flag, "f", split)
+    assert (split.served_treatment, split.served_control) == ("on~r7", "off~r7")
+    assert flag["targeting"] == {"fractional": [["on~r7", 10], [EXCLUDED, 80], ["off~r7", 10]]}
+    assert flag["variants"] == {"on": True, "off": False, EXCLUDED: False, **{
+        "on~r7": True, "off~r7": False}}  # fmt: skip
+    assert flag["defaultVariant"] == "off"
+    validation.check({"flags": {"f": flag}})
+    assert arms_of(flag) == split
+    got = served(flag, [f"u{n}" for n in range(1000)])
+    assert {variant for variant, _ in got.values()} == {"on~r7", "off~r7", EXCLUDED}
+    assert all(value is (variant == "on~r7") for variant, value in got.values())
+
+
+@pytest.mark.parametrize(("served_to_all", "value"), [("off", False), ("on", True)])
+def test_the_end_of_a_rollout_serves_one_plain_variant_and_drops_the_rollouts_own(
+    served_to_all: str, value: bool
+) -> None:
+    flag = copy.deepcopy(FLAG)
+    split = Arms("on", "off", 100, rollout_suffix(7))
+    set_rollout_arms(flag, "f", split)
+    set_variant_for_everyone(flag, "f", served_to_all, split)
+    assert flag == {**FLAG, "defaultVariant": served_to_all}
+    assert set(served(flag, [f"u{n}" for n in range(50)]).values()) == {(served_to_all, value)}
 
 
 def test_control_for_everyone_serves_the_control_to_every_unit() -> None:
     flag = armed(30)
     flag["state"] = "DISABLED"  # killed meanwhile: the rollback still serves the control
-    set_control_for_everyone(flag, "f", "off")
+    set_variant_for_everyone(flag, "f", "off", Arms("on", "off", 30))
     assert flag == {**FLAG, "state": "ENABLED"}
     got = served(flag, [f"u{n}" for n in range(200)])
     assert set(got.values()) == {("off", False)}
     with pytest.raises(ReeloutError) as refused:
-        set_control_for_everyone(flag, "f", "nope")
+        set_variant_for_everyone(flag, "f", "nope", Arms("on", "off", 30))
     assert refused.value.code == "UNKNOWN_VARIANT"
 
 
@@ -147,28 +176,34 @@ rising = st.lists(st.integers(1, 100), min_size=2, max_size=8, unique=True).map(
 flag_keys = st.sampled_from(["f", "use_tus_upload", "new-upload-pipeline", "ключ"])
 
 
-@given(units=unit_keys, percents=rising, key=flag_keys)
+suffixes = st.sampled_from(["", rollout_suffix(7), rollout_suffix(12345)])
+
+
+@given(units=unit_keys, percents=rising, key=flag_keys, suffix=suffixes)
 def test_raising_the_percentage_moves_units_only_forward(
-    units: list[str], percents: list[int], key: str
+    units: list[str], percents: list[int], key: str, suffix: str
 ) -> None:
+    """Under the rollout's own keys (`on~r7`, `off~r7`) as under the plain names (a rollout
+    made before the arms had keys of their own)."""
+    on, off = "on" + suffix, "off" + suffix
     before: dict[str, tuple[str, Any]] | None = None
     previous = 0
     for percent in percents:
         flag = copy.deepcopy(FLAG)
-        set_rollout_arms(flag, key, "on", "off", percent)
+        set_rollout_arms(flag, key, Arms("on", "off", percent, suffix))
         now = served(flag, units, key)
         for unit, (variant, _) in now.items():
             if percent >= 50:
                 assert variant != EXCLUDED
             if percent == 100:
-                assert variant == "on"
+                assert variant == on
             if before is None:
                 continue
             was = before[unit][0]
-            if was == "on":
-                assert variant == "on", f"{unit} left treatment going {previous} -> {percent}"
-            if was == "off":
-                allowed = {"off"} if percent <= 50 else {"off", "on"}
+            if was == on:
+                assert variant == on, f"{unit} left treatment going {previous} -> {percent}"
+            if was == off:
+                allowed = {off} if percent <= 50 else {off, on}
                 assert variant in allowed, f"{unit} left control going {previous} -> {percent}"
         before, previous = now, percent
 

@@ -120,7 +120,7 @@ def test_a_rollback_reaches_a_connected_app_at_once(
             with rt.db.session() as session:
                 reason = "rollout 1 rolled back: crash_rate harm proven"
                 written, entry = service.rollback_to_control(
-                    session, rt.clock, ENV, "use_tus_upload", "off", service.Edit(ALICE, reason)
+                    session, rt.clock, ENV, "use_tus_upload", split, service.Edit(ALICE, reason)
                 )
             change = events.next_change()
         assert change.json()["etag"] == f"{ENV}-r{written.revision}"

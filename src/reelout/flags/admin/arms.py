@@ -22,11 +22,22 @@ with the suffix `~excluded`), a variant this writer creates with the control's v
 are served exactly what the control is served while exposures and telemetry, which carry the
 variant key, tell them apart from the control arm. The suffix is reserved: a variant with that
 name is overwritten with the control's value by every write of the arms.
+
+The two arms are served under keys of their own rollout too: rollout N serves its treatment as
+`<treatment>~r<N>` and its control as `<control>~r<N>` (`Arms.suffix`, `rollout_suffix`), two
+variants this writer creates as copies of the plain ones. The rollups count a viewer's exposure
+to a variant from their first exposure to that variant ever; the plain control (the flag's old
+default) was served to everyone before the rollout, so its exposures would mostly start before
+the analysis window, while every exposure to `<control>~r<N>` starts inside the rollout. An
+empty suffix (a rollout made before the arms had keys of their own) serves the plain names.
+When the rollout ends, `set_variant_for_everyone` serves one plain variant to everyone and drops
+the rollout's variants (the `~r<N>` copies and `~excluded`).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +45,18 @@ from reelout.errors import BadRequest
 
 TOTAL = 100
 EXCLUDED_SUFFIX = "~excluded"
+ROLLOUT_SUFFIX = "~r"
+_ROLLOUT_KEY = re.compile(re.escape(ROLLOUT_SUFFIX) + r"[0-9]+\Z")
 
 
 def excluded_variant(control: str) -> str:
     """The variant the units outside both arms get: `<control>~excluded`."""
     return control + EXCLUDED_SUFFIX
+
+
+def rollout_suffix(rollout_id: int) -> str:
+    """The suffix of the variant keys rollout `rollout_id` serves its arms as: `~r<id>`."""
+    return f"{ROLLOUT_SUFFIX}{rollout_id}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,31 @@ class Shares:
     treatment: int
     excluded: int
     control: int
+
+
+@dataclass(frozen=True)
+class Arms:
+    """A rollout's arms: its plain treatment and control variants, the treatment percentage and
+    the suffix of the keys they are served as (`~r<N>`; "" serves the plain names)."""
+
+    treatment: str
+    control: str
+    percent: int
+    suffix: str = ""
+
+    @property
+    def served_treatment(self) -> str:
+        return self.treatment + self.suffix
+
+    @property
+    def served_control(self) -> str:
+        return self.control + self.suffix
+
+    @property
+    def own_variants(self) -> tuple[str, ...]:
+        """The variants the arms writer makes for this rollout (the excluded one included)."""
+        copies = (self.served_treatment, self.served_control) if self.suffix else ()
+        return (*copies, excluded_variant(self.control))
 
 
 def shares(percent: int) -> Shares:
@@ -79,36 +122,24 @@ def _check_variants(flag: dict[str, Any], key: str, treatment: str, control: str
         )
 
 
-def set_rollout_arms(
-    flag: dict[str, Any], key: str, treatment: str, control: str, percent: int
-) -> None:
-    """Make the flag's targeting the arms split for `percent` (see the module docstring) and its
-    `<control>~excluded` variant a copy of the control's value. The rollout owns the targeting:
-    any other rule is replaced (the audit entry's diff keeps it)."""
-    split = shares(percent)
-    _check_variants(flag, key, treatment, control)
-    excluded = excluded_variant(control)
-    flag["variants"][excluded] = copy.deepcopy(flag["variants"][control])
-    flag["targeting"] = {
-        "fractional": [
-            [treatment, split.treatment],
-            [excluded, split.excluded],
-            [control, split.control],
-        ]
-    }
-
-
-@dataclass(frozen=True)
-class Arms:
-    """What an arms split on a flag says: its treatment, control and treatment percentage."""
-
-    treatment: str
-    control: str
-    percent: int
+def set_rollout_arms(flag: dict[str, Any], key: str, arms: Arms) -> None:
+    """Make the flag's targeting the arms split (see the module docstring), its
+    `<control>~excluded` variant a copy of the control's value and, with a suffix, the arms'
+    own keys copies of their plain variants. The rollout owns the targeting: any other rule is
+    replaced (the audit entry's diff keeps it)."""
+    shares(arms.percent)
+    _check_variants(flag, key, arms.treatment, arms.control)
+    variants = flag["variants"]
+    treatment, control = variants[arms.treatment], variants[arms.control]
+    variants[excluded_variant(arms.control)] = copy.deepcopy(control)
+    variants[arms.served_treatment] = copy.deepcopy(treatment)
+    variants[arms.served_control] = copy.deepcopy(control)
+    flag["targeting"] = {"fractional": _layout(arms)}
 
 
 def arms_of(flag: dict[str, Any]) -> Arms | None:
-    """The arms split the flag's targeting is, or None when it is anything else."""
+    """The arms split the flag's targeting is, or None when it is anything else (a rollout's
+    `~r<N>` keys read back as the plain variants and that suffix)."""
     rule = flag.get("targeting")
     if not isinstance(rule, dict) or list(rule) != ["fractional"]:
         return None
@@ -123,31 +154,43 @@ def arms_of(flag: dict[str, Any]) -> Arms | None:
         return None
     if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= TOTAL:
         return None
-    if buckets != _layout(treatment, control, percent):
-        return None
+    found = _unsuffixed(treatment, control, percent)
+    return found if buckets == _layout(found) else None
+
+
+def _unsuffixed(treatment: str, control: str, percent: int) -> Arms:
+    """The arms whose served keys are `treatment` and `control`: a `~r<N>` suffix both share
+    split off, else the plain names."""
+    suffix = _ROLLOUT_KEY.search(control)
+    if suffix is not None and treatment.endswith(suffix.group()):
+        cut = len(suffix.group())
+        return Arms(treatment[:-cut], control[:-cut], percent, suffix.group())
     return Arms(treatment, control, percent)
 
 
-def _layout(treatment: str, control: str, percent: int) -> list[list[Any]]:
-    split = shares(percent)
+def _layout(arms: Arms) -> list[list[Any]]:
+    split = shares(arms.percent)
     return [
-        [treatment, split.treatment],
-        [excluded_variant(control), split.excluded],
-        [control, split.control],
+        [arms.served_treatment, split.treatment],
+        [excluded_variant(arms.control), split.excluded],
+        [arms.served_control, split.control],
     ]
 
 
-def set_control_for_everyone(flag: dict[str, Any], key: str, control: str) -> None:
-    """The rollback: the flag is on, serves `control` to everyone (no targeting) and loses the
-    excluded variant the arms made. An explicit variant rather than `state: DISABLED`, which
-    would serve each app's code default, not necessarily the control."""
+def set_variant_for_everyone(flag: dict[str, Any], key: str, variant: str, arms: Arms) -> None:
+    """The end of a rollout: the flag is on, serves the plain `variant` to everyone (no
+    targeting) and loses the variants the arms made (`Arms.own_variants`). The rollback serves
+    the control, the completion the treatment. An explicit variant rather than
+    `state: DISABLED`, which would serve each app's code default, not necessarily the control."""
     variants = flag.get("variants", {})
-    if control not in variants:
+    if variant not in variants:
         raise BadRequest(
-            f"{key} has no variant {control!r}; its variants are {', '.join(variants)}",
+            f"{key} has no variant {variant!r}; its variants are {', '.join(variants)}",
             code="UNKNOWN_VARIANT",
         )
     flag["state"] = "ENABLED"
-    flag["defaultVariant"] = control
+    flag["defaultVariant"] = variant
     flag.pop("targeting", None)
-    variants.pop(excluded_variant(control), None)
+    for made in arms.own_variants:
+        if made not in (arms.treatment, arms.control):
+            variants.pop(made, None)

@@ -20,6 +20,7 @@ class AuditAction(StrEnum):
     rollout = "rollout"
     rollout_arms = "rollout_arms"  # a staged rollout's treatment / excluded / control split
     rollback = "rollback"  # a staged rollout gave everyone its control
+    rollout_complete = "rollout_complete"  # a staged rollout gave everyone its treatment
 
 
 class EnvironmentOut(BaseModel):

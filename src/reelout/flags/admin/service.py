@@ -603,8 +603,7 @@ def rollout_arms(
     (action `rollout_arms`); the audit entry is None when the flag already had that split."""
 
     def change(document: dict[str, Any]) -> None:
-        flag = _flag(document, environment, key)
-        arms.set_rollout_arms(flag, key, split.treatment, split.control, split.percent)
+        arms.set_rollout_arms(_flag(document, environment, key), key, split)
 
     record = Record(AuditAction.rollout_arms, key)
     written, _ = _edit_flags(session, clock, environment, edit, record, change)
@@ -612,18 +611,37 @@ def rollout_arms(
 
 
 def rollback_to_control(
-    session: Session, clock: Clock, environment: str, key: str, control: str, edit: Edit
+    session: Session, clock: Clock, environment: str, key: str, split: arms.Arms, edit: Edit
 ) -> tuple[WriteOut, FlagAuditEntry | None]:
-    """Everyone gets `control` (`arms.set_control_for_everyone`), as one audited revision
-    (action `rollback`). Like `kill`, it is a flag-set write: once committed, the app's
-    `FlagWrites` pokes the change feed and every connected OFREP event stream gets a
-    `refetchEvaluation` at once."""
+    """Everyone gets the plain control and the rollout's own variants go
+    (`arms.set_variant_for_everyone`), as one audited revision (action `rollback`). Like `kill`,
+    it is a flag-set write: once committed, the app's `FlagWrites` pokes the change feed and
+    every connected OFREP event stream gets a `refetchEvaluation` at once."""
+    return _end_rollout(session, clock, environment, key, split, edit, split.control)
 
+
+def complete_with_treatment(
+    session: Session, clock: Clock, environment: str, key: str, split: arms.Arms, edit: Edit
+) -> tuple[WriteOut, FlagAuditEntry | None]:
+    """Everyone gets the plain treatment and the rollout's own variants go, as one audited
+    revision (action `rollout_complete`), heard by the event streams like the rollback."""
+    return _end_rollout(session, clock, environment, key, split, edit, split.treatment)
+
+
+def _end_rollout(
+    session: Session,
+    clock: Clock,
+    environment: str,
+    key: str,
+    split: arms.Arms,
+    edit: Edit,
+    variant: str,
+) -> tuple[WriteOut, FlagAuditEntry | None]:
     def change(document: dict[str, Any]) -> None:
-        arms.set_control_for_everyone(_flag(document, environment, key), key, control)
+        arms.set_variant_for_everyone(_flag(document, environment, key), key, variant, split)
 
-    record = Record(AuditAction.rollback, key)
-    written, _ = _edit_flags(session, clock, environment, edit, record, change)
+    action = AuditAction.rollback if variant == split.control else AuditAction.rollout_complete
+    written, _ = _edit_flags(session, clock, environment, edit, Record(action, key), change)
     return written, _written_entry(session, written)
 
 

@@ -1,0 +1,29 @@
+"""rollouts.arm_suffix: the suffix of the variant keys a rollout serves its arms as (`~r<id>`);
+NULL for a rollout made before, which serves the plain variant names
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-03 08:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0020"
+down_revision: str | None = "0019"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Existing rollouts keep NULL: a running one goes on serving (and reading) the plain
+    names its flag serves."""
+    with op.batch_alter_table("rollouts") as batch:
+        batch.add_column(sa.Column("arm_suffix", sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("rollouts") as batch:
+        batch.drop_column("arm_suffix")
