@@ -97,12 +97,13 @@ def log(rt: Runtime, rollout: int, **kwargs: Any) -> list[tuple[str, str, str, s
     return [(e.kind, e.who, e.what, e.reason) for e in page.entries]
 
 
-def split(percent: int) -> dict[str, Any]:
+def split(percent: int, rollout: int) -> dict[str, Any]:
+    """The arms rollout `rollout` writes for `percent`, under its own keys."""
     return {
         "fractional": [
-            ["on", percent],
+            [f"on~r{rollout}", percent],
             ["off~excluded", max(0, 100 - 2 * percent)],
-            ["off", min(percent, 100 - percent)],
+            [f"off~r{rollout}", min(percent, 100 - percent)],
         ]
     }
 
@@ -196,9 +197,10 @@ def test_a_rollout_from_start_to_completion(rt: Runtime, act: Act, clock: Manual
     rollout = create(act)
     started = do(act, rollout, Command.start)
     assert (started.state, started.stage, started.started_at) == ("running", 0, clock.now())
-    assert targeting(rt) == split(10)
+    assert targeting(rt) == split(10, rollout)
     counts = served(rt)
-    assert set(counts) == {"on", "off", "off~excluded"} and counts["off~excluded"] > 250
+    assert set(counts) == {f"on~r{rollout}", f"off~r{rollout}", "off~excluded"}
+    assert counts["off~excluded"] > 250
 
     clock.advance(3600)
     held = record(act, rollout, "hold", 0)
@@ -214,18 +216,22 @@ def test_a_rollout_from_start_to_completion(rt: Runtime, act: Act, clock: Manual
     assert (advanced.rollout.stage, advanced.rollout.percent) == (1, 25)
     assert advanced.rollout.stage_started_at == clock.now()
     assert advanced.rollout.extended_until is None, "a new stage starts without an extension"
-    assert targeting(rt) == split(25)
+    assert targeting(rt) == split(25, rollout)
     stale = record(act, rollout, "advance", 0)  # another worker's tick for the old stage
     assert not stale.applied and stale.rollout.stage == 1
     for stage in (1, 2):
         record(act, rollout, "advance", stage)
-    assert targeting(rt) == split(100) and served(rt) == {"on": 400}
+    assert targeting(rt) == split(100, rollout) and served(rt) == {f"on~r{rollout}": 400}
     done = record(act, rollout, "advance", 3)
     assert (done.rollout.state, done.rollout.ended_at, done.rollout.allowed) == (
         "completed",
         clock.now(),
         [],
     )
+    assert served(rt) == {"on": 400} and targeting(rt) is None, "the plain treatment for all"
+    with rt.db.read() as session:
+        variants = flags.get_flag(session, ENV, FLAG)[1]["variants"]
+    assert set(variants) == {"on", "off"}, "the rollout's own variants are gone"
     with pytest.raises(ReeloutError) as refused:
         do(act, rollout, Command.rollback, reason="too late")
     assert refused.value.code == "ROLLOUT_STATE_CONFLICT"
@@ -250,14 +256,16 @@ def test_a_rollout_from_start_to_completion(rt: Runtime, act: Act, clock: Manual
     with rt.db.read() as session:
         audit = flags.list_audit(session, flags.AuditFilter(flag=FLAG)).entries
     assert [(e.actor, e.action.value) for e in audit] == [
+        ("rollout-controller", "rollout_complete"),
         ("rollout-controller", "rollout_arms"),
         ("rollout-controller", "rollout_arms"),
         ("rollout-controller", "rollout_arms"),
         ("alice", "rollout_arms"),
         ("alice", "put"),
     ]
-    assert audit[3].reason == f"rollout {rollout}: stage 1 of 4, 10%"
-    assert audit[0].reason == f"rollout {rollout}: stage 4 of 4, 100%: advance because"
+    assert audit[4].reason == f"rollout {rollout}: stage 1 of 4, 10%"
+    assert audit[1].reason == f"rollout {rollout}: stage 4 of 4, 100%: advance because"
+    assert audit[0].reason == f"rollout {rollout}: completed, 'on' for everyone: advance because"
 
 
 def test_a_rollback_gives_everyone_the_control(rt: Runtime, act: Act) -> None:
@@ -314,7 +322,7 @@ def test_operator_commands_check_what_they_carry(rt: Runtime, act: Act) -> None:
     assert approved.approvals == [1, 3]
     assert dismissed.dismissed == {"crash_rate": "known crash, fixed"}
     promoted = do(act, rollout, Command.promote, reason="the canary is fine, ship")
-    assert (promoted.stage, promoted.state) == (1, "running") and targeting(rt) == split(25)
+    assert (promoted.stage, promoted.state) == (1, "running") and targeting(rt) == split(25, rollout)
     with rt.db.read() as session:
         page = service.log_page(session, rollout, kind="command")
     assert [e.body.get("approved_stage") for e in page.entries if e.what == "approve"] == [1, 3]
@@ -353,7 +361,7 @@ def test_a_manual_edit_of_the_flag_pauses_the_rollout(rt: Runtime, act: Act) -> 
     assert act(service.check_manual_edit, rollout) is None, "paused already"
 
     do(act, rollout, Command.resume)
-    assert targeting(rt) == split(10), "resuming takes the flag back"
+    assert targeting(rt) == split(10, rollout), "resuming takes the flag back"
     assert act(service.check_manual_edit, rollout) is None
 
 
@@ -363,7 +371,7 @@ def test_a_decision_on_a_manually_edited_flag_pauses_instead(rt: Runtime, act: A
     act(flags.kill, ENV, FLAG, flags.Edit(BOB, "stop it"))
     recorded = record(act, rollout, "advance", 0)
     assert not recorded.applied and recorded.rollout.state == "paused"
-    assert recorded.rollout.stage == 0 and targeting(rt) == split(10), "no advance was written"
+    assert recorded.rollout.stage == 0 and targeting(rt) == split(10, rollout), "no advance was written"
     assert log(rt, rollout)[-1] == (
         "command",
         "rollout-controller",

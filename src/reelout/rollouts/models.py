@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reelout.db.base import Base, UTCDateTime
@@ -39,9 +39,9 @@ class Rollout(Base):
     last_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # set once, when the rollout is rolled back: what it was rolled back on (`effects.freeze`)
     frozen_evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    # the suffix of the keys its arms are served as (`~r<id>`); None: made before they had any
-    # (the plain names are served)
-    arm_suffix: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # whether its arms are served under keys of its own (`<variant>~r<id>`); false for a
+    # rollout made before they had any, which serves the plain names
+    own_arm_keys: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # the flag audit entry of the rollout's last write to the flag: a newer one is a manual edit
     flag_audit_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int] = mapped_column(Integer)

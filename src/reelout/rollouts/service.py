@@ -69,7 +69,8 @@ def arms_of(row: Rollout, percent: int | None = None) -> arms.Arms:
     plan = stored_plan(row.plan)
     if percent is None:
         percent = plan.percents[row.stage]
-    return arms.Arms(plan.treatment, plan.control.variation, percent, row.arm_suffix or "")
+    suffix = arms.rollout_suffix(row.id) if row.own_arm_keys else ""
+    return arms.Arms(plan.treatment, plan.control.variation, percent, suffix)
 
 
 def served_as(split: arms.Arms) -> ServedAs:
@@ -266,10 +267,10 @@ def create(
         created_by=who.name,
         approvals=[],
         dismissed={},
+        own_arm_keys=True,
     )
     session.add(row)
     session.flush()
-    row.arm_suffix = arms.rollout_suffix(row.id)
     scratch = dict(flag, variants=dict(flag.get("variants", {})))
     arms.set_rollout_arms(scratch, checked.flag, arms_of(row))  # refuses arms the flag lacks
     _log(session, clock, row, "command", who.name, "create", None, {"plan": dict(plan)})

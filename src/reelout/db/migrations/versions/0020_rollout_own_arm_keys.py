@@ -1,5 +1,5 @@
-"""rollouts.arm_suffix: the suffix of the variant keys a rollout serves its arms as (`~r<id>`);
-NULL for a rollout made before, which serves the plain variant names
+"""rollouts.own_arm_keys: whether a rollout serves its arms under keys of its own
+(`<variant>~r<id>`); false for a rollout made before, which serves the plain variant names
 
 Revision ID: 0020
 Revises: 0019
@@ -18,12 +18,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Existing rollouts keep NULL: a running one goes on serving (and reading) the plain
+    """Existing rollouts get false: a running one goes on serving (and reading) the plain
     names its flag serves."""
     with op.batch_alter_table("rollouts") as batch:
-        batch.add_column(sa.Column("arm_suffix", sa.String(length=32), nullable=True))
+        batch.add_column(
+            sa.Column("own_arm_keys", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("rollouts") as batch:
-        batch.drop_column("arm_suffix")
+        batch.drop_column("own_arm_keys")
