@@ -322,7 +322,9 @@ def test_operator_commands_check_what_they_carry(rt: Runtime, act: Act) -> None:
     assert approved.approvals == [1, 3]
     assert dismissed.dismissed == {"crash_rate": "known crash, fixed"}
     promoted = do(act, rollout, Command.promote, reason="the canary is fine, ship")
-    assert (promoted.stage, promoted.state) == (1, "running") and targeting(rt) == split(25, rollout)
+    assert (promoted.stage, promoted.state) == (1, "running") and targeting(rt) == split(
+        25, rollout
+    )
     with rt.db.read() as session:
         page = service.log_page(session, rollout, kind="command")
     assert [e.body.get("approved_stage") for e in page.entries if e.what == "approve"] == [1, 3]
@@ -371,7 +373,9 @@ def test_a_decision_on_a_manually_edited_flag_pauses_instead(rt: Runtime, act: A
     act(flags.kill, ENV, FLAG, flags.Edit(BOB, "stop it"))
     recorded = record(act, rollout, "advance", 0)
     assert not recorded.applied and recorded.rollout.state == "paused"
-    assert recorded.rollout.stage == 0 and targeting(rt) == split(10, rollout), "no advance was written"
+    assert recorded.rollout.stage == 0 and targeting(rt) == split(10, rollout), (
+        "no advance was written"
+    )
     assert log(rt, rollout)[-1] == (
         "command",
         "rollout-controller",
