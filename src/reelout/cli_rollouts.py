@@ -115,6 +115,7 @@ def _show(rollout: RolloutOut, as_json: bool) -> None:
         return
     lines = [
         f"rollout {rollout.id}: {rollout.flag} in {rollout.environment}",
+        f"arms: {_arms(rollout)}",
         f"state: {rollout.state}, stage {rollout.stage + 1} at {rollout.percent}%"
         f" since {_when(rollout.stage_started_at)}",
         f"allows: {', '.join(rollout.allowed) or 'nothing (final)'}",
@@ -126,6 +127,19 @@ def _show(rollout: RolloutOut, as_json: bool) -> None:
         lines.append(f"dismissed {metric}: {why}")
     lines += _frozen(rollout.frozen_evidence)
     console.print(Text("\n".join(lines)))
+
+
+def _arm(plain: str, served: str) -> str:
+    return plain if served == plain else f"{plain} (served as {served})"
+
+
+def _arms(rollout: RolloutOut) -> str:
+    """ "on (served as on~r7) against off (served as off~r7)": the plan's variants, and the keys
+    the flag serves them as while the rollout runs."""
+    plan = stored_plan(rollout.plan)
+    served = rollout.served_as
+    treatment = _arm(plan.treatment, served.treatment)
+    return f"{treatment} against {_arm(plan.control.variation, served.control)}"
 
 
 def _frozen(frozen: dict[str, Any] | None) -> list[str]:
@@ -194,6 +208,7 @@ def _print_report(made: reports.Report) -> None:
     lines = [
         f"rollout {r.id}: {r.flag} in {r.environment}, {r.state}"
         + ("" if made.final else " (not over: the report runs to now)"),
+        f"arms: {_arms(r)}",
         f"window: {_when(window[0])} to {_when(window[1])} UTC" if window else "window: none yet",
         f"decisions: {decided}",
     ]

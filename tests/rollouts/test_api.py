@@ -27,7 +27,9 @@ def test_create_start_and_read_a_rollout(api: httpx.Client) -> None:
     assert (started["state"], started["version"]) == ("running", 2)
     assert started["allowed"] == ["pause", "promote", "approve", "abort", "rollback", "dismiss"]
     flag = ok(api.get(f"/api/v1/environments/production/flags/{FLAG}"))
-    assert flag["targeting"]["fractional"][0] == ["on", 10]
+    assert flag["targeting"]["fractional"][0] == [f"on~r{rid}", 10]
+    assert started["served_as"] == {"treatment": f"on~r{rid}", "control": f"off~r{rid}",
+                                    "excluded": "off~excluded"}  # fmt: skip
 
     listed = ok(api.get(API, params={"state": ["running", "paused"]}))
     assert [r["id"] for r in listed["rollouts"]] == [rid]

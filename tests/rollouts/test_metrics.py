@@ -19,6 +19,7 @@ STATE = "reelout_rollout_state"
 PERCENT = "reelout_rollout_stage_percent"
 BOUND = "reelout_rollout_guardrail_bound"
 THRESHOLD = "reelout_rollout_guardrail_threshold"
+ARM = "reelout_rollout_arm_info"
 OTHER_PLAN = {**PLAN["rollout"], "flag": "other", "treatment": "b",
               "control": {"variation": "a", "allocation": "matched"}}  # fmt: skip
 
@@ -66,6 +67,10 @@ def test_decisions_states_stages_and_guardrails_show_at_each_scrape(
     assert (str(first), "rolled_back") not in states, "the newest rollout of each flag only"
     assert states[(str(second), "paused")] == 0 and len(states) == 2 * 6
     assert found[PERCENT] == [({"flag": FLAG, "environment": ENV, "rollout": str(second)}, 10.0)]
+    assert sorted((labels["arm"], labels["variant"], labels["served_as"], v)
+                  for labels, v in found[ARM]) == [
+        ("control", "off", f"off~r{second}", 1.0), ("treatment", "on", f"on~r{second}", 1.0)
+    ]  # fmt: skip
 
     assert running.last_decision is not None
     error_rate = running.last_decision["per_metric"]["error_rate"]
@@ -81,3 +86,4 @@ def test_decisions_states_stages_and_guardrails_show_at_each_scrape(
     assert value(again, DECISIONS, decision="rollback", reason="command") == 1
     assert value(again, STATE, rollout=str(second), state="rolled_back") == 1
     assert PERCENT not in again and BOUND not in again, "only running or paused rollouts"
+    assert ARM not in again

@@ -47,10 +47,12 @@ def server(live_servers: StartLive, clock: ManualClock) -> LiveServer:
     return live
 
 
-def send_uploads(live: LiveServer, clock: ManualClock) -> None:
-    """100 uploads an arm: 85 of the control's succeed in 180 s, 97 of the treatment's in 80 s."""
-    events = [upload(clock, "off", ok=i < 85, seconds=180, flag=FLAG) for i in range(100)]
-    events += [upload(clock, "on", ok=i < 97, seconds=80, flag=FLAG) for i in range(100)]
+def send_uploads(live: LiveServer, clock: ManualClock, rid: int) -> None:
+    """100 uploads an arm (under the keys rollout `rid` serves them as): 85 of the control's
+    succeed in 180 s, 97 of the treatment's in 80 s."""
+    on, off = f"on~r{rid}", f"off~r{rid}"
+    events = [upload(clock, off, ok=i < 85, seconds=180, flag=FLAG) for i in range(100)]
+    events += [upload(clock, on, ok=i < 97, seconds=80, flag=FLAG) for i in range(100)]
     with live.client(token=client_key(live, ENV)) as app:
         reply = check(app.post("/api/v1/telemetry/events", json=events))
     assert reply["accepted"] == len(events)
@@ -67,7 +69,7 @@ def drive(live: LiveServer, clock: ManualClock) -> tuple[int, dict[str, datetime
         check(admin.post(f"{API}/{rid}/dismiss", json=why))
     at = {"start": clock.now()}
     clock.advance(60)
-    send_uploads(live, clock)
+    send_uploads(live, clock, rid)
     clock.advance(60)
     run_jobs(live.runtime, registry=telemetry_only(), tick=True)  # the decisions are ours
     clock.advance(600)
@@ -115,7 +117,8 @@ def test_the_report_of_a_rolled_back_rollout(server: LiveServer, clock: ManualCl
 
     kpis = {row["metric"]: row for row in report["kpis"]["kpis"]}
     success = kpis["upload_success_rate"]
-    assert success["control"]["variant"] == "off" and success["treatment"]["variant"] == "on"
+    assert success["control"]["variant"] == f"off~r{rid}"
+    assert success["treatment"]["variant"] == f"on~r{rid}"
     assert success["control"]["n"] == success["treatment"]["n"] == 100
     assert success["control"]["value"] == pytest.approx(0.85)
     assert success["treatment"]["value"] == pytest.approx(0.97)
@@ -192,6 +195,7 @@ def test_reelout_rollouts_report(
 
     shown = ok(cli("rollouts", "report", str(rid))).stdout
     assert f"rollout {rid}: {FLAG} in {ENV}" in shown and "rolled_back" in shown
+    assert f"arms: on (served as on~r{rid}) against off (served as off~r{rid})" in shown
     assert "2h12m" in shown  # the first stage's duration
     assert "4000 / 4000" in shown and "advance 1, hold 1" in shown
     assert "Upload success rate" in shown and "97.0%" in shown and "pass" in shown

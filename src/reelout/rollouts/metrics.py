@@ -26,6 +26,7 @@ from reelout.rollouts import effects, reasons
 from reelout.rollouts.decide import DecisionKind
 from reelout.rollouts.models import Rollout
 from reelout.rollouts.plan import Guardrail, stored_plan
+from reelout.rollouts.service import arms_of
 from reelout.rollouts.states import Command, State
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,13 @@ class RolloutMetrics:
             "The treatment's percentage of the current stage of each running or paused rollout.",
             labels=PER_ROLLOUT,
         )
+        arm = GaugeMetricFamily(
+            "reelout_rollout_arm_info",
+            "1 for each arm of a running or paused rollout: `arm` (treatment or control), the "
+            "plan's `variant` and the key `served_as` the flag serves it as (the `variant` label "
+            "of the telemetry's series).",
+            labels=(*PER_ROLLOUT, "arm", "variant", "served_as"),
+        )
         limits = ("bound", "threshold")
         guard = {
             name: GaugeMetricFamily(
@@ -128,6 +136,9 @@ class RolloutMetrics:
                 continue
             plan = stored_plan(row.plan)
             percent.add_metric(list(labels), float(plan.percents[row.stage]))
+            split = arms_of(row)
+            arm.add_metric([*labels, "treatment", split.treatment, split.served_treatment], 1.0)
+            arm.add_metric([*labels, "control", split.control, split.served_control], 1.0)
             plan_guardrails = {guardrail.metric: guardrail for guardrail in plan.guardrails}
             per_metric = (row.last_decision or {}).get("per_metric") or {}
             for metric, verdict in sorted(per_metric.items()):
@@ -141,4 +152,5 @@ class RolloutMetrics:
                     guard["threshold"].add_metric([*labels, metric], float(threshold))
         yield state
         yield percent
+        yield arm
         yield from guard.values()

@@ -88,20 +88,21 @@ def chart_step(window: timedelta) -> timedelta:
     return timedelta(minutes=max(1, minutes))
 
 
-def kpi_series(core: Core, plan: Plan, table: kpis.KpiTable, step: timedelta) -> dict[str, Series]:
+def kpi_series(
+    core: Core, rollout: RolloutOut, table: kpis.KpiTable, step: timedelta
+) -> dict[str, Series]:
     """Each KPI of the table that has units, over the table's window in `step`s, for the
-    control and the treatment (not the excluded rest)."""
+    control and the treatment under the keys they were served as (not the excluded rest)."""
+    arms = (rollout.served_as.control, rollout.served_as.treatment)
     found = {}
     for row in table.rows:
         if any(arm is not None and arm.n > 0 for arm in (row.control, row.treatment)):
             per_arm = kpis.series(
-                core, plan.environment, row.metric.name, plan.flag,
+                core, rollout.environment, row.metric.name, rollout.flag,
                 table.until - table.since, step, until=table.until,
             )  # fmt: skip
             found[row.metric.name] = {
-                variant: points
-                for variant, points in per_arm.items()
-                if variant in (plan.control.variation, plan.treatment)
+                variant: points for variant, points in per_arm.items() if variant in arms
             }
     return found
 
@@ -124,12 +125,12 @@ def build(core: Core, rollout_id: int, *, charts: bool = False) -> Report:
             rollout.environment,
             window[1] - window[0],
             rollout.flag,
-            plan.control.variation,
-            plan.treatment,
+            rollout.served_as.control,
+            rollout.served_as.treatment,
             until=window[1],
         )
     step = chart_step(window[1] - window[0]) if window else timedelta(minutes=1)
-    series = kpi_series(core, plan, table, step) if charts and table else {}
+    series = kpi_series(core, rollout, table, step) if charts and table else {}
     return Report(
         rollout=rollout,
         plan=plan,

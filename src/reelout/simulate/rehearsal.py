@@ -104,7 +104,8 @@ class Rehearsal:
         flags = self._flags()
         try:
             traffic = Traffic(self.app, self.admin, flags, clock, self.options.scenario,
-                              self.plan.flag, self.plan.treatment, random.Random(self.options.seed),
+                              self.plan.flag, rollout["served_as"]["treatment"],
+                              random.Random(self.options.seed),
                               started_at=started)  # fmt: skip
             outcome = Outcome(rollout)
             cursor = self._drive(traffic, outcome, started)
