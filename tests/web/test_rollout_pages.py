@@ -206,6 +206,9 @@ def test_the_timeline_and_the_buttons_follow_the_state(
     assert "min 2d, max 7d, warmup 15m, 3823 units per arm" in page  # the template's 10 %
     assert "needs an approval" in page  # before 100 %
     assert enabled(page) == {"start", "abort"}
+    stage = re.sub(r"<[^>]+>", "", page.split('id="rollout-stage">', 1)[1].split("</dd>", 1)[0])
+    assert f"get on (served as on~r{rollout}), as many get off (served as off~r{rollout})" in (
+        " ".join(stage.split()))  # fmt: skip
 
     started = command(console, rollout, "start")
     assert started.status_code == 200, started.text

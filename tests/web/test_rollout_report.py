@@ -48,6 +48,9 @@ def test_the_report_page_of_a_rolled_back_rollout(
     assert "script-src 'self'" in reply.headers["content-security-policy"]
     page = reply.text
     assert f"<title>Rollout {rid} report: use_tus_upload in production" in page
+    said = page.split('id="report-arms">', 1)[1].split("</dd>", 1)[0]
+    arms = " ".join(html.unescape(re.sub(r"<[^>]+>", "", said)).split())
+    assert arms.startswith(f"on (served as on~r{rid}) (treatment) against off (served as off~")
     assert 'aria-current="page">Rollouts</a>' in page  # in the console's navigation
     assert 'id="report-print" data-print' in page and 'class="no-print"' in page
     assert 'id="rollout-commands"' not in page and "hx-post" not in page  # a report, no actions
@@ -62,7 +65,8 @@ def test_the_report_page_of_a_rolled_back_rollout(
     assert 'data-stage="3" data-status="not-entered"' in page
 
     success = " ".join(row(page, "report-kpi-table", "data-metric", "upload_success_rate").split())
-    assert "off : 85.0 %" in success and "on : 97.0 %" in success and "n = 100" in success
+    assert f"off (served as off~r{rid}) : 85.0 %" in success and "n = 100" in success
+    assert f"on (served as on~r{rid}) : 97.0 %" in success
     assert "+12.0 pp" in success and "improvement" in success and success.endswith("pass")
     slow = row(page, "report-kpi-table", "data-metric", "upload_seconds_100mb")
     assert "160.0 s" in slow and slow.split()[-1] == "fail"
@@ -77,7 +81,10 @@ def test_the_report_page_of_a_rolled_back_rollout(
     assert 'guardrail "error_rate" FAIL: harm lower bound' in frozen
 
     success_chart = chart_data(page, "chart-kpi-upload_success_rate")
-    assert [s["label"] for s in success_chart["series"]] == ["off", "on"]  # not the excluded
+    assert [s["label"] for s in success_chart["series"]] == [
+        f"off (served as off~r{rid})",
+        f"on (served as on~r{rid})",
+    ]  # not the excluded; fmt: skip
     assert success_chart["x"][1] - success_chart["x"][0] == 120  # 2 min buckets over 2h22m
     off, on = ([v for v in ys if v is not None] for ys in success_chart["ys"])
     assert off == pytest.approx([85.0]) and on == pytest.approx([97.0])  # the minute they came

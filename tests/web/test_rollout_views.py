@@ -27,6 +27,7 @@ def rollout(state: str = "running", stage: int = 0, **fields: Any) -> RolloutOut
         "started_at": None if state == "pending" else T0, "ended_at": None,
         "created_by": "alice", "approvals": [], "dismissed": {}, "extended_until": None,
         "last_decision": None, "version": 1,
+        "served_as": {"treatment": "on~r1", "control": "off~r1", "excluded": "off~excluded"},
         "allowed": [c.value for c in allowed(position) if c in OPERATOR_COMMANDS],
     }  # fmt: skip
     values.update(fields)

@@ -3,6 +3,7 @@ GET /api/v1/kpis gives it, and one chart per KPI over time per arm (GET /api/v1/
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -78,7 +79,7 @@ class BoardRow:
     result: str  # pass, fail, no data, no target
 
 
-def _cell(metric: Metric, arm: kpis.Arm | None) -> ArmCell | None:
+def _cell(metric: Metric, arm: kpis.Arm | None, labels: Mapping[str, str]) -> ArmCell | None:
     if arm is None:
         return None
     interval = (
@@ -86,10 +87,13 @@ def _cell(metric: Metric, arm: kpis.Arm | None) -> ArmCell | None:
         if arm.lower is not None and arm.upper is not None
         else ""
     )
-    return ArmCell(arm.variant or "everyone", shown(metric, arm.value), interval, arm.n)
+    label = labels.get(arm.variant, arm.variant) if arm.variant else "everyone"
+    return ArmCell(label, shown(metric, arm.value), interval, arm.n)
 
 
-def board_row(row: kpis.KpiRow) -> BoardRow:
+def board_row(row: kpis.KpiRow, labels: Mapping[str, str] | None = None) -> BoardRow:
+    """`labels`: how to name a variant other than by its key (a rollout's `on~r7` as "on
+    (served as on~r7)")."""
     metric, goal = row.metric, row.metric.goal
     difference, said = "", ""
     if row.difference is not None:
@@ -105,8 +109,8 @@ def board_row(row: kpis.KpiRow) -> BoardRow:
         title=metric.title,
         baseline=shown(metric, goal.baseline) if goal else "—",
         target=f"{goal.op} {shown(metric, goal.target)}" if goal else "—",
-        control=_cell(metric, row.control),
-        treatment=_cell(metric, row.treatment),
+        control=_cell(metric, row.control, labels or {}),
+        treatment=_cell(metric, row.treatment, labels or {}),
         difference=difference,
         verdict=said,
         result=result if goal else "no target",

@@ -140,14 +140,23 @@ def log_lines(report: reports.Report) -> list[LogLine]:
     return [LogLine(run, row.summary) for run, row in zip(runs, summaries, strict=True)]
 
 
+def arm_labels(report: reports.Report) -> dict[str, str]:
+    """The arms' keys as people read them: "on (served as on~r7)" (none for a rollout that
+    serves the plain names)."""
+    served, plan = report.rollout.served_as, report.plan
+    pairs = ((served.treatment, plan.treatment), (served.control, plan.control.variation))
+    return {key: f"{plain} (served as {key})" for key, plain in pairs if key != plain}
+
+
 def kpi_charts(report: reports.Report) -> list[dict[str, Any]]:
     """A chart per KPI with data: its value per arm over the rollout, bucket by bucket."""
-    table, charts = report.table, []
+    table, charts, labels = report.table, [], arm_labels(report)
     for name, found in report.series.items():
         if table is None or not found:
             continue
         metric = METRICS[name]
-        data = chart(metric, found, table.since, table.until, report.step)
+        named = {labels.get(variant, variant): points for variant, points in found.items()}
+        data = chart(metric, named, table.since, table.until, report.step)
         charts.append({"name": name, "title": metric.title, "unit": unit_of(metric), "data": data})
     return charts
 
@@ -163,7 +172,7 @@ def report_context(report: reports.Report) -> dict[str, Any]:
         "rollout": rollout,
         "plan": plan,
         "stage_lines": [stage_line(s, plan.stages[s.index], report.final) for s in report.stages],
-        "kpi_rows": [board_row(row) for row in table.rows] if table else [],
+        "kpi_rows": [board_row(row, arm_labels(report)) for row in table.rows] if table else [],
         "kpi_data": table is not None and has_data(table),
         "metric_rows": views.metric_rows(rollout, plan),
         "guardrail_charts": views.guardrail_charts(plan, decisions),
