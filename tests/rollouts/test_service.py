@@ -21,6 +21,7 @@ from reelout.flags import evaluate, parse_flag_set
 from reelout.flags.admin import service as flags
 from reelout.rollouts import service
 from reelout.rollouts.decide import ArmData
+from reelout.rollouts.models import Rollout
 from reelout.rollouts.plan import stored_plan
 from reelout.rollouts.service import CommandArgs, RolloutFilter
 from reelout.rollouts.states import Command
@@ -285,6 +286,40 @@ def test_a_rollback_gives_everyone_the_control(rt: Runtime, act: Act) -> None:
         "to": {"state": "rolled_back", "stage": 0},
         "flag_revision": latest.revision,
     }
+
+
+def variants(rt: Runtime) -> set[str]:
+    with rt.db.read() as session:
+        return set(flags.get_flag(session, ENV, FLAG)[1]["variants"])
+
+
+def test_a_second_rollout_after_a_rollback_serves_keys_of_its_own(rt: Runtime, act: Act) -> None:
+    """Its treatment's exposures start inside it, whoever the first one served `on`."""
+    first = create(act)
+    do(act, first, Command.start)
+    do(act, first, Command.rollback, reason="support tickets")
+    assert variants(rt) == {"on", "off"}, "the first rollout's own variants went with it"
+    second = create(act)
+    started = do(act, second, Command.start)
+    assert (started.served_as.treatment, started.served_as.control) == (
+        f"on~r{second}", f"off~r{second}")  # fmt: skip
+    assert variants(rt) == {"on", "off", "off~excluded", f"on~r{second}", f"off~r{second}"}
+    assert targeting(rt) == split(10, second)
+
+
+def test_a_rollout_made_before_the_arms_had_keys_of_their_own_serves_the_plain_names(
+    rt: Runtime, act: Act
+) -> None:
+    """As migration 0020 leaves one that is running: it goes on serving and reading `on` and
+    `off`, and its end drops only `off~excluded`."""
+    rollout = create(act)
+    with rt.db.session() as session:
+        session.get(Rollout, rollout).own_arm_keys = False  # type: ignore[union-attr]
+    started = do(act, rollout, Command.start)
+    assert (started.served_as.treatment, started.served_as.control) == ("on", "off")
+    assert targeting(rt) == {"fractional": [["on", 10], ["off~excluded", 80], ["off", 10]]}
+    do(act, rollout, Command.rollback)
+    assert variants(rt) == {"on", "off"} and served(rt) == {"off": 400}
 
 
 def test_the_controllers_rollback_and_pause(rt: Runtime, act: Act) -> None:
