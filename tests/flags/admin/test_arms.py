@@ -85,7 +85,11 @@ def test_excluded_units_get_the_controls_value_under_their_own_variant() -> None
 
 
 def test_a_string_flags_excluded_variant_copies_the_control_value() -> None:
-    flag = {"state": "ENABLED", "variants": {"a": "mp4", "b": "hls"}, "defaultVariant": "a"}
+    flag: dict[str, Any] = {
+        "state": "ENABLED",
+        "variants": {"a": "mp4", "b": "hls"},
+        "defaultVariant": "a",
+    }
     set_rollout_arms(flag, "player", Arms("b", "a", 20))
     assert flag["variants"][excluded_variant("a")] == "mp4"
     assert excluded_variant("a") == "a~excluded"
