@@ -108,16 +108,16 @@ def test_two_servers_make_one_decision_per_rollout_per_slot(
     workers = (Worker(first.runtime, registry, worker_id="a"),
                Worker(second.runtime, registry, worker_id="b"))  # fmt: skip
     rid = started(first)
-    key = client_key(first)
+    key, (on, off) = client_key(first), (f"on~r{rid}", f"off~r{rid}")  # the rollout's own keys
     clock.set(T0 + timedelta(minutes=31))  # events arrive after they happen
-    send(second, key, arm_of("on", 150, 3, T0 + timedelta(minutes=30), FLAG)
-         + arm_of("off", 150, 3, T0 + timedelta(minutes=30), FLAG))  # fmt: skip
+    send(second, key, arm_of(on, 150, 3, T0 + timedelta(minutes=30), FLAG)
+         + arm_of(off, 150, 3, T0 + timedelta(minutes=30), FLAG))  # fmt: skip
     later = T0 + timedelta(minutes=55)  # traffic goes on (30 minutes of silence would hold)
     slots = [T0 + timedelta(minutes=m) for m in range(50, 64)]
     for slot in slots:
         clock.set(slot)
         if slot == later + timedelta(minutes=1):
-            send(first, key, arm_of("on", 10, 0, later, FLAG) + arm_of("off", 10, 0, later, FLAG))
+            send(first, key, arm_of(on, 10, 0, later, FLAG) + arm_of(off, 10, 0, later, FLAG))
         together(*(drain(worker) for worker in workers))
 
     log = decisions(first, rid)
