@@ -110,6 +110,7 @@ def one_rollout(rt: Runtime, rollout: Rollout, shared: evidence.TickReads) -> De
             stage_started_at=rollout.since,
             analysis_since=rollout.since,
             now=UNTIL,
+            arms=(rollout.plan.treatment, rollout.plan.control.variation),  # the data's names
             page_alerts=shared.page_alerts(rollout.plan),
             shared=shared,
         )
