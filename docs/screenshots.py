@@ -164,10 +164,10 @@ def _rollout(api: httpx.Client, key: str) -> int:
     made = api.post("/api/v1/rollouts", json=plan)
     made.raise_for_status()
     rid = int(made.json()["id"])
-    api.post(f"/api/v1/rollouts/{rid}/start").raise_for_status()
+    served = api.post(f"/api/v1/rollouts/{rid}/start").raise_for_status().json()["served_as"]
     time.sleep(61 - time.time() % 60)  # into the next whole minute
     now, events = time.time(), []
-    for variant, every in (("on", 25), ("off", 7)):
+    for variant, every in ((served["treatment"], 25), (served["control"], 7)):
         for i in range(60):
             viewer = f"viewer-{variant}-{i}"
             events += [
