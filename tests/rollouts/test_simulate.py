@@ -131,8 +131,9 @@ def test_exposures_lost_on_the_treatments_path_hold_on_srm_and_never_roll_back(
     assert decision == "hold", result.output
     assert re.match(r"SRM: exposures (\d+)/(\d+) against a 50/50 split, p=\S+ < 0\.001", reason)
     assert not {"rollback", "complete"} & {decision for _, decision, _ in log}, result.output
-    served = re.search(r"users \(off: (\d+), off~excluded: \d+, on: (\d+)\)", result.output)
-    reported = re.search(r"exposures the apps reported: off: (\d+), .*on: (\d+)", result.output)
+    arms = r"off~excluded: \d+, off~r1: (\d+), on~r1: (\d+)"  # the rollout's own keys
+    served = re.search(rf"users \({arms}\)", result.output)
+    reported = re.search(rf"exposures the apps reported: {arms}", result.output)
     assert served is not None and reported is not None, result.output
     assert int(reported[1]) == int(served[1])  # the control reports every exposure
     assert int(reported[2]) < 0.75 * int(served[2])  # the treatment about 60 % of them
