@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -11,14 +12,16 @@ from sqlalchemy import text
 from reelout.db.base import Base
 from reelout.db.migrate import current_heads, upgrade
 from reelout.models import load_all
+from reelout.rollouts import service as rollouts
 from reelout.runtime import Runtime
+from tests.rollouts.conftest import PLAN
 from tests.support.settings import make_settings, start_runtime
 
 
 def test_migrations_match_the_models(tmp_path: Path, database_url: str) -> None:
     rt = start_runtime(make_settings(tmp_path, database_url=database_url))
     upgrade(rt.db)  # idempotent
-    assert current_heads(rt.db) == {"0020"}
+    assert current_heads(rt.db) == {"0021"}
     load_all()
     with rt.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -176,4 +179,26 @@ def test_0020_adds_up_existing_hour_rollups_per_utc_day(tmp_path: Path, database
         ("2026-12-02 00:00:00", "on", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, None),
         ("2026-12-03 00:00:00", "on", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None),
     ]
+
+
+def test_0021_leaves_a_running_rollout_serving_the_plain_variant_names(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A rollout made before the arms had keys of their own goes on serving and reading `on`
+    and `off`; a new one gets its own."""
+    rt = Runtime.from_settings(make_settings(tmp_path, blank=True, database_url=database_url))
+    upgrade(rt.db, "0020")
+    insert = text(
+        "INSERT INTO rollouts (flag, environment, plan, state, stage, stage_started_at, "
+        "created_at, started_at, created_by, approvals, dismissed, version) VALUES "
+        "('use_tus_upload', 'production', :plan, 'running', 0, :at, :at, :at, 'alice', '[]', "
+        "'{}', 2)"
+    )
+    with rt.db.engine.begin() as conn:
+        conn.execute(insert, {"plan": json.dumps(PLAN), "at": "2026-12-01 10:00:00"})
+    upgrade(rt.db)
+    with rt.db.read() as session:
+        (old,) = rollouts.list_rollouts(session, rollouts.RolloutFilter(), limit=10).rollouts
+    assert old.served_as.model_dump() == {
+        "treatment": "on", "control": "off", "excluded": "off~excluded"}  # fmt: skip
     rt.db.dispose()

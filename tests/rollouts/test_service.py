@@ -310,7 +310,7 @@ def test_a_second_rollout_after_a_rollback_serves_keys_of_its_own(rt: Runtime, a
 def test_a_rollout_made_before_the_arms_had_keys_of_their_own_serves_the_plain_names(
     rt: Runtime, act: Act
 ) -> None:
-    """As migration 0020 leaves one that is running: it goes on serving and reading `on` and
+    """As migration 0021 leaves one that is running: it goes on serving and reading `on` and
     `off`, and its end drops only `off~excluded`."""
     rollout = create(act)
     with rt.db.session() as session:
