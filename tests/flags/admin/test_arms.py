@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from reelout.errors import ReeloutError
 from reelout.flags import evaluate, parse_flag_set
 from reelout.flags.admin.arms import (
+    MAX_SERVED_KEY,
     Arms,
     arms_of,
     excluded_variant,
@@ -23,6 +24,7 @@ from reelout.flags.admin.arms import (
 )
 from reelout.flags.engine import validation
 from reelout.flags.engine.fractional import bucket_of, shorthand_hash
+from reelout.telemetry.events import Exposure
 
 FLAG: dict[str, Any] = {
     "state": "ENABLED",
@@ -119,6 +121,23 @@ def test_bad_arms_are_refused_and_change_nothing(
         set_rollout_arms(flag, "f", Arms(treatment, control, percent))
     assert refused.value.code == code
     assert flag == FLAG
+
+
+def test_served_keys_are_at_most_the_telemetrys_variant_limit() -> None:
+    """`<variant>~r<id>` and `<control>~excluded` must fit in an event's variant (255)."""
+    limit = Exposure.model_fields["variant"].metadata
+    assert any(getattr(rule, "max_length", None) == MAX_SERVED_KEY for rule in limit)
+    for name, fits in (("c" * (MAX_SERVED_KEY - 9), True), ("c" * (MAX_SERVED_KEY - 8), False)):
+        flag = {**FLAG, "variants": {"on": True, name: False}, "defaultVariant": name}
+        split = Arms("on", name, 10, rollout_suffix(1234567))  # "~r1234567": 9 characters
+        if fits:
+            set_rollout_arms(flag, "f", split)
+            assert max(len(variant) for variant in flag["variants"]) == MAX_SERVED_KEY
+            continue
+        with pytest.raises(ReeloutError) as refused:
+            set_rollout_arms(flag, "f", split)
+        assert refused.value.code == "VARIANT_KEY_TOO_LONG" and refused.value.status == 400
+        assert refused.value.details == {"max_chars": MAX_SERVED_KEY}
 
 
 def test_the_treatment_may_not_be_the_controls_excluded_variant() -> None:

@@ -46,6 +46,9 @@ from reelout.errors import BadRequest
 TOTAL = 100
 EXCLUDED_SUFFIX = "~excluded"
 ROLLOUT_SUFFIX = "~r"
+MAX_SERVED_KEY = 255
+"""The longest variant key the arms may serve: the telemetry events' limit on a variant (and on
+a `flags` value), so every app can report what it was served."""
 _ROLLOUT_KEY = re.compile(re.escape(ROLLOUT_SUFFIX) + r"[0-9]+\Z")
 
 
@@ -122,6 +125,19 @@ def _check_variants(flag: dict[str, Any], key: str, treatment: str, control: str
         )
 
 
+def _check_served(arms: Arms) -> None:
+    served = (arms.served_treatment, arms.served_control, excluded_variant(arms.control))
+    too_long = [name for name in served if len(name) > MAX_SERVED_KEY]
+    if too_long:
+        raise BadRequest(
+            f"the arms would be served as {too_long[0][:40]!r}… ({len(too_long[0])} characters); "
+            f"the telemetry takes variant keys of at most {MAX_SERVED_KEY}: give the treatment "
+            "and the control shorter names",
+            code="VARIANT_KEY_TOO_LONG",
+            details={"max_chars": MAX_SERVED_KEY},
+        )
+
+
 def set_rollout_arms(flag: dict[str, Any], key: str, arms: Arms) -> None:
     """Make the flag's targeting the arms split (see the module docstring), its
     `<control>~excluded` variant a copy of the control's value and, with a suffix, the arms'
@@ -129,6 +145,7 @@ def set_rollout_arms(flag: dict[str, Any], key: str, arms: Arms) -> None:
     replaced (the audit entry's diff keeps it)."""
     shares(arms.percent)
     _check_variants(flag, key, arms.treatment, arms.control)
+    _check_served(arms)
     variants = flag["variants"]
     treatment, control = variants[arms.treatment], variants[arms.control]
     variants[excluded_variant(arms.control)] = copy.deepcopy(control)
