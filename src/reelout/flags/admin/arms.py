@@ -1,6 +1,6 @@
 """A rollout's arms on one flag (pure, on the flag's dict): treatment, a matched control and the
-excluded rest in one `fractional` split under the rollout's own variant keys, and its end (a rollback
-gives everyone the control, a completion the treatment).
+excluded rest in one `fractional` split under the rollout's own variant keys, and its end (a
+rollback gives everyone the control, a completion the treatment).
 
 Layout, for a treatment share of p percent (1..100), buckets in this order and summing to 100:
 
