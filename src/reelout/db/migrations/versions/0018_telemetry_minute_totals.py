@@ -9,11 +9,16 @@ Create Date: 2026-12-03 05:00:00
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from alembic import op
 
-import reelout.db.base
+from reelout.db.migrations.rollup_tables import (
+    SUMS,
+    create_rollup_table,
+    drop_rollup_table,
+    hist_text,
+    merge_hist,
+)
 
 revision: str = "0018"
 down_revision: str | None = "0017"
@@ -21,7 +26,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 KEY = ("environment", "metric", "flag", "minute", "variant")  # every platform and app version
-SUMS = ("n", "sum_x", "sum_x2", "sum_d", "sum_d2", "sum_xd")
 CHUNK = 10_000  # histograms read per fetch and written per update
 
 
@@ -33,33 +37,7 @@ def _table(name: str) -> sa.TableClause:
 
 
 def upgrade() -> None:
-    op.create_table(
-        "telemetry_rollups_minutely",
-        sa.Column("environment", sa.String(length=64), nullable=False),
-        sa.Column("metric", sa.String(length=48), nullable=False),
-        sa.Column("flag", sa.String(length=255), nullable=False),
-        sa.Column("minute", reelout.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("variant", sa.String(length=255), nullable=False),
-        sa.Column("n", sa.Float(), nullable=False),
-        sa.Column("sum_x", sa.Float(), nullable=False),
-        sa.Column("sum_x2", sa.Float(), nullable=False),
-        sa.Column("sum_d", sa.Float(), nullable=False),
-        sa.Column("sum_d2", sa.Float(), nullable=False),
-        sa.Column("sum_xd", sa.Float(), nullable=False),
-        sa.Column("hist", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint(
-            "environment",
-            "metric",
-            "flag",
-            "minute",
-            "variant",
-            name=op.f("pk_telemetry_rollups_minutely"),
-        ),
-    )
-    with op.batch_alter_table("telemetry_rollups_minutely", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_telemetry_rollups_minutely_minute"), ["minute"], unique=False
-        )
+    create_rollup_table("telemetry_rollups_minutely", "minute")
     _fill()
 
 
@@ -100,23 +78,13 @@ def _merged_hists(bind: Any, minutes: sa.TableClause) -> Iterator[dict[str, Any]
     for row in bind.execute(streamed):
         key = tuple(row[:-1])
         if key != current:
-            if current is not None and (hist := _hist(merged)):
+            if current is not None and (hist := hist_text(merged)):
                 yield {**{f"k_{n}": v for n, v in zip(KEY, current, strict=True)}, "merged": hist}
             current, merged = key, {}
-        for bucket, count in orjson.loads(row[-1]).items():
-            merged[bucket] = merged.get(bucket, 0.0) + count
-    if current is not None and (hist := _hist(merged)):
+        merge_hist(merged, row[-1])
+    if current is not None and (hist := hist_text(merged)):
         yield {**{f"k_{n}": v for n, v in zip(KEY, current, strict=True)}, "merged": hist}
 
 
-def _hist(hist: dict[str, float]) -> str | None:
-    kept = {bucket: count for bucket, count in hist.items() if abs(count) >= 1e-9}
-    if not kept:
-        return None
-    return orjson.dumps(dict(sorted(kept.items(), key=lambda item: int(item[0])))).decode()
-
-
 def downgrade() -> None:
-    with op.batch_alter_table("telemetry_rollups_minutely", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_telemetry_rollups_minutely_minute"))
-    op.drop_table("telemetry_rollups_minutely")
+    drop_rollup_table("telemetry_rollups_minutely", "minute")
