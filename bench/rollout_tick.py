@@ -1,9 +1,9 @@
 """The rollout controller's cost (issue 13): one tick over 20 running rollouts with 7 guardrails
 each, on the rollups of 10 million events. A tick reads, once for all its rollouts, what their
 evidence shares (`rollouts.evidence.tick_reads`: the rollups' watermark, the firing alerts that
-veto rollouts), then for every rollout the evidence (`rollouts.evidence.snapshot`: each
-guardrail's sums at its lag, the exposed units and the last exposure, the apps' last arrivals;
-the veto kept from the shared alerts) and decides (`decide.decide`), one read transaction per
+veto rollouts, the apps' last arrivals for the rollouts' flags), then for every rollout the
+evidence (`rollouts.evidence.snapshot`: each guardrail's sums at its lag, the exposed units and
+the last exposure; the veto and the arrivals kept from the shared reads) and decides (`decide.decide`), one read transaction per
 rollout, as `rollouts.controller.tick` does. Goal: p95 < 200 ms a tick.
 
 The peer, in the same run: the KPI table (`kpis.kpi_table`, under GET /api/v1/kpis) of the same
@@ -94,10 +94,11 @@ def rollouts(count: int, minutes: int) -> list[Rollout]:
     return out
 
 
-def tick_reads(rt: Runtime) -> evidence.TickReads:
+def tick_reads(rt: Runtime, all_: list[Rollout]) -> evidence.TickReads:
     """What the controller reads once a tick, for all its rollouts."""
+    targets = [(r.plan.environment, r.plan.flag) for r in all_]
     with rt.db.read() as session:
-        return evidence.tick_reads(session)
+        return evidence.tick_reads(session, targets)
 
 
 def one_rollout(rt: Runtime, rollout: Rollout, shared: evidence.TickReads) -> Decision:
@@ -200,7 +201,7 @@ def run_one(run: Run, url: str | None, folder: Path, say: Say) -> dict[str, Any]
     all_ = rollouts(run.rollouts, run.minutes)
     tick, decisions = measure(name, "tick: snapshot + decide", run.runs, all_,
                               lambda r, shared: one_rollout(rt, r, shared),
-                              lambda: tick_reads(rt))  # fmt: skip
+                              lambda: tick_reads(rt, all_))  # fmt: skip
     say(f"{name}: tick p95 {tick.tick_p95_ms:.1f} ms")
     peer, _ = measure(name, "peer: kpi_table", run.runs, all_,
                       lambda r, _: one_kpi_table(rt, r))  # fmt: skip

@@ -141,7 +141,7 @@ def test_only_running_rollouts_are_decided(live: LiveServer, clock: ManualClock)
     assert rollout(live, rid)["last_decision"] is None
 
 
-def test_a_tick_reads_the_watermark_and_the_alerts_once_for_all_its_rollouts(
+def test_a_tick_reads_the_watermark_the_alerts_and_the_arrivals_once_for_all_its_rollouts(
     live: LiveServer, clock: ManualClock
 ) -> None:
     started(live)
@@ -162,3 +162,4 @@ def test_a_tick_reads_the_watermark_and_the_alerts_once_for_all_its_rollouts(
     assert sum(result.decisions.values()) == 2
     assert len([s for s in statements if "FROM telemetry_cursor" in s]) == 1
     assert len([s for s in statements if "FROM alert_instances" in s]) == 1
+    assert len([s for s in statements if "FROM telemetry_arrivals" in s]) == 1

@@ -280,6 +280,10 @@ def test_apps_that_stop_reporting_while_ofrep_still_serves_hold_on_their_lag(
     assert got.client_events is not None
     assert got.client_events.with_flag == T0 + timedelta(minutes=70)
     assert got.client_events.anywhere == T0 + timedelta(minutes=80)
+    with live.runtime.db.read() as session:  # a tick's one read for every rollout: the same
+        targets = [(plan().environment, plan().flag), (plan().environment, "another-flag")]
+        assert evidence.tick_reads(session, targets).client_events(plan()) == got.client_events
+        assert evidence.tick_reads(session).client_events(plan()) is None  # not read: not known
     assert got.telemetry_watermark == clock.now()
     assert got.last_exposure_at == T0 + timedelta(minutes=89)
     assert decide(plan(), got).reasons == (

@@ -33,11 +33,14 @@ def tick(db: Database, clock: Clock, *, slot: datetime | None = None) -> TickRes
     """Decide every running rollout once, each in its own transaction, so one rollout's failure
     costs only its own decision. `slot`: the schedule's slot this tick is for (a rollout
     already decided for it, or for a later one, is left alone). What their evidence shares (the
-    rollups' watermark, the firing alerts that veto rollouts) is read once, with the list of
-    rollouts: an alert that starts firing during the tick vetoes from the next one."""
+    rollups' watermark, the firing alerts that veto rollouts, the apps' last client arrivals
+    for each rollout's flag) is read once, with the list of rollouts: an alert that starts
+    firing during the tick vetoes from the next one."""
     with db.read() as session:
-        ids = [rollout.id for rollout in service.running(session)]
-        shared = evidence.tick_reads(session) if ids else None
+        rollouts = service.running(session)
+        ids = [rollout.id for rollout in rollouts]
+        targets = [(rollout.environment, rollout.flag) for rollout in rollouts]
+        shared = evidence.tick_reads(session, targets) if ids else None
     decisions: Counter[str] = Counter()
     applied = 0
     for rollout_id in ids:
@@ -69,7 +72,8 @@ def tick_one(
         rollout = service.get(session, rollout_id)
         if rollout.state != "running" or rollout.stage_started_at is None:
             return None
-        made = decide(*_evidence(session, clock, rollout, shared or evidence.tick_reads(session)))
+        shared = shared or evidence.tick_reads(session, [(rollout.environment, rollout.flag)])
+        made = decide(*_evidence(session, clock, rollout, shared))
         recorded = service.record_decision(
             session, clock, rollout_id, made.decision, made.reasons, decision_body(made),
             stage=made.stage, extend_until=made.extend_until, slot=slot,

@@ -33,8 +33,8 @@ the flag's events alone going missing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -52,19 +52,47 @@ EXPOSURES = "exposed_units"
 @dataclass(frozen=True)
 class TickReads:
     """What the evidence of every rollout at a tick shares, read once for all of them at the
-    tick's start: the rollups' watermark and the firing alerts that veto rollouts (of every
-    flag; each rollout keeps those about its own)."""
+    tick's start: the rollups' watermark, the firing alerts that veto rollouts (of every
+    flag; each rollout keeps those about its own) and the apps' last client arrivals for the
+    (environment, flag) of each rollout (`read`), and for each of those environments alone."""
 
     watermark: datetime | None
     vetoes: tuple[AlertOut, ...]
+    arrivals: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    read: frozenset[tuple[str, str]] = frozenset()
 
     def page_alerts(self, plan: Plan) -> tuple[str, ...]:
         """`page_alerts(session, plan)` from these alerts."""
         return _names(alerts.vetoes_of(self.vetoes, flag=plan.flag, environment=plan.environment))
 
+    def client_events(self, plan: Plan) -> ClientEvents | None:
+        """When the plan's flag's and its environment's client events last arrived; None when
+        the tick did not read them for this (environment, flag)."""
+        if (plan.environment, plan.flag) not in self.read:
+            return None
+        found = self.arrivals
+        return ClientEvents(
+            found.get((plan.environment, plan.flag)), found.get((plan.environment, ""))
+        )
 
-def tick_reads(session: Session) -> TickReads:
-    return TickReads(rollups.read_watermark(session), tuple(alerts.rollout_vetoes(session)))
+
+def tick_reads(session: Session, targets: Collection[tuple[str, str]] = ()) -> TickReads:
+    """The shared reads of a tick over the rollouts of `targets` ((environment, flag) each)."""
+    keys = frozenset(targets)
+    return TickReads(
+        rollups.read_watermark(session),
+        tuple(alerts.rollout_vetoes(session)),
+        rollups.read_arrivals(session, keys),
+        keys,
+    )
+
+
+def client_events(session: Session, plan: Plan, shared: TickReads | None) -> ClientEvents:
+    """The plan's client arrivals: from the tick's shared reads, else read now."""
+    found = shared.client_events(plan) if shared is not None else None
+    if found is not None:
+        return found
+    return ClientEvents(*rollups.read_client_arrivals(session, plan.environment, plan.flag))
 
 
 def _same_ratio(a: Stage, b: Stage) -> bool:
@@ -100,13 +128,12 @@ def snapshot(
     shared: TickReads | None = None,
 ) -> Snapshot:
     """The evidence for `decide(plan, snapshot)` at `now`, read in `session`; `arms`: the
-    (treatment, control) keys the flag serves the arms as; the watermark from `shared` when
-    the tick read it for every rollout."""
+    (treatment, control) keys the flag serves the arms as; the watermark and the client
+    arrivals from `shared` when the tick read them for every rollout."""
     sums = _guardrail_sums(session, plan, arms, analysis_since, now)
     watched = sorted({EXPOSURES, *(g.metric for g in plan.guardrails)})
     last = rollups.latest(session, plan.environment, watched, plan.flag, arms, analysis_since, now)
     treatment, control = (_arm(plan, sums, arm) for arm in arms)
-    with_flag, anywhere = rollups.read_client_arrivals(session, plan.environment, plan.flag)
     return Snapshot(
         now=now,
         stage=stage,
@@ -121,7 +148,7 @@ def snapshot(
         approved_stages=frozenset(approved_stages),
         dismissed=frozenset(dismissed),
         extended_until=extended_until,
-        client_events=ClientEvents(with_flag, anywhere),
+        client_events=client_events(session, plan, shared),
     )
 
 

@@ -138,11 +138,23 @@ def read_client_arrivals(
 ) -> tuple[datetime | None, datetime | None]:
     """When a client event carrying `flag` last arrived in `environment`, and when any client
     event did (None: none yet): two rows read by their key."""
-    query = select(TelemetryArrival.flag, TelemetryArrival.received_at).where(
-        TelemetryArrival.environment == environment, TelemetryArrival.flag.in_([flag, ""])
+    found = read_arrivals(session, [(environment, flag)])
+    return found.get((environment, flag)), found.get((environment, ""))
+
+
+def read_arrivals(session: Session, keys: Collection[ArrivalKey]) -> dict[ArrivalKey, datetime]:
+    """The latest client arrival of each (environment, flag) of `keys` and of each of their
+    environments alone (flag ""), those that have one, in one query."""
+    if not keys:
+        return {}
+    environments = sorted({environment for environment, _ in keys})
+    flags = sorted({flag for _, flag in keys} | {""})
+    wanted = {*keys, *((environment, "") for environment in environments)}
+    table = TelemetryArrival
+    query = select(table.environment, table.flag, table.received_at).where(
+        table.environment.in_(environments), table.flag.in_(flags)
     )
-    found: dict[str, datetime] = {name: at for name, at in session.execute(query)}
-    return found.get(flag), found.get("")
+    return {(env, flag): at for env, flag, at in session.execute(query) if (env, flag) in wanted}
 
 
 def _seen(at: datetime, body: str) -> Seen:
