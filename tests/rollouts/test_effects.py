@@ -154,9 +154,10 @@ def test_a_rollback_decision_freezes_its_evidence_pages_and_tells_the_plans_targ
     note = signed_body(told, hooks["deploy-bot"])
     assert note["type"] == "rollout.rolled_back"
     data = note["data"]
+    served_as = {"treatment": f"on~r{rid}", "control": f"off~r{rid}", "excluded": "off~excluded"}
     assert data["rollout"] == {"id": rid, "flag": FLAG, "environment": ENV, "treatment": "on",
-                               "control": "off", "state": "rolled_back", "stage": 0,
-                               "percent": 10}  # fmt: skip
+                               "control": "off", "served_as": served_as, "state": "rolled_back",
+                               "stage": 0, "percent": 10}  # fmt: skip
     assert data["who"] == "rollout-controller" and data["decision"] == decision
     [slack] = got["/video-rollouts"]
     assert "reelout-signature" not in slack.headers
@@ -164,6 +165,7 @@ def test_a_rollback_decision_freezes_its_evidence_pages_and_tells_the_plans_targ
     assert message["blocks"][0]["text"]["text"].startswith(f"[ROLLED BACK] rollout {rid}")
     evidence = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
     assert any('guardrail "error_rate" FAIL' in text for text in evidence)
+    assert f"`on` (served as `on~r{rid}`) (treatment)" in evidence[1]
     counted = scrape(server)  # the messages are counted with the alerts' notifications
     for receiver_id in ("deploy-bot", "video-rollouts"):
         assert value(counted, NOTIFICATIONS, receiver=receiver_id, event="rollout.rolled_back",

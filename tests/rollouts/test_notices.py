@@ -33,10 +33,13 @@ def test_a_target_names_a_receiver_and_maybe_its_kind(text: str, expected: Targe
     assert target(text) == expected
 
 
-def notice(state: str, decision: dict[str, object] | None = DECISION) -> Notice:
+def notice(
+    state: str, decision: dict[str, object] | None = DECISION, suffix: str = "~r7"
+) -> Notice:
     return Notice(
         rollout_id=7, flag="use_tus_upload", environment="production", treatment="on",
-        control="off", state=state, stage=1, stages=4, percent=25,
+        control="off", served_treatment="on" + suffix, served_control="off" + suffix,
+        excluded="off~excluded", state=state, stage=1, stages=4, percent=25,
         at=datetime(2026, 1, 1, 0, 1, tzinfo=UTC), who="rollout-controller",
         reason="guardrail failed", decision=decision,
     )  # fmt: skip
@@ -55,11 +58,26 @@ def test_the_slack_message_and_the_webhook_data() -> None:
     assert message["text"].endswith(header)
     texts = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
     assert texts[0] == "*Why:* guardrail failed"
-    assert "FAIL" in texts[1] and "BREACH" in texts[1] and "insufficient" not in texts[1]
-    assert texts[2] == "Everyone is served `off` now."
+    assert texts[1] == (
+        "*Arms:* `on` (served as `on~r7`) (treatment) against `off` (served as `off~r7`) "
+        "(control); the rest `off~excluded`"
+    )
+    assert "FAIL" in texts[2] and "BREACH" in texts[2] and "insufficient" not in texts[2]
+    assert texts[3] == "Everyone is served `off` now."
     paused = slack(notice("paused", None))
-    assert [b["type"] for b in paused["blocks"]] == ["header", "section", "context"]
+    assert [b["type"] for b in paused["blocks"]] == ["header", "section", "section", "context"]
     body = data(notice("completed"))
     assert (body["event"], body["at"], body["api"]) == (
         "rollout.completed", "2026-01-01T00:01:00.000Z", "/api/v1/rollouts/7")  # fmt: skip
     assert body["rollout"]["percent"] == 25 and body["decision"] == DECISION
+    assert body["rollout"]["served_as"] == {
+        "treatment": "on~r7", "control": "off~r7", "excluded": "off~excluded"}  # fmt: skip
+
+
+def test_a_rollout_serving_the_plain_names_says_them_once() -> None:
+    """A rollout made before the arms had keys of their own: no "served as"."""
+    message = slack(notice("aborted", None, suffix=""))
+    texts = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert texts[1] == "*Arms:* `on` (treatment) against `off` (control); the rest `off~excluded`"
+    served = data(notice("aborted", None, suffix=""))["rollout"]["served_as"]
+    assert (served["treatment"], served["control"]) == ("on", "off")

@@ -22,6 +22,7 @@ from reelout.jobs import service as jobs
 from reelout.rollouts import alerting, notices, reasons
 from reelout.rollouts.models import Rollout, RolloutCount, RolloutLogEntry
 from reelout.rollouts.plan import stored_plan
+from reelout.rollouts.served import arms_of, served_as
 from reelout.rollouts.states import State
 
 log = logging.getLogger("reelout.rollouts")
@@ -105,6 +106,7 @@ def notice(
     plan = stored_plan(row.plan)
     to = entry.body.get("to", {})
     stage = int(to.get("stage", row.stage))
+    keys = served_as(arms_of(row))
     evidence = decision
     if evidence is None and to.get("state") == State.rolled_back.value and row.frozen_evidence:
         evidence = row.frozen_evidence.get("decision")
@@ -114,6 +116,9 @@ def notice(
         environment=row.environment,
         treatment=plan.treatment,
         control=plan.control.variation,
+        served_treatment=keys.treatment,
+        served_control=keys.control,
+        excluded=keys.excluded,
         state=str(to.get("state", row.state)),
         stage=stage,
         stages=len(plan.percents),

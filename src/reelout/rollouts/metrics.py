@@ -26,7 +26,7 @@ from reelout.rollouts import effects, reasons
 from reelout.rollouts.decide import DecisionKind
 from reelout.rollouts.models import Rollout
 from reelout.rollouts.plan import Guardrail, stored_plan
-from reelout.rollouts.service import arms_of
+from reelout.rollouts.served import arms_of
 from reelout.rollouts.states import Command, State
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """What a rollout's notifications say (pure): the JSON `data` a signed webhook carries in the
 alerts' envelope, and the Slack message, for a rollout that paused, rolled back, completed or
-was aborted.
+was aborted. Both name the arms by the plan's variants and by the keys the flag served them as
+(`on~r7`): the `variant` the telemetry, the KPIs and the Prometheus series carry.
 
 They go to the plan's `notify` targets through the alerts' receivers and delivery log
 (`effects`); this module only words them. A target is a receiver id, optionally prefixed with
@@ -66,6 +67,9 @@ class Notice:
     environment: str
     treatment: str
     control: str
+    served_treatment: str  # the keys the arms were served as (`<variant>~r<id>`, or the plain)
+    served_control: str
+    excluded: str  # the excluded rest's key: `<control>~excluded`
     state: str
     stage: int  # index into the plan's stages
     stages: int
@@ -94,6 +98,11 @@ def data(notice: Notice) -> dict[str, Any]:
             "environment": n.environment,
             "treatment": n.treatment,
             "control": n.control,
+            "served_as": {
+                "treatment": n.served_treatment,
+                "control": n.served_control,
+                "excluded": n.excluded,
+            },
             "state": n.state,
             "stage": n.stage,
             "percent": n.percent,
@@ -125,6 +134,19 @@ def headline(notice: Notice) -> str:
     return f"[{_TITLE[n.state]}] rollout {n.rollout_id} of {n.flag} in {n.environment} ({where})"
 
 
+def _arm(plain: str, served: str) -> str:
+    return f"`{plain}`" if served == plain else f"`{plain}` (served as `{served}`)"
+
+
+def arms_line(notice: Notice) -> str:
+    """The arms as the KPIs and the telemetry name them: the keys they were served as."""
+    n = notice
+    return (
+        f"*Arms:* {_arm(n.treatment, n.served_treatment)} (treatment) against "
+        f"{_arm(n.control, n.served_control)} (control); the rest `{n.excluded}`"
+    )
+
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SLACK_TEXT]}}
 
@@ -136,6 +158,7 @@ def slack(notice: Notice) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         _section(f"*Why:* {n.reason or 'no reason given'}"),
+        _section(arms_line(n)),
     ]
     shown: Sequence[str] = failing(n.decision)
     if shown:

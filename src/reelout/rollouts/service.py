@@ -23,7 +23,8 @@ from reelout.rollouts import effects, history
 from reelout.rollouts.models import Rollout, RolloutLogEntry
 from reelout.rollouts.plan import Plan, stored_plan
 from reelout.rollouts.reasons import COMMAND, MANUAL_EDIT, classify
-from reelout.rollouts.schemas import LogEntryOut, LogPage, RolloutOut, RolloutPage, ServedAs
+from reelout.rollouts.schemas import LogEntryOut, LogPage, RolloutOut, RolloutPage
+from reelout.rollouts.served import arms_of, served_as
 from reelout.rollouts.states import (
     FINAL,
     OPERATOR_COMMANDS,
@@ -61,25 +62,6 @@ def _row(session: Session, rollout_id: int, *, lock: bool = False) -> Rollout:
 def _position(row: Rollout, plan: Plan | None = None) -> Position:
     stages = len((plan or stored_plan(row.plan)).percents)
     return Position(State(row.state), row.stage, stages)
-
-
-def arms_of(row: Rollout, percent: int | None = None) -> arms.Arms:
-    """The rollout's arms at `percent` (default: its current stage's), served under its suffix
-    (none for a rollout made before the arms had keys of their own: the plain names)."""
-    plan = stored_plan(row.plan)
-    if percent is None:
-        percent = plan.percents[row.stage]
-    suffix = arms.rollout_suffix(row.id) if row.own_arm_keys else ""
-    return arms.Arms(plan.treatment, plan.control.variation, percent, suffix)
-
-
-def served_as(split: arms.Arms) -> ServedAs:
-    """The keys the arms of `split` are served as."""
-    return ServedAs(
-        treatment=split.served_treatment,
-        control=split.served_control,
-        excluded=arms.excluded_variant(split.control),
-    )
 
 
 def _out(row: Rollout) -> RolloutOut:
