@@ -36,6 +36,7 @@ from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
 from reelout.rollouts.alerting import with_rollbacks
+from reelout.rollouts.kpi_arms import rollout_arms
 from reelout.rollouts.metrics import RolloutMetrics
 from reelout.rollouts.routes import router as rollouts_router
 from reelout.runtime import Runtime
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     routers = (telemetry_router, videos_router, orders_router, tus_router, playback_router)
     for router in (*routers, webhooks_router, alerts_router, kpi_router, rollouts_router):
         app.include_router(router)
+    app.state.kpi_arms = rollout_arms  # GET /api/v1/kpis's default arms: a rollout's
     # every change, from the audit trail and the flag audit log; admin keys only
     app.state.audit_sources = AUDIT_SOURCES
     app.include_router(audit_router, dependencies=[Depends(admin)])

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from reelout.cli_common import AsJson, command_runtime, console, iso_time
 from reelout.cli_common import table as cli_table
+from reelout.rollouts.kpi_arms import rollout_arms
 from reelout.telemetry import kpis
 from reelout.telemetry.kpis import Arm, KpiRow
 from reelout.telemetry.metrics import SEED_KPIS, Metric
@@ -75,6 +76,13 @@ def kpi_rich_table(table: kpis.KpiTable) -> Table:
         )
     mark = f"{table.watermark:%Y-%m-%d %H:%M:%S} UTC" if table.watermark else "never"
     out.caption = f"{table.since:%Y-%m-%d %H:%M} → {table.until:%H:%M} UTC · rolled up to {mark}"
+    if table.rollout is not None:
+        found = table.rollout
+        out.caption += (
+            f" · the arms of rollout {found.rollout} ({found.state}): {found.treatment} (served "
+            f"as {found.served_treatment}) against {found.control} (served as "
+            f"{found.served_control})"
+        )
     return out
 
 
@@ -83,7 +91,13 @@ def kpi(
     flag: Annotated[str | None, typer.Option(help="Compare this flag's arms.")] = None,
     window: Annotated[str, typer.Option(help="How far back: 15m, 6h, 7d.")] = "24h",
     control: Annotated[str | None, typer.Option(help="The control variant.")] = None,
-    treatment: Annotated[str | None, typer.Option(help="The treatment variant.")] = None,
+    treatment: Annotated[
+        str | None,
+        typer.Option(
+            help="The treatment variant. With neither arm given: the flag's rollout's arms in "
+            "the window, else the variant named like a control against another."
+        ),
+    ] = None,
     metric: Annotated[
         list[str] | None, typer.Option(help="A metric to show (repeat; default: the seed's six).")
     ] = None,
@@ -96,8 +110,9 @@ def kpi(
     interval, and pass or fail against the target."""
     with command_runtime() as rt:
         names = list(metric) if metric else list(SEED_KPIS)
+        window_ = kpis.parse_window(window)
         table = kpis.kpi_table(
-            rt, environment, kpis.parse_window(window), flag, control, treatment, names, until
+            rt, environment, window_, flag, control, treatment, names, until, rollout_arms
         )
     if as_json:
         typer.echo(json.dumps(kpis.table_body(table), indent=2))

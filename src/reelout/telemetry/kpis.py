@@ -1,15 +1,22 @@
 """KPIs per cohort from the minute rollups: the seed's table (baseline, target, control,
 treatment, difference with a 95 % interval, pass or fail) for one flag and window, series per
 arm for charts, and the signal source alert rules read. One service under the API, the CLI
-and the console."""
+and the console.
+
+The arms, when none are asked for: those a rollout of the flag served over the window, if a
+finder of them is given (`ArmsFinder`: the rollouts', which this layer may not import, passed
+in by the API, the CLI and the console); else the variant named like a control against the
+first other one by name, never a rollout's excluded rest (`<control>~excluded`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from reelout.alerts.signals import WILDCARD, SignalSample, UnknownMetric
 from reelout.context import Core
@@ -21,6 +28,27 @@ from reelout.telemetry.sums import ALL, Sums, estimate, quantile
 
 CONTROL_NAMES = ("control", "off", "false", "old", "baseline")  # a flag's control, by its name
 MAX_WINDOW = timedelta(days=90)
+EXCLUDED_SUFFIX = "~excluded"
+"""A rollout's units outside both arms are served `<control>~excluded` (flags.admin.arms takes
+the suffix from here): a variant the KPIs never pick as an arm by themselves."""
+
+
+@dataclass(frozen=True)
+class RolloutArms:
+    """The arms a rollout of the flag served: its plan's variants and the keys it served them as
+    (`<variant>~r<id>`: the telemetry's variants)."""
+
+    rollout: int
+    state: str
+    treatment: str
+    control: str
+    served_treatment: str
+    served_control: str
+
+
+ArmsFinder = Callable[[Session, str, str, datetime, datetime], "RolloutArms | None"]
+"""(session, environment, flag, since, until) -> the arms of the flag's rollout that ran in
+[since, until), or None."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +88,7 @@ class KpiTable:
     until: datetime
     watermark: datetime | None
     rows: list[KpiRow]
+    rollout: RolloutArms | None = None  # the rollout whose arms these are, when none were asked
 
 
 def parse_window(text: str) -> timedelta:
@@ -107,15 +136,21 @@ def kpi_table(
     treatment: str | None = None,
     metrics: Sequence[str] = SEED_KPIS,
     until: datetime | None = None,
+    find_arms: ArmsFinder | None = None,
 ) -> KpiTable:
     """The metrics over [until - window, until) (until: now), per arm of `flag`, or for
-    everyone without one."""
+    everyone without one. With neither arm asked for, `find_arms` may give them (a rollout's)."""
     metrics = known(metrics)
     environment = check_environment(core, environment)
     until = until or core.clock.now()
     since = until - window
     quantiles = [name for name in metrics if METRICS[name].quantiles]
+    found = None
     with core.db.read() as session:
+        if flag and control is None and treatment is None and find_arms is not None:
+            found = find_arms(session, environment, flag, since, until)
+        if found is not None:
+            control, treatment = found.served_control, found.served_treatment
         by_metric = rollups.window_sums(
             session, environment, metrics, flag or ALL, since, until, quantiles
         )
@@ -123,15 +158,15 @@ def kpi_table(
     rows = [
         _row(METRICS[name], by_metric.get(name, {}), flag, control, treatment) for name in metrics
     ]
-    return KpiTable(environment, flag, since, until, watermark, rows)
+    return KpiTable(environment, flag, since, until, watermark, rows, found)
 
 
 def choose_arms(
     variants: Collection[str], control: str | None, treatment: str | None
 ) -> tuple[str | None, str | None]:
     """Control: as asked, else the variant named like a control; treatment: as asked, else the
-    other one."""
-    names = sorted(variants)
+    other one; neither by default a rollout's excluded rest."""
+    names = sorted(v for v in variants if not v.endswith(EXCLUDED_SUFFIX))
     control = control or next((v for v in names if v.lower() in CONTROL_NAMES), None)
     control = control or (names[0] if names else None)
     treatment = treatment or next((v for v in names if v != control), None)
@@ -191,7 +226,18 @@ def table_body(table: KpiTable) -> dict[str, Any]:
         "since": table.since.isoformat(),
         "until": table.until.isoformat(),
         "watermark": table.watermark.isoformat() if table.watermark else None,
+        "rollout": _rollout_body(table.rollout) if table.rollout else None,
         "kpis": [_row_body(row) for row in table.rows],
+    }
+
+
+def _rollout_body(found: RolloutArms) -> dict[str, Any]:
+    return {
+        "id": found.rollout,
+        "state": found.state,
+        "treatment": found.treatment,
+        "control": found.control,
+        "served_as": {"treatment": found.served_treatment, "control": found.served_control},
     }
 
 

@@ -143,13 +143,23 @@ def _too_large(limit: int, setting: str) -> PayloadTooLarge:
 
 @kpi_router.get("", summary="The seed's KPI table for a flag's arms (or everyone)")
 def kpis(
+    request: Request,
     rt: CoreDep,
     _: AdminDep,
     environment: Annotated[str, Query(description="The environment whose telemetry to read.")],
     flag: Annotated[str | None, Query(description="Compare this flag's arms.")] = None,
     window: Annotated[str, Query(description="How far back: 15m, 6h, 7d.")] = "24h",
-    control: Annotated[str | None, Query(description="The control variant.")] = None,
-    treatment: Annotated[str | None, Query(description="The treatment variant.")] = None,
+    control: Annotated[
+        str | None, Query(description="The control variant (default: see `treatment`).")
+    ] = None,
+    treatment: Annotated[
+        str | None,
+        Query(
+            description="The treatment variant. With neither given, the arms of the flag's "
+            "rollout that ran in the window (under the keys it served them as), else the "
+            "variant named like a control against the first other one (never `~excluded`)."
+        ),
+    ] = None,
     metric: Annotated[
         list[str] | None, Query(description="Metrics to show (default: the seed's six).")
     ] = None,
@@ -158,7 +168,11 @@ def kpis(
     names = kpis_service.known(metric) if metric else list(SEED_KPIS)
     end = until.replace(tzinfo=until.tzinfo or UTC) if until else None
     window_ = kpis_service.parse_window(window)
-    table = kpis_service.kpi_table(rt, environment, window_, flag, control, treatment, names, end)
+    # with no arm asked for, a rollout's (the app gives the rollouts' finder: `kpis` docstring)
+    find_arms: kpis_service.ArmsFinder | None = getattr(request.app.state, "kpi_arms", None)
+    table = kpis_service.kpi_table(
+        rt, environment, window_, flag, control, treatment, names, end, find_arms
+    )
     return kpis_service.table_body(table)
 
 

@@ -1,9 +1,10 @@
 """The console's KPI board: the seed's table for one flag's arms (or everyone) over a window, as
-GET /api/v1/kpis gives it, and one chart per KPI over time per arm (GET /api/v1/kpis/series)."""
+GET /api/v1/kpis gives it (by default a rollout's arms, named as people know them), and one chart
+per KPI over time per arm (GET /api/v1/kpis/series)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from reelout.deps import SigningDep
 from reelout.flags.admin import service as flags
+from reelout.rollouts.kpi_arms import rollout_arms
 from reelout.telemetry import kpis
 from reelout.telemetry.metrics import METRICS, Metric
 from reelout.web.pages import PREFIX, ConsoleRoute, PageViewer, render
@@ -77,6 +79,30 @@ class BoardRow:
     difference: str
     verdict: str  # improvement, harm, no clear difference, or "" (too little data)
     result: str  # pass, fail, no data, no target
+
+
+def served_labels(arms: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each (served key, plain variant) arm's key as people read it: "on (served as on~r7)"
+    (none for an arm served under its plain name)."""
+    return {key: f"{plain} (served as {key})" for key, plain in arms if key != plain}
+
+
+def rollout_labels(found: kpis.RolloutArms | None) -> dict[str, str]:
+    """The labels of the arms of the rollout the table's arms are (none without one)."""
+    if found is None:
+        return {}
+    arms = ((found.served_treatment, found.treatment), (found.served_control, found.control))
+    return served_labels(arms)
+
+
+def row_series(
+    row: kpis.KpiRow, found: dict[str, list[tuple[datetime, float | None]]],
+    labels: Mapping[str, str],
+) -> dict[str, list[tuple[datetime, float | None]]]:  # fmt: skip
+    """A KPI's series for its chart: of the row's two arms only (everyone without a flag),
+    named as the table names them."""
+    arms = {arm.variant for arm in (row.control, row.treatment) if arm is not None}
+    return {labels.get(v, v): points for v, points in found.items() if v in arms}
 
 
 def _cell(metric: Metric, arm: kpis.Arm | None, labels: Mapping[str, str]) -> ArmCell | None:
@@ -164,10 +190,12 @@ def kpis_page(
     )
     with rt.db.read() as session:
         known = sorted(flags.current(session, env).document().get("flags", {}))
-    table = kpis.kpi_table(rt, env, kpis.parse_window(window), flag or None)
+    table = kpis.kpi_table(rt, env, kpis.parse_window(window), flag or None, find_arms=rollout_arms)
+    labels = rollout_labels(table.rollout)
     charts = []
     for row in table.rows:
         found = kpis.series(rt, env, row.metric.name, flag or None, *_span(window))
+        found = row_series(row, found, labels)
         if found:
             charts.append({"name": row.metric.name, "title": row.metric.title,
                            "unit": unit_of(METRICS[row.metric.name]),
@@ -181,7 +209,8 @@ def kpis_page(
         "window": window,
         "windows": list(WINDOWS),
         "table": table,
-        "rows": [board_row(row) for row in table.rows],
+        "rollout": table.rollout,
+        "rows": [board_row(row, labels) for row in table.rows],
         "has_data": has_data(table),
         "kpi_charts": charts,
         "charts": True,

@@ -22,7 +22,7 @@ from reelout.rollouts.history import LogRun, StageHistory, folded
 from reelout.rollouts.plan import Stage
 from reelout.telemetry.metrics import METRICS
 from reelout.web import rollout_views as views
-from reelout.web.kpi_page import board_row, chart, has_data, unit_of
+from reelout.web.kpi_page import board_row, chart, has_data, served_labels, unit_of
 from reelout.web.pages import (
     PREFIX,
     STATIC_DIR,
@@ -144,8 +144,9 @@ def arm_labels(report: reports.Report) -> dict[str, str]:
     """The arms' keys as people read them: "on (served as on~r7)" (none for a rollout that
     serves the plain names)."""
     served, plan = report.rollout.served_as, report.plan
-    pairs = ((served.treatment, plan.treatment), (served.control, plan.control.variation))
-    return {key: f"{plain} (served as {key})" for key, plain in pairs if key != plain}
+    return served_labels(
+        ((served.treatment, plan.treatment), (served.control, plan.control.variation))
+    )
 
 
 def kpi_charts(report: reports.Report) -> list[dict[str, Any]]:

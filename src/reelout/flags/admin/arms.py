@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reelout.errors import BadRequest
+from reelout.telemetry.kpis import EXCLUDED_SUFFIX
 
 TOTAL = 100
-EXCLUDED_SUFFIX = "~excluded"
 ROLLOUT_SUFFIX = "~r"
 MAX_SERVED_KEY = 255
 """The longest variant key the arms may serve: the telemetry events' limit on a variant (and on
