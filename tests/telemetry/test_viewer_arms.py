@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from reelout.clock import ManualClock
-from reelout.flags.admin.arms import excluded_variant
 from reelout.telemetry import rollups
 from reelout.telemetry.sums import Sums
+from reelout.variant_keys import excluded_variant
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, StartLive
 from tests.telemetry.conftest import client_key

@@ -6,6 +6,7 @@ from reelout.flags.admin import arms
 from reelout.rollouts.models import Rollout
 from reelout.rollouts.plan import stored_plan
 from reelout.rollouts.schemas import ServedAs
+from reelout.variant_keys import excluded_variant, rollout_suffix
 
 
 def arms_of(row: Rollout, percent: int | None = None) -> arms.Arms:
@@ -14,7 +15,7 @@ def arms_of(row: Rollout, percent: int | None = None) -> arms.Arms:
     plan = stored_plan(row.plan)
     if percent is None:
         percent = plan.percents[row.stage]
-    suffix = arms.rollout_suffix(row.id) if row.own_arm_keys else ""
+    suffix = rollout_suffix(row.id) if row.own_arm_keys else ""
     return arms.Arms(plan.treatment, plan.control.variation, percent, suffix)
 
 
@@ -23,5 +24,5 @@ def served_as(split: arms.Arms) -> ServedAs:
     return ServedAs(
         treatment=split.served_treatment,
         control=split.served_control,
-        excluded=arms.excluded_variant(split.control),
+        excluded=excluded_variant(split.control),
     )

@@ -25,12 +25,10 @@ from reelout.stats.compare import Estimate, welch, wilson
 from reelout.telemetry import rollups
 from reelout.telemetry.metrics import METRICS, SEED_KPIS, Metric
 from reelout.telemetry.sums import ALL, Sums, estimate, quantile
+from reelout.variant_keys import is_excluded
 
 CONTROL_NAMES = ("control", "off", "false", "old", "baseline")  # a flag's control, by its name
 MAX_WINDOW = timedelta(days=90)
-EXCLUDED_SUFFIX = "~excluded"
-"""A rollout's units outside both arms are served `<control>~excluded` (flags.admin.arms takes
-the suffix from here): a variant the KPIs never pick as an arm by themselves."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +164,7 @@ def choose_arms(
 ) -> tuple[str | None, str | None]:
     """Control: as asked, else the variant named like a control; treatment: as asked, else the
     other one; neither by default a rollout's excluded rest."""
-    names = sorted(v for v in variants if not v.endswith(EXCLUDED_SUFFIX))
+    names = sorted(v for v in variants if not is_excluded(v))
     control = control or next((v for v in names if v.lower() in CONTROL_NAMES), None)
     control = control or (names[0] if names else None)
     treatment = treatment or next((v for v in names if v != control), None)

@@ -16,8 +16,6 @@ from reelout.flags.admin.arms import (
     MAX_SERVED_KEY,
     Arms,
     arms_of,
-    excluded_variant,
-    rollout_suffix,
     set_rollout_arms,
     set_variant_for_everyone,
     shares,
@@ -25,6 +23,7 @@ from reelout.flags.admin.arms import (
 from reelout.flags.engine import validation
 from reelout.flags.engine.fractional import bucket_of, shorthand_hash
 from reelout.telemetry.events import Exposure
+from reelout.variant_keys import excluded_variant, rollout_suffix
 
 FLAG: dict[str, Any] = {
     "state": "ENABLED",

@@ -43,24 +43,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from reelout.errors import BadRequest
-from reelout.telemetry.kpis import EXCLUDED_SUFFIX
+from reelout.variant_keys import (
+    ROLLOUT_SUFFIX,
+    excluded_variant,
+)
 
 TOTAL = 100
-ROLLOUT_SUFFIX = "~r"
 MAX_SERVED_KEY = 255
 """The longest variant key the arms may serve: the telemetry events' limit on a variant (and on
 a `flags` value), so every app can report what it was served."""
 _ROLLOUT_KEY = re.compile(re.escape(ROLLOUT_SUFFIX) + r"[0-9]+\Z")
-
-
-def excluded_variant(control: str) -> str:
-    """The variant the units outside both arms get: `<control>~excluded`."""
-    return control + EXCLUDED_SUFFIX
-
-
-def rollout_suffix(rollout_id: int) -> str:
-    """The suffix of the variant keys rollout `rollout_id` serves its arms as: `~r<id>`."""
-    return f"{ROLLOUT_SUFFIX}{rollout_id}"
 
 
 @dataclass(frozen=True)
