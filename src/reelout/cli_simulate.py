@@ -15,7 +15,7 @@ from rich.table import Table
 
 from reelout.cli_common import console, err_console
 from reelout.rollouts.plan import Plan
-from reelout.simulate import apps
+from reelout.simulate import apps, playback
 from reelout.simulate import server as own
 from reelout.simulate.rehearsal import LogLine, Options, Outcome, Rehearsal
 from reelout.simulate.scenarios import SCENARIOS, rehearsal_plan
@@ -53,6 +53,10 @@ def show_line(line: LogLine) -> None:
     )
 
 
+def show_progress(text: str) -> None:
+    console.print(text, highlight=False)
+
+
 def environment_key(admin: httpx.Client, environment: str, scope: str = "client") -> str:
     body = {"scope": scope, "environment": environment, "name": "reelout simulate"}
     reply = admin.post("/api/v1/keys", json=body)
@@ -73,7 +77,9 @@ def rehearse(url: str, token: str, plan: Plan, options: Options) -> Outcome:
         server_key = environment_key(admin, plan.environment, "server") if in_process else None
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as app:
-            return Rehearsal(admin, app, plan, options, show_line, server_key).run()
+            return Rehearsal(
+                admin, app, plan, options, show_line, server_key, on_progress=show_progress
+            ).run()
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -90,6 +96,12 @@ def summary(outcome: Outcome, url: str, expected: str) -> None:
     console.print(f"telemetry events sent: {outcome.events_sent}")
     cut = sum(not upload.completed for upload in outcome.uploads)
     console.print(f"real tus uploads: {len(outcome.uploads)} ({cut} cut off halfway)")
+    played = outcome.playback
+    if outcome.clip is not None:
+        console.print(f"real playback of test clip {outcome.clip.uid}: {played.views} views, "
+                      f"{played.bytes} bytes fetched ({played.failed} failed), "
+                      f"median {played.median_ms():.0f} ms of requests before the first frame",
+                      highlight=False)  # fmt: skip
     shown = outcome.shown
     verdict = "as the scenario expects" if shown == expected else f"expected {expected}"
     console.print(f"shown: {shown} ({verdict})" + (" — timed out" if outcome.timed_out else ""))
@@ -128,13 +140,24 @@ def simulate(
     ] = 40.0,
     timeout: Annotated[float, typer.Option(min=1, help="Real seconds before giving up.")] = 180.0,
     seed: Annotated[int, typer.Option(help="The users' random seed.")] = 7,
+    clip_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="Real seconds the server has to process the test clip the views play, "
+            "published before the rollout starts.",
+        ),
+    ] = playback.READY_TIMEOUT_SECONDS,
 ) -> None:
-    """Rehearse a rollout of the seed's template with synthetic users on an accelerated clock."""
+    """Rehearse a rollout of the seed's template with synthetic users on an accelerated clock.
+
+    It first publishes a 2 s test clip (made with ffmpeg, uploaded over tus, processed by the
+    server); every synthetic view then fetches its HLS playlists and first segment."""
     chosen = SCENARIOS[str(scenario.value)]
     plan = rehearsal_plan(flag, environment)
     console.print(f"[bold]scenario {chosen.name}[/bold]: {chosen.summary}")
     show_plan(plan)
-    options = Options(chosen, users_per_second, timeout, seed)
+    options = Options(chosen, users_per_second, timeout, seed, clip_timeout)
     try:
         if chosen.flags == "in_process":
             apps.check_in_process()  # before a server or a rollout is started
@@ -143,7 +166,7 @@ def simulate(
         else:
             folder = data_dir or Path(tempfile.mkdtemp(prefix="reelout-simulate-"))
             outcome = on_own_server(folder, speed, plan, options, chosen.expected)
-    except (httpx.HTTPError, own.ServerDidNotStart, apps.SdkMissing) as exc:
+    except (httpx.HTTPError, own.ServerDidNotStart, apps.SdkMissing, playback.ClipNotReady) as exc:
         said = f" — {exc.response.text[:500]}" if isinstance(exc, httpx.HTTPStatusError) else ""
         err_console.print(f"error: the rehearsal stopped: {exc}{said}", highlight=False)
         raise typer.Exit(1) from None

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -34,6 +35,15 @@ def rehearse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
         return CliRunner().invoke(app, args, env={"COLUMNS": "400"}), folder
 
     return run
+
+
+def media_requests(url: str) -> float:
+    """Successful requests of published media files, from the server's `/metrics`."""
+    text = httpx.get(f"{url}/metrics").text
+    counts = re.findall(r'^reelout_http_requests_total\{(.*)\} (\S+)$', text, re.MULTILINE)
+    return sum(float(value) for labels, value in counts
+               if 'route="/media/{uid}/{version}/' in labels
+               and 'status_class="2xx"' in labels)  # fmt: skip
 
 
 def decisions(output: str) -> list[tuple[int, str, str]]:
@@ -111,7 +121,18 @@ def test_a_regression_rehearsed_on_a_running_server_rolls_back_and_stays_there(
     assert uploads is not None and int(uploads[1]) > 0, result.output
     with live.client() as api:
         videos = api.get("/api/v1/videos", params={"limit": 500}).json()["videos"]
-    assert len(videos) == int(uploads[1])  # each real upload is a video on the server
+    # each real upload is a video on the server, and so is the test clip the views played
+    assert len(videos) == int(uploads[1]) + 1
+    played = re.search(r"real playback of test clip (\w+): (\d+) views, (\d+) bytes fetched "
+                       r"\((\d+) failed\)", result.output)  # fmt: skip
+    assert played is not None, result.output
+    clip, views, fetched, failed = played[1], int(played[2]), int(played[3]), int(played[4])
+    assert "publishing a test clip" in result.output and views > 0 and failed == 0
+    [video] = [v for v in videos if v["uid"] == clip]
+    assert video["status"]["state"] == "ready"
+    assert fetched > views * 1000  # every view brought its playlists and first segment
+    served = media_requests(live.url)  # the server's own count of what it delivered
+    assert served >= 4 * views, (served, views)
 
 
 def test_exposures_lost_on_the_treatments_path_hold_on_srm_and_never_roll_back(

@@ -17,8 +17,9 @@ import httpx
 from reelout.rollouts.plan import Plan
 from reelout.rollouts.reasons import classify
 from reelout.simulate.apps import FlagSource, Ofrep, in_process
+from reelout.simulate.playback import READY_TIMEOUT_SECONDS, Clip, Player, Progress, publish
 from reelout.simulate.scenarios import APPS_SILENT, Scenario
-from reelout.simulate.traffic import ServerClock, Traffic, Upload
+from reelout.simulate.traffic import PlaybackTally, ServerClock, Traffic, Upload
 
 API = "/api/v1/rollouts"
 STEP_SECONDS = 0.25  # real seconds between two arrivals of users
@@ -60,6 +61,8 @@ class Outcome:
     timed_out: bool = False
     latest: timedelta = timedelta(0)  # plan time of the last decision read
     uploads: list[Upload] = field(default_factory=list)
+    clip: Clip | None = None  # the test clip the views played
+    playback: PlaybackTally = field(default_factory=PlaybackTally)
 
     @property
     def shown(self) -> str:
@@ -85,6 +88,7 @@ class Options:
     users_per_second: float
     timeout_seconds: float
     seed: int = 7
+    clip_timeout_seconds: float = READY_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -95,8 +99,10 @@ class Rehearsal:
     options: Options
     on_line: Callable[[LogLine], None]
     server_key: str | None = None  # of the plan's environment: the in-process SDK's
+    on_progress: Progress = lambda _: None  # publishing the test clip
 
     def run(self) -> Outcome:
+        clip = publish(self.admin, self.app, self.options.clip_timeout_seconds, self.on_progress)
         clock = ServerClock.read(self.admin)
         created = _ok(self.admin.post(API, json=self.plan.model_dump(mode="json")))
         rollout = _ok(self.admin.post(f"{API}/{created['id']}/start", json={}))
@@ -106,15 +112,15 @@ class Rehearsal:
             traffic = Traffic(self.app, self.admin, flags, clock, self.options.scenario,
                               self.plan.flag, rollout["served_as"]["treatment"],
                               random.Random(self.options.seed),
-                              started_at=started)  # fmt: skip
-            outcome = Outcome(rollout)
+                              started_at=started, player=Player(self.app, clip.hls))  # fmt: skip
+            outcome = Outcome(rollout, clip=clip)
             cursor = self._drive(traffic, outcome, started)
         finally:
             flags.close()
         self._follow(outcome, rollout["id"], started, cursor)
         outcome.users, outcome.served = traffic.users, dict(traffic.served)
         outcome.reported, outcome.events_sent = dict(traffic.reported), traffic.events_sent
-        outcome.uploads = traffic.uploads
+        outcome.uploads, outcome.playback = traffic.uploads, traffic.playback
         return outcome
 
     def _flags(self) -> FlagSource:

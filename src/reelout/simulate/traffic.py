@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +19,13 @@ from typing import Any
 import httpx
 
 from reelout.simulate.apps import FlagSource
+from reelout.simulate.playback import Fetched, Player, tus_send
 from reelout.simulate.scenarios import Behaviour, Scenario
 
 BATCH_EVENTS = 500  # events per ingest request
 UPLOAD_BYTES = 32 * 1024  # a real upload's size: small, the rehearsal is about the decisions
 PLAYER_ERROR = "media_error"  # the code a failing view's player reports
+FETCH_ERROR = "network_error"  # the code of a view whose real playback requests failed
 UPLOAD_EVERY = 40  # one user in this many uploads real bytes over tus; the rest report only
 
 
@@ -64,9 +67,11 @@ def user_events(
     how: Behaviour,
     at: datetime,
     upload: Upload | None = None,
+    fetched: Fetched | None = None,
 ) -> list[dict[str, Any]]:
     """One user's session as its app reports it: an upload attempt (`upload` when it sent real
-    bytes, whose fate it already knows), one view, and the session's end."""
+    bytes, whose fate it already knows), one view (`fetched`: its real playback requests), and
+    the session's end."""
     flags = {"flags": {flag: variant}}
     failed = rng.random() < how.upload_failure if upload is None else not upload.completed
     attempt: dict[str, Any] = {"upload_id": uuid.uuid4().hex, "method": "tus", **flags}
@@ -79,26 +84,46 @@ def user_events(
         ms = int(_lognormal(rng, how.upload_seconds) * 1000)
         size = UPLOAD_BYTES if upload is not None else 50_000_000
         done = _event("upload_completed", viewer, at, bytes=size, duration_ms=ms, **attempt)
-    view = {"view_id": uuid.uuid4().hex, "player": "other", **flags}
-    events = [done, _event("play_request", viewer, at, **view)]
-    if rng.random() < how.view_failure:
-        events += [
-            _event("error", viewer, at, code=PLAYER_ERROR, fatal=True, before_first_frame=True,
-                   **view),
-            _event("view_end", viewer, at, reason="error", **view),
-        ]  # fmt: skip
-    else:
-        startup = int(_lognormal(rng, how.startup_ms, 0.4))
-        watch = rng.randint(20_000, 120_000)
-        stall = int(watch * how.rebuffer_share * rng.uniform(0.0, 2.0))
-        events += [
-            _event("playing", viewer, at + timedelta(milliseconds=startup), **view),
-            _event("view_end", viewer, at, reason="completed", startup_ms=startup,
-                   watch_ms=watch, rebuffer_ms=stall, rebuffer_count=1 if stall else 0, **view),
-        ]  # fmt: skip
+    events = [done, *view_events(rng, viewer, how, at, flags, fetched)]
     status = "crashed" if rng.random() < how.crash else "exited"
     session = _event("app_session", viewer, at, status=status, session_id=uuid.uuid4().hex, **flags)
     return [*events, session]
+
+
+def view_events(
+    rng: random.Random,
+    viewer: str,
+    how: Behaviour,
+    at: datetime,
+    flags: dict[str, Any],
+    fetched: Fetched | None,
+) -> list[dict[str, Any]]:
+    """One view: a failed playback request fails it before the first frame; otherwise its
+    startup is the requests' real time plus the variant's synthetic part, its network bytes
+    the real ones."""
+    view = {"view_id": uuid.uuid4().hex, "player": "other", **flags}
+    real: dict[str, Any] = {} if fetched is None else {"network_bytes": fetched.bytes}
+    start = [_event("play_request", viewer, at, **view)]
+    lost = fetched is not None and fetched.failure is not None
+    if lost or rng.random() < how.view_failure:
+        code, said = (FETCH_ERROR, fetched.failure) if lost and fetched else (PLAYER_ERROR, None)
+        return [
+            *start,
+            _event("error", viewer, at, code=code, fatal=True, before_first_frame=True,
+                   **({"message": said[:1000]} if said else {}), **view),
+            _event("view_end", viewer, at, reason="error", **real, **view),
+        ]  # fmt: skip
+    startup = int(_lognormal(rng, how.startup_ms, 0.4))
+    if fetched is not None:
+        startup += round(fetched.seconds * 1000)
+    watch = rng.randint(20_000, 120_000)
+    stall = int(watch * how.rebuffer_share * rng.uniform(0.0, 2.0))
+    return [
+        *start,
+        _event("playing", viewer, at + timedelta(milliseconds=startup), **view),
+        _event("view_end", viewer, at, reason="completed", startup_ms=startup, watch_ms=watch,
+               rebuffer_ms=stall, rebuffer_count=1 if stall else 0, **real, **view),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,24 +133,33 @@ class Upload:
 
 
 def tus_upload(admin: httpx.Client, fails: bool) -> Upload:
-    """A real tus upload through a creator upload link: all its bytes in the creation request,
-    or, for a failing one, half of them (the connection "drops" and the app gives up)."""
-    link = admin.post("/api/v1/videos", json={"meta": {"title": "reelout simulate"}})
-    link.raise_for_status()
-    body = link.json()
+    """A real tus upload of random bytes: all of them in the creation request, or, for a
+    failing one, half of them (the connection "drops" and the app gives up)."""
     sent = UPLOAD_BYTES // 2 if fails else UPLOAD_BYTES
-    reply = admin.post(
-        body["upload"]["url"],
-        content=os.urandom(sent),
-        headers={
-            "Authorization": f"Bearer {body['upload']['token']}",
-            "Tus-Resumable": "1.0.0",
-            "Upload-Length": str(UPLOAD_BYTES),
-            "Content-Type": "application/offset+octet-stream",
-        },
-    )
-    reply.raise_for_status()
-    return Upload(str(body["uid"]), int(reply.headers["Upload-Offset"]) == UPLOAD_BYTES)
+    uid, offset = tus_send(admin, os.urandom(sent), UPLOAD_BYTES, "reelout simulate")
+    return Upload(uid, offset == UPLOAD_BYTES)
+
+
+@dataclass
+class PlaybackTally:
+    """The views' real playback requests: views, bytes, failures and real startup times."""
+
+    views: int = 0
+    bytes: int = 0
+    failed: int = 0
+    seconds: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, fetched: Fetched) -> None:
+        with self.lock:
+            self.views += 1
+            self.bytes += fetched.bytes
+            self.failed += fetched.failure is not None
+            self.seconds.append(fetched.seconds)
+
+    def median_ms(self) -> float:
+        ordered = sorted(self.seconds)
+        return 1000 * ordered[len(ordered) // 2] if ordered else 0.0
 
 
 @dataclass
@@ -146,6 +180,8 @@ class Traffic:
     reported: dict[str, int] = field(default_factory=dict)  # exposures the apps reported
     events_sent: int = 0
     uploads: list[Upload] = field(default_factory=list)  # the real ones, over tus
+    player: Player | None = None  # plays the test clip for each view; None: views report only
+    playback: PlaybackTally = field(default_factory=lambda: PlaybackTally())
 
     def reporting(self) -> bool:
         """Whether the apps' telemetry still reaches the server (the scenario's outage has not
@@ -161,7 +197,7 @@ class Traffic:
         viewers = [f"sim-{uuid.uuid4().hex[:12]}" for _ in range(count)]
         events: list[dict[str, Any]] = []
         seen: list[tuple[str, str]] = []
-        for viewer, variant in zip(viewers, pool.map(self.flags.variant, viewers), strict=True):
+        for viewer, (variant, fetched) in zip(viewers, pool.map(self._serve, viewers), strict=True):
             self.users += 1
             self.served[variant] = self.served.get(variant, 0) + 1
             at = self.clock.now()
@@ -170,7 +206,7 @@ class Traffic:
             if self.users % UPLOAD_EVERY == 0:
                 upload = tus_upload(self.admin, self.rng.random() < how.upload_failure)
                 self.uploads.append(upload)
-            events += user_events(self.rng, viewer, self.flag, variant, how, at, upload)
+            events += user_events(self.rng, viewer, self.flag, variant, how, at, upload, fetched)
             if how.exposure_reported >= 1 or self.rng.random() < how.exposure_reported:
                 seen.append((viewer, variant))
         if self.scenario.flags == "in_process":
@@ -179,6 +215,15 @@ class Traffic:
                 self.reported[variant] = self.reported.get(variant, 0) + 1
         if self.reporting():
             self.send(events)
+
+    def _serve(self, viewer: str) -> tuple[str, Fetched | None]:
+        """The viewer's variant, and its view's real playback requests (on a pool thread)."""
+        variant = self.flags.variant(viewer)
+        if self.player is None:
+            return variant, None
+        fetched = self.player.view()
+        self.playback.add(fetched)
+        return variant, fetched
 
     def send(self, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), BATCH_EVENTS):
