@@ -7,8 +7,10 @@ show`, as a later `reelout serve` there would show it."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,11 @@ from typer.testing import CliRunner, Result
 
 from reelout import cli_common
 from reelout.cli import app
+from reelout.simulate.playback import Fetched, Player
+from reelout.simulate.scenarios import Behaviour
+from reelout.simulate.traffic import FETCH_ERROR, user_events
 from tests.support.cli import cli_env
-from tests.support.live import StartLive
+from tests.support.live import LiveServer, StartLive
 from tests.support.settings import ADMIN_TOKEN
 
 LINE = re.compile(r"^\s*\+(\d+)h(\d\d)m\s+(\d+) %\s+(\w+)\s+(.*)$", re.MULTILINE)
@@ -40,10 +45,31 @@ def rehearse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 def media_requests(url: str) -> float:
     """Successful requests of published media files, from the server's `/metrics`."""
     text = httpx.get(f"{url}/metrics").text
-    counts = re.findall(r'^reelout_http_requests_total\{(.*)\} (\S+)$', text, re.MULTILINE)
+    counts = re.findall(r"^reelout_http_requests_total\{(.*)\} (\S+)$", text, re.MULTILINE)
     return sum(float(value) for labels, value in counts
                if 'route="/media/{uid}/{version}/' in labels
                and 'status_class="2xx"' in labels)  # fmt: skip
+
+
+def views_played_the_clip(live: LiveServer, output: str, videos: list[dict[str, Any]]) -> None:
+    """The rehearsal published its test clip and each view fetched it for real: the server
+    counted the requests, and the views' reports carry the bytes."""
+    played = re.search(r"real playback of test clip (\w+): (\d+) views, (\d+) bytes fetched "
+                       r"\((\d+) failed\)", output)  # fmt: skip
+    assert played is not None, output
+    clip, views, fetched, failed = played[1], int(played[2]), int(played[3]), int(played[4])
+    assert "publishing a test clip" in output and views > 0 and failed == 0
+    [video] = [v for v in videos if v["uid"] == clip]
+    assert video["status"]["state"] == "ready"
+    assert fetched > views * 1000  # every view brought its playlists and first segment
+    served = media_requests(live.url)  # the server's own count of what it delivered
+    assert served >= 4 * views, (served, views)
+    with live.client() as api:
+        table = api.get("/api/v1/kpis", params={"environment": "production", "window": "7d",
+                                                "metric": "cache_hit_ratio"}).json()  # fmt: skip
+    # the views' own reports carry network_bytes: the server's rollups count them as delivered
+    [ratio] = table["kpis"]
+    assert ratio["control"]["n"] >= views // 2 and ratio["control"]["value"] == 0.0, ratio
 
 
 def decisions(output: str) -> list[tuple[int, str, str]]:
@@ -123,16 +149,7 @@ def test_a_regression_rehearsed_on_a_running_server_rolls_back_and_stays_there(
         videos = api.get("/api/v1/videos", params={"limit": 500}).json()["videos"]
     # each real upload is a video on the server, and so is the test clip the views played
     assert len(videos) == int(uploads[1]) + 1
-    played = re.search(r"real playback of test clip (\w+): (\d+) views, (\d+) bytes fetched "
-                       r"\((\d+) failed\)", result.output)  # fmt: skip
-    assert played is not None, result.output
-    clip, views, fetched, failed = played[1], int(played[2]), int(played[3]), int(played[4])
-    assert "publishing a test clip" in result.output and views > 0 and failed == 0
-    [video] = [v for v in videos if v["uid"] == clip]
-    assert video["status"]["state"] == "ready"
-    assert fetched > views * 1000  # every view brought its playlists and first segment
-    served = media_requests(live.url)  # the server's own count of what it delivered
-    assert served >= 4 * views, (served, views)
+    views_played_the_clip(live, result.output, videos)
 
 
 def test_exposures_lost_on_the_treatments_path_hold_on_srm_and_never_roll_back(
@@ -177,3 +194,55 @@ def test_the_srm_scenario_says_what_to_install_without_the_openfeature_sdk(
     assert result.exit_code == 1
     assert "pip install openfeature-sdk" in result.output
     assert not (tmp_path / "kept").exists()
+
+
+def test_a_test_clip_the_server_does_not_process_in_time_stops_the_rehearsal_before_a_rollout(
+    live_servers: StartLive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no job worker the clip stays queued: after --clip-timeout the command says so, and
+    no rollout was started."""
+    live = live_servers()  # no embedded worker: nothing processes the clip
+    monkeypatch.setattr(cli_common.console, "width", 400)
+    args = ["simulate", "--url", live.url, "--clip-timeout", "2"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400", **cli_env(live.runtime.settings)})
+    assert result.exit_code == 1
+    assert "publishing a test clip (2 s, 320x180)" in result.output
+    assert re.search(r"uploaded \d+ KiB over tus as video \w+; processing", result.output)
+    said = re.search(r"the test clip (\w+) was not ready in time \(queued\); is the server's job "
+                     r"worker running\? \(--clip-timeout sets the wait\)", result.output)  # fmt: skip
+    assert said is not None, result.output
+    with live.client() as api:
+        assert api.get("/api/v1/rollouts").json()["rollouts"] == []
+        video = api.get(f"/api/v1/videos/{said[1]}").json()
+    assert video["status"]["state"] == "queued"
+
+
+def test_a_view_whose_playback_requests_fail_fails_before_its_first_frame(
+    live_servers: StartLive,
+) -> None:
+    """A refused request (here a 404: no such video) is the view's playback failure."""
+    live = live_servers()
+    with httpx.Client() as http:
+        fetched = Player(http, f"{live.url}/media/nothing/v1/master.m3u8").view()
+    assert fetched.failure is not None and "404" in fetched.failure
+    assert fetched.bytes == 0
+    at = datetime.now(UTC)
+    events = user_events(random.Random(1), "sim-1", "f", "on", Behaviour(), at, None, fetched)
+    kinds = [event["type"] for event in events]
+    assert kinds == ["upload_completed", "play_request", "error", "view_end", "app_session"]
+    error, end = events[2], events[3]
+    assert (error["code"], error["fatal"], error["before_first_frame"]) == (FETCH_ERROR, True, True)
+    assert "404" in error["message"]
+    assert (end["reason"], end["network_bytes"]) == ("error", 0)
+
+
+def test_a_views_startup_counts_its_real_requests_and_its_bytes_are_theirs() -> None:
+    fetched = Fetched(seconds=0.25, bytes=72_698)
+    at = datetime.now(UTC)
+    still = Behaviour(view_failure=0.0, startup_ms=900.0)
+    events = user_events(random.Random(1), "sim-1", "f", "on", still, at, None, fetched)
+    synthetic = user_events(random.Random(1), "sim-1", "f", "on", still, at)
+    [end] = [event for event in events if event["type"] == "view_end"]
+    [alone] = [event for event in synthetic if event["type"] == "view_end"]
+    assert end["startup_ms"] == alone["startup_ms"] + 250  # same draw, plus the real 250 ms
+    assert end["network_bytes"] == 72_698 and "network_bytes" not in alone

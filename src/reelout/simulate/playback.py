@@ -97,7 +97,8 @@ def publish(admin: httpx.Client, app: httpx.Client, timeout: float, said: Progre
     body = info.json()
     clip = Clip(uid, len(content), str(body["hls"]), len(body["renditions"]),
                 time.monotonic() - began)  # fmt: skip
-    said(f"  ready in {clip.seconds:.1f} s ({clip.renditions} rendition(s)): every view "
+    plural = "" if clip.renditions == 1 else "s"
+    said(f"  ready in {clip.seconds:.1f} s ({clip.renditions} rendition{plural}): every view "
          "fetches its master playlist, a media playlist, its init and first segment")  # fmt: skip
     return clip
 
