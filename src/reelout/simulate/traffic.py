@@ -1,7 +1,8 @@
 """Synthetic users over real HTTP: each is served the flag (over OFREP with a client key, or by
-the in-process SDK: simulate.apps), and the variant decides how its upload, its view and its app
-session go; what it did is reported through the real telemetry ingest, stamped with the
-server's (accelerated) time."""
+the in-process SDK: simulate.apps), its view plays the test clip's first segment from the server
+(simulate.playback), and the variant decides how its upload, its view and its app session go;
+what it did is reported through the real telemetry ingest, stamped with the server's
+(accelerated) time."""
 
 from __future__ import annotations
 
@@ -104,13 +105,16 @@ def view_events(
     view = {"view_id": uuid.uuid4().hex, "player": "other", **flags}
     real: dict[str, Any] = {} if fetched is None else {"network_bytes": fetched.bytes}
     start = [_event("play_request", viewer, at, **view)]
-    lost = fetched is not None and fetched.failure is not None
-    if lost or rng.random() < how.view_failure:
-        code, said = (FETCH_ERROR, fetched.failure) if lost and fetched else (PLAYER_ERROR, None)
+    failure = None if fetched is None else fetched.failure
+    if failure is not None or rng.random() < how.view_failure:
+        why = (
+            {"code": PLAYER_ERROR}
+            if failure is None
+            else {"code": FETCH_ERROR, "message": failure[:1000]}
+        )
         return [
             *start,
-            _event("error", viewer, at, code=code, fatal=True, before_first_frame=True,
-                   **({"message": said[:1000]} if said else {}), **view),
+            _event("error", viewer, at, fatal=True, before_first_frame=True, **why, **view),
             _event("view_end", viewer, at, reason="error", **real, **view),
         ]  # fmt: skip
     startup = int(_lognormal(rng, how.startup_ms, 0.4))
