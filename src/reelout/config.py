@@ -534,6 +534,14 @@ class Settings(BaseSettings):
             "stream after this long and re-fetches when it is back."
         ),
     )
+    flag_change_notify: bool = Field(
+        default=True,
+        description=(
+            "On PostgreSQL, each process also LISTENs for the NOTIFY that every flag-set write"
+            " and key revocation sends when it commits, and reads the change at once instead of"
+            " at its next poll; `false`: polling alone. Nothing changes on SQLite."
+        ),
+    )
     flag_change_poll_seconds: float = Field(
         default=0.25,
         gt=0,

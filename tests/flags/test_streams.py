@@ -206,6 +206,36 @@ def test_a_change_written_through_one_replica_reaches_streams_on_another(
             assert events.next_change().id == f"production-r{revision}"
 
 
+@pytest.mark.parametrize("notify", [True, False], ids=["notify", "polling-only"])
+def test_on_postgresql_a_kill_reaches_another_replica_without_waiting_for_its_poll(
+    start: StartLive, pg_server_url: str, notify: bool
+) -> None:
+    """Replica B polls only every 60 s here: with LISTEN/NOTIFY (the default) a kill written
+    through replica A reaches B's stream and B's answers at once; with it switched off
+    (REELOUT_FLAG_CHANGE_NOTIFY=false) B hears nothing until its poll comes round."""
+    from tests.conftest import reset_pg
+
+    reset_pg(pg_server_url)
+    one = start("a", database_url=pg_server_url)
+    two = start("b", database_url=pg_server_url, flag_change_poll_seconds=60,
+                flag_change_notify=notify)  # fmt: skip
+    put_flags(one)
+    key = new_key(one)
+    with two.client(token=key) as app:
+        wait_until(lambda: bulk(app).status_code == 200, 90, "replica B to know the new key")
+        with EventStream(httpx.Client(base_url=two.url), stream_url(bulk(app))) as events:
+            events.next()
+            revision = kill(one)
+            if not notify:
+                assert events.quiet_for(2), "polling alone: nothing before the next poll"
+                assert by_key(bulk(app))["use_tus_upload"]["value"] is True
+                return
+            assert events.next_change(wait=5).id == f"production-r{revision}"
+            assert by_key(bulk(app))["use_tus_upload"]["reason"] == "DISABLED"
+            revoke(one, "app")
+            assert events.ends(wait=5), "a key revoked through A ends its streams on B at once"
+
+
 # ---- sync: whole flag sets for in-process SDKs -------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from reelout.auth.models import ApiKey
 from reelout.auth.schemas import KeyCreated, KeyInfo, Scope
 from reelout.auth.tokens import hash_secret, new_id, new_secret, shown_prefix
 from reelout.clock import Clock
+from reelout.db import notify
 from reelout.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 
@@ -129,6 +130,7 @@ def revoke_key(
         return _info(row)
     before = _audited(_info(row))
     row.revoked_at = clock.now()
+    notify.signal(session, notify.CHANGES)  # every host's serving cache forgets the key now
     after = _info(row)
     patch = audit.patch_of(before, _audited(after))
     target = Target("key", row.id)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from reelout.bodylimit import Limit
 from reelout.config import Settings
 from reelout.context import Core
+from reelout.db import notify
 from reelout.flags.admin.changes import ChangeFeed
 from reelout.flags.admin.routes import router as flags_router
 from reelout.flags.admin.writes import FlagWrites
@@ -71,13 +72,27 @@ def install(app: FastAPI, rt: Core) -> Callable[[], AbstractAsyncContextManager[
         watcher = asyncio.create_task(
             feed.watch(partial(read_changes, rt.db, serving), settings.flag_change_poll_seconds)
         )
+        listener = _listener(rt, feed)
         await app.state.exposures.start()
         try:
             yield
         finally:
             await app.state.exposures.stop()  # writes what is still queued
+            if listener is not None:
+                listener.stop()
             stop_hearing()
             feed.close()
             watcher.cancel()
 
     return running
+
+
+def _listener(rt: Core, feed: ChangeFeed) -> notify.Listener | None:
+    """On PostgreSQL (unless REELOUT_FLAG_CHANGE_NOTIFY is off): a change committed by any host
+    or the CLI pokes this process's watch at once; the poll stays, for what a lost connection
+    missed."""
+    if rt.db.is_sqlite or not rt.settings.flag_change_notify:
+        return None
+    listener = notify.Listener(rt.db.url, notify.CHANGES, lambda _payload: feed.poke())
+    listener.start()
+    return listener

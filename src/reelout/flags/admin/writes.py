@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from reelout.db import notify
 from reelout.db.engine import Database
 
 WRITTEN = "reelout.flags.written"
@@ -16,8 +17,11 @@ Listener = Callable[[str], None]
 
 
 def mark(session: Session, environment: str) -> None:
-    """Record that `session` wrote `environment`'s flag set (heard once it commits)."""
+    """Record that `session` wrote `environment`'s flag set (heard once it commits, in this
+    process by its `FlagWrites`, in every other on PostgreSQL by its NOTIFY)."""
     written: set[str] = session.info.setdefault(WRITTEN, set())
+    if environment not in written:
+        notify.signal(session, notify.CHANGES, environment)
     written.add(environment)
 
 
