@@ -5,12 +5,18 @@ moment the admin call is sent, when each client's SSE change event arrives and w
 re-fetched bulk answer shows the new state. The limit run in the same session: the same number
 of clients on a bare sse-starlette server that broadcasts from memory on a POST (no database, no
 watch interval), i.e. the cost of the fan-out itself on this machine.
+
+With `--database postgresql://… --hosts 2`, two `reelout serve` hosts (data folders of their own)
+share one PostgreSQL database: the admin writes through the first, the clients are connected to
+the second, so each change crosses hosts through the database (LISTEN/NOTIFY, or the poll alone
+with `--no-notify`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -27,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, TOKEN, free_port, start_reelout, work_dir
+from common import ROOT, TOKEN, free_port, scratch_postgres, start_reelout, work_dir
 
 GOAL_P99 = 1.0
 FLAG = "use_tus_upload"
@@ -149,7 +155,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def measure_reelout(base: str, clients: int, rounds: int) -> list[Round]:
+async def measure_reelout(
+    base: str, clients: int, rounds: int, apps_base: str | None = None
+) -> list[Round]:
+    """The admin writes through `base`; the apps connect to `apps_base` (default: the same)."""
     admin = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"})
     reply = await admin.put("/api/v1/environments/production/flagset", json=FLAGS)
     reply.raise_for_status()
@@ -163,7 +172,7 @@ async def measure_reelout(base: str, clients: int, rounds: int) -> list[Round]:
         else:
             (await admin.patch(path, json={"state": "ENABLED"})).raise_for_status()
 
-    fleet = Fleet(base, "/ofrep/v1/events", headers, refetch=True)
+    fleet = Fleet(apps_base or base, "/ofrep/v1/events", headers, refetch=True)
     try:
         return await run_rounds(fleet, clients, rounds, change)
     finally:
@@ -221,16 +230,18 @@ def report(args: argparse.Namespace, ours: list[Round], bare: list[Round]) -> bo
     expected = args.clients * args.rounds
     complete = all(row[3] == expected for row in rows.values())
     passed = complete and p99 <= GOAL_P99
+    others = "NOTIFY on PostgreSQL, else" if args.notify and args.database else "the poll,"
     console.print(
         f"p99 reelout ÷ limit: {p99 / limit:.1f}x ({p99 - limit:+.3f} s: the admin call, the "
-        f"watch (a poke in the writing process, up to {args.poll} s in the others), the fan-out "
-        "and the re-fetch)"
+        f"watch (a poke in the writing process; in the others {others} up to {args.poll} s), "
+        "the fan-out and the re-fetch)"
     )
     console.print(f"goal p99 ≤ {GOAL_P99} s with every client reached: "
                   f"{'PASS' if passed else 'FAIL'}")  # fmt: skip
     print(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"),
                       "machine": f"{platform.machine()} {os.cpu_count()} cores",
-                      "clients": args.clients, "workers": args.workers, "p99": p99,
+                      "clients": args.clients, "workers": args.workers, "hosts": args.hosts,
+                      "notify": args.notify, "poll": args.poll, "p99": p99,
                       "limit_p99": limit, "pass": passed}))  # fmt: skip
     return passed
 
@@ -242,21 +253,40 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="reelout serve --workers")
     parser.add_argument("--poll", type=float, default=0.25, help="REELOUT_FLAG_CHANGE_POLL_SECONDS")
     parser.add_argument("--quick", action="store_true", help="50 clients, 2 rounds")
+    parser.add_argument("--database", help="a PostgreSQL URL: the hosts share a scratch database")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="reelout serve hosts (2: writes "
+        "through the first, clients on the second; needs --database)",
+    )
+    parser.add_argument(
+        "--notify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="REELOUT_FLAG_CHANGE_NOTIFY",
+    )
     args = parser.parse_args()
+    if args.hosts > 1 and not args.database:
+        parser.error("--hosts 2 needs --database postgresql://… (hosts share one database)")
     if args.quick:
         args.clients, args.rounds = 50, 2
-    with work_dir("kill-") as folder:
-        server = start_reelout(
-            folder / "data",
-            REELOUT_WORKERS=str(args.workers),
-            REELOUT_ACCESS_LOG="false",
-            REELOUT_FLAG_CHANGE_POLL_SECONDS=str(args.poll),
-        )
-        try:
-            ours = asyncio.run(measure_reelout(f"http://127.0.0.1:{server.port}", args.clients,
-                                               args.rounds))  # fmt: skip
-        finally:
-            server.stop()
+    with work_dir("kill-") as folder, contextlib.ExitStack() as stack:
+        env = {"REELOUT_WORKERS": str(args.workers), "REELOUT_ACCESS_LOG": "false",
+               "REELOUT_FLAG_CHANGE_POLL_SECONDS": str(args.poll),
+               "REELOUT_FLAG_CHANGE_NOTIFY": str(args.notify).lower()}  # fmt: skip
+        if args.database:
+            env["REELOUT_DATABASE_URL"] = stack.enter_context(
+                scratch_postgres(args.database, "kill")
+            )
+        servers = []
+        for host in range(args.hosts):
+            servers.append(start_reelout(folder / f"data-{host}", **env))
+            stack.callback(servers[-1].stop)
+        bases = [f"http://127.0.0.1:{server.port}" for server in servers]
+        ours = asyncio.run(measure_reelout(bases[0], args.clients, args.rounds, bases[-1]))
+        stack.close()
         bare, base = start_bare(folder)
         try:
             limit = asyncio.run(measure_bare(base, args.clients, args.rounds))
