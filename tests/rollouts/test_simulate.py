@@ -42,6 +42,20 @@ def rehearse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     return run
 
 
+def rehearse_on(live: LiveServer, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
+    """`reelout simulate --url <live> *args` on a wide console."""
+    monkeypatch.setattr(cli_common.console, "width", 400)
+    env = {"COLUMNS": "400", **cli_env(live.runtime.settings)}
+    return CliRunner().invoke(app, ["simulate", "--url", live.url, *args], env=env)
+
+
+def rehearsal_server(live_servers: StartLive) -> LiveServer:
+    """A server on the rehearsal's fast clock, with a worker to process the test clip."""
+    return live_servers(
+        clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
+    )
+
+
 def media_requests(url: str) -> float:
     """Successful requests of published media files, from the server's `/metrics`."""
     text = httpx.get(f"{url}/metrics").text
@@ -124,12 +138,8 @@ def test_an_outage_of_the_apps_telemetry_holds_the_rollout_on_telemetry_lag(rehe
 def test_a_regression_rehearsed_on_a_running_server_rolls_back_and_stays_there(
     live_servers: StartLive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    live = live_servers(
-        clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
-    )
-    monkeypatch.setattr(cli_common.console, "width", 400)
-    args = ["simulate", "--scenario", "regression", "--url", live.url, "--timeout", "170"]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "400", **cli_env(live.runtime.settings)})
+    live = rehearsal_server(live_servers)
+    result = rehearse_on(live, monkeypatch, "--scenario", "regression", "--timeout", "170")
     assert result.exit_code == 0, result.output
     log = decisions(result.output)
     percent, decision, reason = log[-1]
@@ -157,12 +167,8 @@ def test_exposures_lost_on_the_treatments_path_hold_on_srm_and_never_roll_back(
 ) -> None:
     """The apps evaluate in process (the SDK on the synced flag set, following its changes) and
     report exposures themselves; the treatment reports 60 % of them."""
-    live = live_servers(
-        clock_speed=240, embedded_worker=True, job_poll_seconds=0.2, job_lease_seconds=60 * 240
-    )
-    monkeypatch.setattr(cli_common.console, "width", 400)
-    args = ["simulate", "--scenario", "srm", "--url", live.url, "--timeout", "170"]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "400", **cli_env(live.runtime.settings)})
+    live = rehearsal_server(live_servers)
+    result = rehearse_on(live, monkeypatch, "--scenario", "srm", "--timeout", "170")
     assert result.exit_code == 0, result.output
     log = decisions(result.output)
     _, decision, reason = log[-1]
@@ -202,9 +208,7 @@ def test_a_test_clip_the_server_does_not_process_in_time_stops_the_rehearsal_bef
     """With no job worker the clip stays queued: after --clip-timeout the command says so, and
     no rollout was started."""
     live = live_servers()  # no embedded worker: nothing processes the clip
-    monkeypatch.setattr(cli_common.console, "width", 400)
-    args = ["simulate", "--url", live.url, "--clip-timeout", "2"]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "400", **cli_env(live.runtime.settings)})
+    result = rehearse_on(live, monkeypatch, "--clip-timeout", "2")
     assert result.exit_code == 1
     assert "publishing a test clip (2 s, 320x180)" in result.output
     assert re.search(r"uploaded \d+ KiB over tus as video \w+; processing", result.output)
