@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from reelout.cli_common import console, err_console
+from reelout.config import Settings
 from reelout.rollouts.plan import Plan
 from reelout.simulate import apps, playback
 from reelout.simulate import server as own
@@ -157,7 +158,7 @@ def simulate(
     plan = rehearsal_plan(flag, environment)
     console.print(f"[bold]scenario {chosen.name}[/bold]: {chosen.summary}")
     show_plan(plan)
-    options = Options(chosen, users_per_second, timeout, seed, clip_timeout)
+    options = Options(chosen, users_per_second, timeout, seed, clip_timeout, Settings().ffmpeg)
     try:
         if chosen.flags == "in_process":
             apps.check_in_process()  # before a server or a rollout is started

@@ -4,7 +4,6 @@ requests of it (the HLS master, one media playlist, its init and first segment),
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import time
@@ -33,10 +32,11 @@ class ClipNotReady(RuntimeError):
     """The test clip could not be made, uploaded or processed in time."""
 
 
-def make_clip(folder: Path) -> Path:
+def make_clip(folder: Path, configured: str | None = None) -> Path:
     """A 2 s 320x180 clip (test pattern and a tone, H.264/AAC) made with the ffmpeg Reelout
-    uses: REELOUT_FFMPEG, else the one on PATH, else the imageio-ffmpeg build."""
-    ffmpeg = find_tools(os.environ.get("REELOUT_FFMPEG") or None).ffmpeg
+    uses (`media.ffmpeg.find_tools`): `configured` (REELOUT_FFMPEG), else PATH's, else the
+    imageio-ffmpeg build."""
+    ffmpeg = find_tools(configured).ffmpeg
     out = folder / "reelout-simulate-clip.mp4"
     picture = f"testsrc2=size={CLIP_SIZE}:rate=25:duration={CLIP_SECONDS}"
     tone = f"sine=frequency=440:sample_rate=48000:duration={CLIP_SECONDS}"
@@ -82,13 +82,16 @@ class Clip:
     seconds: float  # real time from the upload's start to ready
 
 
-def publish(admin: httpx.Client, app: httpx.Client, timeout: float, said: Progress) -> Clip:
-    """Make the test clip, upload it over tus, wait (at most `timeout` real seconds) for the
-    server to process it, and ask the playback API, with the app's key, where to play it."""
+def publish(
+    admin: httpx.Client, app: httpx.Client, timeout: float, said: Progress, ffmpeg: str | None
+) -> Clip:
+    """Make the test clip (with `ffmpeg`, as `make_clip`), upload it over tus, wait (at most
+    `timeout` real seconds) for the server to process it, and ask the playback API, with the
+    app's key, where to play it."""
     began = time.monotonic()
     said(f"publishing a test clip ({CLIP_SECONDS} s, {CLIP_SIZE}) for the views to play …")
     with tempfile.TemporaryDirectory(prefix="reelout-simulate-") as folder:
-        content = make_clip(Path(folder)).read_bytes()
+        content = make_clip(Path(folder), ffmpeg).read_bytes()
     uid, _ = tus_send(admin, content, len(content), TITLE)
     said(f"  uploaded {len(content) / 1024:.0f} KiB over tus as video {uid}; processing …")
     wait_ready(admin, uid, began + timeout, said)

@@ -89,6 +89,7 @@ class Options:
     timeout_seconds: float
     seed: int = 7
     clip_timeout_seconds: float = READY_TIMEOUT_SECONDS
+    ffmpeg: str | None = None  # REELOUT_FFMPEG: what makes the test clip (None: as find_tools)
 
 
 @dataclass
@@ -102,7 +103,13 @@ class Rehearsal:
     on_progress: Progress = lambda _: None  # publishing the test clip
 
     def run(self) -> Outcome:
-        clip = publish(self.admin, self.app, self.options.clip_timeout_seconds, self.on_progress)
+        clip = publish(
+            self.admin,
+            self.app,
+            self.options.clip_timeout_seconds,
+            self.on_progress,
+            self.options.ffmpeg,
+        )
         clock = ServerClock.read(self.admin)
         created = _ok(self.admin.post(API, json=self.plan.model_dump(mode="json")))
         rollout = _ok(self.admin.post(f"{API}/{created['id']}/start", json={}))
