@@ -24,6 +24,7 @@ from reelout.simulate.traffic import PlaybackTally, ServerClock, Traffic, Upload
 API = "/api/v1/rollouts"
 STEP_SECONDS = 0.25  # real seconds between two arrivals of users
 EVALUATORS = 4  # OFREP requests in flight at once
+CATCH_UP_STEPS = 4  # the most steps of users one step makes up for
 ENDED = frozenset({"completed", "rolled_back", "aborted", "paused"})
 HOLD_SHOWN_FOR = timedelta(minutes=30)  # plan time a scenario's expected hold must last
 
@@ -143,10 +144,15 @@ class Rehearsal:
         the rehearsal times out; the decision log's cursor."""
         rollout_id, cursor = outcome.rollout["id"], None
         deadline, owed = time.monotonic() + self.options.timeout_seconds, 0.0
+        last = time.monotonic()
         with ThreadPoolExecutor(EVALUATORS) as pool:
             while True:
                 step_began = time.monotonic()
-                owed += self.options.users_per_second * STEP_SECONDS
+                # users owed for the real time gone by (a slow step must not thin the traffic
+                # per minute of the server's fast clock), at most a few steps' worth at once
+                behind = min(step_began - last, CATCH_UP_STEPS * STEP_SECONDS)
+                owed += self.options.users_per_second * behind
+                last = step_began
                 traffic.arrive(int(owed), pool)
                 owed -= int(owed)
                 cursor = self._follow(outcome, rollout_id, started, cursor)
