@@ -24,6 +24,7 @@ from tests.support.live import (
     live_servers,
     serving,
 )
+from tests.support.s3 import moto_server, new_bucket, use_endpoint
 from tests.support.settings import make_settings
 
 # No deadline per example: a timing assertion, and on a loaded 2-core machine a false failure.
@@ -84,9 +85,39 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server for this test process; AWS_* point at it from then on."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
+        use_endpoint(endpoint)
+        yield endpoint
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def s3_storage(s3_endpoint: str) -> str:
+    """A storage URL (`s3://bucket/prefix`) on a bucket of this test's own."""
+    return new_bucket(s3_endpoint)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_stores` run on the local data folder and on object storage."""
+    if metafunc.definition.get_closest_marker("both_stores") and "storage" in metafunc.fixturenames:
+        stores = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+        metafunc.parametrize("storage", stores, indirect=True)
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest) -> str | None:
+    """REELOUT_STORAGE_URL for this test: unset (the data folder) unless marked `both_stores`."""
+    if getattr(request, "param", "local") == "local":
+        return None
+    url: str = request.getfixturevalue("s3_storage")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, storage: str | None) -> Settings:
+    return make_settings(tmp_path, storage_url=storage)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+MAX_PARTS = 10_000  # parts of one S3 multipart upload
 
 
 MediaContainer = Literal["mov", "matroska", "avi", "mpegts", "mpeg", "flv", "asf", "ogg"]
@@ -44,6 +45,27 @@ class Settings(BaseSettings):
         description=(
             "Unset: SQLite in the data folder (`reelout.db`). Set e.g. "
             "`postgresql://user@host:5432/reelout` (psycopg 3) to run on PostgreSQL."
+        ),
+    )
+    storage_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*'()/-]*)?$",
+        description=(
+            "Where uploads, originals and published media live. Unset: the data folder. "
+            "`s3://bucket/prefix`: an S3-compatible bucket (AWS S3, Cloudflare R2, MinIO, GCS in "
+            "S3 mode), with credentials, region and endpoint from the standard variables "
+            "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` "
+            "and `AWS_ENDPOINT_URL`. Every host of one site names the same bucket."
+        ),
+    )
+    s3_part_size: int = Field(
+        default=8 * MiB,
+        ge=5 * MiB,
+        le=5 * GiB,
+        description=(
+            "Bytes per part of a tus upload on object storage (S3's minimum is 5 MiB). An upload "
+            "in progress holds up to this much in memory per PATCH; 10,000 parts make the largest"
+            " upload, so `REELOUT_TUS_MAX_SIZE` may be at most 10,000 times this."
         ),
     )
     host: str = Field(default="127.0.0.1", description="The address `serve` listens on.")
@@ -894,6 +916,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"REELOUT_CONSOLE_FLAGS_ENVIRONMENT={self.console_flags_environment!r} is not "
                 f"one of REELOUT_ENVIRONMENTS ({known}): name one of those"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _uploads_fit_in_parts(self) -> Settings:
+        """On object storage an upload is at most 10,000 parts (S3's limit)."""
+        if self.storage_url and self.tus_max_size > MAX_PARTS * self.s3_part_size:
+            raise ValueError(
+                f"REELOUT_TUS_MAX_SIZE={self.tus_max_size} needs more than {MAX_PARTS} parts of "
+                f"REELOUT_S3_PART_SIZE={self.s3_part_size} bytes: raise the part size or lower "
+                "the upload limit"
             )
         return self
 
