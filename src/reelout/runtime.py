@@ -18,8 +18,10 @@ from reelout.clock import Clock, SystemClock, clock_for
 from reelout.config import Settings
 from reelout.db.engine import Database
 from reelout.media.storage import FileMediaStore, MediaStore
+from reelout.objectstore import Bucket, Location
 from reelout.telemetry.kpis import KpiSignals
 from reelout.uploads.locks import FileLocker, LocalLocker, Locker
+from reelout.uploads.s3store import S3UploadStore
 from reelout.uploads.store import FileUploadStore, UploadStore
 
 
@@ -36,9 +38,20 @@ class Runtime:
 
     def __post_init__(self) -> None:
         data = self.settings.data_dir
-        self.upload_store = FileUploadStore(data / "uploads")
+        self.upload_store = self._upload_store()
         self.media_store = FileMediaStore(data / "media")
         self.locker = FileLocker(data / "locks") if self.settings.workers > 1 else LocalLocker()
+
+    def _upload_store(self) -> UploadStore:
+        if self.settings.storage_url:
+            return S3UploadStore(self.bucket, self.settings.s3_part_size)
+        return FileUploadStore(self.settings.data_dir / "uploads")
+
+    @cached_property
+    def bucket(self) -> Bucket:
+        """The object storage of REELOUT_STORAGE_URL (one client for every store)."""
+        assert self.settings.storage_url, "no REELOUT_STORAGE_URL"
+        return Bucket(Location.parse(self.settings.storage_url))
 
     @cached_property
     def secret(self) -> str:

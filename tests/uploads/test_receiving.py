@@ -95,8 +95,8 @@ class RecordingStore(FileUploadStore):
         super().__init__(root)
         self.delay, self.writes = delay, list[int]()
 
-    def open_append(self, upload_id: str) -> UploadWriter:
-        store, writer = self, super().open_append(upload_id)
+    def open_append(self, upload_id: str, *, provisional: bool = False) -> UploadWriter:
+        store, writer = self, super().open_append(upload_id, provisional=provisional)
 
         class Noting:
             def write(self, data: bytes) -> None:
@@ -109,6 +109,9 @@ class RecordingStore(FileUploadStore):
 
             def close(self) -> None:
                 writer.close()
+
+            def discard(self) -> None:
+                writer.discard()
 
         return Noting()
 

@@ -64,6 +64,16 @@ class LocalVersions(Protocol):
     def version_file(self, uid: str, version: str, name: str) -> Path | None: ...
 
 
+@runtime_checkable
+class ObjectOriginals(Protocol):
+    """Optional capability: originals are objects in a bucket the upload store shares."""
+
+    def adopt_object(self, uid: str, key: str) -> None:
+        """Copy an object of the same bucket in as the video's original (server-side), then
+        delete the source."""
+        ...
+
+
 VERSION_PREFIX = "v-"
 SCRATCH_PREFIX = "work-"
 

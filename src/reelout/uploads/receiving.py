@@ -47,37 +47,46 @@ class Received:
 class BatchWriter:
     """Writes batches of body chunks to one upload from the I/O pool: opened on first use,
     one join, one write and one hash per batch (so the pool thread lets go of the GIL a few
-    times per MiB, not per 64 KiB), and closed (optionally synced) with the last batch."""
+    times per MiB, not per 64 KiB), and at the end kept (optionally synced) or discarded."""
 
-    def __init__(self, store: UploadStore, upload_id: str, hashers: list[Any], sync: bool) -> None:
-        self.store, self.upload_id, self.hashers, self.sync = store, upload_id, hashers, sync
+    def __init__(
+        self,
+        store: UploadStore,
+        upload_id: str,
+        hashers: list[Any],
+        *,
+        sync: bool,
+        provisional: bool,
+    ) -> None:
+        self.store, self.upload_id, self.hashers = store, upload_id, hashers
+        self.sync, self.provisional = sync, provisional
         self._writer: UploadWriter | None = None
         self.written = 0  # bytes of whole batches written (a failed batch may leave a part)
-
-    @property
-    def is_open(self) -> bool:
-        return self._writer is not None
 
     def write(self, batch: list[bytes]) -> None:
         if not batch:
             return
         if self._writer is None:
-            self._writer = self.store.open_append(self.upload_id)
+            self._writer = self.store.open_append(self.upload_id, provisional=self.provisional)
         data = b"".join(batch)
         self._writer.write(data)
         self.written += len(data)
         for hasher in self.hashers:
             hasher.update(data)
 
-    def close(self, batch: list[bytes]) -> None:
+    def end(self, keep: bool) -> None:
+        """Keep what was written (synced if asked), or discard all of it."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        if not keep:
+            writer.discard()
+            return
         try:
-            self.write(batch)
-            if self._writer is not None and self.sync:
-                self._writer.sync()
+            if self.sync:
+                writer.sync()
         finally:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            writer.close()
 
 
 async def receive(
@@ -96,22 +105,32 @@ async def receive(
     hashers = [running] if running is not None else []
     if body.checksum is not None:
         hashers.append(hashlib.new(body.checksum.algorithm))
-    sink = BatchWriter(store, upload_id, hashers, sync)
+    provisional = body.checksum is not None
+    sink = BatchWriter(store, upload_id, hashers, sync=sync, provisional=provisional)
     try:
         await _pump(body.chunks, sink, room, lease, read_timeout, got)
     except OSError as exc:  # the store refused a write: report how far whole batches got
         got.failure = exc
     finally:
-        if sink.is_open:
-            try:
-                await run_io(sink.close, [])
-            except OSError as exc:
-                got.failure = got.failure or exc
+        if body.checksum is not None:
+            got.digest = hashers[-1].digest()
+        try:
+            await run_io(sink.end, _kept(got, body))
+        except OSError as exc:
+            got.failure = got.failure or exc
     if got.failure is not None:
         got.count = sink.written
-    if body.checksum is not None:
-        got.digest = hashers[-1].digest()
     return got
+
+
+def _kept(got: Received, body: Body) -> bool:
+    """A body is kept unless it ran past the room or fails its checksum (or, carrying one,
+    stopped early or failed to write: a checksum covers the whole body or nothing)."""
+    if got.overflow:
+        return False
+    if body.checksum is None:
+        return True
+    return got.failure is None and not got.stopped and got.digest == body.checksum.digest
 
 
 async def _pump(
@@ -156,7 +175,8 @@ async def _pump(
             await in_flight
     if lease.stop_requested and got.stopped is None:
         got.stopped = "a newer request took over"
-    await run_io(sink.close, [] if got.overflow else pending)
+    if not got.overflow:
+        await run_io(sink.write, pending)
 
 
 async def _next_chunk(

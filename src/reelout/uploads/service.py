@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import delete, select, update
@@ -28,11 +28,13 @@ from reelout.errors import (
     NotFound,
     PayloadTooLarge,
     ReeloutError,
+    ServiceUnavailable,
     Unauthorized,
 )
 from reelout.media import service as media
 from reelout.media.models import Video
 from reelout.media.schemas import Stage
+from reelout.media.storage import ObjectOriginals
 from reelout.uploads import receiving, tus
 from reelout.uploads.context import UploadsContext
 from reelout.uploads.digests import RunningDigests
@@ -43,7 +45,11 @@ from reelout.uploads.schemas import Caller, CreateRequest, Credential, Uploader,
 from reelout.uploads.space import DiskSpace, is_no_room, no_room
 from reelout.uploads.store import (
     Concatenatable,
+    Finishable,
     LocalFiles,
+    ObjectFiles,
+    StorageFailed,
+    SweepsAbandoned,
     Truncatable,
 )
 from reelout.urls import configured_base_url
@@ -84,7 +90,10 @@ class TusService:
         self.settings = rt.settings
         self.store = rt.upload_store
         self.digests = RunningDigests()
-        self.space = DiskSpace(rt.settings.data_dir / "uploads", rt.settings.disk_reserve_bytes)
+        # uploads take room on the data folder's disk only when they are written there
+        local = isinstance(self.store, LocalFiles)
+        folder, reserve = rt.settings.data_dir / "uploads", rt.settings.disk_reserve_bytes
+        self.space = DiskSpace(folder, reserve) if local else None
 
     # -- identity -----------------------------------------------------------------------------
     @staticmethod
@@ -248,7 +257,8 @@ class TusService:
             elif who.token is not None:
                 video = media.claim_upload_token(session, self.rt.clock, who.token, consume=False)
                 self._charge_partial(session, who.owner, video, length or 0)
-            self.space.require(length or 0)
+            if self.space is not None:
+                self.space.require(length or 0)
             session.add(row)
             self.store.create(row.id)
             return who, self._state(row)
@@ -426,7 +436,8 @@ class TusService:
                 code="INVALID_UPLOAD_LENGTH",
             )
         self._check_size(length, state.max_length)
-        self.space.require(length - state.offset)
+        if self.space is not None:
+            self.space.require(length - state.offset)
         row.length = state.length = length
         if row.video_uid:
             media.set_size(session, self.rt.clock, row.video_uid, length)
@@ -453,9 +464,7 @@ class TusService:
             await self._write_failed(state, body, got, got.failure)
         unverified = body.checksum is not None and (
             got.stopped or got.digest != body.checksum.digest
-        )
-        if got.overflow or unverified:
-            await _in_thread(self._rollback, state.id, start)
+        )  # receiving kept none of it, as with an overflow
         if got.overflow:
             raise _past_limit(state, "the body went", kept="nothing was kept")
         if unverified and not got.stopped:
@@ -482,15 +491,32 @@ class TusService:
         self, state: UploadState, body: Body, got: Received, failure: OSError
     ) -> NoReturn:
         """The store refused a write: cut the upload back to the last whole write (to the
-        PATCH's start when it carries a checksum) and say where to resume."""
-        keep = state.offset if body.checksum is not None else state.offset + got.count
-        await _in_thread(self._rollback, state.id, keep)
-        if keep > state.offset and got.running is not None:
+        PATCH's start when it carries a checksum), or ask a store that cannot be cut what it
+        kept, and say where to resume."""
+        if isinstance(self.store, Truncatable):
+            keep = state.offset if body.checksum is not None else state.offset + got.count
+            await _in_thread(self._rollback, state.id, keep)
+        else:
+            keep = await _in_thread(self._stored_offset, state)
+        if keep > state.offset and keep == state.offset + got.count and got.running is not None:
             self.digests.keep(state.id, keep, got.running)
         state.offset = keep
         if is_no_room(failure):
             raise no_room(failure, keep) from failure
+        if isinstance(failure, StorageFailed):
+            raise ServiceUnavailable(
+                f"the upload's storage failed ({failure.strerror or failure}); the upload is "
+                f"kept up to offset {keep}: resume there",
+                code="STORAGE_UNAVAILABLE",
+                headers={"Upload-Offset": str(keep), "Connection": "close"},
+            ) from failure
         raise failure
+
+    def _stored_offset(self, state: UploadState) -> int:
+        try:
+            return self.store.size(state.id)
+        except OSError:  # the store is down altogether: the client asks again with HEAD
+            return state.offset
 
     def _rollback(self, upload_id: str, size: int) -> None:
         if isinstance(self.store, Truncatable):
@@ -534,6 +560,8 @@ class TusService:
             video_uid, length = row.video_uid, row.length or 0
             if video_uid is not None and session.get(Video, video_uid) is None:
                 video_uid = None  # the video was deleted mid-upload: keep nothing
+        if isinstance(self.store, Finishable):
+            self.store.finish(upload_id)
         if video_uid is not None:
             sha256 = self._deliver(upload_id, video_uid, length, sha256)
         elif row.concat != "partial":
@@ -558,6 +586,9 @@ class TusService:
             sha256 = sha256 or _sha256_of(self.store, upload_id)
             if isinstance(self.store, LocalFiles):
                 media_store.adopt_original(video_uid, self.store.local_path(upload_id))
+            elif isinstance(self.store, ObjectFiles) and isinstance(media_store, ObjectOriginals):
+                media_store.adopt_object(video_uid, self.store.object_key(upload_id))
+                self.store.delete(upload_id)
             else:
                 with (
                     self.store.open_read(upload_id) as src,
@@ -617,7 +648,17 @@ class TusService:
                 self.store.delete(row.id)
                 self.rt.locker.forget(row.id)
                 removed += 1
-        return removed
+        return removed + self._sweep_abandoned()
+
+    def _sweep_abandoned(self) -> int:
+        """Storage that no upload record names (a host died between creating an upload in the
+        store and recording it), once older than the expiry, is removed too."""
+        if not isinstance(self.store, SweepsAbandoned):
+            return 0
+        with self.rt.db.read() as session:
+            live = set(session.scalars(select(Upload.id)))
+        expiry = timedelta(seconds=self.settings.tus_expiration_seconds)
+        return self.store.abort_abandoned(datetime.now(UTC) - expiry, live)
 
     # -- downloads ----------------------------------------------------------------------------
     def finished_video_uid(self, who: Caller, upload_id: str) -> str:

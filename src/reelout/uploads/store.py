@@ -1,7 +1,9 @@
 """Where upload bytes live while an upload is in progress, behind a small store interface.
 
 The protocol code talks only to `UploadStore`; optional capabilities (`Truncatable`,
-`Concatenatable`, `LocalFiles`) are discovered with isinstance checks, as tusd does.
+`Concatenatable`, `Finishable`, `LocalFiles`, `ObjectFiles`, `SweepsAbandoned`) are discovered
+with isinstance checks, as tusd does. Two stores: `FileUploadStore` here (the data folder) and
+`reelout.uploads.s3store.S3UploadStore` (object storage).
 """
 
 from __future__ import annotations
@@ -9,18 +11,27 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 
+class StorageFailed(OSError):
+    """The store refused or failed a write for a reason other than a full disk (e.g. object
+    storage is unreachable); what the store had committed before still stands."""
+
+
 class UploadWriter(Protocol):
-    """Appends to one upload; `sync()` makes what was written durable."""
+    """Appends to one upload. `close()` keeps what was written; `discard()` keeps none of it
+    (a PATCH whose checksum does not match); `sync()` makes what was written durable."""
 
     def write(self, data: bytes) -> None: ...
 
     def sync(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class UploadStore(Protocol):
@@ -32,7 +43,10 @@ class UploadStore(Protocol):
         """Bytes durably stored: this is the upload's offset."""
         ...
 
-    def open_append(self, upload_id: str) -> UploadWriter: ...
+    def open_append(self, upload_id: str, *, provisional: bool = False) -> UploadWriter:
+        """`provisional`: the bytes may yet be discarded, so a store that commits as it goes
+        waits for `close()`."""
+        ...
 
     def open_read(self, upload_id: str) -> BinaryIO: ...
 
@@ -50,8 +64,29 @@ class Concatenatable(Protocol):
 
 
 @runtime_checkable
+class Finishable(Protocol):
+    def finish(self, upload_id: str) -> None:
+        """Make a complete upload whole for reading (idempotent)."""
+        ...
+
+
+@runtime_checkable
 class LocalFiles(Protocol):
     def local_path(self, upload_id: str) -> Path: ...
+
+
+@runtime_checkable
+class ObjectFiles(Protocol):
+    def object_key(self, upload_id: str) -> str:
+        """The key of a finished upload's object in the bucket."""
+        ...
+
+
+@runtime_checkable
+class SweepsAbandoned(Protocol):
+    def abort_abandoned(self, started_before: datetime, live: set[str]) -> int:
+        """Remove storage of uploads that have no record (`live` holds those that do)."""
+        ...
 
 
 WRITEBACK_EVERY = 16 * 1024 * 1024
@@ -64,6 +99,7 @@ class _FileWriter:
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._start = os.lseek(self._fd, 0, os.SEEK_END)
         self._unflushed = 0
 
     def write(self, data: bytes) -> None:
@@ -84,6 +120,12 @@ class _FileWriter:
 
     def close(self) -> None:
         os.close(self._fd)
+
+    def discard(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._start)
+        finally:
+            os.close(self._fd)
 
 
 class FileUploadStore:
@@ -106,7 +148,7 @@ class FileUploadStore:
     def size(self, upload_id: str) -> int:
         return self.local_path(upload_id).stat().st_size
 
-    def open_append(self, upload_id: str) -> UploadWriter:
+    def open_append(self, upload_id: str, *, provisional: bool = False) -> UploadWriter:
         return _FileWriter(self.local_path(upload_id))
 
     def open_read(self, upload_id: str) -> BinaryIO:
