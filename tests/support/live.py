@@ -25,6 +25,7 @@ from reelout.clock import Clock
 from reelout.config import Settings
 from reelout.runtime import Runtime
 from tests.support.commands import REELOUT, reelout_env
+from tests.support.s3 import new_bucket
 from tests.support.settings import ADMIN_TOKEN, make_settings
 from tests.support.waiting import wait_until
 
@@ -164,6 +165,7 @@ def live_server_fixture(
     scope: Literal["function", "module"] = "function",
     folder: str = "live",
     per_database: bool = False,
+    per_store: bool = False,
     manual_clock: bool = False,
     **overrides: object,
 ) -> Any:
@@ -171,32 +173,68 @@ def live_server_fixture(
 
     `scope="module"` shares one server (on a `folder` of its own) by a module's tests;
     `per_database` runs each test on SQLite and on PostgreSQL (the `database_url` fixture);
+    `per_store` runs each test on the data folder and on object storage (a bucket of its own on
+    moto's S3 server; with `per_database`, object storage runs on PostgreSQL, as a fleet does);
     `manual_clock` runs it on the test's `clock` fixture. In a test module:
     `server = live_server_fixture(scope="module", folder="login")`."""
 
-    def serve(request: pytest.FixtureRequest, database_url: str | None) -> Iterator[LiveServer]:
+    def serve(
+        request: pytest.FixtureRequest, database_url: str | None, storage_url: str | None = None
+    ) -> Iterator[LiveServer]:
         if scope == "module":
             data = request.getfixturevalue("tmp_path_factory").mktemp(folder)
         else:
             data = request.getfixturevalue("tmp_path")
         values = {**overrides, **({"database_url": database_url} if database_url else {})}
+        if storage_url:
+            values["storage_url"] = storage_url
         clock = request.getfixturevalue("clock") if manual_clock else None
         with serving(make_settings(data, **values), clock) as live:
             yield live
 
-    if per_database:
+    if per_database or per_store:
+        variants = _variants(per_database, per_store)
 
-        def on_each_database(
-            request: pytest.FixtureRequest, database_url: str
-        ) -> Iterator[LiveServer]:
-            yield from serve(request, database_url)
+        @pytest.fixture(scope=scope, name=name, params=variants)
+        def on_each(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+            database, store = request.param
+            url = _database_url(request) if database == "postgres" else None
+            bucket = new_bucket(request.getfixturevalue("s3_endpoint")) if store == "s3" else None
+            yield from serve(request, url, bucket)
 
-        return pytest.fixture(scope=scope, name=name)(on_each_database)
+        return on_each
 
     def on_settings(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
         yield from serve(request, None)
 
     return pytest.fixture(scope=scope, name=name)(on_settings)
+
+
+def _variants(per_database: bool, per_store: bool) -> list[Any]:
+    """(database, store) pairs, each a pytest param with its id and marks."""
+    pairs = [("sqlite", "local")]
+    if per_database:
+        pairs.append(("postgres", "local"))
+    if per_store:
+        pairs.append(("postgres" if per_database else "sqlite", "s3"))
+    marks = {"postgres": [pytest.mark.postgres], "sqlite": []}
+    return [
+        pytest.param(
+            (db, store),
+            id=db if not per_store else (db if store == "local" else f"{db}-s3"),
+            marks=[*marks[db], *([pytest.mark.s3] if store == "s3" else [])],
+        )
+        for db, store in pairs
+    ]
+
+
+def _database_url(request: pytest.FixtureRequest) -> str:
+    """The test process's PostgreSQL database, emptied (tests/conftest.py `pg_server_url`)."""
+    from tests.conftest import reset_pg
+
+    url: str = request.getfixturevalue("pg_server_url")
+    reset_pg(url)
+    return url
 
 
 # A start that takes longer fails the test; generous, for a 2-core machine under a full suite.

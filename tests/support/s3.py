@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -18,8 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-
-from tests.support.live import free_port
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "reelout-test",
@@ -31,7 +30,9 @@ CREDENTIALS = {
 @contextmanager
 def moto_server(log: Path) -> Iterator[str]:
     """Starts `moto_server` on a free loopback port; yields its endpoint URL."""
-    port = free_port()
+    with socket.socket() as probe:  # a free port; moto_server binds it a moment later
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     command = shutil.which("moto_server", path=str(Path(sys.executable).parent))
     assert command, "moto[server] is a dev dependency: run `make install`"
     with log.open("wb") as out:

@@ -21,7 +21,7 @@ CT = {"Content-Type": "application/offset+octet-stream"}
 
 
 # every case runs on SQLite and on PostgreSQL
-live_server = live_server_fixture(name="live_server", per_database=True)
+live_server = live_server_fixture(name="live_server", per_database=True, per_store=True)
 
 
 @pytest.fixture

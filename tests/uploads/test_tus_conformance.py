@@ -35,8 +35,11 @@ def test_the_shared_suite_is_present() -> None:
     )
 
 
-# one server for the whole suite: every case creates uploads of its own
-suite_server = live_server_fixture(name="suite_server", scope="module", folder="tus-suite")
+# one server for the whole suite (one on the data folder, one on object storage): every case
+# creates uploads of its own
+suite_server = live_server_fixture(
+    name="suite_server", scope="module", folder="tus-suite", per_store=True
+)
 
 
 @pytest.fixture(scope="module")
