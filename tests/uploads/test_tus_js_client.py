@@ -20,7 +20,8 @@ from tests.support.live import LiveServer
 from tests.support.settings import ADMIN_TOKEN
 from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.node, pytest.mark.slow]
+# every scenario runs on the data folder and on object storage
+pytestmark = [pytest.mark.node, pytest.mark.slow, pytest.mark.both_stores]
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 DRIVER = JS_DIR / "tus_upload.mjs"
@@ -164,11 +165,9 @@ def test_abort_at_40_percent_then_resume_in_a_new_process(
     # The abort landed inside a PATCH body (see the pacing above): wait until it let go of
     # the upload's lock, its bytes written.
     upload_id = url.rsplit("/", 1)[-1]
-    upload_file = live_server.runtime.settings.data_dir / "uploads" / upload_id
+    store, locker = live_server.runtime.upload_store, live_server.runtime.locker
     wait_until(
-        lambda: (
-            upload_file.stat().st_size > 0 and not live_server.runtime.locker.is_held(upload_id)
-        ),
+        lambda: store.size(upload_id) > 0 and not locker.is_held(upload_id),
         10,
         "the server to end the aborted PATCH",
     )
