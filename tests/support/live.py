@@ -290,6 +290,8 @@ class ServerProcess:
                 f"reelout serve did not start within {START_SECONDS} s:\n{self.log.read_text()}"
             )
 
+    client = LiveServer.client  # the same client, on this server's URL
+
     def kill(self) -> None:
         """SIGKILL the server and every process it started (uvicorn workers)."""
         with contextlib.suppress(ProcessLookupError):
