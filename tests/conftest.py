@@ -88,9 +88,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server for this test process; AWS_* point at it from then on."""
-    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
-        use_endpoint(endpoint)
-        yield endpoint
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        use_endpoint(server.endpoint)
+        yield server.endpoint
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from reelout.auth.routes import router as keys_router
 from reelout.bodylimit import BodyLimits, Limit, error_response
 from reelout.clock import Clock
 from reelout.config import Settings
-from reelout.errors import ReeloutError
+from reelout.errors import ReeloutError, ServiceUnavailable
 from reelout.flags import routes as flags
 from reelout.flags.admin import service as flag_admin
 from reelout.flags.admin.audit_source import flag_changes
@@ -35,6 +35,7 @@ from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
+from reelout.objectstore import StorageFailed
 from reelout.rollouts.alerting import with_rollbacks
 from reelout.rollouts.kpi_arms import rollout_arms
 from reelout.rollouts.metrics import RolloutMetrics
@@ -63,6 +64,14 @@ log = logging.getLogger("reelout")
 async def _reelout_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReeloutError)
     return error_response(exc)
+
+
+async def _storage_failed(_: Request, exc: Exception) -> JSONResponse:
+    log.error("object storage failed: %s", exc)
+    unavailable = ServiceUnavailable(
+        "the server's storage is unavailable; try again shortly", code="STORAGE_UNAVAILABLE"
+    )
+    return error_response(unavailable)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -161,6 +170,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.runtime = rt
     app.state.limits = PublicLimits(settings, rt.clock)
     app.add_exception_handler(ReeloutError, _reelout_error)
+    app.add_exception_handler(StorageFailed, _storage_failed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(MethodOverrideMiddleware)

@@ -21,10 +21,12 @@ there, which every S3-compatible server understands.
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -35,6 +37,26 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 MISSING = {"404", "NoSuchKey", "NoSuchUpload", "NotFound"}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StorageFailed(OSError):
+    """Object storage refused or failed a call (unreachable, denied, throttled past the
+    retries); what it had stored before still stands. Answered 503 `STORAGE_UNAVAILABLE`."""
+
+
+def storage_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn the client's errors into `StorageFailed`, which the services and the app handle."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageFailed(errno.EIO, f"object storage: {exc}") from exc
+
+    return wrapped
 
 
 @dataclass(frozen=True)

@@ -27,25 +27,36 @@ CREDENTIALS = {
 }
 
 
+class MotoServer:
+    """moto's standalone S3 server in a child process, on a free loopback port."""
+
+    def __init__(self, log: Path) -> None:
+        with socket.socket() as probe:  # a free port; moto_server binds it a moment later
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+        assert command, "moto[server] is a dev dependency: run `make install`"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [command, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+            )
+        self.endpoint = f"http://127.0.0.1:{port}"
+        _wait_until_up(self.endpoint, self.process)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
 @contextmanager
-def moto_server(log: Path) -> Iterator[str]:
-    """Starts `moto_server` on a free loopback port; yields its endpoint URL."""
-    with socket.socket() as probe:  # a free port; moto_server binds it a moment later
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = shutil.which("moto_server", path=str(Path(sys.executable).parent))
-    assert command, "moto[server] is a dev dependency: run `make install`"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [command, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    endpoint = f"http://127.0.0.1:{port}"
+def moto_server(log: Path) -> Iterator[MotoServer]:
+    """A moto server for the length of a `with` block."""
+    server = MotoServer(log)
     try:
-        _wait_until_up(endpoint, process)
-        yield endpoint
+        yield server
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 def _wait_until_up(endpoint: str, process: subprocess.Popen[bytes]) -> None:

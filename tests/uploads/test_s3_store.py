@@ -5,17 +5,22 @@ Two store objects on one bucket stand for two hosts: what one wrote, the other r
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 
-from reelout.objectstore import Bucket, Location
+from reelout.objectstore import Bucket, Location, make_client
 from reelout.uploads.s3store import MIN_PART, S3UploadStore
 from reelout.uploads.store import StorageFailed
+from tests.support.live import serving
 from tests.support.s3 import moto_server
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.s3
 
@@ -147,9 +152,9 @@ def test_abandoned_multipart_uploads_without_a_record_are_aborted(bucket: Bucket
 
 
 def test_storage_that_goes_away_mid_patch_is_a_storage_failure(tmp_path: Path) -> None:
-    with moto_server(tmp_path / "moto.log") as endpoint:  # a server of this test's own
+    with moto_server(tmp_path / "moto.log") as moto:  # a server of this test's own
         config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1)
-        client = boto3.client("s3", endpoint_url=endpoint, config=config)
+        client = boto3.client("s3", endpoint_url=moto.endpoint, config=config)
         client.create_bucket(Bucket="short-lived")
         store = S3UploadStore(Bucket(Location("short-lived", ""), client), PART)
         store.create("u6")
@@ -158,3 +163,40 @@ def test_storage_that_goes_away_mid_patch_is_a_storage_failure(tmp_path: Path) -
         writer.write(b"z" * 10)
     with pytest.raises(StorageFailed, match="object storage"):
         writer.close()  # the server is gone
+
+
+def test_when_storage_fails_a_patch_answers_503_with_where_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    with moto_server(tmp_path / "moto.log") as moto:  # a server of this test's own
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        make_client().create_bucket(Bucket="short-lived")
+        settings = make_settings(tmp_path, storage_url="s3://short-lived/site", s3_part_size=PART)
+        with serving(settings) as server, server.client() as tus:
+            tus.headers["Tus-Resumable"] = "1.0.0"
+            created = tus.post("/files/", headers={"Upload-Length": str(4 * PART)})
+            path = httpx.URL(created.headers["Location"]).path
+            first = tus.patch(path, content=os.urandom(PART + 10), headers=chunk(0))
+            assert first.status_code == 204
+
+            def body() -> Iterator[bytes]:
+                yield os.urandom(PART + 512 * 1024)  # a whole part goes up, the rest waits
+                wait_until(lambda: other_host.size(upload_id) == 2 * PART, 30, "a second part")
+                moto.stop()  # object storage goes away in the middle of the body
+                yield os.urandom(PART)
+
+            upload_id = path.rsplit("/", 1)[-1]
+            other_host = S3UploadStore(Bucket(Location("short-lived", "site/")), PART)
+            length = {"Content-Length": str(2 * PART + 512 * 1024)}
+            second = tus.patch(path, content=body(), headers=chunk(PART + 10) | length)
+            assert second.status_code == 503, second.text
+            assert second.json()["code"] == "STORAGE_UNAVAILABLE"
+            assert "Upload-Offset" not in second.headers  # unknown while storage is away
+            assert "ask HEAD" in second.json()["message"]
+            head = tus.head(path)
+            assert head.status_code == 503
+
+
+def chunk(offset: int) -> dict[str, str]:
+    return {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}

@@ -25,11 +25,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from reelout.config import MAX_PARTS, MiB
-from reelout.objectstore import Bucket, is_missing
-from reelout.uploads.store import StorageFailed
+from reelout.objectstore import Bucket, StorageFailed, is_missing, storage_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
@@ -65,18 +64,6 @@ class Record:
         data = json.loads(raw)
         parts = tuple(Part(int(p["size"]), str(p["etag"])) for p in data["parts"])
         return cls(str(data["multipart"]), parts, int(data["tail"]), int(data["generation"]))
-
-
-def storage_errors(fn: Any) -> Any:
-    """Turn the client's errors into `StorageFailed`, which the upload service handles."""
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageFailed(errno.EIO, f"object storage: {exc}") from exc
-
-    return wrapped
 
 
 class S3UploadStore:

@@ -494,10 +494,19 @@ class TusService:
         PATCH's start when it carries a checksum), or ask a store that cannot be cut what it
         kept, and say where to resume."""
         if isinstance(self.store, Truncatable):
-            keep = state.offset if body.checksum is not None else state.offset + got.count
+            keep: int | None = (
+                state.offset if body.checksum is not None else state.offset + got.count
+            )
             await _in_thread(self._rollback, state.id, keep)
         else:
-            keep = await _in_thread(self._stored_offset, state)
+            keep = await _in_thread(self._stored_offset, state.id)
+        if keep is None:  # the store cannot even say what it kept
+            raise ServiceUnavailable(
+                f"the upload's storage failed ({failure.strerror or failure}); ask HEAD for the "
+                "offset to resume from",
+                code="STORAGE_UNAVAILABLE",
+                headers={"Connection": "close"},
+            ) from failure
         if keep > state.offset and keep == state.offset + got.count and got.running is not None:
             self.digests.keep(state.id, keep, got.running)
         state.offset = keep
@@ -512,11 +521,11 @@ class TusService:
             ) from failure
         raise failure
 
-    def _stored_offset(self, state: UploadState) -> int:
+    def _stored_offset(self, upload_id: str) -> int | None:
         try:
-            return self.store.size(state.id)
-        except OSError:  # the store is down altogether: the client asks again with HEAD
-            return state.offset
+            return self.store.size(upload_id)
+        except OSError:  # the store is down altogether
+            return None
 
     def _rollback(self, upload_id: str, size: int) -> None:
         if isinstance(self.store, Truncatable):

@@ -15,10 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from reelout.objectstore import StorageFailed
 
-class StorageFailed(OSError):
-    """The store refused or failed a write for a reason other than a full disk (e.g. object
-    storage is unreachable); what the store had committed before still stands."""
+__all__ = ["StorageFailed"]  # what a store raises when its storage fails (not a full disk)
 
 
 class UploadWriter(Protocol):
