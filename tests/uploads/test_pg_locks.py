@@ -193,4 +193,3 @@ def test_a_request_on_host_b_interrupts_a_stalled_patch_on_host_a(
     stalled.close()
     finish_from(two, path, data)
     assert_stored(one, path, data)
-

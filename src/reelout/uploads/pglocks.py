@@ -32,8 +32,7 @@ _NAMESPACE = b"reelout.upload-lock\0"  # the keys of no other advisory lock star
 ASK_AGAIN_SECONDS = 0.5  # a waiting newcomer repeats its stop request this often
 # The server drops a connection whose host vanished (power loss, a partition) after ~25 s.
 _KEEPALIVE = (
-    "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
-    "SET tcp_keepalives_count = 3"
+    "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3"
 )
 
 
@@ -216,6 +215,9 @@ class PgLocker:
             return
         try:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except psycopg.Error:  # the connection broke: its locks went with it
+            await self._pool.drop(conn)
+            return
         except BaseException:
             await self._pool.drop(conn)
             raise
