@@ -17,7 +17,7 @@ import pytest
 from reelout.errors import Locked
 from reelout.uploads.locks import Lease
 from reelout.uploads.pglocks import PgLocker, listening, lock_key
-from tests.support.live import StartLive
+from tests.support.live import StartLive, StartServer
 from tests.support.waiting import wait_until
 from tests.uploads.test_tus_crash import (
     MiB,
@@ -27,6 +27,7 @@ from tests.uploads.test_tus_crash import (
     create_upload,
     finish_from,
     raw_patch,
+    upload_file,
 )
 
 pytestmark = pytest.mark.postgres
@@ -193,3 +194,32 @@ def test_a_request_on_host_b_interrupts_a_stalled_patch_on_host_a(
     stalled.close()
     finish_from(two, path, data)
     assert_stored(one, path, data)
+
+
+def test_a_sigkilled_host_frees_its_uploads_for_another_host(
+    live_servers: StartLive, start_server: StartServer, pg: str
+) -> None:
+    """`reelout serve` (host A) is killed mid-PATCH: PostgreSQL ends its session and its lock,
+    and host B takes the upload over at once instead of answering 423."""
+    b = live_servers(database_url=pg, tus_lock_timeout_seconds=5.0)  # migrates the database
+    a = start_server(env={"REELOUT_DATABASE_URL": pg})
+    data = os.urandom(4 * MiB)
+    with b.client() as two:
+        path = create_upload(two, len(data))
+        stalled = raw_patch(a.url, path, 0, len(data))
+        stalled.send(data[: MiB + 999])
+        stalled.wait_until_read()
+        upload_id = path.rsplit("/", 1)[-1]
+        wait_until(lambda: bool(holder_pids(pg, upload_id)), 10, "host A to hold the lock")
+        file = upload_file(b, path)  # the folder both hosts share
+        wait_until(lambda: file.stat().st_size == stalled.sent, 10, "host A to write the bytes")
+        a.kill()
+        stalled.close()
+
+        started = time.monotonic()
+        reply = two.head(path, headers=T, timeout=10)
+        assert reply.status_code == 200, f"HEAD on B -> {reply.status_code} {reply.text}"
+        assert time.monotonic() - started < 4, "B did not wait out A's lock"
+        assert int(reply.headers["Upload-Offset"]) == stalled.sent
+        finish_from(two, path, data)
+        assert_stored(two, path, data)

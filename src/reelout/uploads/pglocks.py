@@ -139,7 +139,7 @@ class PgLocker:
 
     def _heard(self, payload: str) -> None:
         """From the listener's thread: another process wants an upload this one may hold."""
-        upload_id, _, sender = payload.partition(" ")
+        upload_id, _, sender = payload.rpartition(" ")
         loop = self._loop
         if not sender or sender == self._sender or loop is None:
             return  # this process's own requests go through `self.local`
