@@ -195,8 +195,9 @@ class PgLocker:
             await asyncio.sleep(min(self.poll, max(deadline - now, 0.0)))
 
     def _watch(self, conn: psycopg.AsyncConnection, lease: Lease) -> list[bool]:
-        """Stop the holder if its idle connection says anything (it ended: the lock is gone).
-        Returns a flag set when that happened."""
+        """Stop the holder if its idle connection says anything: it ended, and the lock with it
+        (else a rare unprompted message, a harmless early stop). Returns a flag set then, when
+        the connection is closed rather than reused."""
         loop, fd, lost = asyncio.get_running_loop(), conn.fileno(), [False]
 
         def readable() -> None:
