@@ -162,16 +162,25 @@ def test_waiting_for_a_connection_at_the_cap_counts_against_the_timeout(pg: str)
 
 # -- two live servers on one database ------------------------------------------------------------
 @pytest.fixture
-def two_hosts(live_servers: StartLive, pg: str) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    """Hosts A and B on one PostgreSQL and one data folder (shared storage); a request that
-    waited out B's lock timeout would get 423, and A's stalled body would last 30 s."""
-    options = {"database_url": pg, "tus_lock_timeout_seconds": 5.0}
-    a, b = live_servers(**options), live_servers(**options)
+def two_hosts(
+    live_servers: StartLive, pg: str, storage: str | None
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """Hosts A and B on one PostgreSQL, and one data folder or (on object storage) a folder
+    each and one bucket, as a fleet runs. A request that waited out B's lock timeout would get
+    423, and A's stalled body would last 30 s."""
+    options = {
+        "database_url": pg,
+        "storage_url": storage,
+        "secret_key": secrets.token_urlsafe(32),  # one for the fleet
+        "tus_lock_timeout_seconds": 5.0,
+    }
+    a, b = (live_servers("" if storage is None else name, **options) for name in "ab")
     assert isinstance(a.runtime.locker, PgLocker) and isinstance(b.runtime.locker, PgLocker)
     with a.client() as one, b.client() as two:
         yield one, two
 
 
+@pytest.mark.both_stores
 def test_a_request_on_host_b_interrupts_a_stalled_patch_on_host_a(
     two_hosts: tuple[httpx.Client, httpx.Client], pg: str
 ) -> None:
@@ -193,7 +202,7 @@ def test_a_request_on_host_b_interrupts_a_stalled_patch_on_host_a(
     assert_told_to_stop(stalled.response(timeout=5), stalled.sent)
     stalled.close()
     finish_from(two, path, data)
-    assert_stored(one, path, data)
+    assert_stored(two, path, data)  # B finished it: the original is in its media store
 
 
 def test_a_sigkilled_host_frees_its_uploads_for_another_host(
