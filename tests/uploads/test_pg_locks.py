@@ -16,7 +16,7 @@ import pytest
 
 from reelout.errors import Locked
 from reelout.uploads.locks import Lease
-from reelout.uploads.pglocks import PgLocker, listening, lock_key
+from reelout.uploads.pglocks import APPLICATION_NAME, PgLocker, listening, lock_key
 from tests.support.live import StartLive, StartServer
 from tests.support.waiting import wait_until
 from tests.uploads.test_tus_crash import (
@@ -143,6 +143,31 @@ def test_a_killed_holder_connection_frees_the_lock_and_stops_the_holder(pg: str)
                 assert lease.stop_requested, "a holder whose lock is gone is told to stop"
             async with one.hold("u3", 1.0):  # a broken connection is not reused
                 assert holder_pids(pg, "u3")
+
+    asyncio.run(scenario())
+
+
+def test_idle_connections_the_server_ended_are_not_handed_out(pg: str) -> None:
+    """A database restart (here: every lock connection terminated) between two requests: the
+    next request opens a fresh connection instead of failing on a dead one."""
+
+    async def scenario() -> None:
+        locker = PgLocker(pg, poll=0.01)
+        async with listening(locker):
+            async with locker.hold("u4", 1.0):
+                pass
+            assert locker.is_held("u4") is False
+            with psycopg.connect(pg, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = %s AND datname = current_database()",
+                    (APPLICATION_NAME,),
+                ).fetchall()
+            assert len(ended) == 2, "the idle lock connection and the is_held probe's"
+            await asyncio.sleep(0.2)  # the server's goodbye reaches the idle connections
+            async with locker.hold("u4", 1.0):
+                assert holder_pids(pg, "u4")
+            assert locker.is_held("u4") is False
 
     asyncio.run(scenario())
 

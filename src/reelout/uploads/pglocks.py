@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
+import select
 import threading
 from collections.abc import AsyncIterator
 
@@ -48,10 +49,24 @@ def _locked() -> Locked:
     )
 
 
+APPLICATION_NAME = "reelout-upload-locks"  # how the lock connections show in pg_stat_activity
+
+
 async def _connect(url: str) -> psycopg.AsyncConnection:
-    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
+    conn = await psycopg.AsyncConnection.connect(
+        url, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME
+    )
     await conn.execute(_KEEPALIVE)
     return conn
+
+
+def _ended(conn: psycopg.AsyncConnection) -> bool:
+    """Whether an idle connection is gone: broken, closed, or with something to read (the
+    server's goodbye, or the end of the stream), since an idle session is sent nothing."""
+    if conn.broken or conn.closed:
+        return True
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
 
 
 class _Connections:
@@ -68,9 +83,9 @@ class _Connections:
         while True:
             while self._idle:
                 conn = self._idle.pop()
-                if not conn.broken and not conn.closed:
+                if not _ended(conn):
                     return conn
-                self._open -= 1
+                await self.drop(conn)
             if self._open < self._cap:
                 self._open += 1
                 try:
@@ -241,7 +256,12 @@ class PgLocker:
     def _try_probe(self, key: int) -> bool:
         """Whether the lock was free (taken and released at once)."""
         if self._probe is None or self._probe.closed:
-            self._probe = psycopg.connect(libpq_url(self.url), autocommit=True, connect_timeout=5)
+            self._probe = psycopg.connect(
+                libpq_url(self.url),
+                autocommit=True,
+                connect_timeout=5,
+                application_name=APPLICATION_NAME,
+            )
         row = self._probe.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if row is None or not row[0]:
             return False
