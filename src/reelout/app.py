@@ -50,6 +50,7 @@ from reelout.telemetry.routes import router as telemetry_router
 from reelout.telemetry.writer import IngestWriter
 from reelout.uploads import tus
 from reelout.uploads.order_routes import router as orders_router
+from reelout.uploads.pglocks import listening as upload_locks_listening
 from reelout.uploads.routes import PREFIX as TUS_PREFIX
 from reelout.uploads.routes import MethodOverrideMiddleware
 from reelout.uploads.routes import router as tus_router
@@ -158,7 +159,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         gc.freeze()
         app.state.telemetry_writer.start()
         try:
-            async with flags_running():
+            async with flags_running(), upload_locks_listening(rt.locker):
                 yield
         finally:
             await run_in_threadpool(app.state.telemetry_writer.stop)

@@ -75,8 +75,9 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description=(
-            "API processes `serve` runs on one host (uvicorn workers). With more than one, "
-            "per-upload locks go through lock files in the data folder."
+            "API processes `serve` runs on one host (uvicorn workers). With more than one on "
+            "SQLite, per-upload locks go through lock files in the data folder (on PostgreSQL "
+            "they are advisory locks, shared by every host)."
         ),
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -164,6 +165,17 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "How long a request waits for an older request on the same upload to let go (then 423)."
+        ),
+    )
+    upload_lock_connections: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "On PostgreSQL: the most database connections one API process holds for upload "
+            "locks (one per request holding or waiting for an upload's lock; idle ones are "
+            "kept). A request finding them all busy waits within "
+            "`REELOUT_TUS_LOCK_TIMEOUT_SECONDS`, then gets 423. Leave room under PostgreSQL's "
+            "`max_connections` for every process on every host."
         ),
     )
     tus_metadata_max_bytes: int = Field(

@@ -21,6 +21,7 @@ from reelout.media.storage import FileMediaStore, MediaStore
 from reelout.objectstore import Bucket, Location
 from reelout.telemetry.kpis import KpiSignals
 from reelout.uploads.locks import FileLocker, LocalLocker, Locker
+from reelout.uploads.pglocks import PgLocker
 from reelout.uploads.s3store import S3UploadStore
 from reelout.uploads.store import FileUploadStore, UploadStore
 
@@ -40,7 +41,18 @@ class Runtime:
         data = self.settings.data_dir
         self.upload_store = self._upload_store()
         self.media_store = FileMediaStore(data / "media")
-        self.locker = FileLocker(data / "locks") if self.settings.workers > 1 else LocalLocker()
+        self.locker = self._locker()
+
+    def _locker(self) -> Locker:
+        """On PostgreSQL the database's advisory locks (many hosts may share it); on SQLite
+        lock files when `serve` runs several processes, else in-process locks."""
+        settings = self.settings
+        url = settings.resolved_database_url
+        if url.startswith("postgresql"):
+            return PgLocker(url, settings.upload_lock_connections)
+        if settings.workers > 1:
+            return FileLocker(settings.data_dir / "locks")
+        return LocalLocker()
 
     def _upload_store(self) -> UploadStore:
         if self.settings.storage_url:

@@ -160,7 +160,8 @@ class TusService:
         the caller first proves it owns the upload (otherwise that check rides along later)."""
         if not tus.is_upload_id(upload_id):  # never let a malformed id near the lock files
             raise NotFound("no such upload", code="UPLOAD_NOT_FOUND")
-        if isinstance(who, Credential) and self.rt.locker.is_held(upload_id):
+        # is_held may ask the database (PgLocker): off the event loop
+        if isinstance(who, Credential) and await _in_thread(self.rt.locker.is_held, upload_id):
             who = await _in_thread(self._resolve, who)
             await _in_thread(self._load_state, upload_id, who)
         return who, self.rt.locker.hold(upload_id, self.settings.tus_lock_timeout_seconds)
