@@ -43,7 +43,7 @@ from reelout.rollouts.routes import router as rollouts_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
 from reelout.tasks import build_registry
-from reelout.telemetry import metrics_routes
+from reelout.telemetry import metrics_routes, multiprocess
 from reelout.telemetry.routes import PREFIX as TELEMETRY_PREFIX
 from reelout.telemetry.routes import kpi_router
 from reelout.telemetry.routes import router as telemetry_router
@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await worker.stop()
             database.close()
             rt.db.dispose()
+            multiprocess.process_exiting()
 
     database = DatabaseProbe(rt.db, settings.readyz_timeout_seconds)  # /readyz's check
     app = FastAPI(title="Reelout", version=__version__, lifespan=lifespan)
