@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from sqlalchemy import create_engine, text
@@ -29,35 +27,49 @@ class Checkable(Protocol):
         ...
 
 
+class _Attempt:
+    """One run of a check in a daemon thread of its own (a hung one never holds up the exit)."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        self.done = threading.Event()
+        self.error: Exception | None = None
+        threading.Thread(target=self._run, args=(check,), name="readyz-db", daemon=True).start()
+
+    def _run(self, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except Exception as exc:  # any driver error: the database cannot serve requests
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 class DatabaseProbe:
     """`SELECT 1` within `timeout` seconds, one probe at a time.
 
     On PostgreSQL the probe has a connection of its own (its engine keeps one), opened with
     libpq's `connect_timeout` and run under a `statement_timeout`, so a busy pool never makes
     the server look unready. A database that stops answering mid-query (a dead host, a dropped
-    network) is bounded by the caller's wait: the probe runs in its own thread, and while a
+    network) is bounded by the caller's wait: the probe runs in a thread of its own, and while a
     hung probe is still running every later check waits on it, so no threads pile up."""
 
     def __init__(self, db: Database, timeout: float) -> None:
         self.timeout = timeout
         self._db = db
         self._engine = None if db.is_sqlite else _probe_engine(db.url, timeout)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz-db")
         self._lock = threading.Lock()
-        self._pending: Future[None] | None = None
+        self._attempt: _Attempt | None = None
 
     def check(self) -> str | None:
         with self._lock:
-            if self._pending is None or self._pending.done():
-                self._pending = self._thread.submit(self._select_one)
-            pending = self._pending
-        try:
-            pending.result(timeout=self.timeout + 1)  # libpq rounds connect_timeout up
-        except FutureTimeout:
+            if self._attempt is None or self._attempt.done.is_set():
+                self._attempt = _Attempt(self._select_one)
+            attempt = self._attempt
+        if not attempt.done.wait(self.timeout + 1):  # libpq rounds connect_timeout up
             return self._reason(f"no answer within {self.timeout:g} s")
-        except Exception as exc:  # any driver error: the database cannot serve requests
-            log.warning("readyz: the database check failed: %s", exc)
-            return self._reason(type(exc).__name__)
+        if attempt.error is not None:
+            log.warning("readyz: the database check failed: %s", attempt.error)
+            return self._reason(type(attempt.error).__name__)
         return None
 
     def _select_one(self) -> None:
@@ -83,7 +95,6 @@ class DatabaseProbe:
         )
 
     def close(self) -> None:
-        self._thread.shutdown(wait=False, cancel_futures=True)
         if self._engine is not None:
             self._engine.dispose()
 
