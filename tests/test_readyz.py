@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,11 @@ import pytest
 from reelout.db.engine import Database
 from reelout.health import Checkable, DatabaseProbe
 from reelout.media.storage import FileMediaStore
+from reelout.objectstore import make_client
 from tests.conftest import PG_ADMIN_URL
 from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 
 def test_ready_on_sqlite(live_server: LiveServer) -> None:
@@ -120,3 +123,52 @@ def test_a_store_that_reports_a_reason_makes_the_server_unready(live_server: Liv
     (reason,) = reply.json()["reasons"]
     assert (reason["part"], reason["code"]) == ("storage", "STORAGE_UNREACHABLE")
     assert reason["message"] == f"storage (media): {store.reason}"
+    assert reason["store"] == "media"
+
+
+class HangingStore(FileMediaStore):
+    """A stand-in for an object store whose endpoint stopped answering: `check` blocks."""
+
+    released = threading.Event()
+
+    def check(self) -> str | None:
+        self.released.wait(30)
+        return None
+
+
+def test_a_store_that_hangs_is_reported_in_time(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, readyz_timeout_seconds=0.5)
+    with serving(settings) as live, live.client() as api:
+        store = HangingStore(settings.data_dir / "media")
+        live.runtime.media_store = store
+        try:
+            for _ in range(3):  # the hung check is waited on, not started again
+                started = time.monotonic()
+                reply = api.get("/readyz")
+                assert time.monotonic() - started < 5
+                assert reply.status_code == 503
+                (reason,) = reply.json()["reasons"]
+                assert reason["part"] == "storage"
+                assert "no answer within 0.5 s" in reason["message"]
+        finally:
+            store.released.set()
+        wait_until(lambda: api.get("/readyz").status_code == 200, 10, "ready again")
+
+
+# -- a real S3 server (moto) whose bucket goes away ----------------------------------------------
+@pytest.mark.s3
+def test_a_bucket_that_goes_away_makes_the_server_unready(tmp_path: Path, s3_storage: str) -> None:
+    bucket = s3_storage.removeprefix("s3://").split("/")[0]
+    with serving(make_settings(tmp_path, storage_url=s3_storage)) as live, live.client() as api:
+        assert api.get("/readyz").status_code == 200
+        client = make_client()
+        client.delete_bucket(Bucket=bucket)
+        try:
+            down = api.get("/readyz")
+        finally:
+            client.create_bucket(Bucket=bucket)
+        assert down.status_code == 503, down.text
+        (reason,) = down.json()["reasons"]
+        assert (reason["part"], reason["store"]) == ("storage", "uploads")
+        assert bucket in reason["message"] and "REELOUT_STORAGE_URL" in reason["message"]
+        assert api.get("/readyz").status_code == 200

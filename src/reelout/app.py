@@ -29,7 +29,7 @@ from reelout.errors import ReeloutError
 from reelout.flags import routes as flags
 from reelout.flags.admin import service as flag_admin
 from reelout.flags.admin.audit_source import flag_changes
-from reelout.health import DatabaseProbe, database_reasons, store_reasons
+from reelout.health import DatabaseProbe, StoreChecks, database_reasons
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.limits import PublicLimits
 from reelout.media.jobs import tools as media_tools
@@ -160,7 +160,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             rt.db.dispose()
             multiprocess.process_exiting()
 
-    database = DatabaseProbe(rt.db, settings.readyz_timeout_seconds)  # /readyz's check
+    database = DatabaseProbe(rt.db, settings.readyz_timeout_seconds)  # /readyz's checks
+    stores = StoreChecks(settings.readyz_timeout_seconds)
     app = FastAPI(title="Reelout", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
     app.state.limits = PublicLimits(settings, rt.clock)
@@ -212,7 +213,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         data = settings.data_dir
         reasons = [
             *database_reasons(database),
-            *store_reasons({"uploads": rt.upload_store, "media": rt.media_store}),
+            *stores.reasons({"uploads": rt.upload_store, "media": rt.media_store}),
             *low_disk([data / "uploads", data / "media"], settings.disk_reserve_bytes),
         ]
         if reasons:

@@ -224,7 +224,8 @@ class Settings(BaseSettings):
         le=60,
         description=(
             "How long `/readyz` waits for the database's `SELECT 1` (and a PostgreSQL connection"
-            " to open) before it answers 503 naming the database."
+            " to open), and for the object store's check, before it answers 503 naming the part"
+            " that did not answer."
         ),
     )
     # an upload with no bytes for this long (or a creator link never used) is ended
