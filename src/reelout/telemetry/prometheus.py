@@ -41,13 +41,12 @@ class Metrics:
     def __init__(self, settings: Settings) -> None:
         self.registry = registry = CollectorRegistry()
         self.token = settings.metrics_token  # what `GET /metrics` asks for, when set
-        self.shared = multiprocess.in_use()  # `serve --workers N`: every worker's values
         Info("reelout_build", "The running Reelout.", registry=registry).info(
             {"version": __version__}
         )
         self.flag_evaluations: FlagEvaluations | SharedFlagEvaluations
         self.http: HttpRequests | SharedHttpRequests
-        if self.shared:
+        if multiprocess.in_use():  # `serve --workers N`: every worker's values
             self._init_shared(settings, registry)
         else:
             self._init_own(settings, registry)
