@@ -29,6 +29,7 @@ from reelout.errors import ReeloutError, ServiceUnavailable
 from reelout.flags import routes as flags
 from reelout.flags.admin import service as flag_admin
 from reelout.flags.admin.audit_source import flag_changes
+from reelout.health import DatabaseProbe, StoreChecks, database_reasons
 from reelout.jobs.worker import EmbeddedWorker
 from reelout.limits import PublicLimits
 from reelout.media.jobs import tools as media_tools
@@ -43,7 +44,7 @@ from reelout.rollouts.routes import router as rollouts_router
 from reelout.runtime import Runtime
 from reelout.startup import prepare
 from reelout.tasks import build_registry
-from reelout.telemetry import metrics_routes
+from reelout.telemetry import metrics_routes, multiprocess
 from reelout.telemetry.routes import PREFIX as TELEMETRY_PREFIX
 from reelout.telemetry.routes import kpi_router
 from reelout.telemetry.routes import router as telemetry_router
@@ -165,8 +166,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await run_in_threadpool(app.state.telemetry_writer.stop)
             if worker:
                 await worker.stop()
+            database.close()
             rt.db.dispose()
+            multiprocess.process_exiting()
 
+    database = DatabaseProbe(rt.db, settings.readyz_timeout_seconds)  # /readyz's checks
+    stores = StoreChecks(settings.readyz_timeout_seconds)
     app = FastAPI(title="Reelout", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
     app.state.limits = PublicLimits(settings, rt.clock)
@@ -214,9 +219,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
-        """Ready to take uploads: 503 with the reasons when not (today: a disk below the reserve)."""
+        """Ready for traffic: the database answers, the stores answer, the disk keeps its
+        reserve; else 503 with a reason for each part that does not (a thread: it waits)."""
         data = settings.data_dir
-        reasons = low_disk([data / "uploads", data / "media"], settings.disk_reserve_bytes)
+        reasons = [
+            *database_reasons(database),
+            *stores.reasons({"uploads": rt.upload_store, "media": rt.media_store}),
+            *low_disk([data / "uploads", data / "media"], settings.disk_reserve_bytes),
+        ]
         if reasons:
             return JSONResponse({"status": "not_ready", "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "ready", "version": __version__})

@@ -64,6 +64,7 @@ def serve(
 
     from reelout.app import create_app
     from reelout.startup import prepare
+    from reelout.telemetry import multiprocess
 
     if workers is not None:  # worker processes read their settings from the environment
         os.environ["REELOUT_WORKERS"] = str(workers)
@@ -76,6 +77,8 @@ def serve(
         target = create_app(settings) if settings.workers == 1 else "reelout.app:create_worker_app"
     except ReeloutError as exc:
         raise _fail(exc) from None
+    # every worker's metrics in files one scrape adds up; set before the workers start
+    shared = multiprocess.share_across_workers(settings.data_dir) if settings.workers > 1 else None
     logging.getLogger("reelout").info(
         "serving on http://%s:%d (data: %s, database: %s, %d process%s)",
         bind_host,
@@ -99,6 +102,8 @@ def serve(
         # 2-core host that took over 10 s, and uvicorn's 5 s default killed it in a loop
         timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
+    if shared:
+        multiprocess.stop_sharing(shared)
 
 
 @app.command()

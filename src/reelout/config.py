@@ -230,6 +230,16 @@ class Settings(BaseSettings):
             " nothing)."
         ),
     )
+    readyz_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description=(
+            "How long `/readyz` waits for the database's `SELECT 1` (and a PostgreSQL connection"
+            " to open), and for the object store's check, before it answers 503 naming the part"
+            " that did not answer."
+        ),
+    )
     # an upload with no bytes for this long (or a creator link never used) is ended
     upload_abandon_seconds: int = Field(
         default=3600,

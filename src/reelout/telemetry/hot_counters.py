@@ -28,6 +28,19 @@ FlagLabels = tuple[str, str, str, str]  # environment, flag, variant, reason
 
 FLAG_NOT_FOUND = "FLAG_NOT_FOUND"  # OpenFeature's code (flags' ErrorCode is a StrEnum of it)
 
+# the families' names, help and labels (shared with `multiprocess`, which counts the same series)
+HTTP_REQUESTS = "reelout_http_requests"
+HTTP_REQUESTS_HELP = "HTTP requests answered, by method, route template and status class."
+HTTP_REQUESTS_LABELS = ("method", "route", "status_class")
+HTTP_DURATION = "reelout_http_request_duration_seconds"
+HTTP_DURATION_HELP = (
+    "From a request's arrival to the end of its answer, by method and route template."
+)
+HTTP_DURATION_LABELS = ("method", "route")
+FLAG_EVALUATIONS = "reelout_flag_evaluations"
+FLAG_EVALUATIONS_HELP = "Flag evaluations OFREP answered, by environment, flag, variant and reason."
+FLAG_EVALUATIONS_LABELS = ("environment", "flag", "variant", "reason")
+
 
 class _Reason(Protocol):
     _value_: str
@@ -70,9 +83,7 @@ class HttpRequests:
         with self._lock:
             rows = {key: list(row) for key, row in self._rows.items()}
         requests = CounterMetricFamily(
-            "reelout_http_requests",
-            "HTTP requests answered, by method, route template and status class.",
-            labels=("method", "route", "status_class"),
+            HTTP_REQUESTS, HTTP_REQUESTS_HELP, labels=HTTP_REQUESTS_LABELS
         )
         timed: dict[tuple[str, str], list[float]] = {}
         for (method, route, hundreds), row in rows.items():
@@ -85,11 +96,7 @@ class HttpRequests:
 
 
 def _durations(timed: dict[tuple[str, str], list[float]]) -> Metric:
-    family = HistogramMetricFamily(
-        "reelout_http_request_duration_seconds",
-        "From a request's arrival to the end of its answer, by method and route template.",
-        labels=("method", "route"),
-    )
+    family = HistogramMetricFamily(HTTP_DURATION, HTTP_DURATION_HELP, labels=HTTP_DURATION_LABELS)
     bounds = [*(str(float(b)) for b in HTTP_BUCKETS), "+Inf"]
     for (method, route), row in timed.items():
         cumulative, buckets = 0.0, []
@@ -98,6 +105,15 @@ def _durations(timed: dict[tuple[str, str], list[float]]) -> Metric:
             buckets.append((bound, cumulative))
         family.add_metric([method, route], buckets, row[-1])
     return family
+
+
+def flag_series(
+    pairs: FirstSeen[tuple[str, str]], environment: str, key: str, resolution: Resolution
+) -> tuple[str, str]:
+    """The (flag, variant) labels an evaluation counts under: its own while `pairs` names it."""
+    if resolution.error_code == FLAG_NOT_FOUND:
+        return OTHER, ""  # any key could come here: never remembered by name
+    return pairs.label((key, resolution.variant or ""), environment)
 
 
 class FlagEvaluations:
@@ -134,11 +150,8 @@ class FlagEvaluations:
         evaluated: Evaluated,
         resolution: Resolution,
     ) -> None:
-        key, variant, reason = evaluated
-        if resolution.error_code == FLAG_NOT_FOUND:
-            flag, shown = OTHER, ""  # any key could come here: never remembered by name
-        else:
-            flag, shown = self._pairs.label((key, variant or ""), environment)
+        key, _, reason = evaluated
+        flag, shown = flag_series(self._pairs, environment, key, resolution)
         cell = self._series.setdefault((environment, flag, shown, reason), [0])
         cell[0] += 1
         if flag != OTHER:
@@ -146,9 +159,7 @@ class FlagEvaluations:
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
-            "reelout_flag_evaluations",
-            "Flag evaluations OFREP answered, by environment, flag, variant and reason.",
-            labels=("environment", "flag", "variant", "reason"),
+            FLAG_EVALUATIONS, FLAG_EVALUATIONS_HELP, labels=FLAG_EVALUATIONS_LABELS
         )
         with self._lock:
             counted = [(labels, cell[0]) for labels, cell in self._series.items()]

@@ -5,7 +5,9 @@ Each app owns its `CollectorRegistry` (never the library's global one), so every
 (the tests make many) counts on its own. Labels fed from outside are bounded (`metric_labels`).
 What is counted on every request (HTTP requests, OFREP evaluations) goes through the custom
 collectors of `hot_counters`; the alerts through `alert_metrics`, which reads the database at
-scrape time; the rest through the library's metric types.
+scrape time; the rest through the library's metric types. Under `serve --workers N` the counts
+go to prometheus-client's shared files instead and a scrape adds up every worker's
+(`multiprocess`); what is read from the database at scrape time is read once, as before.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Info
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy.orm import Session
@@ -22,8 +25,10 @@ from sqlalchemy.orm import Session
 from reelout import __version__
 from reelout.config import Settings
 from reelout.media import facts
+from reelout.telemetry import multiprocess
 from reelout.telemetry.hot_counters import FlagEvaluations, HttpRequests
 from reelout.telemetry.metric_labels import OTHER, FirstSeen, upload_method
+from reelout.telemetry.multiprocess import SharedFlagEvaluations, SharedHttpRequests
 
 MAX_CODES = 64  # distinct error codes per metric (the source names a few dozen)
 MAX_EVENT_TYPES = 64  # distinct telemetry event types (the event model has about 25)
@@ -36,18 +41,37 @@ class Metrics:
     def __init__(self, settings: Settings) -> None:
         self.registry = registry = CollectorRegistry()
         self.token = settings.metrics_token  # what `GET /metrics` asks for, when set
-        for collector in (ProcessCollector, PlatformCollector, GCCollector):
-            collector(registry=registry)
         Info("reelout_build", "The running Reelout.", registry=registry).info(
             {"version": __version__}
         )
+        self.flag_evaluations: FlagEvaluations | SharedFlagEvaluations
+        self.http: HttpRequests | SharedHttpRequests
+        if multiprocess.in_use():  # `serve --workers N`: every worker's values
+            self._init_shared(settings, registry)
+        else:
+            self._init_own(settings, registry)
+
+    def _init_own(self, settings: Settings, registry: CollectorRegistry) -> None:
+        """One process: every value in this registry."""
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=registry)
         self.flag_evaluations = FlagEvaluations(settings.metrics_max_flag_series)
         registry.register(self.flag_evaluations)
         self.http = HttpRequests()
         registry.register(self.http)
         self._init_domain_metrics(registry)
 
-    def _init_domain_metrics(self, registry: CollectorRegistry) -> None:
+    def _init_shared(self, settings: Settings, registry: CollectorRegistry) -> None:
+        """Several workers: the counters write to the shared files, which the scrape reads (so
+        they join no registry: each would count again); one process's CPU, memory and garbage
+        collections would jump between scrapes, so they are left out."""
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        PlatformCollector(registry=registry)  # the same Python in every worker
+        self.flag_evaluations = SharedFlagEvaluations(settings.metrics_max_flag_series)
+        self.http = SharedHttpRequests()
+        self._init_domain_metrics(None)
+
+    def _init_domain_metrics(self, registry: CollectorRegistry | None) -> None:
         self._uploads_finished = Counter(
             "reelout_uploads_finished",
             "Uploads whose whole original arrived, by method (tus, direct, base64).",

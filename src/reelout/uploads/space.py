@@ -73,6 +73,7 @@ def low_disk(folders: list[Path], reserve: int) -> list[dict[str, object]]:
         if free < reserve:
             reasons.append(
                 {
+                    "part": "disk",
                     "code": "LOW_DISK",
                     "message": f"{folder} has {free} bytes free, below the reserve of {reserve} "
                     "(REELOUT_DISK_RESERVE_BYTES): uploads are refused until space is freed",
