@@ -351,6 +351,34 @@ class Settings(BaseSettings):
             " Reelout checked the request; see docs/running/nginx.md."
         ),
     )
+    media_delivery: Literal["stream", "redirect"] = Field(
+        default="stream",
+        description=(
+            "How published files in object storage (`REELOUT_STORAGE_URL`) reach players. "
+            "`stream`: Reelout reads each object and sends it on (Range, ETag, 304). `redirect`: "
+            "segments, MP4 and poster answer 302 to the object itself — a presigned URL, or "
+            "`REELOUT_MEDIA_PUBLIC_BASE_URL`; playlists are always sent by Reelout. No effect on "
+            "the data folder."
+        ),
+    )
+    media_presign_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description=(
+            "Life of a presigned URL that `REELOUT_MEDIA_DELIVERY=redirect` sends a player to "
+            "(never longer than the video's playback token has left)."
+        ),
+    )
+    media_public_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s?#]+[^/\s?#]$",
+        description=(
+            "e.g. `https://media.example.com`: with `REELOUT_MEDIA_DELIVERY=redirect`, files of "
+            "videos that need no signed URL are redirected to `<this>/<object key>` (a CDN or a "
+            "public bucket in front of `REELOUT_STORAGE_URL`) instead of a presigned URL."
+        ),
+    )
 
     # console (the web pages under /console)
     # console sessions, signed URLs; default: data_dir/secret.key
