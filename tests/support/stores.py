@@ -26,3 +26,21 @@ def stored_names(rt: MediaContext, uid: str) -> list[str]:
     assert isinstance(store, FileMediaStore)
     folder = store.root / uid
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def damage_original(rt: MediaContext, uid: str, data: bytes | None) -> None:
+    """Put `data` where the video's original is (None: remove it), behind the store's back, as
+    a power loss or a lost disk would."""
+    store = rt.media_store
+    if isinstance(store, S3MediaStore):
+        key = store.original_key(uid)
+        if data is None:
+            store.bucket.delete([key])
+        else:
+            store.bucket.put(key, data)
+        return
+    assert isinstance(store, FileMediaStore)
+    if data is None:
+        store.original_path(uid).unlink()
+    else:
+        store.original_path(uid).write_bytes(data)
