@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -13,6 +14,8 @@ import pytest
 
 from reelout.clock import ManualClock
 from reelout.media.s3storage import S3MediaStore
+from reelout.media.storage import ObjectOriginals
+from reelout.objectstore import Bucket, Location
 from tests.media.clips import Clips
 from tests.media.test_delivery import ready_video, urls
 from tests.support.live import LiveServer, live_server_fixture, serving
@@ -170,3 +173,67 @@ def tiny_urls(live: LiveServer, clips: Clips) -> dict[str, str]:
 def _object(live: LiveServer, url: str) -> bytes | None:
     store = s3_store(live)
     return store.bucket.get(store.bucket.key("media", *url.split("/media/")[1].split("/")))
+
+
+@pytest.fixture
+def store(s3_storage: str, tmp_path: Path) -> S3MediaStore:
+    return S3MediaStore(Bucket(Location.parse(s3_storage)), tmp_path / "scratch")
+
+
+@pytest.mark.s3
+def test_an_original_is_stored_only_when_written_whole(store: S3MediaStore) -> None:
+    with store.write_original("abc") as out:
+        out.write(b"first")
+    assert store.has_original("abc") and store.original_size("abc") == 5
+    with pytest.raises(RuntimeError, match="went away"):
+        write_then_fail(store.write_original("abc"))
+    with store.open_original("abc") as src:
+        assert src.read() == b"first", "a failed write replaces nothing"
+    out = store.write_original("abc")
+    out.write(b"dropped")
+    out.abandon()  # type: ignore[attr-defined]
+    assert store.original_size("abc") == 5
+    assert list((store.scratch_root / "abc").iterdir()) == [], "no local file is left"
+    with pytest.raises(FileNotFoundError):
+        store.open_original("nothere")
+
+
+def write_then_fail(original: BinaryIO) -> None:
+    with original as out:
+        out.write(b"half of a second")
+        raise RuntimeError("the client went away")
+
+
+@pytest.mark.s3
+def test_adopting_an_object_moves_it_in_as_the_original(store: S3MediaStore) -> None:
+    assert isinstance(store, ObjectOriginals)
+    upload = store.bucket.key("uploads", "u1")
+    store.bucket.put(upload, b"finished upload")
+    store.adopt_object("abc", upload)
+    with store.open_original("abc") as src:
+        assert src.read() == b"finished upload"
+    assert store.bucket.size(upload) is None
+
+
+@pytest.mark.s3
+def test_a_publish_is_typed_and_a_deleted_video_leaves_nothing(
+    store: S3MediaStore, tmp_path: Path
+) -> None:
+    folder = store.scratch("abc", "job1")
+    (folder / "180p").mkdir()
+    (folder / "master.m3u8").write_text("#EXTM3U\n")
+    (folder / "180p" / "seg_00000.m4s").write_bytes(b"m" * 100)
+    version = store.publish("abc", folder)
+    assert not folder.exists()
+    found = store.version_object("abc", version, "180p/seg_00000.m4s")
+    assert found is not None and found.size == 100
+    head = store.bucket.client.head_object(Bucket=store.bucket.name, Key=found.key)
+    assert head["ContentType"] == "video/iso.segment"
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    assert store.version_object("abc", version, "../abc/original") is None
+    assert store.check() is None
+    store.delete_video("abc")
+    assert list(store.bucket.keys(store.bucket.key("media"))) == []
+    assert store.version_object("abc", version, "master.m3u8") is None
+    gone = S3MediaStore(Bucket(Location.parse("s3://no-such-bucket-here")), tmp_path / "x")
+    assert "no-such-bucket-here" in (gone.check() or "")
