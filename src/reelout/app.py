@@ -205,7 +205,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     def readyz() -> JSONResponse:
         """Ready to take uploads: 503 with the reasons when not (today: a disk below the reserve)."""
         data = settings.data_dir
-        reasons = low_disk([data / "uploads", data / "media"], settings.disk_reserve_bytes)
+        media = data / ("scratch" if settings.storage_url else "media")  # local media files
+        reasons = low_disk([data / "uploads", media], settings.disk_reserve_bytes)
         if reasons:
             return JSONResponse({"status": "not_ready", "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "ready", "version": __version__})

@@ -75,6 +75,14 @@ def test_a_version_is_served_only_once_its_marker_is_written(
     assert store.delete_version(uid, half) is False
 
 
+@pytest.mark.s3
+def test_the_server_is_ready_with_its_media_in_the_bucket(on_s3: LiveServer) -> None:
+    with on_s3.client() as api:
+        ready = api.get("/readyz")
+    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+    assert not (on_s3.runtime.settings.data_dir / "media").exists(), "nothing kept locally"
+
+
 @pytest.mark.both_stores
 def test_ranges_past_the_end_are_unsatisfiable(server: LiveServer, clips: Clips) -> None:
     mp4 = urls(ready_video(server, clips("tiny")))["mp4"]
