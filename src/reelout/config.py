@@ -958,6 +958,17 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _accel_needs_the_data_folder(self) -> Settings:
+        """nginx sends files from the data folder; objects in a bucket it cannot reach."""
+        if self.storage_url and self.media_accel_redirect:
+            raise ValueError(
+                "REELOUT_MEDIA_ACCEL_REDIRECT hands files of the data folder to nginx, but with "
+                "REELOUT_STORAGE_URL media lives in the bucket: unset it, and choose how media is "
+                "sent with REELOUT_MEDIA_DELIVERY (stream or redirect)"
+            )
+        return self
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -11,8 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from reelout.clock import ManualClock
+from reelout.config import Settings
 from reelout.media.s3storage import S3MediaStore
 from reelout.media.storage import ObjectOriginals
 from reelout.objectstore import Bucket, Location
@@ -245,3 +247,8 @@ def test_a_publish_is_typed_and_a_deleted_video_leaves_nothing(
     assert store.version_object("abc", version, "master.m3u8") is None
     gone = S3MediaStore(Bucket(Location.parse("s3://no-such-bucket-here")), tmp_path / "x")
     assert "no-such-bucket-here" in (gone.check() or "")
+
+
+def test_nginx_cannot_send_files_that_live_in_a_bucket(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="REELOUT_MEDIA_DELIVERY"):
+        Settings(data_dir=tmp_path, storage_url="s3://media/site", media_accel_redirect="/_media")
