@@ -252,3 +252,14 @@ def test_a_publish_is_typed_and_a_deleted_video_leaves_nothing(
 def test_nginx_cannot_send_files_that_live_in_a_bucket(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="REELOUT_MEDIA_DELIVERY"):
         Settings(data_dir=tmp_path, storage_url="s3://media/site", media_accel_redirect="/_media")
+
+
+@pytest.mark.s3
+def test_a_publish_that_fails_leaves_no_files_and_no_version(store: S3MediaStore) -> None:
+    folder = store.scratch("abc", "job1")
+    for n in range(20):
+        (folder / f"seg_{n:05}.m4s").write_bytes(b"s" * 1000)
+    (folder / "unreadable.m4s").symlink_to("/proc/self/mem")  # reading it fails (EIO)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.publish("abc", folder)
+    assert list(store.bucket.keys(store.bucket.key("media"))) == []
