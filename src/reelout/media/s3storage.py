@@ -38,7 +38,7 @@ class S3MediaStore:
     def __init__(self, bucket: Bucket, scratch_root: Path, part_size: int = 8 * 1024 * 1024):
         self.bucket = bucket
         self.scratch_root = scratch_root
-        self.scratch_root.mkdir(parents=True, exist_ok=True)
+        self.scratch_root.mkdir(parents=True, exist_ok=True, mode=0o700)  # copies of originals
         self._transfer = TransferConfig(
             multipart_threshold=part_size, multipart_chunksize=part_size
         )
