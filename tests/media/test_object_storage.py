@@ -20,6 +20,7 @@ from reelout.media.storage import ObjectOriginals
 from reelout.objectstore import Bucket, Location
 from tests.media.clips import Clips
 from tests.media.test_delivery import ready_video, urls
+from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, live_server_fixture, serving
 from tests.support.settings import make_settings
 
@@ -263,3 +264,22 @@ def test_a_publish_that_fails_leaves_no_files_and_no_version(store: S3MediaStore
     with pytest.raises(OSError, match="Input/output error"):
         store.publish("abc", folder)
     assert list(store.bucket.keys(store.bucket.key("media"))) == []
+
+
+@pytest.mark.s3
+def test_a_tus_upload_in_the_bucket_becomes_a_ready_video(on_s3: LiveServer, clips: Clips) -> None:
+    data = clips("tiny").read_bytes()
+    octets = {**T, "Content-Type": "application/offset+octet-stream"}
+    with on_s3.client() as api:
+        made = api.post(
+            "/files/", content=data, headers={**octets, "Upload-Length": str(len(data))}
+        )
+        assert made.status_code == 201
+        uid = made.headers["Reelout-Video-Id"]
+        run_jobs(on_s3.runtime)  # the original was moved in inside the bucket, then checked
+        video = api.get(f"/api/v1/videos/{uid}").json()
+    assert video["status"]["state"] == "ready", video["status"]
+    store = s3_store(on_s3)
+    with store.open_original(uid) as src:
+        assert src.read() == data
+    assert not (store.scratch_root / uid).exists(), "no scratch folder is left"

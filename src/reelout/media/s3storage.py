@@ -8,6 +8,7 @@ version without its marker as absent, so nobody ever sees half a version.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import secrets
@@ -106,6 +107,8 @@ class S3MediaStore:
 
     def discard(self, folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the video's folder, unless something else is in it
+            folder.parent.rmdir()
 
     def publish(self, uid: str, folder: Path) -> str:
         version = VERSION_PREFIX + secrets.token_hex(8)
