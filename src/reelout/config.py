@@ -373,6 +373,34 @@ class Settings(BaseSettings):
             " Reelout checked the request; see docs/running/nginx.md."
         ),
     )
+    media_delivery: Literal["stream", "redirect"] = Field(
+        default="stream",
+        description=(
+            "How published files in object storage (`REELOUT_STORAGE_URL`) reach players. "
+            "`stream`: Reelout reads each object and sends it on (Range, ETag, 304). `redirect`: "
+            "segments, MP4 and poster answer 302 to the object itself — a presigned URL, or "
+            "`REELOUT_MEDIA_PUBLIC_BASE_URL`; playlists are always sent by Reelout. No effect on "
+            "the data folder."
+        ),
+    )
+    media_presign_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description=(
+            "Life of a presigned URL that `REELOUT_MEDIA_DELIVERY=redirect` sends a player to "
+            "(never longer than the video's playback token has left)."
+        ),
+    )
+    media_public_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s?#]+[^/\s?#]$",
+        description=(
+            "e.g. `https://media.example.com`: with `REELOUT_MEDIA_DELIVERY=redirect`, files of "
+            "videos that need no signed URL are redirected to `<this>/<object key>` (a CDN or a "
+            "public bucket in front of `REELOUT_STORAGE_URL`) instead of a presigned URL."
+        ),
+    )
 
     # console (the web pages under /console)
     # console sessions, signed URLs; default: data_dir/secret.key
@@ -949,6 +977,17 @@ class Settings(BaseSettings):
                 f"REELOUT_TUS_MAX_SIZE={self.tus_max_size} needs more than {MAX_PARTS} parts of "
                 f"REELOUT_S3_PART_SIZE={self.s3_part_size} bytes: raise the part size or lower "
                 "the upload limit"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _accel_needs_the_data_folder(self) -> Settings:
+        """nginx sends files from the data folder; objects in a bucket it cannot reach."""
+        if self.storage_url and self.media_accel_redirect:
+            raise ValueError(
+                "REELOUT_MEDIA_ACCEL_REDIRECT hands files of the data folder to nginx, but with "
+                "REELOUT_STORAGE_URL media lives in the bucket: unset it, and choose how media is "
+                "sent with REELOUT_MEDIA_DELIVERY (stream or redirect)"
             )
         return self
 

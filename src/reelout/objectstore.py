@@ -91,6 +91,7 @@ def make_client(max_connections: int = 32) -> S3Client:
         max_pool_connections=max_connections,
         retries={"mode": "standard", "max_attempts": 5},
         s3={"addressing_style": "path" if endpoint else "auto"},
+        signature_version="s3v4",  # else presigned URLs are SigV2, which R2 and new regions refuse
         connect_timeout=5,
         read_timeout=60,
     )

@@ -17,6 +17,7 @@ from reelout.auth.secret import check_admin_token, check_metrics_token, secret_k
 from reelout.clock import Clock, SystemClock, clock_for
 from reelout.config import Settings
 from reelout.db.engine import Database
+from reelout.media.s3storage import S3MediaStore
 from reelout.media.storage import FileMediaStore, MediaStore
 from reelout.objectstore import Bucket, Location
 from reelout.telemetry.kpis import KpiSignals
@@ -38,9 +39,8 @@ class Runtime:
     locker: Locker = field(init=False)
 
     def __post_init__(self) -> None:
-        data = self.settings.data_dir
         self.upload_store = self._upload_store()
-        self.media_store = FileMediaStore(data / "media")
+        self.media_store = self._media_store()
         self.locker = self._locker()
 
     def _locker(self) -> Locker:
@@ -58,6 +58,12 @@ class Runtime:
         if self.settings.storage_url:
             return S3UploadStore(self.bucket, self.settings.s3_part_size)
         return FileUploadStore(self.settings.data_dir / "uploads")
+
+    def _media_store(self) -> MediaStore:
+        data = self.settings.data_dir
+        if self.settings.storage_url:
+            return S3MediaStore(self.bucket, data / "scratch", self.settings.s3_part_size)
+        return FileMediaStore(data / "media")
 
     @cached_property
     def bucket(self) -> Bucket:

@@ -14,6 +14,7 @@ from tests.media.clips import Clips
 from tests.media.test_pipeline import upload
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, live_server_fixture
+from tests.support.stores import stored_names
 
 GRACE = 3600
 
@@ -49,6 +50,7 @@ def urls(video: dict[str, object]) -> dict[str, str]:
     }
 
 
+@pytest.mark.both_stores
 def test_each_kind_of_file_has_its_type_and_cache_lifetime(
     server: LiveServer, clips: Clips
 ) -> None:
@@ -71,6 +73,7 @@ def test_each_kind_of_file_has_its_type_and_cache_lifetime(
             assert reply.headers["etag"].startswith('"'), name
 
 
+@pytest.mark.both_stores
 def test_etag_revalidation_and_ranges(server: LiveServer, clips: Clips) -> None:
     mp4 = urls(ready_video(server, clips("tiny")))["mp4"]
     with httpx.Client() as http:
@@ -87,6 +90,7 @@ def test_etag_revalidation_and_ranges(server: LiveServer, clips: Clips) -> None:
         assert whole.headers["accept-ranges"] == "bytes"
 
 
+@pytest.mark.both_stores
 def test_cors_follows_the_videos_allowed_origins(server: LiveServer, clips: Clips) -> None:
     video = ready_video(server, clips("tiny"))
     master = urls(video)["master"]
@@ -122,6 +126,7 @@ def test_origins_must_be_origins(server: LiveServer, clips: Clips) -> None:
         assert api.get(f"/api/v1/videos/{video['uid']}").json()["allowed_origins"] == []
 
 
+@pytest.mark.both_stores
 def test_a_capped_master_lists_only_rungs_up_to_the_cap(server: LiveServer, clips: Clips) -> None:
     master = urls(ready_video(server, clips("p720")))["master"]
     with httpx.Client() as http:
@@ -135,12 +140,12 @@ def test_a_capped_master_lists_only_rungs_up_to_the_cap(server: LiveServer, clip
     assert sorted(p.stream_info.resolution[1] for p in capped.playlists) == [240, 360]
 
 
+@pytest.mark.both_stores
 def test_nothing_is_served_before_ready_and_nothing_is_left_after_delete(
     server: LiveServer, clips: Clips
 ) -> None:
     with server.client() as api:
         uid = upload(api, clips("tiny"))
-        media = server.runtime.settings.data_dir / "media" / uid
         assert (
             httpx.get(f"{server.url}/media/{uid}/v-0000000000000000/master.m3u8").status_code == 404
         )
@@ -150,9 +155,11 @@ def test_nothing_is_served_before_ready_and_nothing_is_left_after_delete(
         assert httpx.get(master).status_code == 200
         assert api.delete(f"/api/v1/videos/{uid}").status_code == 204
     assert httpx.get(master).status_code == 404
-    assert not media.exists()
+    assert stored_names(server.runtime, uid) == []
+    assert not (server.runtime.settings.data_dir / "media" / uid).exists()
 
 
+@pytest.mark.both_stores
 def test_a_reencode_publishes_a_new_version_while_the_old_one_plays(
     server: LiveServer, clips: Clips, clock: ManualClock
 ) -> None:
@@ -174,6 +181,8 @@ def test_a_reencode_publishes_a_new_version_while_the_old_one_plays(
         run_jobs(server.runtime)  # the purge job is due now
     assert httpx.get(old).status_code == 404
     assert httpx.get(new["playback"]["hls"]).status_code == 200
+    old_version = old.split("/")[-2]
+    assert not [n for n in stored_names(server.runtime, video["uid"]) if old_version in n]  # type: ignore[arg-type]
 
 
 def test_the_playback_api_gives_a_player_everything_to_start(
@@ -213,6 +222,7 @@ def test_playback_before_ready_says_so(server: LiveServer, clips: Clips) -> None
     assert httpx.get(f"{server.url}/api/v1/videos/{uid}/playback").status_code == 401
 
 
+@pytest.mark.both_stores
 def test_a_video_that_requires_signed_urls_plays_only_with_a_token(
     server: LiveServer, clips: Clips, clock: ManualClock
 ) -> None:

@@ -26,6 +26,7 @@ from tests.media.clips import Clips, ffmpeg, picture, tone
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer, live_server_fixture, serving
 from tests.support.settings import make_settings
+from tests.support.stores import damage_original
 from tests.support.waiting import wait_until
 from tests.webhooks.receiver import Receiver
 
@@ -441,8 +442,13 @@ def test_a_zero_byte_tus_upload_is_not_a_video(server: LiveServer) -> None:
     assert (status["state"], status["error_code"]) == ("error", "ERR_NON_VIDEO")
 
 
-def process_with(tmp_path: Path, clip: Path, **settings: object) -> dict[str, Any]:
-    with serving(make_settings(tmp_path, **settings)) as live, live.client() as api:
+def process_with(
+    tmp_path: Path, clip: Path, storage: str | None = None, **settings: object
+) -> dict[str, Any]:
+    with (
+        serving(make_settings(tmp_path, storage_url=storage, **settings)) as live,
+        live.client() as api,
+    ):
         uid = upload(api, clip)
         run_jobs(live.runtime)
         video: dict[str, Any] = api.get(f"/api/v1/videos/{uid}").json()
@@ -457,10 +463,11 @@ def process_with(tmp_path: Path, clip: Path, **settings: object) -> dict[str, An
         ({"media_timeout_min_seconds": 0.01, "media_timeout_factor": 0.001}, "ERR_TIMEOUT"),
     ],
 )
+@pytest.mark.both_stores
 def test_limits_end_in_error_just_past_them(
-    tmp_path: Path, clips: Clips, limit: dict[str, float], code: str
+    tmp_path: Path, clips: Clips, limit: dict[str, float], code: str, storage: str | None
 ) -> None:
-    status = process_with(tmp_path, clips("tiny"), **limit)["status"]
+    status = process_with(tmp_path, clips("tiny"), storage, **limit)["status"]
     assert (status["state"], status["error_code"]) == ("error", code)
 
 
@@ -497,11 +504,15 @@ def test_progress_only_rises_on_the_way_to_ready(server: LiveServer, tmp_path: P
     assert seen[-1] == ("ready", 100.0)
 
 
-def test_the_third_unexpected_failure_ends_in_error(tmp_path: Path, clips: Clips) -> None:
+@pytest.mark.both_stores
+def test_the_third_unexpected_failure_ends_in_error(
+    tmp_path: Path, clips: Clips, storage: str | None
+) -> None:
     clock = ManualClock()
-    with serving(make_settings(tmp_path), clock) as live, live.client() as api:
+    settings = make_settings(tmp_path, storage_url=storage)
+    with serving(settings, clock) as live, live.client() as api:
         uid = upload(api, clips("tiny"))
-        (live.runtime.settings.data_dir / "media" / uid / "original").unlink()
+        damage_original(live.runtime, uid, None)
         for _ in range(3):
             run_jobs(live.runtime)
             clock.advance(3600)  # past any retry backoff

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.support.jobs import run_jobs
 from tests.support.live import LiveServer
+from tests.support.stores import damage_original
 
 
 def upload(api: httpx.Client, data: bytes) -> str:
@@ -17,6 +19,7 @@ def upload(api: httpx.Client, data: bytes) -> str:
     return uid
 
 
+@pytest.mark.both_stores
 def test_an_intact_original_goes_on_to_be_probed(live_server: LiveServer) -> None:
     with live_server.client() as api:
         uid = upload(api, b"a" * 5000)
@@ -26,13 +29,13 @@ def test_an_intact_original_goes_on_to_be_probed(live_server: LiveServer) -> Non
     assert video["status"]["error_code"] == "ERR_NON_VIDEO", "secured, then found not a video"
 
 
+@pytest.mark.both_stores
 def test_an_original_damaged_before_it_reached_the_disk_fails_clearly(
     live_server: LiveServer,
 ) -> None:
     with live_server.client() as api:
         uid = upload(api, b"a" * 5000)
-        path = live_server.runtime.settings.data_dir / "media" / uid / "original"
-        path.write_bytes(b"a" * 4096)  # what a power loss can leave behind
+        damage_original(live_server.runtime, uid, b"a" * 4096)  # what a power loss can leave
         run_jobs(live_server.runtime)
         video = api.get(f"/api/v1/videos/{uid}").json()
     assert video["status"]["state"] == "error"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from reelout.clock import ManualClock
 from tests.support.live import LiveServer, serving
@@ -95,6 +96,7 @@ def test_list_by_created_range_and_search(
         assert bad.status_code == 422
 
 
+@pytest.mark.both_stores
 def test_delete_removes_every_file(live_server: LiveServer) -> None:
     with live_server.client() as api:
         uid = direct(api, "D-1", "outbound")
@@ -136,6 +138,7 @@ def test_creator_token_uploads_in_parallel_parts_once(live_server: LiveServer) -
         assert video["status"]["state"] == "queued"
 
 
+@pytest.mark.both_stores
 def test_deleting_a_video_mid_upload_keeps_nothing(live_server: LiveServer) -> None:
     tus = {"Tus-Resumable": "1.0.0"}
     octets = {**tus, "Content-Type": "application/offset+octet-stream"}

@@ -175,6 +175,8 @@ def live_server_fixture(
     `per_database` runs each test on SQLite and on PostgreSQL (the `database_url` fixture);
     `per_store` runs each test on the data folder and on object storage (a bucket of its own on
     moto's S3 server; with `per_database`, object storage runs on PostgreSQL, as a fleet does);
+    without either, a function-scoped server takes the `storage` fixture, so a test marked
+    `@pytest.mark.both_stores` runs on both stores and the others on the data folder;
     `manual_clock` runs it on the test's `clock` fixture. In a test module:
     `server = live_server_fixture(scope="module", folder="login")`."""
 
@@ -203,6 +205,15 @@ def live_server_fixture(
             yield from serve(request, url, bucket)
 
         return on_each
+
+    if scope == "function":  # `@pytest.mark.both_stores` runs it on the data folder and S3
+
+        def on_each_store(
+            request: pytest.FixtureRequest, storage: str | None
+        ) -> Iterator[LiveServer]:
+            yield from serve(request, None, storage)
+
+        return pytest.fixture(scope=scope, name=name)(on_each_store)
 
     def on_settings(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
         yield from serve(request, None)

@@ -14,6 +14,7 @@ import pytest
 from tests.support.live import LiveServer, serving
 from tests.support.settings import make_settings
 from tests.support.sockets import read_by_peer
+from tests.support.stores import stored_videos
 from tests.support.waiting import wait_until
 
 T = {"Tus-Resumable": "1.0.0"}
@@ -62,6 +63,7 @@ def test_tus_link_for_an_order_stage(live_server: LiveServer, api: httpx.Client)
     assert video["status"]["state"] == "queued"
 
 
+@pytest.mark.both_stores
 def test_direct_binary_upload_streams_to_the_original(
     live_server: LiveServer, api: httpx.Client
 ) -> None:
@@ -84,6 +86,7 @@ def test_direct_binary_upload_streams_to_the_original(
     assert stored(live_server, video["uid"]) == data
 
 
+@pytest.mark.both_stores
 def test_multipart_upload(live_server: LiveServer, api: httpx.Client) -> None:
     data = os.urandom(200_000)
     reply = api.post(
@@ -103,6 +106,7 @@ def test_multipart_upload(live_server: LiveServer, api: httpx.Client) -> None:
     assert empty.status_code == 400
 
 
+@pytest.mark.both_stores
 def test_legacy_base64_still_works_and_is_deprecated(
     live_server: LiveServer, api: httpx.Client
 ) -> None:
@@ -119,9 +123,11 @@ def test_legacy_base64_still_works_and_is_deprecated(
     assert stored(live_server, video["uid"]) == data
 
 
-def test_limits_refuse_and_keep_nothing(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+def test_limits_refuse_and_keep_nothing(tmp_path: Path, storage: str | None) -> None:
+    limits = {"direct_max_bytes": 1000, "legacy_max_bytes": 600}
     with (
-        serving(make_settings(tmp_path, direct_max_bytes=1000, legacy_max_bytes=600)) as server,
+        serving(make_settings(tmp_path, storage_url=storage, **limits)) as server,
         server.client() as api,
     ):
         url = "/api/v1/orders/A/inbound/videos"
@@ -142,8 +148,7 @@ def test_limits_refuse_and_keep_nothing(tmp_path: Path) -> None:
         assert (truncated.status_code, truncated.json()["code"]) == (400, "INVALID_BASE64")
         listed = api.get(url).json()["videos"]
         assert len(listed) == 2, "refused uploads leave nothing behind"
-        on_disk = [p.name for p in (server.runtime.settings.data_dir / "media").iterdir()]
-        assert sorted(on_disk) == sorted(v["uid"] for v in listed)
+        assert stored_videos(server.runtime) == {v["uid"] for v in listed}
 
 
 def test_a_link_request_over_the_json_limit_is_refused_whole(tmp_path: Path) -> None:
@@ -218,11 +223,15 @@ def test_admin_tus_upload_names_its_order_stage_in_metadata(api: httpx.Client) -
     assert len(api.get("/api/v1/orders/Z-1/work/videos").json()["videos"]) == 1
 
 
+@pytest.mark.both_stores
 def test_a_dropped_direct_upload_leaves_nothing(live_server: LiveServer, api: httpx.Client) -> None:
     import socket
 
     host, port = live_server.url.removeprefix("http://").split(":")
-    media = live_server.runtime.settings.data_dir / "media"
+    on_s3 = live_server.runtime.settings.storage_url is not None
+    # where the bytes land as they arrive: the original itself, or a file sent to S3 when whole
+    media = live_server.runtime.settings.data_dir / ("scratch" if on_s3 else "media")
+    landing = "*/incoming-*" if on_s3 else "*/original"
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
             b"POST /api/v1/orders/X-1/inbound/videos HTTP/1.1\r\nHost: x\r\n"
@@ -230,10 +239,11 @@ def test_a_dropped_direct_upload_leaves_nothing(live_server: LiveServer, api: ht
             b"Content-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n" + b"v" * 300_000
         )
         # the server made the video, opened its original and read every byte sent
-        wait_until(lambda: any(media.glob("*/original")) and read_by_peer(sock), 10,
+        wait_until(lambda: any(media.glob(landing)) and read_by_peer(sock), 10,
                    "the server to receive the start of the body")  # fmt: skip
     wait_until(lambda: not any(media.iterdir()), 10, "the half-received original to be removed")
     assert api.get("/api/v1/orders/X-1/inbound/videos").json()["videos"] == []
+    assert stored_videos(live_server.runtime) == set()
 
 
 def live_server_token(api: httpx.Client) -> bytes:

@@ -72,3 +72,67 @@ def cors_headers(origin: str | None, allowed: list[str]) -> dict[str, str]:
     if origin and (origin in allowed or "*" in allowed):
         headers["Access-Control-Allow-Origin"] = origin
     return headers
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes first..last (inclusive) of a file of `size` bytes."""
+
+    first: int
+    last: int
+    size: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes {self.first}-{self.last}/{self.size}"
+
+
+UNSATISFIABLE = "unsatisfiable"
+
+
+def byte_range(header: str | None, size: int) -> ByteRange | str | None:
+    """RFC 9110 Range for one range of bytes: the range; UNSATISFIABLE (answer 416); or None,
+    the whole file (no header, a header we do not honour: other units, several ranges, bad
+    syntax — a server may ignore Range)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    start, dash, end = header[len("bytes=") :].strip().partition("-")
+    if not dash or not (start + end).isdigit():
+        return None
+    if not start:  # the last `end` bytes
+        if int(end) == 0 or size == 0:
+            return UNSATISFIABLE
+        return ByteRange(max(size - int(end), 0), size - 1, size)
+    first = int(start)
+    last = min(int(end), size - 1) if end else size - 1
+    if end and int(end) < first:
+        return None
+    if first >= size:
+        return UNSATISFIABLE
+    return ByteRange(first, last, size)
+
+
+def range_applies(if_range: str | None, etag: str) -> bool:
+    """If-Range: the Range holds only while the file is still the one the client has."""
+    return if_range is None or if_range.strip() == etag
+
+
+def public_url(base: str, key: str) -> str:
+    """The address of an object behind a CDN (or a public bucket) at `base`."""
+    return base.rstrip("/") + "/" + key.lstrip("/")
+
+
+def redirect_lifetime(presign_seconds: int, token_left: int | None) -> int:
+    """How long a presigned URL lives: the setting, never longer than the playback token."""
+    if token_left is None:
+        return presign_seconds
+    return max(1, min(presign_seconds, token_left))
+
+
+def entity_tag_variant(base: str, extra: str) -> str:
+    """A distinct strong tag for a variant of a file (e.g. a rewritten playlist)."""
+    return f'{base[:-1]}-{extra}"' if base.endswith('"') else f'"{base}-{extra}"'

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 ENCODE_SHARE = 90.0  # % of progress the encode covers; the rest is measuring and publishing
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 MP4_NAME, POSTER_NAME = "video.mp4", "poster.jpg"
+SOURCE_COPY = ".original"  # in the scratch folder, when the original is not a local file
 
 
 @contextlib.contextmanager
@@ -154,10 +155,11 @@ class Job:
         store = self.rt.media_store
         folder = store.scratch(self.uid, job_key)
         try:
-            fault = media.original_fault(store, self.uid, size, sha256)
+            copy = None if isinstance(store, LocalOriginals) else folder / SOURCE_COPY
+            fault = media.original_fault(store, self.uid, size, sha256, copy_to=copy)
             if fault is not None:
                 raise VideoFailed("ERR_MALFORMED", fault)
-            return self._produce(folder)
+            return self._produce(folder, copy)
         finally:
             store.discard(folder)
 
@@ -187,8 +189,10 @@ class Job:
             max_file_bytes=s.media_ffmpeg_max_file_bytes,
         )
 
-    def _produce(self, folder: Path) -> Published:
-        source = self._source()
+    def _produce(self, folder: Path, copy: Path | None = None) -> Published:
+        """`copy`: a local copy of the original inside `folder` (object storage), removed
+        before the folder is published."""
+        source = copy or self._source()
         policy = input_policy(self.rt.settings)
         src = probe(source, self.tools.ffprobe, policy=policy, sandbox=self._sandbox(source, None))
         plan = plan_ladder(src, self._limits())
@@ -196,6 +200,8 @@ class Job:
         renditions = self._write_master(plan, folder)
         self._fallback_and_poster(plan, src, folder)
         self._progress(99.0, force=True)
+        if copy is not None:
+            copy.unlink()
         version = self.rt.media_store.publish(self.uid, folder)
         width, height = src.video.display_size if src.video else (0, 0)
         return Published(version, src.duration, width, height, renditions)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,10 +11,10 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from reelout.errors import Forbidden, NotFound, Unauthorized
-from reelout.media import delivery, encode, playlists, signing
+from reelout.media import delivery, encode, playlists, signing, streaming
 from reelout.media.context import MediaContext, MediaDep
 from reelout.media.models import Video
-from reelout.media.storage import LocalVersions
+from reelout.media.storage import LocalVersions, ObjectMedia
 
 PREFIX = "/media"
 router = APIRouter(tags=["playback"])
@@ -75,6 +73,10 @@ async def media_file(
 ) -> Response:
     kind, policy = await _located(rt, uid, name)
     store = rt.media_store
+    if isinstance(store, ObjectMedia):
+        return await _object_file(
+            rt, store, uid, version, name, request, kind, policy, token, max_height
+        )
     path = store.version_file(uid, version, name) if isinstance(store, LocalVersions) else None
     if path is None:
         raise NotFound("no such media file", code="MEDIA_NOT_FOUND")
@@ -84,19 +86,62 @@ async def media_file(
         cache = delivery.bounded_cache(cache, left)
     stat = path.stat()
     rewrite = _rewrite(name, max_height, token if policy.signed else None)
-    etag = delivery.entity_tag(stat) if rewrite is None else _variant_tag(stat, rewrite)
+    etag = delivery.entity_tag(stat)
+    etag = etag if rewrite is None else _variant_tag(etag, rewrite)
     headers = {"Cache-Control": cache, "ETag": etag}
     headers |= delivery.cors_headers(request.headers.get("origin"), policy.origins)
     if delivery.not_modified(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if rewrite is not None:
-        text = _rewritten(path, rewrite)
+        text = _rewritten(path.read_text(), rewrite)
         return Response(text, media_type=kind.media_type, headers=headers)
     accel = rt.settings.media_accel_redirect
     if accel:  # nginx sends the file (sendfile, ranges); we only decided who may have it
         headers["X-Accel-Redirect"] = f"{accel}/{uid}/{version}/{name}"
         return Response(media_type=kind.media_type, headers=headers)
     return FileResponse(path, media_type=kind.media_type, headers=headers, stat_result=stat)
+
+
+async def _object_file(
+    rt: MediaContext,
+    store: ObjectMedia,
+    uid: str,
+    version: str,
+    name: str,
+    request: Request,
+    kind: delivery.Kind,
+    policy: Policy,
+    token: str | None,
+    max_height: int | None,
+) -> Response:
+    """A published file in object storage: streamed, redirected to, or (playlists) rewritten."""
+    obj = await run_in_threadpool(store.version_object, uid, version, name)
+    if obj is None:
+        raise streaming.not_found()
+    left = _checked_token(rt, uid, token) if policy.signed else None
+    cache = kind.cache_control if left is None else delivery.bounded_cache(kind.cache_control, left)
+    headers = {"Cache-Control": cache}
+    headers |= delivery.cors_headers(request.headers.get("origin"), policy.origins)
+    s = rt.settings
+    if s.media_delivery == "redirect" and kind.media_type != delivery.PLAYLIST_TYPE:
+        return await streaming.redirect(
+            store,
+            obj,
+            public_base=s.media_public_base_url,
+            presign_seconds=s.media_presign_seconds,
+            token_left=left,
+            headers=headers,
+        )
+    rewrite = _rewrite(name, max_height, token if policy.signed else None)
+    headers["ETag"] = obj.etag if rewrite is None else _variant_tag(obj.etag, rewrite)
+    if delivery.not_modified(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    if rewrite is None:
+        return await streaming.stream(store, obj, request, kind.media_type, headers)
+    text = await run_in_threadpool(store.read_text, obj.key)
+    if text is None:
+        raise streaming.not_found()
+    return Response(_rewritten(text, rewrite), media_type=kind.media_type, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -116,8 +161,7 @@ def _rewrite(name: str, max_height: int | None, token: str | None) -> Rewrite | 
     return Rewrite(cap, token)
 
 
-def _rewritten(path: Path, rewrite: Rewrite) -> str:
-    text = path.read_text()
+def _rewritten(text: str, rewrite: Rewrite) -> str:
     if rewrite.max_height is not None:
         text = playlists.cap_master(text, rewrite.max_height)
     if rewrite.token is not None:
@@ -125,10 +169,9 @@ def _rewritten(path: Path, rewrite: Rewrite) -> str:
     return text
 
 
-def _variant_tag(stat: os.stat_result, rewrite: Rewrite) -> str:
-    base = delivery.entity_tag(stat)
+def _variant_tag(base: str, rewrite: Rewrite) -> str:
     extra = hashlib.sha256(f"{rewrite.max_height}|{rewrite.token}".encode()).hexdigest()[:12]
-    return f'{base[:-1]}-{extra}"'
+    return delivery.entity_tag_variant(base, extra)
 
 
 @router.options(PREFIX + "/{uid}/{version}/{name:path}", include_in_schema=False)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from sqlalchemy import Select, select
@@ -210,18 +213,28 @@ def _set_error(
     video.error_code, video.error_text = code, text
 
 
-def original_fault(store: MediaStore, uid: str, size: int | None, sha256: str | None) -> str | None:
+def original_fault(
+    store: MediaStore,
+    uid: str,
+    size: int | None,
+    sha256: str | None,
+    copy_to: Path | None = None,
+) -> str | None:
     """Force a received original to disk and check it is what was received; None if it is.
 
     Uploads answer before their bytes are synced (a sync per upload on the request path costs
     ~0.5 s per GiB); this is where durability is made sure, before any processing. A crash in
-    between shows up as a size or SHA-256 mismatch. File work only: no transaction is open."""
+    between shows up as a size or SHA-256 mismatch. `copy_to`: the bytes checked are written
+    there too (a local copy of an original in object storage, read once). File work only: no
+    transaction is open."""
     store.sync_original(uid)
-    with store.open_original(uid) as src:
+    with store.open_original(uid) as src, _copy_target(copy_to) as out:
         digest, got = hashlib.sha256(), 0
         while block := src.read(4 * 1024 * 1024):
             digest.update(block)
             got += len(block)
+            if out is not None:
+                out.write(block)
     if got == size and digest.hexdigest() == sha256:
         return None
     return (
@@ -229,6 +242,15 @@ def original_fault(store: MediaStore, uid: str, size: int | None, sha256: str | 
         "sha256 recorded at upload); the server probably lost power before it reached the "
         "disk — upload the video again"
     )
+
+
+@contextlib.contextmanager
+def _copy_target(path: Path | None) -> Iterator[BinaryIO | None]:
+    if path is None:
+        yield None
+        return
+    with path.open("wb") as out:
+        yield out
 
 
 def start_processing(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -72,6 +74,36 @@ class ObjectOriginals(Protocol):
         """Copy an object of the same bucket in as the video's original (server-side), then
         delete the source."""
         ...
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A published file in object storage: its key, size and entity tag (quoted)."""
+
+    key: str
+    size: int
+    etag: str
+
+
+@runtime_checkable
+class ObjectMedia(Protocol):
+    """Optional capability: published files and originals are objects, streamed through or
+    redirected to (media/streaming.py)."""
+
+    def version_object(self, uid: str, version: str, name: str) -> StoredObject | None:
+        """The file `name` of a complete published version, if it exists."""
+        ...
+
+    def original_object(self, uid: str) -> StoredObject | None: ...
+
+    def open_range(self, key: str, first: int, last: int) -> Iterator[bytes] | None:
+        """The bytes first..last (inclusive) of an object, in chunks; None when it is gone.
+        The request is made before this returns, so a missing object shows here."""
+        ...
+
+    def read_text(self, key: str) -> str | None: ...
+
+    def presign(self, key: str, expires_in: int) -> str: ...
 
 
 VERSION_PREFIX = "v-"

@@ -84,7 +84,8 @@ class OriginalSink:
         """Keep nothing: the partial original goes, and so does the video unless the reaper
         already ended it (then it stays, in its error state). `code` says why it failed."""
         with contextlib.suppress(OSError):  # closing flushes; on a full disk that fails too
-            self._file.close()
+            abandon = getattr(self._file, "abandon", None)  # a file that is stored on close
+            abandon() if abandon is not None else self._file.close()
         self.rt.media_store.delete_video(self.uid)
         with self.rt.db.session() as session:
             media.discard_failed_upload(session, self.rt.media_store, self.uid, code)
@@ -136,7 +137,8 @@ async def receive(
 
     `expected` (the request's Content-Length, an upper bound of the bytes stored) must fit on
     the disk beside the reserve, or nothing starts (507)."""
-    space = DiskSpace(rt.settings.data_dir / "media", rt.settings.disk_reserve_bytes)
+    local = "scratch" if rt.settings.storage_url else "media"  # where the bytes land first
+    space = DiskSpace(rt.settings.data_dir / local, rt.settings.disk_reserve_bytes)
     await run_in_threadpool(space.require, min(expected or 0, limit))
     uid = await run_in_threadpool(_new_video, rt, source, order_id, stage, meta)
     sink = await run_in_threadpool(OriginalSink, rt, uid, limit, limit_code)

@@ -10,8 +10,9 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelout.auth.deps import bearer_token
-from reelout.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from reelout.media.storage import LocalOriginals
+from reelout.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from reelout.media import streaming
+from reelout.media.storage import LocalOriginals, ObjectMedia
 from reelout.uploads import tus
 from reelout.uploads.context import UploadsContext
 from reelout.uploads.receiving import Body
@@ -199,7 +200,7 @@ async def terminate(upload_id: str, svc: ServiceDep, who: CallerDep) -> Response
 
 
 @router.get(PREFIX + "/{upload_id}", summary="Download a finished upload")
-async def download(upload_id: str, svc: ServiceDep, who: CallerDep) -> Response:
+async def download(upload_id: str, request: Request, svc: ServiceDep, who: CallerDep) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     uid = await run_in_threadpool(svc.finished_video_uid, who, upload_id)
@@ -210,6 +211,12 @@ async def download(upload_id: str, svc: ServiceDep, who: CallerDep) -> Response:
             media_type="application/octet-stream",
             headers={"Cache-Control": "no-store"},
         )
+    if isinstance(store, ObjectMedia):  # Range requests, read from the bucket
+        obj = await run_in_threadpool(store.original_object, uid)
+        if obj is None:
+            raise NotFound("the upload's bytes are gone", code="UPLOAD_NOT_FOUND")
+        headers = {"Cache-Control": "no-store", "ETag": obj.etag}
+        return await streaming.stream(store, obj, request, "application/octet-stream", headers)
     size = await run_in_threadpool(store.original_size, uid)
 
     def chunks() -> Iterator[bytes]:
