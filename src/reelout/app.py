@@ -222,11 +222,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         """Ready for traffic: the database answers, the stores answer, the disk keeps its
         reserve; else 503 with a reason for each part that does not (a thread: it waits)."""
         data = settings.data_dir
+        # one bucket holds both stores on object storage: ask it once
+        checked_stores: dict[str, object] = (
+            {"bucket": rt.bucket}
+            if settings.storage_url
+            else {"uploads": rt.upload_store, "media": rt.media_store}
+        )
         # the local folders in use: on object storage only the scratch space of encodes
         local = [data / "scratch"] if settings.storage_url else [data / "uploads", data / "media"]
         reasons = [
             *database_reasons(database),
-            *stores.reasons({"uploads": rt.upload_store, "media": rt.media_store}),
+            *stores.reasons(checked_stores),
             *low_disk(local, settings.disk_reserve_bytes),
         ]
         if reasons:
