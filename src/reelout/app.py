@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -176,7 +177,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.runtime = rt
     app.state.limits = PublicLimits(settings, rt.clock)
     app.add_exception_handler(ReeloutError, _reelout_error)
-    app.add_exception_handler(StorageFailed, _storage_failed)
+    # object storage failing under any store (the media stores raise the client's own errors)
+    for storage_error in (StorageFailed, ClientError, BotoCoreError):
+        app.add_exception_handler(storage_error, _storage_failed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(MethodOverrideMiddleware)

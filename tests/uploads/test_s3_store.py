@@ -200,3 +200,30 @@ def test_when_storage_fails_a_patch_answers_503_with_where_to_resume(
 
 def chunk(offset: int) -> dict[str, str]:
     return {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+
+
+def test_when_storage_fails_a_download_answers_503_not_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    with moto_server(tmp_path / "moto.log") as moto:  # a server of this test's own
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        make_client().create_bucket(Bucket="short-lived")
+        settings = make_settings(tmp_path, storage_url="s3://short-lived/site")
+        with serving(settings) as server, server.client() as tus:
+            tus.headers["Tus-Resumable"] = "1.0.0"
+            data = os.urandom(1000)
+            created = tus.post(
+                "/files/",
+                content=data,
+                headers={
+                    "Upload-Length": "1000",
+                    "Content-Type": "application/offset+octet-stream",
+                },
+            )
+            path = httpx.URL(created.headers["Location"]).path
+            assert tus.get(path).content == data  # the original, from the bucket
+            moto.stop()
+            down = tus.get(path)
+            assert down.status_code == 503, down.text
+            assert down.json()["code"] == "STORAGE_UNAVAILABLE"
