@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from reelout.objectstore import Bucket, Location, make_client
 from reelout.uploads.s3store import MIN_PART, S3UploadStore
 from reelout.uploads.store import StorageFailed
 from tests.support.live import serving
-from tests.support.s3 import moto_server
+from tests.support.s3 import MotoServer, moto_server
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_until
 
@@ -165,37 +166,47 @@ def test_storage_that_goes_away_mid_patch_is_a_storage_failure(tmp_path: Path) -
         writer.close()  # the server is gone
 
 
-def test_when_storage_fails_a_patch_answers_503_with_where_to_resume(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
-) -> None:
-    with moto_server(tmp_path / "moto.log") as moto:  # a server of this test's own
+@contextmanager
+def on_storage_that_can_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[MotoServer, httpx.Client]]:
+    """A live server on a bucket of an S3 server of the test's own (which the test may stop);
+    yields that S3 server and a tus client of the live server."""
+    with moto_server(tmp_path / "moto.log") as moto:
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
         make_client().create_bucket(Bucket="short-lived")
         settings = make_settings(tmp_path, storage_url="s3://short-lived/site", s3_part_size=PART)
         with serving(settings) as server, server.client() as tus:
             tus.headers["Tus-Resumable"] = "1.0.0"
-            created = tus.post("/files/", headers={"Upload-Length": str(4 * PART)})
-            path = httpx.URL(created.headers["Location"]).path
-            first = tus.patch(path, content=os.urandom(PART + 10), headers=chunk(0))
-            assert first.status_code == 204
+            yield moto, tus
 
-            def body() -> Iterator[bytes]:
-                yield os.urandom(PART + 512 * 1024)  # a whole part goes up, the rest waits
-                wait_until(lambda: other_host.size(upload_id) == 2 * PART, 30, "a second part")
-                moto.stop()  # object storage goes away in the middle of the body
-                yield os.urandom(PART)
 
-            upload_id = path.rsplit("/", 1)[-1]
-            other_host = S3UploadStore(Bucket(Location("short-lived", "site/")), PART)
-            length = {"Content-Length": str(2 * PART + 512 * 1024)}
-            second = tus.patch(path, content=body(), headers=chunk(PART + 10) | length)
-            assert second.status_code == 503, second.text
-            assert second.json()["code"] == "STORAGE_UNAVAILABLE"
-            assert "Upload-Offset" not in second.headers  # unknown while storage is away
-            assert "ask HEAD" in second.json()["message"]
-            head = tus.head(path)
-            assert head.status_code == 503
+def test_when_storage_fails_a_patch_answers_503_with_where_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    with on_storage_that_can_go(tmp_path, monkeypatch) as (moto, tus):
+        created = tus.post("/files/", headers={"Upload-Length": str(4 * PART)})
+        path = httpx.URL(created.headers["Location"]).path
+        first = tus.patch(path, content=os.urandom(PART + 10), headers=chunk(0))
+        assert first.status_code == 204
+
+        def body() -> Iterator[bytes]:
+            yield os.urandom(PART + 512 * 1024)  # a whole part goes up, the rest waits
+            wait_until(lambda: other_host.size(upload_id) == 2 * PART, 30, "a second part")
+            moto.stop()  # object storage goes away in the middle of the body
+            yield os.urandom(PART)
+
+        upload_id = path.rsplit("/", 1)[-1]
+        other_host = S3UploadStore(Bucket(Location("short-lived", "site/")), PART)
+        length = {"Content-Length": str(2 * PART + 512 * 1024)}
+        second = tus.patch(path, content=body(), headers=chunk(PART + 10) | length)
+        assert second.status_code == 503, second.text
+        assert second.json()["code"] == "STORAGE_UNAVAILABLE"
+        assert "Upload-Offset" not in second.headers  # unknown while storage is away
+        assert "ask HEAD" in second.json()["message"]
+        head = tus.head(path)
+        assert head.status_code == 503
 
 
 def chunk(offset: int) -> dict[str, str]:
@@ -205,25 +216,19 @@ def chunk(offset: int) -> dict[str, str]:
 def test_when_storage_fails_a_download_answers_503_not_500(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
 ) -> None:
-    with moto_server(tmp_path / "moto.log") as moto:  # a server of this test's own
-        monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
-        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-        make_client().create_bucket(Bucket="short-lived")
-        settings = make_settings(tmp_path, storage_url="s3://short-lived/site")
-        with serving(settings) as server, server.client() as tus:
-            tus.headers["Tus-Resumable"] = "1.0.0"
-            data = os.urandom(1000)
-            created = tus.post(
-                "/files/",
-                content=data,
-                headers={
-                    "Upload-Length": "1000",
-                    "Content-Type": "application/offset+octet-stream",
-                },
-            )
-            path = httpx.URL(created.headers["Location"]).path
-            assert tus.get(path).content == data  # the original, from the bucket
-            moto.stop()
-            down = tus.get(path)
-            assert down.status_code == 503, down.text
-            assert down.json()["code"] == "STORAGE_UNAVAILABLE"
+    with on_storage_that_can_go(tmp_path, monkeypatch) as (moto, tus):
+        data = os.urandom(1000)
+        created = tus.post(
+            "/files/",
+            content=data,
+            headers={
+                "Upload-Length": "1000",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        path = httpx.URL(created.headers["Location"]).path
+        assert tus.get(path).content == data  # the original, from the bucket
+        moto.stop()
+        down = tus.get(path)
+        assert down.status_code == 503, down.text
+        assert down.json()["code"] == "STORAGE_UNAVAILABLE"
