@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reelout.clock import ManualClock
 from reelout.jobs import service
 from reelout.jobs.models import Job
+from reelout.uploads.s3store import S3UploadStore
 from tests.support.live import serving
 from tests.support.settings import make_settings, start_runtime
 from tests.support.waiting import wait_until
@@ -14,9 +17,12 @@ from tests.support.waiting import wait_until
 T = {"Tus-Resumable": "1.0.0"}
 
 
-def test_serve_reaps_expired_uploads_on_its_own(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+def test_serve_reaps_expired_uploads_on_its_own(tmp_path: Path, storage: str | None) -> None:
+    """On object storage the reaper aborts the upload's multipart upload too."""
     settings = make_settings(
         tmp_path,
+        storage_url=storage,
         embedded_worker=True,
         reaper_interval_seconds=1,
         tus_expiration_seconds=1,
@@ -28,6 +34,9 @@ def test_serve_reaps_expired_uploads_on_its_own(tmp_path: Path) -> None:
         store = server.runtime.upload_store
         wait_until(lambda: not store.exists(upload_id), 15, "the reaper to remove the upload")
         assert client.head(url, headers=T).status_code == 404
+        if isinstance(store, S3UploadStore):
+            bucket = store.bucket
+            assert bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads") is None
 
 
 def test_finished_jobs_are_pruned_after_the_retention(tmp_path: Path, database_url: str) -> None:
