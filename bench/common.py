@@ -152,6 +152,36 @@ def start_reelout(data_dir: Path, **extra_env: str) -> Server:
     return server
 
 
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "reelout-bench",
+    "AWS_SECRET_ACCESS_KEY": "reelout-bench-secret",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def start_moto(folder: Path) -> Server:
+    """moto's standalone S3-compatible server (a dev dependency) on a free loopback port."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = (folder / f"moto-{port}.log").open("wb")
+    cmd = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=folder)
+    server = Server("moto", proc, port, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto_server exited early; see {log.name}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = server.connect(timeout=2)
+            conn.request("GET", "/moto-api/")
+            conn.getresponse().read()
+            conn.close()
+            return server
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError("moto_server did not answer within 30 s")
+
+
 def ensure_node_modules() -> None:
     if not (JS_DIR / "node_modules/@tus/server").exists():
         subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
@@ -168,6 +198,12 @@ def start_peer(data_dir: Path) -> Server:
     server = Server("@tus/server", proc, port, log, blob_dirs=[data_dir])
     _wait_up(server)
     return server
+
+
+def settle() -> None:
+    """Flush dirty pages left by the previous run so it does not slow the next one."""
+    os.sync()
+    time.sleep(1.0)
 
 
 # -- resource usage -----------------------------------------------------------------------------
@@ -335,6 +371,28 @@ def tus_patch(
     if resp.status != 204:
         raise TusError(f"PATCH {path} @ {offset}", resp.status, data)
     return int(resp.headers["Upload-Offset"])
+
+
+def tus_upload(server: Server, payload: Payload, size: int, chunk: int) -> float:
+    """Create one upload and send it in PATCHes of `chunk` bytes (one PATCH if chunk >= size);
+    returns the seconds the last PATCH took (it includes the server's finishing work)."""
+    conn = server.connect(timeout=600)
+    try:
+        path = tus_create(conn, server.headers, size)
+        offset, last = 0, 0.0
+        while offset < size:
+            count = min(chunk, size - offset)
+            start = time.perf_counter()
+            got = tus_patch(
+                conn, server.headers, path, offset, payload.chunks(offset, count), count
+            )
+            last = time.perf_counter() - start
+            if got != offset + count:
+                raise RuntimeError(f"PATCH ended at offset {got}, expected {offset + count}")
+            offset = got
+        return last
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager

@@ -29,11 +29,12 @@ from common import (
     Usage,
     UsageSampler,
     parse_size,
+    settle,
     start_peer,
     start_reelout,
     tus_create,
     tus_head,
-    tus_patch,
+    tus_upload,
     work_dir,
 )
 
@@ -108,36 +109,8 @@ def _round(value: float | None) -> float | None:
 # -- upload shapes ------------------------------------------------------------------------------
 
 
-def upload(server: Server, payload: Payload, size: int, chunk: int) -> float:
-    """Create one upload and send it in PATCHes of `chunk` bytes (one PATCH if chunk >= size);
-    returns the seconds the last PATCH took (it includes the server's finishing work)."""
-    conn = server.connect(timeout=600)
-    try:
-        path = tus_create(conn, server.headers, size)
-        offset, last = 0, 0.0
-        while offset < size:
-            count = min(chunk, size - offset)
-            start = time.perf_counter()
-            got = tus_patch(
-                conn, server.headers, path, offset, payload.chunks(offset, count), count
-            )
-            last = time.perf_counter() - start
-            if got != offset + count:
-                raise RuntimeError(f"PATCH ended at offset {got}, expected {offset + count}")
-            offset = got
-        return last
-    finally:
-        conn.close()
-
-
-def _settle() -> None:
-    """Flush dirty pages left by the previous run so it does not slow the next one."""
-    os.sync()
-    time.sleep(1.0)
-
-
 def measure(server: Server, phase: str, size: int, work: Callable[[], list[str]]) -> Result:
-    _settle()
+    settle()
     with UsageSampler(server.pid) as sampler:
         cpu0, start = time.process_time(), time.perf_counter()
         errors = work()
@@ -165,7 +138,7 @@ def run_sequential(server: Server, payload: Payload, phase: str, size: int, chun
         server,
         phase,
         size,
-        lambda: _guard(lambda: last.append(upload(server, payload, size, chunk))),
+        lambda: _guard(lambda: last.append(tus_upload(server, payload, size, chunk))),
     )
     result.last_patch = last[0] if last else None
     return result
@@ -219,7 +192,7 @@ def run_concurrent(server: Server, payload: Payload, uploads: int, each: int, ch
         window.append(time.monotonic())
         with ThreadPoolExecutor(uploads) as pool:
             futures = [
-                pool.submit(_guard, lambda: _ignore(upload(server, payload, each, chunk)))
+                pool.submit(_guard, lambda: _ignore(tus_upload(server, payload, each, chunk)))
                 for _ in range(uploads)
             ]
             errors = [e for f in futures for e in f.result()]
@@ -265,7 +238,7 @@ def disk_reference(folder: Path, payload: Payload, size: int, sync: bool) -> Res
             os.close(fd)
 
     name = "disk: write + fdatasync" if sync else "disk: write (page cache)"
-    _settle()
+    settle()
     start = time.perf_counter()
     work()
     result = Result(name, "disk", size, time.perf_counter() - start, Usage(0.0, 0, 0))
@@ -309,7 +282,7 @@ def run(plan: Plan, say: Callable[[str], None]) -> list[Result]:
         try:
             servers += [start_reelout(tmp / "reelout"), start_peer(tmp / "peer")]
             for server in servers:
-                upload(server, payload, 16 * MiB, 4 * MiB)  # warm-up: imports, DB, threads
+                tus_upload(server, payload, 16 * MiB, 4 * MiB)  # warm-up: imports, DB, threads
             for round_no in range(plan.repeat):
                 if plan.repeat > 1:
                     say(f"round {round_no + 1} of {plan.repeat}")
