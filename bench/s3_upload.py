@@ -110,10 +110,12 @@ class Rig:
 
 
 def s3_env(endpoint: str) -> dict[str, str]:
+    """The standard AWS variables for moto (reelout.objectstore reads them)."""
     return {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
 
 
 def make_obstore(endpoint: str) -> Any | None:
+    """obstore's S3 store on the same bucket, or None when obstore is not installed."""
     try:
         from obstore.store import S3Store
     except ImportError:
@@ -128,15 +130,8 @@ def make_obstore(endpoint: str) -> Any | None:
     )
 
 
-def start_rig(stack: ExitStack, folder: Path, plan: Plan) -> Rig:
-    moto = start_moto(folder)
-    stack.callback(moto.stop)
-    endpoint = f"http://127.0.0.1:{moto.port}"
-    os.environ.update(s3_env(endpoint))  # the bench's own boto3 client, as the server's
-    from reelout.objectstore import make_client
-
-    s3 = make_client()
-    s3.create_bucket(Bucket=BUCKET)
+def server_env(stack: ExitStack, endpoint: str, plan: Plan) -> dict[str, str]:
+    """`reelout serve`'s settings: tus uploads in the bucket, and PostgreSQL if asked."""
     env = {
         **s3_env(endpoint),
         "REELOUT_STORAGE_URL": f"s3://{BUCKET}/site",
@@ -147,7 +142,20 @@ def start_rig(stack: ExitStack, folder: Path, plan: Plan) -> Rig:
     if plan.database:
         url = "postgresql+psycopg://" + plan.database.removeprefix("postgresql://")
         env["REELOUT_DATABASE_URL"] = stack.enter_context(scratch_postgres(url, "s3bench"))
-    reelout = start_reelout(folder / "reelout", **env)
+    return env
+
+
+def start_rig(stack: ExitStack, folder: Path, plan: Plan) -> Rig:
+    """moto with a bucket, then reelout on it; the peer's parts are built here, off the clock."""
+    moto = start_moto(folder)
+    stack.callback(moto.stop)
+    endpoint = f"http://127.0.0.1:{moto.port}"
+    os.environ.update(s3_env(endpoint))  # the bench's own boto3 client, as the server's
+    from reelout.objectstore import make_client
+
+    s3 = make_client()
+    s3.create_bucket(Bucket=BUCKET)
+    reelout = start_reelout(folder / "reelout", **server_env(stack, endpoint, plan))
     stack.callback(reelout.stop)
     payload = Payload()
     parts = [
@@ -483,7 +491,7 @@ def report(plan: Plan, runs: list[Run], started: datetime, loads: list[Any], as_
                "runs": [asdict(r) for r in runs]}  # fmt: skip
         print(json.dumps(doc, indent=2))
         return
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    console = Console(width=None if sys.stdout.isatty() else 180)
     console.print(f"{started:%Y-%m-%d %H:%M} UTC, {info['cpus']} CPUs ({info['cpu']}), load "
                   f"before {' '.join(f'{x:.2f}' for x in loads[0])}, after "
                   f"{' '.join(f'{x:.2f}' for x in loads[1])}")  # fmt: skip
