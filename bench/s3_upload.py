@@ -238,6 +238,13 @@ def bare_get(rig: Rig, key: str) -> None:
         pass
 
 
+def check_stored(rig: Rig, size: int) -> None:
+    """Every upload shape ends as one complete object of `size` bytes in the bucket."""
+    pages = rig.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    if not any(item["Size"] == size for page in pages for item in page.get("Contents", [])):
+        raise RuntimeError(f"no object of {size} bytes in the bucket after the upload")
+
+
 def upload_work(rig: Rig, plan: Plan, name: str, key: str) -> Callable[[], float | None]:
     works: dict[str, Callable[[], Any]] = {
         TUS_SINGLE: lambda: tus_upload(rig.reelout, rig.payload, plan.size, plan.size),
@@ -266,6 +273,7 @@ def upload_round(rig: Rig, plan: Plan, round_no: int, say: Callable[[str], None]
         run = measure(rig, name, plan.size, upload_work(rig, plan, name, key))
         run.round_no = round_no
         runs.append(run)
+        check_stored(rig, plan.size)
         if name != BARE:
             empty_bucket(rig)
     return runs
