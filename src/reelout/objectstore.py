@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 MISSING = {"404", "NoSuchKey", "NoSuchUpload", "NotFound"}
+WHOLE_COPIES = TransferConfig(multipart_threshold=5 * 1024**3, multipart_chunksize=1024**3)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -165,8 +167,11 @@ class Bucket:
         self.delete([key for key, _ in self.keys(prefix)])
 
     def copy(self, source: str, target: str) -> None:
-        """Server-side copy inside the bucket (multipart copy past 5 GiB, done by boto3)."""
-        self.client.copy({"Bucket": self.name, "Key": source}, self.name, target)
+        """Server-side copy inside the bucket: one CopyObject up to S3's 5 GiB limit (boto3's
+        default would copy in 8 MiB parts, one request each), a multipart copy past it."""
+        self.client.copy(
+            {"Bucket": self.name, "Key": source}, self.name, target, Config=WHOLE_COPIES
+        )
 
     def presign(self, key: str, expires_in: int) -> str:
         """A time-limited GET URL for one object."""

@@ -104,6 +104,27 @@ def test_a_plain_patch_commits_part_by_part_and_discard_puts_the_record_back(
     assert read_all(other, "u3") == b"x" * 100
 
 
+def test_an_upload_made_at_a_key_becomes_that_object_and_leaves_nothing_under_uploads(
+    bucket: Bucket,
+) -> None:
+    a, b = hosts(bucket)
+    data = os.urandom(PART + 77)
+    a.create_at("u7", bucket.key("media", "v1", "original"))  # where a video's original goes
+    append(a, "u7", data[:PART])
+    append(b, "u7", data[PART:])
+    assert b.size("u7") == len(data)
+    b.finish("u7")
+    assert bucket.get(bucket.key("media", "v1", "original")) == data
+    assert list(bucket.keys(bucket.key("uploads/"))) == [] and multipart_uploads(bucket) == []
+    a.create_at("u8", bucket.key("media", "v2", "original"))
+    append(a, "u8", os.urandom(PART + 1))
+    b.delete("u8")  # terminated: the multipart upload at the key is aborted, nothing is left
+    assert (
+        multipart_uploads(bucket) == []
+        and bucket.size(bucket.key("media", "v2", "original")) is None
+    )
+
+
 def test_an_empty_upload_finishes_as_an_empty_object(bucket: Bucket) -> None:
     store, _ = hosts(bucket)
     store.create("u4")

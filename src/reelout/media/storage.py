@@ -70,6 +70,10 @@ class LocalVersions(Protocol):
 class ObjectOriginals(Protocol):
     """Optional capability: originals are objects in a bucket the upload store shares."""
 
+    def original_key(self, uid: str) -> str:
+        """The key of the video's original: an upload created there needs no adopting."""
+        ...
+
     def adopt_object(self, uid: str, key: str) -> None:
         """Copy an object of the same bucket in as the video's original (server-side), then
         delete the source."""

@@ -51,6 +51,7 @@ class Record:
     parts: tuple[Part, ...] = ()
     tail: int = 0  # bytes in the incomplete-part object `.tail.<generation>`
     generation: int = 0
+    key: str = ""  # where the upload becomes one object: "" is `uploads/<id>`
 
     @property
     def size(self) -> int:
@@ -63,7 +64,8 @@ class Record:
     def from_json(cls, raw: bytes) -> Record:
         data = json.loads(raw)
         parts = tuple(Part(int(p["size"]), str(p["etag"])) for p in data["parts"])
-        return cls(str(data["multipart"]), parts, int(data["tail"]), int(data["generation"]))
+        tail, generation = int(data["tail"]), int(data["generation"])
+        return cls(str(data["multipart"]), parts, tail, generation, str(data.get("key", "")))
 
 
 class S3UploadStore:
@@ -77,8 +79,11 @@ class S3UploadStore:
 
     # -- keys and the record ------------------------------------------------------------------
     def object_key(self, upload_id: str) -> str:
-        """The object the upload becomes when finished."""
+        """The object an upload created with `create` becomes when finished."""
         return self.bucket.key("uploads", upload_id)
+
+    def _target(self, upload_id: str, record: Record) -> str:
+        return record.key or self.object_key(upload_id)
 
     def _info_key(self, upload_id: str) -> str:
         return self.object_key(upload_id) + ".info"
@@ -102,11 +107,17 @@ class S3UploadStore:
         return data
 
     # -- UploadStore --------------------------------------------------------------------------
-    @storage_errors
     def create(self, upload_id: str) -> None:
+        self.create_at(upload_id, self.object_key(upload_id))
+
+    @storage_errors
+    def create_at(self, upload_id: str, key: str) -> None:
+        """An upload that becomes the object `key` when finished (e.g. a video's original, so
+        finishing moves no bytes); its record stays under `uploads/`."""
         client, name = self.bucket.client, self.bucket.name
-        reply = client.create_multipart_upload(Bucket=name, Key=self.object_key(upload_id))
-        self.commit(upload_id, Record(reply["UploadId"]))
+        reply = client.create_multipart_upload(Bucket=name, Key=key)
+        own = "" if key == self.object_key(upload_id) else key
+        self.commit(upload_id, Record(reply["UploadId"], key=own))
 
     @storage_errors
     def exists(self, upload_id: str) -> bool:
@@ -140,14 +151,16 @@ class S3UploadStore:
     def delete(self, upload_id: str) -> None:
         record = self.record(upload_id)
         if record is not None:
-            self._abort(upload_id, record.multipart)
+            self._abort(upload_id, record)
         keys = [key for key, _ in self.bucket.keys(self.object_key(upload_id) + ".")]
         self.bucket.delete([self.object_key(upload_id), *keys])
 
-    def _abort(self, upload_id: str, multipart: str) -> None:
+    def _abort(self, upload_id: str, record: Record) -> None:
         try:
             self.bucket.client.abort_multipart_upload(
-                Bucket=self.bucket.name, Key=self.object_key(upload_id), UploadId=multipart
+                Bucket=self.bucket.name,
+                Key=self._target(upload_id, record),
+                UploadId=record.multipart,
             )
         except ClientError as exc:
             if not is_missing(exc):
@@ -162,8 +175,8 @@ class S3UploadStore:
             return
         tail = self.tail(upload_id, record)
         if not record.parts:  # small: one plain object, no multipart needed
-            self.bucket.put(self.object_key(upload_id), tail)
-            self._abort(upload_id, record.multipart)
+            self.bucket.put(self._target(upload_id, record), tail)
+            self._abort(upload_id, record)
         else:
             if tail:
                 record = _with_part(record, self._upload_part(upload_id, record, tail))
@@ -179,12 +192,12 @@ class S3UploadStore:
         try:
             self.bucket.client.complete_multipart_upload(
                 Bucket=self.bucket.name,
-                Key=self.object_key(upload_id),
+                Key=self._target(upload_id, record),
                 UploadId=record.multipart,
                 MultipartUpload={"Parts": parts},
             )
         except ClientError as exc:  # completed before (a crash came between it and the cleanup)
-            done = self.bucket.size(self.object_key(upload_id))
+            done = self.bucket.size(self._target(upload_id, record))
             if not (is_missing(exc) and done == record.size):
                 raise
 
@@ -194,7 +207,7 @@ class S3UploadStore:
             raise StorageFailed(errno.EFBIG, f"an upload has at most {MAX_PARTS} parts")
         reply = self.bucket.client.upload_part(
             Bucket=self.bucket.name,
-            Key=self.object_key(upload_id),
+            Key=self._target(upload_id, record),
             UploadId=record.multipart,
             PartNumber=number,
             Body=data,
@@ -229,7 +242,7 @@ class S3UploadStore:
     ) -> Part:
         reply = self.bucket.client.upload_part_copy(
             Bucket=self.bucket.name,
-            Key=self.object_key(upload_id),
+            Key=self._target(upload_id, record),
             UploadId=record.multipart,
             PartNumber=len(record.parts) + 1,
             CopySource={"Bucket": self.bucket.name, "Key": self.object_key(source_id)},
@@ -306,7 +319,8 @@ class PartWriter:
         size = self.store.part_size
         while len(self.pending) >= size:
             self._wait()
-            chunk = bytes(self.pending[:size])
+            with memoryview(self.pending) as view:
+                chunk = bytes(view[:size])  # one copy (a slice of a bytearray would be two)
             del self.pending[:size]
             self._sending = self._pool.submit(self._send, chunk)
 

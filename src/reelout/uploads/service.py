@@ -131,7 +131,7 @@ class TusService:
     def _offset(self, row: Upload) -> int:
         if row.finished_at is not None:
             return row.length or 0
-        if self.store.exists(row.id):
+        with contextlib.suppress(FileNotFoundError):  # one look at the store, not two
             return self.store.size(row.id)
         if row.video_uid and self.rt.media_store.has_original(row.video_uid):
             return row.length or 0  # finished on disk; the record update did not land
@@ -261,8 +261,21 @@ class TusService:
             if self.space is not None:
                 self.space.require(length or 0)
             session.add(row)
-            self.store.create(row.id)
+            self._create_in_store(row)
             return who, self._state(row)
+
+    def _create_in_store(self, row: Upload) -> None:
+        """A video's upload on object storage is made where its original goes, so finishing
+        it moves no bytes (a copy of gigabytes would hold up the last PATCH's answer)."""
+        store, media_store = self.store, self.rt.media_store
+        if (
+            row.video_uid
+            and isinstance(store, ObjectFiles)
+            and isinstance(media_store, ObjectOriginals)
+        ):
+            store.create_at(row.id, media_store.original_key(row.video_uid))
+        else:
+            self.store.create(row.id)
 
     # -- a creator link's budget: its max_bytes bounds the sum of its partial uploads ----------
     def _stored(self, upload_id: str) -> int:
@@ -570,12 +583,13 @@ class TusService:
             video_uid, length = row.video_uid, row.length or 0
             if video_uid is not None and session.get(Video, video_uid) is None:
                 video_uid = None  # the video was deleted mid-upload: keep nothing
-        if isinstance(self.store, Finishable):
-            self.store.finish(upload_id)
-        if video_uid is not None:
-            sha256 = self._deliver(upload_id, video_uid, length, sha256)
-        elif row.concat != "partial":
+        if video_uid is None and row.concat != "partial":
             self.store.delete(upload_id)
+        else:
+            if isinstance(self.store, Finishable):
+                self.store.finish(upload_id)
+            if video_uid is not None:
+                sha256 = self._deliver(upload_id, video_uid, length, sha256)
         with self.rt.db.session() as session:
             done = session.execute(
                 update(Upload)
@@ -591,8 +605,8 @@ class TusService:
     def _deliver(self, upload_id: str, video_uid: str, length: int, sha256: str | None) -> str:
         """Move the finished bytes in as the video's original; returns their SHA-256."""
         media_store = self.rt.media_store
+        sha256 = sha256 or self.digests.take(upload_id, length)
         if self.store.exists(upload_id):
-            sha256 = sha256 or self.digests.take(upload_id, length)
             sha256 = sha256 or _sha256_of(self.store, upload_id)
             if isinstance(self.store, LocalFiles):
                 media_store.adopt_original(video_uid, self.store.local_path(upload_id))

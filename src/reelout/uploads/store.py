@@ -39,7 +39,7 @@ class UploadStore(Protocol):
     def exists(self, upload_id: str) -> bool: ...
 
     def size(self, upload_id: str) -> int:
-        """Bytes durably stored: this is the upload's offset."""
+        """Bytes durably stored: this is the upload's offset (FileNotFoundError: no such upload)."""
         ...
 
     def open_append(self, upload_id: str, *, provisional: bool = False) -> UploadWriter:
@@ -77,7 +77,11 @@ class LocalFiles(Protocol):
 @runtime_checkable
 class ObjectFiles(Protocol):
     def object_key(self, upload_id: str) -> str:
-        """The key of a finished upload's object in the bucket."""
+        """The key of a finished upload's object in the bucket (made with `create`)."""
+        ...
+
+    def create_at(self, upload_id: str, key: str) -> None:
+        """Create an upload that becomes the object `key` of the bucket when finished."""
         ...
 
 
