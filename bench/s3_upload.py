@@ -515,10 +515,10 @@ def report(plan: Plan, runs: list[Run], started: datetime, loads: list[Any], as_
 def parse_args(argv: list[str] | None) -> tuple[Plan, bool]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="256MiB", help="bytes per upload (default 256MiB)")
-    ap.add_argument("--chunk", default="8MiB", help="PATCH size of the chunked tus shape "
-                    "(default 8MiB; as large as --size to leave it out)")  # fmt: skip
-    ap.add_argument("--part-size", default="8MiB", help="REELOUT_S3_PART_SIZE and the bare "
-                    "upload's part size (default 8MiB)")  # fmt: skip
+    ap.add_argument("--chunk", default="16MiB", help="PATCH size of the chunked tus shape "
+                    "(default 16MiB; as large as --size to leave it out)")  # fmt: skip
+    ap.add_argument("--part-size", default="16MiB", help="REELOUT_S3_PART_SIZE and the bare "
+                    "upload's part size (default 16MiB)")  # fmt: skip
     ap.add_argument("--rounds", type=int, default=3, help="rounds; the median is shown")
     ap.add_argument("--object", default="64MiB", help="whole-object size of the client section")
     ap.add_argument("--no-managed", action="store_true", help="leave out upload_fileobj")

@@ -59,13 +59,15 @@ class Settings(BaseSettings):
         ),
     )
     s3_part_size: int = Field(
-        default=8 * MiB,
+        default=16 * MiB,
         ge=5 * MiB,
         le=5 * GiB,
         description=(
-            "Bytes per part of a tus upload on object storage (S3's minimum is 5 MiB). An upload "
-            "in progress holds up to this much in memory per PATCH; 10,000 parts make the largest"
-            " upload, so `REELOUT_TUS_MAX_SIZE` may be at most 10,000 times this."
+            "Bytes per part of a tus upload (and of multipart media uploads) on object storage "
+            "(S3's minimum is 5 MiB). A PATCH in progress holds up to twice this in memory (one "
+            "part filling while the one before goes up); larger parts mean fewer requests per "
+            "upload (bench/s3_upload.py). 10,000 parts make the largest upload, so "
+            "`REELOUT_TUS_MAX_SIZE` may be at most 10,000 times this."
         ),
     )
     host: str = Field(default="127.0.0.1", description="The address `serve` listens on.")

@@ -36,7 +36,7 @@ KNOWN_LIMIT = 10_000  # entries kept of what is known about published files (the
 class S3MediaStore:
     """The `MediaStore` on a bucket; also `ObjectOriginals` and `ObjectMedia`."""
 
-    def __init__(self, bucket: Bucket, scratch_root: Path, part_size: int = 8 * 1024 * 1024):
+    def __init__(self, bucket: Bucket, scratch_root: Path, part_size: int = 16 * 1024 * 1024):
         self.bucket = bucket
         self.scratch_root = scratch_root
         self.scratch_root.mkdir(parents=True, exist_ok=True, mode=0o700)  # copies of originals

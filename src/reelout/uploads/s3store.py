@@ -71,7 +71,7 @@ class Record:
 class S3UploadStore:
     """The `UploadStore` on a bucket; also `Finishable`, `Concatenatable` and `ObjectFiles`."""
 
-    def __init__(self, bucket: Bucket, part_size: int = 8 * MiB) -> None:
+    def __init__(self, bucket: Bucket, part_size: int = 16 * MiB) -> None:
         if part_size < MIN_PART:
             raise ValueError(f"parts must be at least {MIN_PART} bytes")
         self.bucket = bucket
