@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 
 from reelout.objectstore import Bucket, Location, make_client
+from reelout.uploads.receiving import BATCH_BYTES
 from reelout.uploads.s3store import MIN_PART, S3UploadStore
 from reelout.uploads.store import StorageFailed
 from tests.support.live import serving
@@ -213,14 +214,16 @@ def test_when_storage_fails_a_patch_answers_503_with_where_to_resume(
         assert first.status_code == 204
 
         def body() -> Iterator[bytes]:
-            yield os.urandom(PART + 512 * 1024)  # a whole part goes up, the rest waits
+            # a whole part goes up; more than a batch (receiving.BATCH_BYTES) is left over, so
+            # the part's bytes have surely reached the store while this body waits
+            yield os.urandom(PART + 2 * BATCH_BYTES)
             wait_until(lambda: other_host.size(upload_id) == 2 * PART, 30, "a second part")
             moto.stop()  # object storage goes away in the middle of the body
             yield os.urandom(PART)
 
         upload_id = path.rsplit("/", 1)[-1]
         other_host = S3UploadStore(Bucket(Location("short-lived", "site/")), PART)
-        length = {"Content-Length": str(2 * PART + 512 * 1024)}
+        length = {"Content-Length": str(2 * PART + 2 * BATCH_BYTES)}
         second = tus.patch(path, content=body(), headers=chunk(PART + 10) | length)
         assert second.status_code == 503, second.text
         assert second.json()["code"] == "STORAGE_UNAVAILABLE"
