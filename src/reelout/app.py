@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         prepare(rt, flag_admin.seed_on_start, alert_defaults.seed_on_start)
+        log.info("storage: %s; upload locks: %s", rt.storage_description, type(rt.locker).__name__)
         worker = EmbeddedWorker(rt, build_registry()) if settings.embedded_worker else None
         if worker:
             await run_in_threadpool(media_tools, settings.ffmpeg, settings.ffprobe)  # logs them

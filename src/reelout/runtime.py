@@ -65,6 +65,14 @@ class Runtime:
             return S3MediaStore(self.bucket, data / "scratch", self.settings.s3_part_size)
         return FileMediaStore(data / "media")
 
+    @property
+    def storage_description(self) -> str:
+        """Where uploads and media live, for the start-up log."""
+        if not self.settings.storage_url:
+            return f"the data folder {self.settings.data_dir.resolve()}"
+        endpoint = self.bucket.client.meta.endpoint_url
+        return f"{self.settings.storage_url} at {endpoint}"
+
     @cached_property
     def bucket(self) -> Bucket:
         """The object storage of REELOUT_STORAGE_URL (one client for every store)."""
