@@ -39,6 +39,8 @@ MAX_COPY = 5 * 1024 * MiB  # S3's largest UploadPartCopy range
 
 @dataclass(frozen=True)
 class Part:
+    """One uploaded part: its size, and the ETag that completing the upload names it by."""
+
     size: int
     etag: str
 
