@@ -26,6 +26,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import boto3
@@ -150,10 +151,14 @@ class Bucket:
 
     def keys(self, prefix: str) -> Iterator[tuple[str, int]]:
         """Every (key, size) under `prefix`, in key order."""
+        return ((key, size) for key, size, _ in self.objects(prefix))
+
+    def objects(self, prefix: str) -> Iterator[tuple[str, int, datetime]]:
+        """Every (key, size, last modified) under `prefix`, in key order."""
         pages = self.client.get_paginator("list_objects_v2")
         for page in pages.paginate(Bucket=self.name, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield item["Key"], int(item["Size"])
+                yield item["Key"], int(item["Size"]), item["LastModified"]
 
     def delete(self, keys: list[str]) -> None:
         """Delete these keys (missing ones are no error), 1,000 per request as S3 allows."""

@@ -172,6 +172,11 @@ def test_abandoned_multipart_uploads_without_a_record_are_aborted(bucket: Bucket
     assert store.abort_abandoned(later, {"kept"}) == 1
     assert multipart_uploads(bucket) == [store.object_key("kept")]
     assert store.exists("kept") and not store.exists("orphan")
+    store.create_at("in-place", bucket.key("media", "v9", "original"))  # a video's upload
+    assert store.abort_abandoned(later, {"kept", "in-place"}) == 0
+    assert store.abort_abandoned(later, {"kept"}) == 1
+    assert multipart_uploads(bucket) == [store.object_key("kept")]
+    assert not store.exists("in-place")
 
 
 def test_storage_that_goes_away_mid_patch_is_a_storage_failure(tmp_path: Path) -> None:

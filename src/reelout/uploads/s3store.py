@@ -255,8 +255,9 @@ class S3UploadStore:
     # -- expiry -------------------------------------------------------------------------------
     @storage_errors
     def abort_abandoned(self, started_before: datetime, live: set[str]) -> int:
-        """Abort multipart uploads under `uploads/` started before the cut-off whose upload
-        is not in `live` (e.g. a host died between creating one and recording it)."""
+        """Abort what uploads not in `live` (e.g. a host died between creating one and
+        recording it) left from before the cut-off: multipart uploads under `uploads/`, and
+        records of uploads made at another key (a video's original)."""
         aborted = 0
         for key, multipart, started in self._multipart_uploads():
             upload_id = key.rsplit("/", 1)[-1]
@@ -266,7 +267,22 @@ class S3UploadStore:
                 )
                 self.bucket.delete_prefix(key + ".")
                 aborted += 1
+        for upload_id in self._records_before(started_before, live):
+            self.delete(upload_id)  # aborts the multipart upload at the record's key
+            aborted += 1
         return aborted
+
+    def _records_before(self, cut_off: datetime, live: set[str]) -> list[str]:
+        """Upload ids of records written before the cut-off, not live, made at another key."""
+        prefix = self.bucket.key("uploads/")
+        found = []
+        for key, _, modified in self.bucket.objects(prefix):
+            upload_id = key[len(prefix) :].removesuffix(".info")
+            if key.endswith(".info") and upload_id not in live and modified < cut_off:
+                record = self.record(upload_id)
+                if record is not None and record.key:
+                    found.append(upload_id)
+        return found
 
     def _multipart_uploads(self) -> Iterator[tuple[str, str, datetime]]:
         pages = self.bucket.client.get_paginator("list_multipart_uploads")
