@@ -322,14 +322,13 @@ class PartWriter:
     record: Record = field(init=False)
     pending: bytearray = field(init=False)
     _sending: Future[None] | None = field(default=None, init=False)
-    _pool: ThreadPoolExecutor = field(init=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False)  # made for a first part
     _committed: bool = field(default=False, init=False)
     _broken: bool = field(default=False, init=False)  # a part failed: `pending` has a gap
 
     def __post_init__(self) -> None:
         self.record = self.start
         self.pending = bytearray(self.store.tail(self.upload_id, self.start))
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="reelout-s3-part")
 
     @storage_errors
     def write(self, data: bytes) -> None:
@@ -340,6 +339,8 @@ class PartWriter:
             with memoryview(self.pending) as view:
                 chunk = bytes(view[:size])  # one copy (a slice of a bytearray would be two)
             del self.pending[:size]
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="reelout-s3-part")
             self._sending = self._pool.submit(self._send, chunk)
 
     def _send(self, chunk: bytes) -> None:
@@ -380,6 +381,10 @@ class PartWriter:
                 old = self.store._tail_key(self.upload_id, self.start.generation)
                 self.store.bucket.delete([old])
         finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
             self._pool.shutdown()
 
     @storage_errors
@@ -392,7 +397,7 @@ class PartWriter:
             if self._committed:
                 self.store.commit(self.upload_id, self.start)
         finally:
-            self._pool.shutdown()
+            self._shutdown()
 
 
 class _Reader:
