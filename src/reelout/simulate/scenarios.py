@@ -11,15 +11,15 @@ from reelout.rollouts.plan import Plan, Stage, seed_template
 
 # the rehearsal's stages: the seed's percents, each a short while in plan time, with unit floors
 # a few hundred users reach (the seed's F12 sizes need weeks of real traffic); the 50 % stage
-# waits for 250 per arm, about what the sequential test needs to prove a 2 % -> 10 % upload
-# failure regression, so a regression cannot slip through to 100 % when users arrive slowly
+# waits for 400 per arm: with 250 (about the median the sequential test needs to prove a 2 % ->
+# 10 % upload failure regression) a busy machine's slow uploads let one slip through to 100 %
 STAGES = (
     Stage(percent=10, min_duration=timedelta(minutes=20), warmup=timedelta(minutes=5),
           min_units_per_arm=30),
     Stage(percent=25, min_duration=timedelta(minutes=15), warmup=timedelta(minutes=5),
           min_units_per_arm=80),
     Stage(percent=50, min_duration=timedelta(minutes=15), warmup=timedelta(minutes=5),
-          min_units_per_arm=250),
+          min_units_per_arm=400),
     Stage(percent=100, min_duration=timedelta(minutes=10), monitor_only=True),
 )  # fmt: skip
 # guardrails the synthetic users report; complaints (6 h late by design) are left out
