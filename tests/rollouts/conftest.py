@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reelout.clock import ManualClock
 from tests.support.live import LiveServer, StartLive
 
 API = "/api/v1/rollouts"
@@ -46,6 +47,20 @@ def server(live_servers: StartLive) -> LiveServer:
     with live.client() as admin:
         reply = admin.put("/api/v1/environments/production/flagset", json=FLAGS)
         assert reply.status_code in (200, 201), reply.text
+    return live
+
+
+def check(reply: httpx.Response, status: int = 200) -> Any:
+    """The reply's JSON, once its status is `status` (else the body says why)."""
+    assert reply.status_code == status, reply.text
+    return reply.json()
+
+
+def on_manual_clock(live_servers: StartLive, clock: ManualClock) -> LiveServer:
+    """A server on the test's clock whose rollups read every event at once, with the flags."""
+    live = live_servers(clock=clock, seed_flags=False, telemetry_rollup_delay_seconds=0)
+    with live.client() as admin:
+        check(admin.put(f"/api/v1/environments/{ENV}/flagset", json=FLAGS))
     return live
 
 

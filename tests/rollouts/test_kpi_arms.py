@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from tests.rollouts.conftest import API, ENV, FLAG, FLAGS, PLAN
+from tests.rollouts.conftest import API, ENV, FLAG, PLAN, check, on_manual_clock
 from tests.support.cli import Cli, as_json, cli_for, ok
 from tests.support.jobs import run_jobs, telemetry_only
 from tests.support.live import LiveServer, StartLive
@@ -22,17 +22,9 @@ from tests.web.test_login import login
 UPLOADS = {"on~r{rid}": (100, 97), "off~r{rid}": (100, 85), "off~excluded": (100, 50)}
 
 
-def check(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
-
-
 @pytest.fixture
 def server(live_servers: StartLive, clock: ManualClock) -> LiveServer:
-    live = live_servers(clock=clock, seed_flags=False, telemetry_rollup_delay_seconds=0)
-    with live.client() as admin:
-        check(admin.put(f"/api/v1/environments/{ENV}/flagset", json=FLAGS))
-    return live
+    return on_manual_clock(live_servers, clock)
 
 
 def send_uploads(live: LiveServer, clock: ManualClock, counts: dict[str, tuple[int, int]]) -> None:

@@ -10,11 +10,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from reelout.clock import ManualClock
-from tests.rollouts.conftest import API, ENV, FLAG, FLAGS, PLAN
+from tests.rollouts.conftest import API, ENV, FLAG, PLAN, check, on_manual_clock
 from tests.support.cli import Cli, as_json, cli_for, ok, refused
 from tests.support.jobs import run_jobs, telemetry_only
 from tests.support.live import LiveServer, StartLive
@@ -33,18 +32,9 @@ def documented() -> dict[str, Any]:
     return shown
 
 
-def check(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
-
-
 @pytest.fixture
 def server(live_servers: StartLive, clock: ManualClock) -> LiveServer:
-    """A server on the manual clock whose rollups read every event at once, with the flags."""
-    live = live_servers(clock=clock, seed_flags=False, telemetry_rollup_delay_seconds=0)
-    with live.client() as admin:
-        check(admin.put(f"/api/v1/environments/{ENV}/flagset", json=FLAGS))
-    return live
+    return on_manual_clock(live_servers, clock)
 
 
 def send_uploads(live: LiveServer, clock: ManualClock, rid: int) -> None:
