@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,7 +25,7 @@ from reelout.auth.routes import router as keys_router
 from reelout.bodylimit import BodyLimits, Limit, error_response
 from reelout.clock import Clock
 from reelout.config import Settings
-from reelout.errors import ReeloutError, ServiceUnavailable
+from reelout.errors import ReeloutError, ServiceUnavailable, StorageFailed
 from reelout.flags import routes as flags
 from reelout.flags.admin import service as flag_admin
 from reelout.flags.admin.audit_source import flag_changes
@@ -37,7 +36,6 @@ from reelout.media.jobs import tools as media_tools
 from reelout.media.playback_routes import PREFIX as MEDIA_PREFIX
 from reelout.media.playback_routes import router as playback_router
 from reelout.media.routes import router as videos_router
-from reelout.objectstore import StorageFailed
 from reelout.rollouts.alerting import with_rollbacks
 from reelout.rollouts.kpi_arms import rollout_arms
 from reelout.rollouts.metrics import RolloutMetrics
@@ -178,9 +176,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.runtime = rt
     app.state.limits = PublicLimits(settings, rt.clock)
     app.add_exception_handler(ReeloutError, _reelout_error)
-    # object storage failing under any store (the media stores raise the client's own errors)
-    for storage_error in (StorageFailed, ClientError, BotoCoreError):
-        app.add_exception_handler(storage_error, _storage_failed)
+    app.add_exception_handler(StorageFailed, _storage_failed)
+    if settings.storage_url:  # the media store raises the S3 client's own errors too
+        from botocore.exceptions import BotoCoreError, ClientError  # only a fleet loads boto
+
+        app.add_exception_handler(ClientError, _storage_failed)
+        app.add_exception_handler(BotoCoreError, _storage_failed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(MethodOverrideMiddleware)

@@ -99,3 +99,8 @@ class InsufficientStorage(ReeloutError):
 class ServiceUnavailable(ReeloutError):
     status = 503
     code = "UNAVAILABLE"
+
+
+class StorageFailed(OSError):
+    """Object storage refused or failed a call (unreachable, denied, throttled past the
+    retries); what it had stored before still stands. Answered 503 `STORAGE_UNAVAILABLE`."""

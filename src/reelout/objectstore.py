@@ -34,6 +34,10 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reelout.errors import StorageFailed
+
+__all__ = ["Bucket", "Location", "StorageFailed", "make_client", "storage_errors"]
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
@@ -42,11 +46,6 @@ MISSING = {"404", "NoSuchKey", "NoSuchUpload", "NotFound"}
 WHOLE_COPIES = TransferConfig(multipart_threshold=5 * 1024**3, multipart_chunksize=1024**3)
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class StorageFailed(OSError):
-    """Object storage refused or failed a call (unreachable, denied, throttled past the
-    retries); what it had stored before still stands. Answered 503 `STORAGE_UNAVAILABLE`."""
 
 
 def storage_errors(fn: Callable[P, R]) -> Callable[P, R]:

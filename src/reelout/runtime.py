@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from reelout import datafolder
 from reelout.alerts.signals import NoSignals, SignalSource
@@ -17,14 +18,14 @@ from reelout.auth.secret import check_admin_token, check_metrics_token, secret_k
 from reelout.clock import Clock, SystemClock, clock_for
 from reelout.config import Settings
 from reelout.db.engine import Database
-from reelout.media.s3storage import S3MediaStore
 from reelout.media.storage import FileMediaStore, MediaStore
-from reelout.objectstore import Bucket, Location
 from reelout.telemetry.kpis import KpiSignals
 from reelout.uploads.locks import FileLocker, LocalLocker, Locker
 from reelout.uploads.pglocks import PgLocker
-from reelout.uploads.s3store import S3UploadStore
 from reelout.uploads.store import FileUploadStore, UploadStore
+
+if TYPE_CHECKING:
+    from reelout.objectstore import Bucket
 
 
 @dataclass
@@ -56,12 +57,16 @@ class Runtime:
 
     def _upload_store(self) -> UploadStore:
         if self.settings.storage_url:
+            from reelout.uploads.s3store import S3UploadStore  # boto3: loaded by a fleet only
+
             return S3UploadStore(self.bucket, self.settings.s3_part_size)
         return FileUploadStore(self.settings.data_dir / "uploads")
 
     def _media_store(self) -> MediaStore:
         data = self.settings.data_dir
         if self.settings.storage_url:
+            from reelout.media.s3storage import S3MediaStore  # boto3: loaded by a fleet only
+
             return S3MediaStore(self.bucket, data / "scratch", self.settings.s3_part_size)
         return FileMediaStore(data / "media")
 
@@ -77,6 +82,8 @@ class Runtime:
     def bucket(self) -> Bucket:
         """The object storage of REELOUT_STORAGE_URL (one client for every store)."""
         assert self.settings.storage_url, "no REELOUT_STORAGE_URL"
+        from reelout.objectstore import Bucket, Location  # boto3: loaded by a fleet only
+
         return Bucket(Location.parse(self.settings.storage_url))
 
     @cached_property

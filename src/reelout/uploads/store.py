@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from reelout.objectstore import StorageFailed
+from reelout.errors import StorageFailed
 
 __all__ = ["StorageFailed"]  # what a store raises when its storage fails (not a full disk)
 
