@@ -206,7 +206,8 @@ def test_a_server_answering_500_gets_the_batch_again_once_it_recovers(
     )
     assert sorted(event["event_id"] for event in stored) == sorted(ids)
     assert flaky.statuses("POST", EVENTS) == [500, 500, 500, 200]
-    stats = app.stats()
+    # the server stores the batch before the page has read the answer: wait for the page
+    stats = wait_until(lambda: (s := app.stats())["queued"] == 0 and s, 10, "the page to count")
     assert (stats["retries"], stats["accepted"], stats["queued"]) == (3, 4, 0)
     assert app.page.evaluate("() => problems") == [
         "the ingest answered HTTP 500; retrying"
